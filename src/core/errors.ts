@@ -1,0 +1,66 @@
+// The error model: one coded error class per failure kind; the class fixes the exit code.
+
+/** Every error code envpack can throw. `ENVPACK_<AREA>_<WHAT>`; each is listed in the README. */
+export type ErrorCode =
+  | "ENVPACK_USAGE_BAD_ARGUMENT"
+  | "ENVPACK_USAGE_BAD_CONFIG"
+  | "ENVPACK_USAGE_MIXED_ENTRIES"
+  | "ENVPACK_INPUT_ENTRY_NOT_FOUND"
+  | "ENVPACK_INPUT_ENTRY_UNSUPPORTED"
+  | "ENVPACK_INPUT_ENV_NOT_FOUND"
+  | "ENVPACK_INPUT_ENV_NOT_CONDA"
+  | "ENVPACK_INPUT_ENV_NO_PYTHON"
+  | "ENVPACK_INPUT_UNRESOLVED"
+  | "ENVPACK_INPUT_MANIFEST_INVALID"
+  | "ENVPACK_INPUT_OUTPUT_UNWRITABLE";
+
+/** Fields every envpack error carries besides its message. */
+export interface EnvpackErrorOptions {
+  /** The next step for the user, imperative. */
+  hint?: string;
+  /** JSON-safe data about the failure (paths, digests, findings). */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/** Base class of every expected failure; `exitCode` is fixed by the subclass. */
+export abstract class EnvpackError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+  abstract readonly exitCode: number;
+
+  constructor(code: ErrorCode, message: string, options: EnvpackErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+
+  /** The JSON form printed by `--json` on failure. */
+  toJSON(): { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> } {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
+  }
+}
+
+/** Bad flags, arguments or config values. Exit 2. */
+export class UsageError extends EnvpackError {
+  override readonly name = "UsageError";
+  readonly exitCode = 2;
+}
+
+/** The user's files are wrong: missing entry, unreadable manifest, unresolved imports under strict. Exit 2. */
+export class InputError extends EnvpackError {
+  override readonly name = "InputError";
+  readonly exitCode = 2;
+}
+
+/** True for errors envpack raised on purpose (as opposed to bugs). */
+export function isEnvpackError(error: unknown): error is EnvpackError {
+  return error instanceof EnvpackError;
+}

@@ -1,0 +1,19 @@
+// Typed progress and diagnostic events emitted by long operations; the CLI decides how to render them.
+
+/** A finding that is data, not a failure; `strict` turns some of them into errors. */
+export interface WarnEvent {
+  type: "warn";
+  code: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+/** One event of a long operation. */
+export type EnvpackEvent =
+  | { type: "scan:file"; file: string; count: number }
+  | { type: "scan:done"; files: number; packages: number; unresolved: number; durationMs: number }
+  | WarnEvent
+  | { type: "debug"; message: string };
+
+/** The callback long operations accept. It must not throw. */
+export type OnEvent = (event: EnvpackEvent) => void;

@@ -1,0 +1,6 @@
+// The core layer's public surface: errors, events, digests and the manifest schema.
+
+export * from "./errors.js";
+export * from "./events.js";
+export * from "./digest.js";
+export * from "./manifest.js";

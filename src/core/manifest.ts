@@ -1,0 +1,221 @@
+// The dependency manifest: its versioned schema, canonical JSON and the input digest the packer keys on.
+
+import { z } from "zod";
+import { digestOf, type Digest } from "./digest.js";
+import { InputError } from "./errors.js";
+
+/** Bumped on any change to the manifest's shape or to what the input digest covers. */
+export const MANIFEST_SCHEMA_VERSION = 1 as const;
+
+const nodeRuntime = z.object({
+  name: z.literal("node"),
+  /** Node version without the leading `v`, e.g. `20.20.2`. */
+  version: z.string(),
+  /** `<os>-<arch>`, e.g. `linux-x64`, as in Node's release names. */
+  platform: z.string(),
+  /** C library on Linux: `glibc` or `musl`; absent elsewhere. */
+  libc: z.enum(["glibc", "musl"]).optional(),
+});
+
+const pythonRuntime = z.object({
+  name: z.literal("python"),
+  /** Full interpreter version from the prefix's python record, e.g. `3.11.7`. */
+  version: z.string(),
+  implementation: z.string(),
+  /** Conda subdir of the prefix, e.g. `linux-64`. */
+  platform: z.string(),
+});
+
+const fileProblem = z.object({
+  reason: z.enum(["syntax-error", "binary", "too-large", "unreadable"]),
+  message: z.string(),
+  line: z.number().int().optional(),
+  column: z.number().int().optional(),
+});
+
+const appFile = z.object({
+  /** POSIX path relative to the manifest root. */
+  path: z.string(),
+  sha256: z.string(),
+  size: z.number().int().nonnegative(),
+  role: z.enum(["entry", "module", "json", "native", "asset"]),
+  /** Set when the file could not be analysed; it is still listed and packed. */
+  problem: fileProblem.optional(),
+});
+
+const packageEntry = z.object({
+  /** Unique within the manifest: the install path for npm, `conda:<name>` / `pip:<name>` for Python. */
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  manager: z.enum(["npm", "conda", "pip"]),
+  /** npm: package directory relative to the root; conda: the conda-meta record; pip: the dist-info directory (both relative to the prefix). */
+  path: z.string(),
+  /** `sha512-…` from a lockfile, `sha256:…` or `md5:…` from conda-meta or a tree/RECORD hash; null when nothing vouches for the content. */
+  integrity: z.string().nullable(),
+  integritySource: z.enum(["lockfile", "tree", "conda-meta", "record", "none"]),
+  /** Ids of packages of this manifest that this one needs at run time. */
+  dependencies: z.array(z.string()),
+  /** Why the package is here: imported by the app, needed by another package, or the interpreter itself. */
+  reason: z.enum(["import", "dependency", "interpreter"]),
+  /** Needed only through optional imports or optional dependencies. */
+  optional: z.boolean().optional(),
+  /** A local package reached through a symlink (npm/pnpm workspaces, `file:` links). */
+  link: z.boolean().optional(),
+  /** npm `os` / `cpu` / `libc` restrictions, for per-platform native packages. */
+  os: z.array(z.string()).optional(),
+  cpu: z.array(z.string()).optional(),
+  libc: z.array(z.string()).optional(),
+  /** Ships or builds a native addon (`.node`). */
+  native: z.boolean().optional(),
+  /** Conda build string and channel. */
+  build: z.string().optional(),
+  channel: z.string().optional(),
+});
+
+const importKind = z.enum([
+  "import",
+  "export",
+  "dynamic-import",
+  "require",
+  "require-resolve",
+  "python-import",
+  "python-dynamic",
+]);
+
+const importRecord = z.object({
+  specifier: z.string(),
+  /** The importing file, relative to the root. */
+  file: z.string(),
+  line: z.number().int(),
+  kind: importKind,
+  /** What it resolved to: `builtin`, `file:<path>`, `package:<id>`, or `unresolved`. */
+  resolved: z.string(),
+  /** Inside `try/except ImportError` or a JS `try` block: failure is tolerated at run time. */
+  optional: z.boolean().optional(),
+});
+
+const unresolvedEntry = z.object({
+  specifier: z.string(),
+  file: z.string(),
+  line: z.number().int(),
+  column: z.number().int().optional(),
+  reason: z.enum([
+    "not-installed",
+    "dynamic-expression",
+    "exports-mismatch",
+    "file-not-found",
+    "local-project",
+    "unsupported",
+  ]),
+  message: z.string(),
+  optional: z.boolean().optional(),
+  /** Set when the import is inside an installed package rather than the app. */
+  package: z.string().optional(),
+});
+
+export const manifestSchema = z.object({
+  schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
+  kind: z.enum(["node", "conda"]),
+  generator: z.object({ name: z.literal("envpack"), version: z.string() }),
+  runtime: z.discriminatedUnion("name", [nodeRuntime, pythonRuntime]),
+  /** Absolute directory the relative paths are under. Informational: not part of the input digest. */
+  root: z.string(),
+  /** The Conda prefix of a conda manifest (absolute, informational). */
+  env: z.object({ prefix: z.string(), sitePackages: z.string() }).optional(),
+  entries: z.array(z.string()),
+  files: z.array(appFile),
+  packages: z.array(packageEntry),
+  imports: z.array(importRecord),
+  unresolved: z.array(unresolvedEntry),
+  inputDigest: z.string(),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type NodeRuntime = z.infer<typeof nodeRuntime>;
+export type PythonRuntime = z.infer<typeof pythonRuntime>;
+export type AppFile = z.infer<typeof appFile>;
+export type FileProblem = z.infer<typeof fileProblem>;
+export type PackageEntry = z.infer<typeof packageEntry>;
+export type ImportKind = z.infer<typeof importKind>;
+export type ImportRecord = z.infer<typeof importRecord>;
+export type UnresolvedEntry = z.infer<typeof unresolvedEntry>;
+export type UnresolvedReason = UnresolvedEntry["reason"];
+
+/** JSON with object keys sorted at every level and no insignificant white space. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = sortKeys(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+/**
+ * The canonical input digest: sha256 over the canonical JSON of what determines a bundle's
+ * contents — schema version, kind, runtime identity and platform, entries, app file hashes and
+ * packages with their integrity. Never absolute paths, mtimes or host names, so moving the
+ * project does not change it; editing an app file or upgrading a package does.
+ */
+export function computeInputDigest(manifest: Omit<Manifest, "inputDigest">): Digest {
+  const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => compare(key(a), key(b));
+  return digestOf(
+    canonicalJson({
+      schemaVersion: manifest.schemaVersion,
+      kind: manifest.kind,
+      runtime: manifest.runtime,
+      sitePackages: manifest.env?.sitePackages,
+      entries: [...manifest.entries].sort(compare),
+      files: manifest.files
+        .map((f) => ({ path: f.path, sha256: f.sha256 }))
+        .sort(byKey((f) => f.path)),
+      packages: manifest.packages
+        .map((p) => ({
+          id: p.id,
+          name: p.name,
+          version: p.version,
+          manager: p.manager,
+          build: p.build,
+          integrity: p.integrity,
+          dependencies: [...p.dependencies].sort(compare),
+        }))
+        .sort(byKey((p) => p.id)),
+    }),
+  );
+}
+
+/** Code-unit string order, independent of locale. */
+export function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Validates a manifest read from disk or the network. */
+export function parseManifest(json: unknown, source: string): Manifest {
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InputError(
+      "ENVPACK_INPUT_MANIFEST_INVALID",
+      `${source} is not an envpack manifest: ${issue ? `${issue.path.join(".") || "(root)"}: ${issue.message}` : "invalid"}`,
+      { hint: "Regenerate it with `envpack scan ENTRY -o FILE`.", details: { source } },
+    );
+  }
+  const expected = computeInputDigest(parsed.data);
+  if (parsed.data.inputDigest !== expected) {
+    throw new InputError(
+      "ENVPACK_INPUT_MANIFEST_INVALID",
+      `${source}: inputDigest ${parsed.data.inputDigest} does not match its contents (${expected})`,
+      { hint: "The manifest was edited by hand; regenerate it with `envpack scan`." },
+    );
+  }
+  return parsed.data;
+}

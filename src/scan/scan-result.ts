@@ -1,0 +1,77 @@
+// What a language scanner returns, and the small helpers every scanner shares.
+
+import { open, stat } from "node:fs/promises";
+import { dirname, relative, sep } from "node:path";
+import { createHash } from "node:crypto";
+import type { AppFile, FileProblem, Manifest, OnEvent } from "../core/index.js";
+
+/** A manifest before the dispatcher adds schema version, generator and input digest. */
+export type ScanResult = Omit<Manifest, "schemaVersion" | "generator" | "inputDigest">;
+
+/** Options every language scanner takes; `entries` are absolute paths to existing files. */
+export interface ScannerOptions {
+  entries: string[];
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Files larger than this are listed but not parsed (`too-large`). */
+export const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
+
+/** A file read for analysis: its bytes' hash and size, its text when it is text, or why not. */
+export interface ReadSource {
+  sha256: string;
+  size: number;
+  text?: string;
+  problem?: FileProblem;
+}
+
+/** Reads a source file once: hash, size and text, refusing binary and huge files as findings. */
+export async function readSource(path: string): Promise<ReadSource> {
+  const info = await stat(path);
+  const handle = await open(path, "r");
+  try {
+    if (info.size > MAX_SOURCE_BYTES) {
+      const hash = createHash("sha256");
+      for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+      return {
+        sha256: hash.digest("hex"),
+        size: info.size,
+        problem: { reason: "too-large", message: `${info.size} bytes is over the ${MAX_SOURCE_BYTES}-byte limit for source files` },
+      };
+    }
+    const bytes = await handle.readFile();
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    if (bytes.includes(0)) {
+      return { sha256, size: bytes.length, problem: { reason: "binary", message: "contains NUL bytes; not a source file" } };
+    }
+    return { sha256, size: bytes.length, text: bytes.toString("utf8") };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `path` relative to `root`, with `/` separators. */
+export function toPosixRelative(root: string, path: string): string {
+  const rel = relative(root, path);
+  return sep === "/" ? rel : rel.split(sep).join("/");
+}
+
+/** The deepest directory containing every given absolute path (files count by their directory). */
+export function commonDirectory(paths: string[]): string {
+  const dirs = paths.map((p) => dirname(p).split(sep));
+  const first = dirs[0];
+  if (first === undefined) throw new Error("commonDirectory needs at least one path");
+  let length = first.length;
+  for (const parts of dirs.slice(1)) {
+    let i = 0;
+    while (i < length && i < parts.length && parts[i] === first[i]) i++;
+    length = i;
+  }
+  return first.slice(0, length).join(sep) || sep;
+}
+
+/** Builds an app-file record. */
+export function appFile(path: string, source: ReadSource, role: AppFile["role"]): AppFile {
+  return { path, sha256: source.sha256, size: source.size, role, ...(source.problem ? { problem: source.problem } : {}) };
+}
