@@ -2,18 +2,31 @@
 // Builds the shared test fixtures (installed fixture apps, the Conda environment) once, idempotently.
 // Run directly (`npm run fixtures`) or from the test suite's global setup.
 
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { prepareAppFixtures } from "./fixtures/apps.mjs";
+import { prepareCondaFixture } from "./fixtures/conda.mjs";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
+
+/** Where generated fixtures live: outside the repository, reused across runs while their inputs are unchanged. */
+export function fixturesDir() {
+  return process.env.ENVPACK_FIXTURES_DIR || join(tmpdir(), "envpack-fixtures");
+}
 
 /**
  * Prepares every fixture and returns where they are.
  * @param {{ log?: (line: string) => void }} [options]
- * @returns {Promise<{ repo: string }>}
  */
 export async function prepareFixtures(options = {}) {
-  void options;
-  return { repo };
+  const log = options.log ?? (() => {});
+  const dir = fixturesDir();
+  const [apps, conda] = await Promise.all([
+    prepareAppFixtures({ repo, log }),
+    prepareCondaFixture({ dir, profile: "small", log }),
+  ]);
+  return { repo, apps, conda };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
