@@ -12,7 +12,12 @@ export type ErrorCode =
   | "ENVPACK_INPUT_ENV_NO_PYTHON"
   | "ENVPACK_INPUT_UNRESOLVED"
   | "ENVPACK_INPUT_MANIFEST_INVALID"
-  | "ENVPACK_INPUT_OUTPUT_UNWRITABLE";
+  | "ENVPACK_INPUT_OUTPUT_UNWRITABLE"
+  | "ENVPACK_INTEGRITY_DIGEST_MISMATCH"
+  | "ENVPACK_INTEGRITY_UNSAFE_ENTRY"
+  | "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE"
+  | "ENVPACK_TOOL_MISSING"
+  | "ENVPACK_TOOL_FAILED";
 
 /** Fields every envpack error carries besides its message. */
 export interface EnvpackErrorOptions {
@@ -58,6 +63,18 @@ export class UsageError extends EnvpackError {
 export class InputError extends EnvpackError {
   override readonly name = "InputError";
   readonly exitCode = 2;
+}
+
+/** Digest mismatch, truncated/corrupt or unsafe archive. Exit 1. */
+export class IntegrityError extends EnvpackError {
+  override readonly name = "IntegrityError";
+  readonly exitCode = 1;
+}
+
+/** An external tool (zstd, conda-pack, work_queue_worker) is missing or failed. Exit 1. */
+export class ToolError extends EnvpackError {
+  override readonly name = "ToolError";
+  readonly exitCode = 1;
 }
 
 /** True for errors envpack raised on purpose (as opposed to bugs). */
