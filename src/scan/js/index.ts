@@ -1,8 +1,457 @@
-// JavaScript/TypeScript import scanning (in progress).
+// Scans JS/TS entries: follows the app's own files, identifies the npm packages they reach, and
+// closes the package set over the packages' own run-time dependencies.
 
-import type { ScanResult, ScannerOptions } from "../scan-result.js";
+import { readFile, readdir, realpath, stat } from "node:fs/promises";
+import { dirname, extname, join, resolve, sep } from "node:path";
+import {
+  compare,
+  type AppFile,
+  type ImportRecord,
+  type NodeRuntime,
+  type PackageEntry,
+  type UnresolvedEntry,
+} from "../../core/index.js";
+import { PackageCatalog, packageTreeDigest, type InstalledPackage } from "../npm/package-catalog.js";
+import { appFile, commonDirectory, readSource, toPosixRelative, type ScanResult, type ScannerOptions } from "../scan-result.js";
+import { findImports, type ImportSite } from "./find-imports.js";
+import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
+
+const PARSED = new Set([".ts", ".tsx", ".mts", ".cts", ".js", ".mjs", ".cjs", ".jsx"]);
+/** Bounded fan-out for file reads. */
+const CONCURRENCY = 16;
+/** A computed `import()` whose static directory holds more files than this is reported, not expanded. */
+const MAX_PATTERN_FILES = 1000;
+
+/** Where a file sits: the app's own code, or inside a package (by its real directory). */
+type Owner = { type: "app" } | { type: "package"; dir: string };
+
+/** A package of the closure with its dependencies (real directory → needed only optionally). */
+interface ClosureEntry {
+  pkg: InstalledPackage;
+  deps: Map<string, boolean>;
+  reason: "import" | "dependency";
+}
+
+interface PendingFile {
+  path: string;
+  owner: Owner;
+}
 
 /** Scans JS/TS entries and the packages they reach. */
 export async function scanJs(options: ScannerOptions): Promise<ScanResult> {
-  throw new Error(`not implemented: ${options.entries.join(" ")}`);
+  const scanner = new JsScanner(options);
+  return scanner.run();
+}
+
+class JsScanner {
+  readonly #options: ScannerOptions;
+  readonly #resolver = new SpecifierResolver();
+  readonly #catalog = new PackageCatalog();
+  /** Real path → owner, for every file queued so far. */
+  readonly #seen = new Map<string, Owner>();
+  readonly #queue: PendingFile[] = [];
+  readonly #appFiles = new Map<string, AppFile>();
+  /** Package directories the app itself (not another package) reached. */
+  readonly #imported = new Set<string>();
+  /** Package directories reached from inside other packages, by importer. */
+  readonly #packageEdges = new Map<string, Set<string>>();
+  readonly #optionalOnly = new Map<string, boolean>();
+  readonly #linkDirs = new Set<string>();
+  readonly #imports: Array<Omit<ImportRecord, "file" | "resolved"> & { file: string; target: ResolvedTarget }> = [];
+  readonly #unresolved: Array<Omit<UnresolvedEntry, "file"> & { file: string; packageDir?: string }> = [];
+  #parsed = 0;
+
+  constructor(options: ScannerOptions) {
+    this.#options = options;
+  }
+
+  async run(): Promise<ScanResult> {
+    const started = performance.now();
+    for (const entry of this.#options.entries) {
+      const real = await realpath(entry);
+      this.#enqueue(real, { type: "app" }, "entry");
+    }
+    await this.#drain();
+    const packages = await this.#packages();
+    const root = this.#root(packages);
+    const result: ScanResult = {
+      kind: "node",
+      runtime: hostRuntime(),
+      root,
+      entries: await Promise.all(this.#options.entries.map(async (e) => toPosixRelative(root, await realpath(e)))),
+      files: [...this.#appFiles.entries()]
+        .map(([path, file]) => ({ ...file, path: toPosixRelative(root, path) }))
+        .sort((a, b) => compare(a.path, b.path)),
+      packages: await this.#packageEntries(packages, root),
+      imports: this.#imports
+        .map(({ target, ...record }) => ({
+          ...record,
+          file: toPosixRelative(root, record.file),
+          resolved: describeTarget(target, root),
+        }))
+        .sort(byLocation),
+      unresolved: await this.#unresolvedEntries(root),
+    };
+    this.#options.onEvent?.({
+      type: "scan:done",
+      files: this.#parsed,
+      packages: result.packages.length,
+      unresolved: result.unresolved.length,
+      durationMs: Math.round(performance.now() - started),
+    });
+    return result;
+  }
+
+  #enqueue(path: string, owner: Owner, role: AppFile["role"]): void {
+    if (this.#seen.has(path)) return;
+    this.#seen.set(path, owner);
+    if (owner.type === "app") this.#appFiles.set(path, { path, sha256: "", size: 0, role });
+    this.#queue.push({ path, owner });
+  }
+
+  async #drain(): Promise<void> {
+    const workers = Array.from({ length: CONCURRENCY }, async () => {
+      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        this.#options.signal?.throwIfAborted();
+        await this.#visit(next);
+      }
+    });
+    await Promise.all(workers);
+    // A worker may have exited while another was still adding work.
+    if (this.#queue.length > 0) await this.#drain();
+  }
+
+  async #visit({ path, owner }: PendingFile): Promise<void> {
+    const ext = extname(path);
+    const isApp = owner.type === "app";
+    if (!isApp && !PARSED.has(ext)) return;
+    const source = await readSource(path);
+    if (isApp) {
+      const current = this.#appFiles.get(path);
+      const role = current?.role === "entry" ? "entry" : roleOf(ext);
+      this.#appFiles.set(path, appFile(path, source, role));
+    }
+    if (!PARSED.has(ext) || source.text === undefined) return;
+    const found = findImports(source.text, ext);
+    this.#parsed++;
+    this.#options.onEvent?.({ type: "scan:file", file: path, count: this.#parsed });
+    if (found.problem) {
+      if (isApp) this.#appFiles.set(path, appFile(path, { ...source, problem: found.problem }, roleOf(ext)));
+      return;
+    }
+    for (const site of found.sites) await this.#follow(path, owner, site);
+  }
+
+  async #follow(from: string, owner: Owner, site: ImportSite): Promise<void> {
+    const isApp = owner.type === "app";
+    const { target } = site;
+    const specifier = target.type === "literal" ? target.specifier : target.text;
+    const record = (resolved: ResolvedTarget) => {
+      if (isApp && site.kind !== "asset") {
+        this.#imports.push({
+          specifier,
+          file: from,
+          line: site.line,
+          kind: site.kind,
+          target: resolved,
+          ...(site.optional ? { optional: true } : {}),
+        });
+      }
+    };
+    const miss = (reason: UnresolvedEntry["reason"], message: string) => {
+      record({ type: "unresolved" });
+      // Inside a package, a failure the package guards with try/catch is by design (the
+      // loaders of per-platform builds try every platform's name); only the app's are findings.
+      if (!isApp && site.optional) return;
+      this.#unresolved.push({
+        specifier,
+        file: from,
+        line: site.line,
+        column: site.column,
+        reason,
+        message,
+        ...(site.optional ? { optional: true } : {}),
+        ...(owner.type === "package" ? { packageDir: owner.dir } : {}),
+      });
+    };
+
+    if (target.type === "dynamic") {
+      return miss("dynamic-expression", `computed specifier ${target.text || "(empty)"} cannot be resolved statically`);
+    }
+    if (target.type === "pattern") return this.#followPattern(from, owner, site, target, record, miss);
+
+    if (site.kind === "asset") {
+      const path = resolve(dirname(from), target.specifier);
+      try {
+        if ((await stat(path)).isFile()) this.#reach(from, owner, await realpath(path), null, site.optional);
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+      }
+      return;
+    }
+    const resolution = this.#resolver.resolve(from, target.specifier, site.kind === "require" || site.kind === "require-resolve");
+    if (resolution.type === "builtin") return record({ type: "builtin" });
+    if (resolution.type === "unresolved") return miss(resolution.reason, resolution.message);
+    const reached = await this.#reach(from, owner, resolution.path, packageNameOf(target.specifier), site.optional);
+    record(reached);
+  }
+
+  /** Queues a resolved file under the right owner and records package edges. */
+  async #reach(
+    from: string,
+    owner: Owner,
+    path: string,
+    bareName: string | null,
+    optional: boolean,
+  ): Promise<ResolvedTarget> {
+    const packageDir = this.#catalog.packageDirOf(path) ?? (await this.#linkedPackageDir(path, bareName, from));
+    if (packageDir === null) {
+      this.#enqueue(path, { type: "app" }, roleOf(extname(path)));
+      return { type: "file", path };
+    }
+    if (owner.type === "app") {
+      this.#imported.add(packageDir);
+      this.#optionalOnly.set(packageDir, optional && this.#optionalOnly.get(packageDir) !== false);
+    } else if (owner.dir !== packageDir) {
+      let edges = this.#packageEdges.get(owner.dir);
+      if (edges === undefined) this.#packageEdges.set(owner.dir, (edges = new Set()));
+      edges.add(packageDir);
+    }
+    this.#enqueue(path, { type: "package", dir: packageDir }, "module");
+    return { type: "package", dir: packageDir };
+  }
+
+  /**
+   * A file outside node_modules is a linked package's when it is inside a known link, or when a
+   * bare specifier reached it (a workspace or `file:` link) and it is not the importer's own
+   * package (a self-reference).
+   */
+  async #linkedPackageDir(path: string, bareName: string | null, from: string): Promise<string | null> {
+    for (const dir of this.#linkDirs) if (path.startsWith(dir + sep)) return dir;
+    if (bareName === null) return null;
+    const dir = await findPackageRoot(path, bareName);
+    if (dir === null || from.startsWith(dir + sep)) return null;
+    this.#linkDirs.add(dir);
+    await this.#catalog.read(dir, true);
+    return dir;
+  }
+
+  async #followPattern(
+    from: string,
+    owner: Owner,
+    site: ImportSite,
+    target: Extract<ImportSite["target"], { type: "pattern" }>,
+    record: (resolved: ResolvedTarget) => void,
+    miss: (reason: UnresolvedEntry["reason"], message: string) => void,
+  ): Promise<void> {
+    const { prefix, suffix } = target;
+    if (prefix.startsWith(".")) {
+      const base = resolve(dirname(from), prefix);
+      const dir = prefix.endsWith("/") ? base : dirname(base);
+      const matches = (await listFiles(dir)).filter((file) => {
+        return file.startsWith(base) && file.endsWith(suffix) && file.length >= base.length + suffix.length;
+      });
+      if (matches.length === 0) return miss("dynamic-expression", `no file matches ${target.text}`);
+      for (const file of matches) record(await this.#reach(from, owner, await realpath(file), null, site.optional));
+      return;
+    }
+    const name = packageNameOf(prefix);
+    const fromDir = dirname(from);
+    // A static part that names a whole package picks it (`lodash/${x}`); otherwise look for
+    // installed packages matching the pattern (`@scope/pkg-${platform}-${arch}`).
+    const names =
+      name !== null && prefix.length > name.length
+        ? [name]
+        : await this.#catalog.findByPattern(fromDir, prefix, suffix.split("/")[0] ?? "");
+    let any = false;
+    for (const pkgName of names) {
+      const dir = await this.#catalog.findInstalled(fromDir, pkgName);
+      if (dir === null) continue;
+      any = true;
+      const main = this.#resolver.resolve(from, pkgName, site.kind === "require" || site.kind === "require-resolve");
+      const path = main.type === "file" ? main.path : join(dir, "package.json");
+      record(await this.#reach(from, owner, path, pkgName, site.optional));
+    }
+    if (!any) miss("dynamic-expression", `no installed package matches ${target.text}`);
+  }
+
+  /** Every package reached, closed over declared dependencies that are installed. */
+  async #packages(): Promise<Map<string, ClosureEntry>> {
+    const out = new Map<string, ClosureEntry>();
+    const pending = [...new Set([...this.#imported, ...this.#packageEdges.keys(), ...[...this.#packageEdges.values()].flatMap((s) => [...s])])];
+    while (pending.length > 0) {
+      const dir = pending.pop() as string;
+      if (out.has(dir)) continue;
+      const pkg = await this.#catalog.read(dir, this.#linkDirs.has(dir));
+      if (pkg === null) continue;
+      const deps = new Map([...(this.#packageEdges.get(dir) ?? [])].map((d) => [d, false]));
+      for (const dep of pkg.dependencies) {
+        const depDir = await this.#catalog.findInstalled(dir, dep.name);
+        if (depDir === null) {
+          if (!dep.optional && !dep.peer) {
+            this.#unresolved.push({
+              specifier: dep.name,
+              file: join(dir, "package.json"),
+              line: 1,
+              reason: "not-installed",
+              message: `${pkg.name}@${pkg.version} depends on ${dep.name}, which is not installed`,
+              packageDir: dir,
+            });
+          }
+          continue;
+        }
+        deps.set(depDir, (deps.get(depDir) ?? true) && dep.optional);
+        pending.push(depDir);
+      }
+      deps.delete(dir);
+      out.set(dir, { pkg, deps, reason: this.#imported.has(dir) ? "import" : "dependency" });
+    }
+    return out;
+  }
+
+  #root(packages: Map<string, unknown>): string {
+    const anchors = [...this.#appFiles.keys(), ...[...packages.keys()].map((dir) => join(dir, "package.json"))];
+    let root = commonDirectory(anchors);
+    // Keep package ids readable: the root is never inside a node_modules directory.
+    const at = root.indexOf(`${sep}node_modules`);
+    if (at >= 0) root = root.slice(0, at) || sep;
+    return root;
+  }
+
+  async #packageEntries(
+    packages: Map<string, ClosureEntry>,
+    root: string,
+  ): Promise<PackageEntry[]> {
+    const optional = this.#optionalClosure(packages);
+    const entries = await Promise.all(
+      [...packages.values()].map(async ({ pkg, deps, reason }): Promise<PackageEntry> => {
+        const lock = await this.#catalog.lockfileIntegrity(pkg.dir);
+        const integrity = lock ?? (await packageTreeDigest(pkg.dir));
+        return {
+          id: toPosixRelative(root, pkg.dir),
+          name: pkg.name,
+          version: pkg.version,
+          manager: "npm",
+          path: toPosixRelative(root, pkg.dir),
+          integrity,
+          integritySource: lock ? "lockfile" : "tree",
+          dependencies: [...deps.keys()].map((d) => toPosixRelative(root, d)).sort(compare),
+          reason,
+          ...(optional.has(pkg.dir) ? { optional: true } : {}),
+          ...(pkg.link ? { link: true } : {}),
+          ...(pkg.os ? { os: pkg.os } : {}),
+          ...(pkg.cpu ? { cpu: pkg.cpu } : {}),
+          ...(pkg.libc ? { libc: pkg.libc } : {}),
+          ...(pkg.native ? { native: true } : {}),
+        };
+      }),
+    );
+    return entries.sort((a, b) => compare(a.id, b.id));
+  }
+
+  /** Packages reachable only through optional imports or optional dependencies. */
+  #optionalClosure(packages: Map<string, ClosureEntry>): Set<string> {
+    const required = new Set<string>();
+    const stack = [...this.#imported].filter((dir) => this.#optionalOnly.get(dir) === false);
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      if (required.has(dir)) continue;
+      required.add(dir);
+      const info = packages.get(dir);
+      if (!info) continue;
+      for (const [dep, isOptional] of info.deps) if (!isOptional) stack.push(dep);
+    }
+    return new Set([...packages.keys()].filter((dir) => !required.has(dir)));
+  }
+
+  async #unresolvedEntries(root: string): Promise<UnresolvedEntry[]> {
+    const entries = await Promise.all(
+      this.#unresolved.map(async ({ packageDir, ...entry }): Promise<UnresolvedEntry> => {
+        const pkg = packageDir === undefined ? null : await this.#catalog.read(packageDir);
+        return {
+          ...entry,
+          file: toPosixRelative(root, entry.file),
+          ...(pkg ? { package: `${pkg.name}@${pkg.version}` } : {}),
+        };
+      }),
+    );
+    const unique = new Map(entries.map((e) => [`${e.file}:${e.line}:${e.column ?? 0}:${e.specifier}`, e]));
+    return [...unique.values()].sort(byLocation);
+  }
+}
+
+type ResolvedTarget = { type: "builtin" } | { type: "file"; path: string } | { type: "package"; dir: string } | { type: "unresolved" };
+
+function describeTarget(target: ResolvedTarget, root: string): string {
+  switch (target.type) {
+    case "builtin":
+      return "builtin";
+    case "file":
+      return `file:${toPosixRelative(root, target.path)}`;
+    case "package":
+      return `package:${toPosixRelative(root, target.dir)}`;
+    default:
+      return "unresolved";
+  }
+}
+
+function byLocation(a: { file: string; line: number; specifier: string }, b: { file: string; line: number; specifier: string }): number {
+  return compare(a.file, b.file) || a.line - b.line || compare(a.specifier, b.specifier);
+}
+
+function roleOf(ext: string): AppFile["role"] {
+  if (ext === ".json") return "json";
+  if (ext === ".node") return "native";
+  return PARSED.has(ext) ? "module" : "asset";
+}
+
+/** The node runtime of this host, which a default Node bundle carries. */
+export function hostRuntime(): NodeRuntime {
+  const platform = `${process.platform}-${process.arch}`;
+  if (process.platform !== "linux") return { name: "node", version: process.versions.node, platform };
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return { name: "node", version: process.versions.node, platform, libc: header?.glibcVersionRuntime ? "glibc" : "musl" };
+}
+
+/** Walks up from `file` to the directory whose package.json is named `name`. */
+async function findPackageRoot(file: string, name: string): Promise<string | null> {
+  let dir = dirname(file);
+  for (;;) {
+    try {
+      const json = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { name?: unknown };
+      if (json.name === name) return dir;
+    } catch (error) {
+      if (!isMissing(error) && !(error instanceof SyntaxError)) throw error;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
+
+/** Regular files under `dir` (not following symlinked directories), at most MAX_PATTERN_FILES. */
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(current: string): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(current, { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    for (const entry of entries) {
+      if (out.length >= MAX_PATTERN_FILES) return;
+      const path = join(current, entry.name);
+      if (entry.isDirectory() && entry.name !== "node_modules") await walk(path);
+      else if (entry.isFile()) out.push(path);
+    }
+  }
+  await walk(dir);
+  return out.sort();
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
 }
