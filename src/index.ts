@@ -1,4 +1,25 @@
 // envpack's public library entry: everything exported here is the supported API.
 
-export { scan, type ScanOptions } from "./scan/index.js";
-export * from "./core/index.js";
+export { scan, strictFindings, envpackVersion, type ScanOptions } from "./api/index.js";
+export {
+  EnvpackError,
+  UsageError,
+  InputError,
+  IntegrityError,
+  ToolError,
+  isEnvpackError,
+  computeInputDigest,
+  canonicalJson,
+  parseManifest,
+  manifestSchema,
+  MANIFEST_SCHEMA_VERSION,
+  type ErrorCode,
+  type EnvpackEvent,
+  type OnEvent,
+  type Manifest,
+  type PackageEntry,
+  type ImportRecord,
+  type UnresolvedEntry,
+  type AppFile,
+  type Digest,
+} from "./core/index.js";

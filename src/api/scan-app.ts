@@ -1,0 +1,86 @@
+// The scan use case: scan entries, apply --strict, write the manifest atomically.
+
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { InputError, type Manifest, type OnEvent, type UnresolvedEntry } from "../core/index.js";
+import { scan as scanEntries } from "../scan/index.js";
+import { envpackVersion } from "./version.js";
+
+/** Options of {@link scan}. */
+export interface ScanOptions {
+  /** Entry files: all JS/TS or all Python. */
+  entries: string[];
+  /** Conda prefix for Python entries; defaults to `$CONDA_PREFIX` via the loaded config. */
+  env?: string | undefined;
+  /** Directory relative paths resolve against (default: `process.cwd()`). */
+  cwd?: string | undefined;
+  /** Fail with ENVPACK_INPUT_UNRESOLVED when the app has unresolved, non-optional imports. */
+  strict?: boolean | undefined;
+  /** Also write the manifest to this file (atomically). */
+  output?: string | undefined;
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Scans an app's entry files into a dependency manifest.
+ * Unresolved imports are data in `manifest.unresolved` unless `strict` is set.
+ * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT, ENVPACK_USAGE_MIXED_ENTRIES
+ * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND, ENVPACK_INPUT_ENTRY_UNSUPPORTED, ENVPACK_INPUT_ENV_*,
+ *   ENVPACK_INPUT_UNRESOLVED (under `strict`), ENVPACK_INPUT_OUTPUT_UNWRITABLE
+ */
+export async function scan(options: ScanOptions): Promise<Manifest> {
+  const cwd = options.cwd ?? process.cwd();
+  const manifest = await scanEntries({
+    entries: options.entries,
+    env: options.env,
+    cwd,
+    generatorVersion: envpackVersion(),
+    onEvent: options.onEvent,
+    signal: options.signal,
+  });
+  if (options.strict) {
+    const findings = strictFindings(manifest.unresolved);
+    if (findings.length > 0) {
+      const first = findings[0] as UnresolvedEntry;
+      throw new InputError(
+        "ENVPACK_INPUT_UNRESOLVED",
+        `${findings.length} unresolved import${findings.length === 1 ? "" : "s"}, first: '${first.specifier}' at ${first.file}:${first.line} (${first.reason})`,
+        {
+          hint: "Install the missing packages or make the imports static; drop --strict to record them as findings.",
+          details: { unresolved: findings },
+        },
+      );
+    }
+  }
+  if (options.output !== undefined) await writeFileAtomic(resolve(cwd, options.output), JSON.stringify(manifest, null, 2) + "\n");
+  return manifest;
+}
+
+/** The findings --strict fails on: the app's own imports that are not guarded as optional. */
+export function strictFindings(unresolved: UnresolvedEntry[]): UnresolvedEntry[] {
+  return unresolved.filter((u) => !u.optional && u.package === undefined);
+}
+
+/** Writes through a temp file in the same directory and renames, so readers never see a partial file. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(temp, data);
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EROFS" || code === "ENOTDIR" || code === "EISDIR" || code === "EPERM") {
+      throw new InputError("ENVPACK_INPUT_OUTPUT_UNWRITABLE", `cannot write ${path}: ${code}`, {
+        hint: "Choose an output path in a writable directory.",
+        details: { path },
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,50 @@
+// `envpack scan`: entries → manifest.
+
+import type { Command } from "commander";
+import type { Manifest } from "../../core/index.js";
+import type { CommandContext } from "../context.js";
+
+interface ScanFlags {
+  env?: string;
+  output?: string;
+  strict?: boolean;
+}
+
+/** Registers `envpack scan`. */
+export function registerScan(program: Command, context: CommandContext): void {
+  program
+    .command("scan")
+    .description("statically analyse an app's imports and write its dependency manifest")
+    .argument("<entry...>", "entry files: .ts .tsx .mts .cts .js .mjs .cjs .jsx, or .py with --env")
+    .option("--env <prefix>", "Conda prefix for Python entries (default: $CONDA_PREFIX)")
+    .option("-o, --output <file>", "write the manifest to FILE (atomically)")
+    .option("--strict", "exit 2 when the app has unresolved imports that are not optional")
+    .addHelpText("after", "\nExample:\n  envpack scan src/main.ts -o envpack.manifest.json\n  envpack scan app.py --env ~/miniconda3/envs/demo --json")
+    .action(async (entries: string[], flags: ScanFlags) => {
+      await context.run(async ({ onEvent, signal, mode }) => {
+        const { scan, loadConfig } = await import("../../api/index.js");
+        const config = loadConfig({ env: flags.env });
+        const manifest = await scan({ entries, env: config.env, strict: flags.strict, output: flags.output, onEvent, signal });
+        return { json: manifest as unknown as Record<string, unknown>, human: mode.json ? "" : summarise(manifest, flags.output) };
+      });
+    });
+}
+
+function summarise(manifest: Manifest, output: string | undefined): string {
+  const lines = [
+    `${manifest.kind} app: ${manifest.files.length} files, ${manifest.packages.length} packages, ${manifest.unresolved.length} unresolved`,
+    `runtime: ${manifest.runtime.name} ${manifest.runtime.version} (${manifest.runtime.platform})`,
+    `input digest: ${manifest.inputDigest}`,
+  ];
+  const broken = manifest.files.filter((f) => f.problem);
+  for (const file of broken) {
+    const at = file.problem?.line ? `:${file.problem.line}:${file.problem.column ?? 0}` : "";
+    lines.push(`unreadable: ${file.path}${at} ${file.problem?.reason}: ${file.problem?.message}`);
+  }
+  for (const u of manifest.unresolved) {
+    const where = u.package ? ` (in ${u.package})` : "";
+    lines.push(`unresolved: ${u.file}:${u.line} '${u.specifier}' ${u.reason}${u.optional ? " (optional)" : ""}${where}`);
+  }
+  if (output) lines.push(`manifest written to ${output}`);
+  return lines.join("\n");
+}

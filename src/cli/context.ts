@@ -1,0 +1,22 @@
+// What every command handler gets: output mode, progress callback, cancellation, and one way to finish.
+
+import type { OnEvent } from "../core/index.js";
+import type { OutputMode } from "./render/output.js";
+
+/** Passed to a command's body. */
+export interface RunScope {
+  mode: OutputMode;
+  onEvent: OnEvent;
+  signal: AbortSignal;
+}
+
+/** A command body returns its result as JSON data and as human text. */
+export interface CommandResult {
+  json: Record<string, unknown>;
+  human: string;
+}
+
+/** Shared by all commands: runs a body with rendering and error handling. */
+export interface CommandContext {
+  run(body: (scope: RunScope) => Promise<CommandResult>): Promise<void>;
+}

@@ -1,0 +1,93 @@
+// How the CLI talks to a person or a script: stdout for results, stderr for progress and errors.
+
+import type { EnvpackEvent } from "../../core/index.js";
+import { isEnvpackError } from "../../core/index.js";
+
+/** Output settings fixed by the global flags and the environment. */
+export interface OutputMode {
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  /** stderr is a TTY and CI is not set: one redrawn status line; otherwise plain lines. */
+  interactive: boolean;
+  color: boolean;
+}
+
+/** Decides the output mode from flags and the process's streams and environment. */
+export function outputMode(flags: { json?: boolean; quiet?: boolean; verbose?: boolean }): OutputMode {
+  const interactive = Boolean(process.stderr.isTTY) && !process.env.CI;
+  return {
+    json: Boolean(flags.json),
+    quiet: Boolean(flags.quiet),
+    verbose: Boolean(flags.verbose),
+    interactive,
+    color: interactive && !process.env.NO_COLOR,
+  };
+}
+
+/** Renders progress events on stderr: a status line at most 10 times a second on a TTY, milestones otherwise. */
+export function progressRenderer(mode: OutputMode): { onEvent: (event: EnvpackEvent) => void; done: () => void } {
+  let last = 0;
+  let drawn = false;
+  const clear = () => {
+    if (drawn) process.stderr.write("\r\x1b[2K");
+    drawn = false;
+  };
+  const onEvent = (event: EnvpackEvent) => {
+    if (event.type === "warn") {
+      if (mode.quiet) return;
+      clear();
+      process.stderr.write(`warning: ${event.message} [${event.code}]\n`);
+      return;
+    }
+    if (event.type === "debug") {
+      if (!mode.verbose) return;
+      clear();
+      process.stderr.write(`[${new Date().toISOString().slice(11, 23)}] ${event.message}\n`);
+      return;
+    }
+    if (mode.quiet) return;
+    if (event.type === "scan:file" && mode.interactive) {
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      process.stderr.write(`\r\x1b[2Kscanning: ${event.count} files`);
+      drawn = true;
+    } else if (event.type === "scan:done") {
+      clear();
+      process.stderr.write(
+        `scan: ${event.files} files parsed, ${event.packages} packages, ${event.unresolved} unresolved (${(event.durationMs / 1000).toFixed(2)} s)\n`,
+      );
+    }
+  };
+  return { onEvent, done: clear };
+}
+
+/** Prints a command's result: one JSON document under --json, human text otherwise. */
+export function printResult(mode: OutputMode, json: Record<string, unknown>, human: string): void {
+  if (mode.json) process.stdout.write(JSON.stringify({ ok: true, ...json }, null, 2) + "\n");
+  else if (human) process.stdout.write(human.endsWith("\n") ? human : human + "\n");
+}
+
+/** Prints a failure and returns the exit code: coded errors without a stack, bugs with one. */
+export function printError(mode: OutputMode, error: unknown): number {
+  if (isEnvpackError(error)) {
+    if (mode.json) {
+      process.stdout.write(JSON.stringify({ ok: false, error: error.toJSON() }, null, 2) + "\n");
+    } else {
+      const lines = [`envpack: ${error.message}`];
+      if (error.hint) lines.push(`hint: ${error.hint}`);
+      lines.push(`code: ${error.code}`);
+      process.stderr.write(lines.join("\n") + "\n");
+    }
+    return error.exitCode;
+  }
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  if (mode.json) {
+    process.stdout.write(
+      JSON.stringify({ ok: false, error: { code: "ENVPACK_INTERNAL", message: String(error instanceof Error ? error.message : error) } }) + "\n",
+    );
+  }
+  process.stderr.write(`envpack: internal error — please report it with the output below.\n${text}\n`);
+  return 70;
+}
