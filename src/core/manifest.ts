@@ -91,6 +91,8 @@ const importRecord = z.object({
   kind: importKind,
   /** What it resolved to: `builtin`, `file:<path>`, `package:<id>`, or `unresolved`. */
   resolved: z.string(),
+  /** The file it resolved to, relative to the root (for packages: the file the export conditions chose). */
+  target: z.string().optional(),
   /** Inside `try/except ImportError` or a JS `try` block: failure is tolerated at run time. */
   optional: z.boolean().optional(),
 });
@@ -166,8 +168,13 @@ function sortKeys(value: unknown): unknown {
  * packages with their integrity. Never absolute paths, mtimes or host names, so moving the
  * project does not change it; editing an app file or upgrading a package does.
  */
-export function computeInputDigest(manifest: Omit<Manifest, "inputDigest">): Digest {
-  const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => compare(key(a), key(b));
+export function computeInputDigest(
+  manifest: Omit<Manifest, "inputDigest">,
+): Digest {
+  const byKey =
+    <T>(key: (t: T) => string) =>
+    (a: T, b: T) =>
+      compare(key(a), key(b));
   return digestOf(
     canonicalJson({
       schemaVersion: manifest.schemaVersion,
@@ -206,7 +213,10 @@ export function parseManifest(json: unknown, source: string): Manifest {
     throw new InputError(
       "ENVPACK_INPUT_MANIFEST_INVALID",
       `${source} is not an envpack manifest: ${issue ? `${issue.path.join(".") || "(root)"}: ${issue.message}` : "invalid"}`,
-      { hint: "Regenerate it with `envpack scan ENTRY -o FILE`.", details: { source } },
+      {
+        hint: "Regenerate it with `envpack scan ENTRY -o FILE`.",
+        details: { source },
+      },
     );
   }
   const expected = computeInputDigest(parsed.data);
@@ -214,7 +224,9 @@ export function parseManifest(json: unknown, source: string): Manifest {
     throw new InputError(
       "ENVPACK_INPUT_MANIFEST_INVALID",
       `${source}: inputDigest ${parsed.data.inputDigest} does not match its contents (${expected})`,
-      { hint: "The manifest was edited by hand; regenerate it with `envpack scan`." },
+      {
+        hint: "The manifest was edited by hand; regenerate it with `envpack scan`.",
+      },
     );
   }
   return parsed.data;

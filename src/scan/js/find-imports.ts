@@ -76,7 +76,10 @@ export function findImports(text: string, ext: string): FoundImports {
       errorRecovery: true,
     }).program;
   } catch (error) {
-    const e = error as { message?: string; loc?: { line: number; column: number } };
+    const e = error as {
+      message?: string;
+      loc?: { line: number; column: number };
+    };
     return {
       sites: [],
       problem: {
@@ -86,20 +89,31 @@ export function findImports(text: string, ext: string): FoundImports {
       },
     };
   }
-  const finder = new SiteFinder();
+  const finder = new SiteFinder(text);
   finder.visit(ast, false);
   return { sites: finder.sites };
 }
 
 function pluginsFor(ext: string): ParserPlugin[] {
-  const common: ParserPlugin[] = ["importAttributes", "decorators-legacy", "explicitResourceManagement"];
-  if (ext === ".ts" || ext === ".mts" || ext === ".cts") return [...common, "typescript"];
+  const common: ParserPlugin[] = [
+    "importAttributes",
+    "decorators-legacy",
+    "explicitResourceManagement",
+  ];
+  if (ext === ".ts" || ext === ".mts" || ext === ".cts")
+    return [...common, "typescript"];
   if (ext === ".tsx") return [...common, "typescript", "jsx"];
   return [...common, "jsx"];
 }
 
 class SiteFinder {
   readonly sites: ImportSite[] = [];
+  readonly #text: string;
+
+  constructor(text: string) {
+    this.#text = text;
+  }
+
   /** Local names bound to `createRequire(...)` results. */
   readonly #requireNames = new Set(["require"]);
 
@@ -130,26 +144,62 @@ class SiteFinder {
         const specifiers = node.specifiers;
         const allTypes =
           specifiers.length > 0 &&
-          specifiers.every((s) => s.type === "ImportSpecifier" && (s.importKind === "type" || s.importKind === "typeof"));
-        if (!allTypes) this.#add(node, { type: "literal", specifier: node.source.value }, "import", optional);
+          specifiers.every(
+            (s) =>
+              s.type === "ImportSpecifier" &&
+              (s.importKind === "type" || s.importKind === "typeof"),
+          );
+        if (!allTypes)
+          this.#add(
+            node,
+            { type: "literal", specifier: node.source.value },
+            "import",
+            optional,
+          );
         return;
       }
       case "ExportNamedDeclaration":
       case "ExportAllDeclaration":
         if (node.source && node.exportKind !== "type") {
-          this.#add(node, { type: "literal", specifier: node.source.value }, "export", optional);
+          this.#add(
+            node,
+            { type: "literal", specifier: node.source.value },
+            "export",
+            optional,
+          );
         }
         return;
       case "ImportExpression":
-        this.#add(node, targetOf(node.source), "dynamic-import", optional);
+        this.#add(
+          node,
+          targetOf(node.source),
+          "dynamic-import",
+          optional,
+          node.source,
+        );
         return;
       case "TSImportEqualsDeclaration":
-        if (node.importKind !== "type" && node.moduleReference.type === "TSExternalModuleReference") {
-          this.#add(node, { type: "literal", specifier: node.moduleReference.expression.value }, "require", optional);
+        if (
+          node.importKind !== "type" &&
+          node.moduleReference.type === "TSExternalModuleReference"
+        ) {
+          this.#add(
+            node,
+            {
+              type: "literal",
+              specifier: node.moduleReference.expression.value,
+            },
+            "require",
+            optional,
+          );
         }
         return;
       case "VariableDeclarator":
-        if (node.id.type === "Identifier" && node.init && isCreateRequireCall(node.init)) {
+        if (
+          node.id.type === "Identifier" &&
+          node.init &&
+          isCreateRequireCall(node.init)
+        ) {
           this.#requireNames.add(node.id.name);
         }
         return;
@@ -162,7 +212,8 @@ class SiteFinder {
           isImportMetaUrl(node.arguments[1])
         ) {
           const target = targetOf(node.arguments[0]);
-          if (target.type === "literal" && target.specifier.startsWith(".")) this.#add(node, target, "asset", optional);
+          if (target.type === "literal" && target.specifier.startsWith("."))
+            this.#add(node, target, "asset", optional);
         }
         return;
       case "CallExpression":
@@ -173,14 +224,20 @@ class SiteFinder {
     }
   }
 
-  #inspectCall(node: Extract<Node, { type: "CallExpression" }>, optional: boolean): void {
+  #inspectCall(
+    node: Extract<Node, { type: "CallExpression" }>,
+    optional: boolean,
+  ): void {
     const callee = node.callee;
     const [first] = node.arguments;
     if (first === undefined) return;
     if (callee.type === "Import") {
-      this.#add(node, targetOf(first), "dynamic-import", optional);
-    } else if (callee.type === "Identifier" && this.#requireNames.has(callee.name)) {
-      this.#add(node, targetOf(first), "require", optional);
+      this.#add(node, targetOf(first), "dynamic-import", optional, first);
+    } else if (
+      callee.type === "Identifier" &&
+      this.#requireNames.has(callee.name)
+    ) {
+      this.#add(node, targetOf(first), "require", optional, first);
     } else if (
       callee.type === "MemberExpression" &&
       !callee.computed &&
@@ -189,27 +246,61 @@ class SiteFinder {
     ) {
       const object = callee.object;
       if (object.type === "Identifier" && this.#requireNames.has(object.name)) {
-        this.#add(node, targetOf(first), "require-resolve", optional);
-      } else if (object.type === "MetaProperty" && object.meta.name === "import") {
-        this.#add(node, targetOf(first), "require-resolve", optional);
+        this.#add(node, targetOf(first), "require-resolve", optional, first);
+      } else if (
+        object.type === "MetaProperty" &&
+        object.meta.name === "import"
+      ) {
+        this.#add(node, targetOf(first), "require-resolve", optional, first);
       }
     }
   }
 
-  #add(node: Node, target: ImportTarget, kind: ImportSite["kind"], optional: boolean): void {
+  #add(
+    node: Node,
+    target: ImportTarget,
+    kind: ImportSite["kind"],
+    optional: boolean,
+    argument?: Node,
+  ): void {
+    if (
+      target.type !== "literal" &&
+      argument?.start != null &&
+      argument.end != null
+    ) {
+      target = {
+        ...target,
+        text: this.#text
+          .slice(argument.start, argument.end)
+          .replace(/\s+/g, " "),
+      };
+    }
     const start = node.loc?.start;
-    this.sites.push({ target, kind, line: start?.line ?? 0, column: (start?.column ?? 0) + 1, optional });
+    this.sites.push({
+      target,
+      kind,
+      line: start?.line ?? 0,
+      column: (start?.column ?? 0) + 1,
+      optional,
+    });
   }
 }
 
 function isNode(value: unknown): value is Node {
-  return value !== null && typeof value === "object" && typeof (value as { type?: unknown }).type === "string";
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    typeof (value as { type?: unknown }).type === "string"
+  );
 }
 
 function isCreateRequireCall(node: Node): boolean {
   if (node.type !== "CallExpression") return false;
   const callee = node.callee;
-  if (callee.type === "Identifier") return callee.name === "createRequire" || callee.name === "createRequireFromPath";
+  if (callee.type === "Identifier")
+    return (
+      callee.name === "createRequire" || callee.name === "createRequireFromPath"
+    );
   return (
     callee.type === "MemberExpression" &&
     !callee.computed &&
@@ -233,9 +324,13 @@ function isImportMetaUrl(node: Node | undefined): boolean {
 export function targetOf(node: Node | undefined): ImportTarget {
   if (node === undefined) return { type: "dynamic", text: "" };
   const parts = flatten(node);
-  if (parts.every((p) => typeof p === "string")) return { type: "literal", specifier: parts.join("") };
+  if (parts.every((p) => typeof p === "string"))
+    return { type: "literal", specifier: parts.join("") };
   const firstDynamic = parts.findIndex((p) => typeof p !== "string");
-  const lastDynamic = parts.length - 1 - [...parts].reverse().findIndex((p) => typeof p !== "string");
+  const lastDynamic =
+    parts.length -
+    1 -
+    [...parts].reverse().findIndex((p) => typeof p !== "string");
   const prefix = parts.slice(0, firstDynamic).join("");
   const suffix = parts.slice(lastDynamic + 1).join("");
   const text = parts.map((p) => (typeof p === "string" ? p : "${…}")).join("");

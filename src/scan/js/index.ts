@@ -11,12 +11,32 @@ import {
   type PackageEntry,
   type UnresolvedEntry,
 } from "../../core/index.js";
-import { PackageCatalog, packageTreeDigest, type InstalledPackage } from "../npm/package-catalog.js";
-import { appFile, commonDirectory, readSource, toPosixRelative, type ScanResult, type ScannerOptions } from "../scan-result.js";
+import {
+  PackageCatalog,
+  packageTreeDigest,
+  type InstalledPackage,
+} from "../npm/package-catalog.js";
+import {
+  appFile,
+  commonDirectory,
+  readSource,
+  toPosixRelative,
+  type ScanResult,
+  type ScannerOptions,
+} from "../scan-result.js";
 import { findImports, type ImportSite } from "./find-imports.js";
 import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
 
-const PARSED = new Set([".ts", ".tsx", ".mts", ".cts", ".js", ".mjs", ".cjs", ".jsx"]);
+const PARSED = new Set([
+  ".ts",
+  ".tsx",
+  ".mts",
+  ".cts",
+  ".js",
+  ".mjs",
+  ".cjs",
+  ".jsx",
+]);
 /** Bounded fan-out for file reads. */
 const CONCURRENCY = 16;
 /** A computed `import()` whose static directory holds more files than this is reported, not expanded. */
@@ -57,8 +77,14 @@ class JsScanner {
   readonly #packageEdges = new Map<string, Set<string>>();
   readonly #optionalOnly = new Map<string, boolean>();
   readonly #linkDirs = new Set<string>();
-  readonly #imports: Array<Omit<ImportRecord, "file" | "resolved"> & { file: string; target: ResolvedTarget }> = [];
-  readonly #unresolved: Array<Omit<UnresolvedEntry, "file"> & { file: string; packageDir?: string }> = [];
+  /** Directories of app files, for finding the package.json files that govern them. */
+  readonly #manifestDirs: string[] = [];
+  readonly #imports: Array<
+    Omit<ImportRecord, "resolved" | "target"> & { target: ResolvedTarget }
+  > = [];
+  readonly #unresolved: Array<
+    Omit<UnresolvedEntry, "file"> & { file: string; packageDir?: string }
+  > = [];
   #parsed = 0;
 
   constructor(options: ScannerOptions) {
@@ -72,13 +98,18 @@ class JsScanner {
       this.#enqueue(real, { type: "app" }, "entry");
     }
     await this.#drain();
+    await this.#addAppPackageJsons();
     const packages = await this.#packages();
     const root = this.#root(packages);
     const result: ScanResult = {
       kind: "node",
       runtime: hostRuntime(),
       root,
-      entries: await Promise.all(this.#options.entries.map(async (e) => toPosixRelative(root, await realpath(e)))),
+      entries: await Promise.all(
+        this.#options.entries.map(async (e) =>
+          toPosixRelative(root, await realpath(e)),
+        ),
+      ),
       files: [...this.#appFiles.entries()]
         .map(([path, file]) => ({ ...file, path: toPosixRelative(root, path) }))
         .sort((a, b) => compare(a.path, b.path)),
@@ -88,6 +119,9 @@ class JsScanner {
           ...record,
           file: toPosixRelative(root, record.file),
           resolved: describeTarget(target, root),
+          ...(target.type === "package" || target.type === "file"
+            ? { target: toPosixRelative(root, target.path) }
+            : {}),
         }))
         .sort(byLocation),
       unresolved: await this.#unresolvedEntries(root),
@@ -105,13 +139,52 @@ class JsScanner {
   #enqueue(path: string, owner: Owner, role: AppFile["role"]): void {
     if (this.#seen.has(path)) return;
     this.#seen.set(path, owner);
-    if (owner.type === "app") this.#appFiles.set(path, { path, sha256: "", size: 0, role });
+    if (owner.type === "app") {
+      this.#appFiles.set(path, { path, sha256: "", size: 0, role });
+      this.#manifestDirs.push(dirname(path));
+    }
     this.#queue.push({ path, owner });
+  }
+
+  /**
+   * The package.json nearest to each app file decides how Node loads it (`type`, `imports`,
+   * self-references), so it is part of the app.
+   */
+  async #addAppPackageJsons(): Promise<void> {
+    const found = new Set<string>();
+    const checked = new Map<string, Promise<string | null>>();
+    const nearest = (dir: string): Promise<string | null> => {
+      let pending = checked.get(dir);
+      if (pending === undefined) {
+        pending = (async () => {
+          const candidate = join(dir, "package.json");
+          try {
+            if ((await stat(candidate)).isFile()) return candidate;
+          } catch (error) {
+            if (!isMissing(error)) throw error;
+          }
+          const parent = dirname(dir);
+          return parent === dir ? null : nearest(parent);
+        })();
+        checked.set(dir, pending);
+      }
+      return pending;
+    };
+    for (const dir of new Set(this.#manifestDirs)) {
+      const path = await nearest(dir);
+      if (path !== null && !this.#appFiles.has(path)) found.add(path);
+    }
+    for (const path of found)
+      this.#appFiles.set(path, appFile(path, await readSource(path), "json"));
   }
 
   async #drain(): Promise<void> {
     const workers = Array.from({ length: CONCURRENCY }, async () => {
-      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+      for (
+        let next = this.#queue.shift();
+        next !== undefined;
+        next = this.#queue.shift()
+      ) {
         this.#options.signal?.throwIfAborted();
         await this.#visit(next);
       }
@@ -134,9 +207,17 @@ class JsScanner {
     if (!PARSED.has(ext) || source.text === undefined) return;
     const found = findImports(source.text, ext);
     this.#parsed++;
-    this.#options.onEvent?.({ type: "scan:file", file: path, count: this.#parsed });
+    this.#options.onEvent?.({
+      type: "scan:file",
+      file: path,
+      count: this.#parsed,
+    });
     if (found.problem) {
-      if (isApp) this.#appFiles.set(path, appFile(path, { ...source, problem: found.problem }, roleOf(ext)));
+      if (isApp)
+        this.#appFiles.set(
+          path,
+          appFile(path, { ...source, problem: found.problem }, roleOf(ext)),
+        );
       return;
     }
     for (const site of found.sites) await this.#follow(path, owner, site);
@@ -145,7 +226,8 @@ class JsScanner {
   async #follow(from: string, owner: Owner, site: ImportSite): Promise<void> {
     const isApp = owner.type === "app";
     const { target } = site;
-    const specifier = target.type === "literal" ? target.specifier : target.text;
+    const specifier =
+      target.type === "literal" ? target.specifier : target.text;
     const record = (resolved: ResolvedTarget) => {
       if (isApp && site.kind !== "asset") {
         this.#imports.push({
@@ -176,23 +258,39 @@ class JsScanner {
     };
 
     if (target.type === "dynamic") {
-      return miss("dynamic-expression", `computed specifier ${target.text || "(empty)"} cannot be resolved statically`);
+      return miss(
+        "dynamic-expression",
+        `computed specifier ${target.text || "(empty)"} cannot be resolved statically`,
+      );
     }
-    if (target.type === "pattern") return this.#followPattern(from, owner, site, target, record, miss);
+    if (target.type === "pattern")
+      return this.#followPattern(from, owner, site, target, record, miss);
 
     if (site.kind === "asset") {
       const path = resolve(dirname(from), target.specifier);
       try {
-        if ((await stat(path)).isFile()) this.#reach(from, owner, await realpath(path), null, site.optional);
+        if ((await stat(path)).isFile())
+          this.#reach(from, owner, await realpath(path), null, site.optional);
       } catch (error) {
         if (!isMissing(error)) throw error;
       }
       return;
     }
-    const resolution = this.#resolver.resolve(from, target.specifier, site.kind === "require" || site.kind === "require-resolve");
+    const resolution = this.#resolver.resolve(
+      from,
+      target.specifier,
+      site.kind === "require" || site.kind === "require-resolve",
+    );
     if (resolution.type === "builtin") return record({ type: "builtin" });
-    if (resolution.type === "unresolved") return miss(resolution.reason, resolution.message);
-    const reached = await this.#reach(from, owner, resolution.path, packageNameOf(target.specifier), site.optional);
+    if (resolution.type === "unresolved")
+      return miss(resolution.reason, resolution.message);
+    const reached = await this.#reach(
+      from,
+      owner,
+      resolution.path,
+      packageNameOf(target.specifier),
+      site.optional,
+    );
     record(reached);
   }
 
@@ -204,21 +302,27 @@ class JsScanner {
     bareName: string | null,
     optional: boolean,
   ): Promise<ResolvedTarget> {
-    const packageDir = this.#catalog.packageDirOf(path) ?? (await this.#linkedPackageDir(path, bareName, from));
+    const packageDir =
+      this.#catalog.packageDirOf(path) ??
+      (await this.#linkedPackageDir(path, bareName, from));
     if (packageDir === null) {
       this.#enqueue(path, { type: "app" }, roleOf(extname(path)));
       return { type: "file", path };
     }
     if (owner.type === "app") {
       this.#imported.add(packageDir);
-      this.#optionalOnly.set(packageDir, optional && this.#optionalOnly.get(packageDir) !== false);
+      this.#optionalOnly.set(
+        packageDir,
+        optional && this.#optionalOnly.get(packageDir) !== false,
+      );
     } else if (owner.dir !== packageDir) {
       let edges = this.#packageEdges.get(owner.dir);
-      if (edges === undefined) this.#packageEdges.set(owner.dir, (edges = new Set()));
+      if (edges === undefined)
+        this.#packageEdges.set(owner.dir, (edges = new Set()));
       edges.add(packageDir);
     }
     this.#enqueue(path, { type: "package", dir: packageDir }, "module");
-    return { type: "package", dir: packageDir };
+    return { type: "package", dir: packageDir, path };
   }
 
   /**
@@ -226,8 +330,13 @@ class JsScanner {
    * bare specifier reached it (a workspace or `file:` link) and it is not the importer's own
    * package (a self-reference).
    */
-  async #linkedPackageDir(path: string, bareName: string | null, from: string): Promise<string | null> {
-    for (const dir of this.#linkDirs) if (path.startsWith(dir + sep)) return dir;
+  async #linkedPackageDir(
+    path: string,
+    bareName: string | null,
+    from: string,
+  ): Promise<string | null> {
+    for (const dir of this.#linkDirs)
+      if (path.startsWith(dir + sep)) return dir;
     if (bareName === null) return null;
     const dir = await findPackageRoot(path, bareName);
     if (dir === null || from.startsWith(dir + sep)) return null;
@@ -249,42 +358,79 @@ class JsScanner {
       const base = resolve(dirname(from), prefix);
       const dir = prefix.endsWith("/") ? base : dirname(base);
       const matches = (await listFiles(dir)).filter((file) => {
-        return file.startsWith(base) && file.endsWith(suffix) && file.length >= base.length + suffix.length;
+        return (
+          file.startsWith(base) &&
+          file.endsWith(suffix) &&
+          file.length >= base.length + suffix.length
+        );
       });
-      if (matches.length === 0) return miss("dynamic-expression", `no file matches ${target.text}`);
-      for (const file of matches) record(await this.#reach(from, owner, await realpath(file), null, site.optional));
+      if (matches.length === 0)
+        return miss("dynamic-expression", `no file matches ${target.text}`);
+      for (const file of matches)
+        record(
+          await this.#reach(
+            from,
+            owner,
+            await realpath(file),
+            null,
+            site.optional,
+          ),
+        );
       return;
     }
     const name = packageNameOf(prefix);
+    if (prefix === "" || prefix.startsWith("/")) {
+      return miss(
+        "dynamic-expression",
+        `computed specifier ${target.text} names no file or package statically`,
+      );
+    }
     const fromDir = dirname(from);
     // A static part that names a whole package picks it (`lodash/${x}`); otherwise look for
     // installed packages matching the pattern (`@scope/pkg-${platform}-${arch}`).
     const names =
       name !== null && prefix.length > name.length
         ? [name]
-        : await this.#catalog.findByPattern(fromDir, prefix, suffix.split("/")[0] ?? "");
+        : await this.#catalog.findByPattern(
+            fromDir,
+            prefix,
+            suffix.split("/")[0] ?? "",
+          );
     let any = false;
     for (const pkgName of names) {
       const dir = await this.#catalog.findInstalled(fromDir, pkgName);
       if (dir === null) continue;
       any = true;
-      const main = this.#resolver.resolve(from, pkgName, site.kind === "require" || site.kind === "require-resolve");
+      const main = this.#resolver.resolve(
+        from,
+        pkgName,
+        site.kind === "require" || site.kind === "require-resolve",
+      );
       const path = main.type === "file" ? main.path : join(dir, "package.json");
       record(await this.#reach(from, owner, path, pkgName, site.optional));
     }
-    if (!any) miss("dynamic-expression", `no installed package matches ${target.text}`);
+    if (!any)
+      miss("dynamic-expression", `no installed package matches ${target.text}`);
   }
 
   /** Every package reached, closed over declared dependencies that are installed. */
   async #packages(): Promise<Map<string, ClosureEntry>> {
     const out = new Map<string, ClosureEntry>();
-    const pending = [...new Set([...this.#imported, ...this.#packageEdges.keys(), ...[...this.#packageEdges.values()].flatMap((s) => [...s])])];
+    const pending = [
+      ...new Set([
+        ...this.#imported,
+        ...this.#packageEdges.keys(),
+        ...[...this.#packageEdges.values()].flatMap((s) => [...s]),
+      ]),
+    ];
     while (pending.length > 0) {
       const dir = pending.pop() as string;
       if (out.has(dir)) continue;
       const pkg = await this.#catalog.read(dir, this.#linkDirs.has(dir));
       if (pkg === null) continue;
-      const deps = new Map([...(this.#packageEdges.get(dir) ?? [])].map((d) => [d, false]));
+      const deps = new Map(
+        [...(this.#packageEdges.get(dir) ?? [])].map((d) => [d, false]),
+      );
       for (const dep of pkg.dependencies) {
         const depDir = await this.#catalog.findInstalled(dir, dep.name);
         if (depDir === null) {
@@ -304,13 +450,20 @@ class JsScanner {
         pending.push(depDir);
       }
       deps.delete(dir);
-      out.set(dir, { pkg, deps, reason: this.#imported.has(dir) ? "import" : "dependency" });
+      out.set(dir, {
+        pkg,
+        deps,
+        reason: this.#imported.has(dir) ? "import" : "dependency",
+      });
     }
     return out;
   }
 
   #root(packages: Map<string, unknown>): string {
-    const anchors = [...this.#appFiles.keys(), ...[...packages.keys()].map((dir) => join(dir, "package.json"))];
+    const anchors = [
+      ...this.#appFiles.keys(),
+      ...[...packages.keys()].map((dir) => join(dir, "package.json")),
+    ];
     let root = commonDirectory(anchors);
     // Keep package ids readable: the root is never inside a node_modules directory.
     const at = root.indexOf(`${sep}node_modules`);
@@ -324,27 +477,31 @@ class JsScanner {
   ): Promise<PackageEntry[]> {
     const optional = this.#optionalClosure(packages);
     const entries = await Promise.all(
-      [...packages.values()].map(async ({ pkg, deps, reason }): Promise<PackageEntry> => {
-        const lock = await this.#catalog.lockfileIntegrity(pkg.dir);
-        const integrity = lock ?? (await packageTreeDigest(pkg.dir));
-        return {
-          id: toPosixRelative(root, pkg.dir),
-          name: pkg.name,
-          version: pkg.version,
-          manager: "npm",
-          path: toPosixRelative(root, pkg.dir),
-          integrity,
-          integritySource: lock ? "lockfile" : "tree",
-          dependencies: [...deps.keys()].map((d) => toPosixRelative(root, d)).sort(compare),
-          reason,
-          ...(optional.has(pkg.dir) ? { optional: true } : {}),
-          ...(pkg.link ? { link: true } : {}),
-          ...(pkg.os ? { os: pkg.os } : {}),
-          ...(pkg.cpu ? { cpu: pkg.cpu } : {}),
-          ...(pkg.libc ? { libc: pkg.libc } : {}),
-          ...(pkg.native ? { native: true } : {}),
-        };
-      }),
+      [...packages.values()].map(
+        async ({ pkg, deps, reason }): Promise<PackageEntry> => {
+          const lock = await this.#catalog.lockfileIntegrity(pkg.dir);
+          const integrity = lock ?? (await packageTreeDigest(pkg.dir));
+          return {
+            id: toPosixRelative(root, pkg.dir),
+            name: pkg.name,
+            version: pkg.version,
+            manager: "npm",
+            path: toPosixRelative(root, pkg.dir),
+            integrity,
+            integritySource: lock ? "lockfile" : "tree",
+            dependencies: [...deps.keys()]
+              .map((d) => toPosixRelative(root, d))
+              .sort(compare),
+            reason,
+            ...(optional.has(pkg.dir) ? { optional: true } : {}),
+            ...(pkg.link ? { link: true } : {}),
+            ...(pkg.os ? { os: pkg.os } : {}),
+            ...(pkg.cpu ? { cpu: pkg.cpu } : {}),
+            ...(pkg.libc ? { libc: pkg.libc } : {}),
+            ...(pkg.native ? { native: true } : {}),
+          };
+        },
+      ),
     );
     return entries.sort((a, b) => compare(a.id, b.id));
   }
@@ -352,35 +509,52 @@ class JsScanner {
   /** Packages reachable only through optional imports or optional dependencies. */
   #optionalClosure(packages: Map<string, ClosureEntry>): Set<string> {
     const required = new Set<string>();
-    const stack = [...this.#imported].filter((dir) => this.#optionalOnly.get(dir) === false);
+    const stack = [...this.#imported].filter(
+      (dir) => this.#optionalOnly.get(dir) === false,
+    );
     while (stack.length > 0) {
       const dir = stack.pop() as string;
       if (required.has(dir)) continue;
       required.add(dir);
       const info = packages.get(dir);
       if (!info) continue;
-      for (const [dep, isOptional] of info.deps) if (!isOptional) stack.push(dep);
+      for (const [dep, isOptional] of info.deps)
+        if (!isOptional) stack.push(dep);
     }
     return new Set([...packages.keys()].filter((dir) => !required.has(dir)));
   }
 
   async #unresolvedEntries(root: string): Promise<UnresolvedEntry[]> {
     const entries = await Promise.all(
-      this.#unresolved.map(async ({ packageDir, ...entry }): Promise<UnresolvedEntry> => {
-        const pkg = packageDir === undefined ? null : await this.#catalog.read(packageDir);
-        return {
-          ...entry,
-          file: toPosixRelative(root, entry.file),
-          ...(pkg ? { package: `${pkg.name}@${pkg.version}` } : {}),
-        };
-      }),
+      this.#unresolved.map(
+        async ({ packageDir, ...entry }): Promise<UnresolvedEntry> => {
+          const pkg =
+            packageDir === undefined
+              ? null
+              : await this.#catalog.read(packageDir);
+          return {
+            ...entry,
+            file: toPosixRelative(root, entry.file),
+            ...(pkg ? { package: `${pkg.name}@${pkg.version}` } : {}),
+          };
+        },
+      ),
     );
-    const unique = new Map(entries.map((e) => [`${e.file}:${e.line}:${e.column ?? 0}:${e.specifier}`, e]));
+    const unique = new Map(
+      entries.map((e) => [
+        `${e.file}:${e.line}:${e.column ?? 0}:${e.specifier}`,
+        e,
+      ]),
+    );
     return [...unique.values()].sort(byLocation);
   }
 }
 
-type ResolvedTarget = { type: "builtin" } | { type: "file"; path: string } | { type: "package"; dir: string } | { type: "unresolved" };
+type ResolvedTarget =
+  | { type: "builtin" }
+  | { type: "file"; path: string }
+  | { type: "package"; dir: string; path: string }
+  | { type: "unresolved" };
 
 function describeTarget(target: ResolvedTarget, root: string): string {
   switch (target.type) {
@@ -395,8 +569,15 @@ function describeTarget(target: ResolvedTarget, root: string): string {
   }
 }
 
-function byLocation(a: { file: string; line: number; specifier: string }, b: { file: string; line: number; specifier: string }): number {
-  return compare(a.file, b.file) || a.line - b.line || compare(a.specifier, b.specifier);
+function byLocation(
+  a: { file: string; line: number; specifier: string },
+  b: { file: string; line: number; specifier: string },
+): number {
+  return (
+    compare(a.file, b.file) ||
+    a.line - b.line ||
+    compare(a.specifier, b.specifier)
+  );
 }
 
 function roleOf(ext: string): AppFile["role"] {
@@ -408,17 +589,31 @@ function roleOf(ext: string): AppFile["role"] {
 /** The node runtime of this host, which a default Node bundle carries. */
 export function hostRuntime(): NodeRuntime {
   const platform = `${process.platform}-${process.arch}`;
-  if (process.platform !== "linux") return { name: "node", version: process.versions.node, platform };
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return { name: "node", version: process.versions.node, platform, libc: header?.glibcVersionRuntime ? "glibc" : "musl" };
+  if (process.platform !== "linux")
+    return { name: "node", version: process.versions.node, platform };
+  const header = (
+    process.report?.getReport() as
+      { header?: { glibcVersionRuntime?: string } } | undefined
+  )?.header;
+  return {
+    name: "node",
+    version: process.versions.node,
+    platform,
+    libc: header?.glibcVersionRuntime ? "glibc" : "musl",
+  };
 }
 
 /** Walks up from `file` to the directory whose package.json is named `name`. */
-async function findPackageRoot(file: string, name: string): Promise<string | null> {
+async function findPackageRoot(
+  file: string,
+  name: string,
+): Promise<string | null> {
   let dir = dirname(file);
   for (;;) {
     try {
-      const json = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { name?: unknown };
+      const json = JSON.parse(
+        await readFile(join(dir, "package.json"), "utf8"),
+      ) as { name?: unknown };
       if (json.name === name) return dir;
     } catch (error) {
       if (!isMissing(error) && !(error instanceof SyntaxError)) throw error;
@@ -443,7 +638,8 @@ async function listFiles(dir: string): Promise<string[]> {
     for (const entry of entries) {
       if (out.length >= MAX_PATTERN_FILES) return;
       const path = join(current, entry.name);
-      if (entry.isDirectory() && entry.name !== "node_modules") await walk(path);
+      if (entry.isDirectory() && entry.name !== "node_modules")
+        await walk(path);
       else if (entry.isFile()) out.push(path);
     }
   }

@@ -10,7 +10,18 @@ export type Resolution =
   | { type: "file"; path: string }
   | { type: "unresolved"; reason: UnresolvedReason; message: string };
 
-const EXTENSIONS = [".ts", ".tsx", ".mts", ".cts", ".js", ".mjs", ".cjs", ".jsx", ".json", ".node"];
+const EXTENSIONS = [
+  ".ts",
+  ".tsx",
+  ".mts",
+  ".cts",
+  ".js",
+  ".mjs",
+  ".cjs",
+  ".jsx",
+  ".json",
+  ".node",
+];
 
 /**
  * Two resolvers sharing one cache: `import` uses the `node`, `import`, `default` export
@@ -27,38 +38,68 @@ export class SpecifierResolver {
       tsconfig: "auto",
       extensions: EXTENSIONS,
       // TypeScript sources import their siblings by the emitted name.
-      extensionAlias: { ".js": [".ts", ".tsx", ".js", ".jsx"], ".mjs": [".mts", ".mjs"], ".cjs": [".cts", ".cjs"] },
+      extensionAlias: {
+        ".js": [".ts", ".tsx", ".js", ".jsx"],
+        ".mjs": [".mts", ".mjs"],
+        ".cjs": [".cts", ".cjs"],
+      },
       mainFields: ["main"],
       symlinks: true,
       nodePath: false,
       builtinModules: false,
     };
-    this.#esm = new ResolverFactory({ ...base, conditionNames: ["node", "import", "default"] });
-    this.#cjs = this.#esm.cloneWithOptions({ ...base, conditionNames: ["node", "require", "default"] });
+    this.#esm = new ResolverFactory({
+      ...base,
+      conditionNames: ["node", "import", "default"],
+    });
+    this.#cjs = this.#esm.cloneWithOptions({
+      ...base,
+      conditionNames: ["node", "require", "default"],
+    });
   }
 
   /** Resolves `specifier` as written in `fromFile`; `require` selects the CommonJS conditions. */
   resolve(fromFile: string, specifier: string, require: boolean): Resolution {
-    if (isBuiltin(specifier)) return { type: "builtin", name: specifier.replace(/^node:/, "") };
-    const result = (require ? this.#cjs : this.#esm).resolveFileSync(fromFile, specifier);
+    if (isBuiltin(specifier))
+      return { type: "builtin", name: specifier.replace(/^node:/, "") };
+    const result = (require ? this.#cjs : this.#esm).resolveFileSync(
+      fromFile,
+      specifier,
+    );
     if (result.path !== undefined) return { type: "file", path: result.path };
     const message = result.error ?? "not found";
-    return { type: "unresolved", reason: reasonOf(specifier, message), message };
+    return {
+      type: "unresolved",
+      reason: reasonOf(specifier, message),
+      message,
+    };
   }
 }
 
 function reasonOf(specifier: string, message: string): UnresolvedReason {
-  if (/not exported|exports field|imports field|not defined/i.test(message)) return "exports-mismatch";
-  if (specifier.startsWith(".") || specifier.startsWith("/") || specifier.startsWith("#")) return "file-not-found";
+  if (/not exported|exports field|imports field|not defined/i.test(message))
+    return "exports-mismatch";
+  if (
+    specifier.startsWith(".") ||
+    specifier.startsWith("/") ||
+    specifier.startsWith("#")
+  )
+    return "file-not-found";
   return "not-installed";
 }
 
 /** The package name a bare specifier names (`@scope/name/sub` → `@scope/name`), or null. */
 export function packageNameOf(specifier: string): string | null {
-  if (specifier.startsWith(".") || specifier.startsWith("/") || specifier.startsWith("#") || specifier === "") {
+  if (
+    specifier.startsWith(".") ||
+    specifier.startsWith("/") ||
+    specifier.startsWith("#") ||
+    specifier === ""
+  ) {
     return null;
   }
   const parts = specifier.split("/");
-  if (specifier.startsWith("@")) return parts.length >= 2 && parts[1] ? `${parts[0]}/${parts[1]}` : null;
+  if (specifier.startsWith("@"))
+    return parts.length >= 2 && parts[1] ? `${parts[0]}/${parts[1]}` : null;
   return parts[0] ?? null;
 }
