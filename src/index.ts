@@ -1,6 +1,11 @@
 // envpack's public library entry: everything exported here is the supported API.
 
-export { scan, strictFindings, envpackVersion, type ScanOptions } from "./api/index.js";
+export {
+  scan,
+  strictFindings,
+  envpackVersion,
+  type ScanOptions,
+} from "./api/index.js";
 export {
   EnvpackError,
   UsageError,

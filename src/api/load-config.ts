@@ -7,7 +7,10 @@ export interface Config {
 }
 
 /** Merges flags over the environment (defaults < `ENVPACK_*`/`CONDA_PREFIX` env < flags). */
-export function loadConfig(flags: Partial<Config>, environment: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+export function loadConfig(
+  flags: Partial<Config>,
+  environment: NodeJS.ProcessEnv = process.env,
+): Readonly<Config> {
   return Object.freeze({
     env: flags.env ?? (environment.CONDA_PREFIX || undefined),
   });

@@ -3,7 +3,12 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { InputError, type Manifest, type OnEvent, type UnresolvedEntry } from "../core/index.js";
+import {
+  InputError,
+  type Manifest,
+  type OnEvent,
+  type UnresolvedEntry,
+} from "../core/index.js";
 import { scan as scanEntries } from "../scan/index.js";
 import { envpackVersion } from "./version.js";
 
@@ -54,19 +59,31 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
       );
     }
   }
-  if (options.output !== undefined) await writeFileAtomic(resolve(cwd, options.output), JSON.stringify(manifest, null, 2) + "\n");
+  if (options.output !== undefined)
+    await writeFileAtomic(
+      resolve(cwd, options.output),
+      JSON.stringify(manifest, null, 2) + "\n",
+    );
   return manifest;
 }
 
 /** The findings --strict fails on: the app's own imports that are not guarded as optional. */
-export function strictFindings(unresolved: UnresolvedEntry[]): UnresolvedEntry[] {
+export function strictFindings(
+  unresolved: UnresolvedEntry[],
+): UnresolvedEntry[] {
   return unresolved.filter((u) => !u.optional && u.package === undefined);
 }
 
 /** Writes through a temp file in the same directory and renames, so readers never see a partial file. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+): Promise<void> {
   const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const temp = join(
+    dir,
+    `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`,
+  );
   try {
     await mkdir(dir, { recursive: true });
     await writeFile(temp, data);
@@ -74,12 +91,22 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   } catch (error) {
     await rm(temp, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EACCES" || code === "EROFS" || code === "ENOTDIR" || code === "EISDIR" || code === "EPERM") {
-      throw new InputError("ENVPACK_INPUT_OUTPUT_UNWRITABLE", `cannot write ${path}: ${code}`, {
-        hint: "Choose an output path in a writable directory.",
-        details: { path },
-        cause: error,
-      });
+    if (
+      code === "EACCES" ||
+      code === "EROFS" ||
+      code === "ENOTDIR" ||
+      code === "EISDIR" ||
+      code === "EPERM"
+    ) {
+      throw new InputError(
+        "ENVPACK_INPUT_OUTPUT_UNWRITABLE",
+        `cannot write ${path}: ${code}`,
+        {
+          hint: "Choose an output path in a writable directory.",
+          details: { path },
+          cause: error,
+        },
+      );
     }
     throw error;
   }

@@ -12,13 +12,20 @@ export function envpackVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     try {
-      const json = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (json.name === "envpack" && json.version) return (cached = json.version);
+      const json = JSON.parse(
+        readFileSync(join(dir, "package.json"), "utf8"),
+      ) as { name?: string; version?: string };
+      if (json.name === "envpack" && json.version)
+        return (cached = json.version);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new Error("envpack's package.json not found above " + fileURLToPath(import.meta.url));
+    if (parent === dir)
+      throw new Error(
+        "envpack's package.json not found above " +
+          fileURLToPath(import.meta.url),
+      );
     dir = parent;
   }
 }

@@ -6,7 +6,12 @@ import { UsageError } from "../core/index.js";
 import { envpackVersion } from "../api/version.js";
 import { registerScan } from "./commands/scan.js";
 import type { CommandContext } from "./context.js";
-import { outputMode, printError, printResult, progressRenderer } from "./render/output.js";
+import {
+  outputMode,
+  printError,
+  printResult,
+  progressRenderer,
+} from "./render/output.js";
 
 interface GlobalFlags {
   json?: boolean;
@@ -36,7 +41,11 @@ async function main(argv: string[]): Promise<number> {
       const mode = outputMode(program.opts<GlobalFlags>());
       const progress = progressRenderer(mode);
       try {
-        const result = await body({ mode, onEvent: progress.onEvent, signal: controller.signal });
+        const result = await body({
+          mode,
+          onEvent: progress.onEvent,
+          signal: controller.signal,
+        });
         progress.done();
         printResult(mode, result.json, result.human);
       } catch (error) {
@@ -46,7 +55,11 @@ async function main(argv: string[]): Promise<number> {
     },
   };
   registerScan(program, context);
-  program.commands.forEach((command) => command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) }));
+  program.commands.forEach((command) =>
+    command
+      .exitOverride()
+      .configureOutput({ writeErr: (text) => process.stderr.write(text) }),
+  );
 
   try {
     await program.parseAsync(argv);
@@ -54,7 +67,14 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       if (error.exitCode === 0) return 0; // --help, --version
       const mode = outputMode(program.opts<GlobalFlags>());
-      if (mode.json) printError(mode, new UsageError("ENVPACK_USAGE_BAD_ARGUMENT", error.message.replace(/^error: /, "")));
+      if (mode.json)
+        printError(
+          mode,
+          new UsageError(
+            "ENVPACK_USAGE_BAD_ARGUMENT",
+            error.message.replace(/^error: /, ""),
+          ),
+        );
       return 2;
     }
     throw error;

@@ -13,7 +13,16 @@ import {
 import type { ScanResult } from "./scan-result.js";
 
 /** File extensions scanned as JavaScript/TypeScript. */
-export const JS_EXTENSIONS = [".ts", ".tsx", ".mts", ".cts", ".js", ".mjs", ".cjs", ".jsx"];
+export const JS_EXTENSIONS = [
+  ".ts",
+  ".tsx",
+  ".mts",
+  ".cts",
+  ".js",
+  ".mjs",
+  ".cjs",
+  ".jsx",
+];
 
 /** Options of {@link scan}. */
 export interface ScanOptions {
@@ -40,20 +49,29 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
       hint: "Pass at least one file, e.g. `envpack scan src/main.ts`.",
     });
   }
-  const entries = [...new Set(options.entries.map((e) => resolve(options.cwd, e)))];
+  const entries = [
+    ...new Set(options.entries.map((e) => resolve(options.cwd, e))),
+  ];
   await Promise.all(entries.map(checkEntry));
   const python = entries.filter((e) => extname(e) === ".py");
   if (python.length > 0 && python.length < entries.length) {
-    throw new UsageError("ENVPACK_USAGE_MIXED_ENTRIES", "entries mix Python and JavaScript/TypeScript files", {
-      hint: "Scan Python apps and Node apps separately: one manifest describes one runtime.",
-      details: { entries },
-    });
+    throw new UsageError(
+      "ENVPACK_USAGE_MIXED_ENTRIES",
+      "entries mix Python and JavaScript/TypeScript files",
+      {
+        hint: "Scan Python apps and Node apps separately: one manifest describes one runtime.",
+        details: { entries },
+      },
+    );
   }
   const common = { entries, onEvent: options.onEvent, signal: options.signal };
   let result: ScanResult;
   if (python.length > 0) {
     const { scanPython } = await import("./python/index.js");
-    result = await scanPython({ ...common, prefix: resolve(options.cwd, requireEnv(options.env)) });
+    result = await scanPython({
+      ...common,
+      prefix: resolve(options.cwd, requireEnv(options.env)),
+    });
   } else {
     const { scanJs } = await import("./js/index.js");
     result = await scanJs(common);
@@ -68,9 +86,13 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
 
 function requireEnv(env: string | undefined): string {
   if (env === undefined || env === "") {
-    throw new UsageError("ENVPACK_USAGE_BAD_ARGUMENT", "Python entries need a Conda environment", {
-      hint: "Pass --env PREFIX or activate the environment so that $CONDA_PREFIX is set.",
-    });
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      "Python entries need a Conda environment",
+      {
+        hint: "Pass --env PREFIX or activate the environment so that $CONDA_PREFIX is set.",
+      },
+    );
   }
   return env;
 }
@@ -80,12 +102,19 @@ async function checkEntry(entry: string): Promise<void> {
   try {
     info = await stat(entry);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") {
-      throw new InputError("ENVPACK_INPUT_ENTRY_NOT_FOUND", `entry not found: ${entry}`, {
-        hint: "Check the path; entries are files relative to the current directory.",
-        details: { entry },
-        cause: error,
-      });
+    if (
+      (error as NodeJS.ErrnoException).code === "ENOENT" ||
+      (error as NodeJS.ErrnoException).code === "ENOTDIR"
+    ) {
+      throw new InputError(
+        "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+        `entry not found: ${entry}`,
+        {
+          hint: "Check the path; entries are files relative to the current directory.",
+          details: { entry },
+          cause: error,
+        },
+      );
     }
     throw error;
   }
@@ -94,7 +123,10 @@ async function checkEntry(entry: string): Promise<void> {
     throw new InputError(
       "ENVPACK_INPUT_ENTRY_UNSUPPORTED",
       `${entry} is not a ${[...JS_EXTENSIONS, ".py"].join(" ")} file`,
-      { hint: "Pass the app's source entry file, not a directory or a build artefact.", details: { entry } },
+      {
+        hint: "Pass the app's source entry file, not a directory or a build artefact.",
+        details: { entry },
+      },
     );
   }
 }

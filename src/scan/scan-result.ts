@@ -6,7 +6,10 @@ import { createHash } from "node:crypto";
 import type { AppFile, FileProblem, Manifest, OnEvent } from "../core/index.js";
 
 /** A manifest before the dispatcher adds schema version, generator and input digest. */
-export type ScanResult = Omit<Manifest, "schemaVersion" | "generator" | "inputDigest">;
+export type ScanResult = Omit<
+  Manifest,
+  "schemaVersion" | "generator" | "inputDigest"
+>;
 
 /** Options every language scanner takes; `entries` are absolute paths to existing files. */
 export interface ScannerOptions {
@@ -33,17 +36,28 @@ export async function readSource(path: string): Promise<ReadSource> {
   try {
     if (info.size > MAX_SOURCE_BYTES) {
       const hash = createHash("sha256");
-      for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+      for await (const chunk of handle.createReadStream({ autoClose: false }))
+        hash.update(chunk as Buffer);
       return {
         sha256: hash.digest("hex"),
         size: info.size,
-        problem: { reason: "too-large", message: `${info.size} bytes is over the ${MAX_SOURCE_BYTES}-byte limit for source files` },
+        problem: {
+          reason: "too-large",
+          message: `${info.size} bytes is over the ${MAX_SOURCE_BYTES}-byte limit for source files`,
+        },
       };
     }
     const bytes = await handle.readFile();
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     if (bytes.includes(0)) {
-      return { sha256, size: bytes.length, problem: { reason: "binary", message: "contains NUL bytes; not a source file" } };
+      return {
+        sha256,
+        size: bytes.length,
+        problem: {
+          reason: "binary",
+          message: "contains NUL bytes; not a source file",
+        },
+      };
     }
     return { sha256, size: bytes.length, text: bytes.toString("utf8") };
   } finally {
@@ -61,7 +75,8 @@ export function toPosixRelative(root: string, path: string): string {
 export function commonDirectory(paths: string[]): string {
   const dirs = paths.map((p) => dirname(p).split(sep));
   const first = dirs[0];
-  if (first === undefined) throw new Error("commonDirectory needs at least one path");
+  if (first === undefined)
+    throw new Error("commonDirectory needs at least one path");
   let length = first.length;
   for (const parts of dirs.slice(1)) {
     let i = 0;
@@ -72,6 +87,16 @@ export function commonDirectory(paths: string[]): string {
 }
 
 /** Builds an app-file record. */
-export function appFile(path: string, source: ReadSource, role: AppFile["role"]): AppFile {
-  return { path, sha256: source.sha256, size: source.size, role, ...(source.problem ? { problem: source.problem } : {}) };
+export function appFile(
+  path: string,
+  source: ReadSource,
+  role: AppFile["role"],
+): AppFile {
+  return {
+    path,
+    sha256: source.sha256,
+    size: source.size,
+    role,
+    ...(source.problem ? { problem: source.problem } : {}),
+  };
 }

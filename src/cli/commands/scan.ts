@@ -14,18 +14,42 @@ interface ScanFlags {
 export function registerScan(program: Command, context: CommandContext): void {
   program
     .command("scan")
-    .description("statically analyse an app's imports and write its dependency manifest")
-    .argument("<entry...>", "entry files: .ts .tsx .mts .cts .js .mjs .cjs .jsx, or .py with --env")
-    .option("--env <prefix>", "Conda prefix for Python entries (default: $CONDA_PREFIX)")
+    .description(
+      "statically analyse an app's imports and write its dependency manifest",
+    )
+    .argument(
+      "<entry...>",
+      "entry files: .ts .tsx .mts .cts .js .mjs .cjs .jsx, or .py with --env",
+    )
+    .option(
+      "--env <prefix>",
+      "Conda prefix for Python entries (default: $CONDA_PREFIX)",
+    )
     .option("-o, --output <file>", "write the manifest to FILE (atomically)")
-    .option("--strict", "exit 2 when the app has unresolved imports that are not optional")
-    .addHelpText("after", "\nExample:\n  envpack scan src/main.ts -o envpack.manifest.json\n  envpack scan app.py --env ~/miniconda3/envs/demo --json")
+    .option(
+      "--strict",
+      "exit 2 when the app has unresolved imports that are not optional",
+    )
+    .addHelpText(
+      "after",
+      "\nExample:\n  envpack scan src/main.ts -o envpack.manifest.json\n  envpack scan app.py --env ~/miniconda3/envs/demo --json",
+    )
     .action(async (entries: string[], flags: ScanFlags) => {
       await context.run(async ({ onEvent, signal, mode }) => {
         const { scan, loadConfig } = await import("../../api/index.js");
         const config = loadConfig({ env: flags.env });
-        const manifest = await scan({ entries, env: config.env, strict: flags.strict, output: flags.output, onEvent, signal });
-        return { json: manifest as unknown as Record<string, unknown>, human: mode.json ? "" : summarise(manifest, flags.output) };
+        const manifest = await scan({
+          entries,
+          env: config.env,
+          strict: flags.strict,
+          output: flags.output,
+          onEvent,
+          signal,
+        });
+        return {
+          json: manifest as unknown as Record<string, unknown>,
+          human: mode.json ? "" : summarise(manifest, flags.output),
+        };
       });
     });
 }
@@ -38,12 +62,18 @@ function summarise(manifest: Manifest, output: string | undefined): string {
   ];
   const broken = manifest.files.filter((f) => f.problem);
   for (const file of broken) {
-    const at = file.problem?.line ? `:${file.problem.line}:${file.problem.column ?? 0}` : "";
-    lines.push(`unreadable: ${file.path}${at} ${file.problem?.reason}: ${file.problem?.message}`);
+    const at = file.problem?.line
+      ? `:${file.problem.line}:${file.problem.column ?? 0}`
+      : "";
+    lines.push(
+      `unreadable: ${file.path}${at} ${file.problem?.reason}: ${file.problem?.message}`,
+    );
   }
   for (const u of manifest.unresolved) {
     const where = u.package ? ` (in ${u.package})` : "";
-    lines.push(`unresolved: ${u.file}:${u.line} '${u.specifier}' ${u.reason}${u.optional ? " (optional)" : ""}${where}`);
+    lines.push(
+      `unresolved: ${u.file}:${u.line} '${u.specifier}' ${u.reason}${u.optional ? " (optional)" : ""}${where}`,
+    );
   }
   if (output) lines.push(`manifest written to ${output}`);
   return lines.join("\n");

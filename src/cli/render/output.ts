@@ -14,7 +14,11 @@ export interface OutputMode {
 }
 
 /** Decides the output mode from flags and the process's streams and environment. */
-export function outputMode(flags: { json?: boolean; quiet?: boolean; verbose?: boolean }): OutputMode {
+export function outputMode(flags: {
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}): OutputMode {
   const interactive = Boolean(process.stderr.isTTY) && !process.env.CI;
   return {
     json: Boolean(flags.json),
@@ -26,7 +30,10 @@ export function outputMode(flags: { json?: boolean; quiet?: boolean; verbose?: b
 }
 
 /** Renders progress events on stderr: a status line at most 10 times a second on a TTY, milestones otherwise. */
-export function progressRenderer(mode: OutputMode): { onEvent: (event: EnvpackEvent) => void; done: () => void } {
+export function progressRenderer(mode: OutputMode): {
+  onEvent: (event: EnvpackEvent) => void;
+  done: () => void;
+} {
   let last = 0;
   let drawn = false;
   const clear = () => {
@@ -43,7 +50,9 @@ export function progressRenderer(mode: OutputMode): { onEvent: (event: EnvpackEv
     if (event.type === "debug") {
       if (!mode.verbose) return;
       clear();
-      process.stderr.write(`[${new Date().toISOString().slice(11, 23)}] ${event.message}\n`);
+      process.stderr.write(
+        `[${new Date().toISOString().slice(11, 23)}] ${event.message}\n`,
+      );
       return;
     }
     if (mode.quiet) return;
@@ -64,16 +73,24 @@ export function progressRenderer(mode: OutputMode): { onEvent: (event: EnvpackEv
 }
 
 /** Prints a command's result: one JSON document under --json, human text otherwise. */
-export function printResult(mode: OutputMode, json: Record<string, unknown>, human: string): void {
-  if (mode.json) process.stdout.write(JSON.stringify({ ok: true, ...json }, null, 2) + "\n");
-  else if (human) process.stdout.write(human.endsWith("\n") ? human : human + "\n");
+export function printResult(
+  mode: OutputMode,
+  json: Record<string, unknown>,
+  human: string,
+): void {
+  if (mode.json)
+    process.stdout.write(JSON.stringify({ ok: true, ...json }, null, 2) + "\n");
+  else if (human)
+    process.stdout.write(human.endsWith("\n") ? human : human + "\n");
 }
 
 /** Prints a failure and returns the exit code: coded errors without a stack, bugs with one. */
 export function printError(mode: OutputMode, error: unknown): number {
   if (isEnvpackError(error)) {
     if (mode.json) {
-      process.stdout.write(JSON.stringify({ ok: false, error: error.toJSON() }, null, 2) + "\n");
+      process.stdout.write(
+        JSON.stringify({ ok: false, error: error.toJSON() }, null, 2) + "\n",
+      );
     } else {
       const lines = [`envpack: ${error.message}`];
       if (error.hint) lines.push(`hint: ${error.hint}`);
@@ -82,12 +99,21 @@ export function printError(mode: OutputMode, error: unknown): number {
     }
     return error.exitCode;
   }
-  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  const text =
+    error instanceof Error ? (error.stack ?? error.message) : String(error);
   if (mode.json) {
     process.stdout.write(
-      JSON.stringify({ ok: false, error: { code: "ENVPACK_INTERNAL", message: String(error instanceof Error ? error.message : error) } }) + "\n",
+      JSON.stringify({
+        ok: false,
+        error: {
+          code: "ENVPACK_INTERNAL",
+          message: String(error instanceof Error ? error.message : error),
+        },
+      }) + "\n",
     );
   }
-  process.stderr.write(`envpack: internal error — please report it with the output below.\n${text}\n`);
+  process.stderr.write(
+    `envpack: internal error — please report it with the output below.\n${text}\n`,
+  );
   return 70;
 }

@@ -44,7 +44,13 @@ interface PackageJson {
 }
 
 const NODE_MODULES = `${sep}node_modules${sep}`;
-const NATIVE_HELPERS = new Set(["node-gyp-build", "bindings", "prebuild-install", "node-pre-gyp", "@mapbox/node-pre-gyp"]);
+const NATIVE_HELPERS = new Set([
+  "node-gyp-build",
+  "bindings",
+  "prebuild-install",
+  "node-pre-gyp",
+  "@mapbox/node-pre-gyp",
+]);
 
 /** Caches package metadata and lockfile integrity for one scan. */
 export class PackageCatalog {
@@ -96,9 +102,15 @@ export class PackageCatalog {
    * Installed package names visible from `fromDir` that start with `prefix` and end with
    * `suffix` — how `require(\`@scope/pkg-${platform}-${arch}\`)` finds its per-platform variant.
    */
-  async findByPattern(fromDir: string, prefix: string, suffix: string): Promise<string[]> {
+  async findByPattern(
+    fromDir: string,
+    prefix: string,
+    suffix: string,
+  ): Promise<string[]> {
     const found = new Set<string>();
-    const scope = prefix.startsWith("@") ? prefix.slice(0, prefix.indexOf("/") + 1) : "";
+    const scope = prefix.startsWith("@")
+      ? prefix.slice(0, prefix.indexOf("/") + 1)
+      : "";
     if (prefix.startsWith("@") && scope === "") return [];
     for (const dir of nodeModulesDirs(fromDir)) {
       let names: string[];
@@ -110,7 +122,11 @@ export class PackageCatalog {
       }
       for (const name of names) {
         const full = scope + name;
-        if (full.length >= prefix.length + suffix.length && full.startsWith(prefix) && full.endsWith(suffix)) {
+        if (
+          full.length >= prefix.length + suffix.length &&
+          full.startsWith(prefix) &&
+          full.endsWith(suffix)
+        ) {
           found.add(full);
         }
       }
@@ -126,7 +142,10 @@ export class PackageCatalog {
     const at = installDir.indexOf(NODE_MODULES);
     if (at < 0) return null;
     const projectDir = installDir.slice(0, at);
-    const key = installDir.slice(projectDir.length + 1).split(sep).join("/");
+    const key = installDir
+      .slice(projectDir.length + 1)
+      .split(sep)
+      .join("/");
     let pending = this.#lockfiles.get(projectDir);
     if (pending === undefined) {
       pending = readLockfiles(projectDir);
@@ -150,7 +169,9 @@ export async function packageTreeDigest(dir: string): Promise<string> {
         if (entry.isSymbolicLink()) return void lines.push(`l ${relPath}`);
         if (!entry.isFile()) return;
         const info = await stat(path);
-        lines.push(`${info.mode & 0o111 ? "x" : "f"} ${relPath} ${await sha256File(path)}`);
+        lines.push(
+          `${info.mode & 0o111 ? "x" : "f"} ${relPath} ${await sha256File(path)}`,
+        );
       }),
     );
   }
@@ -159,10 +180,15 @@ export async function packageTreeDigest(dir: string): Promise<string> {
   return `sha256:${createHash("sha256").update(lines.join("\n")).digest("hex")}`;
 }
 
-async function readPackage(dir: string, link: boolean): Promise<InstalledPackage | null> {
+async function readPackage(
+  dir: string,
+  link: boolean,
+): Promise<InstalledPackage | null> {
   let json: PackageJson;
   try {
-    json = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as PackageJson;
+    json = JSON.parse(
+      await readFile(join(dir, "package.json"), "utf8"),
+    ) as PackageJson;
   } catch (error) {
     if (isMissing(error) || error instanceof SyntaxError) return null;
     throw error;
@@ -170,7 +196,10 @@ async function readPackage(dir: string, link: boolean): Promise<InstalledPackage
   const name = typeof json.name === "string" ? json.name : basename(dir);
   const version = typeof json.version === "string" ? json.version : "0.0.0";
   const optional = stringKeys(json.optionalDependencies);
-  const peerMeta = (json.peerDependenciesMeta ?? {}) as Record<string, { optional?: boolean } | undefined>;
+  const peerMeta = (json.peerDependenciesMeta ?? {}) as Record<
+    string,
+    { optional?: boolean } | undefined
+  >;
   const dependencies: DeclaredDependency[] = [];
   const seen = new Set<string>();
   const add = (dep: string, isOptional: boolean, peer: boolean) => {
@@ -178,9 +207,11 @@ async function readPackage(dir: string, link: boolean): Promise<InstalledPackage
     seen.add(dep);
     dependencies.push({ name: dep, optional: isOptional, peer });
   };
-  for (const dep of stringKeys(json.dependencies)) add(dep, optional.includes(dep), false);
+  for (const dep of stringKeys(json.dependencies))
+    add(dep, optional.includes(dep), false);
   for (const dep of optional) add(dep, true, false);
-  for (const dep of stringKeys(json.peerDependencies)) add(dep, peerMeta[dep]?.optional === true, true);
+  for (const dep of stringKeys(json.peerDependencies))
+    add(dep, peerMeta[dep]?.optional === true, true);
   const scripts = (json.scripts ?? {}) as Record<string, unknown>;
   const native =
     json.gypfile === true ||
@@ -202,16 +233,23 @@ async function readPackage(dir: string, link: boolean): Promise<InstalledPackage
 
 async function readLockfiles(projectDir: string): Promise<Map<string, string>> {
   const integrity = new Map<string, string>();
-  for (const name of ["node_modules/.package-lock.json", "npm-shrinkwrap.json", "package-lock.json"]) {
+  for (const name of [
+    "node_modules/.package-lock.json",
+    "npm-shrinkwrap.json",
+    "package-lock.json",
+  ]) {
     let lock: { packages?: Record<string, { integrity?: unknown }> };
     try {
-      lock = JSON.parse(await readFile(join(projectDir, name), "utf8")) as typeof lock;
+      lock = JSON.parse(
+        await readFile(join(projectDir, name), "utf8"),
+      ) as typeof lock;
     } catch (error) {
       if (isMissing(error) || error instanceof SyntaxError) continue;
       throw error;
     }
     for (const [key, entry] of Object.entries(lock.packages ?? {})) {
-      if (typeof entry.integrity === "string") integrity.set(key, entry.integrity);
+      if (typeof entry.integrity === "string")
+        integrity.set(key, entry.integrity);
     }
   }
   return integrity;
@@ -222,7 +260,8 @@ function nodeModulesDirs(fromDir: string): string[] {
   const dirs: string[] = [];
   let current = fromDir;
   for (;;) {
-    if (basename(current) !== "node_modules") dirs.push(join(current, "node_modules"));
+    if (basename(current) !== "node_modules")
+      dirs.push(join(current, "node_modules"));
     const parent = dirname(current);
     if (parent === current) return dirs;
     current = parent;
@@ -234,7 +273,9 @@ function stringKeys(value: unknown): string[] {
 }
 
 function stringList(value: unknown): string[] | undefined {
-  return Array.isArray(value) && value.every((v) => typeof v === "string") ? (value as string[]) : undefined;
+  return Array.isArray(value) && value.every((v) => typeof v === "string")
+    ? (value as string[])
+    : undefined;
 }
 
 async function exists(path: string): Promise<boolean> {
