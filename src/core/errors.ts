@@ -36,15 +36,27 @@ export abstract class EnvpackError extends Error {
   readonly details: Record<string, unknown> | undefined;
   abstract readonly exitCode: number;
 
-  constructor(code: ErrorCode, message: string, options: EnvpackErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: EnvpackErrorOptions = {},
+  ) {
+    super(
+      message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.hint = options.hint;
     this.details = options.details;
   }
 
   /** The JSON form printed by `--json` on failure. */
-  toJSON(): { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> } {
+  toJSON(): {
+    code: ErrorCode;
+    message: string;
+    hint?: string;
+    details?: Record<string, unknown>;
+  } {
     return {
       code: this.code,
       message: this.message,

@@ -11,7 +11,13 @@ export interface WarnEvent {
 /** One event of a long operation. */
 export type EnvpackEvent =
   | { type: "scan:file"; file: string; count: number }
-  | { type: "scan:done"; files: number; packages: number; unresolved: number; durationMs: number }
+  | {
+      type: "scan:done";
+      files: number;
+      packages: number;
+      unresolved: number;
+      durationMs: number;
+    }
   | WarnEvent
   | { type: "debug"; message: string };
 
