@@ -74,6 +74,15 @@ export function strictFindings(
   return unresolved.filter((u) => !u.optional && u.package === undefined);
 }
 
+const UNWRITABLE = new Set([
+  "EACCES",
+  "EPERM",
+  "EROFS",
+  "ENOTDIR",
+  "EISDIR",
+  "EEXIST",
+]);
+
 /** Writes through a temp file in the same directory and renames, so readers never see a partial file. */
 export async function writeFileAtomic(
   path: string,
@@ -86,18 +95,16 @@ export async function writeFileAtomic(
   );
   try {
     await mkdir(dir, { recursive: true });
-    await writeFile(temp, data);
-    await rename(temp, path);
+    try {
+      await writeFile(temp, data);
+      await rename(temp, path);
+    } finally {
+      await rm(temp, { force: true });
+    }
   } catch (error) {
-    await rm(temp, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
-    if (
-      code === "EACCES" ||
-      code === "EROFS" ||
-      code === "ENOTDIR" ||
-      code === "EISDIR" ||
-      code === "EPERM"
-    ) {
+    // EEXIST/ENOTDIR: a path component is a file; EACCES/EPERM/EROFS: no permission.
+    if (UNWRITABLE.has(code ?? "")) {
       throw new InputError(
         "ENVPACK_INPUT_OUTPUT_UNWRITABLE",
         `cannot write ${path}: ${code}`,
