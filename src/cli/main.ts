@@ -3,7 +3,7 @@
 
 import { Command, CommanderError } from "commander";
 import { UsageError } from "../core/index.js";
-import { envpackVersion } from "../api/version.js";
+import { envpackVersion } from "../api/index.js";
 import { registerScan } from "./commands/scan.js";
 import type { CommandContext } from "./context.js";
 import {
