@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite and benchmarks need, when they are missing.
+# Run by `npm test` (pretest) and .ci/run; a no-op when everything is present.
+set -euo pipefail
+
+# command → Debian package
+declare -A needed=(
+  [zstd]=zstd
+  [readelf]=binutils
+)
+
+missing=()
+for cmd in "${!needed[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+  echo "envpack tests need these Debian packages: ${missing[*]}" >&2
+  echo "install them with: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+as_root=()
+[ "$(id -u)" -ne 0 ] && as_root=(sudo)
+echo "installing Debian packages: ${missing[*]}" >&2
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >&2
