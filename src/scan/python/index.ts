@@ -1,14 +1,403 @@
-// Python import scanning against a Conda prefix (in progress).
+// Scans Python entries against a Conda prefix: follows the app's own modules and maps every other
+// import to the standard library, a conda or pip package, or an unresolved finding.
 
-import { InputError } from "../../core/index.js";
-import type { ScanResult, ScannerOptions } from "../scan-result.js";
+import { realpath } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Parser } from "web-tree-sitter";
+import {
+  compare,
+  type AppFile,
+  type ImportRecord,
+  type PackageEntry,
+  type UnresolvedEntry,
+} from "../../core/index.js";
+import { readCondaPrefix, type CondaPrefix } from "../conda/index.js";
+import {
+  appFile,
+  commonDirectory,
+  readSource,
+  toPosixRelative,
+  type ReadSource,
+  type ScanResult,
+  type ScannerOptions,
+} from "../scan-result.js";
+import {
+  findPythonImports,
+  type ModuleSite,
+  type PythonImportSite,
+} from "./find-imports.js";
+import { LocalModuleFinder, type LocalModule } from "./local-modules.js";
+import { createPythonParser } from "./parser.js";
 
 /** Options of {@link scanPython}: entries plus the absolute Conda prefix. */
 export interface PythonScanOptions extends ScannerOptions {
   prefix: string;
 }
 
-/** Scans Python entries against a Conda prefix. */
-export async function scanPython(options: PythonScanOptions): Promise<ScanResult> {
-  throw new InputError("ENVPACK_INPUT_ENTRY_UNSUPPORTED", `Python scanning is not implemented yet (${options.entries[0]})`);
+/**
+ * Scans Python entries against a Conda prefix. Unresolved imports are data.
+ * @throws InputError ENVPACK_INPUT_ENV_NOT_FOUND, ENVPACK_INPUT_ENV_NOT_CONDA, ENVPACK_INPUT_ENV_NO_PYTHON, ENVPACK_INPUT_ENV_CORRUPT
+ */
+export async function scanPython(
+  options: PythonScanOptions,
+): Promise<ScanResult> {
+  const env = await readCondaPrefix(options.prefix, options.signal);
+  const parser = await createPythonParser();
+  try {
+    return await new PythonScan(options, env, parser).run();
+  } finally {
+    parser.delete();
+  }
+}
+
+type Target =
+  | { type: "builtin" }
+  | { type: "package"; id: string }
+  | { type: "file"; path: string }
+  | { type: "unresolved" };
+
+interface PendingImport {
+  specifier: string;
+  file: string;
+  line: number;
+  kind: ImportRecord["kind"];
+  target: Target;
+  optional: boolean;
+}
+
+type PendingUnresolved = Omit<UnresolvedEntry, "file"> & { file: string };
+
+class PythonScan {
+  readonly #options: PythonScanOptions;
+  readonly #env: CondaPrefix;
+  readonly #parser: Parser;
+  readonly #finder = new LocalModuleFinder();
+  /** sys.path[0] of the entries: their directories, in entry order. */
+  #roots: string[] = [];
+  readonly #queue: string[] = [];
+  readonly #files = new Map<
+    string,
+    { source: ReadSource; role: AppFile["role"] }
+  >();
+  readonly #imports: PendingImport[] = [];
+  readonly #unresolved: PendingUnresolved[] = [];
+  /** Package id → needed only through optional imports. */
+  readonly #used = new Map<string, boolean>();
+
+  constructor(options: PythonScanOptions, env: CondaPrefix, parser: Parser) {
+    this.#options = options;
+    this.#env = env;
+    this.#parser = parser;
+  }
+
+  async run(): Promise<ScanResult> {
+    const entries = await Promise.all(
+      this.#options.entries.map((e) => realpath(e)),
+    );
+    this.#roots = [...new Set(entries.map((e) => dirname(e)))];
+    const entrySet = new Set(entries);
+    this.#queue.push(...entries);
+    // One file at a time: the parser is not re-entrant, and reads are cheap next to parsing.
+    while (this.#queue.length > 0) {
+      this.#options.signal?.throwIfAborted();
+      const file = this.#queue.shift() as string;
+      if (this.#files.has(file)) continue;
+      await this.#scanFile(file, entrySet.has(file) ? "entry" : "module");
+    }
+    const root = commonDirectory([...this.#files.keys()]);
+    const rel = (path: string) => toPosixRelative(root, path);
+    const env = this.#env;
+    return {
+      kind: "conda",
+      runtime: {
+        name: "python",
+        version: env.python.version,
+        implementation: "cpython",
+        platform: env.platform,
+      },
+      root,
+      env: { prefix: env.prefix, sitePackages: env.sitePackages },
+      entries: entries.map(rel),
+      files: [...this.#files]
+        .map(([path, f]) => appFile(rel(path), f.source, f.role))
+        .sort((a, b) => compare(a.path, b.path)),
+      packages: this.#packages(),
+      imports: this.#importRecords(rel),
+      unresolved: this.#unresolvedEntries(rel),
+    };
+  }
+
+  async #scanFile(file: string, role: AppFile["role"]): Promise<void> {
+    const source = await readSource(file);
+    this.#files.set(file, { source, role });
+    this.#options.onEvent?.({
+      type: "scan:file",
+      file,
+      count: this.#files.size,
+    });
+    if (source.text === undefined) return;
+    const { sites, problem } = findPythonImports(this.#parser, source.text);
+    if (problem)
+      this.#files.set(file, { source: { ...source, problem }, role });
+    for (const site of sites) await this.#resolveSite(file, site);
+  }
+
+  async #resolveSite(file: string, site: PythonImportSite): Promise<void> {
+    const miss = (
+      specifier: string,
+      reason: UnresolvedEntry["reason"],
+      message: string,
+      kind: ImportRecord["kind"],
+    ) => {
+      this.#record(file, site, specifier, kind, { type: "unresolved" });
+      this.#unresolved.push({
+        specifier,
+        file,
+        line: site.line,
+        column: site.column,
+        reason,
+        message,
+        ...(site.optional ? { optional: true } : {}),
+      });
+    };
+    if (site.type === "dynamic") {
+      return miss(
+        site.text,
+        "dynamic-expression",
+        `module name ${site.text} is computed at run time and cannot be resolved statically`,
+        "python-dynamic",
+      );
+    }
+    const parts = site.module === "" ? [] : site.module.split(".");
+    if (site.level > 0) {
+      let base = dirname(file);
+      for (let i = 1; i < site.level; i++) base = dirname(base);
+      const local = await this.#finder.find(base, parts);
+      if (!local) {
+        return miss(
+          site.specifier,
+          "file-not-found",
+          `relative import ${site.specifier} finds no module under ${base}`,
+          site.kind,
+        );
+      }
+      return this.#useLocal(file, site, local);
+    }
+    const top = parts[0] ?? "";
+    if (this.#env.builtins.has(top))
+      return this.#record(file, site, site.specifier, site.kind, {
+        type: "builtin",
+      });
+    let namespace: LocalModule | undefined;
+    for (const root of this.#roots) {
+      const local = await this.#finder.find(root, parts);
+      if (local && !local.namespace) return this.#useLocal(file, site, local);
+      namespace ??= local ?? undefined;
+    }
+    const owner = this.#env.modules.get(top);
+    if (owner?.type === "stdlib")
+      return this.#record(file, site, site.specifier, site.kind, {
+        type: "builtin",
+      });
+    if (owner?.type === "package") {
+      this.#used.set(
+        owner.id,
+        (this.#used.get(owner.id) ?? true) && site.optional,
+      );
+      return this.#record(file, site, site.specifier, site.kind, {
+        type: "package",
+        id: owner.id,
+      });
+    }
+    // A namespace portion in the app is found only when no installed module has the name.
+    if (namespace) return this.#useLocal(file, site, namespace);
+    if (owner?.type === "editable") {
+      return miss(
+        site.specifier,
+        "local-project",
+        `${top} comes from an editable install of ${owner.name} ${owner.version} whose source is ${owner.source}; it is not part of the environment`,
+        site.kind,
+      );
+    }
+    return miss(
+      site.specifier,
+      "not-installed",
+      `no module named ${top} in ${this.#env.prefix} (not built in, not in the standard library, no conda-meta record or dist-info provides it)`,
+      site.kind,
+    );
+  }
+
+  /** Follows a local module: its package `__init__.py` chain, and for `from M import n` each `n` that is a submodule file. */
+  async #useLocal(
+    file: string,
+    site: ModuleSite,
+    local: LocalModule,
+  ): Promise<void> {
+    this.#enqueue(local.files);
+    const submoduleNames: string[] = [];
+    const attributeNames: string[] = [];
+    if (site.fromImport && local.packageDir !== undefined) {
+      for (const name of site.names) {
+        const sub = await this.#finder.find(local.packageDir, [name]);
+        if (sub) {
+          this.#enqueue(sub.files);
+          const specifier = site.specifier.endsWith(".")
+            ? `${site.specifier}${name}`
+            : `${site.specifier}.${name}`;
+          this.#record(file, site, specifier, site.kind, {
+            type: "file",
+            path: sub.target,
+          });
+          submoduleNames.push(name);
+        } else {
+          attributeNames.push(name);
+        }
+      }
+    }
+    const needsModule =
+      !site.fromImport ||
+      site.names.length === 0 ||
+      attributeNames.length > 0 ||
+      local.packageDir === undefined;
+    if (!needsModule) return;
+    if (
+      local.namespace &&
+      local.packageDir !== undefined &&
+      local.target === local.packageDir &&
+      site.fromImport &&
+      attributeNames.length > 0
+    ) {
+      // A namespace package has no attributes of its own: `from ns import x` needs a submodule x.
+      for (const name of attributeNames) {
+        const specifier = site.specifier.endsWith(".")
+          ? `${site.specifier}${name}`
+          : `${site.specifier}.${name}`;
+        this.#record(file, site, specifier, site.kind, { type: "unresolved" });
+        this.#unresolved.push({
+          specifier,
+          file,
+          line: site.line,
+          column: site.column,
+          reason: "file-not-found",
+          message: `${specifier} is neither ${name}.py nor a package in ${local.packageDir}`,
+          ...(site.optional ? { optional: true } : {}),
+        });
+      }
+      return;
+    }
+    this.#record(file, site, site.specifier, site.kind, {
+      type: "file",
+      path: local.target,
+    });
+  }
+
+  #enqueue(files: string[]): void {
+    for (const f of files) if (!this.#files.has(f)) this.#queue.push(f);
+  }
+
+  #record(
+    file: string,
+    site: PythonImportSite,
+    specifier: string,
+    kind: ImportRecord["kind"],
+    target: Target,
+  ): void {
+    this.#imports.push({
+      specifier,
+      file,
+      line: site.line,
+      kind,
+      target,
+      optional: site.optional,
+    });
+  }
+
+  /** Imported packages, their dependency closure and the interpreter, sorted by id. */
+  #packages(): PackageEntry[] {
+    const { packages, python } = this.#env;
+    const closure = (start: string[]): Set<string> => {
+      const seen = new Set<string>();
+      const pending = [...start];
+      while (pending.length > 0) {
+        const id = pending.pop() as string;
+        if (seen.has(id) || !packages.has(id)) continue;
+        seen.add(id);
+        pending.push(...(packages.get(id)?.dependencies ?? []));
+      }
+      return seen;
+    };
+    const required = closure([
+      python.id,
+      ...[...this.#used].filter(([, optional]) => !optional).map(([id]) => id),
+    ]);
+    const all = closure([python.id, ...this.#used.keys()]);
+    return [...all].sort(compare).map((id) => {
+      const pkg = packages.get(id) as NonNullable<
+        ReturnType<typeof packages.get>
+      >;
+      const reason: PackageEntry["reason"] =
+        id === python.id
+          ? "interpreter"
+          : this.#used.has(id)
+            ? "import"
+            : "dependency";
+      return {
+        ...pkg,
+        dependencies: [...pkg.dependencies],
+        reason,
+        ...(required.has(id) ? {} : { optional: true }),
+      };
+    });
+  }
+
+  #importRecords(rel: (path: string) => string): ImportRecord[] {
+    const unique = new Map<string, ImportRecord>();
+    for (const imp of this.#imports) {
+      const resolved =
+        imp.target.type === "builtin"
+          ? "builtin"
+          : imp.target.type === "package"
+            ? `package:${imp.target.id}`
+            : imp.target.type === "file"
+              ? `file:${rel(imp.target.path)}`
+              : "unresolved";
+      const record: ImportRecord = {
+        specifier: imp.specifier,
+        file: rel(imp.file),
+        line: imp.line,
+        kind: imp.kind,
+        resolved,
+        ...(imp.optional ? { optional: true } : {}),
+      };
+      unique.set(
+        `${record.file}\0${record.line}\0${record.specifier}\0${record.kind}`,
+        record,
+      );
+    }
+    return [...unique.values()].sort(
+      (a, b) =>
+        compare(a.file, b.file) ||
+        a.line - b.line ||
+        compare(a.specifier, b.specifier) ||
+        compare(a.kind, b.kind),
+    );
+  }
+
+  #unresolvedEntries(rel: (path: string) => string): UnresolvedEntry[] {
+    const unique = new Map<string, UnresolvedEntry>();
+    for (const u of this.#unresolved) {
+      const entry = { ...u, file: rel(u.file) };
+      unique.set(
+        `${entry.file}\0${entry.line}\0${entry.column ?? 0}\0${entry.specifier}`,
+        entry,
+      );
+    }
+    return [...unique.values()].sort(
+      (a, b) =>
+        compare(a.file, b.file) ||
+        a.line - b.line ||
+        (a.column ?? 0) - (b.column ?? 0) ||
+        compare(a.specifier, b.specifier),
+    );
+  }
 }
