@@ -1,7 +1,7 @@
 // Finds the import sites of one JS/TS source: static imports, re-exports, import(), require() and friends.
 
 import { parse, type ParserPlugin } from "@babel/parser";
-import type { Node } from "@babel/types";
+import { VISITOR_KEYS, type Node } from "@babel/types";
 import type { FileProblem, ImportKind } from "../../core/index.js";
 
 /** A specifier the code names statically, or the static parts of a computed one. */
@@ -28,21 +28,19 @@ export interface FoundImports {
   problem?: FileProblem;
 }
 
-const SKIPPED_KEYS = new Set([
-  "loc",
-  "start",
-  "end",
-  "range",
-  "extra",
-  "leadingComments",
-  "trailingComments",
-  "innerComments",
+/** Child keys that only hold type annotations: never a runtime import. */
+const TYPE_KEYS = new Set([
   "typeAnnotation",
   "returnType",
   "typeParameters",
   "typeArguments",
   "superTypeParameters",
 ]);
+
+/** Per node type, the keys that hold child nodes (from babel's own table), minus type-only ones. */
+const CHILD_KEYS = new Map(
+  Object.entries(VISITOR_KEYS).map(([type, keys]) => [type, keys.filter((k) => !TYPE_KEYS.has(k))]),
+);
 
 /** Node types that cannot contain runtime imports (TypeScript-only declarations). */
 const TYPE_ONLY_NODES = new Set([
@@ -126,8 +124,7 @@ class SiteFinder {
       if (node.finalizer) this.visit(node.finalizer, optional);
       return;
     }
-    for (const key of Object.keys(node)) {
-      if (SKIPPED_KEYS.has(key)) continue;
+    for (const key of CHILD_KEYS.get(node.type) ?? []) {
       const child = (node as unknown as Record<string, unknown>)[key];
       if (Array.isArray(child)) {
         for (const item of child) if (isNode(item)) this.visit(item, optional);
