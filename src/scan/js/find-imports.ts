@@ -39,7 +39,10 @@ const TYPE_KEYS = new Set([
 
 /** Per node type, the keys that hold child nodes (from babel's own table), minus type-only ones. */
 const CHILD_KEYS = new Map(
-  Object.entries(VISITOR_KEYS).map(([type, keys]) => [type, keys.filter((k) => !TYPE_KEYS.has(k))]),
+  Object.entries(VISITOR_KEYS).map(([type, keys]) => [
+    type,
+    keys.filter((k) => !TYPE_KEYS.has(k)),
+  ]),
 );
 
 /** Node types that cannot contain runtime imports (TypeScript-only declarations). */
@@ -58,9 +61,15 @@ const MAY_IMPORT = /\b(?:import|require|export|createRequire)\b/;
 /**
  * Parses `text` (a file with extension `ext`) and lists its import sites.
  * A syntax error is returned as a `problem` with line and column, never thrown.
+ * With `skipObvious`, a file with no module syntax at all is not parsed (used for packages'
+ * files, whose syntax errors are not the app's to report).
  */
-export function findImports(text: string, ext: string): FoundImports {
-  if (!MAY_IMPORT.test(text)) return { sites: [] };
+export function findImports(
+  text: string,
+  ext: string,
+  skipObvious = false,
+): FoundImports {
+  if (skipObvious && !MAY_IMPORT.test(text)) return { sites: [] };
   let ast: Node;
   try {
     ast = parse(text, {

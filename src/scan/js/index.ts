@@ -205,7 +205,7 @@ class JsScanner {
       this.#appFiles.set(path, appFile(path, source, role));
     }
     if (!PARSED.has(ext) || source.text === undefined) return;
-    const found = findImports(source.text, ext);
+    const found = findImports(source.text, ext, !isApp);
     this.#parsed++;
     this.#options.onEvent?.({
       type: "scan:file",

@@ -10,6 +10,7 @@ export type Resolution =
   | { type: "file"; path: string }
   | { type: "unresolved"; reason: UnresolvedReason; message: string };
 
+// `.d.ts` last: `import { T } from "./types"` of a declaration-only module is erased by tsc, not a miss.
 const EXTENSIONS = [
   ".ts",
   ".tsx",
@@ -21,6 +22,7 @@ const EXTENSIONS = [
   ".jsx",
   ".json",
   ".node",
+  ".d.ts",
 ];
 
 /**
