@@ -62,6 +62,8 @@ const packageEntry = z.object({
   optional: z.boolean().optional(),
   /** A local package reached through a symlink (npm/pnpm workspaces, `file:` links). */
   link: z.boolean().optional(),
+  /** Symlinks (root-relative) through which Node finds this package, e.g. pnpm's `node_modules/<name>`. */
+  links: z.array(z.string()).optional(),
   /** npm `os` / `cpu` / `libc` restrictions, for per-platform native packages. */
   os: z.array(z.string()).optional(),
   cpu: z.array(z.string()).optional(),
@@ -194,6 +196,7 @@ export function computeInputDigest(
           build: p.build,
           integrity: p.integrity,
           dependencies: [...p.dependencies].sort(compare),
+          links: p.links,
         }))
         .sort(byKey((p) => p.id)),
     }),

@@ -41,6 +41,7 @@ function project(manifest: Manifest) {
       dependencies: p.dependencies,
       ...(p.optional ? { optional: true } : {}),
       ...(p.link ? { link: true } : {}),
+      ...(p.links ? { links: p.links } : {}),
       ...(p.native ? { native: true } : {}),
     })),
     imports: manifest.imports.map((i) => ({

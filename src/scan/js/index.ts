@@ -309,6 +309,8 @@ class JsScanner {
       this.#enqueue(path, { type: "app" }, roleOf(extname(path)));
       return { type: "file", path };
     }
+    if (bareName !== null)
+      await this.#catalog.findInstalled(dirname(from), bareName);
     if (owner.type === "app") {
       this.#imported.add(packageDir);
       this.#optionalOnly.set(
@@ -476,6 +478,13 @@ class JsScanner {
     root: string,
   ): Promise<PackageEntry[]> {
     const optional = this.#optionalClosure(packages);
+    const linksTo = new Map<string, string[]>();
+    for (const [link, dir] of this.#catalog.links) {
+      if (!packages.has(dir)) continue;
+      const list = linksTo.get(dir) ?? [];
+      list.push(link);
+      linksTo.set(dir, list);
+    }
     const entries = await Promise.all(
       [...packages.values()].map(
         async ({ pkg, deps, reason }): Promise<PackageEntry> => {
@@ -495,6 +504,14 @@ class JsScanner {
             reason,
             ...(optional.has(pkg.dir) ? { optional: true } : {}),
             ...(pkg.link ? { link: true } : {}),
+            ...(linksTo.has(pkg.dir)
+              ? {
+                  links: linksTo
+                    .get(pkg.dir)!
+                    .map((l) => toPosixRelative(root, l))
+                    .sort(compare),
+                }
+              : {}),
             ...(pkg.os ? { os: pkg.os } : {}),
             ...(pkg.cpu ? { cpu: pkg.cpu } : {}),
             ...(pkg.libc ? { libc: pkg.libc } : {}),

@@ -56,6 +56,7 @@ const NATIVE_HELPERS = new Set([
 export class PackageCatalog {
   readonly #packages = new Map<string, Promise<InstalledPackage | null>>();
   readonly #lockfiles = new Map<string, Promise<Map<string, string>>>();
+  readonly #links = new Map<string, string>();
 
   /**
    * The package directory a file under `node_modules` belongs to (`…/node_modules/@s/n` for
@@ -90,12 +91,23 @@ export class PackageCatalog {
       const candidate = join(dir, name);
       try {
         await access(join(candidate, "package.json"));
-        return await realpath(candidate);
+        const real = await realpath(candidate);
+        if (real !== candidate) this.#links.set(candidate, real);
+        return real;
       } catch (error) {
         if (!isMissing(error)) throw error;
       }
     }
     return null;
+  }
+
+  /**
+   * Symlinks through which installed packages were found (link path → real package
+   * directory): pnpm's `node_modules/<name>` entries, workspace links. A bundle must recreate
+   * them for Node to resolve as it did here.
+   */
+  get links(): ReadonlyMap<string, string> {
+    return this.#links;
   }
 
   /**
