@@ -466,6 +466,35 @@ describe("python scan: statement forms", () => {
   });
 });
 
+describe("python scan: events", () => {
+  it("emits scan:file per app file and one scan:done with the totals", async () => {
+    const dir = await tempDir("envpack-py-events-");
+    await writeApp(dir, {
+      "main.py": "import helper\nimport yaml\n",
+      "helper.py": "import six\n",
+    });
+    const events: EnvpackEvent[] = [];
+    await scan({
+      entries: ["main.py"],
+      cwd: dir,
+      env: fixture().prefix,
+      generatorVersion: "test",
+      onEvent: (e) => events.push(e),
+    });
+    expect(
+      events
+        .filter((e) => e.type === "scan:file")
+        .map((e) => e.type === "scan:file" && e.count),
+    ).toEqual([1, 2]);
+    expect(events.at(-1)).toMatchObject({
+      type: "scan:done",
+      files: 2,
+      packages: 2,
+      unresolved: 1,
+    });
+  });
+});
+
 describe("python scan: input digest", () => {
   it("is unchanged when the app moves and changes when an app file changes", async () => {
     const files = {

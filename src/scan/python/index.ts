@@ -91,6 +91,7 @@ class PythonScan {
   }
 
   async run(): Promise<ScanResult> {
+    const started = performance.now();
     const entries = await Promise.all(
       this.#options.entries.map((e) => realpath(e)),
     );
@@ -107,7 +108,7 @@ class PythonScan {
     const root = commonDirectory([...this.#files.keys()]);
     const rel = (path: string) => toPosixRelative(root, path);
     const env = this.#env;
-    return {
+    const result: ScanResult = {
       kind: "conda",
       runtime: {
         name: "python",
@@ -125,6 +126,14 @@ class PythonScan {
       imports: this.#importRecords(rel),
       unresolved: this.#unresolvedEntries(rel),
     };
+    this.#options.onEvent?.({
+      type: "scan:done",
+      files: this.#files.size,
+      packages: result.packages.length,
+      unresolved: result.unresolved.length,
+      durationMs: Math.round(performance.now() - started),
+    });
+    return result;
   }
 
   async #scanFile(file: string, role: AppFile["role"]): Promise<void> {
@@ -169,6 +178,8 @@ class PythonScan {
       );
     }
     const parts = site.module === "" ? [] : site.module.split(".");
+    // Relative imports resolve by directory, as they do when the app runs as a package
+    // (`python -m pkg.main`); the scanner cannot know whether a file is run as a script instead.
     if (site.level > 0) {
       let base = dirname(file);
       for (let i = 1; i < site.level; i++) base = dirname(base);
