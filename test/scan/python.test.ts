@@ -8,6 +8,7 @@ import { makeCondaVariant } from "../../scripts/fixtures/conda.mjs";
 import {
   isEnvpackError,
   manifestSchema,
+  type EnvpackEvent,
   type Manifest,
 } from "../../src/core/index.js";
 import { scan } from "../../src/scan/index.js";
