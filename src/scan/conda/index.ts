@@ -1,6 +1,7 @@
 // Conda prefix metadata for the Python scanner: installed packages and who owns each module name.
 
-export { readCondaPrefix, moduleNameOf, normaliseName } from "./read-prefix.js";
+export { readCondaPrefix } from "./read-prefix.js";
+export { moduleNameOf, normaliseName } from "./module-names.js";
 export type {
   CondaPrefix,
   InstalledPythonPackage,

@@ -1,0 +1,266 @@
+// Reads pip's *.dist-info directories: name, version, RECORD integrity, top-level modules, requirements and editable installs.
+
+import { readFile, readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { InputError, compare, sha256Hex } from "../../core/index.js";
+import { isIdentifier, moduleNameOf, normaliseName } from "./module-names.js";
+import type { InstalledPythonPackage } from "./read-prefix.js";
+
+/** Bounded fan-out for metadata reads. */
+const CONCURRENCY = 32;
+
+export interface DistInfo {
+  pkg: InstalledPythonPackage;
+  modules: string[];
+  /** Normalised names from `Requires-Dist` without an `extra` marker. */
+  requires: string[];
+  /** The source directory of an editable install. */
+  editable?: string;
+}
+
+export async function readDistInfos(
+  prefix: string,
+  sitePackages: string,
+  owned: Set<string>,
+): Promise<DistInfo[]> {
+  const site = join(prefix, sitePackages);
+  let entries: string[];
+  try {
+    entries = await readdir(site);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const distInfos = entries
+    .filter((e) => e.endsWith(".dist-info") && !owned.has(e))
+    .sort(compare);
+  const read = await mapLimit(distInfos, (dir) =>
+    readDistInfo(site, sitePackages, dir),
+  );
+  return read.filter((d): d is DistInfo => d !== undefined);
+}
+
+async function readDistInfo(
+  site: string,
+  sitePackages: string,
+  dir: string,
+): Promise<DistInfo | undefined> {
+  const base = join(site, dir);
+  const [metadata, record, topLevel, directUrl] = await Promise.all(
+    ["METADATA", "RECORD", "top_level.txt", "direct_url.json"].map((f) =>
+      readOptional(join(base, f)),
+    ),
+  );
+  const headers = parseMetadata(metadata?.toString("utf8") ?? "");
+  const fromDir = /^(.+?)-([^-]+)\.dist-info$/.exec(dir);
+  const name = headers.get("name")?.[0] ?? fromDir?.[1];
+  const version = headers.get("version")?.[0] ?? fromDir?.[2];
+  if (name === undefined || version === undefined) return undefined;
+
+  const modules = new Set<string>();
+  const pthFiles: string[] = [];
+  for (const line of (record?.toString("utf8") ?? "").split("\n")) {
+    const path = csvFirstField(line);
+    if (path === "" || path.startsWith("../") || path.startsWith("/")) continue;
+    if (!path.includes("/") && path.endsWith(".pth")) pthFiles.push(path);
+    if (path.startsWith("__editable__")) continue;
+    const module = moduleNameOf(path);
+    if (module !== undefined) modules.add(module);
+  }
+  for (const line of (topLevel?.toString("utf8") ?? "").split("\n")) {
+    const top = line.trim().split("/")[0] ?? "";
+    if (isIdentifier(top)) modules.add(top);
+  }
+
+  const editable = await editableSource(
+    site,
+    dir,
+    directUrl,
+    pthFiles,
+    modules,
+  );
+  const requires = (headers.get("requires-dist") ?? [])
+    .filter((req) => !/\bextra\s*==/.test(req.split(";").slice(1).join(";")))
+    .map((req) => normaliseName(/^[A-Za-z0-9._-]+/.exec(req.trim())?.[0] ?? ""))
+    .filter((n) => n !== "");
+  const integrity = record ? `sha256:${sha256Hex(record)}` : null;
+  const pkg: InstalledPythonPackage = {
+    id: `pip:${normaliseName(name)}`,
+    manager: "pip",
+    name,
+    version,
+    path: `${sitePackages}/${dir}`,
+    integrity,
+    integritySource: integrity ? "record" : "none",
+    dependencies: [],
+  };
+  return {
+    pkg,
+    modules: [...modules].sort(compare),
+    requires,
+    ...(editable === undefined ? {} : { editable }),
+  };
+}
+
+/**
+ * For an editable install (PEP 660 `direct_url.json` with `editable: true`, or a RECORD-listed
+ * `__editable__*.pth`), its source directory; the top-level modules found in the `.pth` path
+ * entries are added to `modules`. Import hooks in `.pth` files (`import …` lines) are not run.
+ */
+async function editableSource(
+  site: string,
+  dir: string,
+  directUrl: Buffer | undefined,
+  pthFiles: string[],
+  modules: Set<string>,
+): Promise<string | undefined> {
+  let source: string | undefined;
+  let isEditable = pthFiles.some((p) => p.startsWith("__editable__"));
+  if (directUrl) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(directUrl.toString("utf8"));
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      throw new InputError(
+        "ENVPACK_INPUT_ENV_CORRUPT",
+        `corrupt ${join(site, dir, "direct_url.json")}: ${error.message}`,
+        {
+          hint: "Reinstall the package with pip.",
+        },
+      );
+    }
+    const info = parsed as { url?: unknown; dir_info?: { editable?: unknown } };
+    if (info.dir_info?.editable === true) {
+      isEditable = true;
+      if (typeof info.url === "string" && info.url.startsWith("file:"))
+        source = fileURLToPath(info.url);
+    }
+  }
+  if (!isEditable) return undefined;
+  for (const pth of pthFiles) {
+    const text = (await readOptional(join(site, pth)))?.toString("utf8") ?? "";
+    for (const raw of text.split("\n")) {
+      const line = raw.trim();
+      if (
+        line === "" ||
+        line.startsWith("#") ||
+        line.startsWith("import ") ||
+        line.startsWith("import\t")
+      )
+        continue;
+      source ??= line;
+      let children: string[];
+      try {
+        children = await readdir(line);
+      } catch (error) {
+        if (
+          ["ENOENT", "ENOTDIR"].includes(
+            (error as NodeJS.ErrnoException).code ?? "",
+          )
+        )
+          continue;
+        throw error;
+      }
+      for (const child of children) {
+        const module = child.endsWith(".py")
+          ? moduleNameOf(child)
+          : (await isDirectory(join(line, child)))
+            ? moduleNameOf(`${child}/`)
+            : undefined;
+        if (module !== undefined) modules.add(module);
+      }
+    }
+  }
+  return source ?? join(site, dir);
+}
+
+/** RFC 822-style METADATA headers (lower-cased names → values), up to the body. */
+function parseMetadata(text: string): Map<string, string[]> {
+  const headers = new Map<string, string[]>();
+  let last: string[] | undefined;
+  for (const line of text.split(/\r?\n/)) {
+    if (line === "") break;
+    if ((line.startsWith(" ") || line.startsWith("\t")) && last) {
+      last[last.length - 1] += ` ${line.trim()}`;
+      continue;
+    }
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const key = line.slice(0, colon).trim().toLowerCase();
+    const values = headers.get(key) ?? [];
+    values.push(line.slice(colon + 1).trim());
+    headers.set(key, values);
+    last = values;
+  }
+  return headers;
+}
+
+/** The first field of a RECORD (CSV) line, unquoting `"…"`. */
+function csvFirstField(line: string): string {
+  const trimmed = line.replace(/\r$/, "");
+  if (!trimmed.startsWith('"')) return trimmed.split(",")[0] ?? "";
+  let out = "";
+  for (let i = 1; i < trimmed.length; i++) {
+    const c = trimmed[i];
+    if (c === '"') {
+      if (trimmed[i + 1] === '"') {
+        out += '"';
+        i++;
+      } else {
+        return out;
+      }
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+async function readOptional(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if (
+      ["ENOENT", "ENOTDIR"].includes(
+        (error as NodeJS.ErrnoException).code ?? "",
+      )
+    )
+      return undefined;
+    throw error;
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (error) {
+    if (
+      ["ENOENT", "ENOTDIR"].includes(
+        (error as NodeJS.ErrnoException).code ?? "",
+      )
+    )
+      return false;
+    throw error;
+  }
+}
+
+/** `Promise.all(items.map(fn))` with at most `CONCURRENCY` calls in flight; results keep the input order. */
+export async function mapLimit<T, R>(
+  items: T[],
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, items.length) }, worker),
+  );
+  return out;
+}
