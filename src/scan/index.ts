@@ -130,3 +130,5 @@ async function checkEntry(entry: string): Promise<void> {
     );
   }
 }
+
+export { rewriteSpecifiers } from "./js/rewrite-specifiers.js";

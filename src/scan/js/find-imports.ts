@@ -20,6 +20,8 @@ export interface ImportSite {
   column: number;
   /** Inside a `try` block: the code expects that loading may fail. */
   optional: boolean;
+  /** Source offsets [start, end) of a literal specifier, quotes included (for rewriting). */
+  range?: [number, number];
 }
 
 /** The result of reading one file's imports. */
@@ -161,6 +163,7 @@ class SiteFinder {
             { type: "literal", specifier: node.source.value },
             "import",
             optional,
+            node.source,
           );
         return;
       }
@@ -172,6 +175,7 @@ class SiteFinder {
             { type: "literal", specifier: node.source.value },
             "export",
             optional,
+            node.source,
           );
         }
         return;
@@ -197,6 +201,7 @@ class SiteFinder {
             },
             "require",
             optional,
+            node.moduleReference.expression,
           );
         }
         return;
@@ -219,7 +224,7 @@ class SiteFinder {
         ) {
           const target = targetOf(node.arguments[0]);
           if (target.type === "literal" && target.specifier.startsWith("."))
-            this.#add(node, target, "asset", optional);
+            this.#add(node, target, "asset", optional, node.arguments[0]);
         }
         return;
       case "CallExpression":
@@ -282,12 +287,22 @@ class SiteFinder {
       };
     }
     const start = node.loc?.start;
+    const isLiteralNode =
+      argument?.type === "StringLiteral" ||
+      (argument?.type === "TemplateLiteral" &&
+        argument.expressions.length === 0);
     this.sites.push({
       target,
       kind,
       line: start?.line ?? 0,
       column: (start?.column ?? 0) + 1,
       optional,
+      ...(target.type === "literal" &&
+      isLiteralNode &&
+      argument.start != null &&
+      argument.end != null
+        ? { range: [argument.start, argument.end] as [number, number] }
+        : {}),
     });
   }
 }

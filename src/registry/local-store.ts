@@ -1,0 +1,276 @@
+// A content-addressed directory of bundles: blobs by digest plus an index input digest → bundle
+// digest. The build cache and the local registry share this layout.
+
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import {
+  link,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { pipeline } from "node:stream/promises";
+import {
+  IntegrityError,
+  isDigest,
+  UsageError,
+  type Digest,
+} from "../core/index.js";
+
+/** What the index records for one input digest. */
+export interface IndexRecord {
+  inputDigest: Digest;
+  digest: Digest;
+  size: number;
+  /** Unix milliseconds of the last build or pull that used it (for gc). */
+  usedAt: number;
+  /** Free-form data the caller wants back on a hit (e.g. a stat fingerprint). */
+  meta?: Record<string, unknown>;
+}
+
+/** One blob in the store. */
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+  path: string;
+  /** Input digests whose index records point at this blob. */
+  inputs: Digest[];
+  usedAt: number;
+}
+
+/**
+ * The store's layout under `root`:
+ * `blobs/sha256/<hex>` (immutable, verified before they get their name),
+ * `index/sha256/<input hex>.json` (one {@link IndexRecord} each), `tmp/` (in-flight writes).
+ */
+export class LocalStore {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  /** Path of a blob (whether or not it exists). */
+  blobPath(digest: Digest): string {
+    return join(this.root, "blobs", "sha256", hexOf(digest));
+  }
+
+  /** True when the blob is present. */
+  async has(digest: Digest): Promise<boolean> {
+    try {
+      await stat(this.blobPath(digest));
+      return true;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Adds a file as a blob: hashes it, rejects a mismatch with `expected` (IntegrityError
+   * ENVPACK_INTEGRITY_DIGEST_MISMATCH), then links or copies it into place atomically. Two
+   * writers of the same blob both succeed and leave one blob.
+   */
+  async putFile(
+    file: string,
+    expected?: Digest,
+  ): Promise<{ digest: Digest; size: number; path: string }> {
+    const actual = await hashFile(file);
+    if (expected !== undefined && actual.digest !== expected) {
+      throw new IntegrityError(
+        "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
+        `bytes of ${basename(file)} hash to ${actual.digest}, expected ${expected}`,
+        {
+          hint: "The source served or stored corrupt bytes; nothing was cached.",
+          details: { expected, actual: actual.digest },
+        },
+      );
+    }
+    const target = this.blobPath(actual.digest);
+    if (await this.has(actual.digest)) return { ...actual, path: target };
+    const temp = await this.#tempPath();
+    try {
+      try {
+        await link(file, temp);
+      } catch (error) {
+        if (
+          !["EXDEV", "EPERM", "EMLINK"].includes(
+            (error as NodeJS.ErrnoException).code ?? "",
+          )
+        )
+          throw error;
+        await pipeline(
+          createReadStream(file),
+          (await open(temp, "wx")).createWriteStream(),
+        );
+      }
+      await mkdir(dirname(target), { recursive: true });
+      await rename(temp, target);
+    } finally {
+      await rm(temp, { force: true });
+    }
+    return { ...actual, path: target };
+  }
+
+  /** Reads the index record for an input digest, or null. A corrupt record counts as absent. */
+  async lookup(inputDigest: Digest): Promise<IndexRecord | null> {
+    let text: string;
+    try {
+      text = await readFile(this.#indexPath(inputDigest), "utf8");
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    try {
+      const record = JSON.parse(text) as IndexRecord;
+      return isDigest(record.digest) && record.inputDigest === inputDigest
+        ? record
+        : null;
+    } catch (error) {
+      if (error instanceof SyntaxError) return null;
+      throw error;
+    }
+  }
+
+  /** Writes the index record (atomically) once its blob is in the store. */
+  async record(record: IndexRecord): Promise<void> {
+    if (!(await this.has(record.digest)))
+      throw new Error(`refusing to index missing blob ${record.digest}`);
+    const path = this.#indexPath(record.inputDigest);
+    const temp = await this.#tempPath();
+    try {
+      await writeFile(temp, JSON.stringify(record, null, 2) + "\n");
+      await mkdir(dirname(path), { recursive: true });
+      await rename(temp, path);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  /** Every blob with the inputs that point at it, newest use first. */
+  async list(): Promise<BlobInfo[]> {
+    const records = await this.#records();
+    const blobs = await listDir(join(this.root, "blobs", "sha256"));
+    const out = await Promise.all(
+      blobs.map(async (hex): Promise<BlobInfo> => {
+        const digest = `sha256:${hex}` as Digest;
+        const path = this.blobPath(digest);
+        const info = await stat(path);
+        const pointing = records.filter((r) => r.digest === digest);
+        return {
+          digest,
+          size: info.size,
+          path,
+          inputs: pointing.map((r) => r.inputDigest),
+          usedAt: Math.max(info.mtimeMs, ...pointing.map((r) => r.usedAt)),
+        };
+      }),
+    );
+    return out.sort((a, b) => b.usedAt - a.usedAt);
+  }
+
+  /** Removes a blob and every index record pointing at it; returns whether it existed. */
+  async remove(digest: Digest): Promise<boolean> {
+    for (const record of await this.#records()) {
+      if (record.digest === digest)
+        await rm(this.#indexPath(record.inputDigest), { force: true });
+    }
+    const existed = await this.has(digest);
+    await rm(this.blobPath(digest), { force: true });
+    return existed;
+  }
+
+  /** Removes least recently used blobs until the store's blobs total at most `maxBytes`. */
+  async gc(
+    maxBytes: number,
+  ): Promise<{ removed: Digest[]; freed: number; kept: number }> {
+    if (!Number.isFinite(maxBytes) || maxBytes < 0) {
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_ARGUMENT",
+        `--max-size must be a non-negative size, got ${maxBytes}`,
+      );
+    }
+    const blobs = await this.list();
+    let total = blobs.reduce((sum, b) => sum + b.size, 0);
+    const removed: Digest[] = [];
+    let freed = 0;
+    for (const blob of [...blobs].reverse()) {
+      if (total <= maxBytes) break;
+      await this.remove(blob.digest);
+      total -= blob.size;
+      freed += blob.size;
+      removed.push(blob.digest);
+    }
+    await rm(join(this.root, "tmp"), { recursive: true, force: true });
+    return { removed, freed, kept: total };
+  }
+
+  async #records(): Promise<IndexRecord[]> {
+    const names = await listDir(join(this.root, "index", "sha256"));
+    const records = await Promise.all(
+      names
+        .filter((n) => n.endsWith(".json"))
+        .map((n) => this.lookup(`sha256:${n.slice(0, -5)}` as Digest)),
+    );
+    return records.filter((r): r is IndexRecord => r !== null);
+  }
+
+  #indexPath(inputDigest: Digest): string {
+    return join(this.root, "index", "sha256", `${hexOf(inputDigest)}.json`);
+  }
+
+  async #tempPath(): Promise<string> {
+    const dir = join(this.root, "tmp");
+    await mkdir(dir, { recursive: true });
+    return join(dir, `${process.pid}-${randomBytes(8).toString("hex")}`);
+  }
+}
+
+/** sha256 and size of a file, streamed. */
+export async function hashFile(
+  path: string,
+): Promise<{ digest: Digest; size: number }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  await pipeline(
+    createReadStream(path),
+    async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        size += chunk.length;
+        hash.update(chunk);
+      }
+      yield* [];
+    },
+  );
+  return { digest: `sha256:${hash.digest("hex")}`, size };
+}
+
+function hexOf(digest: Digest): string {
+  if (!isDigest(digest))
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      `not a sha256 digest: ${digest}`,
+    );
+  return digest.slice("sha256:".length);
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((n) => !n.startsWith("."));
+  } catch (error) {
+    if (isMissing(error)) return [];
+    throw error;
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}

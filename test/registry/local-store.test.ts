@@ -1,0 +1,113 @@
+// The content-addressed store on a real temp directory.
+
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { digestOf, type Digest } from "../../src/core/index.js";
+import { LocalStore } from "../../src/registry/index.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+async function blobFile(dir: string, content: string): Promise<string> {
+  const path = join(dir, `in-${Math.random().toString(16).slice(2)}`);
+  await writeFile(path, content);
+  return path;
+}
+
+const input = (n: number) => digestOf(`input-${n}`);
+
+describe("LocalStore", () => {
+  it("stores a file under its digest and indexes an input digest to it", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    const put = await store.putFile(await blobFile(dir, "hello"));
+    expect(put.digest).toBe(digestOf("hello"));
+    expect(await readFile(store.blobPath(put.digest), "utf8")).toBe("hello");
+    await store.record({
+      inputDigest: input(1),
+      digest: put.digest,
+      size: put.size,
+      usedAt: 1,
+    });
+    expect(await store.lookup(input(1))).toMatchObject({ digest: put.digest });
+    expect(await store.lookup(input(2))).toBeNull();
+  });
+
+  it("rejects bytes that do not match the expected digest and keeps nothing", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    await expect(
+      store.putFile(await blobFile(dir, "evil"), digestOf("good")),
+    ).rejects.toMatchObject({
+      code: "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
+    });
+    expect(await store.list()).toEqual([]);
+  });
+
+  it("lets concurrent writers of the same blob both succeed, leaving one blob and no temp files", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    const files = await Promise.all(
+      Array.from({ length: 6 }, () => blobFile(dir, "same bytes")),
+    );
+    const results = await Promise.all(files.map((f) => store.putFile(f)));
+    expect(new Set(results.map((r) => r.digest)).size).toBe(1);
+    expect(await readdir(join(dir, "store", "blobs", "sha256"))).toHaveLength(
+      1,
+    );
+    expect(await readdir(join(dir, "store", "tmp"))).toEqual([]);
+  });
+
+  it("refuses to index a blob it does not hold", async () => {
+    const store = new LocalStore(join(await tempDir(), "store"));
+    await expect(
+      store.record({
+        inputDigest: input(1),
+        digest: digestOf("x"),
+        size: 1,
+        usedAt: 1,
+      }),
+    ).rejects.toThrow();
+    expect(await store.lookup(input(1))).toBeNull();
+  });
+
+  it("treats a corrupt index record as a miss", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    const put = await store.putFile(await blobFile(dir, "x"));
+    await store.record({
+      inputDigest: input(1),
+      digest: put.digest,
+      size: 1,
+      usedAt: 1,
+    });
+    const indexDir = join(dir, "store", "index", "sha256");
+    const [name] = await readdir(indexDir);
+    await writeFile(join(indexDir, name!), "{ truncated");
+    expect(await store.lookup(input(1))).toBeNull();
+  });
+
+  it("gc removes least recently used blobs down to the size bound, with their index records", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    const digests: Digest[] = [];
+    for (let i = 0; i < 3; i++) {
+      const put = await store.putFile(
+        await blobFile(dir, `blob-${i}-`.padEnd(100, "x")),
+      );
+      await store.record({
+        inputDigest: input(i),
+        digest: put.digest,
+        size: put.size,
+        usedAt: Date.now() + i * 1000_000,
+      });
+      digests.push(put.digest);
+    }
+    const result = await store.gc(150);
+    expect(result.removed).toEqual([digests[0], digests[1]]);
+    expect((await store.list()).map((b) => b.digest)).toEqual([digests[2]]);
+    expect(await store.lookup(input(0))).toBeNull();
+    await expect(store.gc(-1)).rejects.toMatchObject({
+      code: "ENVPACK_USAGE_BAD_ARGUMENT",
+    });
+  });
+});
