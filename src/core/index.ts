@@ -4,3 +4,4 @@ export * from "./errors.js";
 export * from "./events.js";
 export * from "./digest.js";
 export * from "./manifest.js";
+export * from "./conda-meta.js";

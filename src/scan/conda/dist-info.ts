@@ -3,7 +3,13 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { InputError, compare, sha256Hex } from "../../core/index.js";
+import {
+  InputError,
+  compare,
+  parseDistInfoMetadata,
+  recordLinePath,
+  sha256Hex,
+} from "../../core/index.js";
 import { isIdentifier, moduleNameOf, normaliseName } from "./module-names.js";
 import type { InstalledPythonPackage } from "./read-prefix.js";
 
@@ -52,7 +58,7 @@ async function readDistInfo(
       readOptional(join(base, f)),
     ),
   );
-  const headers = parseMetadata(metadata?.toString("utf8") ?? "");
+  const headers = parseDistInfoMetadata(metadata?.toString("utf8") ?? "");
   const fromDir = /^(.+?)-([^-]+)\.dist-info$/.exec(dir);
   const name = headers.get("name")?.[0] ?? fromDir?.[1];
   const version = headers.get("version")?.[0] ?? fromDir?.[2];
@@ -61,7 +67,7 @@ async function readDistInfo(
   const modules = new Set<string>();
   const pthFiles: string[] = [];
   for (const line of (record?.toString("utf8") ?? "").split("\n")) {
-    const path = csvFirstField(line);
+    const path = recordLinePath(line);
     if (path === "" || path.startsWith("../") || path.startsWith("/")) continue;
     if (!path.includes("/") && path.endsWith(".pth")) pthFiles.push(path);
     if (path.startsWith("__editable__")) continue;
@@ -174,48 +180,6 @@ async function editableSource(
     }
   }
   return source ?? join(site, dir);
-}
-
-/** RFC 822-style METADATA headers (lower-cased names → values), up to the body. */
-function parseMetadata(text: string): Map<string, string[]> {
-  const headers = new Map<string, string[]>();
-  let last: string[] | undefined;
-  for (const line of text.split(/\r?\n/)) {
-    if (line === "") break;
-    if ((line.startsWith(" ") || line.startsWith("\t")) && last) {
-      last[last.length - 1] += ` ${line.trim()}`;
-      continue;
-    }
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const key = line.slice(0, colon).trim().toLowerCase();
-    const values = headers.get(key) ?? [];
-    values.push(line.slice(colon + 1).trim());
-    headers.set(key, values);
-    last = values;
-  }
-  return headers;
-}
-
-/** The first field of a RECORD (CSV) line, unquoting `"…"`. */
-function csvFirstField(line: string): string {
-  const trimmed = line.replace(/\r$/, "");
-  if (!trimmed.startsWith('"')) return trimmed.split(",")[0] ?? "";
-  let out = "";
-  for (let i = 1; i < trimmed.length; i++) {
-    const c = trimmed[i];
-    if (c === '"') {
-      if (trimmed[i + 1] === '"') {
-        out += '"';
-        i++;
-      } else {
-        return out;
-      }
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 async function readOptional(path: string): Promise<Buffer | undefined> {

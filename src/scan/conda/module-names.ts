@@ -1,9 +1,6 @@
 // Top-level Python module names of installed files, and PEP 503 package names.
 
-/** PEP 503 name normalisation: lower case, runs of `-_.` become `-`. */
-export function normaliseName(name: string): string {
-  return name.toLowerCase().replace(/[-_.]+/g, "-");
-}
+export { normaliseName } from "../../core/index.js";
 
 /**
  * The top-level module a path under a module directory provides: `x/…` (a package directory),

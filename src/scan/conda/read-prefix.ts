@@ -1,9 +1,14 @@
 // Reads a Conda prefix's metadata once: conda-meta records and unmanaged dist-infos, indexed by top-level module name.
 
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
-import { InputError, compare } from "../../core/index.js";
+import {
+  InputError,
+  compare,
+  matchSpecName,
+  readCondaRecord,
+  type CondaRecord,
+} from "../../core/index.js";
 import { builtinModules } from "./builtin-modules.js";
 import { mapLimit, readDistInfos } from "./dist-info.js";
 import { moduleNameOf, normaliseName } from "./module-names.js";
@@ -46,19 +51,6 @@ export interface CondaPrefix {
   /** Modules compiled into the interpreter (no file). */
   builtins: ReadonlySet<string>;
 }
-
-const condaRecordSchema = z.object({
-  name: z.string().min(1),
-  version: z.string().min(1),
-  build: z.string().optional(),
-  channel: z.string().optional(),
-  subdir: z.string().optional(),
-  depends: z.array(z.string()).optional(),
-  files: z.array(z.string()).optional(),
-  sha256: z.string().optional(),
-  md5: z.string().optional(),
-});
-type CondaRecord = z.infer<typeof condaRecordSchema>;
 
 /**
  * Reads `<prefix>/conda-meta/*.json` and the site-packages `*.dist-info` directories no record
@@ -192,8 +184,7 @@ function condaPackage(
 ): InstalledPythonPackage {
   const dependencies = new Set<string>();
   for (const spec of record.depends ?? []) {
-    // A match spec's first token is the package name (`python >=3.9`, `libgcc >=13`, `six`).
-    const name = spec.trim().split(/\s+/)[0] ?? "";
+    const name = matchSpecName(spec);
     if (name !== record.name && installed.has(name))
       dependencies.add(`conda:${name}`);
   }
@@ -217,27 +208,7 @@ function condaPackage(
 }
 
 async function readRecord(file: string): Promise<CondaRecord> {
-  const text = await readFile(file, "utf8");
-  let problem: string;
-  try {
-    const parsed = condaRecordSchema.safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data;
-    const issue = parsed.error.issues[0];
-    problem = issue
-      ? `${issue.path.join(".") || "(root)"}: ${issue.message}`
-      : "not a conda-meta record";
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
-    problem = error.message;
-  }
-  throw new InputError(
-    "ENVPACK_INPUT_ENV_CORRUPT",
-    `corrupt conda-meta record ${file}: ${problem}`,
-    {
-      hint: "Repair or reinstall the package (`conda install --force-reinstall`), or remove the damaged record.",
-      details: { file },
-    },
-  );
+  return (await readCondaRecord(file)).record;
 }
 async function requireDirectory(
   path: string,

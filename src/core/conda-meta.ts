@@ -1,0 +1,106 @@
+// Pure parsing of Conda prefix metadata shared by the scanner and the packer: conda-meta records, match specs and dist-info text.
+
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+import { InputError } from "./errors.js";
+
+/** The fields of a `conda-meta/<dist>.json` record envpack relies on; unknown keys are dropped. */
+export const condaRecordSchema = z.object({
+  name: z.string().min(1),
+  version: z.string().min(1),
+  build: z.string().optional(),
+  channel: z.string().optional(),
+  subdir: z.string().optional(),
+  depends: z.array(z.string()).optional(),
+  files: z.array(z.string()).optional(),
+  sha256: z.string().optional(),
+  md5: z.string().optional(),
+});
+
+/** A parsed conda-meta record (see {@link condaRecordSchema}). */
+export type CondaRecord = z.infer<typeof condaRecordSchema>;
+
+/**
+ * Reads and validates one conda-meta record.
+ * @returns the validated record and the whole parsed JSON object (all keys kept)
+ * @throws InputError ENVPACK_INPUT_ENV_CORRUPT when the file is not JSON or not a record
+ */
+export async function readCondaRecord(
+  file: string,
+): Promise<{ record: CondaRecord; json: Record<string, unknown> }> {
+  const text = await readFile(file, "utf8");
+  let problem: string;
+  try {
+    const json: unknown = JSON.parse(text);
+    const parsed = condaRecordSchema.safeParse(json);
+    if (parsed.success)
+      return { record: parsed.data, json: json as Record<string, unknown> };
+    const issue = parsed.error.issues[0];
+    problem = issue
+      ? `${issue.path.join(".") || "(root)"}: ${issue.message}`
+      : "not a conda-meta record";
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    problem = error.message;
+  }
+  throw new InputError(
+    "ENVPACK_INPUT_ENV_CORRUPT",
+    `corrupt conda-meta record ${file}: ${problem}`,
+    {
+      hint: "Repair or reinstall the package (`conda install --force-reinstall`), or remove the damaged record.",
+      details: { file },
+    },
+  );
+}
+
+/** The package name of a match spec: its first token (`python >=3.9` → `python`, `six` → `six`). */
+export function matchSpecName(spec: string): string {
+  return spec.trim().split(/\s+/)[0] ?? "";
+}
+
+/** PEP 503 name normalisation: lower case, runs of `-_.` become `-`. */
+export function normaliseName(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
+}
+
+/** RFC 822-style dist-info METADATA headers (lower-cased names → values), up to the body. */
+export function parseDistInfoMetadata(text: string): Map<string, string[]> {
+  const headers = new Map<string, string[]>();
+  let last: string[] | undefined;
+  for (const line of text.split(/\r?\n/)) {
+    if (line === "") break;
+    if ((line.startsWith(" ") || line.startsWith("\t")) && last) {
+      last[last.length - 1] += ` ${line.trim()}`;
+      continue;
+    }
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const key = line.slice(0, colon).trim().toLowerCase();
+    const values = headers.get(key) ?? [];
+    values.push(line.slice(colon + 1).trim());
+    headers.set(key, values);
+    last = values;
+  }
+  return headers;
+}
+
+/** The first field (the path) of a dist-info RECORD line, a CSV row; `"…"` is unquoted. */
+export function recordLinePath(line: string): string {
+  const trimmed = line.replace(/\r$/, "");
+  if (!trimmed.startsWith('"')) return trimmed.split(",")[0] ?? "";
+  let out = "";
+  for (let i = 1; i < trimmed.length; i++) {
+    const c = trimmed[i];
+    if (c === '"') {
+      if (trimmed[i + 1] === '"') {
+        out += '"';
+        i++;
+      } else {
+        return out;
+      }
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
