@@ -1,0 +1,632 @@
+// Turns a Conda prefix into the entries of a Conda bundle with conda-pack's file selection, plus the relocation record and script.
+
+import { lstat, readFile, readdir, readlink, stat } from "node:fs/promises";
+import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  InputError,
+  compare,
+  normaliseName,
+  readCondaRecord,
+  sha256Hex,
+  type WarnEvent,
+} from "../../src/core/index.js";
+import {
+  isShebangWith,
+  isUtf8,
+  replaceAll,
+  restoreBinaryPlaceholder,
+} from "./prefix-bytes.js";
+import { pySourceOf, walkPrefix, type PrefixItemKind } from "./prefix-walk.js";
+import {
+  dependsNames,
+  readCondaPackages,
+  readPipPackages,
+  refuseEditable,
+  type CondaPackage,
+  type ManagedFile,
+  type PipPackage,
+} from "./read-packages.js";
+
+/** Where the relocation record and script live inside a Conda bundle. */
+export const RELOCATE_JSON_PATH = ".envpack/relocate.json";
+export const RELOCATE_SCRIPT_PATH = ".envpack/relocate.py";
+
+/**
+ * The placeholder envpack puts in unmanaged text files (pip-installed scripts, `conda-meta/history`)
+ * in place of the build prefix, so that the bundle never holds the build machine's path.
+ */
+export const UNMANAGED_PLACEHOLDER = "/@envpack-prefix-placeholder@";
+
+/** Unmanaged files conda creates on activation in old versions; conda-pack leaves them out. */
+const ACTIVATION_SCRIPTS = new Set([
+  "bin/conda",
+  "bin/activate",
+  "bin/deactivate",
+]);
+
+/** Bounded fan-out for file reads. */
+const CONCURRENCY = 16;
+
+/** One bundle entry, in the shape `writeBundle` takes. */
+export interface CondaBundleEntry {
+  /** POSIX path relative to the bundle root. */
+  path: string;
+  type: "file" | "directory" | "symlink";
+  /** Absolute file to copy the bytes from. */
+  source?: string;
+  /** The bytes, when they differ from any file on disk. */
+  data?: Uint8Array;
+  executable?: boolean;
+  linkTarget?: string;
+}
+
+/** One file the relocation script rewrites. */
+export interface RelocationFile {
+  path: string;
+  /** `text`: plain substitution; `binary`: NUL-terminated runs, length kept by NUL padding. */
+  mode: "text" | "binary";
+  /** sha256 (hex) of the bytes as packed, placeholders in them. */
+  sha256: string;
+  /** Set when it differs from the record's default placeholder. */
+  placeholder?: string;
+  /** The first line is a `#!` line naming something under the prefix. */
+  shebang?: true;
+}
+
+/** `.envpack/relocate.json`: what `relocate.py` rewrites after unpacking. */
+export interface CondaRelocation {
+  version: 1;
+  /** The most common placeholder, used for files that name none. */
+  placeholder: string;
+  files: RelocationFile[];
+}
+
+/** Options of {@link planCondaBundle}. */
+export interface PlanCondaBundleOptions {
+  /** The Conda prefix (the directory holding `conda-meta/`). */
+  prefix: string;
+  /**
+   * `--prune`: packages to keep (`conda:<name>`, `pip:<name>` or a bare name). Kept are those, their
+   * `depends` / `Requires-Dist` closure, python with its closure, and unmanaged files that belong to
+   * a kept pip package or to no package. Undefined keeps everything.
+   */
+  keep?: ReadonlySet<string>;
+  onWarn?: (warning: WarnEvent) => void;
+  signal?: AbortSignal;
+}
+
+/** The planned bundle: entries sorted by path, and the relocation record among them. */
+export interface CondaBundlePlan {
+  entries: CondaBundleEntry[];
+  relocation: CondaRelocation;
+}
+
+/**
+ * Lists a Conda bundle's entries with conda-pack's semantics: the files of every conda-meta
+ * record (placeholder files with their package-cache bytes, so the bundle holds the placeholder),
+ * `conda-meta/*.json` with `link.source`, `extracted_package_dir` and `package_tarball_full_path`
+ * emptied, `conda-meta/history`, and every unmanaged file except activation scripts and byte code
+ * whose source a package manages. Unmanaged UTF-8 files that contain the prefix get
+ * {@link UNMANAGED_PLACEHOLDER} instead. No byte code is compiled. Adds `.envpack/relocate.json`
+ * and `.envpack/relocate.py`. Warnings: `ENVPACK_WARN_CONDA_UNCACHED`, `…_UNRELOCATABLE`,
+ * `…_MODIFIED_FILE`, `…_LINK_OUTSIDE`, `…_PRUNE_UNKNOWN`, `…_SPECIAL_FILE`.
+ * @throws InputError ENVPACK_INPUT_ENV_NOT_FOUND, ENVPACK_INPUT_ENV_NOT_CONDA, ENVPACK_INPUT_ENV_NO_PYTHON,
+ *   ENVPACK_INPUT_ENV_CORRUPT, ENVPACK_INPUT_ENV_EDITABLE, ENVPACK_INPUT_ENV_MISSING_FILES
+ */
+export async function planCondaBundle(
+  options: PlanCondaBundleOptions,
+): Promise<CondaBundlePlan> {
+  const prefix = resolve(options.prefix);
+  const { signal } = options;
+  const warn = (code: string, message: string, data: Record<string, unknown>) =>
+    options.onWarn?.({ type: "warn", code, message, data });
+  await requireCondaPrefix(prefix);
+  const sitePackages = await findSitePackages(prefix);
+
+  const packages = await readCondaPackages(prefix, sitePackages);
+  const items = await walkPrefix(prefix, options.onWarn, signal);
+  const managed = new Set<string>(["conda-meta/history"]);
+  for (const pkg of packages) {
+    managed.add(pkg.metaPath);
+    for (const file of pkg.files) managed.add(file.target);
+  }
+  const pips = await readPipPackages(prefix, sitePackages, managed);
+  await refuseEditable(prefix, sitePackages, pips);
+  signal?.throwIfAborted();
+
+  const kept = keptPackages(packages, pips, options.keep, warn);
+  const keptConda = packages.filter((p) => kept.conda.has(p.record.name));
+  await refuseMissing(prefix, keptConda, items);
+  for (const pkg of keptConda.filter((p) => !p.cached))
+    warn(
+      "ENVPACK_WARN_CONDA_UNCACHED",
+      `${pkg.record.name} ${pkg.record.version} is not in the package cache; its files are read from ${prefix}`,
+      { package: pkg.record.name, url: pkg.json["url"] },
+    );
+
+  const out = new Map<string, CondaBundleEntry>();
+  const relocation: RelocationFile[] = [];
+  const ctx: Context = { prefix, items, out, relocation, warn };
+  const jobs: (() => Promise<void>)[] = [];
+  for (const pkg of keptConda) {
+    for (const file of pkg.files) {
+      if (file.pathType === "pyc" && !items.has(file.target)) continue;
+      jobs.push(() => addManaged(ctx, pkg, file));
+    }
+    out.set(pkg.metaPath, {
+      path: pkg.metaPath,
+      type: "file",
+      data: Buffer.from(rewriteCondaMeta(pkg.json)),
+    });
+  }
+  const pipOwner = new Map<string, PipPackage>();
+  for (const pip of pips) for (const f of pip.files) pipOwner.set(f, pip);
+  for (const [path, kind] of items) {
+    if (managed.has(path) && path !== "conda-meta/history") continue;
+    if (path.startsWith("conda-meta/") && path.endsWith(".json")) continue;
+    if (ACTIVATION_SCRIPTS.has(path)) continue;
+    const source = pySourceOf(path);
+    if (source !== undefined && managed.has(source)) continue;
+    const owner =
+      pipOwner.get(path) ??
+      (source === undefined ? undefined : pipOwner.get(source));
+    if (owner && !kept.pip.has(owner.key)) continue;
+    jobs.push(() => addUnmanaged(ctx, path, kind));
+  }
+  await runLimited(jobs, signal);
+
+  const relocate = await readRelocateScript();
+  const placeholderCounts = new Map<string, number>();
+  for (const r of relocation)
+    placeholderCounts.set(
+      r.placeholder as string,
+      (placeholderCounts.get(r.placeholder as string) ?? 0) + 1,
+    );
+  const [main = UNMANAGED_PLACEHOLDER] = [...placeholderCounts.entries()]
+    .sort((a, b) => b[1] - a[1] || compare(a[0], b[0]))
+    .map(([p]) => p);
+  const record: CondaRelocation = {
+    version: 1,
+    placeholder: main,
+    files: relocation
+      .sort((a, b) => compare(a.path, b.path))
+      .map(({ placeholder, ...rest }) =>
+        placeholder === main ? rest : { ...rest, placeholder },
+      ),
+  };
+  out.set(RELOCATE_JSON_PATH, {
+    path: RELOCATE_JSON_PATH,
+    type: "file",
+    data: Buffer.from(`${JSON.stringify(record, null, 1)}\n`),
+  });
+  out.set(RELOCATE_SCRIPT_PATH, {
+    path: RELOCATE_SCRIPT_PATH,
+    type: "file",
+    data: relocate,
+  });
+  const entries = [...out.values()].sort((a, b) => compare(a.path, b.path));
+  return { entries, relocation: record };
+}
+
+interface Context {
+  prefix: string;
+  items: Map<string, PrefixItemKind>;
+  out: Map<string, CondaBundleEntry>;
+  relocation: RelocationFile[];
+  warn: (code: string, message: string, data: Record<string, unknown>) => void;
+}
+
+async function addManaged(
+  ctx: Context,
+  pkg: CondaPackage,
+  file: ManagedFile,
+): Promise<void> {
+  const { prefix, items, out } = ctx;
+  const target = file.target;
+  const kind = items.get(target);
+  if (file.pathType === "directory" || kind === "empty-directory") {
+    out.set(target, { path: target, type: "directory" });
+    return;
+  }
+  if (kind === "symlink" || file.pathType === "softlink") {
+    await addSymlink(ctx, target);
+    return;
+  }
+  if (file.pathType === "unknown" || !pkg.cached) {
+    if (file.placeholder === undefined) {
+      await addUnmanaged(ctx, target, "file");
+      return;
+    }
+  }
+  const inPrefix = join(prefix, target);
+  if (file.placeholder === undefined) {
+    const source = (await isFile(file.cacheFile)) ? file.cacheFile : inPrefix;
+    out.set(target, {
+      path: target,
+      type: "file",
+      source: source as string,
+      executable: await isExecutable(source as string),
+    });
+    return;
+  }
+  const mode = file.fileMode ?? "text";
+  const placeholder = Buffer.from(file.placeholder);
+  if (file.cacheFile !== undefined && (await isFile(file.cacheFile))) {
+    const cached = await readFile(file.cacheFile);
+    const sha256 = sha256Hex(cached);
+    if (file.sha256 === undefined || file.sha256 === sha256) {
+      out.set(target, {
+        path: target,
+        type: "file",
+        source: file.cacheFile,
+        executable: await isExecutable(file.cacheFile),
+      });
+      pushRelocation(ctx, target, mode, sha256, file.placeholder, cached);
+      return;
+    }
+  }
+  // Not in the cache (or the cache copy is damaged): put the placeholder back into the prefix's copy.
+  const data = await readFile(inPrefix);
+  const restored =
+    mode === "text"
+      ? replaceAll(data, Buffer.from(prefix), placeholder)
+      : restoreBinaryPlaceholder(data, Buffer.from(prefix), placeholder);
+  if (restored === undefined) {
+    ctx.warn(
+      "ENVPACK_WARN_CONDA_UNRELOCATABLE",
+      `${target} (${pkg.record.name}): its binary prefix cannot be turned back into the placeholder; it keeps ${prefix}`,
+      { path: target, package: pkg.record.name },
+    );
+    out.set(target, {
+      path: target,
+      type: "file",
+      source: inPrefix,
+      executable: await isExecutable(inPrefix),
+    });
+    return;
+  }
+  const sha256 = sha256Hex(restored);
+  if (file.sha256 !== undefined && file.sha256 !== sha256)
+    ctx.warn(
+      "ENVPACK_WARN_CONDA_MODIFIED_FILE",
+      `${target} (${pkg.record.name}) differs from the package's own file; packing the prefix's copy`,
+      { path: target, package: pkg.record.name },
+    );
+  out.set(target, {
+    path: target,
+    type: "file",
+    data: restored,
+    executable: await isExecutable(inPrefix),
+  });
+  pushRelocation(ctx, target, mode, sha256, file.placeholder, restored);
+}
+
+async function addUnmanaged(
+  ctx: Context,
+  target: string,
+  kind: PrefixItemKind,
+): Promise<void> {
+  const { prefix, out } = ctx;
+  if (kind === "empty-directory") {
+    out.set(target, { path: target, type: "directory" });
+    return;
+  }
+  if (kind === "symlink") {
+    await addSymlink(ctx, target);
+    return;
+  }
+  const source = join(prefix, target);
+  const data = await readFile(source);
+  const executable = await isExecutable(source);
+  const prefixBytes = Buffer.from(prefix);
+  if (!data.includes(prefixBytes)) {
+    out.set(target, { path: target, type: "file", source, executable });
+    return;
+  }
+  if (!isUtf8(data)) {
+    if (!target.endsWith(".pyc"))
+      ctx.warn(
+        "ENVPACK_WARN_CONDA_UNRELOCATABLE",
+        `${target} is a binary file conda does not manage and holds ${prefix}; it is packed unchanged and not relocated`,
+        { path: target },
+      );
+    out.set(target, { path: target, type: "file", source, executable });
+    return;
+  }
+  const placeholder = Buffer.from(UNMANAGED_PLACEHOLDER);
+  const normalised = replaceAll(data, prefixBytes, placeholder);
+  out.set(target, { path: target, type: "file", data: normalised, executable });
+  pushRelocation(
+    ctx,
+    target,
+    "text",
+    sha256Hex(normalised),
+    UNMANAGED_PLACEHOLDER,
+    normalised,
+  );
+}
+
+function pushRelocation(
+  ctx: Context,
+  path: string,
+  mode: "text" | "binary",
+  sha256: string,
+  placeholder: string,
+  data: Buffer,
+): void {
+  ctx.relocation.push({
+    path,
+    mode,
+    sha256,
+    placeholder,
+    ...(mode === "text" && isShebangWith(data, Buffer.from(placeholder))
+      ? { shebang: true as const }
+      : {}),
+  });
+}
+
+/** A symlink, made relative when it points into the prefix by absolute path; links leaving the prefix are dropped. */
+async function addSymlink(ctx: Context, target: string): Promise<void> {
+  const { prefix } = ctx;
+  const link = await readlink(join(prefix, target));
+  const dir = posix.dirname(target);
+  let linkTarget = link;
+  if (isAbsolute(link)) {
+    const rel = relative(prefix, link).split("\\").join("/");
+    linkTarget = posix.relative(dir, rel) || ".";
+    if (rel.startsWith("../") || rel === ".." || isAbsolute(rel))
+      linkTarget = link;
+  }
+  const resolved = posix.normalize(posix.join(dir, linkTarget));
+  if (
+    isAbsolute(linkTarget) ||
+    resolved === ".." ||
+    resolved.startsWith("../")
+  ) {
+    ctx.warn(
+      "ENVPACK_WARN_CONDA_LINK_OUTSIDE",
+      `${target} is a symlink to ${link}, outside the environment; it is left out`,
+      { path: target, linkTarget: link },
+    );
+    return;
+  }
+  ctx.out.set(target, { path: target, type: "symlink", linkTarget });
+}
+
+/** A conda-meta record as conda-pack packs it: local paths emptied, keys sorted, one-space indent. */
+function rewriteCondaMeta(json: Record<string, unknown>): string {
+  const copy = structuredClone(json);
+  for (const field of ["extracted_package_dir", "package_tarball_full_path"])
+    if (field in copy) copy[field] = "";
+  const link = copy["link"];
+  if (link !== null && typeof link === "object" && "source" in link)
+    (link as Record<string, unknown>)["source"] = "";
+  return JSON.stringify(sortKeys(copy), null, 1);
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .sort(([a], [b]) => compare(a, b))
+      .map(([k, v]) => [k, sortKeys(v)]),
+  );
+}
+
+function keptPackages(
+  packages: CondaPackage[],
+  pips: PipPackage[],
+  keep: ReadonlySet<string> | undefined,
+  warn: Context["warn"],
+): { conda: Set<string>; pip: Set<string> } {
+  const conda = new Set<string>();
+  const pip = new Set<string>();
+  if (keep === undefined) {
+    for (const p of packages) conda.add(p.record.name);
+    for (const p of pips) pip.add(p.key);
+    return { conda, pip };
+  }
+  const byName = new Map(packages.map((p) => [p.record.name, p]));
+  const condaByKey = new Map(
+    packages.map((p) => [normaliseName(p.record.name), p.record.name]),
+  );
+  const pipByKey = new Map(pips.map((p) => [p.key, p]));
+  const queue: string[] = [];
+  const addConda = (name: string) => {
+    if (!conda.has(name) && byName.has(name)) {
+      conda.add(name);
+      queue.push(`conda:${name}`);
+    }
+  };
+  const addPip = (key: string) => {
+    if (!pip.has(key) && pipByKey.has(key)) {
+      pip.add(key);
+      queue.push(`pip:${key}`);
+    }
+  };
+  const addAny = (key: string) => {
+    if (pipByKey.has(key)) addPip(key);
+    else {
+      const name = condaByKey.get(key);
+      if (name !== undefined) addConda(name);
+    }
+  };
+  for (const wanted of [...keep].sort(compare)) {
+    if (wanted.startsWith("conda:") && byName.has(wanted.slice(6)))
+      addConda(wanted.slice(6));
+    else if (
+      wanted.startsWith("pip:") &&
+      pipByKey.has(normaliseName(wanted.slice(4)))
+    )
+      addPip(normaliseName(wanted.slice(4)));
+    else if (byName.has(wanted)) addConda(wanted);
+    else if (
+      pipByKey.has(normaliseName(wanted)) ||
+      condaByKey.has(normaliseName(wanted))
+    )
+      addAny(normaliseName(wanted));
+    else
+      warn(
+        "ENVPACK_WARN_PRUNE_UNKNOWN",
+        `--prune: ${wanted} is not installed in the environment`,
+        { package: wanted },
+      );
+  }
+  addConda("python");
+  for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+    if (id.startsWith("conda:"))
+      for (const dep of dependsNames(byName.get(id.slice(6))!.record))
+        addConda(dep);
+    else for (const req of pipByKey.get(id.slice(4))!.requires) addAny(req);
+  }
+  return { conda, pip };
+}
+
+async function refuseMissing(
+  prefix: string,
+  packages: CondaPackage[],
+  items: Map<string, PrefixItemKind>,
+): Promise<void> {
+  const missing: { package: string; version: string; paths: string[] }[] = [];
+  for (const pkg of packages) {
+    const paths: string[] = [];
+    for (const file of pkg.files) {
+      if (file.pathType === "pyc" || items.has(file.target)) continue;
+      if (
+        file.pathType === "directory" &&
+        (await isDirectory(join(prefix, file.target)))
+      )
+        continue;
+      paths.push(file.target);
+    }
+    if (paths.length > 0)
+      missing.push({
+        package: pkg.record.name,
+        version: pkg.record.version,
+        paths: paths.sort(compare),
+      });
+  }
+  if (missing.length === 0) return;
+  const listed = missing
+    .map((m) => {
+      const shown = m.paths.slice(0, 3).join(", ");
+      const more = m.paths.length > 3 ? ` (+${m.paths.length - 3} more)` : "";
+      return `${m.package} ${m.version}: ${shown}${more}`;
+    })
+    .join("; ");
+  throw new InputError(
+    "ENVPACK_INPUT_ENV_MISSING_FILES",
+    `files managed by conda are missing from ${prefix}: ${listed}`,
+    {
+      hint: "Reinstall those packages (`conda install --force-reinstall -p PREFIX NAME`); pip may have removed or overwritten conda's files (check with `conda list`).",
+      details: { prefix, missing },
+    },
+  );
+}
+
+async function requireCondaPrefix(prefix: string): Promise<void> {
+  if (!(await isDirectory(prefix)))
+    throw new InputError(
+      "ENVPACK_INPUT_ENV_NOT_FOUND",
+      `Conda environment not found: ${prefix}`,
+      {
+        hint: "Pass --env the prefix of an existing Conda environment (the directory that holds conda-meta/).",
+        details: { path: prefix },
+      },
+    );
+  if (!(await isDirectory(join(prefix, "conda-meta"))))
+    throw new InputError(
+      "ENVPACK_INPUT_ENV_NOT_CONDA",
+      `${prefix} is not a Conda environment (no conda-meta/)`,
+      {
+        hint: "Pass --env the prefix of a Conda environment, e.g. $CONDA_PREFIX.",
+        details: { path: prefix },
+      },
+    );
+}
+
+/** `lib/pythonX.Y/site-packages` from the python record; the bundle's interpreter runs the relocation, so it must exist. */
+async function findSitePackages(prefix: string): Promise<string> {
+  const metaDir = join(prefix, "conda-meta");
+  for (const name of (await readdir(metaDir))
+    .filter((f) => f.startsWith("python-") && f.endsWith(".json"))
+    .sort(compare)) {
+    const { record } = await readCondaRecord(join(metaDir, name));
+    if (record.name !== "python") continue;
+    const majorMinor = record.version.split(".").slice(0, 2).join(".");
+    return `lib/python${majorMinor}/site-packages`;
+  }
+  throw new InputError(
+    "ENVPACK_INPUT_ENV_NO_PYTHON",
+    `${prefix} has no python package (no conda-meta record named python)`,
+    {
+      hint: "Install Python into the environment (`conda install -p PREFIX python`): the bundle's own interpreter relocates it after unpacking.",
+      details: { prefix },
+    },
+  );
+}
+
+let relocateScript: Promise<Buffer> | undefined;
+
+/** `runtime/relocate-conda.py`, found above this module both in the source tree and in `dist/`. */
+function readRelocateScript(): Promise<Buffer> {
+  relocateScript ??= (async () => {
+    let dir = dirname(fileURLToPath(import.meta.url));
+    for (let i = 0; i < 5; i++) {
+      const candidate = join(dir, "runtime", "relocate-conda.py");
+      if (await isFile(candidate)) return readFile(candidate);
+      dir = dirname(dir);
+    }
+    throw new Error(
+      "runtime/relocate-conda.py not found next to envpack's packer",
+    );
+  })();
+  return relocateScript;
+}
+
+async function runLimited(
+  jobs: (() => Promise<void>)[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      signal?.throwIfAborted();
+      await (jobs[next++] as () => Promise<void>)();
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, jobs.length) }, worker),
+  );
+}
+
+async function isFile(path: string | undefined): Promise<boolean> {
+  if (path === undefined) return false;
+  try {
+    return (await lstat(path)).isFile();
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  return ((await stat(path)).mode & 0o100) !== 0;
+}
+
+function isMissing(error: unknown): boolean {
+  return ["ENOENT", "ENOTDIR"].includes(
+    (error as NodeJS.ErrnoException).code ?? "",
+  );
+}

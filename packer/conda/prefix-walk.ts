@@ -1,0 +1,93 @@
+// Lists what a Conda prefix holds, as conda-pack sees it: files, symlinks (directory links unfollowed) and empty directories.
+
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { WarnEvent } from "../../src/core/index.js";
+
+/** What a prefix-relative path is. */
+export type PrefixItemKind = "file" | "symlink" | "empty-directory";
+
+/**
+ * Top-level names conda-pack never packs (package caches, nested environments, locks, conda's
+ * own bookkeeping), plus `.envpack`, which envpack writes itself.
+ */
+const IGNORED_TOP_LEVEL = new Set([
+  "pkgs",
+  "envs",
+  "conda-bld",
+  ".conda_lock",
+  "users",
+  "conda-recipes",
+  ".index",
+  ".unionfs",
+  ".nonadmin",
+  "python.app",
+  "Launcher.app",
+  ".envpack",
+]);
+
+/**
+ * Every regular file, symlink (a symlinked directory is one entry, not descended) and empty
+ * directory under `prefix`, by POSIX path relative to it. Sockets, FIFOs and devices are skipped
+ * with a `ENVPACK_WARN_CONDA_SPECIAL_FILE` warning.
+ */
+export async function walkPrefix(
+  prefix: string,
+  onWarn?: (warning: WarnEvent) => void,
+  signal?: AbortSignal,
+): Promise<Map<string, PrefixItemKind>> {
+  const items = new Map<string, PrefixItemKind>();
+  const visit = async (rel: string, isTop: boolean): Promise<void> => {
+    signal?.throwIfAborted();
+    const dirents = await readdir(rel === "" ? prefix : join(prefix, rel), {
+      withFileTypes: true,
+    });
+    let kept = 0;
+    for (const dirent of dirents) {
+      const name = dirent.name;
+      if (
+        isTop &&
+        (IGNORED_TOP_LEVEL.has(name) ||
+          name.endsWith("~") ||
+          name.endsWith(".DS_STORE"))
+      )
+        continue;
+      const child = rel === "" ? name : `${rel}/${name}`;
+      kept++;
+      if (dirent.isSymbolicLink()) items.set(child, "symlink");
+      else if (dirent.isFile()) items.set(child, "file");
+      else if (dirent.isDirectory()) await visit(child, false);
+      else {
+        kept--;
+        onWarn?.({
+          type: "warn",
+          code: "ENVPACK_WARN_CONDA_SPECIAL_FILE",
+          message: `skipped ${child} in ${prefix}: not a regular file, symlink or directory`,
+          data: { prefix, path: child },
+        });
+      }
+    }
+    if (kept === 0 && !isTop) items.set(rel, "empty-directory");
+  };
+  await visit("", true);
+  return items;
+}
+
+/**
+ * The source file a byte-code file under `__pycache__` was compiled from, as Python's
+ * `importlib.util.source_from_cache` computes it (`a/__pycache__/b.cpython-311.pyc` → `a/b.py`);
+ * undefined for anything else.
+ */
+export function pySourceOf(path: string): string | undefined {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "" : path.slice(0, slash);
+  const name = path.slice(slash + 1);
+  if (!name.endsWith(".pyc")) return undefined;
+  const dirSlash = dir.lastIndexOf("/");
+  if (dir.slice(dirSlash + 1) !== "__pycache__") return undefined;
+  const dots = name.split(".").length - 1;
+  if (dots !== 2 && dots !== 3) return undefined;
+  const base = name.slice(0, name.indexOf("."));
+  const parent = dirSlash < 0 ? "" : dir.slice(0, dirSlash);
+  return parent === "" ? `${base}.py` : `${parent}/${base}.py`;
+}
