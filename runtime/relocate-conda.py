@@ -15,11 +15,15 @@
 # - `.envpack/relocated.json` records the prefix relocated to and each file's resulting sha256:
 #   running again for the same prefix does nothing, for another prefix it relocates from the
 #   recorded one (the bundle was moved).
-import hashlib
-import json
-import os
-import re
 import sys
+
+# Nothing of this run may change the environment beyond the relocated files.
+sys.dont_write_bytecode = True
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
 
 SPEC = "relocate.json"
 MARKER = "relocated.json"

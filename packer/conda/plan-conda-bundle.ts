@@ -94,6 +94,18 @@ export interface PlanCondaBundleOptions {
   keep?: ReadonlySet<string>;
   onWarn?: (warning: WarnEvent) => void;
   signal?: AbortSignal;
+  /**
+   * For repacking another tool's output: the prefix path the files embed, when it is not the
+   * directory read (default: `prefix`).
+   */
+  embeddedPrefix?: string;
+  /** For repacking another tool's output: prefix-relative paths to leave out. */
+  exclude?: ReadonlySet<string>;
+  /**
+   * For repacking another tool's output, which has no package cache and may have rewritten
+   * shebangs: no uncached or modified-file warnings.
+   */
+  trustContents?: boolean;
 }
 
 /** The planned bundle: entries sorted by path, and the relocation record among them. */
@@ -108,7 +120,9 @@ export interface CondaBundlePlan {
  * `conda-meta/*.json` with `link.source`, `extracted_package_dir` and `package_tarball_full_path`
  * emptied, `conda-meta/history`, and every unmanaged file except activation scripts and byte code
  * whose source a package manages. Unmanaged UTF-8 files that contain the prefix get
- * {@link UNMANAGED_PLACEHOLDER} instead. No byte code is compiled. Adds `.envpack/relocate.json`
+ * {@link UNMANAGED_PLACEHOLDER} instead. No byte code is compiled, and `.pyc` files that embed the
+ * prefix (their source's path) are left out so the bundle does not depend on where the environment
+ * was built; Python recompiles them from source. Adds `.envpack/relocate.json`
  * and `.envpack/relocate.py`. Warnings: `ENVPACK_WARN_CONDA_UNCACHED`, `…_UNRELOCATABLE`,
  * `…_MODIFIED_FILE`, `…_LINK_OUTSIDE`, `…_PRUNE_UNKNOWN`, `…_SPECIAL_FILE`.
  * @throws InputError ENVPACK_INPUT_ENV_NOT_FOUND, ENVPACK_INPUT_ENV_NOT_CONDA, ENVPACK_INPUT_ENV_NO_PYTHON,
@@ -138,7 +152,9 @@ export async function planCondaBundle(
   const kept = keptPackages(packages, pips, options.keep, warn);
   const keptConda = packages.filter((p) => kept.conda.has(p.record.name));
   await refuseMissing(prefix, keptConda, items);
-  for (const pkg of keptConda.filter((p) => !p.cached))
+  for (const pkg of keptConda.filter(
+    (p) => !p.cached && !options.trustContents,
+  ))
     warn(
       "ENVPACK_WARN_CONDA_UNCACHED",
       `${pkg.record.name} ${pkg.record.version} is not in the package cache; its files are read from ${prefix}`,
@@ -147,7 +163,19 @@ export async function planCondaBundle(
 
   const out = new Map<string, CondaBundleEntry>();
   const relocation: RelocationFile[] = [];
-  const ctx: Context = { prefix, items, out, relocation, warn };
+  const ctx: Context = {
+    prefix,
+    embedded: options.embeddedPrefix ?? prefix,
+    items,
+    out,
+    relocation,
+    warn: options.trustContents
+      ? (code, message, data) => {
+          if (code !== "ENVPACK_WARN_CONDA_MODIFIED_FILE")
+            warn(code, message, data);
+        }
+      : warn,
+  };
   const jobs: (() => Promise<void>)[] = [];
   for (const pkg of keptConda) {
     for (const file of pkg.files) {
@@ -165,7 +193,7 @@ export async function planCondaBundle(
   for (const [path, kind] of items) {
     if (managed.has(path) && path !== "conda-meta/history") continue;
     if (path.startsWith("conda-meta/") && path.endsWith(".json")) continue;
-    if (ACTIVATION_SCRIPTS.has(path)) continue;
+    if (ACTIVATION_SCRIPTS.has(path) || options.exclude?.has(path)) continue;
     const source = pySourceOf(path);
     if (source !== undefined && managed.has(source)) continue;
     const owner =
@@ -210,7 +238,10 @@ export async function planCondaBundle(
 }
 
 interface Context {
+  /** The directory read. */
   prefix: string;
+  /** The prefix path its files embed. */
+  embedded: string;
   items: Map<string, PrefixItemKind>;
   out: Map<string, CondaBundleEntry>;
   relocation: RelocationFile[];
@@ -233,7 +264,7 @@ async function addManaged(
     await addSymlink(ctx, target);
     return;
   }
-  if (file.pathType === "unknown" || !pkg.cached) {
+  if (file.pathType === "unknown" || file.pathType === "pyc" || !pkg.cached) {
     if (file.placeholder === undefined) {
       await addUnmanaged(ctx, target, "file");
       return;
@@ -270,8 +301,8 @@ async function addManaged(
   const data = await readFile(inPrefix);
   const restored =
     mode === "text"
-      ? replaceAll(data, Buffer.from(prefix), placeholder)
-      : restoreBinaryPlaceholder(data, Buffer.from(prefix), placeholder);
+      ? replaceAll(data, Buffer.from(ctx.embedded), placeholder)
+      : restoreBinaryPlaceholder(data, Buffer.from(ctx.embedded), placeholder);
   if (restored === undefined) {
     ctx.warn(
       "ENVPACK_WARN_CONDA_UNRELOCATABLE",
@@ -319,18 +350,20 @@ async function addUnmanaged(
   const source = join(prefix, target);
   const data = await readFile(source);
   const executable = await isExecutable(source);
-  const prefixBytes = Buffer.from(prefix);
+  const prefixBytes = Buffer.from(ctx.embedded);
   if (!data.includes(prefixBytes)) {
     out.set(target, { path: target, type: "file", source, executable });
     return;
   }
+  // Byte code embeds its source's absolute path: packing it would tie the bundle to the build
+  // path (and it cannot be rewritten in place); Python recompiles it from the packed source.
+  if (target.endsWith(".pyc")) return;
   if (!isUtf8(data)) {
-    if (!target.endsWith(".pyc"))
-      ctx.warn(
-        "ENVPACK_WARN_CONDA_UNRELOCATABLE",
-        `${target} is a binary file conda does not manage and holds ${prefix}; it is packed unchanged and not relocated`,
-        { path: target },
-      );
+    ctx.warn(
+      "ENVPACK_WARN_CONDA_UNRELOCATABLE",
+      `${target} is a binary file conda does not manage and holds ${prefix}; it is packed unchanged and not relocated`,
+      { path: target },
+    );
     out.set(target, { path: target, type: "file", source, executable });
     return;
   }
@@ -373,7 +406,8 @@ async function addSymlink(ctx: Context, target: string): Promise<void> {
   const dir = posix.dirname(target);
   let linkTarget = link;
   if (isAbsolute(link)) {
-    const rel = relative(prefix, link).split("\\").join("/");
+    const base = isInside(ctx.embedded, link) ? ctx.embedded : prefix;
+    const rel = relative(base, link).split("\\").join("/");
     linkTarget = posix.relative(dir, rel) || ".";
     if (rel.startsWith("../") || rel === ".." || isAbsolute(rel))
       linkTarget = link;
@@ -623,6 +657,11 @@ async function isDirectory(path: string): Promise<boolean> {
 
 async function isExecutable(path: string): Promise<boolean> {
   return ((await stat(path)).mode & 0o100) !== 0;
+}
+
+function isInside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel);
 }
 
 function isMissing(error: unknown): boolean {
