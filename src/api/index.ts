@@ -6,5 +6,8 @@ export {
   writeFileAtomic,
   type ScanOptions,
 } from "./scan-app.js";
+export { build, type BuildOptions, type BuildResult } from "./build.js";
+export { run, type RunOptions, type RunResult } from "./run.js";
+export { cacheList, cacheRemove, cacheGc, parseSize } from "./cache.js";
 export { envpackVersion } from "./version.js";
 export { loadConfig, type Config } from "./load-config.js";

@@ -8,6 +8,10 @@ export interface RunScope {
   mode: OutputMode;
   onEvent: OnEvent;
   signal: AbortSignal;
+  /** The cache directory from `--cache-dir`, `$ENVPACK_CACHE_DIR` or the XDG default. */
+  cacheDir: string;
+  /** Sets the exit code of a command that succeeded as far as envpack is concerned (`run`). */
+  setExitCode: (code: number) => void;
 }
 
 /** A command body returns its result as JSON data and as human text. */

@@ -3,7 +3,10 @@
 
 import { Command, CommanderError } from "commander";
 import { UsageError } from "../core/index.js";
-import { envpackVersion } from "../api/index.js";
+import { envpackVersion, loadConfig } from "../api/index.js";
+import { registerBuild } from "./commands/build.js";
+import { registerCache } from "./commands/cache.js";
+import { registerRun } from "./commands/run.js";
 import { registerScan } from "./commands/scan.js";
 import type { CommandContext } from "./context.js";
 import {
@@ -14,6 +17,7 @@ import {
 } from "./render/output.js";
 
 interface GlobalFlags {
+  cacheDir?: string;
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
@@ -29,6 +33,10 @@ async function main(argv: string[]): Promise<number> {
   const program = new Command("envpack")
     .description("make a workflow's environment travel with its tasks")
     .version(envpackVersion())
+    .option(
+      "--cache-dir <dir>",
+      "bundle cache (default: $ENVPACK_CACHE_DIR or ~/.cache/envpack)",
+    )
     .option("--json", "print one JSON document on stdout")
     .option("-q, --quiet", "print errors only")
     .option("-v, --verbose", "print debug lines")
@@ -41,10 +49,15 @@ async function main(argv: string[]): Promise<number> {
       const mode = outputMode(program.opts<GlobalFlags>());
       const progress = progressRenderer(mode);
       try {
+        const flags = program.opts<GlobalFlags>();
         const result = await body({
           mode,
           onEvent: progress.onEvent,
           signal: controller.signal,
+          cacheDir: loadConfig({ cacheDir: flags.cacheDir }).cacheDir,
+          setExitCode: (code) => {
+            exitCode = code;
+          },
         });
         progress.done();
         printResult(mode, result.json, result.human);
@@ -55,6 +68,9 @@ async function main(argv: string[]): Promise<number> {
     },
   };
   registerScan(program, context);
+  registerBuild(program, context);
+  registerRun(program, context);
+  registerCache(program, context);
   program.commands.forEach((command) =>
     command
       .exitOverride()

@@ -28,3 +28,16 @@ export async function sha256File(path: string): Promise<string> {
 export function isDigest(value: string): value is Digest {
   return /^sha256:[0-9a-f]{64}$/.test(value);
 }
+
+/** The `sha256:` digest and byte size of a file, streamed. */
+export async function hashFile(
+  path: string,
+): Promise<{ digest: Digest; size: number }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { digest: `sha256:${hash.digest("hex")}`, size };
+}

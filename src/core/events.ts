@@ -18,6 +18,14 @@ export type EnvpackEvent =
       unresolved: number;
       durationMs: number;
     }
+  /** Bytes of the bundle being written (uncompressed input) or unpacked (compressed input). */
+  | {
+      type: "build:progress";
+      phase: "pack" | "unpack";
+      bytes: number;
+      total: number;
+      files: number;
+    }
   | WarnEvent
   | { type: "debug"; message: string };
 

@@ -5,3 +5,4 @@ export * from "./events.js";
 export * from "./digest.js";
 export * from "./manifest.js";
 export * from "./conda-meta.js";
+export * from "./safe-path.js";

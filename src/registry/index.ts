@@ -1,8 +1,3 @@
 // Bundle storage: the content-addressed local store (cache and local registry).
 
-export {
-  LocalStore,
-  hashFile,
-  type IndexRecord,
-  type BlobInfo,
-} from "./local-store.js";
+export { LocalStore, type IndexRecord, type BlobInfo } from "./local-store.js";

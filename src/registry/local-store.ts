@@ -15,10 +15,10 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createHash } from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import {
   IntegrityError,
+  hashFile,
   isDigest,
   UsageError,
   type Digest,
@@ -231,25 +231,6 @@ export class LocalStore {
     await mkdir(dir, { recursive: true });
     return join(dir, `${process.pid}-${randomBytes(8).toString("hex")}`);
   }
-}
-
-/** sha256 and size of a file, streamed. */
-export async function hashFile(
-  path: string,
-): Promise<{ digest: Digest; size: number }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  await pipeline(
-    createReadStream(path),
-    async function* (source: AsyncIterable<Buffer>) {
-      for await (const chunk of source) {
-        size += chunk.length;
-        hash.update(chunk);
-      }
-      yield* [];
-    },
-  );
-  return { digest: `sha256:${hash.digest("hex")}`, size };
 }
 
 function hexOf(digest: Digest): string {

@@ -1,0 +1,49 @@
+// What a bundle says about itself, in `.envpack/bundle.json`, and where it keeps its manifest.
+
+import { canonicalJson, type Manifest } from "../src/core/index.js";
+
+/** Bumped whenever the bundle layout or how entries are compiled changes. */
+export const BUNDLE_FORMAT = 1;
+
+/** Path of the bundle metadata inside every bundle. */
+export const BUNDLE_META_PATH = ".envpack/bundle.json";
+/** Path of the full manifest inside every bundle. */
+export const MANIFEST_PATH = ".envpack/manifest.json";
+
+/** The metadata every bundle carries. */
+export interface BundleMeta {
+  schemaVersion: 1;
+  kind: Manifest["kind"];
+  inputDigest: string;
+  runtime: Manifest["runtime"];
+  /** Bundle-relative paths of the app's entries (Node bundles). */
+  entries: string[];
+  generator: Manifest["generator"];
+}
+
+/** The `.envpack/manifest.json` and `.envpack/bundle.json` entries every bundle carries. */
+export function metaEntries(
+  manifest: Manifest,
+  entries: string[],
+): Array<{ path: string; type: "file"; data: Uint8Array }> {
+  const meta: BundleMeta = {
+    schemaVersion: 1,
+    kind: manifest.kind,
+    inputDigest: manifest.inputDigest,
+    runtime: manifest.runtime,
+    entries,
+    generator: manifest.generator,
+  };
+  return [
+    {
+      path: MANIFEST_PATH,
+      type: "file",
+      data: Buffer.from(canonicalJson(manifest) + "\n"),
+    },
+    {
+      path: BUNDLE_META_PATH,
+      type: "file",
+      data: Buffer.from(JSON.stringify(meta, null, 2) + "\n"),
+    },
+  ];
+}

@@ -1,0 +1,28 @@
+// The packer's public surface: deterministic bundles, safe unpacking, Node and Conda planners.
+
+export {
+  writeBundle,
+  BUNDLE_MTIME,
+  type BundleEntry,
+  type WriteBundleOptions,
+  type WrittenBundle,
+} from "./write-bundle.js";
+export { unpackBundle, type UnpackBundleOptions } from "./unpack-bundle.js";
+export {
+  ensureUnpacked,
+  COMPLETE_MARKER,
+  type EnsureUnpackedOptions,
+} from "./ensure-unpacked.js";
+export {
+  BUNDLE_FORMAT,
+  metaEntries,
+  BUNDLE_META_PATH,
+  MANIFEST_PATH,
+  type BundleMeta,
+} from "./bundle-meta.js";
+export {
+  planNodeBundle,
+  APP_DIR,
+  type NodeBundlePlan,
+} from "./node/plan-node-bundle.js";
+export { planCondaBundle, packCondaWithCondaPack } from "./conda/index.js";

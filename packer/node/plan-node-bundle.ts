@@ -1,0 +1,169 @@
+// Turns a node manifest into the entries of a Node bundle: the node binary, launchers, the app's
+// files and exactly the packages of the manifest's closure, at the same relative paths.
+
+import { lstat, readdir, readlink, realpath } from "node:fs/promises";
+import { dirname, join, posix, relative, resolve, sep } from "node:path";
+import {
+  InputError,
+  type Manifest,
+  type WarnEvent,
+} from "../../src/core/index.js";
+import type { BundleEntry } from "../write-bundle.js";
+import { metaEntries } from "../bundle-meta.js";
+
+/** Where the app and its node_modules live inside a Node bundle. */
+export const APP_DIR = "app";
+
+/** Options of {@link planNodeBundle}. */
+export interface NodeBundlePlan {
+  manifest: Manifest;
+  /** Absolute path of the node executable the bundle carries. */
+  nodeBinary: string;
+  /** App files whose bundled bytes differ from the source (compiled TypeScript), by root-relative source path. */
+  compiled?: ReadonlyMap<string, { path: string; data: Uint8Array }>;
+  onWarn?: (warning: WarnEvent) => void;
+}
+
+/**
+ * Lists a Node bundle's entries. Layout: `bin/node`, `bin/envpack-node` (runs the bundled node
+ * with NODE_PATH and NODE_OPTIONS cleared), `bin/envpack-app` (runs the first entry),
+ * `app/<root-relative paths>` for the app's files and each package directory (nested
+ * `node_modules` excluded: those packages are entries of their own), the symlinks through which
+ * packages were found, `.envpack/manifest.json` and `.envpack/bundle.json`.
+ * @throws InputError ENVPACK_INPUT_MANIFEST_INVALID when the manifest is not a node manifest
+ */
+export async function planNodeBundle(
+  plan: NodeBundlePlan,
+): Promise<{ entries: BundleEntry[] }> {
+  const { manifest } = plan;
+  if (manifest.kind !== "node" || manifest.runtime.name !== "node") {
+    throw new InputError(
+      "ENVPACK_INPUT_MANIFEST_INVALID",
+      `a ${manifest.kind} manifest cannot make a Node bundle`,
+      {
+        hint: "Scan JS/TS entries for a Node bundle.",
+      },
+    );
+  }
+  const compiled =
+    plan.compiled ?? new Map<string, { path: string; data: Uint8Array }>();
+  const entries: BundleEntry[] = [
+    {
+      path: "bin/node",
+      type: "file",
+      source: await realpath(plan.nodeBinary),
+      executable: true,
+    },
+    {
+      path: "bin/envpack-node",
+      type: "file",
+      data: Buffer.from(NODE_LAUNCHER),
+      executable: true,
+    },
+  ];
+  const appPath = (rel: string) =>
+    posix.join(APP_DIR, compiled.get(rel)?.path ?? rel);
+  for (const file of manifest.files) {
+    const bundled = compiled.get(file.path);
+    entries.push(
+      bundled
+        ? {
+            path: posix.join(APP_DIR, bundled.path),
+            type: "file",
+            data: bundled.data,
+          }
+        : {
+            path: posix.join(APP_DIR, file.path),
+            type: "file",
+            source: join(manifest.root, ...file.path.split("/")),
+          },
+    );
+  }
+  for (const pkg of manifest.packages) {
+    const dir = join(manifest.root, ...pkg.path.split("/"));
+    entries.push(
+      ...(await packageEntries(
+        dir,
+        posix.join(APP_DIR, pkg.path),
+        plan.onWarn,
+      )),
+    );
+    for (const link of pkg.links ?? []) {
+      const target = posix.relative(posix.dirname(link), pkg.path);
+      entries.push({
+        path: posix.join(APP_DIR, link),
+        type: "symlink",
+        linkTarget: target,
+      });
+    }
+  }
+  const entryPaths = manifest.entries.map(appPath);
+  entries.push({
+    path: "bin/envpack-app",
+    type: "file",
+    data: Buffer.from(appLauncher(entryPaths[0] ?? "")),
+    executable: true,
+  });
+  entries.push(...metaEntries(manifest, entryPaths));
+  return { entries };
+}
+
+/** Every file, directory and in-package symlink of a package directory, without nested node_modules. */
+async function packageEntries(
+  dir: string,
+  bundleDir: string,
+  onWarn: ((warning: WarnEvent) => void) | undefined,
+): Promise<BundleEntry[]> {
+  const out: BundleEntry[] = [{ path: bundleDir, type: "directory" }];
+  const walk = async (current: string, rel: string): Promise<void> => {
+    for (const entry of await readdir(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      const bundlePath = posix.join(bundleDir, rel, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name === "node_modules") continue;
+        out.push({ path: bundlePath, type: "directory" });
+        await walk(path, posix.join(rel, entry.name));
+      } else if (entry.isFile()) {
+        out.push({
+          path: bundlePath,
+          type: "file",
+          source: path,
+          executable: ((await lstat(path)).mode & 0o111) !== 0,
+        });
+      } else if (entry.isSymbolicLink()) {
+        const target = await readlink(path);
+        const resolved = resolve(dirname(path), target);
+        if (
+          !target.startsWith("/") &&
+          (resolved === dir || resolved.startsWith(dir + sep))
+        ) {
+          out.push({ path: bundlePath, type: "symlink", linkTarget: target });
+        } else {
+          onWarn?.({
+            type: "warn",
+            code: "ENVPACK_WARN_LINK_SKIPPED",
+            message: `${relative(dir, path)} in ${bundleDir} links outside its package (${target}); not bundled`,
+          });
+        }
+      }
+    }
+  };
+  await walk(dir, "");
+  return out;
+}
+
+const NODE_LAUNCHER = `#!/bin/sh
+# Runs the bundled node; module resolution stays inside the bundle (no NODE_PATH, no preloads).
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)
+unset NODE_PATH NODE_OPTIONS
+exec "$here/node" "$@"
+`;
+
+function appLauncher(entry: string): string {
+  return `#!/bin/sh
+# Runs the app's entry with the bundled node.
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)
+unset NODE_PATH NODE_OPTIONS
+exec "$here/node" "$here/../${entry}" "$@"
+`;
+}

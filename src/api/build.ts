@@ -1,0 +1,379 @@
+// The build use case: manifest (scanned, or read from a file) → cache hit, or a new bundle in the cache.
+
+import {
+  copyFile,
+  mkdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import {
+  InputError,
+  canonicalJson,
+  digestOf,
+  parseManifest,
+  type Digest,
+  type Manifest,
+  type OnEvent,
+} from "../core/index.js";
+import {
+  BUNDLE_FORMAT,
+  metaEntries,
+  packCondaWithCondaPack,
+  planCondaBundle,
+  planNodeBundle,
+  writeBundle,
+  type BundleEntry,
+} from "../../packer/index.js";
+import { LocalStore, type IndexRecord } from "../registry/index.js";
+import { envpackVersion } from "./version.js";
+import { compileApp } from "./compile-app.js";
+import { scan } from "./scan-app.js";
+
+/** Options of {@link build}. */
+export interface BuildOptions {
+  /** Entry files to scan; or give `manifest`. */
+  entries?: string[] | undefined;
+  /** A manifest file written by `envpack scan -o`. */
+  manifest?: string | undefined;
+  /** Conda prefix for Python entries. */
+  env?: string | undefined;
+  cwd?: string | undefined;
+  /** The cache directory (blobs, index, unpacked environments). */
+  cacheDir: string;
+  /** Also place a copy of the bundle in this directory. */
+  outDir?: string | undefined;
+  /** Conda: keep only the packages the scan found, their `depends` closure and the interpreter. */
+  prune?: boolean | undefined;
+  /** Conda: `builtin` (default) or `conda-pack` (a conda-pack on PATH packs, envpack repacks). */
+  engine?: "builtin" | "conda-pack" | undefined;
+  /** zstd level (default 3) and worker threads (default: all cores). */
+  level?: number | undefined;
+  threads?: number | undefined;
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** What {@link build} produced. */
+export interface BuildResult {
+  /** sha256 of the bundle's bytes. */
+  digest: Digest;
+  /** The bundle file (in `outDir` when given, else in the cache). */
+  path: string;
+  /** True when the bundle came from the cache without building. */
+  cached: boolean;
+  inputDigest: Digest;
+  size: number;
+  kind: Manifest["kind"];
+}
+
+/**
+ * Builds (or finds in the cache) the bundle for an app. An unchanged rebuild is answered from a
+ * stat fingerprint of everything the last scan read, without scanning or reading package files.
+ * @throws UsageError, InputError (see scan), IntegrityError, ToolError
+ */
+export async function build(options: BuildOptions): Promise<BuildResult> {
+  const cwd = options.cwd ?? process.cwd();
+  const store = new LocalStore(options.cacheDir);
+  const fingerprintKey = digestOf(
+    canonicalJson({
+      entries: (options.entries ?? []).map((e) => resolve(cwd, e)).sort(),
+      manifest:
+        options.manifest === undefined ? null : resolve(cwd, options.manifest),
+      env: options.env === undefined ? null : resolve(cwd, options.env),
+      prune: options.prune === true,
+      engine: options.engine ?? "builtin",
+    }),
+  );
+  const remembered = await readFingerprint(options.cacheDir, fingerprintKey);
+  if (remembered !== null) {
+    const hit = await store.lookup(remembered.inputDigest);
+    if (isUsable(hit) && (await store.has(hit.digest))) {
+      await store.record({ ...hit, usedAt: Date.now() });
+      return finish(options, store, {
+        digest: hit.digest,
+        inputDigest: hit.inputDigest,
+        size: hit.size,
+        cached: true,
+        kind: remembered.kind,
+      });
+    }
+  }
+
+  const manifest = await loadManifest(options, cwd);
+  const inputDigest = manifest.inputDigest as Digest;
+  const manifestFile =
+    options.manifest === undefined ? [] : [resolve(cwd, options.manifest)];
+  await writeFingerprint(
+    options.cacheDir,
+    fingerprintKey,
+    manifest,
+    manifestFile,
+  );
+  const hit = await store.lookup(inputDigest);
+  if (isUsable(hit) && (await store.has(hit.digest))) {
+    await store.record({ ...hit, usedAt: Date.now() });
+    return finish(options, store, {
+      digest: hit.digest,
+      inputDigest,
+      size: hit.size,
+      cached: true,
+      kind: manifest.kind,
+    });
+  }
+
+  const plan = await planEntries(manifest, options);
+  const tmp = join(
+    options.cacheDir,
+    "tmp",
+    `build-${process.pid}-${randomBytes(6).toString("hex")}`,
+  );
+  await mkdir(tmp, { recursive: true });
+  try {
+    const written = await writeBundle({
+      entries: plan.entries,
+      outDir: tmp,
+      level: options.level,
+      threads: options.threads,
+      onEvent: options.onEvent,
+      signal: options.signal,
+    });
+    const put = await store.putFile(written.path, written.digest as Digest);
+    await store.record({
+      inputDigest,
+      digest: put.digest,
+      size: put.size,
+      usedAt: Date.now(),
+      meta: { builder: builderIdentity() },
+    });
+    return await finish(options, store, {
+      digest: put.digest,
+      inputDigest,
+      size: put.size,
+      cached: false,
+      kind: manifest.kind,
+    });
+  } finally {
+    await plan.dispose();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What else decides a bundle's bytes besides its inputs: envpack's version and the zstd library
+ * (STYLE §8). A cached bundle from another builder is rebuilt, not reused.
+ */
+function builderIdentity(): string {
+  return `envpack@${envpackVersion()} bundle-format@${BUNDLE_FORMAT}`;
+}
+
+function isUsable(record: IndexRecord | null): record is IndexRecord {
+  return record !== null && record.meta?.["builder"] === builderIdentity();
+}
+
+async function loadManifest(
+  options: BuildOptions,
+  cwd: string,
+): Promise<Manifest> {
+  if (options.manifest !== undefined) {
+    const path = resolve(cwd, options.manifest);
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      throw new InputError(
+        "ENVPACK_INPUT_MANIFEST_INVALID",
+        `manifest not found: ${path}`,
+        {
+          hint: "Write one with `envpack scan ENTRY -o FILE`.",
+          cause: error,
+        },
+      );
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new InputError(
+        "ENVPACK_INPUT_MANIFEST_INVALID",
+        `${path} is not JSON: ${(error as Error).message}`,
+        {
+          hint: "Write it with `envpack scan ENTRY -o FILE`.",
+          cause: error,
+        },
+      );
+    }
+    return parseManifest(json, path);
+  }
+  return scan({
+    entries: options.entries ?? [],
+    env: options.env,
+    cwd,
+    onEvent: options.onEvent,
+    signal: options.signal,
+  });
+}
+
+/** The bundle's entries, and what to clean up once they are written. */
+async function planEntries(
+  manifest: Manifest,
+  options: BuildOptions,
+): Promise<{ entries: BundleEntry[]; dispose: () => Promise<void> }> {
+  const onWarn = options.onEvent;
+  if (manifest.kind === "node") {
+    const compiled = await compileApp(manifest);
+    const plan = await planNodeBundle({
+      manifest,
+      nodeBinary: process.execPath,
+      compiled,
+      onWarn,
+    });
+    return { entries: plan.entries, dispose: async () => {} };
+  }
+  if (manifest.env === undefined) {
+    throw new InputError(
+      "ENVPACK_INPUT_MANIFEST_INVALID",
+      "a conda manifest without its env prefix",
+      {
+        hint: "Regenerate it with `envpack scan app.py --env PREFIX -o FILE`.",
+      },
+    );
+  }
+  const keep = options.prune
+    ? new Set(manifest.packages.map((p) => p.id))
+    : undefined;
+  const common = {
+    prefix: manifest.env.prefix,
+    keep,
+    onWarn,
+    signal: options.signal,
+  };
+  const plan =
+    options.engine === "conda-pack"
+      ? await packCondaWithCondaPack(common)
+      : { ...(await planCondaBundle(common)), dispose: async () => {} };
+  return {
+    entries: [...plan.entries, ...metaEntries(manifest, [])],
+    dispose: plan.dispose,
+  };
+}
+
+async function finish(
+  options: BuildOptions,
+  store: LocalStore,
+  result: Omit<BuildResult, "path">,
+): Promise<BuildResult> {
+  const blob = store.blobPath(result.digest);
+  if (options.outDir === undefined) return { ...result, path: blob };
+  const outDir = resolve(options.cwd ?? process.cwd(), options.outDir);
+  const path = join(outDir, `${result.digest.slice("sha256:".length)}.tar.zst`);
+  await mkdir(outDir, { recursive: true });
+  const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  try {
+    await copyFile(blob, temp);
+    await rename(temp, path);
+  } finally {
+    await rm(temp, { force: true });
+  }
+  return { ...result, path };
+}
+
+/** Stats of every file and directory a scan's result depends on, to answer rebuilds without scanning. */
+interface Fingerprint {
+  inputDigest: Digest;
+  kind: Manifest["kind"];
+  stats: Array<[path: string, stamp: string]>;
+}
+
+function fingerprintPath(cacheDir: string, key: Digest): string {
+  return join(cacheDir, "fingerprints", `${key.slice("sha256:".length)}.json`);
+}
+
+async function stampOf(path: string): Promise<string> {
+  try {
+    const info = await stat(path, { bigint: true });
+    return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "missing";
+    throw error;
+  }
+}
+
+/** The paths whose stats vouch for a manifest: app files, package metadata and lockfiles, the directories holding them. */
+function watchedPaths(manifest: Manifest): string[] {
+  const at = (base: string, rel: string) => join(base, ...rel.split("/"));
+  const paths = new Set<string>();
+  for (const file of manifest.files) paths.add(at(manifest.root, file.path));
+  if (manifest.kind === "node") {
+    for (const lock of [
+      "package-lock.json",
+      "npm-shrinkwrap.json",
+      "node_modules/.package-lock.json",
+      "node_modules",
+    ]) {
+      paths.add(at(manifest.root, lock));
+    }
+    for (const pkg of manifest.packages) {
+      paths.add(at(manifest.root, pkg.path));
+      paths.add(at(manifest.root, `${pkg.path}/package.json`));
+    }
+  } else if (manifest.env !== undefined) {
+    paths.add(join(manifest.env.prefix, "conda-meta"));
+    for (const pkg of manifest.packages)
+      paths.add(at(manifest.env.prefix, pkg.path));
+  }
+  return [...paths].sort();
+}
+
+async function writeFingerprint(
+  cacheDir: string,
+  key: Digest,
+  manifest: Manifest,
+  extra: string[],
+): Promise<void> {
+  const paths = [...watchedPaths(manifest), ...extra];
+  const fingerprint: Fingerprint = {
+    inputDigest: manifest.inputDigest as Digest,
+    kind: manifest.kind,
+    stats: await Promise.all(
+      paths.map(async (p): Promise<[string, string]> => [p, await stampOf(p)]),
+    ),
+  };
+  const path = fingerprintPath(cacheDir, key);
+  const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  await mkdir(join(cacheDir, "fingerprints"), { recursive: true });
+  try {
+    await writeFile(temp, JSON.stringify(fingerprint));
+    await rename(temp, path);
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** The remembered input digest when every watched path still has the same stats; else null. */
+async function readFingerprint(
+  cacheDir: string,
+  key: Digest,
+): Promise<Fingerprint | null> {
+  let fingerprint: Fingerprint;
+  try {
+    fingerprint = JSON.parse(
+      await readFile(fingerprintPath(cacheDir, key), "utf8"),
+    ) as Fingerprint;
+  } catch (error) {
+    if (
+      (error as NodeJS.ErrnoException).code === "ENOENT" ||
+      error instanceof SyntaxError
+    )
+      return null;
+    throw error;
+  }
+  for (const [path, stamp] of fingerprint.stats)
+    if ((await stampOf(path)) !== stamp) return null;
+  return fingerprint;
+}

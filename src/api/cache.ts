@@ -1,0 +1,72 @@
+// The cache commands: list, remove and garbage-collect bundles (and their unpacked environments).
+
+import { join } from "node:path";
+import { rm } from "node:fs/promises";
+import { UsageError, isDigest, type Digest } from "../core/index.js";
+import { LocalStore, type BlobInfo } from "../registry/index.js";
+
+/** Every cached bundle, most recently used first. */
+export async function cacheList(cacheDir: string): Promise<BlobInfo[]> {
+  return new LocalStore(cacheDir).list();
+}
+
+/**
+ * Removes bundles and their unpacked environments.
+ * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a malformed digest
+ */
+export async function cacheRemove(
+  cacheDir: string,
+  digests: string[],
+): Promise<{ removed: Digest[]; missing: string[] }> {
+  const store = new LocalStore(cacheDir);
+  const removed: Digest[] = [];
+  const missing: string[] = [];
+  for (const digest of digests) {
+    if (!isDigest(digest)) {
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_ARGUMENT",
+        `not a bundle digest: ${digest}`,
+        {
+          hint: "Digests look like sha256:<64 hex>; `envpack cache ls` lists them.",
+        },
+      );
+    }
+    await rm(join(cacheDir, "envs", digest.slice(7)), {
+      recursive: true,
+      force: true,
+    });
+    if (await store.remove(digest)) removed.push(digest);
+    else missing.push(digest);
+  }
+  return { removed, missing };
+}
+
+/** Removes least recently used bundles until the cache's bundles total at most `maxBytes`. */
+export async function cacheGc(
+  cacheDir: string,
+  maxBytes: number,
+): Promise<{ removed: Digest[]; freed: number; kept: number }> {
+  const result = await new LocalStore(cacheDir).gc(maxBytes);
+  await Promise.all(
+    result.removed.map((d) =>
+      rm(join(cacheDir, "envs", d.slice(7)), { recursive: true, force: true }),
+    ),
+  );
+  return result;
+}
+
+/** Parses `500M`, `2G`, `1.5GiB`, `1024` (bytes) into bytes. */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
+  if (!match) {
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      `not a size: '${text}'`,
+      {
+        hint: "Use a number of bytes or a suffix: 500M, 2G.",
+      },
+    );
+  }
+  const power = " kmgt".indexOf((match[2] ?? "").toLowerCase() || " ");
+  return Math.floor(Number(match[1]) * 1024 ** power);
+}

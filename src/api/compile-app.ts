@@ -1,0 +1,135 @@
+// Compiles a Node app's TypeScript files to JavaScript for its bundle (Node 20 cannot run .ts),
+// pointing each relative import at the compiled file it resolved to.
+
+import { readFile } from "node:fs/promises";
+import { join, posix } from "node:path";
+import { transform, type Format, type Loader } from "esbuild";
+import { InputError, type Manifest } from "../core/index.js";
+import { rewriteSpecifiers } from "../scan/index.js";
+
+const OUTPUT_EXT: Record<string, string> = {
+  ".ts": ".js",
+  ".tsx": ".js",
+  ".mts": ".mjs",
+  ".cts": ".cjs",
+};
+
+/** The compiled bytes of each TypeScript app file, by root-relative source path. */
+export type CompiledFiles = Map<string, { path: string; data: Uint8Array }>;
+
+/**
+ * Compiles the manifest's `.ts .tsx .mts .cts` app files one by one (esbuild, types stripped,
+ * module syntax kept as Node will load it: ESM under `"type": "module"` or for `.mts`, CommonJS
+ * otherwise) and rewrites relative and aliased imports to the compiled files' names.
+ * @throws InputError ENVPACK_INPUT_ENTRY_UNSUPPORTED when a file does not compile
+ */
+export async function compileApp(manifest: Manifest): Promise<CompiledFiles> {
+  const out: CompiledFiles = new Map();
+  const outputPath = (path: string) => {
+    const ext = posix.extname(path);
+    const next = OUTPUT_EXT[ext];
+    return next === undefined || path.endsWith(".d.ts")
+      ? path
+      : path.slice(0, -ext.length) + next;
+  };
+  const taken = new Set(manifest.files.map((f) => f.path));
+  const isEsmScope = await esmScopes(manifest);
+  for (const file of manifest.files) {
+    const ext = posix.extname(file.path);
+    if (
+      OUTPUT_EXT[ext] === undefined ||
+      file.path.endsWith(".d.ts") ||
+      file.problem
+    )
+      continue;
+    const target = outputPath(file.path);
+    if (taken.has(target)) {
+      throw new InputError(
+        "ENVPACK_INPUT_ENTRY_UNSUPPORTED",
+        `${file.path} and ${target} would both become ${target}`,
+        {
+          hint: "Rename one of them: a bundle holds one compiled file per name.",
+        },
+      );
+    }
+    const targets = new Map<string, string>();
+    for (const record of manifest.imports) {
+      if (
+        record.file !== file.path ||
+        !record.resolved.startsWith("file:") ||
+        record.target === undefined
+      )
+        continue;
+      let spec = posix.relative(
+        posix.dirname(target),
+        outputPath(record.target),
+      );
+      if (!spec.startsWith(".")) spec = `./${spec}`;
+      targets.set(record.specifier, spec);
+    }
+    const source = await readFile(
+      join(manifest.root, ...file.path.split("/")),
+      "utf8",
+    );
+    const rewritten = rewriteSpecifiers(source, ext, (specifier) =>
+      targets.get(specifier),
+    );
+    const format: Format =
+      ext === ".mts"
+        ? "esm"
+        : ext === ".cts"
+          ? "cjs"
+          : isEsmScope(file.path)
+            ? "esm"
+            : "cjs";
+    try {
+      const result = await transform(rewritten, {
+        loader: (ext === ".tsx" ? "tsx" : "ts") as Loader,
+        format,
+        target: `node${manifest.runtime.version.split(".")[0] ?? "20"}`,
+        sourcefile: file.path,
+        // Node 20.10+ reads `with { type: "json" }`; esbuild would otherwise drop it for node20.
+        supported: { "top-level-await": format === "esm", "import-attributes": true },
+      });
+      out.set(file.path, { path: target, data: Buffer.from(result.code) });
+    } catch (error) {
+      throw new InputError(
+        "ENVPACK_INPUT_ENTRY_UNSUPPORTED",
+        `${file.path} does not compile: ${firstLine(error)}`,
+        {
+          hint: "Fix the file (run tsc) and build again.",
+          cause: error,
+        },
+      );
+    }
+  }
+  return out;
+}
+
+/** Whether an app file is in an ESM scope: its nearest app package.json says `"type": "module"`. */
+async function esmScopes(
+  manifest: Manifest,
+): Promise<(path: string) => boolean> {
+  const scopes = new Map<string, boolean>();
+  for (const file of manifest.files) {
+    if (posix.basename(file.path) !== "package.json") continue;
+    const json = JSON.parse(
+      await readFile(join(manifest.root, ...file.path.split("/")), "utf8"),
+    ) as { type?: unknown };
+    scopes.set(posix.dirname(file.path), json.type === "module");
+  }
+  return (path) => {
+    for (let dir = posix.dirname(path); ; dir = posix.dirname(dir)) {
+      const scope = scopes.get(dir);
+      if (scope !== undefined) return scope;
+      if (dir === "." || dir === "/") return false;
+    }
+  };
+}
+
+function firstLine(error: unknown): string {
+  return (
+    (error instanceof Error ? error.message : String(error)).split("\n")[0] ??
+    ""
+  );
+}

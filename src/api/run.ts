@@ -1,0 +1,133 @@
+// The run use case: unpack a bundle once (from a file or the cache) and run a command inside it.
+
+import { basename, join, resolve } from "node:path";
+import { stat } from "node:fs/promises";
+import { execa } from "execa";
+import {
+  InputError,
+  hashFile,
+  isDigest,
+  type Digest,
+  type OnEvent,
+} from "../core/index.js";
+import { ensureUnpacked } from "../../packer/index.js";
+import { LocalStore } from "../registry/index.js";
+
+/** Options of {@link run}. */
+export interface RunOptions {
+  /** A bundle file, or the digest of a bundle in the cache. */
+  bundle: string;
+  /** The command and its arguments; empty runs a Node bundle's app. */
+  command: string[];
+  /** Arguments passed to the app when `command` is empty. */
+  appArgs?: string[] | undefined;
+  cacheDir: string;
+  cwd?: string | undefined;
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** How the command ended. */
+export interface RunResult {
+  exitCode: number;
+  /** The unpacked environment it ran in. */
+  env: string;
+  digest: Digest;
+}
+
+/**
+ * Runs a command in a bundle's environment (unpacked once under `<cacheDir>/envs/`), with the
+ * bundle's `bin/` first on PATH and stdio inherited.
+ * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND when the bundle is neither a file nor cached
+ */
+export async function run(options: RunOptions): Promise<RunResult> {
+  const { file, digest } = await locateBundle(
+    options.bundle,
+    options.cacheDir,
+    options.cwd ?? process.cwd(),
+  );
+  const { dir } = await ensureUnpacked({
+    file,
+    digest,
+    envsDir: join(options.cacheDir, "envs"),
+    onEvent: options.onEvent,
+    signal: options.signal,
+  });
+  const [command, ...args] =
+    options.command.length > 0
+      ? options.command
+      : [join(dir, "bin", "envpack-app"), ...(options.appArgs ?? [])];
+  const result = await execa(command as string, args, {
+    cwd: options.cwd,
+    stdio: "inherit",
+    reject: false,
+    cancelSignal: options.signal,
+    env: {
+      PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}`,
+      ENVPACK_ENV: dir,
+    },
+  });
+  if (result.failed && result.exitCode === undefined && !result.isTerminated) {
+    throw new InputError(
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      `cannot run ${command}: ${result.shortMessage}`,
+      {
+        hint: "Check the command name; the bundle's bin/ is first on PATH.",
+      },
+    );
+  }
+  const signalNumber = result.signal
+    ? 128 + (signalNumbers[result.signal] ?? 0)
+    : undefined;
+  return { exitCode: result.exitCode ?? signalNumber ?? 1, env: dir, digest };
+}
+
+const signalNumbers: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGTERM: 15,
+};
+
+async function locateBundle(
+  bundle: string,
+  cacheDir: string,
+  cwd: string,
+): Promise<{ file: string; digest: Digest }> {
+  if (isDigest(bundle)) {
+    const store = new LocalStore(cacheDir);
+    if (await store.has(bundle))
+      return { file: store.blobPath(bundle), digest: bundle };
+    throw new InputError(
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      `no bundle ${bundle} in the cache ${cacheDir}`,
+      {
+        hint: "Build it first (`envpack build`), or pass the bundle file.",
+      },
+    );
+  }
+  const file = resolve(cwd, bundle);
+  try {
+    if (!(await stat(file)).isFile())
+      throw Object.assign(new Error("not a file"), { code: "ENOENT" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    throw new InputError(
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      `bundle not found: ${file}`,
+      {
+        hint: "Pass a .tar.zst file written by `envpack build`, or a sha256:… digest from the cache.",
+        cause: error,
+      },
+    );
+  }
+  const named = /^([0-9a-f]{64})\.tar\.zst$/.exec(basename(file));
+  // A file named by its digest is checked against the name; any other is named by its bytes.
+  return {
+    file,
+    digest: named
+      ? (`sha256:${named[1]}` as Digest)
+      : (await hashFile(file)).digest,
+  };
+}

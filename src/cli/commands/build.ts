@@ -1,0 +1,86 @@
+// `envpack build`: entries or a manifest → a cached, content-addressed bundle.
+
+import { Option, type Command } from "commander";
+import { UsageError } from "../../core/index.js";
+import type { CommandContext } from "../context.js";
+import { intOption } from "./options.js";
+
+interface BuildFlags {
+  manifest?: string;
+  prune?: boolean;
+  engine?: "builtin" | "conda-pack";
+  env?: string;
+  out?: string;
+  level?: number;
+  threads?: number;
+}
+
+/** Registers `envpack build`. */
+export function registerBuild(program: Command, context: CommandContext): void {
+  program
+    .command("build")
+    .description(
+      "build (or find in the cache) the reproducible bundle of an app",
+    )
+    .argument("[entry...]", "entry files to scan (or give --manifest)")
+    .option(
+      "--manifest <file>",
+      "build from a manifest written by `envpack scan -o`",
+    )
+    .option(
+      "--env <prefix>",
+      "Conda prefix for Python entries (default: $CONDA_PREFIX)",
+    )
+    .option("--out <dir>", "also copy the bundle to DIR as <sha256>.tar.zst")
+    .option(
+      "--prune",
+      "Conda: keep only the scanned packages, their depends closure and python",
+    )
+    .addOption(
+      new Option("--engine <engine>", "Conda: who packs the environment")
+        .choices(["builtin", "conda-pack"])
+        .default("builtin"),
+    )
+    .option("--level <n>", "zstd compression level, 1-19", intOption(1, 19), 3)
+    .option(
+      "--threads <n>",
+      "zstd worker threads (default: all cores)",
+      intOption(1, 256),
+    )
+    .addHelpText(
+      "after",
+      "\nExample:\n  envpack build src/main.ts --out dist/\n  envpack scan src/main.ts -o app.manifest.json && envpack build --manifest app.manifest.json --json",
+    )
+    .action(async (entries: string[], flags: BuildFlags) => {
+      await context.run(async ({ onEvent, signal, cacheDir }) => {
+        if (entries.length > 0 === (flags.manifest !== undefined)) {
+          throw new UsageError(
+            "ENVPACK_USAGE_BAD_ARGUMENT",
+            "give entry files or --manifest FILE, not both or neither",
+            {
+              hint: "e.g. `envpack build src/main.ts`.",
+            },
+          );
+        }
+        const { build, loadConfig } = await import("../../api/index.js");
+        const config = loadConfig({ env: flags.env });
+        const result = await build({
+          entries,
+          manifest: flags.manifest,
+          env: config.env,
+          cacheDir,
+          outDir: flags.out,
+          prune: flags.prune,
+          engine: flags.engine,
+          level: flags.level,
+          threads: flags.threads,
+          onEvent,
+          signal,
+        });
+        return {
+          json: { ...result },
+          human: `${result.cached ? "cached" : "built"} ${result.kind} bundle ${result.digest} (${(result.size / 1e6).toFixed(1)} MB)\n${result.path}`,
+        };
+      });
+    });
+}

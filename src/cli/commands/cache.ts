@@ -1,0 +1,66 @@
+// `envpack cache ls|rm|gc`: look after the local bundle cache.
+
+import type { Command } from "commander";
+import type { CommandContext } from "../context.js";
+
+/** Registers `envpack cache` and its subcommands. */
+export function registerCache(program: Command, context: CommandContext): void {
+  const cache = program
+    .command("cache")
+    .description("list, remove or garbage-collect cached bundles");
+  cache
+    .command("ls")
+    .description("list cached bundles, most recently used first")
+    .addHelpText("after", "\nExample:\n  envpack cache ls --json")
+    .action(async () => {
+      await context.run(async ({ cacheDir }) => {
+        const { cacheList } = await import("../../api/index.js");
+        const bundles = await cacheList(cacheDir);
+        const human = bundles
+          .map(
+            (b) =>
+              `${b.digest}  ${(b.size / 1e6).toFixed(1)} MB  ${new Date(b.usedAt).toISOString()}`,
+          )
+          .join("\n");
+        return {
+          json: { cacheDir, bundles },
+          human: human || `no bundles in ${cacheDir}`,
+        };
+      });
+    });
+  cache
+    .command("rm")
+    .description("remove bundles and their unpacked environments")
+    .argument("<digest...>", "sha256:… digests from `envpack cache ls`")
+    .addHelpText("after", "\nExample:\n  envpack cache rm sha256:3f…9a")
+    .action(async (digests: string[]) => {
+      await context.run(async ({ cacheDir }) => {
+        const { cacheRemove } = await import("../../api/index.js");
+        const result = await cacheRemove(cacheDir, digests);
+        return {
+          json: { ...result },
+          human: [
+            ...result.removed.map((d) => `removed ${d}`),
+            ...result.missing.map((d) => `not cached: ${d}`),
+          ].join("\n"),
+        };
+      });
+    });
+  cache
+    .command("gc")
+    .description(
+      "remove least recently used bundles until the cache fits a size",
+    )
+    .requiredOption("--max-size <size>", "the size to fit, e.g. 2G or 500M")
+    .addHelpText("after", "\nExample:\n  envpack cache gc --max-size 5G")
+    .action(async (flags: { maxSize: string }) => {
+      await context.run(async ({ cacheDir }) => {
+        const { cacheGc, parseSize } = await import("../../api/index.js");
+        const result = await cacheGc(cacheDir, parseSize(flags.maxSize));
+        return {
+          json: { ...result },
+          human: `removed ${result.removed.length} bundles, freed ${(result.freed / 1e6).toFixed(1)} MB, ${(result.kept / 1e6).toFixed(1)} MB kept`,
+        };
+      });
+    });
+}
