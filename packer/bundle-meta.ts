@@ -34,11 +34,17 @@ export function metaEntries(
     entries,
     generator: manifest.generator,
   };
+  // Absolute paths of the build machine would make bundles depend on where they were built.
+  const portable: Manifest = {
+    ...manifest,
+    root: ".",
+    ...(manifest.env ? { env: { ...manifest.env, prefix: "." } } : {}),
+  };
   return [
     {
       path: MANIFEST_PATH,
       type: "file",
-      data: Buffer.from(canonicalJson(manifest) + "\n"),
+      data: Buffer.from(canonicalJson(portable) + "\n"),
     },
     {
       path: BUNDLE_META_PATH,
