@@ -121,7 +121,8 @@ export async function writeBundle(
       options.signal?.throwIfAborted();
       const entrySize = sizes[i] ?? 0;
       const header = new Header({
-        path: entry.path,
+        // Directories end in "/", as tar tools write and list them.
+        path: entry.type === "directory" ? `${entry.path}/` : entry.path,
         type:
           entry.type === "file"
             ? "File"
