@@ -53,3 +53,31 @@ export function metaEntries(
     },
   ];
 }
+
+/** Variables that would let the host's packages leak into a bundled interpreter. */
+const HOST_VARIABLES = {
+  node: "NODE_PATH NODE_OPTIONS",
+  python3: "PYTHONPATH PYTHONHOME PYTHONSTARTUP",
+};
+
+/**
+ * `bin/envpack-app`: runs the app's first entry with the bundle's own interpreter (`bin/node` or
+ * `bin/python3`), with the host's module search variables cleared.
+ */
+export function appLauncherEntry(
+  interpreter: "node" | "python3",
+  entry: string,
+): { path: string; type: "file"; data: Uint8Array; executable: true } {
+  const script = `#!/bin/sh
+# Runs the app's entry with the bundled ${interpreter}.
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)
+unset ${HOST_VARIABLES[interpreter]}
+exec "$here/${interpreter}" "$here/../${entry}" "$@"
+`;
+  return {
+    path: "bin/envpack-app",
+    type: "file",
+    data: Buffer.from(script),
+    executable: true,
+  };
+}

@@ -15,6 +15,7 @@ export {
 } from "./ensure-unpacked.js";
 export {
   BUNDLE_FORMAT,
+  appLauncherEntry,
   metaEntries,
   BUNDLE_META_PATH,
   MANIFEST_PATH,

@@ -9,7 +9,7 @@ import {
   type WarnEvent,
 } from "../../src/core/index.js";
 import type { BundleEntry } from "../write-bundle.js";
-import { metaEntries } from "../bundle-meta.js";
+import { appLauncherEntry, metaEntries } from "../bundle-meta.js";
 
 /** Where the app and its node_modules live inside a Node bundle. */
 export const APP_DIR = "app";
@@ -98,12 +98,7 @@ export async function planNodeBundle(
     }
   }
   const entryPaths = manifest.entries.map(appPath);
-  entries.push({
-    path: "bin/envpack-app",
-    type: "file",
-    data: Buffer.from(appLauncher(entryPaths[0] ?? "")),
-    executable: true,
-  });
+  entries.push(appLauncherEntry("node", entryPaths[0] ?? ""));
   entries.push(...metaEntries(manifest, entryPaths));
   return { entries };
 }
@@ -158,12 +153,3 @@ here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)
 unset NODE_PATH NODE_OPTIONS
 exec "$here/node" "$@"
 `;
-
-function appLauncher(entry: string): string {
-  return `#!/bin/sh
-# Runs the app's entry with the bundled node.
-here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)
-unset NODE_PATH NODE_OPTIONS
-exec "$here/node" "$here/../${entry}" "$@"
-`;
-}

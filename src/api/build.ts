@@ -9,7 +9,7 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join, posix, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import {
   InputError,
@@ -21,7 +21,9 @@ import {
   type OnEvent,
 } from "../core/index.js";
 import {
+  APP_DIR,
   BUNDLE_FORMAT,
+  appLauncherEntry,
   metaEntries,
   packCondaWithCondaPack,
   planCondaBundle,
@@ -257,8 +259,20 @@ async function planEntries(
     options.engine === "conda-pack"
       ? await packCondaWithCondaPack(common)
       : { ...(await planCondaBundle(common)), dispose: async () => {} };
+  // The app's own Python files travel beside the environment, under app/ as in Node bundles.
+  const appFiles: BundleEntry[] = manifest.files.map((file) => ({
+    path: posix.join(APP_DIR, file.path),
+    type: "file",
+    source: join(manifest.root, ...file.path.split("/")),
+  }));
+  const entryPaths = manifest.entries.map((e) => posix.join(APP_DIR, e));
   return {
-    entries: [...plan.entries, ...metaEntries(manifest, [])],
+    entries: [
+      ...plan.entries,
+      ...appFiles,
+      appLauncherEntry("python3", entryPaths[0] ?? ""),
+      ...metaEntries(manifest, entryPaths),
+    ],
     dispose: plan.dispose,
   };
 }
