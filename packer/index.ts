@@ -27,3 +27,4 @@ export {
   type NodeBundlePlan,
 } from "./node/plan-node-bundle.js";
 export { planCondaBundle, packCondaWithCondaPack } from "./conda/index.js";
+export { checkNodeTarget, fetchNodeRuntime } from "./node/fetch-node-runtime.js";

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prepareAppFixtures } from "./fixtures/apps.mjs";
 import { prepareCondaFixture } from "./fixtures/conda.mjs";
+import { prepareNodeRuntimes } from "./fixtures/node-runtimes.mjs";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 
@@ -22,11 +23,12 @@ export function fixturesDir() {
 export async function prepareFixtures(options = {}) {
   const log = options.log ?? (() => {});
   const dir = fixturesDir();
-  const [apps, conda] = await Promise.all([
+  const [apps, conda, nodeRuntimes] = await Promise.all([
     prepareAppFixtures({ repo, log }),
     prepareCondaFixture({ dir, profile: "small", log }),
+    prepareNodeRuntimes({ log }),
   ]);
-  return { repo, apps, conda };
+  return { repo, apps, conda, nodeRuntimes };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

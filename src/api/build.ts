@@ -13,6 +13,7 @@ import { join, posix, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import {
   InputError,
+  UsageError,
   canonicalJson,
   digestOf,
   parseManifest,
@@ -24,6 +25,8 @@ import {
   APP_DIR,
   BUNDLE_FORMAT,
   appLauncherEntry,
+  checkNodeTarget,
+  fetchNodeRuntime,
   metaEntries,
   packCondaWithCondaPack,
   planCondaBundle,
@@ -34,6 +37,7 @@ import {
 import { LocalStore, type IndexRecord } from "../registry/index.js";
 import { envpackVersion } from "./version.js";
 import { compileApp } from "./compile-app.js";
+import { retarget } from "./retarget.js";
 import { scan } from "./scan-app.js";
 
 /** Options of {@link build}. */
@@ -49,6 +53,10 @@ export interface BuildOptions {
   cacheDir: string;
   /** Also place a copy of the bundle in this directory. */
   outDir?: string | undefined;
+  /** Node: the Node version the bundle carries (default: this machine's), fetched from the npm registry. */
+  node?: string | undefined;
+  /** Node: the platform the bundle targets, `<os>-<arch>` (default: this machine's). */
+  platform?: string | undefined;
   /** Conda: keep only the packages the scan found, their `depends` closure and the interpreter. */
   prune?: boolean | undefined;
   /** Conda: `builtin` (default) or `conda-pack` (a conda-pack on PATH packs, envpack repacks). */
@@ -88,6 +96,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         options.manifest === undefined ? null : resolve(cwd, options.manifest),
       env: options.env === undefined ? null : resolve(cwd, options.env),
       prune: options.prune === true,
+      node: options.node ?? null,
+      platform: options.platform ?? null,
       engine: options.engine ?? "builtin",
     }),
   );
@@ -106,7 +116,24 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     }
   }
 
-  const manifest = await loadManifest(options, cwd);
+  let manifest = await loadManifest(options, cwd);
+  if (options.node !== undefined || options.platform !== undefined) {
+    if (manifest.runtime.name !== "node") {
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_ARGUMENT",
+        "--node and --platform apply to Node apps only",
+        {
+          hint: "A Conda bundle carries the environment's own interpreter.",
+        },
+      );
+    }
+    const platform = options.platform ?? manifest.runtime.platform;
+    const version = checkNodeTarget(
+      options.node ?? manifest.runtime.version,
+      platform,
+    );
+    manifest = await retarget(manifest, { version, platform });
+  }
   const inputDigest = manifest.inputDigest as Digest;
   const manifestFile =
     options.manifest === undefined ? [] : [resolve(cwd, options.manifest)];
@@ -229,9 +256,22 @@ async function planEntries(
   const onWarn = options.onEvent;
   if (manifest.kind === "node") {
     const compiled = await compileApp(manifest);
+    const { runtime } = manifest;
+    const isHost =
+      runtime.name === "node" &&
+      runtime.version === process.versions.node &&
+      runtime.platform === `${process.platform}-${process.arch}`;
+    const nodeBinary = isHost
+      ? process.execPath
+      : await fetchNodeRuntime({
+          version: runtime.version,
+          platform: runtime.platform,
+          runtimesDir: join(options.cacheDir, "runtimes"),
+          signal: options.signal,
+        });
     const plan = await planNodeBundle({
       manifest,
-      nodeBinary: process.execPath,
+      nodeBinary,
       compiled,
       onWarn,
     });

@@ -89,7 +89,10 @@ export async function compileApp(manifest: Manifest): Promise<CompiledFiles> {
         target: `node${manifest.runtime.version.split(".")[0] ?? "20"}`,
         sourcefile: file.path,
         // Node 20.10+ reads `with { type: "json" }`; esbuild would otherwise drop it for node20.
-        supported: { "top-level-await": format === "esm", "import-attributes": true },
+        supported: {
+          "top-level-await": format === "esm",
+          "import-attributes": true,
+        },
       });
       out.set(file.path, { path: target, data: Buffer.from(result.code) });
     } catch (error) {
@@ -127,7 +130,20 @@ async function esmScopes(
   };
 }
 
+/** esbuild's first message with its position, or the error's first line. */
 function firstLine(error: unknown): string {
+  const first = (
+    error as {
+      errors?: Array<{
+        text: string;
+        location?: { line: number; column: number } | null;
+      }>;
+    }
+  ).errors?.[0];
+  if (first)
+    return first.location
+      ? `${first.location.line}:${first.location.column + 1}: ${first.text}`
+      : first.text;
   return (
     (error instanceof Error ? error.message : String(error)).split("\n")[0] ??
     ""

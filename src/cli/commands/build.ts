@@ -7,6 +7,8 @@ import { intOption } from "./options.js";
 
 interface BuildFlags {
   manifest?: string;
+  node?: string;
+  platform?: string;
   prune?: boolean;
   engine?: "builtin" | "conda-pack";
   env?: string;
@@ -32,6 +34,14 @@ export function registerBuild(program: Command, context: CommandContext): void {
       "Conda prefix for Python entries (default: $CONDA_PREFIX)",
     )
     .option("--out <dir>", "also copy the bundle to DIR as <sha256>.tar.zst")
+    .option(
+      "--node <version>",
+      "Node: bundle this Node version (from the npm registry) instead of this machine's",
+    )
+    .option(
+      "--platform <os-arch>",
+      "Node: target platform, e.g. linux-arm64 or darwin-arm64",
+    )
     .option(
       "--prune",
       "Conda: keep only the scanned packages, their depends closure and python",
@@ -71,6 +81,8 @@ export function registerBuild(program: Command, context: CommandContext): void {
           cacheDir,
           outDir: flags.out,
           prune: flags.prune,
+          node: flags.node,
+          platform: flags.platform,
           engine: flags.engine,
           level: flags.level,
           threads: flags.threads,
