@@ -3,8 +3,17 @@
 export {
   scan,
   strictFindings,
+  build,
+  run,
+  cacheList,
+  cacheRemove,
+  cacheGc,
   envpackVersion,
   type ScanOptions,
+  type BuildOptions,
+  type BuildResult,
+  type RunOptions,
+  type RunResult,
 } from "./api/index.js";
 export {
   EnvpackError,

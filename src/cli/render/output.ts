@@ -36,6 +36,7 @@ export function progressRenderer(mode: OutputMode): {
 } {
   let last = 0;
   let drawn = false;
+  const started: Partial<Record<"pack" | "unpack", number>> = {};
   const clear = () => {
     if (drawn) process.stderr.write("\r\x1b[2K");
     drawn = false;
@@ -67,6 +68,26 @@ export function progressRenderer(mode: OutputMode): {
       process.stderr.write(
         `scan: ${event.files} files parsed, ${event.packages} packages, ${event.unresolved} unresolved (${(event.durationMs / 1000).toFixed(2)} s)\n`,
       );
+    } else if (event.type === "build:progress") {
+      const now = Date.now();
+      const phase = event.phase;
+      started[phase] ??= now;
+      const seconds = Math.max(0.001, (now - (started[phase] ?? now)) / 1000);
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      const finished = event.bytes >= event.total;
+      if (mode.interactive && !finished) {
+        if (now - last < 100) return;
+        last = now;
+        process.stderr.write(
+          `\r\x1b[2K${phase === "pack" ? "packing" : "unpacking"}: ${mb(event.bytes)}/${mb(event.total)} MB, ${event.files} files, ${mb(event.bytes / seconds)} MB/s`,
+        );
+        drawn = true;
+      } else if (finished) {
+        clear();
+        process.stderr.write(
+          `${phase}: ${event.files} entries, ${mb(event.total)} MB (${seconds.toFixed(2)} s)\n`,
+        );
+      }
     }
   };
   return { onEvent, done: clear };

@@ -1,0 +1,82 @@
+// The build cache through the CLI: concurrent builds, ls, rm and gc.
+
+import { cp, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, inject, it } from "vitest";
+import { envpack } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+async function helloCopy(): Promise<string> {
+  const source = inject("fixtures").apps.hello;
+  if (source === undefined)
+    throw new Error("the hello fixture app was not installed");
+  const dir = join(await tempDir("envpack-cache-"), "hello");
+  await cp(source, dir, { recursive: true, verbatimSymlinks: true });
+  return dir;
+}
+
+const json = <T>(stdout: string) => JSON.parse(stdout) as T;
+
+describe("envpack cache", () => {
+  it("two builds of the same input at once both succeed and leave one blob", async () => {
+    const app = await helloCopy();
+    const cache = join(await tempDir(), "cache");
+    const env = { ENVPACK_CACHE_DIR: cache };
+    const [a, b] = await Promise.all([
+      envpack(["build", "--json", "src/main.ts"], { cwd: app, env }),
+      envpack(["build", "--json", "src/main.ts"], { cwd: app, env }),
+    ]);
+    expect([a?.exitCode, b?.exitCode]).toEqual([0, 0]);
+    expect(json<{ digest: string }>(a!.stdout).digest).toBe(
+      json<{ digest: string }>(b!.stdout).digest,
+    );
+    expect(await readdir(join(cache, "blobs", "sha256"))).toHaveLength(1);
+    expect(await readdir(join(cache, "tmp"))).toEqual([]);
+  });
+
+  it("ls lists bundles; rm removes a bundle and its environment; gc fits a size; bad input exits 2", async () => {
+    const app = await helloCopy();
+    const cache = join(await tempDir(), "cache");
+    const env = { ENVPACK_CACHE_DIR: cache };
+    const { digest } = json<{ digest: string }>(
+      (await envpack(["build", "--json", "src/main.ts"], { cwd: app, env }))
+        .stdout,
+    );
+    expect(
+      (await envpack(["run", digest, "--", "true"], { env })).exitCode,
+    ).toBe(0);
+    expect(await readdir(join(cache, "envs"))).toEqual([digest.slice(7)]);
+
+    const ls = json<{ bundles: Array<{ digest: string; size: number }> }>(
+      (await envpack(["cache", "ls", "--json"], { env })).stdout,
+    );
+    expect(ls.bundles.map((b) => b.digest)).toEqual([digest]);
+
+    const rm = await envpack(["cache", "rm", "--json", digest], { env });
+    expect(json<{ removed: string[] }>(rm.stdout).removed).toEqual([digest]);
+    expect(await readdir(join(cache, "envs"))).toEqual([]);
+    expect(await readdir(join(cache, "blobs", "sha256"))).toEqual([]);
+
+    await envpack(["build", "src/main.ts"], { cwd: app, env });
+    const gc = json<{ removed: string[]; kept: number }>(
+      (await envpack(["cache", "gc", "--json", "--max-size", "0"], { env }))
+        .stdout,
+    );
+    expect(gc.removed).toEqual([digest]);
+    expect(gc.kept).toBe(0);
+
+    const bad = await Promise.all([
+      envpack(["cache", "rm", "--json", "not-a-digest"], { env }),
+      envpack(["cache", "gc", "--json", "--max-size", "lots"], { env }),
+      envpack(["run", "--json", `sha256:${"0".repeat(64)}`], { env }),
+    ]);
+    expect(bad.map((r) => r.exitCode)).toEqual([2, 2, 2]);
+    expect(
+      bad.map((r) => json<{ error: { code: string } }>(r.stdout).error.code),
+    ).toEqual([
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+    ]);
+  });
+});
