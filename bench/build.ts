@@ -1,0 +1,279 @@
+// `npm run bench:build`: envpack build / cache hit / unpack against `tar | zstd -3 -T2` on the same files,
+// for the large Conda fixture and the realworld Node app.
+
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { build, type BuildResult } from "../src/api/index.js";
+import { unpackBundle } from "../packer/index.js";
+import { prepareApp, prepareConda } from "./lib/fixtures.js";
+import { requireTools, runPipeline, shellQuote } from "./lib/shell.js";
+import { ratio, repeat } from "./lib/stats.js";
+import {
+  formatTable,
+  megabytes,
+  ratioText,
+  secs,
+  wantsJson,
+} from "./lib/table.js";
+
+const RUNS = 3;
+const ZSTD_LEVEL = 3;
+const ZSTD_THREADS = 2;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** What one target builds: entries scanned in `cwd`, with a Conda prefix for Python. */
+interface Target {
+  name: string;
+  entries: string[];
+  cwd: string;
+  env?: string;
+}
+
+/** One comparison: envpack's figure, the peer's, their ratio and the target it is held to. */
+interface Figure {
+  envpack: number;
+  peer: number;
+  ratio: number | null;
+  target: number;
+  met: boolean;
+}
+
+interface TargetResult {
+  name: string;
+  bundle: { digest: string; size: number; entries: number; bytes: number };
+  scanSeconds: number;
+  coldBuild: Figure & { seconds: number[]; peerSeconds: number[] };
+  cacheHit: Figure & { seconds: number[] };
+  unpack: Figure & { seconds: number[]; peerSeconds: number[] };
+  size: Figure;
+}
+
+function figure(
+  envpack: number,
+  peer: number,
+  target: number,
+  met: (r: number) => boolean,
+): Figure {
+  const r = ratio(envpack, peer);
+  return { envpack, peer, ratio: r, target, met: r !== null && met(r) };
+}
+
+/** Regular files and their total size under `dir` (symlinks count as entries, not bytes). */
+async function treeSize(
+  dir: string,
+): Promise<{ entries: number; bytes: number }> {
+  let entries = 0;
+  let bytes = 0;
+  for (const entry of await readdir(dir, {
+    withFileTypes: true,
+    recursive: true,
+  })) {
+    entries++;
+    if (entry.isFile())
+      bytes += (await stat(join(entry.parentPath, entry.name))).size;
+  }
+  return { entries, bytes };
+}
+
+async function benchTarget(
+  target: Target,
+  work: string,
+): Promise<TargetResult> {
+  const base = join(work, target.name);
+  await mkdir(base, { recursive: true });
+  const cacheFor = (run: number) => join(base, `cache-${run}`);
+  // Seconds from the start of the last build to its scan:done event: the scan's share of a cold build.
+  let scanSeconds = 0;
+  const buildIn = (cacheDir: string) => {
+    const started = performance.now();
+    return build({
+      entries: target.entries,
+      cwd: target.cwd,
+      env: target.env,
+      cacheDir,
+      onEvent: (event) => {
+        if (event.type === "scan:done")
+          scanSeconds = (performance.now() - started) / 1000;
+      },
+    });
+  };
+
+  log(`bench:build: ${target.name}: ${RUNS} cold builds`);
+  const cold = await repeat(
+    RUNS,
+    (run) => buildIn(cacheFor(run)),
+    async (run) => {
+      if (run > 0)
+        await rm(cacheFor(run - 1), { recursive: true, force: true });
+    },
+  );
+  const built: BuildResult = cold.last;
+  if (built.cached)
+    throw new Error(`${target.name}: a cold build hit the cache`);
+  const cacheDir = cacheFor(RUNS - 1);
+
+  log(`bench:build: ${target.name}: ${RUNS} cache-hit rebuilds`);
+  const hits = await repeat(RUNS, async () => {
+    const again = await buildIn(cacheDir);
+    if (!again.cached || again.digest !== built.digest)
+      throw new Error(`${target.name}: the rebuild was not a cache hit`);
+    return again;
+  });
+
+  // The peer's file set: the bundle's own content, unpacked once.
+  const tree = join(base, "tree");
+  await unpackBundle({ file: built.path, dest: tree });
+  const content = await treeSize(tree);
+  const peerArchive = join(base, "peer.tar.zst");
+
+  log(
+    `bench:build: ${target.name}: ${RUNS} × tar | zstd -${ZSTD_LEVEL} -T${ZSTD_THREADS}`,
+  );
+  const peerPack = await repeat(RUNS, () =>
+    runPipeline(
+      `tar -cf - -C ${shellQuote(tree)} . | zstd -q -f -${ZSTD_LEVEL} -T${ZSTD_THREADS} -o ${shellQuote(peerArchive)}`,
+    ),
+  );
+  const peerSize = (await stat(peerArchive)).size;
+
+  const dest = join(base, "unpacked");
+  const clearDest = () => rm(dest, { recursive: true, force: true });
+  log(
+    `bench:build: ${target.name}: ${RUNS} × unpackBundle and zstd -dc | tar -x`,
+  );
+  const unpack = await repeat(
+    RUNS,
+    () => unpackBundle({ file: built.path, dest }),
+    clearDest,
+  );
+  const peerUnpack = await repeat(
+    RUNS,
+    () =>
+      runPipeline(
+        `mkdir ${shellQuote(dest)} && zstd -dc ${shellQuote(built.path)} | tar -xf - -C ${shellQuote(dest)}`,
+      ),
+    clearDest,
+  );
+  await clearDest();
+
+  return {
+    name: target.name,
+    bundle: { digest: built.digest, size: built.size, ...content },
+    scanSeconds,
+    coldBuild: {
+      ...figure(cold.median, peerPack.median, 1.4, (r) => r <= 1.4),
+      seconds: cold.seconds,
+      peerSeconds: peerPack.seconds,
+    },
+    cacheHit: {
+      ...figure(hits.median, cold.median, 0.05, (r) => r <= 0.05),
+      seconds: hits.seconds,
+    },
+    unpack: {
+      ...figure(unpack.median, peerUnpack.median, 1.3, (r) => r <= 1.3),
+      seconds: unpack.seconds,
+      peerSeconds: peerUnpack.seconds,
+    },
+    size: figure(built.size, peerSize, 0.05, (r) => Math.abs(r - 1) <= 0.05),
+  };
+}
+
+function rowsOf(result: TargetResult): string[][] {
+  const met = (f: Figure) => (f.met ? "yes" : "NO");
+  return [
+    [
+      result.name,
+      "cold build",
+      secs(result.coldBuild.envpack),
+      `tar | zstd -${ZSTD_LEVEL} -T${ZSTD_THREADS}: ${secs(result.coldBuild.peer)}`,
+      ratioText(result.coldBuild.ratio),
+      "≤ 1.40",
+      met(result.coldBuild),
+    ],
+    [
+      "",
+      "cache-hit rebuild",
+      secs(result.cacheHit.envpack),
+      `cold build: ${secs(result.cacheHit.peer)}`,
+      ratioText(result.cacheHit.ratio),
+      "≤ 0.05",
+      met(result.cacheHit),
+    ],
+    [
+      "",
+      "unpack",
+      secs(result.unpack.envpack),
+      `zstd -dc | tar -x: ${secs(result.unpack.peer)}`,
+      ratioText(result.unpack.ratio),
+      "≤ 1.30",
+      met(result.unpack),
+    ],
+    [
+      "",
+      "bundle size",
+      megabytes(result.size.envpack),
+      `zstd -${ZSTD_LEVEL}: ${megabytes(result.size.peer)}`,
+      ratioText(result.size.ratio),
+      "0.95–1.05",
+      met(result.size),
+    ],
+  ];
+}
+
+async function main(): Promise<void> {
+  const json = wantsJson(process.argv.slice(2));
+  await requireTools(["tar", "zstd", "bash"]);
+  const [conda, appDir] = await Promise.all([
+    prepareConda("large", log),
+    prepareApp("realworld", log),
+  ]);
+  const work = await mkdtemp(join(tmpdir(), "envpack-bench-build-"));
+  try {
+    const condaApp = join(work, "conda-app");
+    await mkdir(condaApp);
+    await writeFile(
+      join(condaApp, "app.py"),
+      "import numpy\n\nprint(numpy.__version__)\n",
+    );
+    const targets: Target[] = [
+      {
+        name: "conda-large",
+        entries: ["app.py"],
+        cwd: condaApp,
+        env: conda.prefix,
+      },
+      { name: "node-realworld", entries: ["src/main.ts"], cwd: appDir },
+    ];
+    const results: TargetResult[] = [];
+    for (const target of targets) results.push(await benchTarget(target, work));
+
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({ runs: RUNS, zstd: { level: ZSTD_LEVEL, threads: ZSTD_THREADS }, targets: results }, null, 2)}\n`,
+      );
+      return;
+    }
+    const lines = [
+      `bench:build — median of ${RUNS} runs; peer = tar | zstd -${ZSTD_LEVEL} -T${ZSTD_THREADS} on the bundle's own unpacked content`,
+      "",
+      formatTable(
+        ["fixture", "figure", "envpack", "peer", "ratio", "target", "met"],
+        results.flatMap(rowsOf),
+      ),
+      "",
+    ];
+    for (const r of results) {
+      lines.push(
+        `${r.name}: ${r.bundle.entries} entries, ${megabytes(r.bundle.bytes)} in regular files; of the cold build, ${secs(r.scanSeconds)} until the scan was done; bundle ${r.bundle.digest.slice(0, 19)}…`,
+      );
+    }
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
