@@ -10,19 +10,7 @@ import {
   type Manifest,
   type OnEvent,
 } from "../core/index.js";
-import type { ScanResult } from "./scan-result.js";
-
-/** File extensions scanned as JavaScript/TypeScript. */
-export const JS_EXTENSIONS = [
-  ".ts",
-  ".tsx",
-  ".mts",
-  ".cts",
-  ".js",
-  ".mjs",
-  ".cjs",
-  ".jsx",
-];
+import { JS_EXTENSIONS, type ScanResult } from "./scan-result.js";
 
 /** Options of {@link scan}. */
 export interface ScanOptions {
@@ -131,4 +119,5 @@ async function checkEntry(entry: string): Promise<void> {
   }
 }
 
+export { JS_EXTENSIONS } from "./scan-result.js";
 export { rewriteSpecifiers } from "./js/rewrite-specifiers.js";

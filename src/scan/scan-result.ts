@@ -18,6 +18,18 @@ export interface ScannerOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** File extensions scanned as JavaScript/TypeScript. */
+export const JS_EXTENSIONS = [
+  ".ts",
+  ".tsx",
+  ".mts",
+  ".cts",
+  ".js",
+  ".mjs",
+  ".cjs",
+  ".jsx",
+];
+
 /** Files larger than this are listed but not parsed (`too-large`). */
 export const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
 

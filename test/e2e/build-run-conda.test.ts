@@ -14,6 +14,7 @@ import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { workerPath } from "../helpers/min-path.js";
 
 const RUNNER = join(import.meta.dirname, "..", "..", "runtime", "envpack-run");
 
@@ -96,28 +97,7 @@ describe("envpack build + run (Conda)", () => {
   it("runs on a worker whose PATH has no python (only sh, tar, zstd, coreutils)", async () => {
     const { path, digest } = await buildApp();
     const worker = await tempDir("envpack-worker-");
-    const bin = join(worker, "bin");
-    await mkdir(bin);
-    for (const tool of [
-      "sh",
-      "tar",
-      "zstd",
-      "sha256sum",
-      "cut",
-      "head",
-      "grep",
-      "mkdir",
-      "mv",
-      "rm",
-      "cat",
-      "basename",
-      "dirname",
-      "id",
-      "sleep",
-    ]) {
-      const { stdout } = await execa("sh", ["-c", `command -v ${tool}`]);
-      await symlink(stdout.trim(), join(bin, tool));
-    }
+    const bin = await workerPath();
     const bundle = join(worker, `${digest.slice(7)}.tar.zst`);
     await cp(path, bundle);
     const env = {

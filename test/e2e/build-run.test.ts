@@ -17,6 +17,7 @@ import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { workerPath } from "../helpers/min-path.js";
 
 const RUNNER = join(import.meta.dirname, "..", "..", "runtime", "envpack-run");
 
@@ -37,37 +38,6 @@ async function helloCopy(): Promise<string> {
   const dir = join(await tempDir("envpack-build-"), "hello");
   await cp(source, dir, { recursive: true, verbatimSymlinks: true });
   return dir;
-}
-
-/** A bin directory with only sh, tar, zstd and coreutils: no node, no python. */
-async function minimalPath(): Promise<string> {
-  const bin = join(await tempDir("envpack-minpath-"), "bin");
-  await mkdir(bin);
-  const tools = [
-    "sh",
-    "tar",
-    "zstd",
-    "sha256sum",
-    "cut",
-    "head",
-    "grep",
-    "mkdir",
-    "mv",
-    "rm",
-    "cat",
-    "basename",
-    "dirname",
-    "id",
-    "sleep",
-    "env",
-    "ls",
-    "pwd",
-  ];
-  for (const tool of tools) {
-    const { stdout } = await execa("sh", ["-c", `command -v ${tool}`]);
-    await symlink(stdout.trim(), join(bin, tool));
-  }
-  return bin;
 }
 
 async function buildJson(
@@ -189,7 +159,7 @@ describe("envpack build + run (Node)", () => {
     await cp(built.path, bundle);
     // The app's own node_modules must not be reachable: run from an unrelated directory.
     const env = {
-      PATH: await minimalPath(),
+      PATH: await workerPath(),
       ENVPACK_WORKER_CACHE: join(worker, "cache"),
       HOME: worker,
     };

@@ -17,6 +17,7 @@ import {
   type InstalledPackage,
 } from "../npm/package-catalog.js";
 import {
+  JS_EXTENSIONS,
   appFile,
   commonDirectory,
   readSource,
@@ -27,16 +28,7 @@ import {
 import { findImports, type ImportSite } from "./find-imports.js";
 import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
 
-const PARSED = new Set([
-  ".ts",
-  ".tsx",
-  ".mts",
-  ".cts",
-  ".js",
-  ".mjs",
-  ".cjs",
-  ".jsx",
-]);
+const PARSED = new Set(JS_EXTENSIONS);
 /** Bounded fan-out for file reads. */
 const CONCURRENCY = 16;
 /** A computed `import()` whose static directory holds more files than this is reported, not expanded. */

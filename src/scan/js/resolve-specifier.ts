@@ -3,6 +3,7 @@
 import { isBuiltin } from "node:module";
 import { ResolverFactory, type NapiResolveOptions } from "oxc-resolver";
 import type { UnresolvedReason } from "../../core/index.js";
+import { JS_EXTENSIONS } from "../scan-result.js";
 
 /** Where a specifier leads. Paths are absolute and symlink-free. */
 export type Resolution =
@@ -11,19 +12,7 @@ export type Resolution =
   | { type: "unresolved"; reason: UnresolvedReason; message: string };
 
 // `.d.ts` last: `import { T } from "./types"` of a declaration-only module is erased by tsc, not a miss.
-const EXTENSIONS = [
-  ".ts",
-  ".tsx",
-  ".mts",
-  ".cts",
-  ".js",
-  ".mjs",
-  ".cjs",
-  ".jsx",
-  ".json",
-  ".node",
-  ".d.ts",
-];
+const EXTENSIONS = [...JS_EXTENSIONS, ".json", ".node", ".d.ts"];
 
 /**
  * Two resolvers sharing one cache: `import` uses the `node`, `import`, `default` export
