@@ -27,4 +27,7 @@ export {
   type NodeBundlePlan,
 } from "./node/plan-node-bundle.js";
 export { planCondaBundle, packCondaWithCondaPack } from "./conda/index.js";
-export { checkNodeTarget, fetchNodeRuntime } from "./node/fetch-node-runtime.js";
+export {
+  checkNodeTarget,
+  fetchNodeRuntime,
+} from "./node/fetch-node-runtime.js";

@@ -117,7 +117,13 @@ export async function unpackBundle(
       callback(null, chunk);
     },
   });
-  options.onEvent?.({ type: "build:progress", phase: "unpack", bytes: 0, total: 1, files: 0 });
+  options.onEvent?.({
+    type: "build:progress",
+    phase: "unpack",
+    bytes: 0,
+    total: 1,
+    files: 0,
+  });
   try {
     await mkdir(temp);
     const unpack = new Unpack({

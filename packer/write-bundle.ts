@@ -117,7 +117,13 @@ export async function writeBundle(
   try {
     let bytes = 0;
     let lastReport = 0;
-    options.onEvent?.({ type: "build:progress", phase: "pack", bytes: 0, total, files: 0 });
+    options.onEvent?.({
+      type: "build:progress",
+      phase: "pack",
+      bytes: 0,
+      total,
+      files: 0,
+    });
     for (const [i, entry] of entries.entries()) {
       options.signal?.throwIfAborted();
       const entrySize = sizes[i] ?? 0;

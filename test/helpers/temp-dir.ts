@@ -8,7 +8,9 @@ import { afterEach } from "vitest";
 const made: string[] = [];
 
 afterEach(async () => {
-  await Promise.all(made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await Promise.all(
+    made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })),
+  );
 });
 
 /** A fresh empty directory owned by the current test. */

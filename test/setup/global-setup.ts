@@ -10,5 +10,8 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<void> {
-  project.provide("fixtures", await prepareFixtures({ log: (line: string) => console.error(line) }));
+  project.provide(
+    "fixtures",
+    await prepareFixtures({ log: (line: string) => console.error(line) }),
+  );
 }
