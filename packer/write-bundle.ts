@@ -26,7 +26,7 @@ export interface BundleEntry {
   source?: string | undefined;
   /** Files: the bytes, when they come from memory (launchers, metadata). */
   data?: Uint8Array | undefined;
-  /** Files: written 0755 instead of 0644. */
+  /** Files: written 0755 instead of 0644; left undefined, the source file's execute bit decides. */
   executable?: boolean | undefined;
   /** Symlinks: the link's target, as stored. */
   linkTarget?: string | undefined;
@@ -70,15 +70,21 @@ export async function writeBundle(
   options: WriteBundleOptions,
 ): Promise<WrittenBundle> {
   const entries = normaliseEntries(options.entries);
-  const sizes = await Promise.all(
+  // One lstat per source file, all at once: its size for the header, and its execute bit when
+  // the entry leaves `executable` open.
+  const stats = await Promise.all(
     entries.map(async (e) =>
       e.type !== "file"
-        ? 0
+        ? { size: 0, executable: false }
         : e.data
-          ? e.data.length
-          : (await lstat(e.source as string)).size,
+          ? { size: e.data.length, executable: e.executable === true }
+          : await lstat(e.source as string).then((info) => ({
+              size: info.size,
+              executable: e.executable ?? (info.mode & 0o111) !== 0,
+            })),
     ),
   );
+  const sizes = stats.map((s) => s.size);
   const total = sizes.reduce((a, b) => a + b, 0);
   const temp = join(
     options.outDir,
@@ -147,7 +153,7 @@ export async function writeBundle(
             ? 0o755
             : entry.type === "symlink"
               ? 0o777
-              : entry.executable
+              : stats[i]?.executable
                 ? 0o755
                 : 0o644,
         size: entrySize,

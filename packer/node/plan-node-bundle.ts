@@ -1,7 +1,7 @@
 // Turns a node manifest into the entries of a Node bundle: the node binary, launchers, the app's
 // files and exactly the packages of the manifest's closure, at the same relative paths.
 
-import { lstat, readdir, readlink, realpath } from "node:fs/promises";
+import { readdir, readlink, realpath } from "node:fs/promises";
 import { dirname, join, posix, relative, resolve, sep } from "node:path";
 import {
   InputError,
@@ -111,37 +111,36 @@ async function packageEntries(
 ): Promise<BundleEntry[]> {
   const out: BundleEntry[] = [{ path: bundleDir, type: "directory" }];
   const walk = async (current: string, rel: string): Promise<void> => {
-    for (const entry of await readdir(current, { withFileTypes: true })) {
-      const path = join(current, entry.name);
-      const bundlePath = posix.join(bundleDir, rel, entry.name);
-      if (entry.isDirectory()) {
-        if (entry.name === "node_modules") continue;
-        out.push({ path: bundlePath, type: "directory" });
-        await walk(path, posix.join(rel, entry.name));
-      } else if (entry.isFile()) {
-        out.push({
-          path: bundlePath,
-          type: "file",
-          source: path,
-          executable: ((await lstat(path)).mode & 0o111) !== 0,
-        });
-      } else if (entry.isSymbolicLink()) {
-        const target = await readlink(path);
-        const resolved = resolve(dirname(path), target);
-        if (
-          !target.startsWith("/") &&
-          (resolved === dir || resolved.startsWith(dir + sep))
-        ) {
-          out.push({ path: bundlePath, type: "symlink", linkTarget: target });
-        } else {
-          onWarn?.({
-            type: "warn",
-            code: "ENVPACK_WARN_LINK_SKIPPED",
-            message: `${relative(dir, path)} in ${bundleDir} links outside its package (${target}); not bundled`,
-          });
+    const children = await readdir(current, { withFileTypes: true });
+    await Promise.all(
+      children.map(async (entry) => {
+        const path = join(current, entry.name);
+        const bundlePath = posix.join(bundleDir, rel, entry.name);
+        if (entry.isDirectory()) {
+          if (entry.name === "node_modules") return;
+          out.push({ path: bundlePath, type: "directory" });
+          await walk(path, posix.join(rel, entry.name));
+        } else if (entry.isFile()) {
+          // The writer reads the execute bit from the same lstat it takes for the size.
+          out.push({ path: bundlePath, type: "file", source: path });
+        } else if (entry.isSymbolicLink()) {
+          const target = await readlink(path);
+          const resolved = resolve(dirname(path), target);
+          if (
+            !target.startsWith("/") &&
+            (resolved === dir || resolved.startsWith(dir + sep))
+          ) {
+            out.push({ path: bundlePath, type: "symlink", linkTarget: target });
+          } else {
+            onWarn?.({
+              type: "warn",
+              code: "ENVPACK_WARN_LINK_SKIPPED",
+              message: `${relative(dir, path)} in ${bundleDir} links outside its package (${target}); not bundled`,
+            });
+          }
         }
-      }
-    }
+      }),
+    );
   };
   await walk(dir, "");
   return out;
