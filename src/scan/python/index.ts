@@ -41,10 +41,12 @@ export interface PythonScanOptions extends ScannerOptions {
 export async function scanPython(
   options: PythonScanOptions,
 ): Promise<ScanResult> {
+  // The scan's duration counts reading the prefix and loading the parser.
+  const started = performance.now();
   const env = await readCondaPrefix(options.prefix, options.signal);
   const parser = await createPythonParser();
   try {
-    return await new PythonScan(options, env, parser).run();
+    return await new PythonScan(options, env, parser).run(started);
   } finally {
     parser.delete();
   }
@@ -90,8 +92,7 @@ class PythonScan {
     this.#parser = parser;
   }
 
-  async run(): Promise<ScanResult> {
-    const started = performance.now();
+  async run(started: number): Promise<ScanResult> {
     const entries = await Promise.all(
       this.#options.entries.map((e) => realpath(e)),
     );
