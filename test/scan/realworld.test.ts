@@ -1,6 +1,16 @@
 // Scans the realworld fixture app (real packages installed from its lockfile) and proves the manifest by building and running it.
 
-import { readFile } from "node:fs/promises";
+import {
+  copyFile,
+  cp,
+  link,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { join, posix } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { scan } from "../../src/scan/index.js";
@@ -65,6 +75,26 @@ function lockClosure(lock: Lockfile, root: string): Set<string> {
     }
   }
   return seen;
+}
+
+/**
+ * Recreates the tree at `from` under `to` with hard links (copies across file systems), so a
+ * moved copy of the app costs no file data. Package files are never edited through the links.
+ */
+async function linkTree(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    if (entry.isDirectory()) await linkTree(source, target);
+    else if (entry.isSymbolicLink())
+      await symlink(await readlink(source), target);
+    else
+      await link(source, target).catch(async (error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
+        await copyFile(source, target);
+      });
+  }
 }
 
 /** The manifest's closure of one package, following `dependencies` ids. */
@@ -232,6 +262,34 @@ describe("scan of the realworld fixture app", () => {
     ).toEqual([...fromLock].sort());
     expect(fromLock).toContain("node_modules/body-parser");
     expect(fromLock).toContain("node_modules/send/node_modules/ms");
+  });
+});
+
+describe("input digest of the realworld fixture app", () => {
+  const digestOf = async (dir: string) =>
+    (
+      await scan({
+        entries: [ENTRY],
+        cwd: dir,
+        generatorVersion: "0.0.0-test",
+      })
+    ).inputDigest;
+
+  it("is stable across scans and moves, and changes when an app file is edited", async () => {
+    const dir = appDir();
+    const first = await digestOf(dir);
+    expect(first).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(await digestOf(dir)).toBe(first);
+
+    const moved = join(await tempDir("envpack-realworld-"), "moved", "app");
+    for (const name of ["src", "package.json", "package-lock.json"])
+      await cp(join(dir, name), join(moved, name), { recursive: true });
+    await linkTree(join(dir, "node_modules"), join(moved, "node_modules"));
+    expect(await digestOf(moved)).toBe(first);
+
+    const ids = join(moved, "src", "ids.ts");
+    await writeFile(ids, `${await readFile(ids, "utf8")}// edited\n`);
+    expect(await digestOf(moved)).not.toBe(first);
   });
 });
 
