@@ -11,6 +11,7 @@ import {
 } from "node:fs/promises";
 import { join, posix, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import {
   InputError,
   UsageError,
@@ -34,11 +35,13 @@ import {
   writeBundle,
   type BundleEntry,
 } from "../../packer/index.js";
-import { LocalStore, type IndexRecord } from "../registry/index.js";
+import { LocalStore } from "../registry/index.js";
 import { envpackVersion } from "./version.js";
 import { compileApp } from "./compile-app.js";
 import { retarget } from "./retarget.js";
 import { scan } from "./scan-app.js";
+
+const require = createRequire(import.meta.url);
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -103,17 +106,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   );
   const remembered = await readFingerprint(options.cacheDir, fingerprintKey);
   if (remembered !== null) {
-    const hit = await store.lookup(remembered.inputDigest);
-    if (isUsable(hit) && (await store.has(hit.digest))) {
-      await store.record({ ...hit, usedAt: Date.now() });
-      return finish(options, store, {
-        digest: hit.digest,
-        inputDigest: hit.inputDigest,
-        size: hit.size,
-        cached: true,
-        kind: remembered.kind,
-      });
-    }
+    const hit = await cacheHit(store, remembered.inputDigest);
+    if (hit) return finish(options, store, { ...hit, kind: remembered.kind });
   }
 
   let manifest = await loadManifest(options, cwd);
@@ -143,17 +137,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     manifest,
     manifestFile,
   );
-  const hit = await store.lookup(inputDigest);
-  if (isUsable(hit) && (await store.has(hit.digest))) {
-    await store.record({ ...hit, usedAt: Date.now() });
-    return finish(options, store, {
-      digest: hit.digest,
-      inputDigest,
-      size: hit.size,
-      cached: true,
-      kind: manifest.kind,
-    });
-  }
+  const hit = await cacheHit(store, inputDigest);
+  if (hit) return finish(options, store, { ...hit, kind: manifest.kind });
 
   const plan = await planEntries(manifest, options);
   const tmp = join(
@@ -197,11 +182,27 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
  * (STYLE §8). A cached bundle from another builder is rebuilt, not reused.
  */
 function builderIdentity(): string {
-  return `envpack@${envpackVersion()} bundle-format@${BUNDLE_FORMAT}`;
+  const zstd = (require("zstd-napi/package.json") as { version: string })
+    .version;
+  return `envpack@${envpackVersion()} bundle-format@${BUNDLE_FORMAT} zstd-napi@${zstd}`;
 }
 
-function isUsable(record: IndexRecord | null): record is IndexRecord {
-  return record !== null && record.meta?.["builder"] === builderIdentity();
+/** The cached bundle for an input digest, marked used, when this builder made it and it is still there. */
+async function cacheHit(
+  store: LocalStore,
+  inputDigest: Digest,
+): Promise<Omit<BuildResult, "path" | "kind"> | null> {
+  const record = await store.lookup(inputDigest);
+  if (record === null || record.meta?.["builder"] !== builderIdentity())
+    return null;
+  if (!(await store.has(record.digest))) return null;
+  await store.record({ ...record, usedAt: Date.now() });
+  return {
+    digest: record.digest,
+    inputDigest,
+    size: record.size,
+    cached: true,
+  };
 }
 
 async function loadManifest(
