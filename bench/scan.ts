@@ -165,6 +165,11 @@ async function main(): Promise<void> {
   const missed = [...check.missedPackages, ...check.missedImports];
   const missedTs = [...checkTs.missedPackages, ...checkTs.missedImports];
 
+  // nft lists every package.json it read and follows every `exports` branch (require and
+  // import); envpack parses only the branch Node takes, so the file counts differ by design.
+  const nftPackageJsons = [...nft.fileList].filter(
+    (f) => f === "package.json" || f.endsWith("/package.json"),
+  ).length;
   const figures = {
     app: `fixtures/apps/${APP}`,
     runs: RUNS,
@@ -183,6 +188,7 @@ async function main(): Promise<void> {
     nft: {
       entry: JS_ENTRY,
       fileList: nft.fileList.size,
+      packageJsonFiles: nftPackageJsons,
       packages: check.nftPackages.length,
       warnings: nft.warnings.size,
       medianSeconds: medians.nft,
@@ -259,6 +265,7 @@ async function main(): Promise<void> {
       `envpack unresolved: ${summary(envpackJs).unresolvedApp} in the app (${tsApp} from ${TS_ENTRY}), ${summary(envpackJs).unresolvedInPackages} inside packages`,
       `missed by envpack: ${missed.length === 0 ? "none" : missed.join(", ")}`,
       `missed by envpack from ${TS_ENTRY}: ${missedTs.length === 0 ? "none" : missedTs.join(", ")}`,
+      `nft's fileList holds ${nftPackageJsons} package.json files and both require and import branches of dual packages; envpack parses the branch Node loads`,
       `nft on ${TS_ENTRY}: ${nftOnTs.fileList.size} files; ${figures.nftOnTypeScript.warnings.join("; ") || "no warnings"}`,
       "",
     ].join("\n"),
