@@ -1,10 +1,15 @@
 // Unpacks a bundle once per machine into an environments directory, relocating Conda
 // environments, with a completion marker so that a crash half-way is redone, never used.
 
-import { access, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
-import { ToolError, type Digest, type OnEvent } from "../src/core/index.js";
+import {
+  pathExists,
+  ToolError,
+  type Digest,
+  type OnEvent,
+} from "../src/core/index.js";
 import { withDirLock } from "./dir-lock.js";
 import { unpackBundle } from "./unpack-bundle.js";
 
@@ -34,12 +39,13 @@ export async function ensureUnpacked(
 ): Promise<{ dir: string; unpacked: boolean }> {
   const hex = options.digest.slice("sha256:".length);
   const dir = join(options.envsDir, hex);
-  if (await exists(join(dir, COMPLETE_MARKER))) return { dir, unpacked: false };
+  if (await pathExists(join(dir, COMPLETE_MARKER)))
+    return { dir, unpacked: false };
   await mkdir(options.envsDir, { recursive: true });
   return withDirLock(
     `${dir}.lock`,
     async () => {
-      if (await exists(join(dir, COMPLETE_MARKER)))
+      if (await pathExists(join(dir, COMPLETE_MARKER)))
         return { dir, unpacked: false };
       await rm(dir, { recursive: true, force: true });
       await unpackBundle({
@@ -49,7 +55,7 @@ export async function ensureUnpacked(
         onEvent: options.onEvent,
         signal: options.signal,
       });
-      if (await exists(join(dir, RELOCATION)))
+      if (await pathExists(join(dir, RELOCATION)))
         await relocate(dir, options.signal);
       await writeFile(join(dir, COMPLETE_MARKER), "");
       return { dir, unpacked: true };
@@ -83,15 +89,5 @@ async function relocate(
         details: { dir, exitCode: result.exitCode },
       },
     );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw error;
   }
 }

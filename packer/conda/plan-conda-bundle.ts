@@ -4,6 +4,7 @@ import { lstat, readFile, readdir, readlink, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  isNotFound,
   InputError,
   compare,
   normaliseName,
@@ -641,7 +642,7 @@ async function isFile(path: string | undefined): Promise<boolean> {
   try {
     return (await lstat(path)).isFile();
   } catch (error) {
-    if (isMissing(error)) return false;
+    if (isNotFound(error)) return false;
     throw error;
   }
 }
@@ -650,7 +651,7 @@ async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory();
   } catch (error) {
-    if (isMissing(error)) return false;
+    if (isNotFound(error)) return false;
     throw error;
   }
 }
@@ -662,10 +663,4 @@ async function isExecutable(path: string): Promise<boolean> {
 function isInside(dir: string, path: string): boolean {
   const rel = relative(dir, path);
   return rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel);
-}
-
-function isMissing(error: unknown): boolean {
-  return ["ENOENT", "ENOTDIR"].includes(
-    (error as NodeJS.ErrnoException).code ?? "",
-  );
 }

@@ -5,6 +5,7 @@ import { isAbsolute, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import {
+  isNotFound,
   InputError,
   compare,
   matchSpecName,
@@ -361,7 +362,7 @@ async function readOptional(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, "utf8");
   } catch (error) {
-    if (isMissing(error)) return undefined;
+    if (isNotFound(error)) return undefined;
     throw error;
   }
 }
@@ -371,13 +372,7 @@ async function readdirOptional(path: string): Promise<string[]> {
     if (!(await stat(path)).isDirectory()) return [];
     return await readdir(path);
   } catch (error) {
-    if (isMissing(error)) return [];
+    if (isNotFound(error)) return [];
     throw error;
   }
-}
-
-function isMissing(error: unknown): boolean {
-  return ["ENOENT", "ENOTDIR"].includes(
-    (error as NodeJS.ErrnoException).code ?? "",
-  );
 }

@@ -6,3 +6,4 @@ export * from "./digest.js";
 export * from "./manifest.js";
 export * from "./conda-meta.js";
 export * from "./safe-path.js";
+export * from "./fs-errors.js";

@@ -17,6 +17,7 @@ import {
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import {
+  isNotFound,
   IntegrityError,
   hashFile,
   isDigest,
@@ -68,7 +69,7 @@ export class LocalStore {
       await stat(this.blobPath(digest));
       return true;
     } catch (error) {
-      if (isMissing(error)) return false;
+      if (isNotFound(error)) return false;
       throw error;
     }
   }
@@ -125,7 +126,7 @@ export class LocalStore {
     try {
       text = await readFile(this.#indexPath(inputDigest), "utf8");
     } catch (error) {
-      if (isMissing(error)) return null;
+      if (isNotFound(error)) return null;
       throw error;
     }
     try {
@@ -246,12 +247,7 @@ async function listDir(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).filter((n) => !n.startsWith("."));
   } catch (error) {
-    if (isMissing(error)) return [];
+    if (isNotFound(error)) return [];
     throw error;
   }
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ENOTDIR";
 }

@@ -4,6 +4,7 @@
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import { dirname, extname, join, resolve, sep } from "node:path";
 import {
+  isNotFound,
   compare,
   type AppFile,
   type ImportRecord,
@@ -153,7 +154,7 @@ class JsScanner {
           try {
             if ((await stat(candidate)).isFile()) return candidate;
           } catch (error) {
-            if (!isMissing(error)) throw error;
+            if (!isNotFound(error)) throw error;
           }
           const parent = dirname(dir);
           return parent === dir ? null : nearest(parent);
@@ -264,7 +265,7 @@ class JsScanner {
         if ((await stat(path)).isFile())
           this.#reach(from, owner, await realpath(path), null, site.optional);
       } catch (error) {
-        if (!isMissing(error)) throw error;
+        if (!isNotFound(error)) throw error;
       }
       return;
     }
@@ -625,7 +626,7 @@ async function findPackageRoot(
       ) as { name?: unknown };
       if (json.name === name) return dir;
     } catch (error) {
-      if (!isMissing(error) && !(error instanceof SyntaxError)) throw error;
+      if (!isNotFound(error) && !(error instanceof SyntaxError)) throw error;
     }
     const parent = dirname(dir);
     if (parent === dir) return null;
@@ -641,7 +642,7 @@ async function listFiles(dir: string): Promise<string[]> {
     try {
       entries = await readdir(current, { withFileTypes: true });
     } catch (error) {
-      if (isMissing(error)) return;
+      if (isNotFound(error)) return;
       throw error;
     }
     for (const entry of entries) {
@@ -654,9 +655,4 @@ async function listFiles(dir: string): Promise<string[]> {
   }
   await walk(dir);
   return out.sort();
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ENOTDIR";
 }

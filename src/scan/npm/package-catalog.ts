@@ -3,7 +3,7 @@
 import { access, readFile, readdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { createHash } from "node:crypto";
-import { sha256File } from "../../core/index.js";
+import { pathExists, isNotFound, sha256File } from "../../core/index.js";
 
 /** One installed package, keyed by its real directory. */
 export interface InstalledPackage {
@@ -95,7 +95,7 @@ export class PackageCatalog {
         if (real !== candidate) this.#links.set(candidate, real);
         return real;
       } catch (error) {
-        if (!isMissing(error)) throw error;
+        if (!isNotFound(error)) throw error;
       }
     }
     return null;
@@ -129,7 +129,7 @@ export class PackageCatalog {
       try {
         names = await readdir(scope ? join(dir, scope) : dir);
       } catch (error) {
-        if (isMissing(error)) continue;
+        if (isNotFound(error)) continue;
         throw error;
       }
       for (const name of names) {
@@ -202,7 +202,7 @@ async function readPackage(
       await readFile(join(dir, "package.json"), "utf8"),
     ) as PackageJson;
   } catch (error) {
-    if (isMissing(error) || error instanceof SyntaxError) return null;
+    if (isNotFound(error) || error instanceof SyntaxError) return null;
     throw error;
   }
   const name = typeof json.name === "string" ? json.name : basename(dir);
@@ -229,7 +229,7 @@ async function readPackage(
     json.gypfile === true ||
     typeof scripts.install === "string" ||
     dependencies.some((d) => NATIVE_HELPERS.has(d.name)) ||
-    (await exists(join(dir, "binding.gyp")));
+    (await pathExists(join(dir, "binding.gyp")));
   return {
     dir,
     name,
@@ -256,7 +256,7 @@ async function readLockfiles(projectDir: string): Promise<Map<string, string>> {
         await readFile(join(projectDir, name), "utf8"),
       ) as typeof lock;
     } catch (error) {
-      if (isMissing(error) || error instanceof SyntaxError) continue;
+      if (isNotFound(error) || error instanceof SyntaxError) continue;
       throw error;
     }
     for (const [key, entry] of Object.entries(lock.packages ?? {})) {
@@ -288,19 +288,4 @@ function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) && value.every((v) => typeof v === "string")
     ? (value as string[])
     : undefined;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch (error) {
-    if (isMissing(error)) return false;
-    throw error;
-  }
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ENOTDIR";
 }
