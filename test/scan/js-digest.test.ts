@@ -1,6 +1,6 @@
 // The input digest is a property of the app and its packages, not of where they sit on disk.
 
-import { cp, readFile, utimes, writeFile } from "node:fs/promises";
+import { cp, readFile, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { scan } from "../../src/scan/index.js";
@@ -76,5 +76,33 @@ describe("input digest of a JS app", () => {
       "module.exports = 42;\n",
     );
     expect(await digestOf(dir)).not.toBe(before.inputDigest);
+  });
+
+  it("does not depend on where a symlinked node_modules store lives", async () => {
+    const first = await copyOfBasic();
+    const base = await tempDir("envpack-digest-store-");
+    const store = join(base, "store", "node_modules");
+    await cp(join(first, "node_modules"), store, { recursive: true });
+    const apps = [join(base, "a", "app"), join(base, "b", "deeper", "app")];
+    for (const app of apps) {
+      await cp(first, app, {
+        recursive: true,
+        filter: (src) => !src.includes("node_modules"),
+      });
+      await symlink(store, join(app, "node_modules"));
+    }
+    const [a, b] = await Promise.all(
+      apps.map((cwd) =>
+        scan({ entries: ["src/main.ts"], cwd, generatorVersion: "test" }),
+      ),
+    );
+    expect(a!.packages.map((p) => p.id)).toEqual([
+      "node_modules/dep-a",
+      "node_modules/dep-b",
+      "node_modules/lib-cjs",
+    ]);
+    expect(a!.files.map((f) => f.path)).toContain("src/main.ts");
+    expect(b!.inputDigest).toBe(a!.inputDigest);
+    expect(a!.inputDigest).toBe(await digestOf(first));
   });
 });

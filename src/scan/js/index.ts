@@ -79,6 +79,8 @@ class JsScanner {
     Omit<UnresolvedEntry, "file"> & { file: string; packageDir?: string }
   > = [];
   #parsed = 0;
+  /** Real package directory → the path it is placed at (see #placePackages). */
+  readonly #placed = new Map<string, string>();
 
   constructor(options: ScannerOptions) {
     this.#options = options;
@@ -93,7 +95,9 @@ class JsScanner {
     await this.#drain();
     await this.#addAppPackageJsons();
     const packages = await this.#packages();
+    this.#placePackages(packages);
     const root = this.#root(packages);
+    const rel = (path: string) => toPosixRelative(root, this.#place(path));
     const result: ScanResult = {
       kind: "node",
       runtime: hostRuntime(),
@@ -106,18 +110,18 @@ class JsScanner {
       files: [...this.#appFiles.entries()]
         .map(([path, file]) => ({ ...file, path: toPosixRelative(root, path) }))
         .sort((a, b) => compare(a.path, b.path)),
-      packages: await this.#packageEntries(packages, root),
+      packages: await this.#packageEntries(packages, rel),
       imports: this.#imports
         .map(({ target, ...record }) => ({
           ...record,
           file: toPosixRelative(root, record.file),
-          resolved: describeTarget(target, root),
+          resolved: describeTarget(target, rel),
           ...(target.type === "package" || target.type === "file"
-            ? { target: toPosixRelative(root, target.path) }
+            ? { target: rel(target.path) }
             : {}),
         }))
         .sort(byLocation),
-      unresolved: await this.#unresolvedEntries(root),
+      unresolved: await this.#unresolvedEntries(rel),
     };
     this.#options.onEvent?.({
       type: "scan:done",
@@ -454,10 +458,52 @@ class JsScanner {
     return out;
   }
 
+  /**
+   * Where each package sits as the app sees it. Normally its real directory; but when the real
+   * directory is outside the project and Node reaches it through a link inside the project (a
+   * node_modules symlinked to a shared store), the link's path — so that the manifest, and its
+   * digest, do not depend on where the project or the store are on disk.
+   */
+  #placePackages(packages: Map<string, unknown>): void {
+    const project = commonDirectory([...this.#appFiles.keys()]);
+    const inside = (path: string) => path.startsWith(project + sep);
+    const marker = `${sep}node_modules${sep}`;
+    for (const dir of packages.keys()) {
+      if (inside(dir) || this.#place(dir) !== dir) continue;
+      for (const [link, real] of this.#catalog.links) {
+        if (real !== dir || !inside(link)) continue;
+        // A symlinked node_modules maps the whole store: its other packages follow the same link.
+        const atLink = link.lastIndexOf(marker);
+        const atReal = real.lastIndexOf(marker);
+        if (
+          atLink >= 0 &&
+          atReal >= 0 &&
+          link.slice(atLink) === real.slice(atReal)
+        ) {
+          this.#placed.set(real.slice(0, atReal), link.slice(0, atLink));
+        } else {
+          this.#placed.set(dir, link);
+        }
+        break;
+      }
+    }
+  }
+
+  /** An absolute path with a relocated package's real directory replaced by its placement. */
+  #place(path: string): string {
+    for (const [dir, at] of this.#placed) {
+      if (path === dir || path.startsWith(dir + sep))
+        return at + path.slice(dir.length);
+    }
+    return path;
+  }
+
   #root(packages: Map<string, unknown>): string {
     const anchors = [
       ...this.#appFiles.keys(),
-      ...[...packages.keys()].map((dir) => join(dir, "package.json")),
+      ...[...packages.keys()].map((dir) =>
+        join(this.#place(dir), "package.json"),
+      ),
     ];
     let root = commonDirectory(anchors);
     // Keep package ids readable: the root is never inside a node_modules directory.
@@ -468,12 +514,12 @@ class JsScanner {
 
   async #packageEntries(
     packages: Map<string, ClosureEntry>,
-    root: string,
+    rel: (path: string) => string,
   ): Promise<PackageEntry[]> {
     const optional = this.#optionalClosure(packages);
     const linksTo = new Map<string, string[]>();
     for (const [link, dir] of this.#catalog.links) {
-      if (!packages.has(dir)) continue;
+      if (!packages.has(dir) || this.#place(dir) === link) continue;
       const list = linksTo.get(dir) ?? [];
       list.push(link);
       linksTo.set(dir, list);
@@ -481,19 +527,19 @@ class JsScanner {
     const entries = await Promise.all(
       [...packages.values()].map(
         async ({ pkg, deps, reason }): Promise<PackageEntry> => {
-          const lock = await this.#catalog.lockfileIntegrity(pkg.dir);
+          const lock = await this.#catalog.lockfileIntegrity(
+            this.#place(pkg.dir),
+          );
           const integrity = lock ?? (await packageTreeDigest(pkg.dir));
           return {
-            id: toPosixRelative(root, pkg.dir),
+            id: rel(pkg.dir),
             name: pkg.name,
             version: pkg.version,
             manager: "npm",
-            path: toPosixRelative(root, pkg.dir),
+            path: rel(pkg.dir),
             integrity,
             integritySource: lock ? "lockfile" : "tree",
-            dependencies: [...deps.keys()]
-              .map((d) => toPosixRelative(root, d))
-              .sort(compare),
+            dependencies: [...deps.keys()].map((d) => rel(d)).sort(compare),
             reason,
             ...(optional.has(pkg.dir) ? { optional: true } : {}),
             ...(pkg.link ? { link: true } : {}),
@@ -501,7 +547,7 @@ class JsScanner {
               ? {
                   links: linksTo
                     .get(pkg.dir)!
-                    .map((l) => toPosixRelative(root, l))
+                    .map((l) => rel(l))
                     .sort(compare),
                 }
               : {}),
@@ -534,7 +580,9 @@ class JsScanner {
     return new Set([...packages.keys()].filter((dir) => !required.has(dir)));
   }
 
-  async #unresolvedEntries(root: string): Promise<UnresolvedEntry[]> {
+  async #unresolvedEntries(
+    rel: (path: string) => string,
+  ): Promise<UnresolvedEntry[]> {
     const entries = await Promise.all(
       this.#unresolved.map(
         async ({ packageDir, ...entry }): Promise<UnresolvedEntry> => {
@@ -544,7 +592,7 @@ class JsScanner {
               : await this.#catalog.read(packageDir);
           return {
             ...entry,
-            file: toPosixRelative(root, entry.file),
+            file: rel(entry.file),
             ...(pkg ? { package: `${pkg.name}@${pkg.version}` } : {}),
           };
         },
@@ -566,14 +614,17 @@ type ResolvedTarget =
   | { type: "package"; dir: string; path: string }
   | { type: "unresolved" };
 
-function describeTarget(target: ResolvedTarget, root: string): string {
+function describeTarget(
+  target: ResolvedTarget,
+  rel: (path: string) => string,
+): string {
   switch (target.type) {
     case "builtin":
       return "builtin";
     case "file":
-      return `file:${toPosixRelative(root, target.path)}`;
+      return `file:${rel(target.path)}`;
     case "package":
-      return `package:${toPosixRelative(root, target.dir)}`;
+      return `package:${rel(target.dir)}`;
     default:
       return "unresolved";
   }
