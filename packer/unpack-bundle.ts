@@ -3,8 +3,8 @@
 
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { access, mkdir, rename, rm } from "node:fs/promises";
-import { basename, dirname, join, posix } from "node:path";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, posix, relative } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { UnpackSync, type ReadEntry } from "tar";
@@ -13,22 +13,28 @@ import {
   IntegrityError,
   hashFile,
   isLinkInside,
+  normaliseRelativePath,
+  pathExists,
   resolveInside,
+  resolveLinkTarget,
   type Digest,
   type OnEvent,
 } from "../src/core/index.js";
 
 /** Options of {@link unpackBundle}. */
 export interface UnpackBundleOptions {
+  /** The `.tar.zst` bundle to read. */
   file: string;
-  /** Directory to create; it must not exist yet. */
+  /** Directory to create; it must not exist yet. Its parent is created when missing. */
   dest: string;
   /** When given, the file's sha256 must match before anything is written. */
   expectedDigest?: Digest | undefined;
+  /** Receives `build:progress` events with `phase: "unpack"` (compressed bytes read). */
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
 
+/** Tar entry types a bundle may hold; everything else (devices, fifos, unknown) is refused. */
 const ALLOWED_TYPES = new Set([
   "File",
   "OldFile",
@@ -38,13 +44,21 @@ const ALLOWED_TYPES = new Set([
   "Link",
 ]);
 
+/** Progress is reported at most once per this many compressed bytes. */
+const PROGRESS_STEP = 8 * 1024 * 1024;
+
 /**
- * Unpacks `file` into `dest`. Refuses — with IntegrityError ENVPACK_INTEGRITY_UNSAFE_ENTRY naming
- * the entry — absolute paths, `..`, links whose target leaves the bundle, hardlinks to anything
- * not already unpacked, entries under a symlink, devices and fifos. A corrupt or truncated bundle
- * gives ENVPACK_INTEGRITY_CORRUPT_ARCHIVE, a digest mismatch ENVPACK_INTEGRITY_DIGEST_MISMATCH.
+ * Unpacks `file` into `dest`. Refuses — with IntegrityError ENVPACK_INTEGRITY_UNSAFE_ENTRY whose
+ * `details.entry` names the entry — absolute paths, `..` components, symlinks whose target leaves
+ * the bundle (resolved from the link's own directory, following the bundle's other symlinks),
+ * hardlinks to anything but a regular file unpacked before them, entries written through or
+ * replacing a symlink, devices and fifos. It stops at the first unsafe entry.
  * Work happens in a temp directory beside `dest`, renamed into place on success and removed on
- * failure: `dest` is either absent or complete.
+ * any failure: `dest` is either absent or complete.
+ * @throws IntegrityError ENVPACK_INTEGRITY_DIGEST_MISMATCH (checked before anything is written),
+ *   ENVPACK_INTEGRITY_UNSAFE_ENTRY, ENVPACK_INTEGRITY_CORRUPT_ARCHIVE (truncated or corrupt zstd
+ *   or tar); file-system errors (ENOENT, ENOSPC, EACCES) as they are; the signal's reason on abort;
+ *   a plain Error when `dest` already exists (the caller owns that directory's lifecycle).
  */
 export async function unpackBundle(
   options: UnpackBundleOptions,
@@ -63,57 +77,43 @@ export async function unpackBundle(
       );
     }
   }
-  try {
-    await access(options.dest);
-    throw new Error(`unpackBundle: ${options.dest} already exists`);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  if (await pathExists(options.dest)) {
+    throw new Error(
+      `unpackBundle: ${options.dest} already exists; unpack into a path that does not`,
+    );
   }
+  const total = (await stat(options.file)).size;
+  await mkdir(dirname(options.dest), { recursive: true });
   const temp = join(
     dirname(options.dest),
     `.${basename(options.dest)}.${randomBytes(6).toString("hex")}.tmp`,
   );
-  const violations: string[] = [];
-  const files = new Set<string>();
-  const symlinks = new Set<string>();
-  let entries = 0;
-  const refuse = (path: string, why: string) => {
-    violations.push(`${JSON.stringify(path)}: ${why}`);
-    return false;
-  };
-  const check = (rawPath: string, entry: ReadEntry): boolean => {
-    const path = rawPath.replace(/\/+$/, "");
-    if (!ALLOWED_TYPES.has(entry.type))
-      return refuse(path, `${entry.type} entries are not allowed`);
-    if (resolveInside(temp, path) === null)
-      return refuse(path, "path leaves the bundle");
-    for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
-      if (symlinks.has(dir))
-        return refuse(path, `written through the symlink ${dir}`);
-    }
-    if (entry.type === "SymbolicLink") {
-      if (!isLinkInside(path, entry.linkpath ?? ""))
-        return refuse(path, `symlink to ${entry.linkpath} leaves the bundle`);
-      symlinks.add(path);
-    } else if (entry.type === "Link") {
-      const target = (entry.linkpath ?? "").replace(/\/+$/, "");
-      if (resolveInside(temp, target) === null || !files.has(target)) {
-        return refuse(
-          path,
-          `hardlink to ${entry.linkpath} outside the files unpacked before it`,
-        );
-      }
-    } else if (entry.type !== "Directory") {
-      files.add(path);
-    }
-    entries++;
-    return true;
-  };
-  const warnings: string[] = [];
+  const guard = new EntryGuard(temp);
+  let violation: IntegrityError | undefined;
+  const refuse = (entry: string, reason: string): IntegrityError =>
+    new IntegrityError(
+      "ENVPACK_INTEGRITY_UNSAFE_ENTRY",
+      `${name}: unsafe entry ${JSON.stringify(entry)}: ${reason}`,
+      {
+        hint: "Do not use this bundle: it tries to write outside its directory or to create special files.",
+        details: { file: options.file, entry, reason },
+      },
+    );
   let bytes = 0;
+  let reported = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       bytes += chunk.length;
+      if (options.onEvent && bytes - reported >= PROGRESS_STEP) {
+        reported = bytes;
+        options.onEvent({
+          type: "build:progress",
+          phase: "unpack",
+          bytes,
+          total,
+          files: guard.entries,
+        });
+      }
       callback(null, chunk);
     },
   });
@@ -121,7 +121,7 @@ export async function unpackBundle(
     type: "build:progress",
     phase: "unpack",
     bytes: 0,
-    total: 1,
+    total,
     files: 0,
   });
   try {
@@ -130,11 +130,19 @@ export async function unpackBundle(
     // trees of many small files; unpacking happens once per bundle per machine.
     const unpack = new UnpackSync({
       cwd: temp,
+      // Every node-tar warning (stripped `..` or `/`, bad checksum, truncation, an on-disk
+      // symlink in the way) becomes an error instead of a silently altered tree.
       strict: true,
       preservePaths: false,
       preserveOwner: false,
-      filter: (path, entry) => check(path, entry as ReadEntry),
-      onwarn: (code, message) => void warnings.push(`${code}: ${message}`),
+      filter: (path, entry) => {
+        if (violation !== undefined) return false;
+        const reason = guard.check(path, entry as ReadEntry);
+        if (reason === undefined) return true;
+        violation = refuse(path, reason);
+        unpack.abort(new Error(violation.message));
+        return false;
+      },
     });
     try {
       await pipeline(
@@ -145,10 +153,20 @@ export async function unpackBundle(
         { signal: options.signal },
       );
     } catch (error) {
-      if (violations.length > 0 || options.signal?.aborted) throw error;
+      if (violation !== undefined) throw violation;
+      if (options.signal?.aborted) throw error;
+      const failure = error as NodeJS.ErrnoException & { path?: unknown };
+      if (failure.code === "TAR_SYMLINK_ERROR") {
+        // node-tar's own check: something on disk under the target is a symlink in the way.
+        const at =
+          typeof failure.path === "string" ? relative(temp, failure.path) : "?";
+        throw refuse(at, "written through a symlink");
+      }
+      // A file-system failure (disk full, permissions) is not the archive's fault.
+      if (failure.syscall !== undefined) throw error;
       throw new IntegrityError(
         "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE",
-        `${name} is corrupt or truncated: ${(error as Error).message}`,
+        `${name} is corrupt or truncated: ${failure.message}`,
         {
           hint: "Fetch or build the bundle again.",
           cause: error,
@@ -156,36 +174,89 @@ export async function unpackBundle(
         },
       );
     }
-    if (violations.length > 0) {
-      throw new IntegrityError(
-        "ENVPACK_INTEGRITY_UNSAFE_ENTRY",
-        `${name} holds unsafe entries, first ${violations[0]}`,
-        {
-          hint: "Do not use this bundle: it tries to write outside its directory.",
-          details: { violations },
-        },
-      );
-    }
-    if (warnings.length > 0) {
-      throw new IntegrityError(
-        "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE",
-        `${name}: ${warnings[0]}`,
-        {
-          hint: "Fetch or build the bundle again.",
-          details: { warnings },
-        },
-      );
-    }
+    const escaping = guard.escapingLink();
+    if (escaping !== undefined) throw refuse(escaping.path, escaping.reason);
     options.onEvent?.({
       type: "build:progress",
       phase: "unpack",
       bytes,
-      total: bytes,
-      files: entries,
+      total,
+      files: guard.entries,
     });
     await rename(temp, options.dest);
-    return { entries };
+    return { entries: guard.entries };
   } finally {
     await rm(temp, { recursive: true, force: true });
+  }
+}
+
+/** What a checked path holds, as far as the archive has said so far. */
+type Kind = "file" | "directory" | "symlink";
+
+/**
+ * Decides, entry by entry and before node-tar touches the disk, whether an entry is safe; keeps
+ * what the archive has created so far (by canonical path) so that links can be judged.
+ */
+class EntryGuard {
+  readonly #root: string;
+  readonly #kinds = new Map<string, Kind>();
+  readonly #symlinks = new Map<string, string>();
+  entries = 0;
+
+  constructor(root: string) {
+    this.#root = root;
+  }
+
+  /** Undefined when the entry may be unpacked, else why not. */
+  check(rawPath: string, entry: ReadEntry): string | undefined {
+    if (!ALLOWED_TYPES.has(entry.type))
+      return `${entry.type} entries are not allowed`;
+    const path = normaliseRelativePath(rawPath);
+    if (path === null || resolveInside(this.#root, path) === null)
+      return "absolute path or .. component";
+    if (path === "." && entry.type !== "Directory")
+      return "replaces the bundle root";
+    for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
+      if (this.#symlinks.has(dir)) return `written through the symlink ${dir}`;
+    }
+    if (this.#symlinks.has(path)) return "replaces a symlink";
+    let kind: Kind;
+    if (entry.type === "SymbolicLink") {
+      const target = entry.linkpath ?? "";
+      if (!isLinkInside(path, target))
+        return `symlink to ${JSON.stringify(target)} leaves the bundle`;
+      this.#symlinks.set(path, target);
+      kind = "symlink";
+    } else if (entry.type === "Link") {
+      const target = normaliseRelativePath(entry.linkpath ?? "");
+      if (target === null || resolveInside(this.#root, target) === null)
+        return `hardlink to ${JSON.stringify(entry.linkpath)} leaves the bundle`;
+      if (this.#kinds.get(target) !== "file")
+        return `hardlink to ${JSON.stringify(entry.linkpath)}, which is not a file unpacked before it`;
+      kind = "file";
+    } else {
+      kind = entry.type === "Directory" ? "directory" : "file";
+    }
+    this.#kinds.set(path, kind);
+    this.entries++;
+    return undefined;
+  }
+
+  /**
+   * Once every entry is known: the first symlink that, followed through the bundle's other
+   * symlinks, ends outside the root (`s -> .` then `l -> s/..` is lexically inside, really not).
+   */
+  escapingLink(): { path: string; reason: string } | undefined {
+    const readLink = (path: string) => this.#symlinks.get(path);
+    for (const [path, target] of this.#symlinks) {
+      const resolved = resolveLinkTarget(path, target, readLink);
+      if (resolved === null || resolveInside(this.#root, resolved) === null) {
+        return {
+          path,
+          reason: `symlink to ${JSON.stringify(target)} leaves the bundle through another symlink, or loops`,
+        };
+      }
+    }
+    return undefined;
   }
 }
