@@ -3,9 +3,10 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, readFile, rename, rm } from "node:fs/promises";
+import { readFile, rename, rm, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { once } from "node:events";
+import { availableParallelism } from "node:os";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Header, Pack, ReadEntry } from "tar";
@@ -39,8 +40,12 @@ export interface WriteBundleOptions {
   outDir: string;
   /** zstd level, default 3. */
   level?: number | undefined;
-  /** zstd worker threads, default 2; at least 1 so that the bytes do not depend on it. */
+  /**
+   * zstd worker threads, default `os.availableParallelism()`. Raised to at least 1: zstd's
+   * multi-threaded format gives the same bytes for any worker count ≥ 1, but not for 0.
+   */
   threads?: number | undefined;
+  /** Receives `build:progress` events with `phase: "pack"` (uncompressed bytes of file data). */
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -54,31 +59,36 @@ export interface WrittenBundle {
 }
 
 /**
- * Every entry's mtime: 2000-01-01T00:00:00Z. Fixed so bytes do not depend on when or where a
- * bundle was built; not the epoch, because some tools treat a zero mtime as "unknown".
+ * Every entry's mtime, directories included: 2000-01-01T00:00:00Z. Fixed so bytes do not depend
+ * on when or where a bundle was built; not the epoch, because some tools treat a zero mtime as
+ * "unset" (and zip-based formats cannot store dates before 1980).
  */
 export const BUNDLE_MTIME = new Date(Date.UTC(2000, 0, 1));
 
 /**
  * Writes the bundle. Same entries (by path, type, bytes, executable bit and link target), same
- * envpack and zstd versions → same bytes, whatever the sources' mtimes, owners, modes or paths,
- * and whatever the thread count. Nothing is held in memory beyond stream buffers; on failure no
- * file is left in `outDir`.
- * @throws InputError ENVPACK_INPUT_MANIFEST_INVALID for an unsafe or duplicated entry path
+ * envpack and zstd versions → same bytes, whatever the sources' mtimes, owners, other mode bits,
+ * paths, the caller's umask and the thread count. Headers are ustar (a pax record only for names
+ * ustar cannot hold), uid/gid 0, empty uname/gname, no atime/ctime; modes 0755 for directories
+ * and executables, 0644 for other files, 0777 for symlinks. Memory is bounded by stream buffers
+ * and a fixed read-ahead budget, not by the bundle's size; on failure nothing is left in `outDir`.
+ * @throws InputError ENVPACK_INPUT_MANIFEST_INVALID for an unsafe, duplicated or conflicting entry
+ *   path, or a source that changes size while it is packed; file-system errors (ENOENT, EACCES)
+ *   as they are; the signal's reason on abort
  */
 export async function writeBundle(
   options: WriteBundleOptions,
 ): Promise<WrittenBundle> {
   const entries = normaliseEntries(options.entries);
-  // One lstat per source file, all at once: its size for the header, and its execute bit when
-  // the entry leaves `executable` open.
+  // One stat per source file, all at once: its size for the header, and its execute bit when
+  // the entry leaves `executable` open. `stat`, not `lstat`: the bytes are read through links.
   const stats = await Promise.all(
     entries.map(async (e) =>
       e.type !== "file"
         ? { size: 0, executable: false }
         : e.data
           ? { size: e.data.length, executable: e.executable === true }
-          : await lstat(e.source as string).then((info) => ({
+          : await stat(e.source as string).then((info) => ({
               size: info.size,
               executable: e.executable ?? (info.mode & 0o111) !== 0,
             })),
@@ -101,16 +111,19 @@ export async function writeBundle(
   });
   // node-tar counts every queued entry as a running job; past `jobs` it stops advancing its
   // queue. Our own budget (below) bounds what is queued instead.
+  // Not `portable`: it leaves directory mtimes and uid/gid fields blank and forces symlinks to
+  // 0755. Our entries are synthetic headers carrying no host metadata, so every field is set
+  // explicitly below and node-tar copies them as they are (no umask is applied when packing
+  // from headers; only the file-system WriteEntry reads modes from disk).
   const pack = new Pack({
     jobs: Number.POSITIVE_INFINITY,
-    portable: true,
     mtime: BUNDLE_MTIME,
     noDirRecurse: true,
     strict: true,
   });
   const compressor = new CompressStream({
     compressionLevel: options.level ?? 3,
-    nbWorkers: Math.max(1, options.threads ?? 2),
+    nbWorkers: Math.max(1, options.threads ?? availableParallelism()),
   });
   const written = pipeline(
     pack,
@@ -160,6 +173,8 @@ export async function writeBundle(
         mtime: BUNDLE_MTIME,
         uid: 0,
         gid: 0,
+        uname: "",
+        gname: "",
         linkpath: entry.type === "symlink" ? entry.linkTarget : undefined,
       });
       const readEntry = new ReadEntry(header);
