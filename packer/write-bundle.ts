@@ -125,17 +125,22 @@ export async function writeBundle(
     compressionLevel: options.level ?? 3,
     nbWorkers: Math.max(1, options.threads ?? availableParallelism()),
   });
+  // One signal for the pipeline and every wait of the feeding loop: the caller's abort, a failed
+  // source (the loop throws) and a failed pipeline (disk full) each stop all of them, so that no
+  // side waits forever for the other.
+  const stop = new AbortController();
+  const signal =
+    options.signal === undefined
+      ? stop.signal
+      : AbortSignal.any([options.signal, stop.signal]);
   const written = pipeline(
     pack,
     compressor,
     hasher,
     createWriteStream(temp, { flags: "wx" }),
-    {
-      signal: options.signal,
-    },
+    { signal },
   );
-  // Keep the rejection handled while entries are still being fed.
-  written.catch(() => {});
+  written.catch((error: unknown) => stop.abort(error));
   try {
     let bytes = 0;
     let lastReport = 0;
@@ -149,7 +154,7 @@ export async function writeBundle(
     const readAhead = new ReadAhead(entries, sizes);
     const queue = new PackQueue();
     for (const [i, entry] of entries.entries()) {
-      options.signal?.throwIfAborted();
+      signal.throwIfAborted();
       const entrySize = sizes[i] ?? 0;
       readAhead.fill(i);
       const header = new Header({
@@ -178,7 +183,7 @@ export async function writeBundle(
         linkpath: entry.type === "symlink" ? entry.linkTarget : undefined,
       });
       const readEntry = new ReadEntry(header);
-      await queue.admit(readEntry, entrySize);
+      await queue.admit(readEntry, entrySize, signal);
       pack.add(readEntry);
       if (entry.type === "file") {
         const prefetched = readAhead.take(i);
@@ -192,7 +197,7 @@ export async function writeBundle(
             entry.source as string,
             entrySize,
             readEntry,
-            options.signal,
+            signal,
           );
       } else {
         readEntry.end();
@@ -222,7 +227,7 @@ export async function writeBundle(
     await rename(temp, path);
     return { digest, path, size, entries: entries.length };
   } catch (error) {
-    pack.destroy();
+    stop.abort(error);
     await written.catch(() => {});
     throw error;
   } finally {
@@ -293,7 +298,11 @@ class PackQueue {
   #bytes = 0;
 
   /** Waits until there is room for an entry of `size` bytes, then counts it until it ends. */
-  async admit(entry: ReadEntry, size: number): Promise<void> {
+  async admit(
+    entry: ReadEntry,
+    size: number,
+    signal: AbortSignal,
+  ): Promise<void> {
     while (this.#bytes + size > READ_AHEAD_BYTES && this.#waiting.length > 0) {
       const oldest = this.#waiting.shift() as {
         done: Promise<void>;
@@ -303,7 +312,10 @@ class PackQueue {
       this.#bytes -= oldest.size;
     }
     this.#bytes += size;
-    this.#waiting.push({ done: once(entry, "end").then(() => {}), size });
+    const done = once(entry, "end", { signal }).then(() => {});
+    // Awaited later or never (after an abort); the rejection is handled either way.
+    done.catch(() => {});
+    this.#waiting.push({ done, size });
   }
 }
 
