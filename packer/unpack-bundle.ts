@@ -44,6 +44,23 @@ const ALLOWED_TYPES = new Set([
   "Link",
 ]);
 
+/**
+ * File-system failures that come from the machine (space, quota, permissions, limits), passed
+ * through as they are. Others (ENOTEMPTY, EEXIST, ENOTDIR…) can only come from conflicting
+ * entries, since the archive is unpacked into a fresh directory: the archive is corrupt.
+ */
+const ENVIRONMENT_ERRORS = new Set([
+  "ENOSPC",
+  "EDQUOT",
+  "EACCES",
+  "EPERM",
+  "EROFS",
+  "EMFILE",
+  "ENFILE",
+  "EIO",
+  "ENOMEM",
+]);
+
 /** Progress is reported at most once per this many compressed bytes. */
 const PROGRESS_STEP = 8 * 1024 * 1024;
 
@@ -57,7 +74,8 @@ const PROGRESS_STEP = 8 * 1024 * 1024;
  * any failure: `dest` is either absent or complete.
  * @throws IntegrityError ENVPACK_INTEGRITY_DIGEST_MISMATCH (checked before anything is written),
  *   ENVPACK_INTEGRITY_UNSAFE_ENTRY, ENVPACK_INTEGRITY_CORRUPT_ARCHIVE (truncated or corrupt zstd
- *   or tar); file-system errors (ENOENT, ENOSPC, EACCES) as they are; the signal's reason on abort;
+ *   or tar, or entries that conflict on disk); errors of the machine (ENOSPC, EACCES, EROFS…) and
+ *   a missing `file` as they are; the signal's reason on abort;
  *   a plain Error when `dest` already exists (the caller owns that directory's lifecycle).
  */
 export async function unpackBundle(
@@ -162,8 +180,8 @@ export async function unpackBundle(
           typeof failure.path === "string" ? relative(temp, failure.path) : "?";
         throw refuse(at, "written through a symlink");
       }
-      // A file-system failure (disk full, permissions) is not the archive's fault.
-      if (failure.syscall !== undefined) throw error;
+      if (failure.code !== undefined && ENVIRONMENT_ERRORS.has(failure.code))
+        throw error;
       throw new IntegrityError(
         "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE",
         `${name} is corrupt or truncated: ${failure.message}`,

@@ -263,6 +263,12 @@ describe("unpackBundle refuses hostile bundles", () => {
     );
   });
 
+  it("reports a file entry replacing a non-empty directory as corrupt, not as a file-system error", async () => {
+    expect(
+      await attempt([{ path: "d", type: "Directory" }, file("d/f"), file("d")]),
+    ).toEqual(refused(CORRUPT));
+  });
+
   it("reports bytes that are not zstd as corrupt", async () => {
     expect(await attempt(Buffer.from("this is not a bundle at all"))).toEqual(
       refused(CORRUPT),
