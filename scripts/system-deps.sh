@@ -7,11 +7,18 @@ set -euo pipefail
 declare -A needed=(
   [zstd]=zstd
   [readelf]=binutils
+  [docker-registry]=docker-registry
+  [htpasswd]=apache2-utils
+  [work_queue_worker]=coop-computing-tools
+  [resource_monitor]=coop-computing-tools
+  [dask-scheduler]=python3-distributed
 )
 
 missing=()
 for cmd in "${!needed[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 && continue
+  # a package that provides several commands is listed once
+  [[ " ${missing[*]} " == *" ${needed[$cmd]} "* ]] || missing+=("${needed[$cmd]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
