@@ -7,3 +7,5 @@ export * from "./manifest.js";
 export * from "./conda-meta.js";
 export * from "./safe-path.js";
 export * from "./fs-errors.js";
+export * from "./resources.js";
+export * from "./task.js";

@@ -1,0 +1,91 @@
+// A task as the scheduler and every backend see it, and its result: one shape for success and
+// failure (STYLE §8). The runtime wrappers in runtime/ speak the messages defined here.
+
+import type { Digest } from "./digest.js";
+import type { ResourceSpec, Resources } from "./resources.js";
+
+/** Version of the task messages exchanged with runtime wrappers; bumped on any change. */
+export const TASK_PROTOCOL = 1;
+
+/** What a task runs. */
+export type TaskPayload =
+  /** A module app: `exportName` of the ES module at `module` (absolute path), called with `args`. */
+  | { kind: "module"; module: string; exportName: string; args: unknown[] }
+  /** A command app: argv run without a shell, or one shell command line run by `/bin/sh -c`. */
+  | { kind: "command"; argv: string[] }
+  | { kind: "command"; shell: string }
+  /** A Python app: `functionName` of the `.py` file at `file`, called with `args`. */
+  | { kind: "python"; file: string; functionName: string; args: unknown[] };
+
+/** A bundle a task runs inside: each worker unpacks it once. */
+export interface TaskBundle {
+  digest: Digest;
+  /** The bundle file on the submitting host. */
+  path: string;
+  kind: "node" | "conda";
+}
+
+/** One task, as submitted to the scheduler and handed to a backend. */
+export interface TaskSpec {
+  /** Unique within an executor. */
+  id: string;
+  /** The autolabel category: the app's name under autocategory, else "default". */
+  category: string;
+  payload: TaskPayload;
+  /** Declared resources; undefined keys are unknown. */
+  resources: ResourceSpec;
+  /** Present under `pack: true`: the payload's paths are relative to the unpacked bundle. */
+  bundle?: TaskBundle | undefined;
+  /** Extra environment variables. */
+  env?: Record<string, string> | undefined;
+  /** 0 for the first run, +1 for every retry. */
+  attempt: number;
+}
+
+/** What a task used, measured over its whole process tree. */
+export interface TaskUsage {
+  /** Peak resident memory in MB. */
+  peakMemory: number;
+  /** CPU time / wall time. */
+  cores: number;
+  /** MB written in the task's sandbox (its high-water mark). */
+  disk: number;
+  wallMs: number;
+  cpuMs: number;
+}
+
+/** Why a task ended; the first cause wins. */
+export type TaskEndReason =
+  | "ok"
+  /** A command exited non-zero, or an app threw (then `error` is set). */
+  | "exit"
+  | "signal"
+  | "timeout"
+  | "canceled"
+  | "over-resources"
+  | "worker-lost";
+
+/** The result of one task run (one attempt). */
+export interface TaskResult {
+  protocol: typeof TASK_PROTOCOL;
+  id: string;
+  ok: boolean;
+  reason: TaskEndReason;
+  /** The app's return value (JSON), or a command's captured stdout. */
+  value?: unknown;
+  /** The error an app threw, with the remote stack. */
+  error?:
+    { name: string; message: string; stack?: string | undefined } | undefined;
+  exitCode?: number | undefined;
+  signal?: string | undefined;
+  /** For over-resources: which label was exceeded. */
+  exceeded?: "memory" | "disk" | undefined;
+  /** Last lines of stderr (control characters stripped). */
+  stderrTail?: string | undefined;
+  durationMs: number;
+  usage: TaskUsage;
+  workerId: string;
+  /** The resources the task ran with. */
+  label: Resources;
+  attempt: number;
+}
