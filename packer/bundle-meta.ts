@@ -3,7 +3,7 @@
 import { canonicalJson, type Manifest } from "../src/core/index.js";
 
 /** Bumped whenever the bundle layout or how entries are compiled changes. */
-export const BUNDLE_FORMAT = 1;
+export const BUNDLE_FORMAT = 2;
 
 /** Path of the bundle metadata inside every bundle. */
 export const BUNDLE_META_PATH = ".envpack/bundle.json";
