@@ -369,8 +369,8 @@ describe("writeBundle", () => {
   it("streams a large file without holding the bundle in memory; the bytes do not depend on the thread count", async () => {
     const src = await tempDir();
     const big = join(src, "big.bin");
-    // Large next to the writer's fixed overhead (zstd's per-worker jobs, stream buffers and
-    // chunks awaiting GC: 40-70 MB measured whatever the size), so the bound below means something.
+    // Large next to the writer's fixed overhead (the packing worker and zstd's job buffers:
+    // 45-70 MB measured whatever the size), so the bound below means something.
     const size = 256 * 1024 * 1024;
     await pseudoRandomFile(big, size);
     const entries: BundleEntry[] = [

@@ -1,0 +1,234 @@
+// @ts-check
+// The packing loop of writeBundle, run in a worker thread: stat, read, tar framing (node-tar's
+// Header and Pax), zstd (zstd-napi's streaming context, with its own compression threads),
+// sha256 and the file write. Synchronous on purpose: per-entry promise and stream machinery cost
+// more than the bytes for bundles of many small files, and in a worker it blocks nobody. Files are
+// read straight into the stage buffer the compressor consumes, so each byte is copied once.
+
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readSync,
+  statSync,
+  writeSync,
+} from "node:fs";
+import { parentPort, workerData } from "node:worker_threads";
+import { Header, Pax } from "tar";
+import zstd from "zstd-napi/binding.js";
+
+/**
+ * @typedef {{ path: string, type: "file" | "directory" | "symlink", source?: string,
+ *   data?: Uint8Array, executable?: boolean, linkTarget?: string }} Entry
+ * @typedef {{ entries: Entry[], temp: string, level: number, threads: number,
+ *   mtimeMs: number }} Job
+ */
+
+/** Bytes handed to the compressor at a time; files are read into it directly. */
+const STAGE = 1 << 20;
+/** A progress message at most every this many uncompressed bytes. */
+const PROGRESS_EVERY = 8 << 20;
+/** zstd job size: fixed (the bytes depend on it) and smaller than level 3's default 8 MB, which
+ * would hold about 100 MB of job buffers with two threads. */
+const JOB_SIZE = 4 << 20;
+const BLOCK = 512;
+const ZEROS = Buffer.alloc(2 * BLOCK);
+
+/** A failure the host turns into InputError ENVPACK_INPUT_MANIFEST_INVALID. */
+class ChangedWhilePacking extends Error {}
+
+/** @param {Job} job */
+function pack(job) {
+  const mtime = new Date(job.mtimeMs);
+  const cctx = new zstd.CCtx();
+  cctx.setParameter(zstd.CParameter.compressionLevel, job.level);
+  cctx.setParameter(zstd.CParameter.nbWorkers, job.threads);
+  cctx.setParameter(zstd.CParameter.jobSize, JOB_SIZE);
+  const hash = createHash("sha256");
+  const out = Buffer.allocUnsafe(zstd.cStreamOutSize());
+  // Atomics.wait needs a shared cell; it only ever times out (a short nap while the compression
+  // threads catch up, instead of spinning on a core they need).
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const fd = openSync(job.temp, "wx");
+  let written = 0;
+  const stage = Buffer.allocUnsafe(STAGE);
+  let fill = 0;
+
+  /** @param {Buffer} input @param {number} op */
+  const compress = (input, op) => {
+    for (;;) {
+      const [remaining, produced, consumed] = cctx.compressStream2(
+        out,
+        input,
+        op,
+      );
+      if (produced > 0) {
+        hash.update(out.subarray(0, produced));
+        for (let done = 0; done < produced;)
+          done += writeSync(fd, out, done, produced - done);
+        written += produced;
+      }
+      input = input.subarray(consumed);
+      if (
+        input.length === 0 &&
+        (op === zstd.EndDirective.continue || remaining === 0)
+      )
+        return;
+      if (produced === 0 && consumed === 0) Atomics.wait(nap, 0, 0, 0.5);
+    }
+  };
+  const flushStage = () => {
+    compress(stage.subarray(0, fill), zstd.EndDirective.continue);
+    fill = 0;
+  };
+  /** @param {Uint8Array} bytes */
+  const put = (bytes) => {
+    for (let at = 0; at < bytes.length;) {
+      if (fill === STAGE) flushStage();
+      const n = Math.min(bytes.length - at, STAGE - fill);
+      stage.set(bytes.subarray(at, at + n), fill);
+      fill += n;
+      at += n;
+    }
+  };
+
+  try {
+    const entries = job.entries;
+    // Sizes and execute bits first: the total for progress, and the header of a file must carry
+    // the size its bytes are then held to.
+    const sizes = new Array(entries.length).fill(0);
+    const executable = new Array(entries.length).fill(false);
+    let total = 0;
+    entries.forEach((entry, i) => {
+      if (entry.type !== "file") return;
+      if (entry.data) {
+        sizes[i] = entry.data.length;
+        executable[i] = entry.executable === true;
+      } else {
+        // stat, not lstat: the bytes are read through links.
+        const info = statSync(/** @type {string} */ (entry.source));
+        sizes[i] = info.size;
+        executable[i] = entry.executable ?? (info.mode & 0o111) !== 0;
+      }
+      total += sizes[i];
+    });
+
+    let bytes = 0;
+    let reported = 0;
+    const headerBlock = Buffer.alloc(BLOCK);
+    const probe = Buffer.allocUnsafe(1);
+    parentPort?.postMessage({ type: "progress", bytes, total, files: 0 });
+    entries.forEach((entry, i) => {
+      const size = sizes[i];
+      const linkpath = entry.type === "symlink" ? entry.linkTarget : undefined;
+      // Directories end in "/", as tar tools write and list them.
+      const path = entry.type === "directory" ? `${entry.path}/` : entry.path;
+      const header = new Header({
+        path,
+        type:
+          entry.type === "file"
+            ? "File"
+            : entry.type === "directory"
+              ? "Directory"
+              : "SymbolicLink",
+        mode:
+          entry.type === "directory" || executable[i]
+            ? 0o755
+            : entry.type === "symlink"
+              ? 0o777
+              : 0o644,
+        size,
+        mtime,
+        uid: 0,
+        gid: 0,
+        uname: "",
+        gname: "",
+        linkpath,
+      });
+      headerBlock.fill(0);
+      header.encode(headerBlock);
+      if (header.needPax)
+        put(new Pax({ path, linkpath, size, mtime }).encode());
+      put(headerBlock);
+      if (entry.type !== "file") return;
+
+      if (entry.data) put(entry.data);
+      else readInto(/** @type {string} */ (entry.source), size);
+      const padding = (BLOCK - (size % BLOCK)) % BLOCK;
+      if (padding > 0) put(ZEROS.subarray(0, padding));
+      bytes += size;
+      if (bytes - reported >= PROGRESS_EVERY) {
+        reported = bytes;
+        parentPort?.postMessage({
+          type: "progress",
+          bytes,
+          total,
+          files: i + 1,
+        });
+      }
+    });
+    put(ZEROS);
+    flushStage();
+    compress(Buffer.alloc(0), zstd.EndDirective.end);
+    parentPort?.postMessage({
+      type: "progress",
+      bytes,
+      total,
+      files: entries.length,
+    });
+    return { digest: `sha256:${hash.digest("hex")}`, size: written };
+
+    /** Reads exactly `size` bytes of `source` into the stage; a file that changed size is an error. */
+    function readInto(
+      /** @type {string} */ source,
+      /** @type {number} */ size,
+    ) {
+      const file = openSync(source, "r");
+      try {
+        for (let left = size; left > 0;) {
+          if (fill === STAGE) flushStage();
+          const got = readSync(
+            file,
+            stage,
+            fill,
+            Math.min(left, STAGE - fill),
+            null,
+          );
+          if (got === 0) throw new ChangedWhilePacking(source);
+          fill += got;
+          left -= got;
+        }
+        if (
+          readSync(file, probe, 0, 1, null) !== 0 ||
+          fstatSync(file).size !== size
+        )
+          throw new ChangedWhilePacking(source);
+      } finally {
+        closeSync(file);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+try {
+  const result = pack(/** @type {Job} */ (workerData));
+  parentPort?.postMessage({ type: "done", ...result });
+} catch (error) {
+  const e = /** @type {NodeJS.ErrnoException} */ (error);
+  parentPort?.postMessage({
+    type: "error",
+    error: {
+      changed: error instanceof ChangedWhilePacking,
+      name: e.name,
+      message: e.message,
+      stack: e.stack,
+      code: e.code,
+      errno: e.errno,
+      syscall: e.syscall,
+      path: e.path,
+    },
+  });
+}
