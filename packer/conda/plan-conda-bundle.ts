@@ -1,6 +1,7 @@
 // Turns a Conda prefix into the entries of a Conda bundle with conda-pack's file selection, plus the relocation record and script.
 
-import { lstat, readFile, readdir, readlink, stat } from "node:fs/promises";
+import { lstatSync } from "node:fs";
+import { readFile, readdir, readlink, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -273,27 +274,17 @@ async function addManaged(
   }
   const inPrefix = join(prefix, target);
   if (file.placeholder === undefined) {
-    const source = (await isFile(file.cacheFile)) ? file.cacheFile : inPrefix;
-    out.set(target, {
-      path: target,
-      type: "file",
-      source: source as string,
-      executable: await isExecutable(source as string),
-    });
+    const source = isFile(file.cacheFile) ? file.cacheFile : inPrefix;
+    out.set(target, { path: target, type: "file", source });
     return;
   }
   const mode = file.fileMode ?? "text";
   const placeholder = Buffer.from(file.placeholder);
-  if (file.cacheFile !== undefined && (await isFile(file.cacheFile))) {
+  if (file.cacheFile !== undefined && isFile(file.cacheFile)) {
     const cached = await readFile(file.cacheFile);
     const sha256 = sha256Hex(cached);
     if (file.sha256 === undefined || file.sha256 === sha256) {
-      out.set(target, {
-        path: target,
-        type: "file",
-        source: file.cacheFile,
-        executable: await isExecutable(file.cacheFile),
-      });
+      out.set(target, { path: target, type: "file", source: file.cacheFile });
       pushRelocation(ctx, target, mode, sha256, file.placeholder, cached);
       return;
     }
@@ -310,12 +301,7 @@ async function addManaged(
       `${target} (${pkg.record.name}): its binary prefix cannot be turned back into the placeholder; it keeps ${prefix}`,
       { path: target, package: pkg.record.name },
     );
-    out.set(target, {
-      path: target,
-      type: "file",
-      source: inPrefix,
-      executable: await isExecutable(inPrefix),
-    });
+    out.set(target, { path: target, type: "file", source: inPrefix });
     return;
   }
   const sha256 = sha256Hex(restored);
@@ -350,10 +336,9 @@ async function addUnmanaged(
   }
   const source = join(prefix, target);
   const data = await readFile(source);
-  const executable = await isExecutable(source);
   const prefixBytes = Buffer.from(ctx.embedded);
   if (!data.includes(prefixBytes)) {
-    out.set(target, { path: target, type: "file", source, executable });
+    out.set(target, { path: target, type: "file", source });
     return;
   }
   // Byte code embeds its source's absolute path: packing it would tie the bundle to the build
@@ -365,12 +350,17 @@ async function addUnmanaged(
       `${target} is a binary file conda does not manage and holds ${prefix}; it is packed unchanged and not relocated`,
       { path: target },
     );
-    out.set(target, { path: target, type: "file", source, executable });
+    out.set(target, { path: target, type: "file", source });
     return;
   }
   const placeholder = Buffer.from(UNMANAGED_PLACEHOLDER);
   const normalised = replaceAll(data, prefixBytes, placeholder);
-  out.set(target, { path: target, type: "file", data: normalised, executable });
+  out.set(target, {
+    path: target,
+    type: "file",
+    data: normalised,
+    executable: await isExecutable(source),
+  });
   pushRelocation(
     ctx,
     target,
@@ -611,7 +601,7 @@ function readRelocateScript(): Promise<Buffer> {
     let dir = dirname(fileURLToPath(import.meta.url));
     for (let i = 0; i < 5; i++) {
       const candidate = join(dir, "runtime", "relocate-conda.py");
-      if (await isFile(candidate)) return readFile(candidate);
+      if (isFile(candidate)) return readFile(candidate);
       dir = dirname(dir);
     }
     throw new Error(
@@ -637,14 +627,15 @@ async function runLimited(
   );
 }
 
-async function isFile(path: string | undefined): Promise<boolean> {
-  if (path === undefined) return false;
-  try {
-    return (await lstat(path)).isFile();
-  } catch (error) {
-    if (isNotFound(error)) return false;
-    throw error;
-  }
+/**
+ * Synchronous on purpose: it runs once per managed file (thousands), where an awaited lstat costs
+ * several times the system call; a missing file is an answer, not an exception.
+ */
+function isFile(path: string | undefined): boolean {
+  return (
+    path !== undefined &&
+    lstatSync(path, { throwIfNoEntry: false })?.isFile() === true
+  );
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -657,7 +648,7 @@ async function isDirectory(path: string): Promise<boolean> {
 }
 
 async function isExecutable(path: string): Promise<boolean> {
-  return ((await stat(path)).mode & 0o100) !== 0;
+  return ((await stat(path)).mode & 0o111) !== 0;
 }
 
 function isInside(dir: string, path: string): boolean {

@@ -3,14 +3,13 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
-  chmod,
-  copyFile,
   cp,
   lstat,
   mkdir,
   readFile,
   readdir,
   readlink,
+  stat,
   symlink,
   utimes,
   writeFile,
@@ -23,6 +22,7 @@ import {
   planCondaBundle,
   type CondaBundleEntry,
 } from "../../packer/conda/index.js";
+import { unpackBundle, writeBundle } from "../../packer/index.js";
 import type { WarnEvent } from "../../src/core/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -36,28 +36,17 @@ function fixture() {
   return conda;
 }
 
-/**
- * Writes planned entries into `dest` as an unpacked bundle would hold them (modes 0755/0644).
- * Stands in for writeBundle + unpackBundle, which another engineer is writing.
- */
+/** Packs planned entries with writeBundle and unpacks them into `dest`, as a worker would. */
 async function materialize(
   entries: CondaBundleEntry[],
   dest: string,
 ): Promise<void> {
-  await mkdir(dest, { recursive: true });
-  for (const entry of entries) {
-    const target = join(dest, entry.path);
-    await mkdir(dirname(target), { recursive: true });
-    if (entry.type === "directory") {
-      await mkdir(target, { recursive: true });
-    } else if (entry.type === "symlink") {
-      await symlink(entry.linkTarget as string, target);
-    } else {
-      if (entry.data) await writeFile(target, entry.data);
-      else await copyFile(entry.source as string, target);
-      await chmod(target, entry.executable ? 0o755 : 0o644);
-    }
-  }
+  const bundle = await writeBundle({ entries, outDir: await tempDir() });
+  await unpackBundle({
+    file: bundle.path,
+    dest,
+    expectedDigest: bundle.digest,
+  });
 }
 
 /** A directory of the tools a bare worker has (sh, env, coreutils) and no python. */
@@ -398,7 +387,7 @@ describe("planCondaBundle", () => {
       const hash = createHash("sha256");
       for (const e of plan.entries) {
         hash.update(
-          `${e.path}\0${e.type}\0${e.executable ? 1 : 0}\0${e.linkTarget ?? ""}\0`,
+          `${e.path}\0${e.type}\0${(e.executable ?? (e.source !== undefined && ((await stat(e.source)).mode & 0o111) !== 0)) ? 1 : 0}\0${e.linkTarget ?? ""}\0`,
         );
         if (e.type === "file")
           hash.update(
