@@ -14,7 +14,7 @@ import {
   statSync,
   writeSync,
 } from "node:fs";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 import { Header, Pax } from "tar";
 import zstd from "zstd-napi/binding.js";
 
@@ -116,6 +116,14 @@ function pack(job) {
 
     let bytes = 0;
     let reported = 0;
+    let files = 0;
+    /** Counts file bytes packed; reports every PROGRESS_EVERY of them, inside big files too. */
+    const advance = (/** @type {number} */ n) => {
+      bytes += n;
+      if (bytes - reported < PROGRESS_EVERY) return;
+      reported = bytes;
+      parentPort?.postMessage({ type: "progress", bytes, total, files });
+    };
     const headerBlock = Buffer.alloc(BLOCK);
     const probe = Buffer.allocUnsafe(1);
     parentPort?.postMessage({ type: "progress", bytes, total, files: 0 });
@@ -153,20 +161,13 @@ function pack(job) {
       put(headerBlock);
       if (entry.type !== "file") return;
 
-      if (entry.data) put(entry.data);
-      else readInto(/** @type {string} */ (entry.source), size);
+      files = i + 1;
+      if (entry.data) {
+        put(entry.data);
+        advance(size);
+      } else readInto(/** @type {string} */ (entry.source), size);
       const padding = (BLOCK - (size % BLOCK)) % BLOCK;
       if (padding > 0) put(ZEROS.subarray(0, padding));
-      bytes += size;
-      if (bytes - reported >= PROGRESS_EVERY) {
-        reported = bytes;
-        parentPort?.postMessage({
-          type: "progress",
-          bytes,
-          total,
-          files: i + 1,
-        });
-      }
     });
     put(ZEROS);
     flushStage();
@@ -198,6 +199,7 @@ function pack(job) {
           if (got === 0) throw new ChangedWhilePacking(source);
           fill += got;
           left -= got;
+          advance(got);
         }
         if (
           readSync(file, probe, 0, 1, null) !== 0 ||
@@ -213,22 +215,25 @@ function pack(job) {
   }
 }
 
-try {
-  const result = pack(/** @type {Job} */ (workerData));
-  parentPort?.postMessage({ type: "done", ...result });
-} catch (error) {
-  const e = /** @type {NodeJS.ErrnoException} */ (error);
-  parentPort?.postMessage({
-    type: "error",
-    error: {
-      changed: error instanceof ChangedWhilePacking,
-      name: e.name,
-      message: e.message,
-      stack: e.stack,
-      code: e.code,
-      errno: e.errno,
-      syscall: e.syscall,
-      path: e.path,
-    },
-  });
-}
+// The job arrives as a message, so the host can start this worker (about 0.1 s to boot) before
+// it knows the entries.
+parentPort?.once("message", (/** @type {Job} */ job) => {
+  try {
+    parentPort?.postMessage({ type: "done", ...pack(job) });
+  } catch (error) {
+    const e = /** @type {NodeJS.ErrnoException} */ (error);
+    parentPort?.postMessage({
+      type: "error",
+      error: {
+        changed: error instanceof ChangedWhilePacking,
+        name: e.name,
+        message: e.message,
+        stack: e.stack,
+        code: e.code,
+        errno: e.errno,
+        syscall: e.syscall,
+        path: e.path,
+      },
+    });
+  }
+});

@@ -30,7 +30,8 @@ export interface BundleEntry {
 
 /** Options of {@link writeBundle}. */
 export interface WriteBundleOptions {
-  entries: BundleEntry[];
+  /** The entries, or a promise of them: the packing worker boots while it settles. */
+  entries: BundleEntry[] | Promise<BundleEntry[]>;
   /** Directory the bundle is written into, as `<sha256 hex>.tar.zst`. */
   outDir: string;
   /** zstd level, default 3. */
@@ -75,23 +76,22 @@ export const BUNDLE_MTIME = new Date(Date.UTC(2000, 0, 1));
 export async function writeBundle(
   options: WriteBundleOptions,
 ): Promise<WrittenBundle> {
-  const entries = normaliseEntries(options.entries);
   options.signal?.throwIfAborted();
   const temp = join(
     options.outDir,
     `.bundle-${process.pid}-${randomBytes(6).toString("hex")}.tmp`,
   );
+  const worker = startPackWorker(options);
   try {
-    const packed = await runPackWorker(
-      {
-        entries,
-        temp,
-        level: options.level ?? 3,
-        threads: Math.max(1, options.threads ?? availableParallelism()),
-        mtimeMs: BUNDLE_MTIME.getTime(),
-      },
-      options,
-    );
+    const entries = normaliseEntries(await options.entries);
+    options.signal?.throwIfAborted();
+    const packed = await worker.pack({
+      entries,
+      temp,
+      level: options.level ?? 3,
+      threads: Math.max(1, options.threads ?? availableParallelism()),
+      mtimeMs: BUNDLE_MTIME.getTime(),
+    });
     const path = join(
       options.outDir,
       `${packed.digest.slice("sha256:".length)}.tar.zst`,
@@ -99,6 +99,7 @@ export async function writeBundle(
     await rename(temp, path);
     return { ...packed, path, entries: entries.length };
   } finally {
+    await worker.stop();
     await rm(temp, { force: true });
   }
 }
@@ -131,55 +132,56 @@ type PackMessage =
     };
 
 /**
- * Packs in a worker thread (see pack-worker.mjs) and relays its progress. An abort terminates the
- * worker at once; the caller removes the temp file.
+ * Boots the packing worker (see pack-worker.mjs) at once; `pack` hands it the job and relays its
+ * progress. An abort terminates the worker; `stop` terminates it if it is still running and
+ * resolves once it is gone, so the temp file is closed before the caller removes it.
  */
-function runPackWorker(
-  job: PackJob,
-  options: WriteBundleOptions,
-): Promise<{ digest: Digest; size: number }> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./pack-worker.mjs", import.meta.url), {
-      workerData: job,
-    });
-    let settled = false;
-    const settle = (outcome: () => void): void => {
-      if (settled) return;
-      settled = true;
-      options.signal?.removeEventListener("abort", onAbort);
-      outcome();
-    };
-    // Terminating makes the worker exit; the exit handler settles once it is gone, so the temp
-    // file is closed before the caller removes it.
-    const onAbort = (): void => void worker.terminate();
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    worker.on("message", (message: PackMessage) => {
-      if (message.type === "progress") {
-        const { bytes, total, files } = message;
-        options.onEvent?.({
-          type: "build:progress",
-          phase: "pack",
-          bytes,
-          total,
-          files,
+function startPackWorker(options: WriteBundleOptions): {
+  pack(job: PackJob): Promise<{ digest: Digest; size: number }>;
+  stop(): Promise<void>;
+} {
+  const worker = new Worker(new URL("./pack-worker.mjs", import.meta.url));
+  const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
+  // Recorded from the start: the worker can fail while the entries are still being planned.
+  let failure: unknown;
+  worker.on("error", (error) => (failure ??= error));
+  const onAbort = (): void => void worker.terminate();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  return {
+    pack: (job) =>
+      new Promise((resolve, reject) => {
+        worker.on("message", (message: PackMessage) => {
+          if (message.type === "progress") {
+            const { bytes, total, files } = message;
+            options.onEvent?.({
+              type: "build:progress",
+              phase: "pack",
+              bytes,
+              total,
+              files,
+            });
+          } else if (message.type === "done") {
+            resolve({ digest: message.digest, size: message.size });
+          } else {
+            reject(packError(message.error));
+          }
         });
-      } else if (message.type === "done") {
-        settle(() => resolve({ digest: message.digest, size: message.size }));
-      } else {
-        settle(() => reject(packError(message.error)));
-      }
-    });
-    worker.on("error", (error) => settle(() => reject(error)));
-    worker.on("exit", (code) =>
-      settle(() =>
-        reject(
-          options.signal?.aborted
-            ? options.signal.reason
-            : new Error(`the packing worker exited with code ${code}`),
-        ),
-      ),
-    );
-  });
+        void exited.then((code) =>
+          reject(
+            options.signal?.aborted
+              ? options.signal.reason
+              : (failure ??
+                  new Error(`the packing worker exited with code ${code}`)),
+          ),
+        );
+        worker.postMessage(job);
+      }),
+    stop: async () => {
+      options.signal?.removeEventListener("abort", onAbort);
+      await worker.terminate();
+      await exited;
+    },
+  };
 }
 
 /** Turns the worker's error report back into the error writeBundle documents. */

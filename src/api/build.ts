@@ -140,23 +140,30 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const hit = await cacheHit(store, inputDigest);
   if (hit) return finish(options, store, { ...hit, kind: manifest.kind });
 
-  const plan = await planEntries(manifest, options);
+  // The packing worker boots while the entries are planned.
+  const planned = planEntries(manifest, options);
+  const entries = planned.then((plan) => plan.entries);
+  // A planning failure surfaces through writeBundle; until it is awaited there, it is handled.
+  entries.catch(() => {});
   const tmp = join(
     options.cacheDir,
     "tmp",
     `build-${process.pid}-${randomBytes(6).toString("hex")}`,
   );
-  await mkdir(tmp, { recursive: true });
   try {
+    await mkdir(tmp, { recursive: true });
     const written = await writeBundle({
-      entries: plan.entries,
+      entries,
       outDir: tmp,
       level: options.level,
       threads: options.threads,
       onEvent: options.onEvent,
       signal: options.signal,
     });
-    const put = await store.putFile(written.path, written.digest as Digest);
+    // The writer hashed the very bytes it wrote: the store moves them in without reading them again.
+    const put = await store.putFile(written.path, written.digest, {
+      hashedByWriter: true,
+    });
     await store.record({
       inputDigest,
       digest: put.digest,
@@ -172,7 +179,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       kind: manifest.kind,
     });
   } finally {
-    await plan.dispose();
+    await planned.then(
+      (plan) => plan.dispose(),
+      () => {},
+    );
     await rm(tmp, { recursive: true, force: true });
   }
 }

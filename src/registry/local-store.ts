@@ -77,13 +77,19 @@ export class LocalStore {
   /**
    * Adds a file as a blob: hashes it, rejects a mismatch with `expected` (IntegrityError
    * ENVPACK_INTEGRITY_DIGEST_MISMATCH), then links or copies it into place atomically. Two
-   * writers of the same blob both succeed and leave one blob.
+   * writers of the same blob both succeed and leave one blob. `hashedByWriter`: `expected` was
+   * computed from the very bytes written to `file` by this process (writeBundle's own hash), so
+   * the file is not read again.
    */
   async putFile(
     file: string,
     expected?: Digest,
+    options: { hashedByWriter?: boolean } = {},
   ): Promise<{ digest: Digest; size: number; path: string }> {
-    const actual = await hashFile(file);
+    const actual =
+      options.hashedByWriter === true && expected !== undefined
+        ? { digest: expected, size: (await stat(file)).size }
+        : await hashFile(file);
     if (expected !== undefined && actual.digest !== expected) {
       throw new IntegrityError(
         "ENVPACK_INTEGRITY_DIGEST_MISMATCH",

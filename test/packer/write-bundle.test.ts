@@ -308,7 +308,8 @@ describe("writeBundle", () => {
   it("leaves nothing in the output directory when a source disappears mid-stream", async () => {
     const src = await tempDir();
     const out = await tempDir();
-    await pseudoRandomFile(join(src, "one.bin"), 12 * 1024 * 1024);
+    // Big enough that the writer is still on it when the first progress report is handled.
+    await pseudoRandomFile(join(src, "one.bin"), 64 * 1024 * 1024);
     await pseudoRandomFile(join(src, "two.bin"), 12 * 1024 * 1024);
     let removed = false;
     let during: string[] = [];
@@ -319,7 +320,8 @@ describe("writeBundle", () => {
       ],
       outDir: out,
       onEvent: (event) => {
-        // Synchronously, so the removal is done before the writer opens the second file.
+        // The first report with bytes comes 8 MB into one.bin, after every source was stat'ed:
+        // two.bin vanishes between its stat and its read.
         if (event.type === "build:progress" && event.bytes > 0 && !removed) {
           unlinkSync(join(src, "two.bin"));
           during = readdirSync(out);
