@@ -652,16 +652,26 @@ export function hostRuntime(): NodeRuntime {
   const platform = `${process.platform}-${process.arch}`;
   if (process.platform !== "linux")
     return { name: "node", version: process.versions.node, platform };
-  const header = (
-    process.report?.getReport() as
-      { header?: { glibcVersionRuntime?: string } } | undefined
-  )?.header;
   return {
     name: "node",
     version: process.versions.node,
     platform,
-    libc: header?.glibcVersionRuntime ? "glibc" : "musl",
+    libc: hostLibc(),
   };
+}
+
+let libc: "glibc" | "musl" | undefined;
+
+/** glibc or musl, from Node's diagnostic report (about 20 ms to make, so asked once). */
+function hostLibc(): "glibc" | "musl" {
+  if (libc === undefined) {
+    const header = (
+      process.report?.getReport() as
+        { header?: { glibcVersionRuntime?: string } } | undefined
+    )?.header;
+    libc = header?.glibcVersionRuntime ? "glibc" : "musl";
+  }
+  return libc;
 }
 
 /** Walks up from `file` to the directory whose package.json is named `name`. */

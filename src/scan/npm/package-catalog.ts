@@ -1,6 +1,7 @@
 // What the scan knows about installed npm packages: where each lives, its metadata, its integrity.
 
-import { access, readFile, readdir, realpath, stat } from "node:fs/promises";
+import { realpathSync, statSync } from "node:fs";
+import { readFile, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { createHash } from "node:crypto";
 import { pathExists, isNotFound, sha256File } from "../../core/index.js";
@@ -87,16 +88,15 @@ export class PackageCatalog {
    * each ancestor. Returns the real directory, or null when it is not installed.
    */
   async findInstalled(fromDir: string, name: string): Promise<string | null> {
+    // Synchronous probes: most candidates up the ancestors are misses, and a miss is an answer
+    // here, not an exception with a stack, nor a thread-pool round trip.
     for (const dir of nodeModulesDirs(fromDir)) {
       const candidate = join(dir, name);
-      try {
-        await access(join(candidate, "package.json"));
-        const real = await realpath(candidate);
-        if (real !== candidate) this.#links.set(candidate, real);
-        return real;
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-      }
+      if (!statSync(join(candidate, "package.json"), { throwIfNoEntry: false }))
+        continue;
+      const real = realpathSync(candidate);
+      if (real !== candidate) this.#links.set(candidate, real);
+      return real;
     }
     return null;
   }
