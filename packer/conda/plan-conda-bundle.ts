@@ -273,9 +273,10 @@ async function addManaged(
     }
   }
   const inPrefix = join(prefix, target);
+  // Without a placeholder the prefix's copy is what conda linked (usually a hardlink to the
+  // cache's): packed as it is, as conda-pack does.
   if (file.placeholder === undefined) {
-    const source = isFile(file.cacheFile) ? file.cacheFile : inPrefix;
-    out.set(target, { path: target, type: "file", source });
+    out.set(target, { path: target, type: "file", source: inPrefix });
     return;
   }
   const mode = file.fileMode ?? "text";
