@@ -132,27 +132,39 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       });
   }
 
-  let manifest = await loadManifest(options, cwd);
-  if (options.node !== undefined || options.platform !== undefined) {
-    if (manifest.runtime.name !== "node") {
-      throw new UsageError(
-        "ENVPACK_USAGE_BAD_ARGUMENT",
-        "--node and --platform apply to Node apps only",
-        {
-          hint: "A Conda bundle carries the environment's own interpreter.",
-        },
-      );
-    }
-    const platform = options.platform ?? manifest.runtime.platform;
-    const version = checkNodeTarget(
-      options.node ?? manifest.runtime.version,
-      platform,
-    );
-    manifest = await retarget(manifest, { version, platform });
-  }
-  const inputDigest = manifest.inputDigest as Digest;
+  const registry =
+    options.registry === undefined
+      ? undefined
+      : openRegistryOf(options.registry);
+  const transfer = { onEvent: options.onEvent, signal: options.signal };
   const manifestFile =
     options.manifest === undefined ? [] : [resolve(cwd, options.manifest)];
+  // With a registry, a quick scan (not reading package files) usually gives the input digest
+  // already: a hit then reads no package contents. Its digest equals the full scan's unless a
+  // package imports what it does not declare; then it misses and the full scan decides.
+  let quick: Manifest | undefined;
+  if (registry !== undefined && options.manifest === undefined) {
+    quick = await loadManifest(options, cwd, false);
+    const quickDigest = quick.inputDigest as Digest;
+    const cached = await cacheHit(store, quickDigest);
+    const pulled =
+      cached ?? (await pullForInput(store, registry, quickDigest, transfer));
+    if (pulled) {
+      await writeFingerprint(options.cacheDir, fingerprintKey, quick, []);
+      return finish(options, store, {
+        ...pulled,
+        inputDigest: quickDigest,
+        cached: true,
+        kind: quick.kind,
+        source: cached ? "cache" : "registry",
+      });
+    }
+  }
+  const manifest =
+    quick !== undefined && quick.kind !== "node"
+      ? quick
+      : await loadManifest(options, cwd, true);
+  const inputDigest = manifest.inputDigest as Digest;
   await writeFingerprint(
     options.cacheDir,
     fingerprintKey,
@@ -166,12 +178,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       kind: manifest.kind,
       source: "cache",
     });
-  const registry =
-    options.registry === undefined
-      ? undefined
-      : openRegistryOf(options.registry);
-  const transfer = { onEvent: options.onEvent, signal: options.signal };
-  if (registry !== undefined) {
+  if (registry !== undefined && inputDigest !== quick?.inputDigest) {
     const pulled = await pullForInput(store, registry, inputDigest, transfer);
     if (pulled)
       return finish(options, store, {
@@ -280,9 +287,36 @@ async function cacheHit(
   };
 }
 
+/** The manifest to build: read from `--manifest` or scanned, then retargeted for --node/--platform. */
 async function loadManifest(
   options: BuildOptions,
   cwd: string,
+  parsePackages: boolean,
+): Promise<Manifest> {
+  const manifest = await readOrScan(options, cwd, parsePackages);
+  if (options.node === undefined && options.platform === undefined)
+    return manifest;
+  if (manifest.runtime.name !== "node") {
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      "--node and --platform apply to Node apps only",
+      {
+        hint: "A Conda bundle carries the environment's own interpreter.",
+      },
+    );
+  }
+  const platform = options.platform ?? manifest.runtime.platform;
+  const version = checkNodeTarget(
+    options.node ?? manifest.runtime.version,
+    platform,
+  );
+  return retarget(manifest, { version, platform });
+}
+
+async function readOrScan(
+  options: BuildOptions,
+  cwd: string,
+  parsePackages: boolean,
 ): Promise<Manifest> {
   if (options.manifest !== undefined) {
     const path = resolve(cwd, options.manifest);
@@ -319,6 +353,7 @@ async function loadManifest(
     entries: options.entries ?? [],
     env: options.env,
     cwd,
+    parsePackages,
     onEvent: options.onEvent,
     signal: options.signal,
   });

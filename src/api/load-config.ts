@@ -15,7 +15,8 @@ export interface Config {
   /** Cache of bundles and unpacked environments: `$ENVPACK_CACHE_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/envpack`. */
   cacheDir: string;
   /**
-   * The registry: `--registry`, else `$ENVPACK_REGISTRY`; `--insecure` allows plain HTTP.
+   * The registry: `--registry`, else `$ENVPACK_REGISTRY`; `--insecure` (or
+   * `ENVPACK_REGISTRY_INSECURE=1`) allows plain HTTP.
    * Credentials: `ENVPACK_REGISTRY_TOKEN`, or `ENVPACK_REGISTRY_USER`/`_PASSWORD`, or the Docker
    * config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
    */
@@ -48,7 +49,11 @@ export function loadConfig(
         ? undefined
         : {
             url: registryUrl,
-            insecure: flags.insecure === true,
+            insecure:
+              flags.insecure ??
+              ["1", "true"].includes(
+                environment.ENVPACK_REGISTRY_INSECURE ?? "",
+              ),
             credentials: registryUrl.startsWith("oci://")
               ? credentialsFrom({
                   env: environment,

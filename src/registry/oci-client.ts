@@ -69,12 +69,16 @@ export class OciClient {
           await this.#backoff(attempt, request.signal);
           continue;
         }
+        const reason = oneLine((error as Error).message);
+        const plainHttp = /wrong version number|EPROTO/.test(reason);
         throw new RemoteError(
           "ENVPACK_REMOTE_UNREACHABLE",
-          `cannot reach the registry ${this.#options.displayUrl}: ${(error as Error).message}`,
+          `cannot reach the registry ${this.#options.displayUrl}: ${plainHttp ? "it does not speak HTTPS" : reason}`,
           {
             url: redactUrl(url),
-            hint: "Check that the registry is running and the address and port are right (plain HTTP needs --insecure).",
+            hint: plainHttp
+              ? "A registry on plain HTTP needs --insecure (or ENVPACK_REGISTRY_INSECURE=1)."
+              : "Check that the registry is running and the address and port are right.",
             cause: error,
           },
         );
