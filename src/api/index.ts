@@ -19,4 +19,5 @@ export {
   type PullOptions,
   type PullResult,
   type RegistryOptions,
+  type RegistryCredentials,
 } from "./registry.js";

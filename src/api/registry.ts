@@ -21,6 +21,8 @@ import {
   type RegistryEntry,
 } from "../registry/index.js";
 
+export type { RegistryCredentials };
+
 /** Which registry, and how to reach it (see `loadConfig`). */
 export interface RegistryOptions {
   /** `oci://host[:port]/repository`, `file:///dir` or a directory path. */
