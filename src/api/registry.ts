@@ -230,9 +230,9 @@ async function fetchBlob(
   await mkdir(dir, { recursive: true });
   try {
     const file = join(dir, "bundle.tar.zst");
+    // The pull verified the very bytes it wrote against the digest.
     await registry.pull(digest, file, transfer);
-    // Verified by the pull; the store checks it once more as it moves it in.
-    return await store.putFile(file, digest);
+    return await store.putFile(file, digest, { hashedByWriter: true });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -2,8 +2,8 @@
 // envpack's artifact type, tagged `input-<hex of the input digest>` so a lookup is one request.
 
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -169,11 +169,18 @@ export class OciRegistry implements Registry {
     );
     const hash = createHash("sha256");
     try {
-      await pipeline(
+      await receive(
         response.body as NodeJS.ReadableStream,
-        counted(undefined, "pull", digest, total, options.onEvent, hash),
-        createWriteStream(temp, { flags: "wx" }),
-        { signal: options.signal },
+        temp,
+        hash,
+        (bytes) =>
+          options.onEvent?.({
+            type: "registry:transfer",
+            direction: "pull",
+            digest,
+            bytes,
+            total,
+          }),
       );
       const actual: Digest = `sha256:${hash.digest("hex")}`;
       if (actual !== digest)
@@ -230,6 +237,49 @@ export class OciRegistry implements Registry {
   }
 }
 
+/**
+ * Writes a response body to a new file while hashing it, in 4 MB writes: the socket delivers
+ * 64 KB chunks, and one awaited write each would cost more than the transfer.
+ */
+async function receive(
+  body: NodeJS.ReadableStream,
+  file: string,
+  hash: ReturnType<typeof createHash>,
+  progress: (bytes: number) => void,
+): Promise<void> {
+  const handle = await open(file, "wx");
+  try {
+    const batch = Buffer.allocUnsafe(4 * 1024 * 1024);
+    let fill = 0;
+    let bytes = 0;
+    let reported = 0;
+    const flush = async () => {
+      for (let at = 0; at < fill;)
+        at += (await handle.write(batch, at, fill - at)).bytesWritten;
+      fill = 0;
+    };
+    for await (const data of body) {
+      const chunk = data as Buffer;
+      hash.update(chunk);
+      bytes += chunk.length;
+      for (let at = 0; at < chunk.length;) {
+        const n = chunk.copy(batch, fill, at);
+        fill += n;
+        at += n;
+        if (fill === batch.length) await flush();
+      }
+      if (bytes - reported >= PROGRESS_STEP) {
+        reported = bytes;
+        progress(bytes);
+      }
+    }
+    await flush();
+    progress(bytes);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The registry entry a manifest describes, or null when it is not an envpack bundle's. */
 function entryOf(json: unknown, inputDigest: Digest): RegistryEntry | null {
   const manifest = json as {
@@ -257,22 +307,20 @@ function entryOf(json: unknown, inputDigest: Digest): RegistryEntry | null {
 }
 
 /**
- * A pass-through that counts bytes into `registry:transfer` events (and a hash, when given). With
- * a source, it is piped from it (for upload bodies).
+ * An upload body: the source piped through a pass-through that counts bytes into
+ * `registry:transfer` events.
  */
 function counted(
-  source: NodeJS.ReadableStream | undefined,
+  source: NodeJS.ReadableStream,
   direction: "push" | "pull",
   digest: Digest,
   total: number,
   onEvent: OnEvent | undefined,
-  hash?: ReturnType<typeof createHash>,
 ): Transform {
   let bytes = 0;
   let reported = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      hash?.update(chunk);
       bytes += chunk.length;
       if (onEvent && bytes - reported >= PROGRESS_STEP) {
         reported = bytes;
@@ -285,9 +333,8 @@ function counted(
       callback();
     },
   });
-  if (source !== undefined)
-    pipeline(source, counter).catch((error: unknown) =>
-      counter.destroy(error as Error),
-    );
+  pipeline(source, counter).catch((error: unknown) =>
+    counter.destroy(error as Error),
+  );
   return counter;
 }
