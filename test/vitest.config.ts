@@ -5,7 +5,7 @@ export default defineConfig({
   root: fileURLToPath(new URL("..", import.meta.url)),
   test: {
     include: ["test/**/*.test.ts"],
-    globalSetup: ["test/setup/global-setup.ts"],
+    globalSetup: ["test/setup/global-setup.ts", "test/setup/registry.ts"],
     testTimeout: 120_000,
     hookTimeout: 600_000,
     pool: "forks",

@@ -38,6 +38,12 @@ import {
 import { LocalStore } from "../registry/index.js";
 import { envpackVersion } from "./version.js";
 import { compileApp } from "./compile-app.js";
+import {
+  open as openRegistryOf,
+  publish,
+  pullForInput,
+  type RegistryOptions,
+} from "./registry.js";
 import { retarget } from "./retarget.js";
 import { scan } from "./scan-app.js";
 
@@ -67,6 +73,11 @@ export interface BuildOptions {
   /** zstd level (default 3) and worker threads (default: all cores). */
   level?: number | undefined;
   threads?: number | undefined;
+  /**
+   * A registry to look the input digest up in before building (a hit is pulled and verified),
+   * and to publish a new bundle to.
+   */
+  registry?: RegistryOptions | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -77,8 +88,14 @@ export interface BuildResult {
   digest: Digest;
   /** The bundle file (in `outDir` when given, else in the cache). */
   path: string;
-  /** True when the bundle came from the cache without building. */
+  /** True when the bundle came from the cache or a registry, without building. */
   cached: boolean;
+  /** Where the bundle came from. */
+  source: "cache" | "registry" | "built";
+  /** With a registry, after building: whether the bundle was published. */
+  pushed?: boolean;
+  /** Why publishing failed (the build itself succeeded). */
+  pushError?: Record<string, unknown>;
   inputDigest: Digest;
   size: number;
   kind: Manifest["kind"];
@@ -107,30 +124,47 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const remembered = await readFingerprint(options.cacheDir, fingerprintKey);
   if (remembered !== null) {
     const hit = await cacheHit(store, remembered.inputDigest);
-    if (hit) return finish(options, store, { ...hit, kind: remembered.kind });
+    if (hit)
+      return finish(options, store, {
+        ...hit,
+        kind: remembered.kind,
+        source: "cache",
+      });
   }
 
-  let manifest = await loadManifest(options, cwd);
-  if (options.node !== undefined || options.platform !== undefined) {
-    if (manifest.runtime.name !== "node") {
-      throw new UsageError(
-        "ENVPACK_USAGE_BAD_ARGUMENT",
-        "--node and --platform apply to Node apps only",
-        {
-          hint: "A Conda bundle carries the environment's own interpreter.",
-        },
-      );
-    }
-    const platform = options.platform ?? manifest.runtime.platform;
-    const version = checkNodeTarget(
-      options.node ?? manifest.runtime.version,
-      platform,
-    );
-    manifest = await retarget(manifest, { version, platform });
-  }
-  const inputDigest = manifest.inputDigest as Digest;
+  const registry =
+    options.registry === undefined
+      ? undefined
+      : openRegistryOf(options.registry);
+  const transfer = { onEvent: options.onEvent, signal: options.signal };
   const manifestFile =
     options.manifest === undefined ? [] : [resolve(cwd, options.manifest)];
+  // With a registry, a quick scan (not reading package files) usually gives the input digest
+  // already: a hit then reads no package contents. Its digest equals the full scan's unless a
+  // package imports what it does not declare; then it misses and the full scan decides.
+  let quick: Manifest | undefined;
+  if (registry !== undefined && options.manifest === undefined) {
+    quick = await loadManifest(options, cwd, false);
+    const quickDigest = quick.inputDigest as Digest;
+    const cached = await cacheHit(store, quickDigest);
+    const pulled =
+      cached ?? (await pullForInput(store, registry, quickDigest, transfer));
+    if (pulled) {
+      await writeFingerprint(options.cacheDir, fingerprintKey, quick, []);
+      return finish(options, store, {
+        ...pulled,
+        inputDigest: quickDigest,
+        cached: true,
+        kind: quick.kind,
+        source: cached ? "cache" : "registry",
+      });
+    }
+  }
+  const manifest =
+    quick !== undefined && quick.kind !== "node"
+      ? quick
+      : await loadManifest(options, cwd, true);
+  const inputDigest = manifest.inputDigest as Digest;
   await writeFingerprint(
     options.cacheDir,
     fingerprintKey,
@@ -138,7 +172,23 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     manifestFile,
   );
   const hit = await cacheHit(store, inputDigest);
-  if (hit) return finish(options, store, { ...hit, kind: manifest.kind });
+  if (hit)
+    return finish(options, store, {
+      ...hit,
+      kind: manifest.kind,
+      source: "cache",
+    });
+  if (registry !== undefined && inputDigest !== quick?.inputDigest) {
+    const pulled = await pullForInput(store, registry, inputDigest, transfer);
+    if (pulled)
+      return finish(options, store, {
+        ...pulled,
+        inputDigest,
+        cached: true,
+        kind: manifest.kind,
+        source: "registry",
+      });
+  }
 
   // The packing worker boots while the entries are planned.
   const planned = planEntries(manifest, options);
@@ -164,19 +214,35 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const put = await store.putFile(written.path, written.digest, {
       hashedByWriter: true,
     });
+    const meta = {
+      builder: builderIdentity(),
+      format: String(BUNDLE_FORMAT),
+      kind: manifest.kind,
+    };
     await store.record({
       inputDigest,
       digest: put.digest,
       size: put.size,
       usedAt: Date.now(),
-      meta: { builder: builderIdentity() },
+      meta,
     });
+    const published =
+      registry === undefined
+        ? {}
+        : await publish(
+            registry,
+            put.path,
+            { digest: put.digest, size: put.size, inputDigest, meta },
+            transfer,
+          );
     return await finish(options, store, {
       digest: put.digest,
       inputDigest,
       size: put.size,
       cached: false,
       kind: manifest.kind,
+      source: "built",
+      ...published,
     });
   } finally {
     await planned.then(
@@ -197,14 +263,20 @@ function builderIdentity(): string {
   return `envpack@${envpackVersion()} bundle-format@${BUNDLE_FORMAT} zstd-napi@${zstd}`;
 }
 
-/** The cached bundle for an input digest, marked used, when this builder made it and it is still there. */
+/**
+ * The cached bundle for an input digest, marked used, when it is still there and this builder
+ * made it, or it was pulled from a registry in this bundle format.
+ */
 async function cacheHit(
   store: LocalStore,
   inputDigest: Digest,
-): Promise<Omit<BuildResult, "path" | "kind"> | null> {
+): Promise<Omit<BuildResult, "path" | "kind" | "source"> | null> {
   const record = await store.lookup(inputDigest);
-  if (record === null || record.meta?.["builder"] !== builderIdentity())
-    return null;
+  const usable =
+    record?.meta?.["builder"] === builderIdentity() ||
+    (record?.meta?.["source"] === "registry" &&
+      record.meta["format"] === String(BUNDLE_FORMAT));
+  if (record === null || !usable) return null;
   if (!(await store.has(record.digest))) return null;
   await store.record({ ...record, usedAt: Date.now() });
   return {
@@ -215,9 +287,36 @@ async function cacheHit(
   };
 }
 
+/** The manifest to build: read from `--manifest` or scanned, then retargeted for --node/--platform. */
 async function loadManifest(
   options: BuildOptions,
   cwd: string,
+  parsePackages: boolean,
+): Promise<Manifest> {
+  const manifest = await readOrScan(options, cwd, parsePackages);
+  if (options.node === undefined && options.platform === undefined)
+    return manifest;
+  if (manifest.runtime.name !== "node") {
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      "--node and --platform apply to Node apps only",
+      {
+        hint: "A Conda bundle carries the environment's own interpreter.",
+      },
+    );
+  }
+  const platform = options.platform ?? manifest.runtime.platform;
+  const version = checkNodeTarget(
+    options.node ?? manifest.runtime.version,
+    platform,
+  );
+  return retarget(manifest, { version, platform });
+}
+
+async function readOrScan(
+  options: BuildOptions,
+  cwd: string,
+  parsePackages: boolean,
 ): Promise<Manifest> {
   if (options.manifest !== undefined) {
     const path = resolve(cwd, options.manifest);
@@ -254,6 +353,7 @@ async function loadManifest(
     entries: options.entries ?? [],
     env: options.env,
     cwd,
+    parsePackages,
     onEvent: options.onEvent,
     signal: options.signal,
   });

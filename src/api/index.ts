@@ -10,4 +10,14 @@ export { build, type BuildOptions, type BuildResult } from "./build.js";
 export { run, type RunOptions, type RunResult } from "./run.js";
 export { cacheList, cacheRemove, cacheGc, parseSize } from "./cache.js";
 export { envpackVersion } from "./version.js";
-export { loadConfig, type Config } from "./load-config.js";
+export { loadConfig, type Config, type ConfigFlags } from "./load-config.js";
+export {
+  push,
+  pull,
+  type PushOptions,
+  type PushResult,
+  type PullOptions,
+  type PullResult,
+  type RegistryOptions,
+  type RegistryCredentials,
+} from "./registry.js";

@@ -1,7 +1,12 @@
-// Reads configuration from the environment and flags (the only place that looks at process.env).
+// Reads configuration from the environment and flags (the only place that looks at process.env or
+// reads configuration files).
 
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { UsageError, isNotFound } from "../core/index.js";
+import { credentialsFrom } from "../registry/index.js";
+import type { RegistryOptions } from "./registry.js";
 
 /** Settings that come from the environment or flags. */
 export interface Config {
@@ -9,18 +14,84 @@ export interface Config {
   env?: string | undefined;
   /** Cache of bundles and unpacked environments: `$ENVPACK_CACHE_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/envpack`. */
   cacheDir: string;
+  /**
+   * The registry: `--registry`, else `$ENVPACK_REGISTRY`; `--insecure` (or
+   * `ENVPACK_REGISTRY_INSECURE=1`) allows plain HTTP.
+   * Credentials: `ENVPACK_REGISTRY_TOKEN`, or `ENVPACK_REGISTRY_USER`/`_PASSWORD`, or the Docker
+   * config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+   */
+  registry?: RegistryOptions | undefined;
+}
+
+/** The flags {@link loadConfig} merges over the environment. */
+export interface ConfigFlags {
+  env?: string | undefined;
+  cacheDir?: string | undefined;
+  registry?: string | undefined;
+  insecure?: boolean | undefined;
 }
 
 /** Merges flags over the environment (defaults < `ENVPACK_*`/`CONDA_PREFIX` env < flags). */
 export function loadConfig(
-  flags: Partial<Config>,
+  flags: ConfigFlags,
   environment: NodeJS.ProcessEnv = process.env,
 ): Readonly<Config> {
   const xdg = environment.XDG_CACHE_HOME || join(homedir(), ".cache");
+  const registryUrl =
+    flags.registry ?? (environment.ENVPACK_REGISTRY || undefined);
   return Object.freeze({
     env: flags.env ?? (environment.CONDA_PREFIX || undefined),
     cacheDir: resolve(
       flags.cacheDir ?? (environment.ENVPACK_CACHE_DIR || join(xdg, "envpack")),
     ),
+    registry:
+      registryUrl === undefined
+        ? undefined
+        : {
+            url: registryUrl,
+            insecure:
+              flags.insecure ??
+              ["1", "true"].includes(
+                environment.ENVPACK_REGISTRY_INSECURE ?? "",
+              ),
+            credentials: registryUrl.startsWith("oci://")
+              ? credentialsFrom({
+                  env: environment,
+                  dockerConfig: readDockerConfig(environment),
+                  host: hostOf(registryUrl),
+                })
+              : undefined,
+          },
   });
+}
+
+function hostOf(url: string): string {
+  return url.slice("oci://".length).split("/")[0] ?? "";
+}
+
+/** The Docker client's config (for `auths`), or undefined when there is none. */
+function readDockerConfig(environment: NodeJS.ProcessEnv): unknown {
+  const path = join(
+    environment.DOCKER_CONFIG || join(homedir(), ".docker"),
+    "config.json",
+  );
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_CONFIG",
+      `the Docker config ${path} is not JSON: ${(error as Error).message}`,
+      {
+        hint: "Fix or remove it, or give credentials in ENVPACK_REGISTRY_USER/_PASSWORD.",
+        cause: error,
+      },
+    );
+  }
 }

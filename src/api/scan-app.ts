@@ -24,6 +24,8 @@ export interface ScanOptions {
   strict?: boolean | undefined;
   /** Also write the manifest to this file (atomically). */
   output?: string | undefined;
+  /** JS: follow imports inside packages (default true); off, a quick scan for registry lookups. */
+  parsePackages?: boolean | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -42,6 +44,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     env: options.env,
     cwd,
     generatorVersion: envpackVersion(),
+    parsePackages: options.parsePackages,
     onEvent: options.onEvent,
     signal: options.signal,
   });

@@ -6,6 +6,7 @@ import { UsageError } from "../core/index.js";
 import { envpackVersion, loadConfig } from "../api/index.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCache } from "./commands/cache.js";
+import { registerRegistry } from "./commands/registry.js";
 import { registerRun } from "./commands/run.js";
 import { registerScan } from "./commands/scan.js";
 import type { CommandContext } from "./context.js";
@@ -71,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
   registerBuild(program, context);
   registerRun(program, context);
   registerCache(program, context);
+  registerRegistry(program, context);
   program.commands.forEach((command) =>
     command
       .exitOverride()

@@ -5,6 +5,7 @@ export type ErrorCode =
   | "ENVPACK_USAGE_BAD_ARGUMENT"
   | "ENVPACK_USAGE_BAD_CONFIG"
   | "ENVPACK_USAGE_MIXED_ENTRIES"
+  | "ENVPACK_USAGE_BAD_REGISTRY_URL"
   | "ENVPACK_INPUT_ENTRY_NOT_FOUND"
   | "ENVPACK_INPUT_ENTRY_UNSUPPORTED"
   | "ENVPACK_INPUT_ENV_NOT_FOUND"
@@ -20,6 +21,9 @@ export type ErrorCode =
   | "ENVPACK_INTEGRITY_DIGEST_MISMATCH"
   | "ENVPACK_INTEGRITY_UNSAFE_ENTRY"
   | "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE"
+  | "ENVPACK_REMOTE_HTTP"
+  | "ENVPACK_REMOTE_AUTH"
+  | "ENVPACK_REMOTE_UNREACHABLE"
   | "ENVPACK_TOOL_MISSING"
   | "ENVPACK_TOOL_FAILED";
 
@@ -85,6 +89,32 @@ export class InputError extends EnvpackError {
 export class IntegrityError extends EnvpackError {
   override readonly name = "IntegrityError";
   readonly exitCode = 1;
+}
+
+/**
+ * A registry (or, later, a worker connection) failed: an unexpected HTTP status, refused
+ * credentials, or no answer after the retries. `url` never carries credentials. Exit 1.
+ */
+export class RemoteError extends EnvpackError {
+  override readonly name = "RemoteError";
+  readonly exitCode = 1;
+  /** The address that failed, credentials and query removed. */
+  readonly url: string;
+  /** The HTTP status, when there was an answer. */
+  readonly status: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: EnvpackErrorOptions & { url: string; status?: number | undefined },
+  ) {
+    super(code, message, {
+      ...options,
+      details: { ...options.details, url: options.url, status: options.status },
+    });
+    this.url = options.url;
+    this.status = options.status;
+  }
 }
 
 /** An external tool (zstd, conda-pack, work_queue_worker) is missing or failed. Exit 1. */

@@ -1,5 +1,7 @@
 // Typed progress and diagnostic events emitted by long operations; the CLI decides how to render them.
 
+import type { Digest } from "./digest.js";
+
 /** A finding that is data, not a failure; `strict` turns some of them into errors. */
 export interface WarnEvent {
   type: "warn";
@@ -25,6 +27,14 @@ export type EnvpackEvent =
       bytes: number;
       total: number;
       files: number;
+    }
+  /** Bytes of a bundle sent to or received from a registry. */
+  | {
+      type: "registry:transfer";
+      direction: "push" | "pull";
+      digest: Digest;
+      bytes: number;
+      total: number;
     }
   | WarnEvent
   | { type: "debug"; message: string };

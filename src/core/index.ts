@@ -9,3 +9,4 @@ export * from "./safe-path.js";
 export * from "./fs-errors.js";
 export * from "./resources.js";
 export * from "./task.js";
+export * from "./redact.js";

@@ -22,6 +22,8 @@ export interface ScanOptions {
   cwd: string;
   /** envpack's own version, recorded in the manifest's `generator`. */
   generatorVersion: string;
+  /** See {@link ScannerOptions.parsePackages}. */
+  parsePackages?: boolean | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -52,7 +54,12 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
       },
     );
   }
-  const common = { entries, onEvent: options.onEvent, signal: options.signal };
+  const common = {
+    entries,
+    parsePackages: options.parsePackages,
+    onEvent: options.onEvent,
+    signal: options.signal,
+  };
   let result: ScanResult;
   if (python.length > 0) {
     const { scanPython } = await import("./python/index.js");

@@ -20,6 +20,13 @@ export type ScanResult = Omit<
 /** Options every language scanner takes; `entries` are absolute paths to existing files. */
 export interface ScannerOptions {
   entries: string[];
+  /**
+   * JS: follow imports inside installed packages (default true). Off, packages are found from
+   * the app's imports and closed over their declared dependencies without reading their files:
+   * a quick scan whose input digest equals the full one's unless a package imports something it
+   * does not declare.
+   */
+  parsePackages?: boolean | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }

@@ -275,6 +275,31 @@ describe("input digest of the realworld fixture app", () => {
       })
     ).inputDigest;
 
+  it("is the same from a quick scan that reads no package file (the registry lookup's)", async () => {
+    let parsed = 0;
+    const quick = await scan({
+      entries: [ENTRY],
+      cwd: appDir(),
+      generatorVersion: "0.0.0-test",
+      parsePackages: false,
+      onEvent: (event) => {
+        if (event.type === "scan:done") parsed = event.files;
+      },
+    });
+    expect(quick.inputDigest).toBe(await digestOf(appDir()));
+    expect(quick.packages.map((p) => p.id)).toEqual(
+      (
+        await scan({
+          entries: [ENTRY],
+          cwd: appDir(),
+          generatorVersion: "0.0.0-test",
+        })
+      ).packages.map((p) => p.id),
+    );
+    // Only the app's own files were parsed.
+    expect(parsed).toBeLessThan(20);
+  });
+
   it("is stable across scans and moves, and changes when an app file is edited", async () => {
     const dir = appDir();
     const first = await digestOf(dir);

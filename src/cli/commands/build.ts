@@ -15,6 +15,8 @@ interface BuildFlags {
   out?: string;
   level?: number;
   threads?: number;
+  registry?: string;
+  insecure?: boolean;
 }
 
 /** Registers `envpack build`. */
@@ -57,9 +59,14 @@ export function registerBuild(program: Command, context: CommandContext): void {
       "zstd worker threads (default: all cores)",
       intOption(1, 256),
     )
+    .option(
+      "--registry <url>",
+      "look the input up in this registry first, publish new bundles to it: oci://HOST[:PORT]/REPO or a directory (default: $ENVPACK_REGISTRY)",
+    )
+    .option("--insecure", "allow plain HTTP to an oci:// registry")
     .addHelpText(
       "after",
-      "\nExample:\n  envpack build src/main.ts --out dist/\n  envpack scan src/main.ts -o app.manifest.json && envpack build --manifest app.manifest.json --json",
+      "\nExample:\n  envpack build src/main.ts --out dist/\n  envpack build src/main.ts --registry oci://ghcr.io/acme/envpack --json\n  envpack scan src/main.ts -o app.manifest.json && envpack build --manifest app.manifest.json --json",
     )
     .action(async (entries: string[], flags: BuildFlags) => {
       await context.run(async ({ onEvent, signal, cacheDir }) => {
@@ -73,7 +80,11 @@ export function registerBuild(program: Command, context: CommandContext): void {
           );
         }
         const { build, loadConfig } = await import("../../api/index.js");
-        const config = loadConfig({ env: flags.env });
+        const config = loadConfig({
+          env: flags.env,
+          registry: flags.registry,
+          insecure: flags.insecure,
+        });
         const result = await build({
           entries,
           manifest: flags.manifest,
@@ -86,12 +97,13 @@ export function registerBuild(program: Command, context: CommandContext): void {
           engine: flags.engine,
           level: flags.level,
           threads: flags.threads,
+          registry: config.registry,
           onEvent,
           signal,
         });
         return {
           json: { ...result },
-          human: `${result.cached ? "cached" : "built"} ${result.kind} bundle ${result.digest} (${(result.size / 1e6).toFixed(1)} MB)\n${result.path}`,
+          human: `${result.source === "built" ? "built" : result.source === "cache" ? "cached" : "pulled"} ${result.kind} bundle ${result.digest} (${(result.size / 1e6).toFixed(1)} MB)\n${result.path}`,
         };
       });
     });

@@ -36,7 +36,8 @@ export function progressRenderer(mode: OutputMode): {
 } {
   let last = 0;
   let drawn = false;
-  const started: Partial<Record<"pack" | "unpack", number>> = {};
+  const started: Partial<Record<"pack" | "unpack" | "push" | "pull", number>> =
+    {};
   const clear = () => {
     if (drawn) process.stderr.write("\r\x1b[2K");
     drawn = false;
@@ -86,6 +87,26 @@ export function progressRenderer(mode: OutputMode): {
         clear();
         process.stderr.write(
           `${phase}: ${event.files} entries, ${mb(event.total)} MB (${seconds.toFixed(2)} s)\n`,
+        );
+      }
+    } else if (event.type === "registry:transfer") {
+      const now = Date.now();
+      const way = event.direction;
+      started[way] ??= now;
+      const seconds = Math.max(0.001, (now - (started[way] ?? now)) / 1000);
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      const finished = event.total > 0 && event.bytes >= event.total;
+      if (mode.interactive && !finished) {
+        if (now - last < 100) return;
+        last = now;
+        process.stderr.write(
+          `\r\x1b[2K${way === "push" ? "pushing" : "pulling"}: ${mb(event.bytes)}/${mb(event.total)} MB, ${mb(event.bytes / seconds)} MB/s`,
+        );
+        drawn = true;
+      } else if (finished) {
+        clear();
+        process.stderr.write(
+          `${way}: ${event.digest.slice(0, 19)}…, ${mb(event.bytes)} MB (${seconds.toFixed(2)} s)\n`,
         );
       }
     }

@@ -194,7 +194,8 @@ class JsScanner {
   async #visit({ path, owner }: PendingFile): Promise<void> {
     const ext = extname(path);
     const isApp = owner.type === "app";
-    if (!isApp && !PARSED.has(ext)) return;
+    if (!isApp && (!PARSED.has(ext) || this.#options.parsePackages === false))
+      return;
     const source = await readSource(path);
     if (isApp) {
       const current = this.#appFiles.get(path);

@@ -1,0 +1,194 @@
+// `npm run bench:registry`: a cold build against a build-or-pull hit from a registry on loopback
+// (Debian's docker-registry), and push/pull throughput, for the realworld Node app and the large
+// Conda fixture.
+
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build, type BuildResult } from "../src/api/index.js";
+import { hashFile } from "../src/core/index.js";
+import { openRegistry } from "../src/registry/index.js";
+import { prepareApp, prepareConda } from "./lib/fixtures.js";
+import { startRegistry } from "./lib/registry-server.js";
+import { requireTools } from "./lib/shell.js";
+import { ratio, repeat, timed } from "./lib/stats.js";
+import {
+  formatTable,
+  megabytes,
+  ratioText,
+  secs,
+  wantsJson,
+} from "./lib/table.js";
+
+const RUNS = 3;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+interface Target {
+  name: string;
+  entries: string[];
+  cwd: string;
+  env?: string;
+}
+
+interface TargetResult {
+  name: string;
+  size: number;
+  coldSeconds: number;
+  hitSeconds: number;
+  hitRatio: number | null;
+  pushMBps: number;
+  pullMBps: number;
+}
+
+async function benchTarget(
+  target: Target,
+  host: string,
+  work: string,
+): Promise<TargetResult> {
+  const base = join(work, target.name);
+  await mkdir(base, { recursive: true });
+  const fresh = () => mkdtemp(join(base, "cache-"));
+  const buildWith = async (cacheDir: string, url?: string) =>
+    build({
+      entries: target.entries,
+      cwd: target.cwd,
+      env: target.env,
+      cacheDir,
+      registry: url === undefined ? undefined : { url, insecure: true },
+    });
+
+  log(`bench:registry: ${target.name}: ${RUNS} cold builds (no registry)`);
+  const cold = await repeat(RUNS, async () => buildWith(await fresh()));
+  const built: BuildResult = cold.last;
+
+  // One repository the bundle is published to, then clean caches that find it there.
+  const url = `oci://${host}/bench-${randomBytes(4).toString("hex")}`;
+  const published = await buildWith(await fresh(), url);
+  if (published.source !== "built" || published.pushed !== true)
+    throw new Error(`${target.name}: the publishing build did not push`);
+  log(
+    `bench:registry: ${target.name}: ${RUNS} build-or-pull hits on clean caches`,
+  );
+  let caches: string[] = [];
+  const hits = await repeat(
+    RUNS,
+    async (run) => {
+      const hit = await buildWith(caches[run] as string, url);
+      if (hit.source !== "registry" || hit.digest !== built.digest)
+        throw new Error(
+          `${target.name}: expected a registry hit, got ${hit.source}`,
+        );
+      return hit;
+    },
+    async (run) => {
+      if (run === 0)
+        caches = await Promise.all(Array.from({ length: RUNS }, fresh));
+    },
+  );
+
+  log(`bench:registry: ${target.name}: push and pull`);
+  const { digest, size } = await hashFile(built.path);
+  const registry = openRegistry(
+    url.replace(/bench-\w+$/, `push-${randomBytes(4).toString("hex")}`),
+    {
+      insecure: true,
+    },
+  );
+  const entry = { digest, size, inputDigest: built.inputDigest, meta: {} };
+  const pushed = await timed(() => registry.push(built.path, entry));
+  const pulls = await repeat(RUNS, (run) =>
+    registry.pull(digest, join(base, `pulled-${run}.tar.zst`)),
+  );
+  return {
+    name: target.name,
+    size,
+    coldSeconds: cold.median,
+    hitSeconds: hits.median,
+    hitRatio: ratio(hits.median, cold.median),
+    pushMBps: size / 1e6 / pushed.seconds,
+    pullMBps: size / 1e6 / pulls.median,
+  };
+}
+
+async function main(): Promise<void> {
+  const json = wantsJson(process.argv.slice(2));
+  await requireTools(["docker-registry"]);
+  const [conda, appDir] = await Promise.all([
+    prepareConda("large", log),
+    prepareApp("realworld", log),
+  ]);
+  const work = await mkdtemp(join(tmpdir(), "envpack-bench-registry-"));
+  const server = await startRegistry({ storageDir: join(work, "registry") });
+  try {
+    const condaApp = join(work, "conda-app");
+    await mkdir(condaApp);
+    await writeFile(
+      join(condaApp, "app.py"),
+      "import numpy\n\nprint(numpy.__version__)\n",
+    );
+    const targets: Target[] = [
+      { name: "node-realworld", entries: ["src/main.ts"], cwd: appDir },
+      {
+        name: "conda-large",
+        entries: ["app.py"],
+        cwd: condaApp,
+        env: conda.prefix,
+      },
+    ];
+    const results: TargetResult[] = [];
+    for (const target of targets)
+      results.push(await benchTarget(target, server.host, work));
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({ runs: RUNS, targets: results }, null, 2)}\n`,
+      );
+      return;
+    }
+    const rows = results.flatMap((r) => [
+      [
+        r.name,
+        "build-or-pull hit vs cold build",
+        secs(r.hitSeconds),
+        `cold build: ${secs(r.coldSeconds)}`,
+        ratioText(r.hitRatio),
+        "≤ 0.10",
+        r.hitRatio !== null && r.hitRatio <= 0.1 ? "yes" : "NO",
+      ],
+      [
+        "",
+        "push (loopback)",
+        `${r.pushMBps.toFixed(0)} MB/s`,
+        megabytes(r.size),
+        "",
+        "",
+        "",
+      ],
+      [
+        "",
+        "pull (loopback, verified)",
+        `${r.pullMBps.toFixed(0)} MB/s`,
+        megabytes(r.size),
+        "",
+        "",
+        "",
+      ],
+    ]);
+    process.stdout.write(
+      [
+        `bench:registry — median of ${RUNS} runs; registry: docker-registry on ${server.host} (file-system storage)`,
+        "",
+        formatTable(
+          ["fixture", "figure", "envpack", "against", "ratio", "target", "met"],
+          rows,
+        ),
+        "",
+      ].join("\n"),
+    );
+  } finally {
+    await server.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,268 @@
+// The registry use cases: push a cached bundle, pull one into the cache, and the lookup-or-publish
+// steps `build --registry` uses.
+
+import { randomBytes } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  InputError,
+  UsageError,
+  isDigest,
+  isEnvpackError,
+  type Digest,
+  type OnEvent,
+} from "../core/index.js";
+import { BUNDLE_FORMAT } from "../../packer/index.js";
+import {
+  LocalStore,
+  openRegistry,
+  type Registry,
+  type RegistryCredentials,
+  type RegistryEntry,
+} from "../registry/index.js";
+
+export type { RegistryCredentials };
+
+/** Which registry, and how to reach it (see `loadConfig`). */
+export interface RegistryOptions {
+  /** `oci://host[:port]/repository`, `file:///dir` or a directory path. */
+  url: string;
+  /** Plain HTTP for an `oci://` registry. */
+  insecure?: boolean | undefined;
+  credentials?: RegistryCredentials | undefined;
+}
+
+/** Options of {@link push}. */
+export interface PushOptions {
+  digest: string;
+  registry: RegistryOptions;
+  cacheDir: string;
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** What {@link push} published. */
+export interface PushResult {
+  digest: Digest;
+  /** The input digests it is now found under. */
+  inputDigests: Digest[];
+  size: number;
+  registry: string;
+}
+
+/**
+ * Publishes a bundle of the cache, under every input digest the cache knows it for.
+ * @throws UsageError (bad digest or URL), InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (not in the
+ *   cache, or built without an input digest), RemoteError, IntegrityError
+ */
+export async function push(options: PushOptions): Promise<PushResult> {
+  const digest = checkDigest(options.digest, "DIGEST");
+  const store = new LocalStore(options.cacheDir);
+  const blob = (await store.list()).find((b) => b.digest === digest);
+  if (blob === undefined || blob.inputs.length === 0) {
+    throw new InputError(
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      blob === undefined
+        ? `bundle ${digest} is not in the cache ${options.cacheDir}`
+        : `bundle ${digest} has no input digest recorded in the cache`,
+      {
+        hint: "Build it here first (`envpack build ...`), or pull it (`envpack pull`).",
+      },
+    );
+  }
+  const registry = open(options.registry);
+  const inputDigests: Digest[] = [];
+  for (const inputDigest of blob.inputs) {
+    const record = await store.lookup(inputDigest);
+    await registry.push(
+      blob.path,
+      {
+        digest,
+        size: blob.size,
+        inputDigest,
+        meta: stringMeta(record?.meta),
+      },
+      { onEvent: options.onEvent, signal: options.signal },
+    );
+    inputDigests.push(inputDigest);
+  }
+  return {
+    digest,
+    inputDigests,
+    size: blob.size,
+    registry: registry.displayUrl,
+  };
+}
+
+/** Options of {@link pull}: a bundle digest, or the input digest it was built from. */
+export interface PullOptions {
+  digest?: string | undefined;
+  inputDigest?: string | undefined;
+  registry: RegistryOptions;
+  cacheDir: string;
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** What {@link pull} put in the cache. */
+export interface PullResult {
+  digest: Digest;
+  inputDigest: Digest | null;
+  path: string;
+  size: number;
+  registry: string;
+}
+
+/**
+ * Pulls a bundle into the cache, verified against its digest (nothing is cached otherwise).
+ * With `inputDigest`, the cache also records it, so a build of that input is a cache hit.
+ * @throws UsageError, InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (the registry has no such bundle),
+ *   RemoteError, IntegrityError ENVPACK_INTEGRITY_DIGEST_MISMATCH
+ */
+export async function pull(options: PullOptions): Promise<PullResult> {
+  if ((options.digest === undefined) === (options.inputDigest === undefined))
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      "give a bundle DIGEST or --input INPUT_DIGEST, not both or neither",
+      { hint: "e.g. `envpack pull --input sha256:… --registry oci://…`." },
+    );
+  const registry = open(options.registry);
+  const store = new LocalStore(options.cacheDir);
+  const transfer = { onEvent: options.onEvent, signal: options.signal };
+  if (options.inputDigest !== undefined) {
+    const inputDigest = checkDigest(options.inputDigest, "--input");
+    const entry = await registry.lookup(inputDigest, transfer);
+    if (entry === null) throw notInRegistry(registry, `input ${inputDigest}`);
+    const pulled = await pullEntry(store, registry, entry, transfer);
+    return { ...pulled, inputDigest, registry: registry.displayUrl };
+  }
+  const digest = checkDigest(options.digest as string, "DIGEST");
+  if (!(await registry.has(digest, transfer)))
+    throw notInRegistry(registry, `bundle ${digest}`);
+  const put = await fetchBlob(store, registry, digest, transfer);
+  return { ...put, inputDigest: null, registry: registry.displayUrl };
+}
+
+/**
+ * The bundle a registry holds for an input digest, pulled into the cache and recorded there, when
+ * its bundle format is this envpack's; else null (a miss).
+ */
+export async function pullForInput(
+  store: LocalStore,
+  registry: Registry,
+  inputDigest: Digest,
+  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
+): Promise<{ digest: Digest; size: number } | null> {
+  const entry = await registry.lookup(inputDigest, transfer);
+  if (entry === null || entry.meta["format"] !== String(BUNDLE_FORMAT))
+    return null;
+  const { digest, size } = await pullEntry(store, registry, entry, transfer);
+  return { digest, size };
+}
+
+/**
+ * Publishes a freshly built bundle. A failure does not fail the build: it is reported as a
+ * `warn` event (ENVPACK_WARN_REGISTRY_PUSH) and returned.
+ */
+export async function publish(
+  registry: Registry,
+  file: string,
+  entry: RegistryEntry,
+  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
+): Promise<
+  { pushed: true } | { pushed: false; pushError: Record<string, unknown> }
+> {
+  try {
+    await registry.push(file, entry, transfer);
+    return { pushed: true };
+  } catch (error) {
+    transfer.signal?.throwIfAborted();
+    if (!isEnvpackError(error)) throw error;
+    transfer.onEvent?.({
+      type: "warn",
+      code: "ENVPACK_WARN_REGISTRY_PUSH",
+      message: `built, but not published to ${registry.displayUrl}: ${error.message}`,
+      data: { code: error.code },
+    });
+    return { pushed: false, pushError: error.toJSON() };
+  }
+}
+
+/** Opens the registry of the options. */
+export function open(options: RegistryOptions): Registry {
+  return openRegistry(options.url, {
+    insecure: options.insecure,
+    credentials: options.credentials,
+  });
+}
+
+async function pullEntry(
+  store: LocalStore,
+  registry: Registry,
+  entry: RegistryEntry,
+  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
+): Promise<{ digest: Digest; size: number; path: string }> {
+  const put = await fetchBlob(store, registry, entry.digest, transfer);
+  await store.record({
+    inputDigest: entry.inputDigest,
+    digest: put.digest,
+    size: put.size,
+    usedAt: Date.now(),
+    meta: { ...entry.meta, source: "registry" },
+  });
+  return put;
+}
+
+/** The blob in the cache: already there, or downloaded, verified and moved in. */
+async function fetchBlob(
+  store: LocalStore,
+  registry: Registry,
+  digest: Digest,
+  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
+): Promise<{ digest: Digest; size: number; path: string }> {
+  if (await store.has(digest))
+    return store.putFile(store.blobPath(digest), digest);
+  const dir = join(
+    store.root,
+    "tmp",
+    `pull-${process.pid}-${randomBytes(6).toString("hex")}`,
+  );
+  await mkdir(dir, { recursive: true });
+  try {
+    const file = join(dir, "bundle.tar.zst");
+    // The pull verified the very bytes it wrote against the digest.
+    await registry.pull(digest, file, transfer);
+    return await store.putFile(file, digest, { hashedByWriter: true });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function notInRegistry(registry: Registry, what: string): InputError {
+  return new InputError(
+    "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+    `the registry ${registry.displayUrl} has no ${what}`,
+    {
+      hint: "Build it with `envpack build ... --registry URL` (which publishes it), or check the digest and repository.",
+    },
+  );
+}
+
+function checkDigest(value: string, what: string): Digest {
+  if (!isDigest(value))
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      `${what} must be sha256:<64 hex digits>, got ${JSON.stringify(value)}`,
+      { hint: "Copy it from `envpack build --json` or `envpack cache ls`." },
+    );
+  return value;
+}
+
+function stringMeta(
+  meta: Record<string, unknown> | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(meta ?? {}))
+    if (typeof value === "string") out[key] = value;
+  return out;
+}

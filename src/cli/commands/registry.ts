@@ -1,0 +1,95 @@
+// `envpack push` and `envpack pull`: move bundles between the cache and a registry.
+
+import type { Command } from "commander";
+import { UsageError } from "../../core/index.js";
+import type { CommandContext } from "../context.js";
+
+interface RegistryFlags {
+  registry?: string;
+  insecure?: boolean;
+}
+
+/** Registers `envpack push` and `envpack pull`. */
+export function registerRegistry(
+  program: Command,
+  context: CommandContext,
+): void {
+  program
+    .command("push")
+    .description(
+      "publish a cached bundle to a registry, under its input digest",
+    )
+    .argument(
+      "<digest>",
+      "the bundle's sha256:… digest (from `envpack build --json`)",
+    )
+    .option(
+      "--registry <url>",
+      "oci://HOST[:PORT]/REPO or a directory (default: $ENVPACK_REGISTRY)",
+    )
+    .option("--insecure", "allow plain HTTP to an oci:// registry")
+    .addHelpText(
+      "after",
+      "\nExample:\n  envpack push sha256:3f…9a --registry oci://ghcr.io/acme/envpack",
+    )
+    .action(async (digest: string, flags: RegistryFlags) => {
+      await context.run(async ({ onEvent, signal, cacheDir }) => {
+        const { push, loadConfig } = await import("../../api/index.js");
+        const result = await push({
+          digest,
+          registry: requireRegistry(loadConfig(flags).registry),
+          cacheDir,
+          onEvent,
+          signal,
+        });
+        return {
+          json: { ...result },
+          human: `pushed ${result.digest} (${(result.size / 1e6).toFixed(1)} MB) to ${result.registry}\n${result.inputDigests.map((d) => `input ${d}`).join("\n")}`,
+        };
+      });
+    });
+  program
+    .command("pull")
+    .description("fetch a bundle from a registry into the cache, verified")
+    .argument("[digest]", "the bundle's sha256:… digest (or give --input)")
+    .option("--input <digest>", "the input digest the bundle was built from")
+    .option(
+      "--registry <url>",
+      "oci://HOST[:PORT]/REPO or a directory (default: $ENVPACK_REGISTRY)",
+    )
+    .option("--insecure", "allow plain HTTP to an oci:// registry")
+    .addHelpText(
+      "after",
+      "\nExample:\n  envpack pull --input sha256:7c…01 --registry oci://ghcr.io/acme/envpack --json",
+    )
+    .action(
+      async (
+        digest: string | undefined,
+        flags: RegistryFlags & { input?: string },
+      ) => {
+        await context.run(async ({ onEvent, signal, cacheDir }) => {
+          const { pull, loadConfig } = await import("../../api/index.js");
+          const result = await pull({
+            digest,
+            inputDigest: flags.input,
+            registry: requireRegistry(loadConfig(flags).registry),
+            cacheDir,
+            onEvent,
+            signal,
+          });
+          return {
+            json: { ...result },
+            human: `pulled ${result.digest} (${(result.size / 1e6).toFixed(1)} MB) from ${result.registry}\n${result.path}`,
+          };
+        });
+      },
+    );
+}
+
+function requireRegistry<T>(registry: T | undefined): T {
+  if (registry === undefined)
+    throw new UsageError("ENVPACK_USAGE_BAD_ARGUMENT", "no registry given", {
+      hint: "Pass --registry URL or set ENVPACK_REGISTRY.",
+    });
+  return registry;
+}

@@ -1,0 +1,79 @@
+// A registry in a local directory (a shared file system, a CI cache directory): the same layout
+// as the build cache, so one can serve as the other.
+
+import { randomBytes } from "node:crypto";
+import { copyFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { IntegrityError, hashFile, type Digest } from "../core/index.js";
+import { LocalStore } from "./local-store.js";
+import type { Registry, RegistryEntry, TransferOptions } from "./registry.js";
+
+/** A {@link LocalStore} seen as a registry. */
+export class LocalRegistry implements Registry {
+  readonly displayUrl: string;
+  readonly #store: LocalStore;
+
+  constructor(root: string) {
+    this.#store = new LocalStore(root);
+    this.displayUrl = root;
+  }
+
+  async lookup(inputDigest: Digest): Promise<RegistryEntry | null> {
+    const record = await this.#store.lookup(inputDigest);
+    if (record === null || !(await this.#store.has(record.digest))) return null;
+    const meta: Record<string, string> = {};
+    for (const [key, value] of Object.entries(record.meta ?? {}))
+      if (typeof value === "string") meta[key] = value;
+    return { digest: record.digest, size: record.size, inputDigest, meta };
+  }
+
+  has(digest: Digest): Promise<boolean> {
+    return this.#store.has(digest);
+  }
+
+  async push(file: string, entry: RegistryEntry): Promise<void> {
+    const put = await this.#store.putFile(file, entry.digest);
+    await this.#store.record({
+      inputDigest: entry.inputDigest,
+      digest: put.digest,
+      size: put.size,
+      usedAt: Date.now(),
+      meta: entry.meta,
+    });
+  }
+
+  async pull(
+    digest: Digest,
+    destFile: string,
+    options: TransferOptions = {},
+  ): Promise<void> {
+    options.signal?.throwIfAborted();
+    const temp = join(
+      dirname(destFile),
+      `.${basename(destFile)}.${randomBytes(6).toString("hex")}.tmp`,
+    );
+    try {
+      await copyFile(this.#store.blobPath(digest), temp);
+      const actual = await hashFile(temp);
+      if (actual.digest !== digest)
+        throw new IntegrityError(
+          "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
+          `the registry ${this.displayUrl} holds bytes hashing to ${actual.digest} for ${digest}`,
+          {
+            hint: "Remove the damaged blob (envpack cache rm DIGEST --cache-dir REGISTRY_DIR) and push it again.",
+            details: { expected: digest, actual: actual.digest },
+          },
+        );
+      options.onEvent?.({
+        type: "registry:transfer",
+        direction: "pull",
+        digest,
+        bytes: actual.size,
+        total: actual.size,
+      });
+      await rename(temp, destFile);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+}

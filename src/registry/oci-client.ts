@@ -1,0 +1,257 @@
+// HTTP to an OCI distribution registry: authentication handshakes (basic, bearer token) and
+// bounded retries with backoff, on top of node-fetch.
+
+import fetch, { type BodyInit, type Response } from "node-fetch";
+import { RemoteError, redactUrl } from "../core/index.js";
+import type { RegistryCredentials } from "./credentials.js";
+
+/** Where a client talks to. */
+export interface OciClientOptions {
+  /** `http://host:port` or `https://host:port`. */
+  origin: string;
+  /** The registry as the user wrote it, credentials removed, for messages. */
+  displayUrl: string;
+  credentials?: RegistryCredentials | undefined;
+  /** Extra attempts after a 5xx, 429 or a failed connection. */
+  retries: number;
+  /** First backoff; doubled every attempt, with jitter. */
+  retryBaseMs: number;
+}
+
+/** One request. `body` is a factory so that a retry sends the bytes again from the start. */
+export interface OciRequest {
+  method: "GET" | "HEAD" | "POST" | "PUT";
+  /** A path (`/v2/...`) or an absolute URL (an upload location). */
+  url: string;
+  headers?: Record<string, string>;
+  body?: () => BodyInit;
+  signal?: AbortSignal | undefined;
+}
+
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** A registry connection: remembers the authorization it negotiated. */
+export class OciClient {
+  readonly #options: OciClientOptions;
+  #authorization: string | undefined;
+
+  constructor(options: OciClientOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Sends a request. A 401 is answered once per request with the challenge's scheme (basic, or a
+   * bearer token from the challenge's realm); refused credentials are RemoteError
+   * ENVPACK_REMOTE_AUTH. 5xx/429 answers and failed connections are retried with backoff; when
+   * they run out, RemoteError ENVPACK_REMOTE_HTTP or ENVPACK_REMOTE_UNREACHABLE. Other statuses
+   * are returned for the caller to judge.
+   */
+  async send(request: OciRequest): Promise<Response> {
+    const url = new URL(request.url, this.#options.origin).href;
+    let authenticated = false;
+    for (let attempt = 0; ; attempt++) {
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: request.method,
+          headers: {
+            ...request.headers,
+            ...(this.#authorization === undefined
+              ? {}
+              : { Authorization: this.#authorization }),
+          },
+          body: request.body?.(),
+          signal: request.signal,
+        });
+      } catch (error) {
+        request.signal?.throwIfAborted();
+        if (attempt < this.#options.retries) {
+          await this.#backoff(attempt, request.signal);
+          continue;
+        }
+        const reason = oneLine((error as Error).message);
+        const plainHttp = /wrong version number|EPROTO/.test(reason);
+        throw new RemoteError(
+          "ENVPACK_REMOTE_UNREACHABLE",
+          `cannot reach the registry ${this.#options.displayUrl}: ${plainHttp ? "it does not speak HTTPS" : reason}`,
+          {
+            url: redactUrl(url),
+            hint: plainHttp
+              ? "A registry on plain HTTP needs --insecure (or ENVPACK_REGISTRY_INSECURE=1)."
+              : "Check that the registry is running and the address and port are right.",
+            cause: error,
+          },
+        );
+      }
+      if (response.status === 401 && !authenticated) {
+        authenticated = true;
+        await drain(response);
+        await this.#authenticate(
+          response.headers.get("www-authenticate"),
+          url,
+          request.signal,
+        );
+        attempt--;
+        continue;
+      }
+      if (response.status === 401 || response.status === 403) {
+        await drain(response);
+        throw this.#authError(url, response.status);
+      }
+      if (RETRYABLE_STATUS.has(response.status)) {
+        if (attempt < this.#options.retries) {
+          await drain(response);
+          await this.#backoff(attempt, request.signal);
+          continue;
+        }
+        throw await this.statusError(response, `${request.method} ${url}`);
+      }
+      return response;
+    }
+  }
+
+  /** RemoteError ENVPACK_REMOTE_HTTP for an answer the caller did not expect. */
+  async statusError(response: Response, what: string): Promise<RemoteError> {
+    const text = (await response.text().catch(() => "")).slice(0, 300);
+    const url = redactUrl(response.url || what);
+    return new RemoteError(
+      "ENVPACK_REMOTE_HTTP",
+      `the registry ${this.#options.displayUrl} answered ${response.status} to ${what.split(" ")[0]} ${new URL(url).pathname}${text ? `: ${oneLine(text)}` : ""}`,
+      {
+        url,
+        status: response.status,
+        hint:
+          response.status >= 500
+            ? "The registry failed; try again later or check its logs."
+            : "Check the registry URL and repository name.",
+      },
+    );
+  }
+
+  async #authenticate(
+    challenge: string | null,
+    url: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const credentials = this.#options.credentials;
+    const parsed = parseChallenge(challenge ?? "");
+    if (parsed?.scheme === "basic") {
+      if (credentials === undefined || "token" in credentials)
+        throw this.#authError(url, 401);
+      this.#authorization = basic(credentials);
+      return;
+    }
+    if (parsed?.scheme !== "bearer") throw this.#authError(url, 401);
+    if (credentials !== undefined && "token" in credentials) {
+      this.#authorization = `Bearer ${credentials.token}`;
+      return;
+    }
+    const realm = parsed.params.get("realm");
+    if (realm === undefined) throw this.#authError(url, 401);
+    // The distribution token protocol: ask the realm for a token for this service and scope,
+    // with the user's credentials when there are any (anonymous otherwise).
+    const tokenUrl = new URL(realm);
+    for (const key of ["service", "scope"]) {
+      const value = parsed.params.get(key);
+      if (value !== undefined) tokenUrl.searchParams.set(key, value);
+    }
+    let response: Response;
+    try {
+      response = await fetch(tokenUrl.href, {
+        headers:
+          credentials === undefined
+            ? {}
+            : { Authorization: basic(credentials) },
+        signal,
+      });
+    } catch (error) {
+      signal?.throwIfAborted();
+      throw new RemoteError(
+        "ENVPACK_REMOTE_UNREACHABLE",
+        `cannot reach the token service of ${this.#options.displayUrl}: ${(error as Error).message}`,
+        { url: redactUrl(tokenUrl.href), cause: error },
+      );
+    }
+    if (response.status === 401 || response.status === 403) {
+      await drain(response);
+      throw this.#authError(url, response.status);
+    }
+    if (!response.ok)
+      throw await this.statusError(response, `GET ${tokenUrl.href}`);
+    const body = (await response.json()) as {
+      token?: unknown;
+      access_token?: unknown;
+    };
+    const token =
+      typeof body.token === "string" ? body.token : body.access_token;
+    if (typeof token !== "string" || token === "")
+      throw new RemoteError(
+        "ENVPACK_REMOTE_AUTH",
+        `the token service of ${this.#options.displayUrl} gave no token`,
+        { url: redactUrl(tokenUrl.href), status: response.status },
+      );
+    this.#authorization = `Bearer ${token}`;
+  }
+
+  #authError(url: string, status: number): RemoteError {
+    const given = this.#options.credentials !== undefined;
+    return new RemoteError(
+      "ENVPACK_REMOTE_AUTH",
+      given
+        ? `the registry ${this.#options.displayUrl} refused the credentials (${status})`
+        : `the registry ${this.#options.displayUrl} needs credentials (${status})`,
+      {
+        url: redactUrl(url),
+        status,
+        hint: "Set ENVPACK_REGISTRY_USER and ENVPACK_REGISTRY_PASSWORD (or ENVPACK_REGISTRY_TOKEN), or log in with `docker login`, with push and pull rights on the repository.",
+      },
+    );
+  }
+
+  async #backoff(
+    attempt: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const delay =
+      this.#options.retryBaseMs * 2 ** attempt * (0.5 + Math.random() / 2);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, delay);
+      signal?.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+}
+
+/** `Basic realm="x"` or `Bearer realm="…",service="…",scope="…"`, parsed. */
+export function parseChallenge(
+  header: string,
+): { scheme: string; params: Map<string, string> } | undefined {
+  const match = /^\s*([A-Za-z]+)\s*(.*)$/.exec(header);
+  if (match === null) return undefined;
+  const params = new Map<string, string>();
+  for (const param of (match[2] ?? "").matchAll(
+    /([A-Za-z_]+)=(?:"([^"]*)"|([^,\s]*))/g,
+  ))
+    params.set((param[1] as string).toLowerCase(), param[2] ?? param[3] ?? "");
+  return { scheme: (match[1] as string).toLowerCase(), params };
+}
+
+function basic(credentials: { username: string; password: string }): string {
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString("base64")}`;
+}
+
+/** Reads and discards a body so the connection can be reused. */
+async function drain(response: Response): Promise<void> {
+  await response.arrayBuffer().catch(() => undefined);
+}
+
+function oneLine(text: string): string {
+  // Registry bodies are echoed into messages: no control characters.
+  return text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+}

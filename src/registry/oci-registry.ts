@@ -1,0 +1,340 @@
+// Bundles in an OCI distribution registry: the bundle is a blob, named by an image manifest with
+// envpack's artifact type, tagged `input-<hex of the input digest>` so a lookup is one request.
+
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { open, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  IntegrityError,
+  digestOf,
+  isDigest,
+  type Digest,
+  type OnEvent,
+} from "../core/index.js";
+import { OciClient, type OciClientOptions } from "./oci-client.js";
+import type { Registry, RegistryEntry, TransferOptions } from "./registry.js";
+
+/** The manifest's `artifactType`: what the artifact is. */
+export const BUNDLE_ARTIFACT_TYPE = "application/vnd.envpack.bundle.v1";
+/** The one layer's media type: the bundle file itself. */
+export const BUNDLE_LAYER_TYPE = "application/vnd.envpack.bundle.v1.tar+zstd";
+const MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
+/** The OCI empty descriptor, used as config: artifacts carry no image config. */
+const EMPTY_CONFIG = {
+  mediaType: "application/vnd.oci.empty.v1+json",
+  content: Buffer.from("{}"),
+};
+const INPUT_ANNOTATION = "dev.envpack.input-digest";
+const META_PREFIX = "dev.envpack.meta.";
+/** Progress every this many bytes. */
+const PROGRESS_STEP = 4 * 1024 * 1024;
+
+/** The tag under which a bundle is found by its input digest. */
+export function inputTag(inputDigest: Digest): string {
+  return `input-${inputDigest.slice("sha256:".length)}`;
+}
+
+/** A registry at `origin`, one repository. */
+export class OciRegistry implements Registry {
+  readonly displayUrl: string;
+  readonly #client: OciClient;
+  readonly #repository: string;
+
+  constructor(options: OciClientOptions & { repository: string }) {
+    this.displayUrl = options.displayUrl;
+    this.#client = new OciClient(options);
+    this.#repository = options.repository;
+  }
+
+  async lookup(
+    inputDigest: Digest,
+    options: TransferOptions = {},
+  ): Promise<RegistryEntry | null> {
+    const response = await this.#client.send({
+      method: "GET",
+      url: this.#path(`manifests/${inputTag(inputDigest)}`),
+      headers: { Accept: MANIFEST_TYPE },
+      signal: options.signal,
+    });
+    if (response.status === 404) return null;
+    if (response.status !== 200)
+      throw await this.#client.statusError(response, "GET manifest");
+    return entryOf(await response.json(), inputDigest);
+  }
+
+  async has(digest: Digest, options: TransferOptions = {}): Promise<boolean> {
+    const response = await this.#client.send({
+      method: "HEAD",
+      url: this.#path(`blobs/${digest}`),
+      signal: options.signal,
+    });
+    if (response.status === 404) return false;
+    if (response.status !== 200)
+      throw await this.#client.statusError(response, "HEAD blob");
+    return true;
+  }
+
+  async push(
+    file: string,
+    entry: RegistryEntry,
+    options: TransferOptions = {},
+  ): Promise<void> {
+    const size = (await stat(file)).size;
+    if (size !== entry.size)
+      throw new IntegrityError(
+        "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
+        `${basename(file)} has ${size} bytes, its entry says ${entry.size}`,
+        { details: { digest: entry.digest } },
+      );
+    const configDigest = digestOf(EMPTY_CONFIG.content);
+    // Blobs first, the tag last: an interrupted push never leaves a tag naming a missing blob.
+    if (!(await this.has(configDigest, options)))
+      await this.#upload(
+        configDigest,
+        EMPTY_CONFIG.content.length,
+        () => EMPTY_CONFIG.content,
+        options,
+      );
+    if (!(await this.has(entry.digest, options))) {
+      await this.#upload(
+        entry.digest,
+        size,
+        () =>
+          counted(
+            createReadStream(file),
+            "push",
+            entry.digest,
+            size,
+            options.onEvent,
+          ),
+        options,
+      );
+    }
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MANIFEST_TYPE,
+      artifactType: BUNDLE_ARTIFACT_TYPE,
+      config: {
+        mediaType: EMPTY_CONFIG.mediaType,
+        digest: configDigest,
+        size: EMPTY_CONFIG.content.length,
+      },
+      layers: [
+        {
+          mediaType: BUNDLE_LAYER_TYPE,
+          digest: entry.digest,
+          size,
+        },
+      ],
+      annotations: {
+        [INPUT_ANNOTATION]: entry.inputDigest,
+        ...Object.fromEntries(
+          Object.entries(entry.meta)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(([k, v]) => [`${META_PREFIX}${k}`, v]),
+        ),
+      },
+    });
+    const response = await this.#client.send({
+      method: "PUT",
+      url: this.#path(`manifests/${inputTag(entry.inputDigest)}`),
+      headers: { "Content-Type": MANIFEST_TYPE },
+      body: () => manifest,
+      signal: options.signal,
+    });
+    if (response.status !== 201)
+      throw await this.#client.statusError(response, "PUT manifest");
+    await response.arrayBuffer();
+  }
+
+  async pull(
+    digest: Digest,
+    destFile: string,
+    options: TransferOptions = {},
+  ): Promise<void> {
+    const response = await this.#client.send({
+      method: "GET",
+      url: this.#path(`blobs/${digest}`),
+      signal: options.signal,
+    });
+    if (response.status !== 200)
+      throw await this.#client.statusError(response, "GET blob");
+    const total = Number(response.headers.get("content-length") ?? 0);
+    const temp = join(
+      dirname(destFile),
+      `.${basename(destFile)}.${randomBytes(6).toString("hex")}.tmp`,
+    );
+    const hash = createHash("sha256");
+    try {
+      await receive(
+        response.body as NodeJS.ReadableStream,
+        temp,
+        hash,
+        (bytes) =>
+          options.onEvent?.({
+            type: "registry:transfer",
+            direction: "pull",
+            digest,
+            bytes,
+            total,
+          }),
+      );
+      const actual: Digest = `sha256:${hash.digest("hex")}`;
+      if (actual !== digest)
+        throw new IntegrityError(
+          "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
+          `the registry ${this.displayUrl} served bytes hashing to ${actual} for ${digest}`,
+          {
+            hint: "The registry or something between holds corrupt data; nothing was kept. Push the bundle again from a machine that has it.",
+            details: { expected: digest, actual },
+          },
+        );
+      await rename(temp, destFile);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  /** A monolithic upload: open a session, then PUT the bytes with their digest. */
+  async #upload(
+    digest: Digest,
+    size: number,
+    body: () => NodeJS.ReadableStream | Buffer,
+    options: TransferOptions,
+  ): Promise<void> {
+    const started = await this.#client.send({
+      method: "POST",
+      url: this.#path("blobs/uploads/"),
+      headers: { "Content-Length": "0" },
+      signal: options.signal,
+    });
+    const location = started.headers.get("location");
+    if (started.status !== 202 || location === null)
+      throw await this.#client.statusError(started, "POST upload");
+    await started.arrayBuffer();
+    const url = new URL(location, started.url);
+    url.searchParams.set("digest", digest);
+    const done = await this.#client.send({
+      method: "PUT",
+      url: url.href,
+      headers: {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": String(size),
+      },
+      body: body as () => Buffer,
+      signal: options.signal,
+    });
+    if (done.status !== 201)
+      throw await this.#client.statusError(done, "PUT blob");
+    await done.arrayBuffer();
+  }
+
+  #path(rest: string): string {
+    return `/v2/${this.#repository}/${rest}`;
+  }
+}
+
+/**
+ * Writes a response body to a new file while hashing it, in 4 MB writes: the socket delivers
+ * 64 KB chunks, and one awaited write each would cost more than the transfer.
+ */
+async function receive(
+  body: NodeJS.ReadableStream,
+  file: string,
+  hash: ReturnType<typeof createHash>,
+  progress: (bytes: number) => void,
+): Promise<void> {
+  const handle = await open(file, "wx");
+  try {
+    const batch = Buffer.allocUnsafe(4 * 1024 * 1024);
+    let fill = 0;
+    let bytes = 0;
+    let reported = 0;
+    const flush = async () => {
+      for (let at = 0; at < fill;)
+        at += (await handle.write(batch, at, fill - at)).bytesWritten;
+      fill = 0;
+    };
+    for await (const data of body) {
+      const chunk = data as Buffer;
+      hash.update(chunk);
+      bytes += chunk.length;
+      for (let at = 0; at < chunk.length;) {
+        const n = chunk.copy(batch, fill, at);
+        fill += n;
+        at += n;
+        if (fill === batch.length) await flush();
+      }
+      if (bytes - reported >= PROGRESS_STEP) {
+        reported = bytes;
+        progress(bytes);
+      }
+    }
+    await flush();
+    progress(bytes);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The registry entry a manifest describes, or null when it is not an envpack bundle's. */
+function entryOf(json: unknown, inputDigest: Digest): RegistryEntry | null {
+  const manifest = json as {
+    artifactType?: unknown;
+    layers?: { mediaType?: unknown; digest?: unknown; size?: unknown }[];
+    annotations?: Record<string, unknown>;
+  };
+  const layer = Array.isArray(manifest.layers)
+    ? manifest.layers.find((l) => l.mediaType === BUNDLE_LAYER_TYPE)
+    : undefined;
+  if (
+    manifest.artifactType !== BUNDLE_ARTIFACT_TYPE ||
+    layer === undefined ||
+    typeof layer.digest !== "string" ||
+    !isDigest(layer.digest) ||
+    typeof layer.size !== "number" ||
+    manifest.annotations?.[INPUT_ANNOTATION] !== inputDigest
+  )
+    return null;
+  const meta: Record<string, string> = {};
+  for (const [key, value] of Object.entries(manifest.annotations ?? {}))
+    if (key.startsWith(META_PREFIX) && typeof value === "string")
+      meta[key.slice(META_PREFIX.length)] = value;
+  return { digest: layer.digest, size: layer.size, inputDigest, meta };
+}
+
+/**
+ * An upload body: the source piped through a pass-through that counts bytes into
+ * `registry:transfer` events.
+ */
+function counted(
+  source: NodeJS.ReadableStream,
+  direction: "push" | "pull",
+  digest: Digest,
+  total: number,
+  onEvent: OnEvent | undefined,
+): Transform {
+  let bytes = 0;
+  let reported = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      if (onEvent && bytes - reported >= PROGRESS_STEP) {
+        reported = bytes;
+        onEvent({ type: "registry:transfer", direction, digest, bytes, total });
+      }
+      callback(null, chunk);
+    },
+    flush(callback) {
+      onEvent?.({ type: "registry:transfer", direction, digest, bytes, total });
+      callback();
+    },
+  });
+  pipeline(source, counter).catch((error: unknown) =>
+    counter.destroy(error as Error),
+  );
+  return counter;
+}

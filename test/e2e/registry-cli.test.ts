@@ -1,0 +1,212 @@
+// `envpack build --registry`, `push` and `pull` through the built CLI against a real
+// docker-registry on 127.0.0.1 and a directory registry.
+
+import { randomBytes } from "node:crypto";
+import { cp, readdir, stat, utimes } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, inject, it } from "vitest";
+import { openRegistry } from "../../src/registry/index.js";
+import { envpack } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+interface BuildJson {
+  ok: boolean;
+  digest: string;
+  inputDigest: `sha256:${string}`;
+  source: "cache" | "registry" | "built";
+  pushed?: boolean;
+}
+
+async function helloCopy(): Promise<string> {
+  const source = inject("fixtures").apps.hello;
+  if (source === undefined)
+    throw new Error("the hello fixture app was not installed");
+  const dir = join(await tempDir("envpack-registry-"), "hello");
+  await cp(source, dir, { recursive: true, verbatimSymlinks: true });
+  return dir;
+}
+
+async function json<T>(
+  args: string[],
+  cwd: string,
+  env: Record<string, string>,
+): Promise<T> {
+  const run = await envpack(["--json", ...args], { cwd, env });
+  expect(run.stderr).not.toMatch(/internal error/);
+  expect(run.exitCode, run.stdout).toBe(0);
+  return JSON.parse(run.stdout) as T;
+}
+
+/** Backdates the access time of every file inside the app's packages but package.json. */
+async function backdatePackageFiles(app: string): Promise<string[]> {
+  const touched: string[] = [];
+  for (const entry of await readdir(join(app, "node_modules"), {
+    withFileTypes: true,
+    recursive: true,
+  })) {
+    const path = join(entry.parentPath, entry.name);
+    if (
+      !entry.isFile() ||
+      entry.name === "package.json" ||
+      entry.name.startsWith(".")
+    )
+      continue;
+    await utimes(path, new Date("2001-01-01"), (await stat(path)).mtime);
+    touched.push(path);
+  }
+  return touched;
+}
+
+describe("envpack build --registry, push, pull", () => {
+  it("builds and publishes once; a clean machine pulls it without reading package contents", async () => {
+    const url = `oci://${inject("registry").openHost}/t-${randomBytes(6).toString("hex")}`;
+    const app = await helloCopy();
+    const first = await json<BuildJson>(
+      ["build", "src/main.ts", "--registry", url, "--insecure"],
+      app,
+      { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
+    );
+    expect(first).toMatchObject({ ok: true, source: "built", pushed: true });
+    const entry = await openRegistry(url, { insecure: true }).lookup(
+      first.inputDigest,
+    );
+    expect(entry?.digest).toBe(first.digest);
+
+    const clean = join(await tempDir(), "cache");
+    const touched = await backdatePackageFiles(app);
+    expect(touched.length).toBeGreaterThan(0);
+    const plain = await envpack(["--json", "build", "src/main.ts"], {
+      cwd: app,
+      env: { ENVPACK_CACHE_DIR: clean, ENVPACK_REGISTRY: url },
+    });
+    expect(plain.exitCode).toBe(1);
+    expect(JSON.parse(plain.stdout).error.hint).toContain("--insecure");
+    const env = {
+      ENVPACK_CACHE_DIR: clean,
+      ENVPACK_REGISTRY: url,
+      ENVPACK_REGISTRY_INSECURE: "1",
+    };
+    const second = await json<BuildJson>(["build", "src/main.ts"], app, env);
+    expect(second).toMatchObject({
+      source: "registry",
+      digest: first.digest,
+      inputDigest: first.inputDigest,
+    });
+    const read: string[] = [];
+    for (const path of touched)
+      if ((await stat(path)).atime.getUTCFullYear() !== 2001) read.push(path);
+    expect(read).toEqual([]);
+
+    const third = await json<BuildJson>(["build", "src/main.ts"], app, env);
+    expect(third).toMatchObject({ source: "cache", digest: first.digest });
+    const ran = await envpack(["run", first.digest], {
+      cwd: app,
+      env: { ENVPACK_CACHE_DIR: clean },
+    });
+    expect(ran.exitCode).toBe(0);
+    expect(ran.stdout).toContain("hello, world");
+  });
+
+  it("pushes a cached bundle and pulls it by input digest or by digest", async () => {
+    const url = `oci://${inject("registry").openHost}/t-${randomBytes(6).toString("hex")}`;
+    const app = await helloCopy();
+    const cache = join(await tempDir(), "cache");
+    const built = await json<BuildJson>(["build", "src/main.ts"], app, {
+      ENVPACK_CACHE_DIR: cache,
+    });
+    expect(built.source).toBe("built");
+    const pushed = await json<{ inputDigests: string[] }>(
+      ["push", built.digest, "--registry", url, "--insecure"],
+      app,
+      { ENVPACK_CACHE_DIR: cache },
+    );
+    expect(pushed.inputDigests).toEqual([built.inputDigest]);
+
+    const other = join(await tempDir(), "cache");
+    const byInput = await json<{ digest: string; path: string }>(
+      ["pull", "--input", built.inputDigest, "--registry", url, "--insecure"],
+      app,
+      { ENVPACK_CACHE_DIR: other },
+    );
+    expect(byInput.digest).toBe(built.digest);
+    const listed = await json<{
+      bundles: { digest: string; inputs: string[] }[];
+    }>(["cache", "ls"], app, { ENVPACK_CACHE_DIR: other });
+    expect(listed.bundles).toEqual([
+      expect.objectContaining({
+        digest: built.digest,
+        inputs: [built.inputDigest],
+      }),
+    ]);
+    const byDigest = await json<{ digest: string }>(
+      ["pull", built.digest, "--registry", url, "--insecure"],
+      app,
+      { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
+    );
+    expect(byDigest.digest).toBe(built.digest);
+
+    const unknown = await envpack(
+      [
+        "--json",
+        "pull",
+        "--input",
+        `sha256:${"0".repeat(64)}`,
+        "--registry",
+        url,
+        "--insecure",
+      ],
+      { cwd: app, env: { ENVPACK_CACHE_DIR: other } },
+    );
+    expect(unknown.exitCode).toBe(2);
+    expect(JSON.parse(unknown.stdout).error.code).toBe(
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+    );
+  });
+
+  it("uses a directory as the registry", async () => {
+    const dir = await tempDir();
+    const app = await helloCopy();
+    const first = await json<BuildJson>(
+      ["build", "src/main.ts", "--registry", dir],
+      app,
+      { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
+    );
+    expect(first.source).toBe("built");
+    const second = await json<BuildJson>(
+      ["build", "src/main.ts", "--registry", `file://${dir}`],
+      app,
+      { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
+    );
+    expect(second).toMatchObject({ source: "registry", digest: first.digest });
+  });
+
+  it("fails with the registry named and the password hidden when credentials are wrong", async () => {
+    const { authHost, username, password } = inject("registry");
+    const wrong = `${password}-nope`;
+    const app = await helloCopy();
+    const run = await envpack(
+      [
+        "--json",
+        "pull",
+        "--input",
+        `sha256:${"1".repeat(64)}`,
+        "--registry",
+        `oci://${authHost}/envpack`,
+        "--insecure",
+      ],
+      {
+        cwd: app,
+        env: {
+          ENVPACK_CACHE_DIR: join(await tempDir(), "cache"),
+          ENVPACK_REGISTRY_USER: username,
+          ENVPACK_REGISTRY_PASSWORD: wrong,
+        },
+      },
+    );
+    expect(run.exitCode).toBe(1);
+    const error = JSON.parse(run.stdout).error;
+    expect(error.code).toBe("ENVPACK_REMOTE_AUTH");
+    expect(error.details.url).toContain(authHost);
+    expect(run.stdout + run.stderr).not.toContain(wrong);
+  });
+});

@@ -1,0 +1,127 @@
+// A small HTTP proxy on 127.0.0.1 in front of a real server, for faults made for real: answers
+// in the server's place, corrupts bodies, slows uploads, counts requests.
+
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import { Transform, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+
+/** What the proxy does with one request. */
+export type ProxyDecision =
+  | { forward: true; corrupt?: boolean }
+  | { status: number; headers?: Record<string, string>; body?: string };
+
+export interface ProxyOptions {
+  /** `127.0.0.1:PORT` of the real server. */
+  target: string;
+  /** Decides per request (default: forward). */
+  decide?: (req: IncomingMessage, index: number) => ProxyDecision;
+  /** Request bodies are passed on at most this fast (bytes per second). */
+  uploadBytesPerSecond?: number;
+}
+
+export interface Proxy {
+  host: string;
+  /** Every request seen, as `METHOD path`. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/** Starts the proxy; `decide` sees requests in arrival order. */
+export async function startProxy(options: ProxyOptions): Promise<Proxy> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const index = requests.push(`${req.method} ${req.url}`) - 1;
+    const decision = options.decide?.(req, index) ?? { forward: true };
+    if (!("forward" in decision)) {
+      req.resume();
+      res.writeHead(decision.status, decision.headers);
+      res.end(decision.body ?? "");
+      return;
+    }
+    forward(req, res, options, decision.corrupt === true);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string")
+    throw new Error("no port");
+  return {
+    host: `127.0.0.1:${address.port}`,
+    requests,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: ProxyOptions,
+  corrupt: boolean,
+): void {
+  const [hostname, port] = options.target.split(":");
+  const upstream = httpRequest(
+    {
+      hostname,
+      port: Number(port),
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, host: options.target },
+    },
+    (answer) => {
+      const headers = { ...answer.headers };
+      // Upload locations point at the real server; keep the client talking to the proxy.
+      if (typeof headers.location === "string")
+        headers.location = headers.location.replace(
+          `//${options.target}`,
+          `//${req.headers.host ?? ""}`,
+        );
+      res.writeHead(answer.statusCode ?? 502, headers);
+      const body: Readable = answer;
+      pipeline(body, corrupt ? flipFirstByte() : passThrough(), res).catch(() =>
+        res.destroy(),
+      );
+    },
+  );
+  upstream.on("error", () => res.destroy());
+  const limit = options.uploadBytesPerSecond;
+  pipeline(req, limit ? throttle(limit) : passThrough(), upstream).catch(() =>
+    upstream.destroy(),
+  );
+}
+
+function passThrough(): Transform {
+  return new Transform({ transform: (chunk, _e, done) => done(null, chunk) });
+}
+
+function flipFirstByte(): Transform {
+  let flipped = false;
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      if (!flipped && chunk.length > 0) {
+        chunk = Buffer.from(chunk);
+        chunk[0] = (chunk[0] ?? 0) ^ 0xff;
+        flipped = true;
+      }
+      done(null, chunk);
+    },
+  });
+}
+
+function throttle(bytesPerSecond: number): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      setTimeout(
+        () => done(null, chunk),
+        (chunk.length / bytesPerSecond) * 1000,
+      );
+    },
+  });
+}

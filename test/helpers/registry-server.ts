@@ -1,0 +1,7 @@
+// The registry starter the benchmarks use, for tests too.
+
+export {
+  freePort,
+  startRegistry,
+  type RegistryServer,
+} from "../../bench/lib/registry-server.js";
