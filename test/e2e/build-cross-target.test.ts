@@ -1,28 +1,20 @@
 // Bundles for another Node version and another platform. The node binaries come from the npm
 // registry's node-<platform> packages, put in npm's cache by the fixture step: npm runs offline here.
 
-import { cp, open } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { appCopy } from "../helpers/app-copy.js";
 import { envpack } from "../helpers/cli.js";
 import { materialiseCase, readCase } from "../helpers/scan-case.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const OFFLINE = { npm_config_offline: "true" };
 
-async function helloCopy(): Promise<string> {
-  const source = inject("fixtures").apps.hello;
-  if (source === undefined)
-    throw new Error("the hello fixture app was not installed");
-  const dir = join(await tempDir("envpack-cross-"), "hello");
-  await cp(source, dir, { recursive: true, verbatimSymlinks: true });
-  return dir;
-}
-
 describe("envpack build --node / --platform", () => {
   it("bundles another Node version, and the app runs with it", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const env = { ENVPACK_CACHE_DIR: cache, ...OFFLINE };
     const built = await envpack(
@@ -45,7 +37,7 @@ describe("envpack build --node / --platform", () => {
   });
 
   it("bundles the arm64 node binary for --platform linux-arm64", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const out = join(cache, "out");
     const built = await envpack(
@@ -111,7 +103,7 @@ describe("envpack build --node / --platform", () => {
   });
 
   it("rejects a malformed version or platform with a usage error", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const env = {
       ENVPACK_CACHE_DIR: join(await tempDir(), "cache"),
       ...OFFLINE,

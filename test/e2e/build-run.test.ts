@@ -14,7 +14,8 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { execa } from "execa";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { appCopy } from "../helpers/app-copy.js";
 import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { workerPath } from "../helpers/min-path.js";
@@ -28,16 +29,6 @@ interface BuildJson {
   cached: boolean;
   inputDigest: string;
   size: number;
-}
-
-/** A copy of the hello fixture app (with its installed node_modules) at a fresh path. */
-async function helloCopy(): Promise<string> {
-  const source = inject("fixtures").apps.hello;
-  if (source === undefined)
-    throw new Error("the hello fixture app was not installed");
-  const dir = join(await tempDir("envpack-build-"), "hello");
-  await cp(source, dir, { recursive: true, verbatimSymlinks: true });
-  return dir;
 }
 
 async function buildJson(
@@ -56,7 +47,7 @@ async function buildJson(
 
 describe("envpack build + run (Node)", () => {
   it("builds a bundle named by its digest; an unchanged rebuild is a cache hit that reads no package file", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const out = join(await tempDir(), "out");
     const first = await buildJson(app, cache, ["src/main.ts", "--out", out]);
@@ -103,8 +94,8 @@ describe("envpack build + run (Node)", () => {
   });
 
   it("rebuilds after an app edit, and the same inputs at another path give the same bytes", async () => {
-    const app = await helloCopy();
-    const other = await helloCopy();
+    const app = await appCopy("hello");
+    const other = await appCopy("hello");
     const cacheA = join(await tempDir(), "cache");
     const cacheB = join(await tempDir(), "cache");
     const a = await buildJson(app, cacheA, ["src/main.ts"]);
@@ -119,7 +110,7 @@ describe("envpack build + run (Node)", () => {
   });
 
   it("envpack run runs the app with the bundled node, and a command with the bundle's bin first on PATH", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const built = await buildJson(app, cache, ["src/main.ts"]);
     const ran = await envpack(["run", built.digest], {
@@ -145,7 +136,7 @@ describe("envpack build + run (Node)", () => {
   });
 
   it("runtime/envpack-run unpacks once and runs the app with PATH holding only sh, tar, zstd and coreutils", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const built = await buildJson(app, cache, [
       "src/main.ts",

@@ -1,25 +1,17 @@
 // The build cache through the CLI: concurrent builds, ls, rm and gc.
 
-import { cp, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { appCopy } from "../helpers/app-copy.js";
 import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
-
-async function helloCopy(): Promise<string> {
-  const source = inject("fixtures").apps.hello;
-  if (source === undefined)
-    throw new Error("the hello fixture app was not installed");
-  const dir = join(await tempDir("envpack-cache-"), "hello");
-  await cp(source, dir, { recursive: true, verbatimSymlinks: true });
-  return dir;
-}
 
 const json = <T>(stdout: string) => JSON.parse(stdout) as T;
 
 describe("envpack cache", () => {
   it("two builds of the same input at once both succeed and leave one blob", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const env = { ENVPACK_CACHE_DIR: cache };
     const [a, b] = await Promise.all([
@@ -35,7 +27,7 @@ describe("envpack cache", () => {
   });
 
   it("ls lists bundles; rm removes a bundle and its environment; gc fits a size; bad input exits 2", async () => {
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const env = { ENVPACK_CACHE_DIR: cache };
     const { digest } = json<{ digest: string }>(

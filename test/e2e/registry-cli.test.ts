@@ -2,10 +2,11 @@
 // docker-registry on 127.0.0.1 and a directory registry.
 
 import { randomBytes } from "node:crypto";
-import { cp, readdir, stat, utimes } from "node:fs/promises";
+import { readdir, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { openRegistry } from "../../src/registry/index.js";
+import { appCopy } from "../helpers/app-copy.js";
 import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -15,15 +16,6 @@ interface BuildJson {
   inputDigest: `sha256:${string}`;
   source: "cache" | "registry" | "built";
   pushed?: boolean;
-}
-
-async function helloCopy(): Promise<string> {
-  const source = inject("fixtures").apps.hello;
-  if (source === undefined)
-    throw new Error("the hello fixture app was not installed");
-  const dir = join(await tempDir("envpack-registry-"), "hello");
-  await cp(source, dir, { recursive: true, verbatimSymlinks: true });
-  return dir;
 }
 
 async function json<T>(
@@ -60,7 +52,7 @@ async function backdatePackageFiles(app: string): Promise<string[]> {
 describe("envpack build --registry, push, pull", () => {
   it("builds and publishes once; a clean machine pulls it without reading package contents", async () => {
     const url = `oci://${inject("registry").openHost}/t-${randomBytes(6).toString("hex")}`;
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const first = await json<BuildJson>(
       ["build", "src/main.ts", "--registry", url, "--insecure"],
       app,
@@ -109,7 +101,7 @@ describe("envpack build --registry, push, pull", () => {
 
   it("pushes a cached bundle and pulls it by input digest or by digest", async () => {
     const url = `oci://${inject("registry").openHost}/t-${randomBytes(6).toString("hex")}`;
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const built = await json<BuildJson>(["build", "src/main.ts"], app, {
       ENVPACK_CACHE_DIR: cache,
@@ -165,7 +157,7 @@ describe("envpack build --registry, push, pull", () => {
 
   it("uses a directory as the registry", async () => {
     const dir = await tempDir();
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const first = await json<BuildJson>(
       ["build", "src/main.ts", "--registry", dir],
       app,
@@ -183,7 +175,7 @@ describe("envpack build --registry, push, pull", () => {
   it("fails with the registry named and the password hidden when credentials are wrong", async () => {
     const { authHost, username, password } = inject("registry");
     const wrong = `${password}-nope`;
-    const app = await helloCopy();
+    const app = await appCopy("hello");
     const run = await envpack(
       [
         "--json",

@@ -70,45 +70,51 @@ export function progressRenderer(mode: OutputMode): {
         `scan: ${event.files} files parsed, ${event.packages} packages, ${event.unresolved} unresolved (${(event.durationMs / 1000).toFixed(2)} s)\n`,
       );
     } else if (event.type === "build:progress") {
-      const now = Date.now();
-      const phase = event.phase;
-      started[phase] ??= now;
-      const seconds = Math.max(0.001, (now - (started[phase] ?? now)) / 1000);
-      const mb = (n: number) => (n / 1e6).toFixed(1);
-      const finished = event.bytes >= event.total;
-      if (mode.interactive && !finished) {
-        if (now - last < 100) return;
-        last = now;
-        process.stderr.write(
-          `\r\x1b[2K${phase === "pack" ? "packing" : "unpacking"}: ${mb(event.bytes)}/${mb(event.total)} MB, ${event.files} files, ${mb(event.bytes / seconds)} MB/s`,
-        );
-        drawn = true;
-      } else if (finished) {
-        clear();
-        process.stderr.write(
-          `${phase}: ${event.files} entries, ${mb(event.total)} MB (${seconds.toFixed(2)} s)\n`,
-        );
-      }
+      transfer(
+        event.phase,
+        event.bytes,
+        event.total,
+        event.phase === "pack" ? "packing" : "unpacking",
+        `${event.files} files`,
+        `${event.files} entries`,
+      );
     } else if (event.type === "registry:transfer") {
-      const now = Date.now();
-      const way = event.direction;
-      started[way] ??= now;
-      const seconds = Math.max(0.001, (now - (started[way] ?? now)) / 1000);
-      const mb = (n: number) => (n / 1e6).toFixed(1);
-      const finished = event.total > 0 && event.bytes >= event.total;
-      if (mode.interactive && !finished) {
-        if (now - last < 100) return;
-        last = now;
-        process.stderr.write(
-          `\r\x1b[2K${way === "push" ? "pushing" : "pulling"}: ${mb(event.bytes)}/${mb(event.total)} MB, ${mb(event.bytes / seconds)} MB/s`,
-        );
-        drawn = true;
-      } else if (finished) {
-        clear();
-        process.stderr.write(
-          `${way}: ${event.digest.slice(0, 19)}…, ${mb(event.bytes)} MB (${seconds.toFixed(2)} s)\n`,
-        );
-      }
+      transfer(
+        event.direction,
+        event.bytes,
+        event.total,
+        event.direction === "push" ? "pushing" : "pulling",
+        event.digest.slice(0, 19) + "…",
+        event.digest.slice(0, 19) + "…",
+      );
+    }
+  };
+  /** A live line while bytes move (TTY only), one summary line when they are all through. */
+  const transfer = (
+    key: keyof typeof started,
+    bytes: number,
+    total: number,
+    verb: string,
+    what: string,
+    summary: string,
+  ) => {
+    const now = Date.now();
+    started[key] ??= now;
+    const seconds = Math.max(0.001, (now - (started[key] ?? now)) / 1000);
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    const finished = bytes >= total;
+    if (mode.interactive && !finished) {
+      if (now - last < 100) return;
+      last = now;
+      process.stderr.write(
+        `\r\x1b[2K${verb}: ${mb(bytes)}/${mb(total)} MB, ${what}, ${mb(bytes / seconds)} MB/s`,
+      );
+      drawn = true;
+    } else if (finished) {
+      clear();
+      process.stderr.write(
+        `${key}: ${summary}, ${mb(total)} MB (${seconds.toFixed(2)} s)\n`,
+      );
     }
   };
   return { onEvent, done: clear };
