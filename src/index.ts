@@ -22,6 +22,14 @@ export {
   type PullResult,
   type RegistryOptions,
   type RegistryCredentials,
+  Executor,
+  type ExecutorOptions,
+  type AppOptions,
+  type App,
+  type CommandResult,
+  type WorkerSpec,
+  type CategorySummary,
+  type AutolabelMode,
 } from "./api/index.js";
 export {
   EnvpackError,
@@ -29,6 +37,7 @@ export {
   InputError,
   IntegrityError,
   RemoteError,
+  TaskError,
   ToolError,
   isEnvpackError,
   computeInputDigest,
@@ -45,4 +54,8 @@ export {
   type UnresolvedEntry,
   type AppFile,
   type Digest,
+  type Resources,
+  type ResourceSpec,
+  type TaskResult,
+  type TaskUsage,
 } from "./core/index.js";

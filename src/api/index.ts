@@ -21,3 +21,13 @@ export {
   type RegistryOptions,
   type RegistryCredentials,
 } from "./registry.js";
+export {
+  Executor,
+  type ExecutorOptions,
+  type AppOptions,
+  type App,
+  type CommandResult,
+  type WorkerSpec,
+  type CategorySummary,
+  type AutolabelMode,
+} from "./executor.js";

@@ -1,11 +1,14 @@
 // The error model: one coded error class per failure kind; the class fixes the exit code.
 
+import type { TaskResult } from "./task.js";
+
 /** Every error code envpack can throw. `ENVPACK_<AREA>_<WHAT>`; each is listed in the README. */
 export type ErrorCode =
   | "ENVPACK_USAGE_BAD_ARGUMENT"
   | "ENVPACK_USAGE_BAD_CONFIG"
   | "ENVPACK_USAGE_MIXED_ENTRIES"
   | "ENVPACK_USAGE_BAD_REGISTRY_URL"
+  | "ENVPACK_USAGE_BAD_RESOURCES"
   | "ENVPACK_INPUT_ENTRY_NOT_FOUND"
   | "ENVPACK_INPUT_ENTRY_UNSUPPORTED"
   | "ENVPACK_INPUT_ENV_NOT_FOUND"
@@ -24,6 +27,10 @@ export type ErrorCode =
   | "ENVPACK_REMOTE_HTTP"
   | "ENVPACK_REMOTE_AUTH"
   | "ENVPACK_REMOTE_UNREACHABLE"
+  | "ENVPACK_TASK_FAILED"
+  | "ENVPACK_TASK_TOO_LARGE"
+  | "ENVPACK_TASK_OVER_RESOURCES"
+  | "ENVPACK_TASK_CANCELED"
   | "ENVPACK_TOOL_MISSING"
   | "ENVPACK_TOOL_FAILED";
 
@@ -114,6 +121,28 @@ export class RemoteError extends EnvpackError {
     });
     this.url = options.url;
     this.status = options.status;
+  }
+}
+
+/**
+ * A task failed for good (after its retries): the app threw, its process died, it ran over its
+ * resources, or it was canceled. `result` is its last run's {@link TaskResult}. Exit 1.
+ */
+export class TaskError extends EnvpackError {
+  override readonly name = "TaskError";
+  readonly exitCode = 1;
+  readonly result: TaskResult | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: EnvpackErrorOptions & { result?: TaskResult | undefined },
+  ) {
+    super(code, message, options);
+    this.result = options.result;
+    // The remote stack, when the app threw: where the failure really happened.
+    if (options.result?.error?.stack !== undefined)
+      this.stack = `${this.name}: ${message}\n--- remote ---\n${options.result.error.stack}`;
   }
 }
 

@@ -1,6 +1,8 @@
 // Typed progress and diagnostic events emitted by long operations; the CLI decides how to render them.
 
 import type { Digest } from "./digest.js";
+import type { ResourceSpec, Resources } from "./resources.js";
+import type { TaskResult } from "./task.js";
 
 /** A finding that is data, not a failure; `strict` turns some of them into errors. */
 export interface WarnEvent {
@@ -35,6 +37,26 @@ export type EnvpackEvent =
       digest: Digest;
       bytes: number;
       total: number;
+    }
+  /** A task changed state; `result` on done/failed carries its measurements. */
+  | {
+      type: "task:state";
+      id: string;
+      category: string;
+      state: "queued" | "running" | "done" | "failed" | "retry";
+      workerId?: string;
+      label?: Resources;
+      result?: TaskResult;
+    }
+  /** autolabel chose a new label for a category. */
+  | {
+      type: "label:chosen";
+      category: string;
+      samples: number;
+      label: ResourceSpec | null;
+      reason: string;
+      peaks: { memory: number; cores: number; disk: number };
+      overLabel: number;
     }
   | WarnEvent
   | { type: "debug"; message: string };

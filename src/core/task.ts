@@ -9,12 +9,15 @@ export const TASK_PROTOCOL = 1;
 
 /** What a task runs. */
 export type TaskPayload =
-  /** A module app: `exportName` of the ES module at `module` (absolute path), called with `args`. */
+  /**
+   * A module app: `exportName` of the ES module at `module` (an absolute path; under a bundle,
+   * relative to the unpacked bundle, or empty for the bundle's first entry), called with `args`.
+   */
   | { kind: "module"; module: string; exportName: string; args: unknown[] }
   /** A command app: argv run without a shell, or one shell command line run by `/bin/sh -c`. */
   | { kind: "command"; argv: string[] }
   | { kind: "command"; shell: string }
-  /** A Python app: `functionName` of the `.py` file at `file`, called with `args`. */
+  /** A Python app: `functionName` of the `.py` file at `file` (as `module` above), called with `args`. */
   | { kind: "python"; file: string; functionName: string; args: unknown[] };
 
 /** A bundle a task runs inside: each worker unpacks it once. */

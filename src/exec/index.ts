@@ -6,3 +6,15 @@ export type {
   Placement,
   WorkerInfo,
 } from "./backend.js";
+export { Scheduler, labelOn, type SchedulableTask } from "./scheduler.js";
+export {
+  Categories,
+  type AutolabelMode,
+  type CategorySummary,
+} from "./categories.js";
+export {
+  LocalBackend,
+  detectResources,
+  type LocalBackendOptions,
+  type WorkerSpec,
+} from "./local/local-backend.js";

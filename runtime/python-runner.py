@@ -1,0 +1,42 @@
+# The task wrapper of Python apps: runs one function of a .py file with JSON arguments and writes
+# the JSON result to file descriptor 3. Standard library only: it runs with the bundle's python.
+# Input on stdin (protocol 1, see src/core/task.ts): {"protocol", "file", "function", "args", "cwd"}.
+# Output on fd 3: {"protocol", "ok", "value"?, "error"?: {"name", "message", "stack"}}.
+import importlib.util
+import json
+import os
+import sys
+import traceback
+
+PROTOCOL = 1
+
+
+def main():
+    task = json.load(sys.stdin)
+    out = os.fdopen(3, "w")
+    try:
+        os.chdir(task["cwd"])
+        sys.path.insert(0, os.path.dirname(os.path.abspath(task["file"])))
+        spec = importlib.util.spec_from_file_location("envpack_app", task["file"])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        fn = getattr(module, task["function"], None)
+        if not callable(fn):
+            raise TypeError("%s has no function %s" % (task["file"], task["function"]))
+        result = {"protocol": PROTOCOL, "ok": True, "value": fn(*task["args"])}
+        text = json.dumps(result)
+    except BaseException as error:  # the app's failure is the result, whatever it is
+        text = json.dumps({
+            "protocol": PROTOCOL,
+            "ok": False,
+            "error": {
+                "name": type(error).__name__,
+                "message": str(error),
+                "stack": traceback.format_exc(),
+            },
+        })
+    out.write(text)
+    out.close()
+
+
+main()

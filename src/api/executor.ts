@@ -1,0 +1,634 @@
+// The executor: apps called like async functions become tasks, fitted to workers by their
+// resources, measured, labelled (autolabel), retried, and — with `pack` — run inside their bundle.
+
+import { createHash } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, extname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build as esbuild } from "esbuild";
+import {
+  TaskError,
+  UsageError,
+  isEnvpackError,
+  parseResourceSpec,
+  type OnEvent,
+  type ResourceSpec,
+  type Resources,
+  type TaskBundle,
+  type TaskPayload,
+  type TaskResult,
+  type TaskSpec,
+} from "../core/index.js";
+import {
+  Categories,
+  LocalBackend,
+  Scheduler,
+  type AutolabelMode,
+  type CategorySummary,
+  type ExecBackend,
+  type WorkerInfo,
+  type WorkerSpec,
+} from "../exec/index.js";
+import { build } from "./build.js";
+import { loadConfig } from "./load-config.js";
+
+export type { WorkerSpec, CategorySummary, AutolabelMode };
+
+/** Options of {@link Executor}. */
+export interface ExecutorOptions {
+  /** Where tasks run: `local` (this machine; the default and, for now, the only backend). */
+  backend?: "local" | undefined;
+  /** Local workers to model a heterogeneous pool; default one worker of this machine's size. */
+  workers?: WorkerSpec[] | undefined;
+  /** Scan, build and ship each app's environment; tasks run inside its bundle. */
+  pack?: boolean | undefined;
+  /** Measure tasks and choose their labels (Work Queue's autolabel). */
+  autolabel?: boolean | undefined;
+  /** Tasks measured on a whole worker before a category gets a label (default 1, as Parsl). */
+  autolabelWindow?: number | undefined;
+  /** `max` (the largest peak seen, default) or `throughput` (the label fitting most tasks per worker). */
+  autolabelMode?: AutolabelMode | undefined;
+  /** One category per app (default true); false: all apps share one. */
+  autocategory?: boolean | undefined;
+  /** Runs again after a crash or a lost worker (default 0). Over-label retries do not count. */
+  maxRetries?: number | undefined;
+  /** Module apps in warm runtime processes (default true), or a fresh process per task. */
+  reuseRuntimes?: boolean | undefined;
+  /** The bundle cache (default as the CLI's: `$ENVPACK_CACHE_DIR` or `~/.cache/envpack`). */
+  cacheDir?: string | undefined;
+  /** Where local workers keep sandboxes and unpacked bundles (default: a temp directory). */
+  workDir?: string | undefined;
+  onEvent?: OnEvent | undefined;
+  /** Aborting cancels every queued and running task. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options of an app. */
+export interface AppOptions {
+  /** Default resources of its calls: `cores`, `memory` (MB), `disk` (MB), `gpus`. */
+  resources?: ResourceSpec | undefined;
+  /** Its category name under autocategory (default: the export or file name). */
+  name?: string | undefined;
+}
+
+/** A callable app: each call is a task. */
+export interface App<A extends unknown[], R> {
+  (...args: A): Promise<R>;
+  /** The same app with other resources for the calls made through it. */
+  with(options: { resources: ResourceSpec }): App<A, R>;
+  readonly appName: string;
+}
+
+/** What a command app resolves with. */
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+}
+
+interface AppDef {
+  name: string;
+  kind: TaskPayload["kind"];
+  /** Absolute path of the module or .py file (command apps: none). */
+  file?: string;
+  exportName?: string;
+  command?: string[] | string;
+  /** Conda prefix of a Python app. */
+  env?: string;
+}
+
+interface Pending {
+  spec: TaskSpec;
+  app: AppDef;
+  declared: ResourceSpec;
+  /** Over-label retries on a whole worker. */
+  enlarged: boolean;
+  retries: number;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Runs apps as tasks on workers. `await executor.shutdown()` when done.
+ * @throws (from app calls) UsageError ENVPACK_USAGE_BAD_RESOURCES / ENVPACK_USAGE_BAD_ARGUMENT at the
+ *   call, TaskError ENVPACK_TASK_FAILED / _TOO_LARGE / _OVER_RESOURCES / _CANCELED, and the build's
+ *   errors under `pack`
+ */
+export class Executor {
+  readonly #options: ExecutorOptions;
+  readonly #scheduler = new Scheduler();
+  readonly #categories: Categories;
+  readonly #backend: ExecBackend & { runtimePids?(): number[] };
+  readonly #started: Promise<void>;
+  readonly #pending = new Map<string, Pending>();
+  readonly #running = new Map<string, AbortController>();
+  readonly #bundles = new Map<string, Promise<{ bundle: TaskBundle }>>();
+  readonly #compiled = new Map<string, Promise<string>>();
+  readonly #workDir: string;
+  #next = 0;
+  #closed = false;
+  #largest: Resources = { cores: 0, memory: 0, disk: 0, gpus: 0 };
+
+  constructor(options: ExecutorOptions = {}) {
+    if ((options.backend ?? "local") !== "local")
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_CONFIG",
+        `unknown backend ${JSON.stringify(options.backend)}`,
+        { hint: 'Use backend: "local".' },
+      );
+    const window = options.autolabelWindow ?? 1;
+    if (!Number.isInteger(window) || window < 1)
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_CONFIG",
+        `autolabelWindow must be an integer ≥ 1, got ${window}`,
+      );
+    for (const [i, w] of (options.workers ?? []).entries()) checkWorker(w, i);
+    this.#options = options;
+    this.#categories = new Categories({
+      window,
+      mode: options.autolabelMode ?? "max",
+    });
+    this.#workDir =
+      options.workDir ??
+      join(
+        tmpdir(),
+        `envpack-executor-${process.pid}-${Date.now().toString(36)}`,
+      );
+    this.#backend = new LocalBackend({
+      workers: options.workers,
+      workDir: this.#workDir,
+      reuseRuntimes: options.reuseRuntimes,
+      onEvent: options.onEvent,
+    });
+    this.#started = this.#backend.start({
+      workerJoined: (info) => this.#joined(info),
+      workerLeft: (id) => this.#left(id),
+    });
+    // Until a call awaits it, a failed start must not be an unhandled rejection.
+    this.#started.catch(() => {});
+    options.signal?.addEventListener(
+      "abort",
+      () => void this.shutdown({ cancel: true }),
+      {
+        once: true,
+      },
+    );
+  }
+
+  /** A module app: `exportName` of the TS/JS module at `module` (a path or file: URL). */
+  app<A extends unknown[] = unknown[], R = unknown>(
+    module: string | URL,
+    exportName: string,
+    options: AppOptions = {},
+  ): App<A, R> {
+    const file =
+      typeof module === "string" && !module.startsWith("file:")
+        ? resolve(module)
+        : fileURLToPath(module);
+    return this.#makeApp<A, R>(
+      {
+        name: options.name ?? `${basename(file, extname(file))}.${exportName}`,
+        kind: "module",
+        file,
+        exportName,
+      },
+      parseResourceSpec(options.resources, `app ${exportName}`),
+    );
+  }
+
+  /**
+   * A command app (Parsl's bash app): argv run without a shell (call arguments are appended), or
+   * one shell line run by /bin/sh (call arguments are its `$1`…). Resolves with
+   * `{ exitCode, stdout }`; a non-zero exit rejects with a TaskError.
+   */
+  command(
+    command: string[] | string,
+    options: AppOptions = {},
+  ): App<string[], CommandResult> {
+    if (Array.isArray(command) ? command.length === 0 : command.trim() === "")
+      throw new UsageError("ENVPACK_USAGE_BAD_ARGUMENT", "an empty command");
+    return this.#makeApp<string[], CommandResult>(
+      {
+        name:
+          options.name ??
+          basename(
+            Array.isArray(command)
+              ? (command[0] as string)
+              : (command.split(" ")[0] ?? "sh"),
+          ),
+        kind: "command",
+        command,
+      },
+      parseResourceSpec(options.resources, "command"),
+    );
+  }
+
+  /** A Python app: `functionName` of the `.py` file, run by the Conda prefix `env`'s python (or python3 on PATH). */
+  pythonApp<A extends unknown[] = unknown[], R = unknown>(
+    file: string,
+    functionName: string,
+    options: AppOptions & { env?: string | undefined } = {},
+  ): App<A, R> {
+    const path = resolve(file);
+    return this.#makeApp<A, R>(
+      {
+        name: options.name ?? `${basename(path, ".py")}.${functionName}`,
+        kind: "python",
+        file: path,
+        exportName: functionName,
+        env: options.env,
+      },
+      parseResourceSpec(options.resources, `python app ${functionName}`),
+    );
+  }
+
+  /** Per category: samples, the label in use and why, peaks, over-label retries. */
+  summary(): CategorySummary[] {
+    return this.#categories.summary();
+  }
+
+  /**
+   * Waits for every task to end (or, with `cancel`, cancels them) and stops every process the
+   * executor started.
+   */
+  async shutdown(options: { cancel?: boolean } = {}): Promise<void> {
+    this.#closed = true;
+    if (options.cancel) {
+      for (const [id, pending] of this.#pending) {
+        if (this.#scheduler.withdraw(id))
+          this.#fail(pending, "canceled", undefined);
+      }
+      for (const controller of this.#running.values()) controller.abort();
+    }
+    while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20));
+    await this.#started.catch(() => {});
+    await this.#backend.shutdown();
+  }
+
+  #makeApp<A extends unknown[], R>(
+    def: AppDef,
+    resources: ResourceSpec,
+  ): App<A, R> {
+    const call = ((...args: A) =>
+      this.#submit(def, args, resources)) as unknown as App<A, R>;
+    Object.defineProperty(call, "appName", { value: def.name });
+    call.with = (options) =>
+      this.#makeApp<A, R>(
+        def,
+        parseResourceSpec(options.resources, `${def.name}.with`),
+      );
+    return call;
+  }
+
+  async #submit(
+    def: AppDef,
+    args: unknown[],
+    declared: ResourceSpec,
+  ): Promise<never> {
+    if (this.#closed)
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_ARGUMENT",
+        `${def.name}: the executor is shut down`,
+      );
+    checkJson(args, def.name);
+    await this.#started;
+    const payload = await this.#payload(def, args);
+    const bundle = this.#options.pack
+      ? (await this.#bundleOf(def)).bundle
+      : undefined;
+    const id = `t${++this.#next}`;
+    const category =
+      this.#options.autocategory === false ? "default" : def.name;
+    return new Promise((resolvePromise, reject) => {
+      const pending: Pending = {
+        spec: { id, category, payload, resources: {}, bundle, attempt: 0 },
+        app: def,
+        declared,
+        enlarged: false,
+        retries: 0,
+        resolve: resolvePromise as (value: unknown) => void,
+        reject,
+      };
+      this.#pending.set(id, pending);
+      this.#enqueue(pending);
+    });
+  }
+
+  /** Chooses the task's resources for this attempt and queues it. */
+  #enqueue(pending: Pending): void {
+    const { spec } = pending;
+    const label = this.#options.autolabel
+      ? this.#categories.labelFor(spec.category)
+      : null;
+    spec.resources = pending.enlarged
+      ? {}
+      : Object.keys(pending.declared).length > 0
+        ? pending.declared
+        : (label ?? {});
+    const task = { id: spec.id, resources: spec.resources };
+    if (this.#scheduler.anyFit(task) === undefined) {
+      const largest = this.#scheduler.workers()[0];
+      this.#pending.delete(spec.id);
+      pending.reject(
+        new TaskError(
+          "ENVPACK_TASK_TOO_LARGE",
+          `${pending.app.name} asks for ${JSON.stringify(spec.resources)}, more than any worker has (largest: ${largest?.id ?? "none"} with ${JSON.stringify(largest?.resources ?? {})})`,
+          {
+            hint: "Ask for less, or add a bigger worker.",
+            details: { resources: spec.resources, largest: largest?.resources },
+          },
+        ),
+      );
+      return;
+    }
+    this.#options.onEvent?.({
+      type: "task:state",
+      id: spec.id,
+      category: spec.category,
+      state: spec.attempt === 0 ? "queued" : "retry",
+    });
+    this.#scheduler.submit(task, spec.attempt > 0);
+    this.#pump();
+  }
+
+  #pump(): void {
+    for (const { taskId, placement } of this.#scheduler.schedule()) {
+      const pending = this.#pending.get(taskId);
+      if (pending === undefined) {
+        this.#scheduler.release(taskId);
+        continue;
+      }
+      const controller = new AbortController();
+      this.#running.set(taskId, controller);
+      this.#options.onEvent?.({
+        type: "task:state",
+        id: taskId,
+        category: pending.spec.category,
+        state: "running",
+        workerId: placement.workerId,
+        label: placement.label,
+      });
+      this.#backend.runTask(pending.spec, placement, controller.signal).then(
+        (result) => this.#finished(pending, result),
+        (error: unknown) => {
+          this.#running.delete(taskId);
+          this.#scheduler.release(taskId);
+          this.#pending.delete(taskId);
+          pending.reject(error);
+          this.#pump();
+        },
+      );
+    }
+  }
+
+  #finished(pending: Pending, result: TaskResult): void {
+    const { spec } = pending;
+    this.#running.delete(spec.id);
+    this.#scheduler.release(spec.id);
+    const over = result.reason === "over-resources";
+    if (this.#options.autolabel && (result.ok || over)) {
+      const changed = this.#categories.record(
+        spec.category,
+        result.usage,
+        this.#largest,
+        over,
+      );
+      if (changed !== undefined)
+        this.#options.onEvent?.({ type: "label:chosen", ...changed });
+    }
+    this.#options.onEvent?.({
+      type: "task:state",
+      id: spec.id,
+      category: spec.category,
+      state: result.ok ? "done" : "failed",
+      workerId: result.workerId,
+      label: result.label,
+      result,
+    });
+    if (result.ok) {
+      this.#pending.delete(spec.id);
+      pending.resolve(result.value);
+    } else if (
+      over &&
+      this.#options.autolabel &&
+      !pending.enlarged &&
+      !isWhole(result.label, this.#workerSize(result.workerId))
+    ) {
+      // Work Queue's rule: a task over its label runs again with the whole worker.
+      pending.enlarged = true;
+      spec.attempt++;
+      this.#enqueue(pending);
+    } else if (
+      (result.reason === "signal" || result.reason === "worker-lost") &&
+      pending.retries < (this.#options.maxRetries ?? 0) &&
+      !this.#closed
+    ) {
+      pending.retries++;
+      spec.attempt++;
+      this.#enqueue(pending);
+    } else {
+      this.#fail(pending, result.reason, result);
+    }
+    this.#pump();
+  }
+
+  #fail(
+    pending: Pending,
+    reason: TaskResult["reason"],
+    result: TaskResult | undefined,
+  ): void {
+    this.#pending.delete(pending.spec.id);
+    const name = pending.app.name;
+    const code =
+      reason === "over-resources"
+        ? "ENVPACK_TASK_OVER_RESOURCES"
+        : reason === "canceled"
+          ? "ENVPACK_TASK_CANCELED"
+          : "ENVPACK_TASK_FAILED";
+    const what =
+      result?.error !== undefined
+        ? `${result.error.name}: ${result.error.message}`
+        : reason;
+    pending.reject(
+      new TaskError(code, `${name} (${pending.spec.id}) failed: ${what}`, {
+        hint:
+          reason === "over-resources"
+            ? "Give the app more resources (app.with({ resources })) or turn on autolabel."
+            : undefined,
+        details: { reason, stderrTail: result?.stderrTail },
+        result,
+      }),
+    );
+  }
+
+  #workerSize(id: string): Resources | undefined {
+    return this.#scheduler.workers().find((w) => w.id === id)?.resources;
+  }
+
+  #joined(info: WorkerInfo): void {
+    this.#scheduler.addWorker(info);
+    if (info.resources.cores > this.#largest.cores)
+      this.#largest = info.resources;
+    this.#pump();
+  }
+
+  #left(id: string): void {
+    for (const taskId of this.#scheduler.removeWorker(id))
+      this.#running.get(taskId)?.abort();
+  }
+
+  /** The task payload for a call: module paths compiled or placed inside the bundle. */
+  async #payload(def: AppDef, args: unknown[]): Promise<TaskPayload> {
+    if (def.kind === "command") {
+      const command = def.command as string[] | string;
+      return Array.isArray(command)
+        ? { kind: "command", argv: [...command, ...(args as string[])] }
+        : {
+            kind: "command",
+            shell:
+              args.length === 0
+                ? command
+                : `set -- ${args.map(shellQuote).join(" ")}; ${command}`,
+          };
+    }
+    if (def.kind === "python")
+      return {
+        kind: "python",
+        file: this.#options.pack ? "" : (def.file as string),
+        functionName: def.exportName as string,
+        args,
+      };
+    return {
+      kind: "module",
+      module: this.#options.pack
+        ? ""
+        : await this.#runnable(def.file as string),
+      exportName: def.exportName as string,
+      args,
+    };
+  }
+
+  /** A module the host's node can import: JS as it is, TypeScript bundled to one ES module. */
+  #runnable(file: string): Promise<string> {
+    if (![".ts", ".tsx", ".mts", ".cts"].includes(extname(file)))
+      return Promise.resolve(file);
+    let pending = this.#compiled.get(file);
+    if (pending === undefined) {
+      pending = (async () => {
+        const out = join(
+          this.#workDir,
+          "compiled",
+          `${createHash("sha256").update(file).digest("hex").slice(0, 16)}.mjs`,
+        );
+        await mkdir(join(this.#workDir, "compiled"), { recursive: true });
+        const result = await esbuild({
+          entryPoints: [file],
+          bundle: true,
+          platform: "node",
+          format: "esm",
+          target: "node20",
+          write: false,
+          logLevel: "silent",
+          // CommonJS packages bundled into ESM still call require() for builtins.
+          banner: {
+            js: 'import { createRequire as __envpackRequire } from "node:module"; const require = __envpackRequire(import.meta.url);',
+          },
+        });
+        await writeFile(out, result.outputFiles[0]?.contents ?? "");
+        return out;
+      })();
+      this.#compiled.set(file, pending);
+    }
+    return pending;
+  }
+
+  /** Scans and builds an app's bundle once (a cache hit after the first time). */
+  #bundleOf(def: AppDef): Promise<{ bundle: TaskBundle }> {
+    const key = `${def.file}\0${def.env ?? ""}`;
+    let pending = this.#bundles.get(key);
+    if (pending === undefined) {
+      const config = loadConfig({
+        cacheDir: this.#options.cacheDir,
+        env: def.env,
+      });
+      pending = build({
+        entries: [def.file as string],
+        env: def.kind === "python" ? config.env : undefined,
+        cwd: process.cwd(),
+        cacheDir: config.cacheDir,
+        onEvent: this.#options.onEvent,
+        signal: this.#options.signal,
+      }).then(
+        (built) => ({
+          bundle: { digest: built.digest, path: built.path, kind: built.kind },
+        }),
+        (error: unknown) => {
+          throw isEnvpackError(error)
+            ? error
+            : new TaskError(
+                "ENVPACK_TASK_FAILED",
+                `${def.name}: building its bundle failed: ${(error as Error).message}`,
+                { cause: error },
+              );
+        },
+      );
+      this.#bundles.set(key, pending);
+    }
+    return pending;
+  }
+}
+
+/** A declared worker: `cores` required, the other resources as in a spec, an optional `id`. */
+function checkWorker(worker: WorkerSpec, index: number): void {
+  const { id, ...resources } = worker;
+  const spec = parseResourceSpec(resources, `workers[${index}]`);
+  if (spec.cores === undefined || (id !== undefined && typeof id !== "string"))
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_RESOURCES",
+      `workers[${index}]: a worker needs cores (and an id, if any, is a string)`,
+      { hint: "e.g. workers: [{ cores: 4, memory: 8000 }, { cores: 2 }]" },
+    );
+}
+
+function isWhole(label: Resources, worker: Resources | undefined): boolean {
+  return (
+    worker !== undefined &&
+    label.cores >= worker.cores &&
+    label.memory >= worker.memory
+  );
+}
+
+/** Arguments travel as JSON: refuse what JSON would lose. */
+function checkJson(args: unknown[], name: string): void {
+  const bad = (why: string) =>
+    new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      `${name}: arguments must be JSON values (${why})`,
+      {
+        hint: "Pass plain objects, arrays, strings, numbers, booleans or null.",
+      },
+    );
+  const seen = new Set<unknown>();
+  const walk = (value: unknown): void => {
+    const type = typeof value;
+    if (value === null || type === "string" || type === "boolean") return;
+    if (type === "number") {
+      if (!Number.isFinite(value))
+        throw bad(`${String(value)} is not a JSON number`);
+      return;
+    }
+    if (type !== "object") throw bad(`a ${type}`);
+    if (seen.has(value)) throw bad("a cycle");
+    seen.add(value);
+    const proto = Object.getPrototypeOf(value);
+    if (!Array.isArray(value) && proto !== Object.prototype && proto !== null)
+      throw bad(`a ${(value as object).constructor?.name ?? "class"} instance`);
+    for (const item of Object.values(value as object)) walk(item);
+    seen.delete(value);
+  };
+  args.forEach(walk);
+}
+
+function shellQuote(value: unknown): string {
+  return `'${String(value).replace(/'/g, "'\\''")}'`;
+}

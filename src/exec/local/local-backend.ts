@@ -1,0 +1,496 @@
+// The embedded backend: workers on this machine (one of its whole size, or several declared ones
+// modelling a heterogeneous pool), each with its own directory, unpacked bundles and warm runtimes.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, statfs } from "node:fs/promises";
+import { availableParallelism, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import {
+  TASK_PROTOCOL,
+  type OnEvent,
+  type Resources,
+  type TaskBundle,
+  type TaskResult,
+  type TaskSpec,
+  type TaskUsage,
+} from "../../core/index.js";
+import { ensureUnpacked } from "../../../packer/index.js";
+import type {
+  BackendListener,
+  ExecBackend,
+  Placement,
+  WorkerInfo,
+} from "../backend.js";
+import { Monitor, type Peaks } from "./monitor.js";
+import { cpuOf } from "./proc-tree.js";
+import {
+  Runtime,
+  RuntimePool,
+  type RunnerDeath,
+  type RunnerReply,
+} from "./runtime-pool.js";
+
+/** A declared local worker: `cores` required; memory and disk (MB) default to the machine's. */
+export interface WorkerSpec {
+  id?: string | undefined;
+  cores: number;
+  memory?: number | undefined;
+  disk?: number | undefined;
+  gpus?: number | undefined;
+}
+
+/** Options of {@link LocalBackend}. */
+export interface LocalBackendOptions {
+  /** Default: one worker of this machine's detected size. */
+  workers?: WorkerSpec[] | undefined;
+  /** Where workers keep sandboxes and unpacked bundles. */
+  workDir: string;
+  /** Module apps in warm runtime processes (default), or a fresh process per task. */
+  reuseRuntimes?: boolean | undefined;
+  onEvent?: OnEvent | undefined;
+}
+
+/** This machine: cores, memory (MB) and the free disk (MB) of the file system holding `dir`. */
+export async function detectResources(dir: string): Promise<Resources> {
+  await mkdir(dir, { recursive: true });
+  const fs = await statfs(dir);
+  return {
+    cores: availableParallelism(),
+    memory: Math.floor(totalmem() / 1048576),
+    disk: Math.floor((fs.bavail * fs.bsize) / 1048576),
+    gpus: 0,
+  };
+}
+
+interface LocalWorker {
+  info: WorkerInfo;
+  dir: string;
+  unpacking: Map<string, Promise<string>>;
+}
+
+/** Runs tasks in child processes on this machine. */
+export class LocalBackend implements ExecBackend {
+  readonly #options: LocalBackendOptions;
+  readonly #workers = new Map<string, LocalWorker>();
+  readonly #pool = new RuntimePool();
+  readonly #processes = new Set<{ kill(): void; exited(): Promise<void> }>();
+
+  constructor(options: LocalBackendOptions) {
+    this.#options = options;
+  }
+
+  async start(listener: BackendListener): Promise<void> {
+    const machine = await detectResources(this.#options.workDir);
+    const specs = this.#options.workers ?? [{ cores: machine.cores }];
+    specs.forEach((spec, i) => {
+      const id = spec.id ?? `local-${i + 1}`;
+      const info: WorkerInfo = {
+        id,
+        resources: {
+          cores: spec.cores,
+          memory: spec.memory ?? machine.memory,
+          disk: spec.disk ?? machine.disk,
+          gpus: spec.gpus ?? 0,
+        },
+      };
+      this.#workers.set(id, {
+        info,
+        dir: join(this.#options.workDir, id),
+        unpacking: new Map(),
+      });
+    });
+    await Promise.all(
+      [...this.#workers.values()].map((w) => mkdir(w.dir, { recursive: true })),
+    );
+    for (const worker of this.#workers.values())
+      listener.workerJoined(worker.info);
+  }
+
+  /** Pids of the warm runtimes alive now. */
+  runtimePids(): number[] {
+    return this.#pool.pids();
+  }
+
+  async runTask(
+    task: TaskSpec,
+    placement: Placement,
+    signal: AbortSignal,
+  ): Promise<TaskResult> {
+    const worker = this.#workers.get(placement.workerId);
+    if (worker === undefined)
+      throw new Error(`no worker ${placement.workerId}`);
+    const started = performance.now();
+    // Module apps use their runtime's own sandbox (the runner empties it after each task).
+    const sandbox =
+      task.payload.kind === "module"
+        ? undefined
+        : join(worker.dir, "sandbox", `${task.id}.${task.attempt}`);
+    if (sandbox !== undefined) await mkdir(sandbox, { recursive: true });
+    try {
+      const env =
+        task.bundle === undefined
+          ? undefined
+          : await this.#unpacked(worker, task.bundle);
+      const outcome =
+        sandbox === undefined
+          ? await this.#runModule(task, placement, worker, env, signal)
+          : await this.#runProcess(task, placement, env, sandbox, signal);
+      const durationMs = performance.now() - started;
+      return {
+        protocol: TASK_PROTOCOL,
+        id: task.id,
+        workerId: worker.info.id,
+        label: placement.label,
+        attempt: task.attempt,
+        ...outcome,
+        usage: {
+          ...outcome.usage,
+          wallMs: durationMs,
+          cores: durationMs > 0 ? outcome.usage.cpuMs / durationMs : 0,
+        },
+        durationMs,
+      };
+    } finally {
+      if (sandbox !== undefined)
+        await rm(sandbox, { recursive: true, force: true });
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    for (const p of this.#processes) p.kill();
+    await Promise.all([...this.#processes].map((p) => p.exited()));
+    await this.#pool.closeAll();
+  }
+
+  /** The worker's unpacked copy of a bundle: unpacked once, shared while in flight. */
+  #unpacked(worker: LocalWorker, bundle: TaskBundle): Promise<string> {
+    let pending = worker.unpacking.get(bundle.digest);
+    if (pending === undefined) {
+      pending = ensureUnpacked({
+        file: bundle.path,
+        digest: bundle.digest,
+        envsDir: join(worker.dir, "envs"),
+        onEvent: this.#options.onEvent,
+      }).then((r) => r.dir);
+      worker.unpacking.set(bundle.digest, pending);
+      pending.catch(() => worker.unpacking.delete(bundle.digest));
+    }
+    return pending;
+  }
+
+  async #runModule(
+    task: TaskSpec,
+    placement: Placement,
+    worker: LocalWorker,
+    env: string | undefined,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
+    const payload = task.payload as Extract<
+      TaskSpec["payload"],
+      { kind: "module" }
+    >;
+    const node =
+      env === undefined ? process.execPath : join(env, "bin", "node");
+    const key = `${worker.info.id}\0${node}`;
+    const start = () =>
+      Runtime.start({
+        node,
+        runner: runtimeFile("module-runner.mjs"),
+        cwd: worker.dir,
+        env: runtimeEnv(env, task.env),
+      });
+    const reuse = this.#options.reuseRuntimes !== false;
+    const runtime = reuse
+      ? await this.#pool.acquire(key, start)
+      : await start();
+    if (!reuse) this.#processes.add(runtime);
+    let exceeded: "memory" | "disk" | undefined;
+    let canceled = false;
+    const sandbox = join(worker.dir, "sandbox", `rt-${runtime.pid}`);
+    const monitor = new Monitor({
+      pid: runtime.pid,
+      sandbox,
+      label: placement.label,
+      cpuBaseMs: cpuOf(runtime.pid),
+      onExceeded: (what) => {
+        exceeded = what;
+        runtime.kill();
+      },
+    });
+    const onAbort = () => {
+      canceled = true;
+      runtime.kill();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    let reply: RunnerReply | RunnerDeath;
+    try {
+      reply = await runtime.run({
+        id: task.id,
+        module: await inBundle(env, payload.module),
+        exportName: payload.exportName,
+        args: payload.args,
+        cwd: sandbox,
+      });
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+    const peaks = await monitor.stop();
+    if (reuse) this.#pool.release(key, runtime);
+    else {
+      runtime.child.disconnect();
+      await runtime.exited();
+      this.#processes.delete(runtime);
+    }
+    if ("died" in reply) {
+      return ended(peaks, exceeded, canceled, {
+        reason: reply.signal ? "signal" : "exit",
+        exitCode: reply.exitCode ?? undefined,
+        signal: reply.signal ?? undefined,
+        stderrTail: clean(reply.stderrTail),
+        error: {
+          name: "RuntimeExit",
+          message: `the runtime process ${reply.signal ? `was killed by ${reply.signal}` : `exited with code ${reply.exitCode}`} during the task`,
+        },
+      });
+    }
+    const usage = usageOf(peaks, reply);
+    return reply.ok
+      ? { ok: true, reason: "ok", value: reply.value, usage }
+      : { ok: false, reason: "exit", error: reply.error, usage };
+  }
+
+  /** Command and Python payloads: a process per task. */
+  async #runProcess(
+    task: TaskSpec,
+    placement: Placement,
+    env: string | undefined,
+    sandbox: string,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
+    const payload = task.payload as Exclude<
+      TaskSpec["payload"],
+      { kind: "module" }
+    >;
+    let file: string;
+    let args: string[];
+    let input: string | undefined;
+    if (payload.kind === "python") {
+      file = env === undefined ? "python3" : join(env, "bin", "python3");
+      args = ["-I", runtimeFile("python-runner.py")];
+      input = JSON.stringify({
+        protocol: TASK_PROTOCOL,
+        file: await inBundle(env, payload.file),
+        function: payload.functionName,
+        args: payload.args,
+        cwd: sandbox,
+      });
+    } else if ("argv" in payload) {
+      [file = "", ...args] = payload.argv;
+    } else {
+      file = "/bin/sh";
+      args = ["-c", payload.shell];
+    }
+    const child = spawn(file, args, {
+      cwd: sandbox,
+      env: runtimeEnv(env, task.env),
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe", "pipe"],
+      detached: true,
+    });
+    const handle = {
+      kill: () => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+        }
+      },
+      exited: () =>
+        child.exitCode !== null || child.signalCode !== null
+          ? Promise.resolve()
+          : new Promise<void>((resolve) =>
+              child.once("close", () => resolve()),
+            ),
+    };
+    this.#processes.add(handle);
+    let stdout = "";
+    let stderr = "";
+    let result = "";
+    child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr?.on(
+      "data",
+      (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)),
+    );
+    (child.stdio[3] as NodeJS.ReadableStream | null)?.on(
+      "data",
+      (c: Buffer) => (result += c.toString()),
+    );
+    // A runner that dies before reading its input is reported by its exit, not by EPIPE here.
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(input);
+    let exceeded: "memory" | "disk" | undefined;
+    let canceled = false;
+    const spawned = await new Promise<Error | undefined>((resolve) => {
+      child.once("spawn", () => resolve(undefined));
+      child.once("error", resolve);
+    });
+    if (spawned !== undefined) {
+      this.#processes.delete(handle);
+      return {
+        ok: false,
+        reason: "exit",
+        error: {
+          name: "SpawnError",
+          message: `cannot start ${file}: ${spawned.message}`,
+        },
+        usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }),
+      };
+    }
+    const monitor = new Monitor({
+      pid: child.pid as number,
+      sandbox,
+      label: placement.label,
+      onExceeded: (what) => {
+        exceeded = what;
+        handle.kill();
+      },
+    });
+    const onAbort = () => {
+      canceled = true;
+      handle.kill();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    const [exitCode, signalName] = await new Promise<
+      [number | null, string | null]
+    >((resolve) => child.once("close", (code, sig) => resolve([code, sig])));
+    signal.removeEventListener("abort", onAbort);
+    this.#processes.delete(handle);
+    const peaks = await monitor.stop();
+    const stderrTail = clean(stderr);
+    if (payload.kind === "python" && exitCode === 0 && result !== "") {
+      const reply = JSON.parse(result) as Omit<RunnerReply, "cpuMs" | "rssMB">;
+      const usage = usageOf(peaks);
+      return reply.ok
+        ? { ok: true, reason: "ok", value: reply.value, usage }
+        : { ok: false, reason: "exit", error: reply.error, stderrTail, usage };
+    }
+    if (exitCode === 0 && payload.kind === "command")
+      return {
+        ok: true,
+        reason: "ok",
+        value: { exitCode, stdout },
+        usage: usageOf(peaks),
+      };
+    return ended(peaks, exceeded, canceled, {
+      reason: signalName ? "signal" : "exit",
+      exitCode: exitCode ?? undefined,
+      signal: signalName ?? undefined,
+      stderrTail,
+      value: payload.kind === "command" ? { exitCode, stdout } : undefined,
+      error: {
+        name: "ExitError",
+        message: `${file} ${signalName ? `was killed by ${signalName}` : `exited with code ${exitCode}`}`,
+      },
+    });
+  }
+}
+
+type Outcome = Omit<
+  TaskResult,
+  "protocol" | "id" | "workerId" | "label" | "attempt" | "durationMs"
+>;
+
+/** The outcome of a run that did not finish by itself: the first cause wins. */
+function ended(
+  peaks: Peaks,
+  exceeded: "memory" | "disk" | undefined,
+  canceled: boolean,
+  otherwise: Omit<Outcome, "ok" | "usage">,
+): Outcome {
+  const usage = usageOf(peaks);
+  if (exceeded !== undefined)
+    return {
+      ok: false,
+      reason: "over-resources",
+      exceeded,
+      error: {
+        name: "OverResources",
+        message: `the task went over its ${exceeded} label and was killed`,
+      },
+      usage,
+    };
+  if (canceled)
+    return {
+      ok: false,
+      reason: "canceled",
+      error: { name: "Canceled", message: "the task was canceled" },
+      usage,
+    };
+  return { ok: false, ...otherwise, usage };
+}
+
+/** Usage from the samples, or — when the runner reported it — the runner's exact CPU and disk. */
+function usageOf(
+  peaks: Peaks,
+  reported?: { rssMB: number; cpuMs: number; diskMB: number },
+): TaskUsage {
+  return {
+    peakMemory: Math.max(peaks.rssMB, reported?.rssMB ?? 0),
+    cpuMs: reported?.cpuMs ?? peaks.cpuMs,
+    disk: Math.max(peaks.diskMB, reported?.diskMB ?? 0),
+    wallMs: 0,
+    cores: 0,
+  };
+}
+
+/** The environment of a task's process: the bundle's bin first, the host's module paths cleared. */
+function runtimeEnv(
+  env: string | undefined,
+  extra: Record<string, string> | undefined,
+): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete out["NODE_OPTIONS"];
+  delete out["NODE_PATH"];
+  if (env !== undefined) {
+    out["PATH"] = `${join(env, "bin")}:${process.env["PATH"] ?? ""}`;
+    out["ENVPACK_ENV"] = env;
+    delete out["PYTHONPATH"];
+    delete out["PYTHONHOME"];
+  }
+  return out;
+}
+
+/** A payload path: as given without a bundle; inside the bundle, "" meaning its first entry. */
+async function inBundle(
+  env: string | undefined,
+  path: string,
+): Promise<string> {
+  if (env === undefined) return path;
+  if (path !== "") return join(env, path);
+  const meta = JSON.parse(
+    await readFile(join(env, ".envpack", "bundle.json"), "utf8"),
+  ) as { entries?: string[] };
+  const entry = meta.entries?.[0];
+  if (entry === undefined) throw new Error(`${env}: the bundle names no entry`);
+  return join(env, entry);
+}
+
+/** A file of runtime/, found upward from this module (source tree or dist/). */
+function runtimeFile(name: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, "runtime", name);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(`runtime/${name} not found next to envpack`);
+}
+
+function clean(text: string): string {
+  return text
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]+/g, "")
+    .trim()
+    .slice(-2000);
+}

@@ -1,0 +1,181 @@
+// Warm runtime processes for module apps: one task at a time each, reused across tasks, replaced
+// when one dies or is killed.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { TASK_PROTOCOL } from "../../core/index.js";
+
+/** What runtime/module-runner.mjs answers for one task. */
+export interface RunnerReply {
+  ok: boolean;
+  value?: unknown;
+  error?: { name: string; message: string; stack?: string };
+  cpuMs: number;
+  rssMB: number;
+  diskMB: number;
+}
+
+/** How a run ended when the process did not answer. */
+export interface RunnerDeath {
+  died: true;
+  exitCode: number | null;
+  signal: string | null;
+  stderrTail: string;
+}
+
+/** A started runtime process. */
+export class Runtime {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  #pending: ((outcome: RunnerReply | RunnerDeath) => void) | undefined;
+  #stderr = "";
+  #dead = false;
+
+  private constructor(child: ChildProcess) {
+    this.child = child;
+    this.pid = child.pid as number;
+    child.stderr?.on("data", (chunk: Buffer) => {
+      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000);
+    });
+    // The app's own console output is not the result; keep the pipe drained.
+    child.stdout?.resume();
+    child.on("message", (message: { type?: string } & RunnerReply) => {
+      if (message.type !== "result") return;
+      const pending = this.#pending;
+      this.#pending = undefined;
+      pending?.(message);
+    });
+    // A spawn failure is reported by start(); later errors (a closed channel) end in "exit".
+    child.on("error", (error) => {
+      this.#stderr += `\n${error.message}`;
+    });
+    child.on("exit", (exitCode, signal) => {
+      this.#dead = true;
+      const pending = this.#pending;
+      this.#pending = undefined;
+      pending?.({ died: true, exitCode, signal, stderrTail: this.#stderr });
+    });
+  }
+
+  /** Starts `node runner` and waits for its ready message. */
+  static async start(options: {
+    node: string;
+    runner: string;
+    cwd: string;
+    env: NodeJS.ProcessEnv;
+  }): Promise<Runtime> {
+    const child = spawn(options.node, [options.runner], {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+      // Its own process group, so a kill reaches whatever the app started too.
+      detached: true,
+      serialization: "json",
+    });
+    const runtime = new Runtime(child);
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: { type?: string; protocol?: number }) => {
+        if (message.type !== "ready") return;
+        child.off("message", onMessage);
+        if (message.protocol !== TASK_PROTOCOL)
+          reject(
+            new Error(
+              `the runtime speaks task protocol ${message.protocol}, not ${TASK_PROTOCOL}`,
+            ),
+          );
+        else resolve();
+      };
+      child.on("message", onMessage);
+      child.once("error", reject);
+      child.once("exit", (code, signal) =>
+        reject(
+          new Error(
+            `the runtime ${options.node} exited at start (${signal ?? code}): ${runtime.#stderr.trim().slice(-500)}`,
+          ),
+        ),
+      );
+    });
+    return runtime;
+  }
+
+  get alive(): boolean {
+    return !this.#dead;
+  }
+
+  /** Runs one task; resolves with the reply, or how the process died. */
+  run(request: {
+    id: string;
+    module: string;
+    exportName: string;
+    args: unknown[];
+    cwd: string;
+  }): Promise<RunnerReply | RunnerDeath> {
+    if (this.#dead)
+      return Promise.resolve({
+        died: true,
+        exitCode: null,
+        signal: null,
+        stderrTail: this.#stderr,
+      });
+    return new Promise((resolve) => {
+      this.#pending = resolve;
+      this.child.send({ type: "run", protocol: TASK_PROTOCOL, ...request });
+    });
+  }
+
+  /** Kills the process group (the runtime and anything it started). */
+  kill(): void {
+    if (this.#dead) return;
+    try {
+      process.kill(-this.pid, "SIGKILL");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+    }
+  }
+
+  /** Resolves once the process has exited. */
+  exited(): Promise<void> {
+    if (this.#dead) return Promise.resolve();
+    return new Promise((resolve) => this.child.once("exit", () => resolve()));
+  }
+}
+
+/** Idle runtimes by key (worker and interpreter), started on demand. */
+export class RuntimePool {
+  readonly #idle = new Map<string, Runtime[]>();
+  readonly #all = new Set<Runtime>();
+
+  /** An idle runtime for `key`, or a new one. */
+  async acquire(key: string, start: () => Promise<Runtime>): Promise<Runtime> {
+    const idle = this.#idle.get(key);
+    while (idle !== undefined && idle.length > 0) {
+      const runtime = idle.pop() as Runtime;
+      if (runtime.alive) return runtime;
+      this.#all.delete(runtime);
+    }
+    const runtime = await start();
+    this.#all.add(runtime);
+    runtime.child.once("exit", () => this.#all.delete(runtime));
+    return runtime;
+  }
+
+  /** Returns a runtime for reuse (a dead one is dropped). */
+  release(key: string, runtime: Runtime): void {
+    if (!runtime.alive) return;
+    let idle = this.#idle.get(key);
+    if (idle === undefined) this.#idle.set(key, (idle = []));
+    idle.push(runtime);
+  }
+
+  /** Kills every runtime and waits for them. */
+  async closeAll(): Promise<void> {
+    const all = [...this.#all];
+    this.#idle.clear();
+    for (const runtime of all) runtime.kill();
+    await Promise.all(all.map((r) => r.exited()));
+  }
+
+  /** Pids of the live runtimes (for tests and diagnostics). */
+  pids(): number[] {
+    return [...this.#all].filter((r) => r.alive).map((r) => r.pid);
+  }
+}
