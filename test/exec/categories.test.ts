@@ -1,0 +1,48 @@
+// autolabel's label choice from measured peaks, as pure logic.
+
+import { describe, expect, it } from "vitest";
+import { Categories } from "../../src/exec/index.js";
+import type { Resources, TaskUsage } from "../../src/core/index.js";
+
+const worker: Resources = { cores: 4, memory: 8000, disk: 10_000, gpus: 0 };
+const usage = (peakMemory: number, cores = 1, disk = 0): TaskUsage => ({
+  peakMemory,
+  cores,
+  disk,
+  wallMs: 100,
+  cpuMs: 100 * cores,
+});
+
+describe("Categories", () => {
+  it("measures on whole workers for the window, then labels from the largest peak", () => {
+    const categories = new Categories({ window: 3, mode: "max" });
+    expect(categories.labelFor("a")).toBeNull();
+    expect(categories.record("a", usage(100), worker, false)).toBeUndefined();
+    expect(
+      categories.record("a", usage(300, 1.6), worker, false),
+    ).toBeUndefined();
+    const chosen = categories.record("a", usage(200), worker, false);
+    expect(chosen?.label).toEqual({ cores: 2, memory: 330, disk: 1 });
+    expect(categories.labelFor("a")).toEqual({
+      cores: 2,
+      memory: 330,
+      disk: 1,
+    });
+    expect(categories.labelFor("b")).toBeNull();
+    expect(categories.summary().map((s) => s.category)).toEqual(["a", "b"]);
+  });
+
+  it("in throughput mode takes the label that fits the most successful tasks per worker", () => {
+    const categories = new Categories({ window: 10, mode: "throughput" });
+    // Nine tasks near 500 MB, one outlier at 4000 MB: 550 MB fits 9/10 and 14 per worker.
+    for (let i = 0; i < 9; i++)
+      categories.record("a", usage(500), worker, false);
+    const chosen = categories.record("a", usage(4000), worker, false);
+    expect(chosen?.label?.memory).toBe(550);
+    const max = new Categories({ window: 10, mode: "max" });
+    for (let i = 0; i < 9; i++) max.record("a", usage(500), worker, false);
+    expect(max.record("a", usage(4000), worker, false)?.label?.memory).toBe(
+      4400,
+    );
+  });
+});

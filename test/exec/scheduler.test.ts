@@ -1,0 +1,117 @@
+// The scheduler's fitting rules, as pure logic: whole workers by default, packing by resources,
+// heterogeneous workers, no starvation of big tasks.
+
+import { describe, expect, it } from "vitest";
+import { Scheduler, labelOn } from "../../src/exec/index.js";
+import type { ResourceSpec, Resources } from "../../src/core/index.js";
+
+const worker = (
+  id: string,
+  cores: number,
+  memory = 8000,
+): { id: string; resources: Resources } => ({
+  id,
+  resources: { cores, memory, disk: 10_000, gpus: 0 },
+});
+
+/** How many of `n` tasks with `spec` start at once on the given workers, per worker. */
+function concurrent(
+  workers: ReturnType<typeof worker>[],
+  spec: ResourceSpec,
+  n = 12,
+): Record<string, number> {
+  const scheduler = new Scheduler();
+  workers.forEach((w) => scheduler.addWorker(w));
+  for (let i = 0; i < n; i++)
+    scheduler.submit({ id: `t${i}`, resources: spec });
+  const counts: Record<string, number> = {};
+  for (const { placement } of scheduler.schedule())
+    counts[placement.workerId] = (counts[placement.workerId] ?? 0) + 1;
+  return counts;
+}
+
+describe("Scheduler", () => {
+  it("runs four 1-core tasks, two 2-core tasks or one unlabelled task at once on a 4-core worker", () => {
+    const four = [worker("w4", 4)];
+    expect(concurrent(four, { cores: 1 })).toEqual({ w4: 4 });
+    expect(concurrent(four, { cores: 2 })).toEqual({ w4: 2 });
+    expect(concurrent(four, {})).toEqual({ w4: 1 });
+  });
+
+  it("fits by memory too, and by the largest share a partial spec asks for", () => {
+    expect(concurrent([worker("w4", 4, 8000)], { memory: 3000 })).toEqual({
+      w4: 2,
+    });
+    // 3000 of 8000 MB is 37.5% of the worker: 1.5 cores, rounded up to 2.
+    expect(labelOn({ memory: 3000 }, worker("w", 4, 8000).resources)).toEqual({
+      cores: 2,
+      memory: 3000,
+      disk: 3750,
+      gpus: 0,
+    });
+  });
+
+  it("gives heterogeneous workers different counts", () => {
+    expect(
+      concurrent([worker("big", 4), worker("small", 2)], { cores: 1 }),
+    ).toEqual({ big: 4, small: 2 });
+    expect(
+      concurrent([worker("big", 4), worker("small", 2)], { cores: 3 }),
+    ).toEqual({ big: 1 });
+    expect(concurrent([worker("big", 4), worker("small", 2)], {})).toEqual({
+      big: 1,
+      small: 1,
+    });
+  });
+
+  it("holds resources until released, then starts the next task", () => {
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("w", 2));
+    scheduler.submit({ id: "a", resources: { cores: 2 } });
+    scheduler.submit({ id: "b", resources: { cores: 1 } });
+    expect(scheduler.schedule().map((s) => s.taskId)).toEqual(["a"]);
+    expect(scheduler.schedule()).toEqual([]);
+    scheduler.release("a");
+    expect(scheduler.schedule().map((s) => s.taskId)).toEqual(["b"]);
+  });
+
+  it("does not starve a big task behind a stream of small ones", () => {
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("w", 4));
+    scheduler.submit({ id: "small-1", resources: { cores: 1 } });
+    expect(scheduler.schedule()).toHaveLength(1);
+    scheduler.submit({ id: "big", resources: { cores: 4 } });
+    for (let i = 2; i < 10; i++)
+      scheduler.submit({ id: `small-${i}`, resources: { cores: 1 } });
+    // The big task waits for the worker to drain; the small ones queued after it wait behind it.
+    expect(scheduler.schedule()).toEqual([]);
+    scheduler.release("small-1");
+    expect(scheduler.schedule().map((s) => s.taskId)).toEqual(["big"]);
+  });
+
+  it("lets small tasks use workers the blocked big task does not need", () => {
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("big", 4));
+    scheduler.addWorker(worker("small", 2));
+    scheduler.submit({ id: "hold", resources: { cores: 1 } });
+    expect(scheduler.schedule()[0]?.placement.workerId).toBe("small");
+    scheduler.submit({ id: "wide", resources: { cores: 4 } });
+    scheduler.submit({ id: "x", resources: { cores: 1 } });
+    const started = scheduler.schedule();
+    expect(started.map((s) => [s.taskId, s.placement.workerId])).toEqual([
+      ["wide", "big"],
+      ["x", "small"],
+    ]);
+  });
+
+  it("knows when a task fits no worker at all", () => {
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("w", 2));
+    expect(
+      scheduler.anyFit({ id: "t", resources: { cores: 3 } }),
+    ).toBeUndefined();
+    expect(scheduler.anyFit({ id: "t", resources: { cores: 2 } })?.id).toBe(
+      "w",
+    );
+  });
+});
