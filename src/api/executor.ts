@@ -2,9 +2,10 @@
 // resources, measured, labelled (autolabel), retried, and — with `pack` — run inside their bundle.
 
 import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, extname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build as esbuild } from "esbuild";
 import {
@@ -419,7 +420,7 @@ export class Executor {
       spec.attempt++;
       this.#enqueue(pending);
     } else if (
-      (result.reason === "signal" || result.reason === "worker-lost") &&
+      crashed(pending.app, result) &&
       pending.retries < (this.#options.maxRetries ?? 0) &&
       !this.#closed
     ) {
@@ -508,33 +509,50 @@ export class Executor {
     };
   }
 
-  /** A module the host's node can import: JS as it is, TypeScript bundled to one ES module. */
+  /**
+   * A module the host's node can import: JS as it is; TypeScript compiled (esbuild) with the app's
+   * own files bundled into one ES module, written under the app's `node_modules/.cache/envpack/`
+   * so that its packages still resolve as they did from the source.
+   */
   #runnable(file: string): Promise<string> {
     if (![".ts", ".tsx", ".mts", ".cts"].includes(extname(file)))
       return Promise.resolve(file);
     let pending = this.#compiled.get(file);
     if (pending === undefined) {
       pending = (async () => {
+        const modules = nearestNodeModules(dirname(file));
+        const dir =
+          modules === undefined
+            ? join(this.#workDir, "compiled")
+            : join(modules, ".cache", "envpack");
         const out = join(
-          this.#workDir,
-          "compiled",
-          `${createHash("sha256").update(file).digest("hex").slice(0, 16)}.mjs`,
+          dir,
+          `${basename(file, extname(file))}-${createHash("sha256").update(file).digest("hex").slice(0, 12)}.mjs`,
         );
-        await mkdir(join(this.#workDir, "compiled"), { recursive: true });
+        await mkdir(dir, { recursive: true });
         const result = await esbuild({
           entryPoints: [file],
           bundle: true,
+          packages: modules === undefined ? undefined : "external",
           platform: "node",
           format: "esm",
           target: "node20",
           write: false,
           logLevel: "silent",
-          // CommonJS packages bundled into ESM still call require() for builtins.
+          // CommonJS bundled into ESM still calls require() for builtins.
           banner: {
             js: 'import { createRequire as __envpackRequire } from "node:module"; const require = __envpackRequire(import.meta.url);',
           },
+        }).catch((error: unknown) => {
+          throw new UsageError(
+            "ENVPACK_USAGE_BAD_ARGUMENT",
+            `${file} does not compile: ${(error as Error).message.split("\n")[0]}`,
+            { hint: "Fix the module, or give the compiled .js file." },
+          );
         });
-        await writeFile(out, result.outputFiles[0]?.contents ?? "");
+        const temp = `${out}.${process.pid}.tmp`;
+        await writeFile(temp, result.outputFiles[0]?.contents ?? "");
+        await rename(temp, out);
         return out;
       })();
       this.#compiled.set(file, pending);
@@ -588,6 +606,30 @@ function checkWorker(worker: WorkerSpec, index: number): void {
       `workers[${index}]: a worker needs cores (and an id, if any, is a string)`,
       { hint: "e.g. workers: [{ cores: 4, memory: 8000 }, { cores: 2 }]" },
     );
+}
+
+/** The closest `node_modules` directory at or above `dir`. */
+function nearestNodeModules(dir: string): string | undefined {
+  for (let at = dir; ; at = dirname(at)) {
+    const candidate = join(at, "node_modules");
+    if (existsSync(candidate)) return candidate;
+    if (dirname(at) === at) return undefined;
+  }
+}
+
+/**
+ * A crash (retried up to maxRetries): the process died under the task — killed by a signal, lost
+ * with its worker, or a module/Python runtime that exited. A command's non-zero exit and an app's
+ * exception are the app's own answer, not retried.
+ */
+function crashed(app: AppDef, result: TaskResult): boolean {
+  return (
+    result.reason === "signal" ||
+    result.reason === "worker-lost" ||
+    (result.reason === "exit" &&
+      app.kind !== "command" &&
+      result.exitCode !== undefined)
+  );
 }
 
 function isWhole(label: Resources, worker: Resources | undefined): boolean {
