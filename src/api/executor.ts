@@ -3,7 +3,7 @@
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -264,6 +264,9 @@ export class Executor {
     while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20));
     await this.#started.catch(() => {});
     await this.#backend.shutdown();
+    // A work directory the executor chose is its own to remove.
+    if (this.#options.workDir === undefined)
+      await rm(this.#workDir, { recursive: true, force: true });
   }
 
   #makeApp<A extends unknown[], R>(

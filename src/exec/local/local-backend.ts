@@ -279,7 +279,7 @@ export class LocalBackend implements ExecBackend {
     let input: string | undefined;
     if (payload.kind === "python") {
       file = env === undefined ? "python3" : join(env, "bin", "python3");
-      args = ["-I", runtimeFile("python-runner.py")];
+      args = ["-I", "-B", runtimeFile("python-runner.py")];
       input = JSON.stringify({
         protocol: TASK_PROTOCOL,
         file: await inBundle(env, payload.file),
