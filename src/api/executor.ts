@@ -297,9 +297,11 @@ export class Executor {
     checkJson(args, def.name);
     await this.#started;
     const payload = await this.#payload(def, args);
-    const bundle = this.#options.pack
-      ? (await this.#bundleOf(def)).bundle
-      : undefined;
+    // Command apps run the worker's own commands: there is no module to pack.
+    const bundle =
+      this.#options.pack && def.kind !== "command"
+        ? (await this.#bundleOf(def)).bundle
+        : undefined;
     const id = `t${++this.#next}`;
     const category =
       this.#options.autocategory === false ? "default" : def.name;

@@ -98,27 +98,42 @@ export class Categories {
       cores: samples.map((s) => s.cores),
       disk: samples.map((s) => s.disk),
     };
-    if (this.#mode === "max") {
-      return {
-        label: {
-          cores: Math.max(1, Math.ceil(Math.max(...peaks.cores) - 0.05)),
-          memory: Math.max(1, Math.ceil(Math.max(...peaks.memory) * HEADROOM)),
-          disk: Math.max(1, Math.ceil(Math.max(...peaks.disk) * HEADROOM)),
-        },
-        reason: `max-seen over ${samples.length} tasks (+10% headroom for memory and disk)`,
-      };
-    }
+    // A resource no sample saw (a task too short to sample, one that writes nothing) gets no
+    // key: it then takes the worker share of the cores (the proportional rule), never a 1 MB cap.
+    const measured = (values: number[], pick: (v: number[]) => number) =>
+      Math.max(...values) > 0 ? pick(values) : undefined;
+    const label: ResourceSpec =
+      this.#mode === "max"
+        ? {
+            cores: Math.max(1, Math.ceil(Math.max(...peaks.cores) - 0.05)),
+            memory: measured(peaks.memory, (v) =>
+              Math.ceil(Math.max(...v) * HEADROOM),
+            ),
+            disk: measured(peaks.disk, (v) =>
+              Math.ceil(Math.max(...v) * HEADROOM),
+            ),
+          }
+        : {
+            cores: bestForThroughput(
+              peaks.cores.map((c) => Math.max(1, Math.ceil(c - 0.05))),
+              worker.cores,
+              1,
+            ),
+            memory: measured(peaks.memory, (v) =>
+              bestForThroughput(v, worker.memory, HEADROOM),
+            ),
+            disk: measured(peaks.disk, (v) =>
+              bestForThroughput(v, worker.disk, HEADROOM),
+            ),
+          };
+    for (const key of ["memory", "disk"] as const)
+      if (label[key] === undefined) delete label[key];
     return {
-      label: {
-        cores: bestForThroughput(
-          peaks.cores.map((c) => Math.max(1, Math.ceil(c - 0.05))),
-          worker.cores,
-          1,
-        ),
-        memory: bestForThroughput(peaks.memory, worker.memory, HEADROOM),
-        disk: bestForThroughput(peaks.disk, worker.disk, HEADROOM),
-      },
-      reason: `max-throughput over ${samples.length} tasks: the label that fits the most tasks that succeed per worker`,
+      label,
+      reason:
+        this.#mode === "max"
+          ? `max-seen over ${samples.length} tasks (+10% headroom for memory and disk)`
+          : `max-throughput over ${samples.length} tasks: the label that fits the most tasks that succeed per worker`,
     };
   }
 

@@ -22,12 +22,9 @@ describe("Categories", () => {
       categories.record("a", usage(300, 1.6), worker, false),
     ).toBeUndefined();
     const chosen = categories.record("a", usage(200), worker, false);
-    expect(chosen?.label).toEqual({ cores: 2, memory: 330, disk: 1 });
-    expect(categories.labelFor("a")).toEqual({
-      cores: 2,
-      memory: 330,
-      disk: 1,
-    });
+    // Nothing was written: no disk key (the worker share applies), never a 1 MB cap.
+    expect(chosen?.label).toEqual({ cores: 2, memory: 330 });
+    expect(categories.labelFor("a")).toEqual({ cores: 2, memory: 330 });
     expect(categories.labelFor("b")).toBeNull();
     expect(categories.summary().map((s) => s.category)).toEqual(["a", "b"]);
   });
