@@ -6,7 +6,12 @@ export type {
   Placement,
   WorkerInfo,
 } from "./backend.js";
-export { Scheduler, labelOn, type SchedulableTask } from "./scheduler.js";
+export {
+  BYPASS_PER_CORE,
+  Scheduler,
+  labelOn,
+  type SchedulableTask,
+} from "./scheduler.js";
 export {
   Categories,
   type AutolabelMode,

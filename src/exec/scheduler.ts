@@ -1,6 +1,7 @@
 // Fits tasks to workers: pure bookkeeping, no I/O. Tasks without resources take a whole worker;
-// tasks with resources share workers as far as cores, memory, disk and GPUs allow. The oldest
-// task that cannot start reserves the worker it will fit on first, so small tasks do not starve it.
+// tasks with resources share workers as far as cores, memory, disk and GPUs allow. Younger tasks
+// may pass the oldest one that cannot start (backfilling keeps workers busy), but only so often:
+// then it reserves the worker it will fit on first, so small tasks cannot starve it.
 
 import {
   RESOURCE_KEYS,
@@ -17,6 +18,12 @@ export interface SchedulableTask {
   /** Empty: the task takes a whole worker. */
   resources: ResourceSpec;
 }
+
+/**
+ * How many younger tasks may start while the oldest waiting task cannot, per core of the pool,
+ * before that task reserves a worker.
+ */
+export const BYPASS_PER_CORE = 2;
 
 interface WorkerState {
   info: WorkerInfo;
@@ -50,11 +57,17 @@ export function labelOn(spec: ResourceSpec, worker: Resources): Resources {
   };
 }
 
+function shapeOf(spec: ResourceSpec): string {
+  return `${spec.cores}/${spec.memory}/${spec.disk}/${spec.gpus}`;
+}
+
 /** Workers, the tasks waiting for them, and what each running task holds. */
 export class Scheduler {
   readonly #workers = new Map<string, WorkerState>();
   readonly #queue: SchedulableTask[] = [];
   readonly #placed = new Map<string, Placement>();
+  /** The oldest task that could not start, and how many younger ones started since. */
+  #waiting: { id: string; bypassed: number } | undefined;
 
   addWorker(info: WorkerInfo): void {
     this.#workers.set(info.id, {
@@ -102,6 +115,7 @@ export class Scheduler {
     const at = this.#queue.findIndex((t) => t.id === id);
     if (at < 0) return false;
     this.#queue.splice(at, 1);
+    if (this.#waiting?.id === id) this.#waiting = undefined;
     return true;
   }
 
@@ -111,30 +125,47 @@ export class Scheduler {
 
   /**
    * Places every queued task that can start now, oldest first, and holds its resources until
-   * {@link release}. A task that cannot start reserves the worker it will fit on soonest (the one
-   * already running the least); younger tasks may still start, but not on a reserved worker.
+   * {@link release}. Younger tasks may start while the oldest waiting one cannot; once
+   * {@link BYPASS_PER_CORE} × the pool's cores of them have, it reserves the worker it will fit on
+   * soonest (the one running the fewest tasks), which then takes nothing else.
    */
   schedule(): Array<{ taskId: string; placement: Placement }> {
     const started: Array<{ taskId: string; placement: Placement }> = [];
     const reserved = new Set<string>();
-    let blocked = 0;
+    let cores = 0;
+    for (const state of this.#workers.values())
+      cores += state.info.resources.cores;
+    // Resources only shrink during a round: a shape that did not fit will not fit again, and once
+    // no worker has a free core nothing fits (this keeps a round short with a long queue).
+    const misfits = new Set<string>();
     for (let i = 0; i < this.#queue.length;) {
+      if (!this.#anyFreeCore(reserved)) break;
       const task = this.#queue[i] as SchedulableTask;
+      const shape = shapeOf(task.resources);
+      if (misfits.has(shape)) {
+        i++;
+        continue;
+      }
       const placement = this.#place(task, reserved);
       if (placement !== undefined) {
         this.#queue.splice(i, 1);
         started.push({ taskId: task.id, placement });
+        if (this.#waiting?.id === task.id) this.#waiting = undefined;
+        else if (this.#waiting !== undefined) this.#waiting.bypassed++;
         continue;
       }
-      const target = this.#reservationFor(task, reserved);
-      if (target !== undefined) reserved.add(target);
-      i++;
-      // Everything is reserved or blocked: nothing younger can start either.
+      misfits.add(shape);
+      this.#waiting ??= { id: task.id, bypassed: 0 };
       if (
-        ++blocked >= this.#workers.size &&
-        reserved.size >= this.#workers.size
-      )
-        break;
+        this.#waiting.id === task.id &&
+        this.#waiting.bypassed >= BYPASS_PER_CORE * cores
+      ) {
+        const target = this.#reservationFor(task, reserved);
+        if (target !== undefined) reserved.add(target);
+        // Every worker held for older tasks: nothing younger can start either.
+        if (reserved.size >= this.#workers.size) break;
+      }
+      i++;
     }
     return started;
   }
@@ -148,6 +179,12 @@ export class Scheduler {
     if (state === undefined) return;
     state.free = addResources(state.free, placement.label);
     state.running.delete(taskId);
+  }
+
+  #anyFreeCore(reserved: Set<string>): boolean {
+    for (const state of this.#workers.values())
+      if (!reserved.has(state.info.id) && state.free.cores >= 1) return true;
+    return false;
   }
 
   #place(task: SchedulableTask, reserved: Set<string>): Placement | undefined {
