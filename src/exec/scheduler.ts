@@ -57,6 +57,19 @@ export function labelOn(spec: ResourceSpec, worker: Resources): Resources {
   };
 }
 
+/** A queued task with its place in submission order. */
+interface Queued extends SchedulableTask {
+  seq: number;
+}
+
+/** How big a task is, for largest-first: cores, then memory; no spec (a whole worker) is biggest. */
+function size(task: Queued): number {
+  const { cores, memory } = task.resources;
+  if (RESOURCE_KEYS.every((k) => task.resources[k] === undefined))
+    return Number.MAX_SAFE_INTEGER;
+  return (cores ?? 0) * 1e7 + (memory ?? 0);
+}
+
 function shapeOf(spec: ResourceSpec): string {
   return `${spec.cores}/${spec.memory}/${spec.disk}/${spec.gpus}`;
 }
@@ -64,10 +77,16 @@ function shapeOf(spec: ResourceSpec): string {
 /** Workers, the tasks waiting for them, and what each running task holds. */
 export class Scheduler {
   readonly #workers = new Map<string, WorkerState>();
-  readonly #queue: SchedulableTask[] = [];
+  /** Queued tasks by shape (their resource spec), each in submission order. */
+  readonly #buckets = new Map<string, Queued[]>();
+  readonly #shapeOf = new Map<string, string>();
   readonly #placed = new Map<string, Placement>();
+  #seq = 0;
+  #queued = 0;
+  /** Submission order of the tasks started in the current round. */
+  readonly #seqOf = new Map<string, number>();
   /** The oldest task that could not start, and how many younger ones started since. */
-  #waiting: { id: string; bypassed: number } | undefined;
+  #waiting: { task: Queued; bypassed: number } | undefined;
 
   addWorker(info: WorkerInfo): void {
     this.#workers.set(info.id, {
@@ -104,70 +123,109 @@ export class Scheduler {
     );
   }
 
-  /** Queues a task (in submission order; a retry goes to the front). */
+  /** Queues a task; a retry (`first`) counts as older than everything queued. */
   submit(task: SchedulableTask, first = false): void {
-    if (first) this.#queue.unshift(task);
-    else this.#queue.push(task);
+    const shape = shapeOf(task.resources);
+    const queued: Queued = { ...task, seq: first ? -++this.#seq : ++this.#seq };
+    let bucket = this.#buckets.get(shape);
+    if (bucket === undefined) this.#buckets.set(shape, (bucket = []));
+    if (first) bucket.unshift(queued);
+    else bucket.push(queued);
+    this.#shapeOf.set(task.id, shape);
+    this.#queued++;
   }
 
   /** Drops a queued task; false when it is not queued. */
   withdraw(id: string): boolean {
-    const at = this.#queue.findIndex((t) => t.id === id);
-    if (at < 0) return false;
-    this.#queue.splice(at, 1);
-    if (this.#waiting?.id === id) this.#waiting = undefined;
+    const bucket = this.#buckets.get(this.#shapeOf.get(id) ?? "");
+    const at = bucket?.findIndex((t) => t.id === id) ?? -1;
+    if (bucket === undefined || at < 0) return false;
+    bucket.splice(at, 1);
+    this.#dequeued(id);
     return true;
   }
 
   get queued(): number {
-    return this.#queue.length;
+    return this.#queued;
   }
 
   /**
-   * Places every queued task that can start now, oldest first, and holds its resources until
-   * {@link release}. Younger tasks may start while the oldest waiting one cannot; once
-   * {@link BYPASS_PER_CORE} × the pool's cores of them have, it reserves the worker it will fit on
-   * soonest (the one running the fewest tasks), which then takes nothing else.
+   * Places every queued task that can start now and holds its resources until {@link release}.
+   * Larger shapes are placed first (as a scheduler with sizes but no durations packs best), each
+   * shape in submission order. Younger tasks may start while the oldest waiting one cannot; once
+   * {@link BYPASS_PER_CORE} × the pool's cores of them have, it goes first and, if it still
+   * cannot start, reserves the worker it will fit on soonest, which then takes nothing else.
    */
   schedule(): Array<{ taskId: string; placement: Placement }> {
     const started: Array<{ taskId: string; placement: Placement }> = [];
+    this.#seqOf.clear();
     const reserved = new Set<string>();
     let cores = 0;
     for (const state of this.#workers.values())
       cores += state.info.resources.cores;
-    // Resources only shrink during a round: a shape that did not fit will not fit again, and once
-    // no worker has a free core nothing fits (this keeps a round short with a long queue).
-    const misfits = new Set<string>();
-    for (let i = 0; i < this.#queue.length;) {
-      if (!this.#anyFreeCore(reserved)) break;
-      const task = this.#queue[i] as SchedulableTask;
-      const shape = shapeOf(task.resources);
-      if (misfits.has(shape)) {
-        i++;
-        continue;
-      }
-      const placement = this.#place(task, reserved);
-      if (placement !== undefined) {
-        this.#queue.splice(i, 1);
-        started.push({ taskId: task.id, placement });
-        if (this.#waiting?.id === task.id) this.#waiting = undefined;
-        else if (this.#waiting !== undefined) this.#waiting.bypassed++;
-        continue;
-      }
-      misfits.add(shape);
-      this.#waiting ??= { id: task.id, bypassed: 0 };
-      if (
-        this.#waiting.id === task.id &&
-        this.#waiting.bypassed >= BYPASS_PER_CORE * cores
-      ) {
-        const target = this.#reservationFor(task, reserved);
+    const start = (task: Queued, placement: Placement) => {
+      const bucket = this.#buckets.get(this.#shapeOf.get(task.id) ?? "");
+      bucket?.splice(bucket.indexOf(task), 1);
+      this.#dequeued(task.id);
+      started.push({ taskId: task.id, placement });
+      this.#seqOf.set(task.id, task.seq);
+      if (this.#waiting !== undefined && task.seq > this.#waiting.task.seq)
+        this.#waiting.bypassed++;
+    };
+    const limit = BYPASS_PER_CORE * cores;
+    // Whether younger tasks must stop passing the waiting one (it has waited long enough).
+    const holding = () =>
+      this.#waiting !== undefined && this.#waiting.bypassed >= limit;
+    const waiting = this.#waiting;
+    if (waiting !== undefined && waiting.bypassed >= limit) {
+      const placement = this.#place(waiting.task, reserved);
+      if (placement !== undefined) start(waiting.task, placement);
+      else {
+        const target = this.#reservationFor(waiting.task, reserved);
         if (target !== undefined) reserved.add(target);
-        // Every worker held for older tasks: nothing younger can start either.
-        if (reserved.size >= this.#workers.size) break;
       }
-      i++;
+    }
+    const shapes = [...this.#buckets.entries()]
+      .filter(([, bucket]) => bucket.length > 0)
+      .sort(([, a], [, b]) => size(b[0] as Queued) - size(a[0] as Queued));
+    for (const [, bucket] of shapes) {
+      // Resources only shrink during a round: once a task of a shape does not fit, the rest of
+      // its shape will not either; once no worker has a free core, nothing will.
+      while (bucket.length > 0 && this.#anyFreeCore(reserved)) {
+        const task = bucket[0] as Queued;
+        if (
+          holding() &&
+          task.seq > (this.#waiting as { task: Queued }).task.seq
+        )
+          break;
+        const placement = this.#place(task, reserved);
+        if (placement === undefined) break;
+        start(task, placement);
+      }
+    }
+    // The oldest task still queued is the one younger tasks are counted against.
+    let oldest: Queued | undefined;
+    for (const [, bucket] of shapes) {
+      const head = bucket[0];
+      if (head !== undefined && (oldest === undefined || head.seq < oldest.seq))
+        oldest = head;
+    }
+    if (oldest === undefined) this.#waiting = undefined;
+    else if (this.#waiting?.task !== oldest) {
+      // Younger tasks that started in this round already passed it.
+      const seq = oldest.seq;
+      const passed = started.filter(
+        (s) => (this.#seqOf.get(s.taskId) ?? 0) > seq,
+      ).length;
+      this.#waiting = { task: oldest, bypassed: passed };
     }
     return started;
+  }
+
+  #dequeued(id: string): void {
+    this.#shapeOf.delete(id);
+    this.#queued--;
+    if (this.#waiting?.task.id === id) this.#waiting = undefined;
   }
 
   /** Frees what a task held. */
