@@ -1,8 +1,8 @@
 // Typed progress and diagnostic events emitted by long operations; the CLI decides how to render them.
 
 import type { Digest } from "./digest.js";
-import type { ResourceSpec, Resources } from "./resources.js";
-import type { TaskResult } from "./task.js";
+import type { Resources } from "./resources.js";
+import type { CategorySummary, TaskResult } from "./task.js";
 
 /** A finding that is data, not a failure; `strict` turns some of them into errors. */
 export interface WarnEvent {
@@ -49,15 +49,7 @@ export type EnvpackEvent =
       result?: TaskResult;
     }
   /** autolabel chose a new label for a category. */
-  | {
-      type: "label:chosen";
-      category: string;
-      samples: number;
-      label: ResourceSpec | null;
-      reason: string;
-      peaks: { memory: number; cores: number; disk: number };
-      overLabel: number;
-    }
+  | ({ type: "label:chosen" } & CategorySummary)
   | WarnEvent
   | { type: "debug"; message: string };
 

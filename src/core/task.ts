@@ -92,3 +92,18 @@ export interface TaskResult {
   label: Resources;
   attempt: number;
 }
+
+/** An autolabel category's state, as `label:chosen` events and `executor.summary()` report it. */
+export interface CategorySummary {
+  category: string;
+  /** Tasks measured so far. */
+  samples: number;
+  /** The label tasks get now; null while still measuring (whole workers). */
+  label: ResourceSpec | null;
+  /** Why this label (or why none yet). */
+  reason: string;
+  /** Peaks measured: memory and disk in MB, cores. */
+  peaks: { memory: number; cores: number; disk: number };
+  /** Tasks that ran over their label and were retried larger. */
+  overLabel: number;
+}

@@ -2,25 +2,17 @@
 // whole worker to measure them, then labels its tasks from the measured peaks; a task over its
 // label is retried on a whole worker.
 
-import type { ResourceSpec, Resources, TaskUsage } from "../core/index.js";
+import type {
+  CategorySummary,
+  ResourceSpec,
+  Resources,
+  TaskUsage,
+} from "../core/index.js";
+
+export type { CategorySummary };
 
 /** How a category's label is chosen from its samples. */
 export type AutolabelMode = "max" | "throughput";
-
-/** A category's state, as reported in events and the summary. */
-export interface CategorySummary {
-  category: string;
-  /** Tasks measured so far. */
-  samples: number;
-  /** The label tasks get now; null while still measuring (whole workers). */
-  label: ResourceSpec | null;
-  /** Why this label (or why none yet). */
-  reason: string;
-  /** Peaks measured: memory and disk in MB, cores. */
-  peaks: { memory: number; cores: number; disk: number };
-  /** Tasks that ran over their label and were retried larger. */
-  overLabel: number;
-}
 
 /** Headroom over the measured peak: run-to-run variation should not kill a task. */
 const HEADROOM = 1.1;

@@ -14,8 +14,7 @@ export function registerRegistry(
   program: Command,
   context: CommandContext,
 ): void {
-  program
-    .command("push")
+  registryFlags(program.command("push"))
     .description(
       "publish a cached bundle to a registry, under its input digest",
     )
@@ -23,11 +22,6 @@ export function registerRegistry(
       "<digest>",
       "the bundle's sha256:… digest (from `envpack build --json`)",
     )
-    .option(
-      "--registry <url>",
-      "oci://HOST[:PORT]/REPO or a directory (default: $ENVPACK_REGISTRY)",
-    )
-    .option("--insecure", "allow plain HTTP to an oci:// registry")
     .addHelpText(
       "after",
       "\nExample:\n  envpack push sha256:3f…9a --registry oci://ghcr.io/acme/envpack",
@@ -48,16 +42,10 @@ export function registerRegistry(
         };
       });
     });
-  program
-    .command("pull")
+  registryFlags(program.command("pull"))
     .description("fetch a bundle from a registry into the cache, verified")
     .argument("[digest]", "the bundle's sha256:… digest (or give --input)")
     .option("--input <digest>", "the input digest the bundle was built from")
-    .option(
-      "--registry <url>",
-      "oci://HOST[:PORT]/REPO or a directory (default: $ENVPACK_REGISTRY)",
-    )
-    .option("--insecure", "allow plain HTTP to an oci:// registry")
     .addHelpText(
       "after",
       "\nExample:\n  envpack pull --input sha256:7c…01 --registry oci://ghcr.io/acme/envpack --json",
@@ -84,6 +72,16 @@ export function registerRegistry(
         });
       },
     );
+}
+
+/** `--registry` and `--insecure`, as push and pull take them. */
+function registryFlags(command: Command): Command {
+  return command
+    .option(
+      "--registry <url>",
+      "oci://HOST[:PORT]/REPO or a directory (default: $ENVPACK_REGISTRY)",
+    )
+    .option("--insecure", "allow plain HTTP to an oci:// registry");
 }
 
 function requireRegistry<T>(registry: T | undefined): T {
