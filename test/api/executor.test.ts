@@ -28,6 +28,23 @@ async function spanModule(): Promise<string> {
   return file;
 }
 
+/** A JS module whose task burns a fixed amount of CPU in `threads` worker threads. */
+async function burnModule(): Promise<string> {
+  const file = join(await tempDir(), "burn.mjs");
+  await writeFile(
+    file,
+    [
+      'import { Worker } from "node:worker_threads";',
+      'const code = `const { workerData, parentPort } = require("node:worker_threads"); let x = 0; for (let i = 0; i < workerData; i++) x = (x * 31 + i) % 1000003; parentPort.postMessage(x);`;',
+      "export async function burn(threads, n) {",
+      '  await Promise.all(Array.from({ length: threads }, () => new Promise((resolve, reject) => { const w = new Worker(code, { eval: true, workerData: n }); w.once("message", resolve); w.once("error", reject); })));',
+      "  return threads;",
+      "}",
+    ].join("\n"),
+  );
+  return file;
+}
+
 /** The most intervals open at one instant. */
 function maxOverlap(spans: Array<[number, number]>): number {
   const points = spans.flatMap(([s, e]) => [
@@ -233,9 +250,12 @@ describe("Executor (local backend)", () => {
             },
           });
           try {
-            const spin = ex2.app<[number, number], number>(tasks().ts, "spin");
-            await spin(1, 600);
-            return await spin(2, 600);
+            const burn = ex2.app<[number, number], number>(
+              await burnModule(),
+              "burn",
+            );
+            await burn(1, 300_000_000);
+            return await burn(2, 300_000_000);
           } finally {
             await ex2.shutdown();
           }
@@ -243,11 +263,12 @@ describe("Executor (local backend)", () => {
         caught(disk()),
       ]);
       expect(spun).toBe(2);
-      // CPU time over wall time, whatever else the machine runs: two busy threads use more of it
-      // than one (a share of two cores, not a wall-time figure).
+      // Fixed work, so CPU time does not depend on what else the machine runs: two threads of it
+      // cost about twice one thread's; cores = CPU time / wall time.
       const [one, two] = results.map((r) => r.usage);
-      expect(one?.cores).toBeGreaterThan(0.3);
-      expect(two?.cpuMs).toBeGreaterThan((one?.cpuMs ?? 0) * 1.2);
+      expect(two?.cpuMs).toBeGreaterThan((one?.cpuMs ?? 0) * 1.5);
+      expect(two?.cpuMs).toBeLessThan((one?.cpuMs ?? 0) * 2.6);
+      expect(two?.cores).toBeCloseTo((two?.cpuMs ?? 0) / (two?.wallMs ?? 1), 5);
       expect(diskError.code).toBe("ENVPACK_TASK_OVER_RESOURCES");
       expect(diskError.result).toMatchObject({ exceeded: "disk" });
     } finally {
