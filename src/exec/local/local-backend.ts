@@ -76,6 +76,8 @@ export class LocalBackend implements ExecBackend {
   readonly #options: LocalBackendOptions;
   readonly #workers = new Map<string, LocalWorker>();
   readonly #pool = new RuntimePool();
+  /** The first entry of each unpacked bundle (read once per bundle, not per task). */
+  readonly #entries = new Map<string, Promise<string>>();
   readonly #processes = new Set<{ kill(): void; exited(): Promise<void> }>();
 
   constructor(options: LocalBackendOptions) {
@@ -229,7 +231,7 @@ export class LocalBackend implements ExecBackend {
     try {
       reply = await runtime.run({
         id: task.id,
-        module: await inBundle(env, payload.module),
+        module: await inBundle(env, payload.module, this.#entries),
         exportName: payload.exportName,
         args: payload.args,
         cwd: sandbox,
@@ -282,7 +284,7 @@ export class LocalBackend implements ExecBackend {
       args = ["-I", "-B", runtimeFile("python-runner.py")];
       input = JSON.stringify({
         protocol: TASK_PROTOCOL,
-        file: await inBundle(env, payload.file),
+        file: await inBundle(env, payload.file, this.#entries),
         function: payload.functionName,
         args: payload.args,
         cwd: sandbox,
@@ -466,15 +468,24 @@ function runtimeEnv(
 async function inBundle(
   env: string | undefined,
   path: string,
+  bundleEntries: Map<string, Promise<string>>,
 ): Promise<string> {
   if (env === undefined) return path;
   if (path !== "") return join(env, path);
-  const meta = JSON.parse(
-    await readFile(join(env, ".envpack", "bundle.json"), "utf8"),
-  ) as { entries?: string[] };
-  const entry = meta.entries?.[0];
-  if (entry === undefined) throw new Error(`${env}: the bundle names no entry`);
-  return join(env, entry);
+  let entry = bundleEntries.get(env);
+  if (entry === undefined) {
+    entry = readFile(join(env, ".envpack", "bundle.json"), "utf8").then(
+      (text) => {
+        const first = (JSON.parse(text) as { entries?: string[] }).entries?.[0];
+        if (first === undefined)
+          throw new Error(`${env}: the bundle names no entry`);
+        return join(env, first);
+      },
+    );
+    bundleEntries.set(env, entry);
+    entry.catch(() => bundleEntries.delete(env));
+  }
+  return entry;
 }
 
 /** A file of runtime/, found upward from this module (source tree or dist/). */
