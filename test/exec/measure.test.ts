@@ -1,0 +1,142 @@
+// Measuring real process trees from /proc and sandboxes on disk, and the monitor that enforces
+// labels from those samples.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Monitor } from "../../src/exec/local/monitor.js";
+import {
+  cpuOf,
+  diskUsage,
+  sampleTree,
+  treeOf,
+} from "../../src/exec/local/proc-tree.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null)
+      process.kill(-(child.pid as number), "SIGKILL");
+});
+
+/** Starts `script` under node in its own process group; resolves once it printed "ready". */
+async function start(script: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["-e", script], {
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
+  });
+  children.push(child);
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("ready")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`exited early: ${code}`)));
+  });
+  return child;
+}
+
+/** A node that allocates `mb` MB in a grandchild and waits. */
+function holdingGrandchild(mb: number): string {
+  const inner = `const b = Buffer.alloc(${mb} * 1048576).fill(1); console.log("ready"); setInterval(() => b[0]++, 1000);`;
+  return `const { spawn } = require("node:child_process");
+const c = spawn(process.execPath, ["-e", ${JSON.stringify(inner)}], { stdio: ["ignore", "inherit", "inherit"] });
+setInterval(() => {}, 1000);`;
+}
+
+describe("process-tree sampling", () => {
+  it("finds grandchildren and counts their resident memory", async () => {
+    const child = await start(holdingGrandchild(150));
+    const pid = child.pid as number;
+    const tree = treeOf(pid);
+    expect(tree[0]).toBe(pid);
+    expect(tree.length).toBe(2);
+    const sample = sampleTree(pid);
+    expect(sample.rssMB).toBeGreaterThanOrEqual(150);
+    // The grandchild alone holds the block; the tree's sum is more than either process.
+    const own = sampleTree(tree[1] as number);
+    expect(own.rssMB).toBeGreaterThanOrEqual(150);
+    expect(sample.rssMB).toBeGreaterThan(own.rssMB);
+  });
+
+  it("counts CPU time of a spinning tree and reads zeros once it is gone", async () => {
+    const child = await start(
+      `console.log("ready"); const end = Date.now() + 60000; while (Date.now() < end);`,
+    );
+    const pid = child.pid as number;
+    const first = cpuOf(pid);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(cpuOf(pid)).toBeGreaterThan(first);
+    expect(sampleTree(pid).cpuMs).toBeGreaterThan(first);
+    process.kill(-pid, "SIGKILL");
+    await new Promise((r) => child.once("close", r));
+    expect(sampleTree(pid)).toEqual({ rssMB: 0, cpuMs: 0 });
+    expect(treeOf(pid)).toEqual([pid]);
+    expect(cpuOf(pid)).toBe(0);
+  });
+
+  it("sums the allocated bytes of files in nested directories; a missing directory is 0", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "a", "b"), { recursive: true });
+    await writeFile(join(dir, "one"), Buffer.alloc(3 * 1048576, 1));
+    await writeFile(join(dir, "a", "b", "two"), Buffer.alloc(2 * 1048576, 1));
+    const bytes = await diskUsage(dir);
+    expect(bytes).toBeGreaterThanOrEqual(5 * 1048576);
+    expect(bytes).toBeLessThan(6 * 1048576);
+    expect(await diskUsage(join(dir, "nothing"))).toBe(0);
+  });
+});
+
+describe("Monitor", () => {
+  it("keeps the peaks of a tree under its label and does not fire", async () => {
+    const child = await start(holdingGrandchild(60));
+    const sandbox = await tempDir();
+    const fired: string[] = [];
+    const monitor = new Monitor({
+      pid: child.pid as number,
+      sandbox,
+      label: { cores: 1, memory: 4096, disk: 100, gpus: 0 },
+      onExceeded: (what) => fired.push(what),
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    await writeFile(join(sandbox, "f"), Buffer.alloc(2 * 1048576, 1));
+    const peaks = await monitor.stop();
+    expect(fired).toEqual([]);
+    expect(peaks.rssMB).toBeGreaterThanOrEqual(60);
+    expect(peaks.diskMB).toBeGreaterThanOrEqual(2);
+  });
+
+  it("fires once for memory over the label, and once for disk over the label", async () => {
+    const child = await start(holdingGrandchild(120));
+    const sandbox = await tempDir();
+    const fired: string[] = [];
+    const memory = new Monitor({
+      pid: child.pid as number,
+      sandbox,
+      label: { cores: 1, memory: 100, disk: 100, gpus: 0 },
+      onExceeded: (what) => fired.push(what),
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    await memory.stop();
+    expect(fired).toEqual(["memory"]);
+
+    const idle = await start(
+      `console.log("ready"); setInterval(() => {}, 1000);`,
+    );
+    await writeFile(join(sandbox, "big"), Buffer.alloc(12 * 1048576, 1));
+    const disk = new Monitor({
+      pid: idle.pid as number,
+      sandbox,
+      label: { cores: 1, memory: 4096, disk: 10, gpus: 0 },
+      onExceeded: (what) => fired.push(what),
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    const peaks = await disk.stop();
+    expect(fired).toEqual(["memory", "disk"]);
+    expect(peaks.diskMB).toBeGreaterThan(10);
+  });
+});
