@@ -1,7 +1,7 @@
 // Fits tasks to workers: pure bookkeeping, no I/O. Tasks without resources take a whole worker;
 // tasks with resources share workers as far as cores, memory, disk and GPUs allow. Younger tasks
 // may pass the oldest one that cannot start (backfilling keeps workers busy), but only so often:
-// then it reserves the worker it will fit on first, so small tasks cannot starve it.
+// then it reserves a worker it fits on, so small tasks cannot starve it.
 
 import {
   RESOURCE_KEYS,
@@ -34,19 +34,19 @@ interface WorkerState {
 /**
  * The label a task gets on a worker: each given key as given; the keys it leaves out take the
  * same share of the worker as the largest share it asked for (Work Queue's proportional rule),
- * cores rounded up to a whole core. No key at all: the whole worker.
+ * cores rounded up to a whole core; GPUs are never given unasked. A key given as 0 (`gpus: 0`)
+ * asks for no share; no key above 0 at all: the whole worker.
  */
 export function labelOn(spec: ResourceSpec, worker: Resources): Resources {
-  const given = RESOURCE_KEYS.filter((k) => spec[k] !== undefined);
-  if (given.length === 0) return { ...worker };
-  const share = Math.min(
-    1,
-    Math.max(
-      ...given.map((k) =>
-        worker[k] > 0 ? (spec[k] as number) / worker[k] : Infinity,
-      ),
-    ),
-  );
+  const asked = RESOURCE_KEYS.filter((k) => (spec[k] ?? 0) > 0);
+  if (asked.length === 0) return { ...worker, gpus: spec.gpus ?? worker.gpus };
+  let share = 0;
+  for (const k of asked)
+    share = Math.max(
+      share,
+      worker[k] > 0 ? (spec[k] as number) / worker[k] : Infinity,
+    );
+  share = Math.min(1, share);
   const pick = (k: (typeof RESOURCE_KEYS)[number]) =>
     spec[k] ?? (k === "gpus" ? 0 : share * worker[k]);
   return {
@@ -65,7 +65,7 @@ interface Queued extends SchedulableTask {
 /** How big a task is, for largest-first: cores, then memory; no spec (a whole worker) is biggest. */
 function size(task: Queued): number {
   const { cores, memory } = task.resources;
-  if (RESOURCE_KEYS.every((k) => task.resources[k] === undefined))
+  if (RESOURCE_KEYS.every((k) => !((task.resources[k] ?? 0) > 0)))
     return Number.MAX_SAFE_INTEGER;
   return (cores ?? 0) * 1e7 + (memory ?? 0);
 }
@@ -85,8 +85,13 @@ export class Scheduler {
   #queued = 0;
   /** Submission order of the tasks started in the current round. */
   readonly #seqOf = new Map<string, number>();
-  /** The oldest task that could not start, and how many younger ones started since. */
-  #waiting: { task: Queued; bypassed: number } | undefined;
+  /**
+   * The oldest task that could not start, how many younger ones started since, and the worker it
+   * holds once they were too many (kept until it starts, so the hold cannot wander).
+   */
+  #waiting:
+    | { task: Queued; bypassed: number; reserved?: string | undefined }
+    | undefined;
 
   addWorker(info: WorkerInfo): void {
     this.#workers.set(info.id, {
@@ -154,7 +159,8 @@ export class Scheduler {
    * Larger shapes are placed first (as a scheduler with sizes but no durations packs best), each
    * shape in submission order. Younger tasks may start while the oldest waiting one cannot; once
    * {@link BYPASS_PER_CORE} × the pool's cores of them have, it goes first and, if it still
-   * cannot start, reserves the worker it will fit on soonest, which then takes nothing else.
+   * cannot start, reserves a worker it fits on (the one running the fewest tasks), which then
+   * takes nothing else until it has started; the other workers keep taking younger tasks.
    */
   schedule(): Array<{ taskId: string; placement: Placement }> {
     const started: Array<{ taskId: string; placement: Placement }> = [];
@@ -172,17 +178,17 @@ export class Scheduler {
       if (this.#waiting !== undefined && task.seq > this.#waiting.task.seq)
         this.#waiting.bypassed++;
     };
-    const limit = BYPASS_PER_CORE * cores;
-    // Whether younger tasks must stop passing the waiting one (it has waited long enough).
-    const holding = () =>
-      this.#waiting !== undefined && this.#waiting.bypassed >= limit;
     const waiting = this.#waiting;
-    if (waiting !== undefined && waiting.bypassed >= limit) {
+    if (waiting !== undefined && waiting.bypassed >= BYPASS_PER_CORE * cores) {
       const placement = this.#place(waiting.task, reserved);
       if (placement !== undefined) start(waiting.task, placement);
       else {
-        const target = this.#reservationFor(waiting.task, reserved);
-        if (target !== undefined) reserved.add(target);
+        if (
+          waiting.reserved === undefined ||
+          !this.#workers.has(waiting.reserved)
+        )
+          waiting.reserved = this.#reservationFor(waiting.task);
+        if (waiting.reserved !== undefined) reserved.add(waiting.reserved);
       }
     }
     const shapes = [...this.#buckets.entries()]
@@ -193,11 +199,6 @@ export class Scheduler {
       // its shape will not either; once no worker has a free core, nothing will.
       while (bucket.length > 0 && this.#anyFreeCore(reserved)) {
         const task = bucket[0] as Queued;
-        if (
-          holding() &&
-          task.seq > (this.#waiting as { task: Queued }).task.seq
-        )
-          break;
         const placement = this.#place(task, reserved);
         if (placement === undefined) break;
         start(task, placement);
@@ -267,13 +268,9 @@ export class Scheduler {
     return placement;
   }
 
-  #reservationFor(
-    task: SchedulableTask,
-    reserved: Set<string>,
-  ): string | undefined {
+  #reservationFor(task: SchedulableTask): string | undefined {
     let best: WorkerState | undefined;
     for (const state of this.#workers.values()) {
-      if (reserved.has(state.info.id)) continue;
       const label = labelOn(task.resources, state.info.resources);
       if (!fits(label, state.info.resources)) continue;
       if (best === undefined || state.running.size < best.running.size)

@@ -116,6 +116,69 @@ describe("Scheduler", () => {
     ]);
   });
 
+  it("keeps the other workers busy while a waiting big task holds the worker it fits on", () => {
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("big", 4));
+    scheduler.addWorker(worker("small", 2));
+    const running: string[] = [];
+    const where = new Map<string, string>();
+    const run = () => {
+      const started = scheduler.schedule();
+      for (const { taskId, placement } of started) {
+        running.push(taskId);
+        where.set(taskId, placement.workerId);
+      }
+      return started.map((s) => s.taskId);
+    };
+    for (let i = 0; i < 6; i++)
+      scheduler.submit({ id: `fill-${i}`, resources: { cores: 1 } });
+    expect(run()).toHaveLength(6);
+    scheduler.submit({ id: "wide", resources: { cores: 4 } });
+    for (let i = 0; i < 60; i++)
+      scheduler.submit({ id: `small-${i}`, resources: { cores: 1 } });
+    const order: string[] = [];
+    while (!order.includes("wide")) {
+      scheduler.release(running.shift() as string);
+      order.push(...run());
+    }
+    const limit = BYPASS_PER_CORE * 6;
+    const passed = order.indexOf("wide");
+    expect(passed).toBeGreaterThanOrEqual(limit);
+    // While "big" drained for the wide task, "small" went on taking tasks...
+    const held = order.slice(limit, passed);
+    expect(held.length).toBeGreaterThan(0);
+    expect(held.every((id) => where.get(id) === "small")).toBe(true);
+    // ...and the wide task started as soon as "big" was empty.
+    expect(where.get("wide")).toBe("big");
+    expect(passed).toBeLessThanOrEqual(limit + 4);
+  });
+
+  it("does not take a whole worker's memory for gpus: 0, and shares by GPUs when asked", () => {
+    const w = worker("w", 4, 8000).resources;
+    expect(labelOn({ cores: 1, gpus: 0 }, w)).toEqual({
+      cores: 1,
+      memory: 2000,
+      disk: 2500,
+      gpus: 0,
+    });
+    expect(concurrent([worker("w", 4)], { cores: 1, gpus: 0 })).toEqual({
+      w: 4,
+    });
+    // Nothing above 0: a whole worker, without its GPUs.
+    expect(labelOn({ gpus: 0 }, { ...w, gpus: 2 })).toEqual({ ...w, gpus: 0 });
+    expect(labelOn({ gpus: 1 }, { ...w, gpus: 2 })).toEqual({
+      cores: 2,
+      memory: 4000,
+      disk: 5000,
+      gpus: 1,
+    });
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("cpu", 8));
+    expect(
+      scheduler.anyFit({ id: "t", resources: { gpus: 1 } }),
+    ).toBeUndefined();
+  });
+
   it("knows when a task fits no worker at all", () => {
     const scheduler = new Scheduler();
     scheduler.addWorker(worker("w", 2));
