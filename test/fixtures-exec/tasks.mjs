@@ -20,16 +20,19 @@ export async function alloc(mb, holdMs) {
   return block.length / MB;
 }
 
-/** Keeps `threads` threads busy for `ms` each. */
-export async function spin(threads, ms) {
+/** Fixed CPU work for one thread: `n` steps, whatever else the machine runs. */
+export const BURN = `let x = 0; for (let i = 0; i < N; i++) x = (x * 31 + i) % 1000003;`;
+
+/** Runs {@link BURN} of `n` steps in each of `threads` worker threads. */
+export async function burn(threads, n) {
   const code = `const { workerData, parentPort } = require("node:worker_threads");
-const end = Date.now() + workerData; let x = 0; while (Date.now() < end) x++; parentPort.postMessage(x);`;
+const N = workerData; ${BURN} parentPort.postMessage(x);`;
   await Promise.all(
     Array.from(
       { length: threads },
       () =>
         new Promise((resolve, reject) => {
-          const worker = new Worker(code, { eval: true, workerData: ms });
+          const worker = new Worker(code, { eval: true, workerData: n });
           worker.once("message", resolve);
           worker.once("error", reject);
         }),

@@ -79,6 +79,9 @@ export class LocalBackend implements ExecBackend {
   /** The first entry of each unpacked bundle (read once per bundle, not per task). */
   readonly #entries = new Map<string, Promise<string>>();
   readonly #processes = new Set<{ kill(): void; exited(): Promise<void> }>();
+  /** Runtimes being started: shutdown waits for them so that none outlives it. */
+  readonly #starting = new Set<Promise<unknown>>();
+  #closing = false;
 
   constructor(options: LocalBackendOptions) {
     this.#options = options;
@@ -125,6 +128,8 @@ export class LocalBackend implements ExecBackend {
     if (worker === undefined)
       throw new Error(`no worker ${placement.workerId}`);
     const started = performance.now();
+    if (signal.aborted || this.#closing)
+      return this.#result(task, placement, worker, started, canceledOutcome());
     // Module apps use their runtime's own sandbox (the runner empties it after each task).
     const sandbox =
       task.payload.kind === "module"
@@ -140,21 +145,7 @@ export class LocalBackend implements ExecBackend {
         sandbox === undefined
           ? await this.#runModule(task, placement, worker, env, signal)
           : await this.#runProcess(task, placement, env, sandbox, signal);
-      const durationMs = performance.now() - started;
-      return {
-        protocol: TASK_PROTOCOL,
-        id: task.id,
-        workerId: worker.info.id,
-        label: placement.label,
-        attempt: task.attempt,
-        ...outcome,
-        usage: {
-          ...outcome.usage,
-          wallMs: durationMs,
-          cores: durationMs > 0 ? outcome.usage.cpuMs / durationMs : 0,
-        },
-        durationMs,
-      };
+      return this.#result(task, placement, worker, started, outcome);
     } finally {
       if (sandbox !== undefined)
         await rm(sandbox, { recursive: true, force: true });
@@ -162,9 +153,49 @@ export class LocalBackend implements ExecBackend {
   }
 
   async shutdown(): Promise<void> {
+    this.#closing = true;
+    await Promise.allSettled(this.#starting);
     for (const p of this.#processes) p.kill();
     await Promise.all([...this.#processes].map((p) => p.exited()));
     await this.#pool.closeAll();
+  }
+
+  /**
+   * The result of a run. `usage.wallMs` is the task's own run (from handing it to its process to
+   * its answer), so `cores` is not diluted by an unpack or a runtime start; `durationMs` is all.
+   */
+  #result(
+    task: TaskSpec,
+    placement: Placement,
+    worker: LocalWorker,
+    started: number,
+    outcome: Outcome,
+  ): TaskResult {
+    const durationMs = performance.now() - started;
+    const wallMs = outcome.usage.wallMs > 0 ? outcome.usage.wallMs : durationMs;
+    return {
+      protocol: TASK_PROTOCOL,
+      id: task.id,
+      workerId: worker.info.id,
+      label: placement.label,
+      attempt: task.attempt,
+      ...outcome,
+      usage: {
+        ...outcome.usage,
+        wallMs,
+        cores: wallMs > 0 ? outcome.usage.cpuMs / wallMs : 0,
+      },
+      durationMs,
+    };
+  }
+
+  /** Starts a runtime; shutdown waits for starts in flight. */
+  #launch<T>(start: () => Promise<T>): Promise<T> {
+    const pending = start();
+    this.#starting.add(pending);
+    const forget = () => this.#starting.delete(pending);
+    pending.then(forget, forget);
+    return pending;
   }
 
   /** The worker's unpacked copy of a bundle: unpacked once, shared while in flight. */
@@ -196,22 +227,30 @@ export class LocalBackend implements ExecBackend {
     >;
     const node =
       env === undefined ? process.execPath : join(env, "bin", "node");
-    const key = `${worker.info.id}\0${node}`;
+    // Extra variables are fixed when a runtime starts, so they are part of what it is.
+    const key = `${worker.info.id}\0${node}\0${task.env === undefined ? "" : JSON.stringify(task.env)}`;
     const start = () =>
-      Runtime.start({
-        node,
-        runner: runtimeFile("module-runner.mjs"),
-        cwd: worker.dir,
-        env: runtimeEnv(env, task.env),
-      });
+      this.#launch(() =>
+        Runtime.start({
+          node,
+          runner: runtimeFile("module-runner.mjs"),
+          cwd: worker.dir,
+          env: runtimeEnv(env, task.env),
+        }),
+      );
     const reuse = this.#options.reuseRuntimes !== false;
     const runtime = reuse
       ? await this.#pool.acquire(key, start)
       : await start();
     if (!reuse) this.#processes.add(runtime);
+    const sandbox = join(worker.dir, "sandbox", `rt-${runtime.pid}`);
+    const module = await inBundle(env, payload.module, this.#entries);
+    if (signal.aborted || this.#closing) {
+      await this.#done(runtime, key, reuse, sandbox);
+      return canceledOutcome();
+    }
     let exceeded: "memory" | "disk" | undefined;
     let canceled = false;
-    const sandbox = join(worker.dir, "sandbox", `rt-${runtime.pid}`);
     const monitor = new Monitor({
       pid: runtime.pid,
       sandbox,
@@ -228,10 +267,11 @@ export class LocalBackend implements ExecBackend {
     };
     signal.addEventListener("abort", onAbort, { once: true });
     let reply: RunnerReply | RunnerDeath;
+    const sent = performance.now();
     try {
       reply = await runtime.run({
         id: task.id,
-        module: await inBundle(env, payload.module, this.#entries),
+        module,
         exportName: payload.exportName,
         args: payload.args,
         cwd: sandbox,
@@ -239,15 +279,11 @@ export class LocalBackend implements ExecBackend {
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
+    const wallMs = performance.now() - sent;
     const peaks = await monitor.stop();
-    if (reuse) this.#pool.release(key, runtime);
-    else {
-      runtime.child.disconnect();
-      await runtime.exited();
-      this.#processes.delete(runtime);
-    }
+    await this.#done(runtime, key, reuse, sandbox);
     if ("died" in reply) {
-      return ended(peaks, exceeded, canceled, {
+      return ended(peaks, wallMs, exceeded, canceled || this.#closing, {
         reason: reply.signal ? "signal" : "exit",
         exitCode: reply.exitCode ?? undefined,
         signal: reply.signal ?? undefined,
@@ -258,10 +294,27 @@ export class LocalBackend implements ExecBackend {
         },
       });
     }
-    const usage = usageOf(peaks, reply);
+    const usage = usageOf(peaks, wallMs, reply);
     return reply.ok
       ? { ok: true, reason: "ok", value: reply.value, usage }
       : { ok: false, reason: "exit", error: reply.error, usage };
+  }
+
+  /**
+   * After a module task: a live warm runtime goes back to the pool; a spawn-per-task runtime is
+   * let go; a dead runtime's sandbox (what a killed task wrote) is removed.
+   */
+  async #done(
+    runtime: Runtime,
+    key: string,
+    reuse: boolean,
+    sandbox: string,
+  ): Promise<void> {
+    if (reuse && runtime.alive) return this.#pool.release(key, runtime);
+    if (runtime.alive) runtime.child.disconnect();
+    await runtime.exited();
+    this.#processes.delete(runtime);
+    await rm(sandbox, { recursive: true, force: true });
   }
 
   /** Command and Python payloads: a process per task. */
@@ -295,6 +348,7 @@ export class LocalBackend implements ExecBackend {
       file = "/bin/sh";
       args = ["-c", payload.shell];
     }
+    if (signal.aborted || this.#closing) return canceledOutcome();
     const child = spawn(file, args, {
       cwd: sandbox,
       env: runtimeEnv(env, task.env),
@@ -347,9 +401,10 @@ export class LocalBackend implements ExecBackend {
           name: "SpawnError",
           message: `cannot start ${file}: ${spawned.message}`,
         },
-        usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }),
+        usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }, 0),
       };
     }
+    const spawnedAt = performance.now();
     const monitor = new Monitor({
       pid: child.pid as number,
       sandbox,
@@ -364,16 +419,19 @@ export class LocalBackend implements ExecBackend {
       handle.kill();
     };
     signal.addEventListener("abort", onAbort, { once: true });
+    // An abort (or a shutdown) while the process was starting: kill it now.
+    if (signal.aborted || this.#closing) onAbort();
     const [exitCode, signalName] = await new Promise<
       [number | null, string | null]
     >((resolve) => child.once("close", (code, sig) => resolve([code, sig])));
     signal.removeEventListener("abort", onAbort);
     this.#processes.delete(handle);
+    const wallMs = performance.now() - spawnedAt;
     const peaks = await monitor.stop();
     const stderrTail = clean(stderr);
     if (payload.kind === "python" && exitCode === 0 && result !== "") {
       const reply = JSON.parse(result) as Omit<RunnerReply, "cpuMs" | "rssMB">;
-      const usage = usageOf(peaks);
+      const usage = usageOf(peaks, wallMs);
       return reply.ok
         ? { ok: true, reason: "ok", value: reply.value, usage }
         : { ok: false, reason: "exit", error: reply.error, stderrTail, usage };
@@ -383,9 +441,9 @@ export class LocalBackend implements ExecBackend {
         ok: true,
         reason: "ok",
         value: { exitCode, stdout },
-        usage: usageOf(peaks),
+        usage: usageOf(peaks, wallMs),
       };
-    return ended(peaks, exceeded, canceled, {
+    return ended(peaks, wallMs, exceeded, canceled || this.#closing, {
       reason: signalName ? "signal" : "exit",
       exitCode: exitCode ?? undefined,
       signal: signalName ?? undefined,
@@ -407,11 +465,12 @@ type Outcome = Omit<
 /** The outcome of a run that did not finish by itself: the first cause wins. */
 function ended(
   peaks: Peaks,
+  wallMs: number,
   exceeded: "memory" | "disk" | undefined,
   canceled: boolean,
   otherwise: Omit<Outcome, "ok" | "usage">,
 ): Outcome {
-  const usage = usageOf(peaks);
+  const usage = usageOf(peaks, wallMs);
   if (exceeded !== undefined)
     return {
       ok: false,
@@ -423,26 +482,34 @@ function ended(
       },
       usage,
     };
-  if (canceled)
-    return {
-      ok: false,
-      reason: "canceled",
-      error: { name: "Canceled", message: "the task was canceled" },
-      usage,
-    };
+  if (canceled) return { ...canceledOutcome(), usage };
   return { ok: false, ...otherwise, usage };
 }
 
-/** Usage from the samples, or — when the runner reported it — the runner's exact CPU and disk. */
+/** A task canceled (by its signal or a shutdown), possibly before it started. */
+function canceledOutcome(): Outcome {
+  return {
+    ok: false,
+    reason: "canceled",
+    error: { name: "Canceled", message: "the task was canceled" },
+    usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }, 0),
+  };
+}
+
+/**
+ * Usage from the samples and what the runner reported itself (its exact CPU and disk), whichever
+ * is larger: the samples also see processes the app started.
+ */
 function usageOf(
   peaks: Peaks,
+  wallMs: number,
   reported?: { rssMB: number; cpuMs: number; diskMB: number },
 ): TaskUsage {
   return {
     peakMemory: Math.max(peaks.rssMB, reported?.rssMB ?? 0),
-    cpuMs: reported?.cpuMs ?? peaks.cpuMs,
+    cpuMs: Math.max(peaks.cpuMs, reported?.cpuMs ?? 0),
     disk: Math.max(peaks.diskMB, reported?.diskMB ?? 0),
-    wallMs: 0,
+    wallMs,
     cores: 0,
   };
 }

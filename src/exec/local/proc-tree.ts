@@ -51,14 +51,17 @@ export function sampleTree(pid: number): { rssMB: number; cpuMs: number } {
   };
 }
 
-/** CPU ms one process has used so far (0 once it is gone): the baseline of a warm runtime's task. */
+/**
+ * CPU ms one process has used so far, with its waited-for children as {@link sampleTree} counts
+ * them (0 once it is gone): the baseline of a warm runtime's task, so that children an earlier
+ * task started are not charged to this one.
+ */
 export function cpuOf(pid: number): number {
   const stat = readOr(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (
-    ((Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 1000) /
-    TICKS_PER_SECOND
-  );
+  let ticks = 0;
+  for (const i of [11, 12, 13, 14]) ticks += Number(fields[i] ?? 0) || 0;
+  return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
 /** Bytes of the regular files under `dir` (not following links); 0 when it is gone. */
