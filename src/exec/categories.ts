@@ -17,14 +17,43 @@ export type AutolabelMode = "max" | "throughput";
 /** Headroom over the measured peak: run-to-run variation should not kill a task. */
 const HEADROOM = 1.1;
 
+/**
+ * In throughput mode, the label is chosen again after this many more samples (Work Queue's
+ * first_allocation_every_n_tasks); max mode follows every new peak at once.
+ */
+export const RELABEL_EVERY = 25;
+
+/** The measured peaks of one resource: the largest, and how many tasks needed each whole label. */
+interface Peaks {
+  max: number;
+  /** Candidate label (peak with headroom, rounded up, ≥ 1) → tasks that fit no smaller one. */
+  counts: Map<number, number>;
+}
+
 interface Category {
-  samples: TaskUsage[];
+  samples: number;
+  memory: Peaks;
+  cores: Peaks;
+  disk: Peaks;
   label: ResourceSpec | null;
   reason: string;
   overLabel: number;
 }
 
-/** The categories of one executor. */
+const peaks = (): Peaks => ({ max: 0, counts: new Map() });
+
+function add(into: Peaks, value: number, candidate: number): void {
+  into.max = Math.max(into.max, value);
+  into.counts.set(candidate, (into.counts.get(candidate) ?? 0) + 1);
+}
+
+/** A peak with headroom in whole MB (110.00000000000001 is 110, not 111). */
+const withHeadroom = (value: number) => Math.ceil(value * HEADROOM - 1e-9);
+
+/** The cores a measured CPU share needs: whole cores, a little noise forgiven. */
+const wholeCores = (cores: number) => Math.max(1, Math.ceil(cores - 0.05));
+
+/** The categories of one executor. Memory per category is bounded by distinct labels, not tasks. */
 export class Categories {
   readonly #window: number;
   readonly #mode: AutolabelMode;
@@ -52,10 +81,20 @@ export class Categories {
   ): CategorySummary | undefined {
     const state = this.#get(category);
     if (overLabel) state.overLabel++;
-    state.samples.push(usage);
-    if (state.samples.length < this.#window) return undefined;
+    state.samples++;
+    add(
+      state.memory,
+      usage.peakMemory,
+      Math.max(1, withHeadroom(usage.peakMemory)),
+    );
+    add(state.disk, usage.disk, Math.max(1, withHeadroom(usage.disk)));
+    add(state.cores, usage.cores, wholeCores(usage.cores));
+    const since = state.samples - this.#window;
+    if (since < 0) return undefined;
+    if (this.#mode === "throughput" && since % RELABEL_EVERY !== 0)
+      return undefined;
     const before = JSON.stringify(state.label);
-    const { label, reason } = this.#choose(state.samples, worker);
+    const { label, reason } = this.#choose(state, worker);
     state.label = label;
     state.reason = reason;
     return JSON.stringify(label) === before
@@ -71,7 +110,10 @@ export class Categories {
     let state = this.#all.get(category);
     if (state === undefined) {
       state = {
-        samples: [],
+        samples: 0,
+        memory: peaks(),
+        cores: peaks(),
+        disk: peaks(),
         label: null,
         reason: `measuring: the first ${this.#window} tasks run on a whole worker`,
         overLabel: 0,
@@ -82,65 +124,45 @@ export class Categories {
   }
 
   #choose(
-    samples: TaskUsage[],
+    state: Category,
     worker: Resources,
   ): { label: ResourceSpec; reason: string } {
-    const peaks = {
-      memory: samples.map((s) => s.peakMemory),
-      cores: samples.map((s) => s.cores),
-      disk: samples.map((s) => s.disk),
-    };
+    const max = this.#mode === "max";
     // A resource no sample saw (a task too short to sample, one that writes nothing) gets no
     // key: it then takes the worker share of the cores (the proportional rule), never a 1 MB cap.
-    const measured = (values: number[], pick: (v: number[]) => number) =>
-      Math.max(...values) > 0 ? pick(values) : undefined;
-    const label: ResourceSpec =
-      this.#mode === "max"
-        ? {
-            cores: Math.max(1, Math.ceil(Math.max(...peaks.cores) - 0.05)),
-            memory: measured(peaks.memory, (v) =>
-              Math.ceil(Math.max(...v) * HEADROOM),
-            ),
-            disk: measured(peaks.disk, (v) =>
-              Math.ceil(Math.max(...v) * HEADROOM),
-            ),
-          }
-        : {
-            cores: bestForThroughput(
-              peaks.cores.map((c) => Math.max(1, Math.ceil(c - 0.05))),
-              worker.cores,
-              1,
-            ),
-            memory: measured(peaks.memory, (v) =>
-              bestForThroughput(v, worker.memory, HEADROOM),
-            ),
-            disk: measured(peaks.disk, (v) =>
-              bestForThroughput(v, worker.disk, HEADROOM),
-            ),
-          };
-    for (const key of ["memory", "disk"] as const)
-      if (label[key] === undefined) delete label[key];
+    const pick = (of: Peaks, workerAmount: number) =>
+      of.max <= 0
+        ? undefined
+        : max
+          ? withHeadroom(of.max)
+          : bestForThroughput(of.counts, state.samples, workerAmount);
+    const label: ResourceSpec = {
+      cores: max
+        ? wholeCores(state.cores.max)
+        : bestForThroughput(state.cores.counts, state.samples, worker.cores),
+    };
+    const memory = pick(state.memory, worker.memory);
+    const disk = pick(state.disk, worker.disk);
+    if (memory !== undefined) label.memory = memory;
+    if (disk !== undefined) label.disk = disk;
     return {
       label,
-      reason:
-        this.#mode === "max"
-          ? `max-seen over ${samples.length} tasks (+10% headroom for memory and disk)`
-          : `max-throughput over ${samples.length} tasks: the label that fits the most tasks that succeed per worker`,
+      reason: max
+        ? `max-seen over ${state.samples} tasks (+10% headroom for memory and disk)`
+        : `max-throughput over ${state.samples} tasks: the label that fits the most tasks that succeed per worker`,
     };
   }
 
   #summary(category: string, state: Category): CategorySummary {
-    const max = (f: (u: TaskUsage) => number) =>
-      state.samples.length === 0 ? 0 : Math.max(...state.samples.map(f));
     return {
       category,
-      samples: state.samples.length,
+      samples: state.samples,
       label: state.label,
       reason: state.reason,
       peaks: {
-        memory: max((u) => u.peakMemory),
-        cores: max((u) => u.cores),
-        disk: max((u) => u.disk),
+        memory: state.memory.max,
+        cores: state.cores.max,
+        disk: state.disk.max,
       },
       overLabel: state.overLabel,
     };
@@ -153,20 +175,18 @@ export class Categories {
  * a task over it is retried on a whole worker. Ties go to the larger label.
  */
 function bestForThroughput(
-  peaks: number[],
+  counts: Map<number, number>,
+  samples: number,
   workerAmount: number,
-  headroom: number,
 ): number {
-  const candidates = [
-    ...new Set(peaks.map((p) => Math.max(1, Math.ceil(p * headroom)))),
-  ].sort((a, b) => a - b);
-  let best = candidates[candidates.length - 1] as number;
+  const candidates = [...counts.keys()].sort((a, b) => a - b);
+  let best = candidates[candidates.length - 1] ?? 1;
   let bestScore = -1;
+  let fitting = 0;
   for (const candidate of candidates) {
-    const succeed =
-      peaks.filter((p) => p * headroom <= candidate).length / peaks.length;
+    fitting += counts.get(candidate) ?? 0;
     const perWorker = Math.max(1, Math.floor(workerAmount / candidate));
-    const score = succeed * perWorker;
+    const score = (fitting / samples) * perWorker;
     if (score >= bestScore) {
       best = candidate;
       bestScore = score;

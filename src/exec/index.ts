@@ -14,6 +14,7 @@ export {
 } from "./scheduler.js";
 export {
   Categories,
+  RELABEL_EVERY,
   type AutolabelMode,
   type CategorySummary,
 } from "./categories.js";

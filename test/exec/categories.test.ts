@@ -1,7 +1,7 @@
 // autolabel's label choice from measured peaks, as pure logic.
 
 import { describe, expect, it } from "vitest";
-import { Categories } from "../../src/exec/index.js";
+import { Categories, RELABEL_EVERY } from "../../src/exec/index.js";
 import type { Resources, TaskUsage } from "../../src/core/index.js";
 
 const worker: Resources = { cores: 4, memory: 8000, disk: 10_000, gpus: 0 };
@@ -41,5 +41,34 @@ describe("Categories", () => {
     expect(max.record("a", usage(4000), worker, false)?.label?.memory).toBe(
       4400,
     );
+  });
+
+  it("keeps up with a long run: a new peak relabels at once in max mode, in bounded memory", () => {
+    const categories = new Categories({ window: 1, mode: "max" });
+    // More samples than a spread into Math.max survives (~120k arguments).
+    for (let i = 0; i < 300_000; i++)
+      categories.record("a", usage(100 + (i % 50)), worker, false);
+    expect(categories.labelFor("a")).toEqual({ cores: 1, memory: 164 });
+    const chosen = categories.record("a", usage(1000), worker, true);
+    expect(chosen).toMatchObject({
+      samples: 300_001,
+      label: { cores: 1, memory: 1100 },
+      peaks: { memory: 1000, cores: 1, disk: 0 },
+      overLabel: 1,
+    });
+  });
+
+  it("in throughput mode chooses again every RELABEL_EVERY samples after the window", () => {
+    const categories = new Categories({ window: 4, mode: "throughput" });
+    for (let i = 0; i < 4; i++)
+      categories.record("a", usage(1000), worker, false);
+    expect(categories.labelFor("a")?.memory).toBe(1100);
+    // Most tasks turn out small: the label follows, but only at the next choice.
+    const changes: number[] = [];
+    for (let i = 1; i <= RELABEL_EVERY; i++)
+      if (categories.record("a", usage(100), worker, false) !== undefined)
+        changes.push(i);
+    expect(changes).toEqual([RELABEL_EVERY]);
+    expect(categories.labelFor("a")?.memory).toBe(110);
   });
 });
