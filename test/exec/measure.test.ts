@@ -110,6 +110,26 @@ describe("Monitor", () => {
     expect(peaks.diskMB).toBeGreaterThanOrEqual(2);
   });
 
+  it("does not charge a warm process's earlier CPU to the task", async () => {
+    const child = await start(
+      `const end = Date.now() + 500; while (Date.now() < end); console.log("ready"); setInterval(() => {}, 1000);`,
+    );
+    const pid = child.pid as number;
+    const before = cpuOf(pid);
+    expect(before).toBeGreaterThan(200);
+    const monitor = new Monitor({
+      pid,
+      sandbox: await tempDir(),
+      label: { cores: 1, memory: 4096, disk: 100, gpus: 0 },
+      warm: true,
+      onExceeded: () => {},
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const peaks = await monitor.stop();
+    expect(peaks.cpuMs).toBeLessThan(before / 2);
+    expect(peaks.rssMB).toBeGreaterThan(10);
+  });
+
   it("fires once for memory over the label, and once for disk over the label", async () => {
     const child = await start(holdingGrandchild(120));
     const sandbox = await tempDir();

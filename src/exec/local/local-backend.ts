@@ -25,7 +25,6 @@ import type {
   WorkerInfo,
 } from "../backend.js";
 import { Monitor, type Peaks } from "./monitor.js";
-import { cpuOf } from "./proc-tree.js";
 import {
   Runtime,
   RuntimePool,
@@ -255,7 +254,7 @@ export class LocalBackend implements ExecBackend {
       pid: runtime.pid,
       sandbox,
       label: placement.label,
-      cpuBaseMs: cpuOf(runtime.pid),
+      warm: true,
       onExceeded: (what) => {
         exceeded = what;
         runtime.kill();

@@ -24,8 +24,8 @@ export class Monitor {
   readonly #sandbox: string;
   readonly #label: Resources;
   readonly #onExceeded: (what: "memory" | "disk") => void;
-  /** CPU already used by a warm runtime before this task. */
-  readonly #cpuBase: number;
+  /** CPU the tree had used before this task; for a warm runtime, read at the first sample. */
+  #cpuBase: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ticks = 0;
   #stopped = false;
@@ -35,14 +35,19 @@ export class Monitor {
     pid: number;
     sandbox: string;
     label: Resources;
-    cpuBaseMs?: number;
+    /**
+     * The process ran before this task (a warm runtime): its CPU time so far is read at the first
+     * sample rather than per task, since most tasks end before any sample. The tree's CPU in the
+     * first {@link FIRST_SAMPLE_MS} is then not counted here; the runner reports its own exactly.
+     */
+    warm?: boolean;
     onExceeded: (what: "memory" | "disk") => void;
   }) {
     this.#pid = options.pid;
     this.#sandbox = options.sandbox;
     this.#label = options.label;
     this.#onExceeded = options.onExceeded;
-    this.#cpuBase = options.cpuBaseMs ?? 0;
+    this.#cpuBase = options.warm === true ? undefined : 0;
     this.#timer = setTimeout(() => this.#tick(), FIRST_SAMPLE_MS);
   }
 
@@ -62,6 +67,7 @@ export class Monitor {
     if (this.#stopped) return;
     this.#ticks++;
     const now = sampleTree(this.#pid);
+    this.#cpuBase ??= now.cpuMs;
     this.peaks.rssMB = Math.max(this.peaks.rssMB, now.rssMB);
     this.peaks.cpuMs = Math.max(this.peaks.cpuMs, now.cpuMs - this.#cpuBase);
     if (now.rssMB > this.#label.memory) return this.#exceed("memory");
