@@ -126,8 +126,14 @@ export class Executor {
   readonly #bundles = new Map<string, Promise<{ bundle: TaskBundle }>>();
   readonly #compiled = new Map<string, Promise<string>>();
   readonly #workDir: string;
+  /** Per category, the queued tasks whose resources are the category's label (autolabel). */
+  readonly #labelled = new Map<string, Set<string>>();
   #next = 0;
+  /** Calls still being prepared (compiled, built) before they are tasks. */
+  #preparing = 0;
   #closed = false;
+  #canceled = false;
+  /** Each resource's largest amount on any worker: labels never ask for more. */
   #largest: Resources = { cores: 0, memory: 0, disk: 0, gpus: 0 };
 
   constructor(options: ExecutorOptions = {}) {
@@ -167,13 +173,13 @@ export class Executor {
     });
     // Until a call awaits it, a failed start must not be an unhandled rejection.
     this.#started.catch(() => {});
-    options.signal?.addEventListener(
-      "abort",
-      () => void this.shutdown({ cancel: true }),
-      {
-        once: true,
-      },
-    );
+    if (options.signal?.aborted) void this.shutdown({ cancel: true });
+    else
+      options.signal?.addEventListener(
+        "abort",
+        () => void this.shutdown({ cancel: true }),
+        { once: true },
+      );
   }
 
   /** A module app: `exportName` of the TS/JS module at `module` (a path or file: URL). */
@@ -255,13 +261,16 @@ export class Executor {
   async shutdown(options: { cancel?: boolean } = {}): Promise<void> {
     this.#closed = true;
     if (options.cancel) {
+      this.#canceled = true;
       for (const [id, pending] of this.#pending) {
         if (this.#scheduler.withdraw(id))
           this.#fail(pending, "canceled", undefined);
       }
       for (const controller of this.#running.values()) controller.abort();
     }
-    while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20));
+    // Calls still compiling or building become tasks (or, canceled, errors) before the backend stops.
+    while (this.#pending.size > 0 || this.#preparing > 0)
+      await new Promise((r) => setTimeout(r, 20));
     await this.#started.catch(() => {});
     await this.#backend.shutdown();
     // A work directory the executor chose is its own to remove.
@@ -289,19 +298,28 @@ export class Executor {
     args: unknown[],
     declared: ResourceSpec,
   ): Promise<never> {
+    if (this.#canceled) throw canceledBefore(def.name);
     if (this.#closed)
       throw new UsageError(
         "ENVPACK_USAGE_BAD_ARGUMENT",
         `${def.name}: the executor is shut down`,
       );
     checkJson(args, def.name);
-    await this.#started;
-    const payload = await this.#payload(def, args);
-    // Command apps run the worker's own commands: there is no module to pack.
-    const bundle =
-      this.#options.pack && def.kind !== "command"
-        ? (await this.#bundleOf(def)).bundle
-        : undefined;
+    let payload: TaskPayload;
+    let bundle: TaskBundle | undefined;
+    this.#preparing++;
+    try {
+      await this.#started;
+      payload = await this.#payload(def, args);
+      // Command apps run the worker's own commands: there is no module to pack.
+      bundle =
+        this.#options.pack && def.kind !== "command"
+          ? (await this.#bundleOf(def)).bundle
+          : undefined;
+    } finally {
+      this.#preparing--;
+    }
+    if (this.#canceled) throw canceledBefore(def.name);
     const id = `t${++this.#next}`;
     const category =
       this.#options.autocategory === false ? "default" : def.name;
@@ -323,14 +341,15 @@ export class Executor {
   /** Chooses the task's resources for this attempt and queues it. */
   #enqueue(pending: Pending): void {
     const { spec } = pending;
-    const label = this.#options.autolabel
-      ? this.#categories.labelFor(spec.category)
-      : null;
+    const follows =
+      this.#options.autolabel === true &&
+      !pending.enlarged &&
+      Object.keys(pending.declared).length === 0;
     spec.resources = pending.enlarged
       ? {}
-      : Object.keys(pending.declared).length > 0
-        ? pending.declared
-        : (label ?? {});
+      : follows
+        ? this.#labelOf(spec.category)
+        : pending.declared;
     const task = { id: spec.id, resources: spec.resources };
     if (this.#scheduler.anyFit(task) === undefined) {
       const largest = this.#scheduler.workers()[0];
@@ -354,12 +373,29 @@ export class Executor {
       state: spec.attempt === 0 ? "queued" : "retry",
     });
     this.#scheduler.submit(task, spec.attempt > 0);
+    if (follows) {
+      let ids = this.#labelled.get(spec.category);
+      if (ids === undefined)
+        this.#labelled.set(spec.category, (ids = new Set()));
+      ids.add(spec.id);
+    }
     this.#pump();
+  }
+
+  /** The resources a category's label gives a task: a whole worker while measuring, or when no worker holds it. */
+  #labelOf(category: string): ResourceSpec {
+    const label = this.#categories.labelFor(category);
+    if (label === null) return {};
+    return this.#scheduler.anyFit({ id: "", resources: label }) === undefined
+      ? {}
+      : label;
   }
 
   #pump(): void {
     for (const { taskId, placement } of this.#scheduler.schedule()) {
       const pending = this.#pending.get(taskId);
+      if (pending !== undefined)
+        this.#labelled.get(pending.spec.category)?.delete(taskId);
       if (pending === undefined) {
         this.#scheduler.release(taskId);
         continue;
@@ -399,8 +435,19 @@ export class Executor {
         this.#largest,
         over,
       );
-      if (changed !== undefined)
+      if (changed !== undefined) {
         this.#options.onEvent?.({ type: "label:chosen", ...changed });
+        // Tasks queued while the category was measuring wait with the new label, not a whole worker.
+        const ids = this.#labelled.get(spec.category);
+        if (ids !== undefined && ids.size > 0) {
+          const resources = this.#labelOf(spec.category);
+          this.#scheduler.reshape(ids, resources);
+          for (const id of ids) {
+            const queued = this.#pending.get(id);
+            if (queued !== undefined) queued.spec.resources = resources;
+          }
+        }
+      }
     }
     this.#options.onEvent?.({
       type: "task:state",
@@ -473,8 +520,10 @@ export class Executor {
 
   #joined(info: WorkerInfo): void {
     this.#scheduler.addWorker(info);
-    if (info.resources.cores > this.#largest.cores)
-      this.#largest = info.resources;
+    const largest = { ...this.#largest };
+    for (const key of ["cores", "memory", "disk", "gpus"] as const)
+      largest[key] = Math.max(largest[key], info.resources[key]);
+    this.#largest = largest;
     this.#pump();
   }
 
@@ -599,6 +648,14 @@ export class Executor {
     }
     return pending;
   }
+}
+
+function canceledBefore(name: string): TaskError {
+  return new TaskError(
+    "ENVPACK_TASK_CANCELED",
+    `${name}: canceled before it started (the executor was canceled)`,
+    {},
+  );
 }
 
 /** A declared worker: `cores` required, the other resources as in a spec, an optional `id`. */

@@ -71,7 +71,8 @@ export class Categories {
 
   /**
    * Records a finished task's usage. Returns the category's new summary when its label changed,
-   * so the caller can report it. `worker` is the largest worker (for throughput mode).
+   * so the caller can report it. `worker`: each resource's largest amount on any worker (labels
+   * never ask for more; throughput mode counts tasks per worker at it).
    */
   record(
     category: string,
@@ -130,16 +131,23 @@ export class Categories {
     const max = this.#mode === "max";
     // A resource no sample saw (a task too short to sample, one that writes nothing) gets no
     // key: it then takes the worker share of the cores (the proportional rule), never a 1 MB cap.
+    // Headroom never asks for more than a worker has: a task that needed a whole worker gets one.
     const pick = (of: Peaks, workerAmount: number) =>
       of.max <= 0
         ? undefined
-        : max
-          ? withHeadroom(of.max)
-          : bestForThroughput(of.counts, state.samples, workerAmount);
+        : Math.min(
+            workerAmount,
+            max
+              ? withHeadroom(of.max)
+              : bestForThroughput(of.counts, state.samples, workerAmount),
+          );
     const label: ResourceSpec = {
-      cores: max
-        ? wholeCores(state.cores.max)
-        : bestForThroughput(state.cores.counts, state.samples, worker.cores),
+      cores: Math.min(
+        Math.max(1, worker.cores),
+        max
+          ? wholeCores(state.cores.max)
+          : bestForThroughput(state.cores.counts, state.samples, worker.cores),
+      ),
     };
     const memory = pick(state.memory, worker.memory);
     const disk = pick(state.disk, worker.disk);

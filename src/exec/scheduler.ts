@@ -150,6 +150,34 @@ export class Scheduler {
     return true;
   }
 
+  /**
+   * Gives queued tasks other resources (autolabel chose a label for their category), keeping their
+   * place in submission order. O(queued tasks), once per label change, not per task.
+   */
+  reshape(ids: ReadonlySet<string>, resources: ResourceSpec): void {
+    const moved: Queued[] = [];
+    for (const [shape, bucket] of this.#buckets) {
+      if (!bucket.some((t) => ids.has(t.id))) continue;
+      const kept: Queued[] = [];
+      for (const task of bucket) (ids.has(task.id) ? moved : kept).push(task);
+      this.#buckets.set(shape, kept);
+    }
+    if (moved.length === 0) return;
+    if (this.#waiting !== undefined && ids.has(this.#waiting.task.id))
+      this.#waiting.reserved = undefined;
+    const shape = shapeOf(resources);
+    for (const task of moved) {
+      task.resources = resources;
+      this.#shapeOf.set(task.id, shape);
+    }
+    this.#buckets.set(
+      shape,
+      [...(this.#buckets.get(shape) ?? []), ...moved].sort(
+        (a, b) => a.seq - b.seq,
+      ),
+    );
+  }
+
   get queued(): number {
     return this.#queued;
   }

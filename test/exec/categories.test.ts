@@ -71,4 +71,16 @@ describe("Categories", () => {
     expect(changes).toEqual([RELABEL_EVERY]);
     expect(categories.labelFor("a")?.memory).toBe(110);
   });
+
+  it("never labels above what the largest worker has", () => {
+    const categories = new Categories({ window: 1, mode: "max" });
+    // 3900 MB + 10% headroom would be 4290 MB: no task of the category could run anywhere.
+    const chosen = categories.record(
+      "a",
+      usage(3900, 7.5),
+      { ...worker, memory: 4000 },
+      false,
+    );
+    expect(chosen?.label).toEqual({ cores: 4, memory: 4000 });
+  });
 });

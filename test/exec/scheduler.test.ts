@@ -179,6 +179,27 @@ describe("Scheduler", () => {
     ).toBeUndefined();
   });
 
+  it("reshapes queued tasks to a new label, keeping their order", () => {
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("w", 4));
+    for (let i = 0; i < 6; i++)
+      scheduler.submit({ id: `t${i}`, resources: {} });
+    scheduler.submit({ id: "other", resources: { cores: 1 } });
+    expect(scheduler.schedule().map((s) => s.taskId)).toEqual(["t0"]);
+    // autolabel chose 1 core for t1..t5's category while they waited for a whole worker.
+    scheduler.reshape(new Set(["t1", "t2", "t3", "t4", "t5"]), { cores: 1 });
+    scheduler.release("t0");
+    expect(scheduler.schedule().map((s) => s.taskId)).toEqual([
+      "t1",
+      "t2",
+      "t3",
+      "t4",
+    ]);
+    expect(scheduler.queued).toBe(2);
+    scheduler.release("t1");
+    expect(scheduler.schedule().map((s) => s.taskId)).toEqual(["t5"]);
+  });
+
   it("knows when a task fits no worker at all", () => {
     const scheduler = new Scheduler();
     scheduler.addWorker(worker("w", 2));

@@ -1,0 +1,143 @@
+// The Executor's bookkeeping around tasks, with the real local backend: tasks queued while
+// autolabel measures get the label once it is chosen; cancellation reaches calls still being
+// prepared and calls made after an abort; every call ends in a value or an error.
+
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, inject, it } from "vitest";
+import { Executor, type EnvpackEvent } from "../../src/index.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const tasksTs = () => {
+  const app = inject("fixtures").apps["exec-tasks"];
+  if (app === undefined)
+    throw new Error("the exec-tasks fixture app was not installed");
+  return join(app, "src", "tasks.ts");
+};
+
+/** A JS module whose task reports when it ran: [start ms, end ms]. */
+async function spanModule(): Promise<string> {
+  const file = join(await tempDir(), "span.mjs");
+  await writeFile(
+    file,
+    "export async function span(ms) { const start = Date.now(); await new Promise((r) => setTimeout(r, ms)); return [start, Date.now()]; }\n",
+  );
+  return file;
+}
+
+/** The most intervals open at one instant. */
+function maxOverlap(spans: Array<[number, number]>): number {
+  const points = spans.flatMap(([s, e]): Array<[number, number]> => [
+    [s, 1],
+    [e, -1],
+  ]);
+  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let open = 0;
+  let most = 0;
+  for (const [, d] of points) most = Math.max(most, (open += d));
+  return most;
+}
+
+describe("Executor lifecycle (local backend)", () => {
+  it("autolabel: tasks queued while their category was measuring run with the label once it is chosen", async () => {
+    const events: EnvpackEvent[] = [];
+    const ex = new Executor({
+      workers: [{ id: "w", cores: 4, memory: 4000 }],
+      workDir: await tempDir(),
+      autolabel: true,
+      autolabelWindow: 1,
+      onEvent: (e) => events.push(e),
+    });
+    try {
+      const span = ex.app<[number], [number, number]>(
+        await spanModule(),
+        "span",
+      );
+      // All nine are queued before the first ends: they all start out waiting for a whole worker.
+      const spans = await Promise.all(
+        Array.from({ length: 9 }, () => span(1500)),
+      );
+      const chosen = events.filter((e) => e.type === "label:chosen");
+      expect(chosen).toHaveLength(1);
+      expect(chosen[0]).toMatchObject({ samples: 1, label: { cores: 1 } });
+      const labels = events.flatMap((e) =>
+        e.type === "task:state" && e.state === "running"
+          ? [e.label?.cores]
+          : [],
+      );
+      // The first measured on the whole worker; the other eight got the 1-core label...
+      expect(labels).toEqual([4, 1, 1, 1, 1, 1, 1, 1, 1]);
+      // ...so they ran four at a time, not one after another.
+      expect(maxOverlap(spans.slice(1))).toBe(4);
+    } finally {
+      await ex.shutdown();
+    }
+  });
+
+  it("a cancel reaches calls still being prepared, and calls after an abort are canceled", async () => {
+    const controller = new AbortController();
+    const ex = new Executor({
+      workers: [{ cores: 1 }],
+      workDir: await tempDir(),
+      signal: controller.signal,
+    });
+    // A TypeScript app is compiled before its first task exists.
+    const call = ex.app(tasksTs(), "echo")("x");
+    controller.abort();
+    await expect(call).rejects.toMatchObject({
+      code: "ENVPACK_TASK_CANCELED",
+    });
+    await expect(ex.app(tasksTs(), "echo")("y")).rejects.toMatchObject({
+      code: "ENVPACK_TASK_CANCELED",
+    });
+    await ex.shutdown();
+
+    const aborted = new Executor({
+      workers: [{ cores: 1 }],
+      workDir: await tempDir(),
+      signal: AbortSignal.abort(),
+    });
+    await expect(aborted.app(tasksTs(), "echo")("z")).rejects.toMatchObject({
+      code: "ENVPACK_TASK_CANCELED",
+    });
+    await aborted.shutdown();
+  });
+
+  it("a drain waits for calls still being prepared, and every call ends", async () => {
+    const ex = new Executor({
+      workers: [{ cores: 2 }],
+      workDir: await tempDir(),
+    });
+    const echo = ex.app<[number], number>(tasksTs(), "echo", {
+      resources: { cores: 1 },
+    });
+    const fail = ex.app<[string], never>(tasksTs(), "fail", {
+      resources: { cores: 1 },
+    });
+    const calls = Array.from({ length: 10 }, (_, i) =>
+      i % 3 === 0 ? fail(`no ${i}`) : echo(i),
+    );
+    // Nothing is queued yet (the module still compiles): shutdown must wait for these.
+    const drained = ex.shutdown();
+    const settled = await Promise.allSettled(calls);
+    await drained;
+    expect(
+      settled.map((s) =>
+        s.status === "fulfilled"
+          ? s.value
+          : (s.reason as { code: string }).code,
+      ),
+    ).toEqual([
+      "ENVPACK_TASK_FAILED",
+      1,
+      2,
+      "ENVPACK_TASK_FAILED",
+      4,
+      5,
+      "ENVPACK_TASK_FAILED",
+      7,
+      8,
+      "ENVPACK_TASK_FAILED",
+    ]);
+  });
+});
