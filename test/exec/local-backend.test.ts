@@ -1,7 +1,7 @@
 // The local backend with real child processes: warm module runtimes, crashes, measurement,
 // memory and disk enforcement, cancellation, commands, Python, shutdown and bundles.
 
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -430,6 +430,68 @@ describe("LocalBackend", () => {
       return true;
     });
     expect(b.runtimePids()).toEqual([]);
+  });
+
+  it("a bundle whose node cannot start or speaks another protocol fails the task, not the backend; a command finds the bundle's bin first", async () => {
+    const { backend: b, workDir } = await backend();
+    // An environment already unpacked (its completion marker written), so no bundle file is read.
+    const fakeEnv = async (
+      hex: string,
+      node: string,
+    ): Promise<TaskSpec["bundle"]> => {
+      const env = join(workDir, "local-1", "envs", hex);
+      await mkdir(join(env, ".envpack"), { recursive: true });
+      await mkdir(join(env, "bin"));
+      await writeFile(join(env, ".envpack", "complete"), "");
+      await writeFile(join(env, "bin", "node"), node, { mode: 0o755 });
+      await writeFile(
+        join(env, "bin", "hello"),
+        "#!/bin/sh\necho hello from the bundle\n",
+        { mode: 0o755 },
+      );
+      return {
+        digest: `sha256:${hex}`,
+        path: join(workDir, "none"),
+        kind: "node",
+      };
+    };
+    const broken = await fakeEnv(
+      "a".repeat(64),
+      "#!/bin/sh\necho broken node >&2\nexit 9\n",
+    );
+    const other = await fakeEnv(
+      "b".repeat(64),
+      `#!/bin/sh\nexec "${process.execPath}" -e 'process.send({ type: "ready", protocol: 99 }); setInterval(() => {}, 1000)'\n`,
+    );
+    const runIn = (bundle: TaskSpec["bundle"], payload: TaskPayload) =>
+      b.runTask(
+        task(payload, { bundle }),
+        { workerId: "local-1", label: label() },
+        new AbortController().signal,
+      );
+    const module: TaskPayload = {
+      kind: "module",
+      module: "app/x.mjs",
+      exportName: "x",
+      args: [],
+    };
+    const failed = await runIn(broken, module);
+    expect(failed).toMatchObject({
+      ok: false,
+      reason: "exit",
+      error: { name: "RuntimeStartError" },
+    });
+    expect(failed.error?.message).toContain("broken node");
+    const mismatch = await runIn(other, module);
+    expect(mismatch).toMatchObject({ ok: false, reason: "exit" });
+    expect(mismatch.error?.message).toContain("protocol 99");
+    // The runtime that answered with another protocol was not left running.
+    await until(() => treeOf(process.pid).length === 1);
+    const hello = await runIn(broken, { kind: "command", argv: ["hello"] });
+    expect(hello).toMatchObject({
+      ok: true,
+      value: { stdout: "hello from the bundle\n" },
+    });
   });
 
   it("unpacks a bundle once per worker under concurrent tasks and runs it with the bundle's node", async () => {

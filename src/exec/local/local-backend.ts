@@ -238,9 +238,18 @@ export class LocalBackend implements ExecBackend {
         }),
       );
     const reuse = this.#options.reuseRuntimes !== false;
-    const runtime = reuse
-      ? await this.#pool.acquire(key, start)
-      : await start();
+    let runtime: Runtime;
+    try {
+      runtime = reuse ? await this.#pool.acquire(key, start) : await start();
+    } catch (error) {
+      // A runtime that cannot start (a broken bundle's node, no such file) fails the task.
+      return {
+        ok: false,
+        reason: "exit",
+        error: { name: "RuntimeStartError", message: (error as Error).message },
+        usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }, 0),
+      };
+    }
     if (!reuse) this.#processes.add(runtime);
     const sandbox = join(worker.dir, "sandbox", `rt-${runtime.pid}`);
     const module = await inBundle(env, payload.module, this.#entries);

@@ -72,7 +72,7 @@ export class Runtime {
       serialization: "json",
     });
     const runtime = new Runtime(child);
-    await new Promise<void>((resolve, reject) => {
+    const ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: { type?: string; protocol?: number }) => {
         if (message.type !== "ready") return;
         child.off("message", onMessage);
@@ -86,7 +86,8 @@ export class Runtime {
       };
       child.on("message", onMessage);
       child.once("error", reject);
-      child.once("exit", (code, signal) =>
+      // "close", not "exit": by then stderr has been read to its end.
+      child.once("close", (code, signal) =>
         reject(
           new Error(
             `the runtime ${options.node} exited at start (${signal ?? code}): ${runtime.#stderr.trim().slice(-500)}`,
@@ -94,6 +95,16 @@ export class Runtime {
         ),
       );
     });
+    try {
+      await ready;
+    } catch (error) {
+      // One that started but cannot be used (another protocol) must not outlive the attempt.
+      if (child.pid !== undefined) {
+        runtime.kill();
+        await runtime.exited();
+      }
+      throw error;
+    }
     return runtime;
   }
 
