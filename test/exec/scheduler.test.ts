@@ -200,6 +200,37 @@ describe("Scheduler", () => {
     expect(scheduler.schedule().map((s) => s.taskId)).toEqual(["t5"]);
   });
 
+  it("keeps submission order through starts, withdrawals and retries in a long queue", () => {
+    const scheduler = new Scheduler();
+    scheduler.addWorker(worker("w", 1));
+    for (let i = 0; i < 3000; i++)
+      scheduler.submit({ id: `t${i}`, resources: { cores: 1 } });
+    const order: string[] = [];
+    const step = () => {
+      const [next] = scheduler.schedule();
+      if (next !== undefined) {
+        order.push(next.taskId);
+        scheduler.release(next.taskId);
+      }
+      return next;
+    };
+    for (let i = 0; i < 2000; i++) step();
+    expect(scheduler.withdraw("t2500")).toBe(true);
+    expect(scheduler.withdraw("t1999")).toBe(false);
+    // A retry goes before everything queued.
+    scheduler.submit({ id: "retry", resources: { cores: 1 } }, true);
+    while (step() !== undefined);
+    expect(order.slice(1998, 2002)).toEqual([
+      "t1998",
+      "t1999",
+      "retry",
+      "t2000",
+    ]);
+    expect(order).toHaveLength(3000);
+    expect(order).not.toContain("t2500");
+    expect(scheduler.queued).toBe(0);
+  });
+
   it("knows when a task fits no worker at all", () => {
     const scheduler = new Scheduler();
     scheduler.addWorker(worker("w", 2));
