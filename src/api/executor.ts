@@ -527,9 +527,9 @@ export class Executor {
     this.#pump();
   }
 
+  /** A worker left: the backend resolves its running tasks as "worker-lost" (retried as crashes). */
   #left(id: string): void {
-    for (const taskId of this.#scheduler.removeWorker(id))
-      this.#running.get(taskId)?.abort();
+    this.#scheduler.removeWorker(id);
   }
 
   /** The task payload for a call: module paths compiled or placed inside the bundle. */
