@@ -149,12 +149,30 @@ export class Executor {
         "ENVPACK_USAGE_BAD_CONFIG",
         `autolabelWindow must be an integer ≥ 1, got ${window}`,
       );
-    for (const [i, w] of (options.workers ?? []).entries()) checkWorker(w, i);
+    const mode = options.autolabelMode ?? "max";
+    if (mode !== "max" && mode !== "throughput")
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_CONFIG",
+        `autolabelMode must be "max" or "throughput", got ${JSON.stringify(mode)}`,
+      );
+    const retries = options.maxRetries ?? 0;
+    if (!Number.isInteger(retries) || retries < 0)
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_CONFIG",
+        `maxRetries must be an integer ≥ 0, got ${JSON.stringify(retries)}`,
+      );
+    const ids = new Set<string>();
+    for (const [i, w] of (options.workers ?? []).entries()) {
+      checkWorker(w, i);
+      if (w.id !== undefined && ids.has(w.id))
+        throw new UsageError(
+          "ENVPACK_USAGE_BAD_RESOURCES",
+          `workers[${i}]: the id ${JSON.stringify(w.id)} is taken by another worker`,
+        );
+      if (w.id !== undefined) ids.add(w.id);
+    }
     this.#options = options;
-    this.#categories = new Categories({
-      window,
-      mode: options.autolabelMode ?? "max",
-    });
+    this.#categories = new Categories({ window, mode });
     this.#workDir =
       options.workDir ??
       join(

@@ -140,4 +140,32 @@ describe("Executor lifecycle (local backend)", () => {
       "ENVPACK_TASK_FAILED",
     ]);
   });
+
+  it.each([
+    [
+      { autolabelMode: "max-seen" },
+      "ENVPACK_USAGE_BAD_CONFIG",
+      "autolabelMode",
+    ],
+    [{ maxRetries: -1 }, "ENVPACK_USAGE_BAD_CONFIG", "maxRetries"],
+    [{ autolabelWindow: 0 }, "ENVPACK_USAGE_BAD_CONFIG", "autolabelWindow"],
+    [
+      {
+        workers: [
+          { id: "a", cores: 1 },
+          { id: "a", cores: 2 },
+        ],
+      },
+      "ENVPACK_USAGE_BAD_RESOURCES",
+      '"a"',
+    ],
+    [{ workers: [{ cores: 0 }] }, "ENVPACK_USAGE_BAD_RESOURCES", "cores"],
+  ])("refuses the option %j when constructed", (options, code, names) => {
+    expect(() => new Executor(options as never)).toThrow(
+      expect.objectContaining({
+        code,
+        message: expect.stringContaining(names),
+      }),
+    );
+  });
 });
