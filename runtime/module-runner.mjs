@@ -1,8 +1,9 @@
 // @ts-check
 // The warm runtime of module apps: started once (by the bundled node, or the host's), it runs one
 // task at a time as the executor asks over the IPC channel, and stays for the next. Zero
-// dependencies: it runs inside bundles. Messages (protocol 1, see src/core/task.ts):
-//   in:  { type: "run", protocol, id, module (file URL), exportName, args, cwd }
+// dependencies: it runs inside bundles. Messages (protocol 1) are RuntimeReady, TaskRequest and
+// TaskReply in src/core/task.ts:
+//   in:  { type: "run", protocol, id, module (path or file URL), exportName, args, cwd }
 //   out: { type: "ready", protocol } once; { type: "result", protocol, id, ok, value?, error?,
 //        cpuMs, rssMB, diskMB } per task.
 // `cwd` is this runtime's sandbox: made on first use, measured and emptied after every task, so

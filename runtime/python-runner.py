@@ -1,7 +1,8 @@
 # The task wrapper of Python apps: runs one function of a .py file with JSON arguments and writes
 # the JSON result to file descriptor 3. Standard library only: it runs with the bundle's python.
-# Input on stdin (protocol 1, see src/core/task.ts): {"protocol", "file", "function", "args", "cwd"}.
-# Output on fd 3: {"protocol", "ok", "value"?, "error"?: {"name", "message", "stack"}}.
+# Messages (protocol 1) are TaskRequest and TaskReply in src/core/task.ts:
+#   stdin: {"type": "run", "protocol", "id", "file", "function", "args", "cwd"}
+#   fd 3:  {"type": "result", "protocol", "id", "ok", "value"?, "error"?: {"name", "message", "stack"}}
 import importlib.util
 import json
 import os
@@ -14,6 +15,7 @@ PROTOCOL = 1
 def main():
     task = json.load(sys.stdin)
     out = os.fdopen(3, "w")
+    reply = {"type": "result", "protocol": PROTOCOL, "id": task.get("id", "")}
     try:
         os.chdir(task["cwd"])
         sys.path.insert(0, os.path.dirname(os.path.abspath(task["file"])))
@@ -23,18 +25,13 @@ def main():
         fn = getattr(module, task["function"], None)
         if not callable(fn):
             raise TypeError("%s has no function %s" % (task["file"], task["function"]))
-        result = {"protocol": PROTOCOL, "ok": True, "value": fn(*task["args"])}
-        text = json.dumps(result)
+        text = json.dumps(dict(reply, ok=True, value=fn(*task["args"])))
     except BaseException as error:  # the app's failure is the result, whatever it is
-        text = json.dumps({
-            "protocol": PROTOCOL,
-            "ok": False,
-            "error": {
-                "name": type(error).__name__,
-                "message": str(error),
-                "stack": traceback.format_exc(),
-            },
-        })
+        text = json.dumps(dict(reply, ok=False, error={
+            "name": type(error).__name__,
+            "message": str(error),
+            "stack": traceback.format_exc(),
+        }))
     out.write(text)
     out.close()
 

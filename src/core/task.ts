@@ -93,6 +93,59 @@ export interface TaskResult {
   attempt: number;
 }
 
+/** What a runtime wrapper sends once it is ready for tasks (runtime/module-runner.mjs). */
+export interface RuntimeReady {
+  type: "ready";
+  protocol: typeof TASK_PROTOCOL;
+}
+
+/**
+ * One task for a runtime wrapper: runtime/module-runner.mjs receives module requests over its IPC
+ * channel (one after another, warm); runtime/python-runner.py reads one Python request on stdin.
+ * Paths are absolute; `cwd` is the task's sandbox.
+ */
+export type TaskRequest =
+  | {
+      type: "run";
+      protocol: typeof TASK_PROTOCOL;
+      id: string;
+      /** A path or a file: URL. */
+      module: string;
+      exportName: string;
+      args: unknown[];
+      cwd: string;
+    }
+  | {
+      type: "run";
+      protocol: typeof TASK_PROTOCOL;
+      id: string;
+      file: string;
+      function: string;
+      args: unknown[];
+      cwd: string;
+    };
+
+/**
+ * A runtime wrapper's answer for one task: over IPC from the module runner, on file descriptor 3
+ * from the Python runner (so the app's own stdout is never mistaken for it).
+ */
+export interface TaskReply {
+  type: "result";
+  protocol: typeof TASK_PROTOCOL;
+  id: string;
+  ok: boolean;
+  /** The function's return value (JSON; `undefined`/`None` become null). */
+  value?: unknown;
+  /** What it threw: the error's name, message and stack. */
+  error?: { name: string; message: string; stack?: string | undefined };
+  /** Module runner: CPU ms the runtime used for the task (all its threads). */
+  cpuMs?: number;
+  /** Module runner: the runtime's resident MB after the task. */
+  rssMB?: number;
+  /** Module runner: MB the task left in its sandbox (measured, then emptied). */
+  diskMB?: number;
+}
+
 /** An autolabel category's state, as `label:chosen` events and `executor.summary()` report it. */
 export interface CategorySummary {
   category: string;

@@ -13,6 +13,8 @@ import {
   type OnEvent,
   type Resources,
   type TaskBundle,
+  type TaskReply,
+  type TaskRequest,
   type TaskResult,
   type TaskSpec,
   type TaskUsage,
@@ -343,13 +345,16 @@ export class LocalBackend implements ExecBackend {
     if (payload.kind === "python") {
       file = env === undefined ? "python3" : join(env, "bin", "python3");
       args = ["-I", "-B", runtimeFile("python-runner.py")];
-      input = JSON.stringify({
+      const request: TaskRequest = {
+        type: "run",
         protocol: TASK_PROTOCOL,
+        id: task.id,
         file: await inBundle(env, payload.file, this.#entries),
         function: payload.functionName,
         args: payload.args,
         cwd: sandbox,
-      });
+      };
+      input = JSON.stringify(request);
     } else if ("argv" in payload) {
       [file = "", ...args] = payload.argv;
     } else {
@@ -438,7 +443,7 @@ export class LocalBackend implements ExecBackend {
     const peaks = await monitor.stop();
     const stderrTail = clean(stderr);
     if (payload.kind === "python" && exitCode === 0 && result !== "") {
-      const reply = JSON.parse(result) as Omit<RunnerReply, "cpuMs" | "rssMB">;
+      const reply = JSON.parse(result) as TaskReply;
       const usage = usageOf(peaks, wallMs);
       return reply.ok
         ? { ok: true, reason: "ok", value: reply.value, usage }
@@ -511,7 +516,7 @@ function canceledOutcome(): Outcome {
 function usageOf(
   peaks: Peaks,
   wallMs: number,
-  reported?: { rssMB: number; cpuMs: number; diskMB: number },
+  reported?: TaskReply,
 ): TaskUsage {
   return {
     peakMemory: Math.max(peaks.rssMB, reported?.rssMB ?? 0),

@@ -2,17 +2,15 @@
 // when one dies or is killed.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { TASK_PROTOCOL } from "../../core/index.js";
+import {
+  TASK_PROTOCOL,
+  type RuntimeReady,
+  type TaskReply,
+  type TaskRequest,
+} from "../../core/index.js";
 
 /** What runtime/module-runner.mjs answers for one task. */
-export interface RunnerReply {
-  ok: boolean;
-  value?: unknown;
-  error?: { name: string; message: string; stack?: string };
-  cpuMs: number;
-  rssMB: number;
-  diskMB: number;
-}
+export type RunnerReply = TaskReply;
 
 /** How a run ended when the process did not answer. */
 export interface RunnerDeath {
@@ -38,7 +36,7 @@ export class Runtime {
     });
     // The app's own console output is not the result; keep the pipe drained.
     child.stdout?.resume();
-    child.on("message", (message: { type?: string } & RunnerReply) => {
+    child.on("message", (message: RunnerReply | RuntimeReady) => {
       if (message.type !== "result") return;
       const pending = this.#pending;
       this.#pending = undefined;
@@ -73,7 +71,7 @@ export class Runtime {
     });
     const runtime = new Runtime(child);
     const ready = new Promise<void>((resolve, reject) => {
-      const onMessage = (message: { type?: string; protocol?: number }) => {
+      const onMessage = (message: RunnerReply | RuntimeReady) => {
         if (message.type !== "ready") return;
         child.off("message", onMessage);
         if (message.protocol !== TASK_PROTOCOL)
@@ -113,13 +111,12 @@ export class Runtime {
   }
 
   /** Runs one task; resolves with the reply, or how the process died. */
-  run(request: {
-    id: string;
-    module: string;
-    exportName: string;
-    args: unknown[];
-    cwd: string;
-  }): Promise<RunnerReply | RunnerDeath> {
+  run(
+    request: Omit<
+      Extract<TaskRequest, { module: string }>,
+      "type" | "protocol"
+    >,
+  ): Promise<RunnerReply | RunnerDeath> {
     if (this.#dead)
       return Promise.resolve({
         died: true,
@@ -129,7 +126,12 @@ export class Runtime {
       });
     return new Promise((resolve) => {
       this.#pending = resolve;
-      this.child.send({ type: "run", protocol: TASK_PROTOCOL, ...request });
+      const message: TaskRequest = {
+        type: "run",
+        protocol: TASK_PROTOCOL,
+        ...request,
+      };
+      this.child.send(message);
     });
   }
 
