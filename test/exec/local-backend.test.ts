@@ -182,9 +182,10 @@ describe("LocalBackend", () => {
   it("a crash fails only that task with the exit and stderr tail; the runtime is replaced", async () => {
     const { backend: b } = await backend();
     const before = (await run(b, call("whoami", "x"))).value as { pid: number };
+    await run(b, call("chatter", "earlier noise"));
     const crashed = await run(b, call("crash"));
     expect(crashed).toMatchObject({ ok: false, reason: "exit", exitCode: 3 });
-    expect(crashed.stderrTail).toContain("about to crash");
+    expect(crashed.stderrTail).toBe("about to crash");
     const after = await run(b, call("whoami", "y"));
     expect(after.ok).toBe(true);
     expect((after.value as { pid: number }).pid).not.toBe(before.pid);

@@ -68,6 +68,12 @@ export function fail(message) {
   throw error;
 }
 
+/** Writes `text` to stderr. */
+export function chatter(text) {
+  process.stderr.write(`${text}\n`);
+  return text;
+}
+
 export function crash() {
   process.stderr.write("about to crash\n");
   process.exit(3);

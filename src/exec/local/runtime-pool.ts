@@ -124,6 +124,8 @@ export class Runtime {
         signal: null,
         stderrTail: this.#stderr,
       });
+    // A crash's stderr tail is this task's, not what earlier tasks wrote.
+    this.#stderr = "";
     return new Promise((resolve) => {
       this.#pending = resolve;
       const message: TaskRequest = {
