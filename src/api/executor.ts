@@ -483,6 +483,7 @@ export class Executor {
       over &&
       this.#options.autolabel &&
       !pending.enlarged &&
+      !this.#canceled &&
       !isWhole(result.label, this.#workerSize(result.workerId))
     ) {
       // Work Queue's rule: a task over its label runs again with the whole worker.
@@ -492,7 +493,7 @@ export class Executor {
     } else if (
       crashed(pending.app, result) &&
       pending.retries < (this.#options.maxRetries ?? 0) &&
-      !this.#closed
+      !this.#canceled
     ) {
       pending.retries++;
       spec.attempt++;

@@ -141,6 +141,24 @@ describe("Executor lifecycle (local backend)", () => {
     ]);
   });
 
+  it("a drain still retries a crashed task", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "flaky.mjs");
+    // Exits under its first task (a crash), answers the second.
+    await writeFile(
+      file,
+      'import { existsSync, writeFileSync } from "node:fs";\nexport function flaky(marker) { if (!existsSync(marker)) { writeFileSync(marker, ""); process.exit(3); } return "ok"; }\n',
+    );
+    const ex = new Executor({
+      workers: [{ cores: 1 }],
+      workDir: await tempDir(),
+      maxRetries: 1,
+    });
+    const call = ex.app<[string], string>(file, "flaky")(join(dir, "marker"));
+    await ex.shutdown();
+    await expect(call).resolves.toBe("ok");
+  });
+
   it.each([
     [
       { autolabelMode: "max-seen" },
