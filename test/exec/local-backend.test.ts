@@ -364,7 +364,7 @@ describe("LocalBackend", () => {
     expect(cwd?.trim()).toContain(join("local-1", "sandbox"));
   });
 
-  it("runs Python functions with JSON arguments and reports their exceptions", async () => {
+  it("runs Python functions with JSON arguments, reports their exceptions, kills one over its memory label", async () => {
     const { backend: b } = await backend();
     const dir = await tempDir();
     const file = join(dir, "tasks.py");
@@ -372,7 +372,8 @@ describe("LocalBackend", () => {
       file,
       "import os\ndef add(a, b):\n    return {'sum': a + b, 'cwd': os.getcwd()}\n" +
         "def boom():\n    raise KeyError('nope')\n" +
-        "def chatty():\n    print('noise')\n    return 1\n",
+        "def chatty():\n    print('noise')\n    return 1\n" +
+        "def hold(mb):\n    import time\n    b = bytes([1]) * (mb << 20)\n    time.sleep(5)\n    return len(b)\n",
     );
     const added = await run(b, {
       kind: "python",
@@ -401,6 +402,17 @@ describe("LocalBackend", () => {
       args: [],
     });
     expect(chatty).toMatchObject({ ok: true, value: 1 });
+    const over = await run(
+      b,
+      { kind: "python", file, functionName: "hold", args: [200] },
+      { label: label({ memory: 100 }) },
+    );
+    expect(over).toMatchObject({
+      ok: false,
+      reason: "over-resources",
+      exceeded: "memory",
+    });
+    expect(over.usage.peakMemory).toBeGreaterThan(100);
   });
 
   it("shutdown kills runtimes, commands and their children, leaving no process behind", async () => {
