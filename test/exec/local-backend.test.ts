@@ -294,6 +294,10 @@ describe("LocalBackend", () => {
     });
     expect(within.ok).toBe(true);
     expect(within.usage.disk).toBeGreaterThanOrEqual(3);
+    // The warm runtime's sandbox is emptied after every task.
+    const [kept, ...more] = await readdir(sandboxes);
+    expect(more).toEqual([]);
+    expect(await readdir(join(sandboxes, kept ?? ""))).toEqual([]);
   });
 
   it("cancels module and command tasks through the signal, also when it fired before the run", async () => {
