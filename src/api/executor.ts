@@ -9,6 +9,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build as esbuild } from "esbuild";
 import {
+  InputError,
   TaskError,
   UsageError,
   isEnvpackError,
@@ -200,7 +201,11 @@ export class Executor {
       );
   }
 
-  /** A module app: `exportName` of the TS/JS module at `module` (a path or file: URL). */
+  /**
+   * A module app: `exportName` of the TS/JS module at `module` (a path or file: URL).
+   * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (no such file), UsageError
+   *   ENVPACK_USAGE_BAD_RESOURCES
+   */
   app<A extends unknown[] = unknown[], R = unknown>(
     module: string | URL,
     exportName: string,
@@ -210,6 +215,7 @@ export class Executor {
       typeof module === "string" && !module.startsWith("file:")
         ? resolve(module)
         : fileURLToPath(module);
+    mustExist(file, `app ${exportName}`);
     return this.#makeApp<A, R>(
       {
         name: options.name ?? `${basename(file, extname(file))}.${exportName}`,
@@ -248,13 +254,19 @@ export class Executor {
     );
   }
 
-  /** A Python app: `functionName` of the `.py` file, run by the Conda prefix `env`'s python (or python3 on PATH). */
+  /**
+   * A Python app: `functionName` of the `.py` file, run by the Conda prefix `env`'s python (or
+   * python3 on PATH).
+   * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (no such file), UsageError
+   *   ENVPACK_USAGE_BAD_RESOURCES
+   */
   pythonApp<A extends unknown[] = unknown[], R = unknown>(
     file: string,
     functionName: string,
     options: AppOptions & { env?: string | undefined } = {},
   ): App<A, R> {
     const path = resolve(file);
+    mustExist(path, `python app ${functionName}`);
     return this.#makeApp<A, R>(
       {
         name: options.name ?? `${basename(path, ".py")}.${functionName}`,
@@ -617,9 +629,21 @@ export class Executor {
             js: 'import { createRequire as __envpackRequire } from "node:module"; const require = __envpackRequire(import.meta.url);',
           },
         }).catch((error: unknown) => {
+          const first = (
+            error as {
+              errors?: Array<{
+                text: string;
+                location?: { file: string; line: number } | null;
+              }>;
+            }
+          ).errors?.[0];
+          const where =
+            first?.location != null
+              ? `${first.location.file}:${first.location.line}: `
+              : "";
           throw new UsageError(
             "ENVPACK_USAGE_BAD_ARGUMENT",
-            `${file} does not compile: ${(error as Error).message.split("\n")[0]}`,
+            `${file} does not compile: ${where}${first?.text ?? (error as Error).message.split("\n")[0]}`,
             { hint: "Fix the module, or give the compiled .js file." },
           );
         });
@@ -667,6 +691,16 @@ export class Executor {
     }
     return pending;
   }
+}
+
+/** An app's file is checked when the app is made, not on every call. */
+function mustExist(file: string, what: string): void {
+  if (!existsSync(file))
+    throw new InputError(
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      `${what}: ${file} does not exist`,
+      { hint: "Give the path of the module (or .py file) that exports it." },
+    );
 }
 
 function canceledBefore(name: string): TaskError {

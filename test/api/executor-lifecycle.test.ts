@@ -141,6 +141,30 @@ describe("Executor lifecycle (local backend)", () => {
     ]);
   });
 
+  it("names a missing module when the app is made, and a compile error's place at the call", async () => {
+    const dir = await tempDir();
+    const ex = new Executor({ workers: [{ cores: 1 }], workDir: dir });
+    try {
+      expect(() => ex.app(join(dir, "nope.ts"), "f")).toThrow(
+        expect.objectContaining({
+          code: "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+          message: expect.stringContaining("nope.ts"),
+        }),
+      );
+      expect(() => ex.pythonApp(join(dir, "nope.py"), "f")).toThrow(
+        expect.objectContaining({ code: "ENVPACK_INPUT_ENTRY_NOT_FOUND" }),
+      );
+      const broken = join(dir, "broken.ts");
+      await writeFile(broken, "export function f(: number) {}\n");
+      await expect(ex.app(broken, "f")()).rejects.toMatchObject({
+        code: "ENVPACK_USAGE_BAD_ARGUMENT",
+        message: expect.stringMatching(/broken\.ts:1: /),
+      });
+    } finally {
+      await ex.shutdown();
+    }
+  });
+
   it("a drain still retries a crashed task", async () => {
     const dir = await tempDir();
     const file = join(dir, "flaky.mjs");
