@@ -74,7 +74,10 @@ export interface TaskResult {
   id: string;
   ok: boolean;
   reason: TaskEndReason;
-  /** The app's return value (JSON), or a command's captured stdout. */
+  /**
+   * The app's return value (JSON); for a command, `{ exitCode, stdout }` (stdout captured whole,
+   * also when it exited non-zero).
+   */
   value?: unknown;
   /** The error an app threw, with the remote stack. */
   error?:

@@ -72,7 +72,16 @@ interface LocalWorker {
   unpacking: Map<string, Promise<string>>;
 }
 
-/** Runs tasks in child processes on this machine. */
+/**
+ * Runs tasks in child processes on this machine. Each worker has a directory under `workDir`
+ * holding its unpacked bundles (`envs/`, unpacked once per worker) and its sandboxes (`sandbox/`,
+ * the tasks' cwd). Module tasks run in warm runtimes (`<env>/bin/node` with a bundle, else the
+ * host's node), one task at a time each, pooled per worker, interpreter and extra environment,
+ * replaced when one dies or is killed; with `reuseRuntimes: false` each gets a fresh process.
+ * Python tasks run `python3 -I` (the bundle's, else the one on PATH) per task; commands run per
+ * task with the bundle's `bin` first on PATH. Every process runs in its own process group, which
+ * is what a kill (over a label, canceled, shutdown) ends.
+ */
 export class LocalBackend implements ExecBackend {
   readonly #options: LocalBackendOptions;
   readonly #workers = new Map<string, LocalWorker>();
