@@ -1,15 +1,11 @@
 // The executor: apps called like async functions become tasks, fitted to workers by their
 // resources, measured, labelled (autolabel), retried, and — with `pack` — run inside their bundle.
 
-import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, dirname, extname, join, resolve } from "node:path";
+import { basename, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build as esbuild } from "esbuild";
 import {
-  InputError,
   TaskError,
   UsageError,
   isEnvpackError,
@@ -33,6 +29,14 @@ import {
   type WorkerSpec,
 } from "../exec/index.js";
 import { build } from "./build.js";
+import {
+  checkJson,
+  checkWorker,
+  commandPayload,
+  compileModuleApp,
+  isTypeScript,
+  mustExist,
+} from "./executor-apps.js";
 import { loadConfig } from "./load-config.js";
 
 export type { WorkerSpec, CategorySummary, AutolabelMode };
@@ -565,18 +569,8 @@ export class Executor {
 
   /** The task payload for a call: module paths compiled or placed inside the bundle. */
   async #payload(def: AppDef, args: unknown[]): Promise<TaskPayload> {
-    if (def.kind === "command") {
-      const command = def.command as string[] | string;
-      return Array.isArray(command)
-        ? { kind: "command", argv: [...command, ...(args as string[])] }
-        : {
-            kind: "command",
-            shell:
-              args.length === 0
-                ? command
-                : `set -- ${args.map(shellQuote).join(" ")}; ${command}`,
-          };
-    }
+    if (def.kind === "command")
+      return commandPayload(def.command as string[] | string, args, def.name);
     if (def.kind === "python")
       return {
         kind: "python",
@@ -594,64 +588,12 @@ export class Executor {
     };
   }
 
-  /**
-   * A module the host's node can import: JS as it is; TypeScript compiled (esbuild) with the app's
-   * own files bundled into one ES module, written under the app's `node_modules/.cache/envpack/`
-   * so that its packages still resolve as they did from the source.
-   */
+  /** A module the host's node can import (TypeScript compiled once per file). */
   #runnable(file: string): Promise<string> {
-    if (![".ts", ".tsx", ".mts", ".cts"].includes(extname(file)))
-      return Promise.resolve(file);
+    if (!isTypeScript(file)) return Promise.resolve(file);
     let pending = this.#compiled.get(file);
     if (pending === undefined) {
-      pending = (async () => {
-        const modules = nearestNodeModules(dirname(file));
-        const dir =
-          modules === undefined
-            ? join(this.#workDir, "compiled")
-            : join(modules, ".cache", "envpack");
-        const out = join(
-          dir,
-          `${basename(file, extname(file))}-${createHash("sha256").update(file).digest("hex").slice(0, 12)}.mjs`,
-        );
-        await mkdir(dir, { recursive: true });
-        const result = await esbuild({
-          entryPoints: [file],
-          bundle: true,
-          packages: modules === undefined ? undefined : "external",
-          platform: "node",
-          format: "esm",
-          target: "node20",
-          write: false,
-          logLevel: "silent",
-          // CommonJS bundled into ESM still calls require() for builtins.
-          banner: {
-            js: 'import { createRequire as __envpackRequire } from "node:module"; const require = __envpackRequire(import.meta.url);',
-          },
-        }).catch((error: unknown) => {
-          const first = (
-            error as {
-              errors?: Array<{
-                text: string;
-                location?: { file: string; line: number } | null;
-              }>;
-            }
-          ).errors?.[0];
-          const where =
-            first?.location != null
-              ? `${first.location.file}:${first.location.line}: `
-              : "";
-          throw new UsageError(
-            "ENVPACK_USAGE_BAD_ARGUMENT",
-            `${file} does not compile: ${where}${first?.text ?? (error as Error).message.split("\n")[0]}`,
-            { hint: "Fix the module, or give the compiled .js file." },
-          );
-        });
-        const temp = `${out}.${process.pid}.tmp`;
-        await writeFile(temp, result.outputFiles[0]?.contents ?? "");
-        await rename(temp, out);
-        return out;
-      })();
+      pending = compileModuleApp(file, join(this.#workDir, "compiled"));
       this.#compiled.set(file, pending);
     }
     return pending;
@@ -693,43 +635,12 @@ export class Executor {
   }
 }
 
-/** An app's file is checked when the app is made, not on every call. */
-function mustExist(file: string, what: string): void {
-  if (!existsSync(file))
-    throw new InputError(
-      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
-      `${what}: ${file} does not exist`,
-      { hint: "Give the path of the module (or .py file) that exports it." },
-    );
-}
-
 function canceledBefore(name: string): TaskError {
   return new TaskError(
     "ENVPACK_TASK_CANCELED",
     `${name}: canceled before it started (the executor was canceled)`,
     {},
   );
-}
-
-/** A declared worker: `cores` required, the other resources as in a spec, an optional `id`. */
-function checkWorker(worker: WorkerSpec, index: number): void {
-  const { id, ...resources } = worker;
-  const spec = parseResourceSpec(resources, `workers[${index}]`);
-  if (spec.cores === undefined || (id !== undefined && typeof id !== "string"))
-    throw new UsageError(
-      "ENVPACK_USAGE_BAD_RESOURCES",
-      `workers[${index}]: a worker needs cores (and an id, if any, is a string)`,
-      { hint: "e.g. workers: [{ cores: 4, memory: 8000 }, { cores: 2 }]" },
-    );
-}
-
-/** The closest `node_modules` directory at or above `dir`. */
-function nearestNodeModules(dir: string): string | undefined {
-  for (let at = dir; ; at = dirname(at)) {
-    const candidate = join(at, "node_modules");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(at) === at) return undefined;
-  }
 }
 
 /**
@@ -753,39 +664,4 @@ function isWhole(label: Resources, worker: Resources | undefined): boolean {
     label.cores >= worker.cores &&
     label.memory >= worker.memory
   );
-}
-
-/** Arguments travel as JSON: refuse what JSON would lose. */
-function checkJson(args: unknown[], name: string): void {
-  const bad = (why: string) =>
-    new UsageError(
-      "ENVPACK_USAGE_BAD_ARGUMENT",
-      `${name}: arguments must be JSON values (${why})`,
-      {
-        hint: "Pass plain objects, arrays, strings, numbers, booleans or null.",
-      },
-    );
-  const seen = new Set<unknown>();
-  const walk = (value: unknown): void => {
-    const type = typeof value;
-    if (value === null || type === "string" || type === "boolean") return;
-    if (type === "number") {
-      if (!Number.isFinite(value))
-        throw bad(`${String(value)} is not a JSON number`);
-      return;
-    }
-    if (type !== "object") throw bad(`a ${type}`);
-    if (seen.has(value)) throw bad("a cycle");
-    seen.add(value);
-    const proto = Object.getPrototypeOf(value);
-    if (!Array.isArray(value) && proto !== Object.prototype && proto !== null)
-      throw bad(`a ${(value as object).constructor?.name ?? "class"} instance`);
-    for (const item of Object.values(value as object)) walk(item);
-    seen.delete(value);
-  };
-  args.forEach(walk);
-}
-
-function shellQuote(value: unknown): string {
-  return `'${String(value).replace(/'/g, "'\\''")}'`;
 }

@@ -165,6 +165,24 @@ describe("Executor lifecycle (local backend)", () => {
     }
   });
 
+  it("passes numbers and booleans to commands as words, and refuses objects at the call", async () => {
+    const ex = new Executor({
+      workers: [{ cores: 1 }],
+      workDir: await tempDir(),
+    });
+    try {
+      const printf = ex.command(["printf", "%s-%s"]) as unknown as (
+        ...args: unknown[]
+      ) => Promise<{ stdout: string }>;
+      expect((await printf(5, true)).stdout).toBe("5-true");
+      await expect(printf({ a: 1 })).rejects.toMatchObject({
+        code: "ENVPACK_USAGE_BAD_ARGUMENT",
+      });
+    } finally {
+      await ex.shutdown();
+    }
+  });
+
   it("a drain still retries a crashed task", async () => {
     const dir = await tempDir();
     const file = join(dir, "flaky.mjs");
