@@ -151,6 +151,32 @@ describe("LocalBackend", () => {
     expect(first.workerId).toBe("local-1");
   });
 
+  it("keeps a runtime per task environment, and at most two idle per core on a worker", async () => {
+    const { backend: b, workDir } = await backend({ workers: [{ cores: 1 }] });
+    const inEnv = async (flavour: string) => {
+      const r = await b.runTask(
+        task(call("whoami", flavour), { env: { FLAVOUR: flavour } }),
+        { workerId: "local-1", label: label({ cores: 1 }) },
+        new AbortController().signal,
+      );
+      expect(r.ok).toBe(true);
+      return (r.value as { pid: number }).pid;
+    };
+    const a = await inEnv("a");
+    const b1 = await inEnv("b");
+    expect(b1).not.toBe(a);
+    expect(await inEnv("a")).toBe(a);
+    const c = await inEnv("c");
+    // Three environments, two idle at most: the least recently used (b) was retired.
+    await until(async () => !(await alive(b1)));
+    expect(b.runtimePids().sort()).toEqual([a, c].sort());
+    await until(
+      async () =>
+        (await readdir(join(workDir, "local-1", "sandbox"))).length === 2,
+    );
+    expect(await inEnv("b")).not.toBe(b1);
+  });
+
   it("without reuse, each module task gets a fresh process that is gone afterwards", async () => {
     const { backend: b } = await backend({ reuseRuntimes: false });
     const first = await run(b, call("whoami", "a"));

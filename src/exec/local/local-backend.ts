@@ -89,8 +89,8 @@ export class LocalBackend implements ExecBackend {
   /** The first entry of each unpacked bundle (read once per bundle, not per task). */
   readonly #entries = new Map<string, Promise<string>>();
   readonly #processes = new Set<{ kill(): void; exited(): Promise<void> }>();
-  /** Runtimes being started: shutdown waits for them so that none outlives it. */
-  readonly #starting = new Set<Promise<unknown>>();
+  /** Runtimes being started or retired: shutdown waits for them so that none outlives it. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   #closing = false;
 
   constructor(options: LocalBackendOptions) {
@@ -164,7 +164,7 @@ export class LocalBackend implements ExecBackend {
 
   async shutdown(): Promise<void> {
     this.#closing = true;
-    await Promise.allSettled(this.#starting);
+    await Promise.allSettled(this.#inFlight);
     for (const p of this.#processes) p.kill();
     await Promise.all([...this.#processes].map((p) => p.exited()));
     await this.#pool.closeAll();
@@ -201,9 +201,12 @@ export class LocalBackend implements ExecBackend {
 
   /** Starts a runtime; shutdown waits for starts in flight. */
   #launch<T>(start: () => Promise<T>): Promise<T> {
-    const pending = start();
-    this.#starting.add(pending);
-    const forget = () => this.#starting.delete(pending);
+    return this.#track(start());
+  }
+
+  #track<T>(pending: Promise<T>): Promise<T> {
+    this.#inFlight.add(pending);
+    const forget = () => this.#inFlight.delete(pending);
     pending.then(forget, forget);
     return pending;
   }
@@ -251,7 +254,9 @@ export class LocalBackend implements ExecBackend {
     const reuse = this.#options.reuseRuntimes !== false;
     let runtime: Runtime;
     try {
-      runtime = reuse ? await this.#pool.acquire(key, start) : await start();
+      runtime = reuse
+        ? await this.#pool.acquire(key, worker.info.id, start)
+        : await start();
     } catch (error) {
       // A runtime that cannot start (a broken bundle's node, no such file) fails the task.
       return {
@@ -262,10 +267,10 @@ export class LocalBackend implements ExecBackend {
       };
     }
     if (!reuse) this.#processes.add(runtime);
-    const sandbox = join(worker.dir, "sandbox", `rt-${runtime.pid}`);
+    const sandbox = sandboxOf(worker, runtime);
     const module = await inBundle(env, payload.module, this.#entries);
     if (signal.aborted || this.#closing) {
-      await this.#done(runtime, key, reuse, sandbox);
+      await this.#done(runtime, key, reuse, worker);
       return canceledOutcome();
     }
     let exceeded: "memory" | "disk" | undefined;
@@ -300,7 +305,7 @@ export class LocalBackend implements ExecBackend {
     }
     const wallMs = performance.now() - sent;
     const peaks = await monitor.stop();
-    await this.#done(runtime, key, reuse, sandbox);
+    await this.#done(runtime, key, reuse, worker);
     if ("died" in reply) {
       return ended(peaks, wallMs, exceeded, canceled || this.#closing, {
         reason: reply.signal ? "signal" : "exit",
@@ -320,20 +325,34 @@ export class LocalBackend implements ExecBackend {
   }
 
   /**
-   * After a module task: a live warm runtime goes back to the pool; a spawn-per-task runtime is
-   * let go; a dead runtime's sandbox (what a killed task wrote) is removed.
+   * After a module task: a live warm runtime goes back to the pool (which retires the worker's
+   * least recently used idle ones beyond 2 per core); a spawn-per-task runtime is let go; a dead
+   * one is cleared away.
    */
   async #done(
     runtime: Runtime,
     key: string,
     reuse: boolean,
-    sandbox: string,
+    worker: LocalWorker,
   ): Promise<void> {
-    if (reuse && runtime.alive) return this.#pool.release(key, runtime);
+    if (reuse && runtime.alive) {
+      const maxIdle = Math.max(2, 2 * worker.info.resources.cores);
+      const retired = this.#pool.release(key, worker.info.id, runtime, maxIdle);
+      for (const old of retired) {
+        old.kill();
+        this.#track(this.#retire(old, worker));
+      }
+      return;
+    }
     if (runtime.alive) runtime.child.disconnect();
+    await this.#retire(runtime, worker);
+  }
+
+  /** Waits for a runtime's end and removes its sandbox (what a killed task wrote). */
+  async #retire(runtime: Runtime, worker: LocalWorker): Promise<void> {
     await runtime.exited();
     this.#processes.delete(runtime);
-    await rm(sandbox, { recursive: true, force: true });
+    await rm(sandboxOf(worker, runtime), { recursive: true, force: true });
   }
 
   /** Command and Python payloads: a process per task. */
@@ -575,6 +594,11 @@ async function inBundle(
     entry.catch(() => bundleEntries.delete(env));
   }
   return entry;
+}
+
+/** A warm runtime's sandbox: its cwd for every task, emptied by the runner after each. */
+function sandboxOf(worker: LocalWorker, runtime: Runtime): string {
+  return join(worker.dir, "sandbox", `rt-${runtime.pid}`);
 }
 
 /** A file of runtime/, found upward from this module (source tree or dist/). */

@@ -154,16 +154,31 @@ export class Runtime {
   }
 }
 
-/** Idle runtimes by key (worker and interpreter), started on demand. */
+/**
+ * Idle runtimes by key (worker, interpreter, environment), started on demand. A group (a worker)
+ * keeps a bounded number idle: many apps' runtimes do not pile up on it.
+ */
 export class RuntimePool {
   readonly #idle = new Map<string, Runtime[]>();
+  /** Per group, its idle runtimes, least recently used first. */
+  readonly #idleOrder = new Map<
+    string,
+    Array<{ key: string; runtime: Runtime }>
+  >();
   readonly #all = new Set<Runtime>();
 
   /** An idle runtime for `key`, or a new one. */
-  async acquire(key: string, start: () => Promise<Runtime>): Promise<Runtime> {
+  async acquire(
+    key: string,
+    group: string,
+    start: () => Promise<Runtime>,
+  ): Promise<Runtime> {
     const idle = this.#idle.get(key);
+    const order = this.#idleOrder.get(group);
     while (idle !== undefined && idle.length > 0) {
       const runtime = idle.pop() as Runtime;
+      const at = order?.findIndex((entry) => entry.runtime === runtime) ?? -1;
+      if (at >= 0) order?.splice(at, 1);
       if (runtime.alive) return runtime;
       this.#all.delete(runtime);
     }
@@ -173,18 +188,38 @@ export class RuntimePool {
     return runtime;
   }
 
-  /** Returns a runtime for reuse (a dead one is dropped). */
-  release(key: string, runtime: Runtime): void {
-    if (!runtime.alive) return;
+  /**
+   * Returns a runtime for reuse (a dead one is dropped). Returns the runtimes retired to keep at
+   * most `maxIdle` idle in the group (the least recently used; the caller kills them).
+   */
+  release(
+    key: string,
+    group: string,
+    runtime: Runtime,
+    maxIdle: number,
+  ): Runtime[] {
+    if (!runtime.alive) return [];
     let idle = this.#idle.get(key);
     if (idle === undefined) this.#idle.set(key, (idle = []));
     idle.push(runtime);
+    let order = this.#idleOrder.get(group);
+    if (order === undefined) this.#idleOrder.set(group, (order = []));
+    order.push({ key, runtime });
+    const retired: Runtime[] = [];
+    while (order.length > maxIdle) {
+      const oldest = order.shift() as { key: string; runtime: Runtime };
+      const list = this.#idle.get(oldest.key) ?? [];
+      list.splice(list.indexOf(oldest.runtime), 1);
+      retired.push(oldest.runtime);
+    }
+    return retired;
   }
 
   /** Kills every runtime and waits for them. */
   async closeAll(): Promise<void> {
     const all = [...this.#all];
     this.#idle.clear();
+    this.#idleOrder.clear();
     for (const runtime of all) runtime.kill();
     await Promise.all(all.map((r) => r.exited()));
   }
