@@ -74,6 +74,34 @@ describe("Executor lifecycle (local backend)", () => {
     }
   });
 
+  it("autocategory: one category per app by default, one for all apps when off", async () => {
+    const file = await spanModule();
+    const categories = async (autocategory: boolean | undefined) => {
+      const ex = new Executor({
+        workers: [{ cores: 2 }],
+        workDir: await tempDir(),
+        autolabel: true,
+        autocategory,
+      });
+      try {
+        await ex.app(file, "span")(10);
+        await ex.app(file, "span", { name: "other" })(10);
+        await ex.command("true")();
+        return ex
+          .summary()
+          .map((c) => [c.category, c.samples, c.label === null]);
+      } finally {
+        await ex.shutdown();
+      }
+    };
+    expect(await categories(undefined)).toEqual([
+      ["span.span", 1, false],
+      ["other", 1, false],
+      ["true", 1, false],
+    ]);
+    expect(await categories(false)).toEqual([["default", 3, false]]);
+  });
+
   it("a cancel reaches calls still being prepared, and calls after an abort are canceled", async () => {
     const controller = new AbortController();
     const ex = new Executor({
