@@ -17,6 +17,7 @@ import {
   type TaskPayload,
   type TaskResult,
   type TaskSpec,
+  type UnresolvedEntry,
 } from "../core/index.js";
 import {
   Categories,
@@ -38,6 +39,7 @@ import {
   mustExist,
 } from "./executor-apps.js";
 import { loadConfig } from "./load-config.js";
+import { scan, strictFindings } from "./scan-app.js";
 
 export type { WorkerSpec, CategorySummary, AutolabelMode };
 
@@ -130,6 +132,10 @@ export class Executor {
   readonly #running = new Map<string, AbortController>();
   readonly #bundles = new Map<string, Promise<{ bundle: TaskBundle }>>();
   readonly #compiled = new Map<string, Promise<string>>();
+  readonly #findings = new Map<
+    string,
+    Promise<UnresolvedEntry[] | undefined>
+  >();
   readonly #workDir: string;
   /** Per category, the queued tasks whose resources are the category's label (autolabel). */
   readonly #labelled = new Map<string, Set<string>>();
@@ -514,16 +520,50 @@ export class Executor {
       pending.retries++;
       spec.attempt++;
       this.#enqueue(pending);
+    } else if (
+      this.#options.pack &&
+      MISSING_IMPORT.test(result.error?.message ?? "")
+    ) {
+      // The bundle lacks something the app imports: the scan's findings say what and where.
+      // The task stays pending (a drain waits) until they are attached.
+      void this.#findingsOf(pending.app).then((unresolved) =>
+        this.#fail(pending, result.reason, result, unresolved),
+      );
     } else {
       this.#fail(pending, result.reason, result);
     }
     this.#pump();
   }
 
+  /** The scan's unresolved imports of a packed app (scanned again once, only after a failure). */
+  #findingsOf(def: AppDef): Promise<UnresolvedEntry[] | undefined> {
+    const key = `${def.file}\0${def.env ?? ""}`;
+    let pending = this.#findings.get(key);
+    if (pending === undefined) {
+      const config = loadConfig({
+        cacheDir: this.#options.cacheDir,
+        env: def.env,
+      });
+      pending = scan({
+        entries: [def.file as string],
+        env: def.kind === "python" ? config.env : undefined,
+      }).then(
+        (manifest) => strictFindings(manifest.unresolved),
+        (error: unknown) => {
+          if (isEnvpackError(error)) return undefined;
+          throw error;
+        },
+      );
+      this.#findings.set(key, pending);
+    }
+    return pending;
+  }
+
   #fail(
     pending: Pending,
     reason: TaskResult["reason"],
     result: TaskResult | undefined,
+    unresolved?: UnresolvedEntry[] | undefined,
   ): void {
     this.#pending.delete(pending.spec.id);
     const name = pending.app.name;
@@ -542,8 +582,14 @@ export class Executor {
         hint:
           reason === "over-resources"
             ? "Give the app more resources (app.with({ resources })) or turn on autolabel."
-            : undefined,
-        details: { reason, stderrTail: result?.stderrTail },
+            : unresolved !== undefined && unresolved.length > 0
+              ? `The scan found ${unresolved.length} unresolved import${unresolved.length === 1 ? "" : "s"} (first: '${unresolved[0]?.specifier}' at ${unresolved[0]?.file}:${unresolved[0]?.line}): install ${unresolved.length === 1 ? "it" : "them"} where the app resolves its packages, then call it again in a new Executor.`
+              : undefined,
+        details: {
+          reason,
+          stderrTail: result?.stderrTail,
+          ...(unresolved === undefined ? {} : { unresolved }),
+        },
         result,
       }),
     );
@@ -634,6 +680,10 @@ export class Executor {
     return pending;
   }
 }
+
+/** How a runtime reports an import its bundle cannot satisfy (Node's ESM loader, Python). */
+const MISSING_IMPORT =
+  /Cannot find (?:package|module) |No module named |ModuleNotFoundError/;
 
 function canceledBefore(name: string): TaskError {
   return new TaskError(

@@ -211,6 +211,44 @@ describe("Executor lifecycle (local backend)", () => {
     }
   });
 
+  it("pack: an import the bundle cannot satisfy fails with the scan's findings", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "needs.mjs");
+    await writeFile(
+      file,
+      'import pad from "envpack-not-installed";\nexport function f() { return pad; }\n',
+    );
+    const ex = new Executor({
+      workers: [{ cores: 1 }],
+      workDir: await tempDir(),
+      cacheDir: await tempDir(),
+      pack: true,
+    });
+    try {
+      const error = await ex
+        .app(file, "f")()
+        .then(
+          () => undefined,
+          (e: unknown) =>
+            e as {
+              code: string;
+              hint?: string;
+              details?: { unresolved?: Array<Record<string, unknown>> };
+            },
+        );
+      expect(error?.code).toBe("ENVPACK_TASK_FAILED");
+      expect(error?.details?.unresolved).toEqual([
+        expect.objectContaining({
+          specifier: "envpack-not-installed",
+          line: 1,
+        }),
+      ]);
+      expect(error?.hint).toContain("'envpack-not-installed'");
+    } finally {
+      await ex.shutdown();
+    }
+  });
+
   it("a drain still retries a crashed task", async () => {
     const dir = await tempDir();
     const file = join(dir, "flaky.mjs");
