@@ -526,8 +526,10 @@ export class Executor {
     ) {
       // The bundle lacks something the app imports: the scan's findings say what and where.
       // The task stays pending (a drain waits) until they are attached.
-      void this.#findingsOf(pending.app).then((unresolved) =>
-        this.#fail(pending, result.reason, result, unresolved),
+      // The findings are extra: if scanning fails, the task's own failure is still its error.
+      void this.#findingsOf(pending.app).then(
+        (unresolved) => this.#fail(pending, result.reason, result, unresolved),
+        () => this.#fail(pending, result.reason, result),
       );
     } else {
       this.#fail(pending, result.reason, result);
@@ -550,6 +552,7 @@ export class Executor {
       }).then(
         (manifest) => strictFindings(manifest.unresolved),
         (error: unknown) => {
+          // The build scanned the same files without an error: only a changed file fails here.
           if (isEnvpackError(error)) return undefined;
           throw error;
         },
