@@ -168,7 +168,7 @@ describe("LocalBackend", () => {
     expect(await inEnv("a")).toBe(a);
     const c = await inEnv("c");
     // Three environments, two idle at most: the least recently used (b) was retired.
-    await until(async () => !(await alive(b1)));
+    await until(async () => !(await alive(b1)) && b.runtimePids().length === 2);
     expect(b.runtimePids().sort()).toEqual([a, c].sort());
     await until(
       async () =>
