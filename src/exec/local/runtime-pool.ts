@@ -27,6 +27,8 @@ export class Runtime {
   #pending: ((outcome: RunnerReply | RunnerDeath) => void) | undefined;
   #stderr = "";
   #dead = false;
+  /** Sent SIGKILL: no longer usable even before its exit is seen. */
+  #killed = false;
 
   private constructor(child: ChildProcess) {
     this.child = child;
@@ -106,8 +108,9 @@ export class Runtime {
     return runtime;
   }
 
+  /** Running and not being killed: fit for a task. */
   get alive(): boolean {
-    return !this.#dead;
+    return !this.#dead && !this.#killed;
   }
 
   /** Runs one task; resolves with the reply, or how the process died. */
@@ -140,6 +143,8 @@ export class Runtime {
   /** Kills the process group (the runtime and anything it started). */
   kill(): void {
     if (this.#dead) return;
+    // A kill racing the task's own answer (over a label, canceled) still retires the process.
+    this.#killed = true;
     try {
       process.kill(-this.pid, "SIGKILL");
     } catch (error) {
@@ -179,8 +184,8 @@ export class RuntimePool {
       const runtime = idle.pop() as Runtime;
       const at = order?.findIndex((entry) => entry.runtime === runtime) ?? -1;
       if (at >= 0) order?.splice(at, 1);
+      // One not fit (dead, or killed and about to exit) leaves #all on its exit event.
       if (runtime.alive) return runtime;
-      this.#all.delete(runtime);
     }
     const runtime = await start();
     this.#all.add(runtime);
