@@ -95,6 +95,18 @@ async function alive(pid: number): Promise<boolean> {
   }
 }
 
+/** The module runtimes among `pid`'s descendants. */
+async function runnersUnder(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const p of treeOf(pid)) {
+    const cmdline = await readFile(`/proc/${p}/cmdline`, "utf8").catch(
+      () => "",
+    );
+    if (cmdline.includes("module-runner.mjs")) out.push(p);
+  }
+  return out;
+}
+
 /** Waits until `check` holds (polling), failing after a generous bound. */
 async function until(check: () => boolean | Promise<boolean>): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -537,6 +549,18 @@ describe("LocalBackend", () => {
     });
   });
 
+  it("a shutdown while runtimes are starting cancels their tasks and leaves none running", async () => {
+    const { backend: b } = await backend({ workers: [{ cores: 4 }] });
+    const pending = [1, 2, 3].map((i) => run(b, call("whoami", `t${i}`)));
+    // Let the spawns begin, so shutdown meets runtimes still starting.
+    await until(() => treeOf(process.pid).length > 1);
+    await b.shutdown();
+    expect(treeOf(process.pid)).toEqual([process.pid]);
+    for (const r of await Promise.all(pending))
+      expect(r).toMatchObject({ ok: false, reason: "canceled" });
+    expect(treeOf(process.pid)).toEqual([process.pid]);
+  });
+
   it("unpacks a bundle once per worker under concurrent tasks and runs it with the bundle's node", async () => {
     const app = await appCopy("exec-tasks");
     const cacheDir = join(await tempDir("envpack-exec-cache-"), "cache");
@@ -577,5 +601,28 @@ describe("LocalBackend", () => {
       expect(info.execPath).toBe(join(env, "bin", "node"));
       expect(info.dependency.startsWith(env)).toBe(true);
     }
+    await b.shutdown();
+
+    // A shutdown while the bundle unpacks: the task is canceled and no runtime starts after it.
+    let unpacking!: () => void;
+    const started = new Promise<void>((resolve) => (unpacking = resolve));
+    const late = await backend({
+      onEvent: (e) => {
+        if (e.type === "build:progress" && e.phase === "unpack") unpacking();
+      },
+    });
+    const pending = late.backend.runTask(
+      task(
+        { kind: "module", module: "", exportName: "noop", args: [] },
+        { bundle },
+      ),
+      { workerId: "local-1", label: label() },
+      new AbortController().signal,
+    );
+    await started;
+    await late.backend.shutdown();
+    expect(await pending).toMatchObject({ ok: false, reason: "canceled" });
+    // (build() leaves esbuild's service running: only runtimes count here.)
+    expect(await runnersUnder(process.pid)).toEqual([]);
   });
 });

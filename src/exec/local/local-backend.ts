@@ -238,6 +238,8 @@ export class LocalBackend implements ExecBackend {
       TaskSpec["payload"],
       { kind: "module" }
     >;
+    // Canceled or shut down while its bundle was unpacking: start nothing.
+    if (signal.aborted || this.#closing) return canceledOutcome();
     const node =
       env === undefined ? process.execPath : join(env, "bin", "node");
     // Extra variables are fixed when a runtime starts, so they are part of what it is.
@@ -335,6 +337,8 @@ export class LocalBackend implements ExecBackend {
     reuse: boolean,
     worker: LocalWorker,
   ): Promise<void> {
+    // A runtime that finished starting as the backend shut down is not kept.
+    if (this.#closing) runtime.kill();
     if (reuse && runtime.alive) {
       const maxIdle = Math.max(2, 2 * worker.info.resources.cores);
       const retired = this.#pool.release(key, worker.info.id, runtime, maxIdle);
