@@ -8,6 +8,7 @@ import { describe, expect, inject, it } from "vitest";
 import { openRegistry } from "../../src/registry/index.js";
 import { appCopy } from "../helpers/app-copy.js";
 import { envpack } from "../helpers/cli.js";
+import { startProxy } from "../helpers/http-proxy.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 interface BuildJson {
@@ -16,6 +17,7 @@ interface BuildJson {
   inputDigest: `sha256:${string}`;
   source: "cache" | "registry" | "built";
   pushed?: boolean;
+  pushError?: { code: string; message: string };
 }
 
 async function json<T>(
@@ -170,6 +172,87 @@ describe("envpack build --registry, push, pull", () => {
       { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
     );
     expect(second).toMatchObject({ source: "registry", digest: first.digest });
+  });
+
+  it("still succeeds when the registry refuses the push, with a coded warning and pushed: false", async () => {
+    const name = `t-${randomBytes(6).toString("hex")}`;
+    // Reads pass, uploads are refused: a token that may pull but not push (a fork's CI job).
+    const readOnly = await startProxy({
+      target: inject("registry").openHost,
+      decide: (req) =>
+        req.method === "GET" || req.method === "HEAD"
+          ? { forward: true }
+          : { status: 403, body: "denied" },
+    });
+    try {
+      const app = await appCopy("hello");
+      const cache = join(await tempDir(), "cache");
+      const run = await envpack(
+        [
+          "--json",
+          "build",
+          "src/main.ts",
+          "--registry",
+          `oci://${readOnly.host}/${name}`,
+          "--insecure",
+        ],
+        { cwd: app, env: { ENVPACK_CACHE_DIR: cache } },
+      );
+      expect(run.exitCode, run.stdout).toBe(0);
+      const built = JSON.parse(run.stdout) as BuildJson;
+      expect(built).toMatchObject({ ok: true, source: "built", pushed: false });
+      expect(built.pushError?.code).toBe("ENVPACK_REMOTE_AUTH");
+      expect(run.stderr).toContain("ENVPACK_WARN_REGISTRY_PUSH");
+      expect(readOnly.requests).toContainEqual(
+        expect.stringMatching(/^POST \/v2\/.*\/blobs\/uploads\/$/),
+      );
+      expect(
+        await openRegistry(`oci://${inject("registry").openHost}/${name}`, {
+          insecure: true,
+        }).lookup(built.inputDigest),
+      ).toBeNull();
+      const again = await json<BuildJson>(["build", "src/main.ts"], app, {
+        ENVPACK_CACHE_DIR: cache,
+      });
+      expect(again).toMatchObject({ source: "cache", digest: built.digest });
+    } finally {
+      await readOnly.close();
+    }
+  });
+
+  it("pushes to and pulls from a directory registry", async () => {
+    const dir = join(await tempDir(), "registry");
+    const app = await appCopy("hello");
+    const cache = join(await tempDir(), "cache");
+    const built = await json<BuildJson>(["build", "src/main.ts"], app, {
+      ENVPACK_CACHE_DIR: cache,
+    });
+    const pushed = await json<{ inputDigests: string[] }>(
+      ["push", built.digest, "--registry", `file://${dir}`],
+      app,
+      { ENVPACK_CACHE_DIR: cache },
+    );
+    expect(pushed.inputDigests).toEqual([built.inputDigest]);
+    const other = join(await tempDir(), "cache");
+    const pulled = await json<{
+      digest: string;
+      inputDigest: string;
+      path: string;
+      size: number;
+    }>(["pull", "--input", built.inputDigest], app, {
+      ENVPACK_CACHE_DIR: other,
+      ENVPACK_REGISTRY: dir,
+    });
+    expect(pulled).toMatchObject({
+      digest: built.digest,
+      inputDigest: built.inputDigest,
+      path: join(other, "blobs", "sha256", built.digest.slice(7)),
+    });
+    expect((await stat(pulled.path)).size).toBe(pulled.size);
+    const hit = await json<BuildJson>(["build", "src/main.ts"], app, {
+      ENVPACK_CACHE_DIR: other,
+    });
+    expect(hit).toMatchObject({ source: "cache", digest: built.digest });
   });
 
   it("fails with the registry named and the password hidden when credentials are wrong", async () => {
