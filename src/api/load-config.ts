@@ -6,7 +6,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { UsageError, isNotFound } from "../core/index.js";
 import { credentialsFrom } from "../registry/index.js";
-import type { RegistryOptions } from "./registry.js";
+import type { RegistryCredentials, RegistryOptions } from "./registry.js";
 
 /** Settings that come from the environment or flags. */
 export interface Config {
@@ -55,14 +55,28 @@ export function loadConfig(
                 environment.ENVPACK_REGISTRY_INSECURE ?? "",
               ),
             credentials: registryUrl.startsWith("oci://")
-              ? credentialsFrom({
-                  env: environment,
-                  dockerConfig: readDockerConfig(environment),
-                  host: hostOf(registryUrl),
-                })
+              ? registryCredentials(environment, hostOf(registryUrl))
               : undefined,
           },
   });
+}
+
+/**
+ * Credentials from the environment, else from the Docker config. The file is read only when the
+ * environment has none, so a broken one does not fail a job that does not need it.
+ */
+function registryCredentials(
+  environment: NodeJS.ProcessEnv,
+  host: string,
+): RegistryCredentials | undefined {
+  return (
+    credentialsFrom({ env: environment, host }) ??
+    credentialsFrom({
+      env: environment,
+      dockerConfig: readDockerConfig(environment),
+      host,
+    })
+  );
 }
 
 function hostOf(url: string): string {

@@ -2,7 +2,7 @@
 // docker-registry on 127.0.0.1 and a directory registry.
 
 import { randomBytes } from "node:crypto";
-import { readdir, stat, utimes } from "node:fs/promises";
+import { mkdir, readdir, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { openRegistry } from "../../src/registry/index.js";
@@ -283,5 +283,46 @@ describe("envpack build --registry, push, pull", () => {
     expect(error.code).toBe("ENVPACK_REMOTE_AUTH");
     expect(error.details.url).toContain(authHost);
     expect(run.stdout + run.stderr).not.toContain(wrong);
+  });
+
+  it("signs in with the Docker config's entry for the registry host", async () => {
+    const { authHost, username, password } = inject("registry");
+    const docker = join(await tempDir(), "docker");
+    await mkdir(docker);
+    await writeFile(
+      join(docker, "config.json"),
+      JSON.stringify({
+        auths: {
+          [authHost]: {
+            auth: Buffer.from(`${username}:${password}`).toString("base64"),
+          },
+        },
+      }),
+    );
+    const url = `oci://${authHost}/t-${randomBytes(6).toString("hex")}`;
+    const app = await appCopy("hello");
+    const env = {
+      ENVPACK_CACHE_DIR: join(await tempDir(), "cache"),
+      ENVPACK_REGISTRY: url,
+      ENVPACK_REGISTRY_INSECURE: "1",
+      DOCKER_CONFIG: docker,
+    };
+    const built = await json<BuildJson>(["build", "src/main.ts"], app, env);
+    expect(built).toMatchObject({ source: "built", pushed: true });
+    const anonymous = await envpack(
+      ["--json", "pull", "--input", built.inputDigest],
+      {
+        cwd: app,
+        env: { ...env, DOCKER_CONFIG: join(docker, "absent") },
+      },
+    );
+    expect(anonymous.exitCode).toBe(1);
+    expect(JSON.parse(anonymous.stdout).error.code).toBe("ENVPACK_REMOTE_AUTH");
+    const pulled = await json<{ digest: string }>(
+      ["pull", "--input", built.inputDigest],
+      app,
+      { ...env, ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
+    );
+    expect(pulled.digest).toBe(built.digest);
   });
 });

@@ -1,0 +1,104 @@
+// loadConfig's registry settings: URL and plain-HTTP switch from flags or the environment,
+// credentials from the environment or a real Docker config file.
+
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/api/index.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/** A DOCKER_CONFIG directory whose config.json holds `text`. */
+async function dockerConfigDir(text: string): Promise<string> {
+  const dir = join(await tempDir(), "docker");
+  await mkdir(dir);
+  await writeFile(join(dir, "config.json"), text);
+  return dir;
+}
+
+const base = (extra: Record<string, string>) => ({
+  HOME: "/nonexistent-home",
+  ENVPACK_CACHE_DIR: "/tmp/envpack-cache",
+  ...extra,
+});
+
+describe("loadConfig: registry", () => {
+  it("has no registry unless a flag or ENVPACK_REGISTRY names one; the flag wins", () => {
+    expect(loadConfig({}, base({})).registry).toBeUndefined();
+    expect(
+      loadConfig({}, base({ ENVPACK_REGISTRY: "/srv/bundles" })).registry,
+    ).toEqual({ url: "/srv/bundles", insecure: false, credentials: undefined });
+    expect(
+      loadConfig(
+        { registry: "oci://127.0.0.1:5000/flag", insecure: true },
+        base({ ENVPACK_REGISTRY: "oci://127.0.0.1:5000/env" }),
+      ).registry,
+    ).toMatchObject({ url: "oci://127.0.0.1:5000/flag", insecure: true });
+    expect(
+      loadConfig(
+        {},
+        base({
+          ENVPACK_REGISTRY: "oci://127.0.0.1:5000/env",
+          ENVPACK_REGISTRY_INSECURE: "1",
+        }),
+      ).registry?.insecure,
+    ).toBe(true);
+  });
+
+  it("reads the registry host's entry from $DOCKER_CONFIG/config.json", async () => {
+    const auth = Buffer.from("alice:pa:ss").toString("base64");
+    const dir = await dockerConfigDir(
+      JSON.stringify({ auths: { "127.0.0.1:5000": { auth } } }),
+    );
+    const env = base({
+      ENVPACK_REGISTRY: "oci://127.0.0.1:5000/repo",
+      DOCKER_CONFIG: dir,
+    });
+    expect(loadConfig({}, env).registry?.credentials).toEqual({
+      username: "alice",
+      password: "pa:ss",
+    });
+    expect(
+      loadConfig({ registry: "oci://127.0.0.1:6000/repo" }, env).registry
+        ?.credentials,
+    ).toBeUndefined();
+  });
+
+  it("prefers ENVPACK_REGISTRY_TOKEN or _USER/_PASSWORD and then does not read the Docker config", async () => {
+    const broken = await dockerConfigDir("{ not json");
+    const env = base({
+      ENVPACK_REGISTRY: "oci://127.0.0.1:5000/repo",
+      DOCKER_CONFIG: broken,
+    });
+    expect(
+      loadConfig({}, { ...env, ENVPACK_REGISTRY_TOKEN: "tkn" }).registry
+        ?.credentials,
+    ).toEqual({ token: "tkn" });
+    expect(
+      loadConfig(
+        {},
+        {
+          ...env,
+          ENVPACK_REGISTRY_USER: "ci",
+          ENVPACK_REGISTRY_PASSWORD: "pw",
+        },
+      ).registry?.credentials,
+    ).toEqual({ username: "ci", password: "pw" });
+    expect(() => loadConfig({}, env)).toThrow(
+      expect.objectContaining({ code: "ENVPACK_USAGE_BAD_CONFIG" }),
+    );
+  });
+
+  it("gives a directory registry no credentials and reads no Docker config for it", async () => {
+    const broken = await dockerConfigDir("{ not json");
+    expect(
+      loadConfig(
+        { registry: "file:///srv/bundles" },
+        base({ DOCKER_CONFIG: broken }),
+      ).registry,
+    ).toEqual({
+      url: "file:///srv/bundles",
+      insecure: false,
+      credentials: undefined,
+    });
+  });
+});
