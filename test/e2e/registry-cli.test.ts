@@ -157,6 +157,38 @@ describe("envpack build --registry, push, pull", () => {
     );
   });
 
+  it("shows one progress line per transfer on stderr, none with --quiet", async () => {
+    const url = `oci://${inject("registry").openHost}/t-${randomBytes(6).toString("hex")}`;
+    const app = await appCopy("hello");
+    const cache = join(await tempDir(), "cache");
+    const built = await json<BuildJson>(["build", "src/main.ts"], app, {
+      ENVPACK_CACHE_DIR: cache,
+    });
+    const pushed = await envpack(
+      ["push", built.digest, "--registry", url, "--insecure"],
+      { cwd: app, env: { ENVPACK_CACHE_DIR: cache } },
+    );
+    expect(pushed.exitCode).toBe(0);
+    expect(pushed.stdout).toContain(`pushed ${built.digest}`);
+    expect(pushed.stderr).toMatch(
+      /^push: sha256:[0-9a-f]{12}…, [\d.]+ MB( \([\d.]+ s\))?$/m,
+    );
+    expect(pushed.stderr).not.toContain("\x1b[");
+    const quiet = await envpack(
+      ["-q", "pull", "--input", built.inputDigest, "--registry", url],
+      {
+        cwd: app,
+        env: {
+          ENVPACK_CACHE_DIR: join(await tempDir(), "cache"),
+          ENVPACK_REGISTRY_INSECURE: "1",
+        },
+      },
+    );
+    expect(quiet.exitCode).toBe(0);
+    expect(quiet.stdout).toContain(`pulled ${built.digest}`);
+    expect(quiet.stderr).toBe("");
+  });
+
   it("uses a directory as the registry", async () => {
     const dir = await tempDir();
     const app = await appCopy("hello");

@@ -36,8 +36,10 @@ export function progressRenderer(mode: OutputMode): {
 } {
   let last = 0;
   let drawn = false;
-  const started: Partial<Record<"pack" | "unpack" | "push" | "pull", number>> =
-    {};
+  // The first sample of each transfer: events come every few MB, so it may be well past byte 0.
+  const started: Partial<
+    Record<"pack" | "unpack" | "push" | "pull", { at: number; bytes: number }>
+  > = {};
   const clear = () => {
     if (drawn) process.stderr.write("\r\x1b[2K");
     drawn = false;
@@ -99,22 +101,29 @@ export function progressRenderer(mode: OutputMode): {
     summary: string,
   ) => {
     const now = Date.now();
-    started[key] ??= now;
-    const seconds = Math.max(0.001, (now - (started[key] ?? now)) / 1000);
+    const first = (started[key] ??= { at: now, bytes });
+    // Rates and durations from what moved since the first sample; none from a single sample.
+    const moved = bytes - first.bytes;
+    const elapsed = (now - first.at) / 1000;
     const mb = (n: number) => (n / 1e6).toFixed(1);
     const finished = bytes >= total;
     if (mode.interactive && !finished) {
       if (now - last < 100) return;
       last = now;
+      const rate =
+        moved > 0 && elapsed > 0 ? `, ${mb(moved / elapsed)} MB/s` : "";
       process.stderr.write(
-        `\r\x1b[2K${verb}: ${mb(bytes)}/${mb(total)} MB, ${what}, ${mb(bytes / seconds)} MB/s`,
+        `\r\x1b[2K${verb}: ${mb(bytes)}/${mb(total)} MB, ${what}${rate}`,
       );
       drawn = true;
     } else if (finished) {
       clear();
-      process.stderr.write(
-        `${key}: ${summary}, ${mb(total)} MB (${seconds.toFixed(2)} s)\n`,
-      );
+      delete started[key];
+      const seconds =
+        moved > 0 && elapsed > 0
+          ? ` (${(elapsed * (total / moved)).toFixed(2)} s)`
+          : "";
+      process.stderr.write(`${key}: ${summary}, ${mb(total)} MB${seconds}\n`);
     }
   };
   return { onEvent, done: clear };
