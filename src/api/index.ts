@@ -10,7 +10,13 @@ export { build, type BuildOptions, type BuildResult } from "./build.js";
 export { run, type RunOptions, type RunResult } from "./run.js";
 export { cacheList, cacheRemove, cacheGc, parseSize } from "./cache.js";
 export { envpackVersion } from "./version.js";
-export { loadConfig, type Config, type ConfigFlags } from "./load-config.js";
+export {
+  loadConfig,
+  loadRegistryConfig,
+  type Config,
+  type ConfigFlags,
+  type RegistryFlags,
+} from "./load-config.js";
 export {
   push,
   pull,

@@ -14,21 +14,12 @@ export interface Config {
   env?: string | undefined;
   /** Cache of bundles and unpacked environments: `$ENVPACK_CACHE_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/envpack`. */
   cacheDir: string;
-  /**
-   * The registry: `--registry`, else `$ENVPACK_REGISTRY`; `--insecure` (or
-   * `ENVPACK_REGISTRY_INSECURE=1`) allows plain HTTP.
-   * Credentials: `ENVPACK_REGISTRY_TOKEN`, or `ENVPACK_REGISTRY_USER`/`_PASSWORD`, or the Docker
-   * config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
-   */
-  registry?: RegistryOptions | undefined;
 }
 
 /** The flags {@link loadConfig} merges over the environment. */
 export interface ConfigFlags {
   env?: string | undefined;
   cacheDir?: string | undefined;
-  registry?: string | undefined;
-  insecure?: boolean | undefined;
 }
 
 /** Merges flags over the environment (defaults < `ENVPACK_*`/`CONDA_PREFIX` env < flags). */
@@ -37,27 +28,42 @@ export function loadConfig(
   environment: NodeJS.ProcessEnv = process.env,
 ): Readonly<Config> {
   const xdg = environment.XDG_CACHE_HOME || join(homedir(), ".cache");
-  const registryUrl =
-    flags.registry ?? (environment.ENVPACK_REGISTRY || undefined);
   return Object.freeze({
     env: flags.env ?? (environment.CONDA_PREFIX || undefined),
     cacheDir: resolve(
       flags.cacheDir ?? (environment.ENVPACK_CACHE_DIR || join(xdg, "envpack")),
     ),
-    registry:
-      registryUrl === undefined
-        ? undefined
-        : {
-            url: registryUrl,
-            insecure:
-              flags.insecure ??
-              ["1", "true"].includes(
-                environment.ENVPACK_REGISTRY_INSECURE ?? "",
-              ),
-            credentials: registryUrl.startsWith("oci://")
-              ? registryCredentials(environment, hostOf(registryUrl))
-              : undefined,
-          },
+  });
+}
+
+/** The flags {@link loadRegistryConfig} merges over the environment. */
+export interface RegistryFlags {
+  registry?: string | undefined;
+  insecure?: boolean | undefined;
+}
+
+/**
+ * The registry, for the commands that use one (apart from {@link loadConfig}, so nothing else
+ * reads the Docker config): `--registry`, else `$ENVPACK_REGISTRY`, else none; `--insecure` (or
+ * `ENVPACK_REGISTRY_INSECURE=1`) allows plain HTTP. Credentials for `oci://`:
+ * `ENVPACK_REGISTRY_TOKEN`, or `ENVPACK_REGISTRY_USER`/`_PASSWORD`, or the Docker config file
+ * (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+ * @throws UsageError ENVPACK_USAGE_BAD_CONFIG (a Docker config that is not JSON, when read)
+ */
+export function loadRegistryConfig(
+  flags: RegistryFlags,
+  environment: NodeJS.ProcessEnv = process.env,
+): Readonly<RegistryOptions> | undefined {
+  const url = flags.registry ?? (environment.ENVPACK_REGISTRY || undefined);
+  if (url === undefined) return undefined;
+  return Object.freeze({
+    url,
+    insecure:
+      flags.insecure ??
+      ["1", "true"].includes(environment.ENVPACK_REGISTRY_INSECURE ?? ""),
+    credentials: url.startsWith("oci://")
+      ? registryCredentials(environment, hostOf(url))
+      : undefined,
   });
 }
 

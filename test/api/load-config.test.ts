@@ -1,10 +1,10 @@
-// loadConfig's registry settings: URL and plain-HTTP switch from flags or the environment,
+// loadRegistryConfig: URL and plain-HTTP switch from flags or the environment,
 // credentials from the environment or a real Docker config file.
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/api/index.js";
+import { loadConfig, loadRegistryConfig } from "../../src/api/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /** A DOCKER_CONFIG directory whose config.json holds `text`. */
@@ -21,26 +21,26 @@ const base = (extra: Record<string, string>) => ({
   ...extra,
 });
 
-describe("loadConfig: registry", () => {
+describe("loadRegistryConfig", () => {
   it("has no registry unless a flag or ENVPACK_REGISTRY names one; the flag wins", () => {
-    expect(loadConfig({}, base({})).registry).toBeUndefined();
+    expect(loadRegistryConfig({}, base({}))).toBeUndefined();
     expect(
-      loadConfig({}, base({ ENVPACK_REGISTRY: "/srv/bundles" })).registry,
+      loadRegistryConfig({}, base({ ENVPACK_REGISTRY: "/srv/bundles" })),
     ).toEqual({ url: "/srv/bundles", insecure: false, credentials: undefined });
     expect(
-      loadConfig(
+      loadRegistryConfig(
         { registry: "oci://127.0.0.1:5000/flag", insecure: true },
         base({ ENVPACK_REGISTRY: "oci://127.0.0.1:5000/env" }),
-      ).registry,
+      ),
     ).toMatchObject({ url: "oci://127.0.0.1:5000/flag", insecure: true });
     expect(
-      loadConfig(
+      loadRegistryConfig(
         {},
         base({
           ENVPACK_REGISTRY: "oci://127.0.0.1:5000/env",
           ENVPACK_REGISTRY_INSECURE: "1",
         }),
-      ).registry?.insecure,
+      )?.insecure,
     ).toBe(true);
   });
 
@@ -53,12 +53,12 @@ describe("loadConfig: registry", () => {
       ENVPACK_REGISTRY: "oci://127.0.0.1:5000/repo",
       DOCKER_CONFIG: dir,
     });
-    expect(loadConfig({}, env).registry?.credentials).toEqual({
+    expect(loadRegistryConfig({}, env)?.credentials).toEqual({
       username: "alice",
       password: "pa:ss",
     });
     expect(
-      loadConfig({ registry: "oci://127.0.0.1:6000/repo" }, env).registry
+      loadRegistryConfig({ registry: "oci://127.0.0.1:6000/repo" }, env)
         ?.credentials,
     ).toBeUndefined();
   });
@@ -70,20 +70,20 @@ describe("loadConfig: registry", () => {
       DOCKER_CONFIG: broken,
     });
     expect(
-      loadConfig({}, { ...env, ENVPACK_REGISTRY_TOKEN: "tkn" }).registry
+      loadRegistryConfig({}, { ...env, ENVPACK_REGISTRY_TOKEN: "tkn" })
         ?.credentials,
     ).toEqual({ token: "tkn" });
     expect(
-      loadConfig(
+      loadRegistryConfig(
         {},
         {
           ...env,
           ENVPACK_REGISTRY_USER: "ci",
           ENVPACK_REGISTRY_PASSWORD: "pw",
         },
-      ).registry?.credentials,
+      )?.credentials,
     ).toEqual({ username: "ci", password: "pw" });
-    expect(() => loadConfig({}, env)).toThrow(
+    expect(() => loadRegistryConfig({}, env)).toThrow(
       expect.objectContaining({ code: "ENVPACK_USAGE_BAD_CONFIG" }),
     );
   });
@@ -91,14 +91,26 @@ describe("loadConfig: registry", () => {
   it("gives a directory registry no credentials and reads no Docker config for it", async () => {
     const broken = await dockerConfigDir("{ not json");
     expect(
-      loadConfig(
+      loadRegistryConfig(
         { registry: "file:///srv/bundles" },
         base({ DOCKER_CONFIG: broken }),
-      ).registry,
+      ),
     ).toEqual({
       url: "file:///srv/bundles",
       insecure: false,
       credentials: undefined,
     });
+  });
+
+  it("is read only by the commands that use a registry: loadConfig ignores it", async () => {
+    const broken = await dockerConfigDir("{ not json");
+    const config = loadConfig(
+      {},
+      base({
+        ENVPACK_REGISTRY: "oci://127.0.0.1:5000/repo",
+        DOCKER_CONFIG: broken,
+      }),
+    );
+    expect(config).toEqual({ env: undefined, cacheDir: "/tmp/envpack-cache" });
   });
 });

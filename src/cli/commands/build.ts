@@ -79,12 +79,9 @@ export function registerBuild(program: Command, context: CommandContext): void {
             },
           );
         }
-        const { build, loadConfig } = await import("../../api/index.js");
-        const config = loadConfig({
-          env: flags.env,
-          registry: flags.registry,
-          insecure: flags.insecure,
-        });
+        const { build, loadConfig, loadRegistryConfig } =
+          await import("../../api/index.js");
+        const config = loadConfig({ env: flags.env });
         const result = await build({
           entries,
           manifest: flags.manifest,
@@ -97,7 +94,10 @@ export function registerBuild(program: Command, context: CommandContext): void {
           engine: flags.engine,
           level: flags.level,
           threads: flags.threads,
-          registry: config.registry,
+          registry: loadRegistryConfig({
+            registry: flags.registry,
+            insecure: flags.insecure,
+          }),
           onEvent,
           signal,
         });

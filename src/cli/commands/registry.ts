@@ -28,10 +28,10 @@ export function registerRegistry(
     )
     .action(async (digest: string, flags: RegistryFlags) => {
       await context.run(async ({ onEvent, signal, cacheDir }) => {
-        const { push, loadConfig } = await import("../../api/index.js");
+        const { push, loadRegistryConfig } = await import("../../api/index.js");
         const result = await push({
           digest,
-          registry: requireRegistry(loadConfig(flags).registry),
+          registry: requireRegistry(loadRegistryConfig(flags)),
           cacheDir,
           onEvent,
           signal,
@@ -56,11 +56,12 @@ export function registerRegistry(
         flags: RegistryFlags & { input?: string },
       ) => {
         await context.run(async ({ onEvent, signal, cacheDir }) => {
-          const { pull, loadConfig } = await import("../../api/index.js");
+          const { pull, loadRegistryConfig } =
+            await import("../../api/index.js");
           const result = await pull({
             digest,
             inputDigest: flags.input,
-            registry: requireRegistry(loadConfig(flags).registry),
+            registry: requireRegistry(loadRegistryConfig(flags)),
             cacheDir,
             onEvent,
             signal,
