@@ -52,6 +52,22 @@ async function backdatePackageFiles(app: string): Promise<string[]> {
 }
 
 describe("envpack build --registry, push, pull", () => {
+  it.each([
+    ["push", "envpack push sha256:"],
+    ["pull", "envpack pull --input sha256:"],
+    ["build", "envpack build src/main.ts --registry oci://"],
+  ])(
+    "%s --help names --registry and shows an example",
+    async (verb, example) => {
+      const help = await envpack([verb, "--help"]);
+      expect(help.exitCode).toBe(0);
+      expect(help.stdout).toContain("--registry <url>");
+      expect(help.stdout).toContain("--insecure");
+      expect(help.stdout).toMatch(/^Example:$/m);
+      expect(help.stdout).toContain(example);
+    },
+  );
+
   it("builds and publishes once; a clean machine pulls it without reading package contents", async () => {
     const url = `oci://${inject("registry").openHost}/t-${randomBytes(6).toString("hex")}`;
     const app = await appCopy("hello");
@@ -315,6 +331,29 @@ describe("envpack build --registry, push, pull", () => {
     expect(error.code).toBe("ENVPACK_REMOTE_AUTH");
     expect(error.details.url).toContain(authHost);
     expect(run.stdout + run.stderr).not.toContain(wrong);
+
+    const human = await envpack(
+      ["build", "src/main.ts", "--registry", `oci://${authHost}/envpack`],
+      {
+        cwd: app,
+        env: {
+          ENVPACK_CACHE_DIR: join(await tempDir(), "cache"),
+          ENVPACK_REGISTRY_INSECURE: "1",
+          ENVPACK_REGISTRY_USER: username,
+          ENVPACK_REGISTRY_PASSWORD: wrong,
+        },
+      },
+    );
+    expect(human.exitCode).toBe(1);
+    expect(human.stdout).toBe("");
+    expect(human.stderr).toMatch(
+      new RegExp(
+        `^envpack: the registry oci://${authHost}/envpack refused the credentials \\(401\\)\nhint: .+\ncode: ENVPACK_REMOTE_AUTH$`,
+        "m",
+      ),
+    );
+    expect(human.stderr).not.toContain(wrong);
+    expect(human.stderr).not.toMatch(/^\s+at /m);
   });
 
   it("signs in with the Docker config's entry for the registry host", async () => {
