@@ -106,14 +106,15 @@ export function progressRenderer(mode: OutputMode): {
     const moved = bytes - first.bytes;
     const elapsed = (now - first.at) / 1000;
     const mb = (n: number) => (n / 1e6).toFixed(1);
-    const finished = bytes >= total;
+    // A total of 0 is unknown (a registry that sent no Content-Length): no end to detect.
+    const finished = total > 0 && bytes >= total;
     if (mode.interactive && !finished) {
       if (now - last < 100) return;
       last = now;
       const rate =
         moved > 0 && elapsed > 0 ? `, ${mb(moved / elapsed)} MB/s` : "";
       process.stderr.write(
-        `\r\x1b[2K${verb}: ${mb(bytes)}/${mb(total)} MB, ${what}${rate}`,
+        `\r\x1b[2K${verb}: ${mb(bytes)}${total > 0 ? `/${mb(total)}` : ""} MB, ${what}${rate}`,
       );
       drawn = true;
     } else if (finished) {
