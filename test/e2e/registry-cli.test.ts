@@ -2,7 +2,14 @@
 // docker-registry on 127.0.0.1 and a directory registry.
 
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, stat, utimes, writeFile } from "node:fs/promises";
+import {
+  mkdir,
+  readFile,
+  readdir,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { openRegistry } from "../../src/registry/index.js";
@@ -203,6 +210,34 @@ describe("envpack build --registry, push, pull", () => {
     expect(quiet.exitCode).toBe(0);
     expect(quiet.stdout).toContain(`pulled ${built.digest}`);
     expect(quiet.stderr).toBe("");
+  });
+
+  it("keys the example workflow's caches right: scan --json gives the build's input digest", async () => {
+    const app = await appCopy("hello");
+    const env = { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") };
+    const scanned = await envpack(
+      ["scan", "src/main.ts", "--json", "--quiet"],
+      {
+        cwd: app,
+        env,
+      },
+    );
+    expect(scanned.exitCode).toBe(0);
+    expect(scanned.stderr).toBe("");
+    const { inputDigest } = JSON.parse(scanned.stdout) as {
+      inputDigest: string;
+    };
+    expect(inputDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const built = await json<BuildJson>(["build", "src/main.ts"], app, env);
+    expect(built.inputDigest).toBe(inputDigest);
+    const workflow = await readFile(
+      join(import.meta.dirname, "..", "..", "examples", "github-actions.yml"),
+      "utf8",
+    );
+    expect(workflow).toContain(
+      "npx envpack scan src/main.ts --json --quiet | jq -r .inputDigest",
+    );
+    expect(workflow).toContain("npx envpack build src/main.ts --json");
   });
 
   it("uses a directory as the registry", async () => {
