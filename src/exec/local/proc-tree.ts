@@ -21,7 +21,8 @@ export function treeOf(pid: number): number[] {
       tasks = readdirSync(`/proc/${p}/task`);
     } catch (error) {
       // Gone already: nothing to count.
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ESRCH") continue;
       throw error;
     }
     for (const task of tasks) {
