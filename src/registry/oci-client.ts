@@ -26,6 +26,11 @@ export interface OciRequest {
   headers?: Record<string, string>;
   body?: () => BodyInit;
   signal?: AbortSignal | undefined;
+  /**
+   * Extra attempts for this request (default: the client's). 0 when the caller repeats a whole
+   * exchange itself with {@link OciClient.retrying}.
+   */
+  retries?: number;
 }
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -48,6 +53,7 @@ export class OciClient {
    */
   async send(request: OciRequest): Promise<Response> {
     const url = new URL(request.url, this.#options.origin).href;
+    const retries = request.retries ?? this.#options.retries;
     let authenticated = false;
     for (let attempt = 0; ; attempt++) {
       let response: Response;
@@ -65,7 +71,7 @@ export class OciClient {
         });
       } catch (error) {
         request.signal?.throwIfAborted();
-        if (attempt < this.#options.retries) {
+        if (attempt < retries) {
           await this.#backoff(attempt, request.signal);
           continue;
         }
@@ -99,7 +105,7 @@ export class OciClient {
         throw this.#authError(url, response.status);
       }
       if (RETRYABLE_STATUS.has(response.status)) {
-        if (attempt < this.#options.retries) {
+        if (attempt < retries) {
           await drain(response);
           await this.#backoff(attempt, request.signal);
           continue;
@@ -108,6 +114,42 @@ export class OciClient {
       }
       return response;
     }
+  }
+
+  /**
+   * Runs an exchange of several requests again from its start, with backoff, when it fails in a
+   * way another attempt can mend (a dropped connection, a 5xx or 429), up to the client's
+   * retries. For what cannot be resumed where it broke: an upload session the registry saw part
+   * of a body for is dead (BLOB_UPLOAD_INVALID), and a download cut half-way starts over. `run`
+   * sends its requests with `retries: 0`.
+   */
+  async retrying<T>(
+    run: () => Promise<T>,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        signal?.throwIfAborted();
+        if (attempt >= this.#options.retries || !isTransient(error))
+          throw error;
+        await this.#backoff(attempt, signal);
+      }
+    }
+  }
+
+  /** RemoteError ENVPACK_REMOTE_UNREACHABLE for a connection lost while a body was read. */
+  lostError(url: string, what: string, error: unknown): RemoteError {
+    return new RemoteError(
+      "ENVPACK_REMOTE_UNREACHABLE",
+      `lost the connection to the registry ${this.#options.displayUrl} during ${what}: ${oneLine((error as Error).message)}`,
+      {
+        url: redactUrl(url),
+        hint: "Check that the registry is running and the network between is stable, then try again.",
+        cause: error,
+      },
+    );
   }
 
   /** RemoteError ENVPACK_REMOTE_HTTP for an answer the caller did not expect. */
@@ -226,6 +268,17 @@ export class OciClient {
       );
     });
   }
+}
+
+/** A failure another attempt may not meet: no connection, or a status in RETRYABLE_STATUS. */
+function isTransient(error: unknown): boolean {
+  return (
+    error instanceof RemoteError &&
+    (error.code === "ENVPACK_REMOTE_UNREACHABLE" ||
+      (error.code === "ENVPACK_REMOTE_HTTP" &&
+        error.status !== undefined &&
+        RETRYABLE_STATUS.has(error.status)))
+  );
 }
 
 /** `Basic realm="x"` or `Bearer realm="…",service="…",scope="…"`, parsed. */

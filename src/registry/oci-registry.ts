@@ -3,7 +3,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, rename, rm, stat } from "node:fs/promises";
+import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -155,10 +155,23 @@ export class OciRegistry implements Registry {
     destFile: string,
     options: TransferOptions = {},
   ): Promise<void> {
+    // A download cut half-way starts over: the bytes so far cannot be trusted or resumed.
+    await this.#client.retrying(
+      () => this.#pullOnce(digest, destFile, options),
+      options.signal,
+    );
+  }
+
+  async #pullOnce(
+    digest: Digest,
+    destFile: string,
+    options: TransferOptions,
+  ): Promise<void> {
     const response = await this.#client.send({
       method: "GET",
       url: this.#path(`blobs/${digest}`),
       signal: options.signal,
+      retries: 0,
     });
     if (response.status !== 200)
       throw await this.#client.statusError(response, "GET blob");
@@ -181,6 +194,10 @@ export class OciRegistry implements Registry {
             bytes,
             total,
           }),
+        (error) => {
+          options.signal?.throwIfAborted();
+          return this.#client.lostError(response.url, "GET blob", error);
+        },
       );
       const actual: Digest = `sha256:${hash.digest("hex")}`;
       if (actual !== digest)
@@ -198,38 +215,46 @@ export class OciRegistry implements Registry {
     }
   }
 
-  /** A monolithic upload: open a session, then PUT the bytes with their digest. */
-  async #upload(
+  /**
+   * A monolithic upload: open a session, then PUT the bytes with their digest. A failed attempt
+   * opens a new session and sends the bytes again from the start: the registry drops a session
+   * it saw part of a body for.
+   */
+  #upload(
     digest: Digest,
     size: number,
     body: () => NodeJS.ReadableStream | Buffer,
     options: TransferOptions,
   ): Promise<void> {
-    const started = await this.#client.send({
-      method: "POST",
-      url: this.#path("blobs/uploads/"),
-      headers: { "Content-Length": "0" },
-      signal: options.signal,
-    });
-    const location = started.headers.get("location");
-    if (started.status !== 202 || location === null)
-      throw await this.#client.statusError(started, "POST upload");
-    await started.arrayBuffer();
-    const url = new URL(location, started.url);
-    url.searchParams.set("digest", digest);
-    const done = await this.#client.send({
-      method: "PUT",
-      url: url.href,
-      headers: {
-        "Content-Type": "application/octet-stream",
-        "Content-Length": String(size),
-      },
-      body: body as () => Buffer,
-      signal: options.signal,
-    });
-    if (done.status !== 201)
-      throw await this.#client.statusError(done, "PUT blob");
-    await done.arrayBuffer();
+    return this.#client.retrying(async () => {
+      const started = await this.#client.send({
+        method: "POST",
+        url: this.#path("blobs/uploads/"),
+        headers: { "Content-Length": "0" },
+        signal: options.signal,
+        retries: 0,
+      });
+      const location = started.headers.get("location");
+      if (started.status !== 202 || location === null)
+        throw await this.#client.statusError(started, "POST upload");
+      await started.arrayBuffer();
+      const url = new URL(location, started.url);
+      url.searchParams.set("digest", digest);
+      const done = await this.#client.send({
+        method: "PUT",
+        url: url.href,
+        headers: {
+          "Content-Type": "application/octet-stream",
+          "Content-Length": String(size),
+        },
+        body: body as () => Buffer,
+        signal: options.signal,
+        retries: 0,
+      });
+      if (done.status !== 201)
+        throw await this.#client.statusError(done, "PUT blob");
+      await done.arrayBuffer();
+    }, options.signal);
   }
 
   #path(rest: string): string {
@@ -239,44 +264,57 @@ export class OciRegistry implements Registry {
 
 /**
  * Writes a response body to a new file while hashing it, in 4 MB writes: the socket delivers
- * 64 KB chunks, and one awaited write each would cost more than the transfer.
+ * 64 KB chunks, and one awaited write each would cost more than the transfer. A failure of the
+ * body itself (the connection dropped) goes through `lost`; file errors pass unchanged.
  */
 async function receive(
   body: NodeJS.ReadableStream,
   file: string,
   hash: ReturnType<typeof createHash>,
   progress: (bytes: number) => void,
+  lost: (error: unknown) => Error,
 ): Promise<void> {
-  const handle = await open(file, "wx");
+  const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let handle: FileHandle | undefined;
   try {
+    handle = await open(file, "wx");
     const batch = Buffer.allocUnsafe(4 * 1024 * 1024);
     let fill = 0;
     let bytes = 0;
     let reported = 0;
-    const flush = async () => {
+    const flush = async (to: FileHandle) => {
       for (let at = 0; at < fill;)
-        at += (await handle.write(batch, at, fill - at)).bytesWritten;
+        at += (await to.write(batch, at, fill - at)).bytesWritten;
       fill = 0;
     };
-    for await (const data of body) {
-      const chunk = data as Buffer;
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (error) {
+        throw lost(error);
+      }
+      if (next.done === true) break;
+      const chunk = next.value;
       hash.update(chunk);
       bytes += chunk.length;
       for (let at = 0; at < chunk.length;) {
         const n = chunk.copy(batch, fill, at);
         fill += n;
         at += n;
-        if (fill === batch.length) await flush();
+        if (fill === batch.length) await flush(handle);
       }
       if (bytes - reported >= PROGRESS_STEP) {
         reported = bytes;
         progress(bytes);
       }
     }
-    await flush();
+    await flush(handle);
     progress(bytes);
   } finally {
-    await handle.close();
+    // Stops the body when a write failed (a no-op once it ended).
+    await chunks.return?.();
+    await handle?.close();
   }
 }
 

@@ -12,7 +12,14 @@ import { pipeline } from "node:stream/promises";
 
 /** What the proxy does with one request. */
 export type ProxyDecision =
-  | { forward: true; corrupt?: boolean }
+  | {
+      forward: true;
+      corrupt?: boolean;
+      /** Drop both connections after passing on this many request-body bytes. */
+      cutRequestAfter?: number;
+      /** Drop the client's connection after passing on this many response-body bytes. */
+      cutResponseAfter?: number;
+    }
   | { status: number; headers?: Record<string, string>; body?: string };
 
 export interface ProxyOptions {
@@ -43,7 +50,7 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
       res.end(decision.body ?? "");
       return;
     }
-    forward(req, res, options, decision.corrupt === true);
+    forward(req, res, options, decision);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -64,9 +71,12 @@ function forward(
   req: IncomingMessage,
   res: ServerResponse,
   options: ProxyOptions,
-  corrupt: boolean,
+  decision: Extract<ProxyDecision, { forward: true }>,
 ): void {
   const [hostname, port] = options.target.split(":");
+  // The socket itself: a response that already ended has let go of it (keep-alive).
+  const socket = req.socket;
+  const dropClient = () => socket.destroy();
   const upstream = httpRequest(
     {
       hostname,
@@ -85,16 +95,24 @@ function forward(
         );
       res.writeHead(answer.statusCode ?? 502, headers);
       const body: Readable = answer;
-      pipeline(body, corrupt ? flipFirstByte() : passThrough(), res).catch(() =>
-        res.destroy(),
-      );
+      const stages: Transform[] = [];
+      if (decision.corrupt === true) stages.push(flipFirstByte());
+      if (decision.cutResponseAfter !== undefined)
+        stages.push(cutAfter(decision.cutResponseAfter, dropClient));
+      pipeline([body, ...stages, res]).catch(() => res.destroy());
     },
   );
   upstream.on("error", () => res.destroy());
   const limit = options.uploadBytesPerSecond;
-  pipeline(req, limit ? throttle(limit) : passThrough(), upstream).catch(() =>
-    upstream.destroy(),
-  );
+  const stages: Transform[] = [limit ? throttle(limit) : passThrough()];
+  if (decision.cutRequestAfter !== undefined)
+    stages.push(
+      cutAfter(decision.cutRequestAfter, () => {
+        upstream.destroy();
+        dropClient();
+      }),
+    );
+  pipeline([req, ...stages, upstream]).catch(() => upstream.destroy());
 }
 
 function passThrough(): Transform {
@@ -111,6 +129,23 @@ function flipFirstByte(): Transform {
         flipped = true;
       }
       done(null, chunk);
+    },
+  });
+}
+
+/** Passes `limit` bytes on, then calls `cut` and passes nothing more. */
+function cutAfter(limit: number, cut: () => void): Transform {
+  let passed = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      if (passed >= limit) return done();
+      const room = limit - passed;
+      passed += Math.min(room, chunk.length);
+      if (chunk.length < room) return done(null, chunk);
+      this.push(chunk.subarray(0, room));
+      // Let the bytes before the cut reach the other side first.
+      setTimeout(cut, 50);
+      done();
     },
   });
 }

@@ -1,0 +1,121 @@
+// OCI transfers that lose their connection half-way, made for real by a proxy in front of
+// docker-registry that drops both sides after some bytes.
+
+import { randomBytes } from "node:crypto";
+import { readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, inject, it } from "vitest";
+import { hashFile, RemoteError, type Digest } from "../../src/core/index.js";
+import { openRegistry, type RegistryEntry } from "../../src/registry/index.js";
+import { startProxy } from "../helpers/http-proxy.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const openHost = () => inject("registry").openHost;
+const repo = () => `t-${randomBytes(6).toString("hex")}`;
+
+async function blobFile(
+  size: number,
+): Promise<{ file: string; entry: RegistryEntry }> {
+  const file = join(await tempDir(), "bundle.tar.zst");
+  await writeFile(file, randomBytes(size));
+  const { digest } = await hashFile(file);
+  const inputDigest: Digest = `sha256:${randomBytes(32).toString("hex")}`;
+  return { file, entry: { digest, size, inputDigest, meta: {} } };
+}
+
+async function caught(body: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await body();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a failure");
+}
+
+const options = { insecure: true, retries: 3, retryBaseMs: 10 };
+const MB = 1024 * 1024;
+
+describe("OCI transfers cut half-way", () => {
+  it("sends a blob again from the file when the connection drops during its upload", async () => {
+    const { file, entry } = await blobFile(6 * MB);
+    const name = repo();
+    let cuts = 1;
+    const proxy = await startProxy({
+      target: openHost(),
+      decide: (req) =>
+        req.method === "PUT" &&
+        (req.url ?? "").includes("/blobs/uploads/") &&
+        Number(req.headers["content-length"]) === entry.size &&
+        cuts-- > 0
+          ? { forward: true, cutRequestAfter: 2 * MB }
+          : { forward: true },
+    });
+    try {
+      const oci = openRegistry(`oci://${proxy.host}/${name}`, options);
+      await oci.push(file, entry);
+      expect(cuts).toBeLessThan(0);
+      expect(await oci.lookup(entry.inputDigest)).toEqual(entry);
+    } finally {
+      await proxy.close();
+    }
+    const dest = join(await tempDir(), "pulled.tar.zst");
+    await openRegistry(`oci://${openHost()}/${name}`, options).pull(
+      entry.digest,
+      dest,
+    );
+    expect((await hashFile(dest)).digest).toBe(entry.digest);
+  });
+
+  it("downloads again when the connection drops during a pull, and keeps nothing when it always does", async () => {
+    const { file, entry } = await blobFile(6 * MB);
+    const name = repo();
+    await openRegistry(`oci://${openHost()}/${name}`, options).push(
+      file,
+      entry,
+    );
+    let cuts = 1;
+    const isBlobGet = (method?: string, url?: string) =>
+      method === "GET" && (url ?? "").includes("/blobs/sha256:");
+    const flaky = await startProxy({
+      target: openHost(),
+      decide: (req) =>
+        isBlobGet(req.method, req.url) && cuts-- > 0
+          ? { forward: true, cutResponseAfter: 2 * MB }
+          : { forward: true },
+    });
+    const broken = await startProxy({
+      target: openHost(),
+      decide: (req) =>
+        isBlobGet(req.method, req.url)
+          ? { forward: true, cutResponseAfter: 2 * MB }
+          : { forward: true },
+    });
+    try {
+      const dir = await tempDir();
+      await openRegistry(`oci://${flaky.host}/${name}`, options).pull(
+        entry.digest,
+        join(dir, "pulled.tar.zst"),
+      );
+      expect(cuts).toBeLessThan(0);
+      expect((await hashFile(join(dir, "pulled.tar.zst"))).digest).toBe(
+        entry.digest,
+      );
+
+      const empty = await tempDir();
+      const error = await caught(() =>
+        openRegistry(`oci://${broken.host}/${name}`, options).pull(
+          entry.digest,
+          join(empty, "pulled.tar.zst"),
+        ),
+      );
+      expect(error).toBeInstanceOf(RemoteError);
+      expect(error).toMatchObject({ code: "ENVPACK_REMOTE_UNREACHABLE" });
+      expect(
+        broken.requests.filter((r) => isBlobGet(...r.split(" "))),
+      ).toHaveLength(options.retries + 1);
+      expect(await readdir(empty)).toEqual([]);
+    } finally {
+      await Promise.all([flaky.close(), broken.close()]);
+    }
+  });
+});
