@@ -210,7 +210,7 @@ export class OciClient {
       signal?.throwIfAborted();
       throw new RemoteError(
         "ENVPACK_REMOTE_UNREACHABLE",
-        `cannot reach the token service of ${this.#options.displayUrl}: ${(error as Error).message}`,
+        `cannot reach the token service of ${this.#options.displayUrl}: ${oneLine((error as Error).message)}`,
         { url: redactUrl(tokenUrl.href), cause: error },
       );
     }
@@ -305,6 +305,10 @@ async function drain(response: Response): Promise<void> {
 }
 
 function oneLine(text: string): string {
-  // Registry bodies are echoed into messages: no control characters.
-  return text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+  // Registry bodies and fetch errors are echoed into messages: no control characters, and no
+  // URL with its query (a redirect's presigned signature, an upload's state) or credentials.
+  return text
+    .replace(/[\u0000-\u001f\u007f]+/g, " ")
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => redactUrl(url))
+    .trim();
 }

@@ -8,6 +8,7 @@ import { describe, expect, inject, it } from "vitest";
 import { hashFile, RemoteError, type Digest } from "../../src/core/index.js";
 import { openRegistry, type RegistryEntry } from "../../src/registry/index.js";
 import { startProxy } from "../helpers/http-proxy.js";
+import { freePort } from "../helpers/registry-server.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const openHost = () => inject("registry").openHost;
@@ -116,6 +117,46 @@ describe("OCI transfers cut half-way", () => {
       expect(await readdir(empty)).toEqual([]);
     } finally {
       await Promise.all([flaky.close(), broken.close()]);
+    }
+  });
+
+  it("keeps a signed redirect's query out of the error when its target cannot be reached", async () => {
+    const { file, entry } = await blobFile(1024);
+    const name = repo();
+    await openRegistry(`oci://${openHost()}/${name}`, options).push(
+      file,
+      entry,
+    );
+    const secret = randomBytes(12).toString("hex");
+    const gone = await freePort();
+    // As a registry on object storage does: the blob GET redirects to a presigned URL.
+    const redirecting = await startProxy({
+      target: openHost(),
+      decide: (req) =>
+        req.method === "GET" && (req.url ?? "").includes("/blobs/sha256:")
+          ? {
+              status: 307,
+              headers: {
+                location: `http://127.0.0.1:${gone}/bucket/blob?X-Amz-Signature=${secret}`,
+              },
+            }
+          : { forward: true },
+    });
+    const dest = join(await tempDir(), "pulled.tar.zst");
+    try {
+      const error = await caught(() =>
+        openRegistry(`oci://${redirecting.host}/${name}`, {
+          ...options,
+          retries: 0,
+        }).pull(entry.digest, dest),
+      );
+      expect(error).toMatchObject({ code: "ENVPACK_REMOTE_UNREACHABLE" });
+      expect((error as RemoteError).message).not.toContain(secret);
+      expect(JSON.stringify((error as RemoteError).toJSON())).not.toContain(
+        secret,
+      );
+    } finally {
+      await redirecting.close();
     }
   });
 });
