@@ -1,5 +1,5 @@
-// OCI transfers that lose their connection half-way, made for real by a proxy in front of
-// docker-registry that drops both sides after some bytes.
+// OCI transfers that lose their connection half-way, redirect to nowhere, or are aborted: made
+// for real by a proxy in front of docker-registry that drops connections after some bytes.
 
 import { randomBytes } from "node:crypto";
 import { readdir, writeFile } from "node:fs/promises";
@@ -36,7 +36,7 @@ async function caught(body: () => Promise<unknown>): Promise<unknown> {
 const options = { insecure: true, retries: 3, retryBaseMs: 10 };
 const MB = 1024 * 1024;
 
-describe("OCI transfers cut half-way", () => {
+describe("OCI transfers cut half-way or aborted", () => {
   it("sends a blob again from the file when the connection drops during its upload", async () => {
     const { file, entry } = await blobFile(6 * MB);
     const name = repo();
@@ -158,5 +158,46 @@ describe("OCI transfers cut half-way", () => {
     } finally {
       await redirecting.close();
     }
+  });
+
+  it("stops a push and a pull when their signal aborts, leaving no tag and no file", async () => {
+    const { file, entry } = await blobFile(16 * MB);
+    const name = repo();
+    const slow = await startProxy({
+      target: openHost(),
+      uploadBytesPerSecond: 16 * MB,
+    });
+    const reason = new Error("stopped by the test");
+    try {
+      const pushing = new AbortController();
+      const pushError = await caught(() =>
+        openRegistry(`oci://${slow.host}/${name}`, options).push(file, entry, {
+          signal: pushing.signal,
+          onEvent: (event) => {
+            if (event.type === "registry:transfer") pushing.abort(reason);
+          },
+        }),
+      );
+      expect(pushError).toBe(reason);
+    } finally {
+      await slow.close();
+    }
+    const oci = openRegistry(`oci://${openHost()}/${name}`, options);
+    expect(await oci.lookup(entry.inputDigest)).toBeNull();
+
+    await oci.push(file, entry);
+    const dir = await tempDir();
+    const pulling = new AbortController();
+    const pullError = await caught(() =>
+      oci.pull(entry.digest, join(dir, "pulled.tar.zst"), {
+        signal: pulling.signal,
+        onEvent: (event) => {
+          if (event.type === "registry:transfer" && event.bytes < entry.size)
+            pulling.abort(reason);
+        },
+      }),
+    );
+    expect(pullError).toBe(reason);
+    expect(await readdir(dir)).toEqual([]);
   });
 });
