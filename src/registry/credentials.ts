@@ -30,11 +30,11 @@ export function credentialsFrom(input: {
   const auths = (input.dockerConfig as { auths?: unknown } | undefined)?.auths;
   if (auths === null || typeof auths !== "object") return undefined;
   const table = auths as Record<string, unknown>;
-  // Docker keys entries by host, sometimes written as a URL.
+  // Docker keys entries by host, sometimes written as a URL with a path (`https://host/v1/`);
+  // it compares hosts, and so does this.
   const entry =
     table[input.host] ??
-    table[`https://${input.host}`] ??
-    table[`http://${input.host}`];
+    Object.entries(table).find(([key]) => hostOf(key) === input.host)?.[1];
   if (entry === null || typeof entry !== "object") return undefined;
   const fields = entry as Record<string, unknown>;
   if (typeof fields["auth"] === "string" && fields["auth"]) {
@@ -52,4 +52,9 @@ export function credentialsFrom(input: {
   )
     return { username: fields["username"], password: fields["password"] };
   return undefined;
+}
+
+/** `https://host:5000/v1/` → `host:5000`, as Docker reads its config's keys. */
+function hostOf(key: string): string {
+  return key.replace(/^https?:\/\//, "").split("/")[0] ?? "";
 }
