@@ -29,8 +29,8 @@ const EMPTY_CONFIG = {
 };
 const INPUT_ANNOTATION = "dev.envpack.input-digest";
 const META_PREFIX = "dev.envpack.meta.";
-/** Progress every this many bytes. */
-const PROGRESS_STEP = 4 * 1024 * 1024;
+/** Progress at most this often (besides a transfer's first and last event), in ms. */
+const PROGRESS_INTERVAL_MS = 250;
 
 /** The tag under which a bundle is found by its input digest. */
 export function inputTag(inputDigest: Digest): string {
@@ -281,7 +281,8 @@ async function receive(
     const batch = Buffer.allocUnsafe(4 * 1024 * 1024);
     let fill = 0;
     let bytes = 0;
-    let reported = 0;
+    const report = throttled(progress);
+    report(0);
     const flush = async (to: FileHandle) => {
       for (let at = 0; at < fill;)
         at += (await to.write(batch, at, fill - at)).bytesWritten;
@@ -304,13 +305,10 @@ async function receive(
         at += n;
         if (fill === batch.length) await flush(handle);
       }
-      if (bytes - reported >= PROGRESS_STEP) {
-        reported = bytes;
-        progress(bytes);
-      }
+      report(bytes);
     }
     await flush(handle);
-    progress(bytes);
+    report(bytes, true);
   } finally {
     // Stops the body when a write failed (a no-op once it ended).
     await chunks.return?.();
@@ -356,18 +354,24 @@ function counted(
   onEvent: OnEvent | undefined,
 ): Transform {
   let bytes = 0;
-  let reported = 0;
+  const report = throttled((sent) =>
+    onEvent?.({
+      type: "registry:transfer",
+      direction,
+      digest,
+      bytes: sent,
+      total,
+    }),
+  );
+  report(0);
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       bytes += chunk.length;
-      if (onEvent && bytes - reported >= PROGRESS_STEP) {
-        reported = bytes;
-        onEvent({ type: "registry:transfer", direction, digest, bytes, total });
-      }
+      report(bytes);
       callback(null, chunk);
     },
     flush(callback) {
-      onEvent?.({ type: "registry:transfer", direction, digest, bytes, total });
+      report(bytes, true);
       callback();
     },
   });
@@ -375,4 +379,20 @@ function counted(
     counter.destroy(error as Error),
   );
   return counter;
+}
+
+/**
+ * A progress reporter that passes on the first call, the last (`end`), and otherwise at most one
+ * call per {@link PROGRESS_INTERVAL_MS}: a loopback transfer moves hundreds of MB a second.
+ */
+function throttled(
+  report: (bytes: number) => void,
+): (bytes: number, end?: boolean) => void {
+  let at = -Infinity;
+  return (bytes, end = false) => {
+    const now = Date.now();
+    if (!end && now - at < PROGRESS_INTERVAL_MS) return;
+    at = now;
+    report(bytes);
+  };
 }
