@@ -1,9 +1,12 @@
 // HTTP to an OCI distribution registry: authentication handshakes (basic, bearer token) and
 // bounded retries with backoff, on top of node-fetch.
 
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import fetch, { type BodyInit, type Response } from "node-fetch";
 import { RemoteError, redactUrl } from "../core/index.js";
 import type { RegistryCredentials } from "./credentials.js";
+import { Watchdog } from "./watchdog.js";
 
 /** Where a client talks to. */
 export interface OciClientOptions {
@@ -16,6 +19,8 @@ export interface OciClientOptions {
   retries: number;
   /** First backoff; doubled every attempt, with jitter. */
   retryBaseMs: number;
+  /** A request fails (and may be retried) when no byte moves either way for this long. */
+  idleTimeoutMs: number;
 }
 
 /** One request. `body` is a factory so that a retry sends the bytes again from the start. */
@@ -31,6 +36,11 @@ export interface OciRequest {
    * exchange itself with {@link OciClient.retrying}.
    */
   retries?: number;
+  /**
+   * The caller's idle timer, when it reads a long body itself and touches the timer as bytes
+   * arrive (default: one of the client's, stopped when the body ends).
+   */
+  watchdog?: Watchdog;
 }
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -48,15 +58,17 @@ export class OciClient {
    * Sends a request. A 401 is answered once per request with the challenge's scheme (basic, or a
    * bearer token from the challenge's realm); refused credentials are RemoteError
    * ENVPACK_REMOTE_AUTH. 5xx/429 answers and failed connections are retried with backoff; when
-   * they run out, RemoteError ENVPACK_REMOTE_HTTP or ENVPACK_REMOTE_UNREACHABLE. Other statuses
-   * are returned for the caller to judge.
+   * they run out, RemoteError ENVPACK_REMOTE_HTTP or ENVPACK_REMOTE_UNREACHABLE (also when no
+   * byte moves for `idleTimeoutMs`). Other statuses are returned for the caller to judge.
    */
   async send(request: OciRequest): Promise<Response> {
     const url = new URL(request.url, this.#options.origin).href;
     const retries = request.retries ?? this.#options.retries;
+    const watchdog = request.watchdog ?? this.watchdog();
     let authenticated = false;
     for (let attempt = 0; ; attempt++) {
       let response: Response;
+      watchdog.arm();
       try {
         response = await fetch(url, {
           method: request.method,
@@ -66,16 +78,22 @@ export class OciClient {
               ? {}
               : { Authorization: this.#authorization }),
           },
-          body: request.body?.(),
-          signal: request.signal,
+          body: watched(request.body?.(), watchdog),
+          signal:
+            request.signal === undefined
+              ? watchdog.signal
+              : AbortSignal.any([request.signal, watchdog.signal]),
         });
       } catch (error) {
+        watchdog.stop();
         request.signal?.throwIfAborted();
         if (attempt < retries) {
           await this.#backoff(attempt, request.signal);
           continue;
         }
-        const reason = oneLine((error as Error).message);
+        const reason = watchdog.fired
+          ? watchdog.reason.message
+          : oneLine((error as Error).message);
         const plainHttp = /wrong version number|EPROTO/.test(reason);
         throw new RemoteError(
           "ENVPACK_REMOTE_UNREACHABLE",
@@ -88,6 +106,11 @@ export class OciClient {
             cause: error,
           },
         );
+      }
+      if (request.watchdog === undefined) {
+        // Guards the body too, until it ends (or forever unread: the timer does not hold the process).
+        const stop = () => watchdog.stop();
+        response.body?.once("end", stop).once("close", stop);
       }
       if (response.status === 401 && !authenticated) {
         authenticated = true;
@@ -137,6 +160,11 @@ export class OciClient {
         await this.#backoff(attempt, signal);
       }
     }
+  }
+
+  /** A new idle timer with the client's timeout, for a caller that reads a long body. */
+  watchdog(): Watchdog {
+    return new Watchdog(this.#options.idleTimeoutMs);
   }
 
   /** RemoteError ENVPACK_REMOTE_UNREACHABLE for a connection lost while a body was read. */
@@ -198,19 +226,25 @@ export class OciClient {
       if (value !== undefined) tokenUrl.searchParams.set(key, value);
     }
     let response: Response;
+    const watchdog = this.watchdog();
+    watchdog.arm();
     try {
       response = await fetch(tokenUrl.href, {
         headers:
           credentials === undefined
             ? {}
             : { Authorization: basic(credentials) },
-        signal,
+        signal:
+          signal === undefined
+            ? watchdog.signal
+            : AbortSignal.any([signal, watchdog.signal]),
       });
     } catch (error) {
+      watchdog.stop();
       signal?.throwIfAborted();
       throw new RemoteError(
         "ENVPACK_REMOTE_UNREACHABLE",
-        `cannot reach the token service of ${this.#options.displayUrl}: ${oneLine((error as Error).message)}`,
+        `cannot reach the token service of ${this.#options.displayUrl}: ${watchdog.fired ? watchdog.reason.message : oneLine((error as Error).message)}`,
         { url: redactUrl(tokenUrl.href), cause: error },
       );
     }
@@ -220,12 +254,24 @@ export class OciClient {
     }
     if (!response.ok)
       throw await this.statusError(response, `GET ${tokenUrl.href}`);
-    const body = (await response.json()) as {
-      token?: unknown;
-      access_token?: unknown;
-    };
+    type TokenAnswer = { token?: unknown; access_token?: unknown } | null;
+    let body = null as TokenAnswer;
+    try {
+      body = (await response.json()) as TokenAnswer;
+    } catch (error) {
+      signal?.throwIfAborted();
+      // Not JSON: no token, said below. A body that broke off is a lost connection.
+      if (!(error instanceof SyntaxError))
+        throw this.lostError(
+          tokenUrl.href,
+          "GET token",
+          watchdog.fired ? watchdog.reason : error,
+        );
+    } finally {
+      watchdog.stop();
+    }
     const token =
-      typeof body.token === "string" ? body.token : body.access_token;
+      typeof body?.token === "string" ? body.token : body?.access_token;
     if (typeof token !== "string" || token === "")
       throw new RemoteError(
         "ENVPACK_REMOTE_AUTH",
@@ -268,6 +314,19 @@ export class OciClient {
       );
     });
   }
+}
+
+/** A stream body passed through a pass-through that touches the watchdog; other bodies as they are. */
+function watched(
+  body: BodyInit | undefined,
+  watchdog: Watchdog,
+): BodyInit | undefined {
+  if (!(body instanceof Readable)) return body;
+  const through = watchdog.through();
+  pipeline(body, through).catch((error: unknown) =>
+    through.destroy(error as Error),
+  );
+  return through;
 }
 
 /** A failure another attempt may not meet: no connection, or a status in RETRYABLE_STATUS. */

@@ -15,6 +15,7 @@ import {
   type OnEvent,
 } from "../core/index.js";
 import { OciClient, type OciClientOptions } from "./oci-client.js";
+import type { Watchdog } from "./watchdog.js";
 import type { Registry, RegistryEntry, TransferOptions } from "./registry.js";
 
 /** The manifest's `artifactType`: what the artifact is. */
@@ -167,11 +168,26 @@ export class OciRegistry implements Registry {
     destFile: string,
     options: TransferOptions,
   ): Promise<void> {
+    const watchdog = this.#client.watchdog();
+    try {
+      await this.#receiveBlob(digest, destFile, watchdog, options);
+    } finally {
+      watchdog.stop();
+    }
+  }
+
+  async #receiveBlob(
+    digest: Digest,
+    destFile: string,
+    watchdog: Watchdog,
+    options: TransferOptions,
+  ): Promise<void> {
     const response = await this.#client.send({
       method: "GET",
       url: this.#path(`blobs/${digest}`),
       signal: options.signal,
       retries: 0,
+      watchdog,
     });
     if (response.status !== 200)
       throw await this.#client.statusError(response, "GET blob");
@@ -182,23 +198,27 @@ export class OciRegistry implements Registry {
     );
     const hash = createHash("sha256");
     try {
-      await receive(
-        response.body as NodeJS.ReadableStream,
-        temp,
+      await receive(response.body as NodeJS.ReadableStream, temp, {
         hash,
-        (bytes) =>
+        arrived: () => watchdog.touch(),
+        progress: (bytes) => {
           options.onEvent?.({
             type: "registry:transfer",
             direction: "pull",
             digest,
             bytes,
             total,
-          }),
-        (error) => {
-          options.signal?.throwIfAborted();
-          return this.#client.lostError(response.url, "GET blob", error);
+          });
         },
-      );
+        lost: (error) => {
+          options.signal?.throwIfAborted();
+          return this.#client.lostError(
+            response.url,
+            "GET blob",
+            watchdog.fired ? watchdog.reason : error,
+          );
+        },
+      });
       const actual: Digest = `sha256:${hash.digest("hex")}`;
       if (actual !== digest)
         throw new IntegrityError(
@@ -270,10 +290,16 @@ export class OciRegistry implements Registry {
 async function receive(
   body: NodeJS.ReadableStream,
   file: string,
-  hash: ReturnType<typeof createHash>,
-  progress: (bytes: number) => void,
-  lost: (error: unknown) => Error,
+  how: {
+    hash: ReturnType<typeof createHash>;
+    /** Called for every chunk. */
+    arrived: () => void;
+    /** Bytes so far: 0 first, the total last, at most every 250 ms between. */
+    progress: (bytes: number) => void;
+    lost: (error: unknown) => Error;
+  },
 ): Promise<void> {
+  const { hash, arrived, lost } = how;
   const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let handle: FileHandle | undefined;
   try {
@@ -281,7 +307,7 @@ async function receive(
     const batch = Buffer.allocUnsafe(4 * 1024 * 1024);
     let fill = 0;
     let bytes = 0;
-    const report = throttled(progress);
+    const report = throttled(how.progress);
     report(0);
     const flush = async (to: FileHandle) => {
       for (let at = 0; at < fill;)
@@ -297,6 +323,7 @@ async function receive(
       }
       if (next.done === true) break;
       const chunk = next.value;
+      arrived();
       hash.update(chunk);
       bytes += chunk.length;
       for (let at = 0; at < chunk.length;) {

@@ -17,6 +17,11 @@ export interface OpenRegistryOptions {
   retries?: number | undefined;
   /** First backoff in ms, doubled each attempt (default 250). */
   retryBaseMs?: number | undefined;
+  /**
+   * An `oci://` request fails (and is retried) when no byte moves either way for this long
+   * (default 60000): a registry that goes silent does not hang the build.
+   */
+  idleTimeoutMs?: number | undefined;
   /** Resolves relative directory paths (default: the process's cwd). */
   cwd?: string | undefined;
 }
@@ -64,6 +69,7 @@ export function openRegistry(
       credentials: options.credentials,
       retries: options.retries ?? 3,
       retryBaseMs: options.retryBaseMs ?? 250,
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
     });
   }
   if (url.startsWith("file:")) {

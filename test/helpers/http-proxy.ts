@@ -19,6 +19,8 @@ export type ProxyDecision =
       cutRequestAfter?: number;
       /** Drop the client's connection after passing on this many response-body bytes. */
       cutResponseAfter?: number;
+      /** Go silent, connection open, after passing on this many response-body bytes. */
+      stallResponseAfter?: number;
     }
   | { status: number; headers?: Record<string, string>; body?: string };
 
@@ -99,6 +101,8 @@ function forward(
       if (decision.corrupt === true) stages.push(flipFirstByte());
       if (decision.cutResponseAfter !== undefined)
         stages.push(cutAfter(decision.cutResponseAfter, dropClient));
+      if (decision.stallResponseAfter !== undefined)
+        stages.push(stallAfter(decision.stallResponseAfter));
       pipeline([body, ...stages, res]).catch(() => res.destroy());
     },
   );
@@ -146,6 +150,20 @@ function cutAfter(limit: number, cut: () => void): Transform {
       // Let the bytes before the cut reach the other side first.
       setTimeout(cut, 50);
       done();
+    },
+  });
+}
+
+/** Passes `limit` bytes on, then holds the rest forever: the stream neither moves nor ends. */
+function stallAfter(limit: number): Transform {
+  let passed = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      const room = limit - passed;
+      if (room <= 0) return;
+      passed += Math.min(room, chunk.length);
+      if (chunk.length <= room) return done(null, chunk);
+      this.push(chunk.subarray(0, room));
     },
   });
 }

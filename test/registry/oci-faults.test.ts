@@ -1,7 +1,8 @@
-// OCI transfers that lose their connection half-way, redirect to nowhere, or are aborted: made
-// for real by a proxy in front of docker-registry that drops connections after some bytes.
+// OCI transfers that lose their connection half-way, stall, redirect to nowhere, or are aborted:
+// made for real by a proxy in front of docker-registry that drops or holds connections.
 
 import { randomBytes } from "node:crypto";
+import { createServer, type Socket } from "node:net";
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
@@ -36,7 +37,7 @@ async function caught(body: () => Promise<unknown>): Promise<unknown> {
 const options = { insecure: true, retries: 3, retryBaseMs: 10 };
 const MB = 1024 * 1024;
 
-describe("OCI transfers cut half-way or aborted", () => {
+describe("OCI transfers that break", () => {
   it("sends a blob again from the file when the connection drops during its upload", async () => {
     const { file, entry } = await blobFile(6 * MB);
     const name = repo();
@@ -200,5 +201,61 @@ describe("OCI transfers cut half-way or aborted", () => {
     );
     expect(pullError).toBe(reason);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("gives up on a registry that goes silent, and downloads again after a stall", async () => {
+    // Accepts connections, reads them, never answers.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) =>
+      silent.listen(0, "127.0.0.1", resolve),
+    );
+    const address = silent.address();
+    if (address === null || typeof address === "string")
+      throw new Error("no port");
+    const quick = { ...options, retries: 1, idleTimeoutMs: 300 };
+    try {
+      const error = await caught(() =>
+        openRegistry(`oci://127.0.0.1:${address.port}/${repo()}`, quick).lookup(
+          `sha256:${randomBytes(32).toString("hex")}`,
+        ),
+      );
+      expect(error).toMatchObject({ code: "ENVPACK_REMOTE_UNREACHABLE" });
+      expect(sockets.size).toBe(quick.retries + 1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+
+    const { file, entry } = await blobFile(6 * MB);
+    const name = repo();
+    await openRegistry(`oci://${openHost()}/${name}`, options).push(
+      file,
+      entry,
+    );
+    let stalls = 1;
+    const stalling = await startProxy({
+      target: openHost(),
+      decide: (req) =>
+        req.method === "GET" &&
+        (req.url ?? "").includes("/blobs/sha256:") &&
+        stalls-- > 0
+          ? { forward: true, stallResponseAfter: 2 * MB }
+          : { forward: true },
+    });
+    try {
+      const dest = join(await tempDir(), "pulled.tar.zst");
+      await openRegistry(`oci://${stalling.host}/${name}`, quick).pull(
+        entry.digest,
+        dest,
+      );
+      expect(stalls).toBeLessThan(0);
+      expect((await hashFile(dest)).digest).toBe(entry.digest);
+    } finally {
+      await stalling.close();
+    }
   });
 });
