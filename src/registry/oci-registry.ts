@@ -9,7 +9,9 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   IntegrityError,
+  RemoteError,
   digestOf,
+  redactUrl,
   isDigest,
   type Digest,
   type OnEvent,
@@ -63,7 +65,28 @@ export class OciRegistry implements Registry {
     if (response.status === 404) return null;
     if (response.status !== 200)
       throw await this.#client.statusError(response, "GET manifest");
-    return entryOf(await response.json(), inputDigest);
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      throw this.#client.lostError(response.url, "GET manifest", error);
+    }
+    try {
+      return entryOf(JSON.parse(text), inputDigest);
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      // Something answered in the registry's place (a proxy's or captive portal's page).
+      throw new RemoteError(
+        "ENVPACK_REMOTE_HTTP",
+        `the registry ${this.displayUrl} answered GET manifest with something that is not JSON`,
+        {
+          url: redactUrl(response.url),
+          status: response.status,
+          hint: "Check that the URL points at an OCI distribution registry and nothing in between rewrites its answers.",
+        },
+      );
+    }
   }
 
   async has(digest: Digest, options: TransferOptions = {}): Promise<boolean> {
@@ -345,13 +368,20 @@ async function receive(
 
 /** The registry entry a manifest describes, or null when it is not an envpack bundle's. */
 function entryOf(json: unknown, inputDigest: Digest): RegistryEntry | null {
+  // Read from the network: any JSON at all may arrive here.
+  if (json === null || typeof json !== "object") return null;
   const manifest = json as {
     artifactType?: unknown;
-    layers?: { mediaType?: unknown; digest?: unknown; size?: unknown }[];
-    annotations?: Record<string, unknown>;
+    layers?: unknown;
+    annotations?: Record<string, unknown> | null;
   };
   const layer = Array.isArray(manifest.layers)
-    ? manifest.layers.find((l) => l.mediaType === BUNDLE_LAYER_TYPE)
+    ? (manifest.layers as unknown[]).find(
+        (l): l is { digest?: unknown; size?: unknown } =>
+          l !== null &&
+          typeof l === "object" &&
+          (l as { mediaType?: unknown }).mediaType === BUNDLE_LAYER_TYPE,
+      )
     : undefined;
   if (
     manifest.artifactType !== BUNDLE_ARTIFACT_TYPE ||
@@ -359,6 +389,8 @@ function entryOf(json: unknown, inputDigest: Digest): RegistryEntry | null {
     typeof layer.digest !== "string" ||
     !isDigest(layer.digest) ||
     typeof layer.size !== "number" ||
+    !Number.isSafeInteger(layer.size) ||
+    layer.size < 0 ||
     manifest.annotations?.[INPUT_ANNOTATION] !== inputDigest
   )
     return null;
