@@ -59,7 +59,8 @@ export function openRegistry(
       throw bad(
         "credentials go in ENVPACK_REGISTRY_USER/_PASSWORD, not the URL",
       );
-    const repository = decodeURIComponent(parsed.pathname.replace(/^\/+/, ""));
+    // Not decoded: a repository name has no character that needs escaping (and "%zz" would throw).
+    const repository = parsed.pathname.replace(/^\/+|\/+$/g, "");
     if (!parsed.host || !REPOSITORY.test(repository))
       throw bad("it needs a host and a lowercase repository name");
     return new OciRegistry({
