@@ -30,7 +30,16 @@ export interface BundleEntry {
 
 /** Options of {@link writeBundle}. */
 export interface WriteBundleOptions {
-  /** The entries, or a promise of them: the packing worker boots while it settles. */
+  /**
+   * Entries packed first, sorted among themselves, before the sorted rest: what is known before
+   * the rest is planned (a Node bundle's node binary) is compressed while the rest is planned.
+   * Part of what decides the bytes: the same entries split otherwise give another bundle.
+   */
+  leading?: BundleEntry[] | Promise<BundleEntry[]> | undefined;
+  /**
+   * The other entries, or a promise of them: the packing worker boots, and packs the leading
+   * entries, while it settles.
+   */
   entries: BundleEntry[] | Promise<BundleEntry[]>;
   /** Directory the bundle is written into, as `<sha256 hex>.tar.zst`. */
   outDir: string;
@@ -81,37 +90,52 @@ export async function writeBundle(
     options.outDir,
     `.bundle-${process.pid}-${randomBytes(6).toString("hex")}.tmp`,
   );
-  const worker = startPackWorker(options);
+  const worker = startPackWorker(options, {
+    type: "start",
+    temp,
+    level: options.level ?? 3,
+    threads: Math.max(1, options.threads ?? availableParallelism()),
+    mtimeMs: BUNDLE_MTIME.getTime(),
+  });
   try {
-    const entries = normaliseEntries(await options.entries);
+    // Handed over before anything is awaited when known: the caller may keep the event loop busy.
+    const leading = normaliseEntries(
+      Array.isArray(options.leading)
+        ? options.leading
+        : await (options.leading ?? []),
+    );
+    worker.add(leading, false);
+    // Checked as one bundle (duplicates, conflicts); only what the leading part lacks follows.
+    const sent = new Set(leading.map((e) => e.path));
+    const all = normaliseEntries([...leading, ...(await options.entries)]);
     options.signal?.throwIfAborted();
-    const packed = await worker.pack({
-      entries,
-      temp,
-      level: options.level ?? 3,
-      threads: Math.max(1, options.threads ?? availableParallelism()),
-      mtimeMs: BUNDLE_MTIME.getTime(),
-    });
+    worker.add(
+      all.filter((e) => !sent.has(e.path)),
+      true,
+    );
+    const packed = await worker.done;
     const path = join(
       options.outDir,
       `${packed.digest.slice("sha256:".length)}.tar.zst`,
     );
     await rename(temp, path);
-    return { ...packed, path, entries: entries.length };
+    return { ...packed, path, entries: all.length };
   } finally {
     await worker.stop();
     await rm(temp, { force: true });
   }
 }
 
-/** What packer/pack-worker.mjs is given (its JSDoc `Job`). */
-interface PackJob {
-  entries: BundleEntry[];
-  temp: string;
-  level: number;
-  threads: number;
-  mtimeMs: number;
-}
+/** What packer/pack-worker.mjs is given (its JSDoc `Start` and `Batch`). */
+type PackJob =
+  | {
+      type: "start";
+      temp: string;
+      level: number;
+      threads: number;
+      mtimeMs: number;
+    }
+  | { type: "entries"; entries: BundleEntry[]; last: boolean };
 
 /** What packer/pack-worker.mjs posts. */
 type PackMessage =
@@ -132,12 +156,18 @@ type PackMessage =
     };
 
 /**
- * Boots the packing worker (see pack-worker.mjs) at once; `pack` hands it the job and relays its
- * progress. An abort terminates the worker; `stop` terminates it if it is still running and
- * resolves once it is gone, so the temp file is closed before the caller removes it.
+ * Boots the packing worker (see pack-worker.mjs) at once and hands it `start`; `add` hands it a
+ * batch of entries; `done` settles once the last batch is packed (or the worker failed, whenever
+ * that was), and progress is relayed meanwhile. An abort
+ * terminates the worker; `stop` terminates it if it is still running and resolves once it is
+ * gone, so the temp file is closed before the caller removes it.
  */
-function startPackWorker(options: WriteBundleOptions): {
-  pack(job: PackJob): Promise<{ digest: Digest; size: number }>;
+function startPackWorker(
+  options: WriteBundleOptions,
+  start: Extract<PackJob, { type: "start" }>,
+): {
+  add(entries: BundleEntry[], last: boolean): void;
+  done: Promise<{ digest: Digest; size: number }>;
   stop(): Promise<void>;
 } {
   const worker = new Worker(new URL("./pack-worker.mjs", import.meta.url));
@@ -147,35 +177,42 @@ function startPackWorker(options: WriteBundleOptions): {
   worker.on("error", (error) => (failure ??= error));
   const onAbort = (): void => void worker.terminate();
   options.signal?.addEventListener("abort", onAbort, { once: true });
+  const done = new Promise<{ digest: Digest; size: number }>(
+    (resolve, reject) => {
+      worker.on("message", (message: PackMessage) => {
+        if (message.type === "progress") {
+          const { bytes, total, files } = message;
+          options.onEvent?.({
+            type: "build:progress",
+            phase: "pack",
+            bytes,
+            total,
+            files,
+          });
+        } else if (message.type === "done") {
+          resolve({ digest: message.digest, size: message.size });
+        } else {
+          failure ??= packError(message.error);
+          void worker.terminate();
+        }
+      });
+      void exited.then((code) =>
+        reject(
+          options.signal?.aborted
+            ? options.signal.reason
+            : (failure ??
+                new Error(`the packing worker exited with code ${code}`)),
+        ),
+      );
+    },
+  );
+  // Nobody awaits it until the last batch is handed over; the caller sees the rejection then.
+  done.catch(() => {});
+  worker.postMessage(start);
   return {
-    pack: (job) =>
-      new Promise((resolve, reject) => {
-        worker.on("message", (message: PackMessage) => {
-          if (message.type === "progress") {
-            const { bytes, total, files } = message;
-            options.onEvent?.({
-              type: "build:progress",
-              phase: "pack",
-              bytes,
-              total,
-              files,
-            });
-          } else if (message.type === "done") {
-            resolve({ digest: message.digest, size: message.size });
-          } else {
-            reject(packError(message.error));
-          }
-        });
-        void exited.then((code) =>
-          reject(
-            options.signal?.aborted
-              ? options.signal.reason
-              : (failure ??
-                  new Error(`the packing worker exited with code ${code}`)),
-          ),
-        );
-        worker.postMessage(job);
-      }),
+    add: (entries, last) =>
+      worker.postMessage({ type: "entries", entries, last } satisfies PackJob),
+    done,
     stop: async () => {
       options.signal?.removeEventListener("abort", onAbort);
       await worker.terminate();
@@ -236,8 +273,15 @@ function normaliseEntries(input: BundleEntry[]): BundleEntry[] {
     }
     byPath.set(path, { ...entry, path });
   }
+  // A directory once climbed through has had all its ancestors added: the climb stops there.
+  const climbed = new Set<string>();
   for (const path of [...byPath.keys()]) {
-    for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
+    for (
+      let dir = posix.dirname(path);
+      dir !== "." && !climbed.has(dir);
+      dir = posix.dirname(dir)
+    ) {
+      climbed.add(dir);
       const existing = byPath.get(dir);
       if (existing === undefined)
         byPath.set(dir, { path: dir, type: "directory" });

@@ -368,6 +368,50 @@ describe("writeBundle", () => {
     expect(await readdir(out)).toEqual([]);
   });
 
+  it("packs leading entries first (with their directories), whether they and the rest come now or later", async () => {
+    const src = await tempDir();
+    const all = await sourceTree(src, new Date(), 0o644);
+    const leading = all.filter((e) => e.path.startsWith("pkg/lib/"));
+    const rest = all.filter((e) => !e.path.startsWith("pkg/lib/"));
+
+    const now = await writeBundle({ leading, entries: rest, outDir: src });
+    let settle!: (entries: BundleEntry[]) => void;
+    const later = writeBundle({
+      leading: Promise.resolve(leading),
+      entries: new Promise<BundleEntry[]>((resolve) => (settle = resolve)),
+      outDir: await tempDir(),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    settle(rest);
+    expect((await later).digest).toBe(now.digest);
+
+    const names = (await readEntries(now.path)).map((e) => e.path);
+    expect(names.slice(0, 4)).toEqual([
+      "pkg/",
+      "pkg/lib/",
+      "pkg/lib/a.js",
+      "pkg/lib/b.js",
+    ]);
+    // The rest sorted, without the directories already packed.
+    const tail = names.slice(4);
+    expect(tail).toEqual([...tail].sort());
+    expect(tail.filter((n) => n === "pkg/" || n === "pkg/lib/")).toEqual([]);
+    expect(now.entries).toBe(names.length);
+    // The split is part of the bytes.
+    const unsplit = await writeBundle({
+      entries: all,
+      outDir: await tempDir(),
+    });
+    expect(unsplit.digest).not.toBe(now.digest);
+
+    // A path in both parts is a conflict, found before the bundle is finished.
+    const out = await tempDir();
+    await expect(
+      writeBundle({ leading, entries: [...rest, leading[0]!], outDir: out }),
+    ).rejects.toMatchObject({ code: "ENVPACK_INPUT_MANIFEST_INVALID" });
+    expect(await readdir(out)).toEqual([]);
+  });
+
   it("streams a large file without holding the bundle in memory; the bytes do not depend on the thread count", async () => {
     const src = await tempDir();
     const big = join(src, "big.bin");
