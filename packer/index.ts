@@ -23,6 +23,7 @@ export {
 } from "./bundle-meta.js";
 export {
   planNodeBundle,
+  nodeRuntimeEntries,
   APP_DIR,
   type NodeBundlePlan,
 } from "./node/plan-node-bundle.js";

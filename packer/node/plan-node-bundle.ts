@@ -1,14 +1,14 @@
 // Turns a node manifest into the entries of a Node bundle: the node binary, launchers, the app's
 // files and exactly the packages of the manifest's closure, at the same relative paths.
 
-import { readdir, readlink, realpath } from "node:fs/promises";
+import { readdirSync, readlinkSync, realpathSync } from "node:fs";
 import { dirname, join, posix, relative, resolve, sep } from "node:path";
 import {
   InputError,
   type Manifest,
   type WarnEvent,
 } from "../../src/core/index.js";
-import type { BundleEntry } from "../write-bundle.js";
+import type { BundleEntry, WriteBundleOptions } from "../write-bundle.js";
 import { appLauncherEntry, metaEntries } from "../bundle-meta.js";
 
 /** Where the app and its node_modules live inside a Node bundle. */
@@ -25,7 +25,23 @@ export interface NodeBundlePlan {
 }
 
 /**
- * Lists a Node bundle's entries. Layout: `bin/node`, `bin/envpack-node` (runs the bundled node
+ * A Node bundle's leading entries (see {@link WriteBundleOptions.leading}): its node binary, the
+ * bulk of its bytes, known before the app is scanned.
+ */
+export function nodeRuntimeEntries(nodeBinary: string): BundleEntry[] {
+  return [
+    {
+      path: "bin/node",
+      type: "file",
+      // Synchronous: a caller starts packing these while a busy scan holds the event loop.
+      source: realpathSync(nodeBinary),
+      executable: true,
+    },
+  ];
+}
+
+/**
+ * Lists a Node bundle's entries: `leading` (the node binary, packed first) and the rest. Layout: `bin/node`, `bin/envpack-node` (runs the bundled node
  * with NODE_PATH and NODE_OPTIONS cleared), `bin/envpack-app` (runs the first entry),
  * `app/<root-relative paths>` for the app's files and each package directory (nested
  * `node_modules` excluded: those packages are entries of their own), the symlinks through which
@@ -34,7 +50,7 @@ export interface NodeBundlePlan {
  */
 export async function planNodeBundle(
   plan: NodeBundlePlan,
-): Promise<{ entries: BundleEntry[] }> {
+): Promise<{ leading: BundleEntry[]; entries: BundleEntry[] }> {
   const { manifest } = plan;
   if (manifest.kind !== "node" || manifest.runtime.name !== "node") {
     throw new InputError(
@@ -47,13 +63,8 @@ export async function planNodeBundle(
   }
   const compiled =
     plan.compiled ?? new Map<string, { path: string; data: Uint8Array }>();
+  const leading = nodeRuntimeEntries(plan.nodeBinary);
   const entries: BundleEntry[] = [
-    {
-      path: "bin/node",
-      type: "file",
-      source: await realpath(plan.nodeBinary),
-      executable: true,
-    },
     {
       path: "bin/envpack-node",
       type: "file",
@@ -82,11 +93,7 @@ export async function planNodeBundle(
   for (const pkg of manifest.packages) {
     const dir = join(manifest.root, ...pkg.path.split("/"));
     entries.push(
-      ...(await packageEntries(
-        dir,
-        posix.join(APP_DIR, pkg.path),
-        plan.onWarn,
-      )),
+      ...packageEntries(dir, posix.join(APP_DIR, pkg.path), plan.onWarn),
     );
     for (const link of pkg.links ?? []) {
       const target = posix.relative(posix.dirname(link), pkg.path);
@@ -100,49 +107,50 @@ export async function planNodeBundle(
   const entryPaths = manifest.entries.map(appPath);
   entries.push(appLauncherEntry("node", entryPaths[0] ?? ""));
   entries.push(...metaEntries(manifest, entryPaths));
-  return { entries };
+  return { leading, entries };
 }
 
-/** Every file, directory and in-package symlink of a package directory, without nested node_modules. */
-async function packageEntries(
+/**
+ * Every file, directory and in-package symlink of a package directory, without nested
+ * node_modules. Synchronous: thousands of small directory reads from the page cache, each an
+ * awaited thread-pool round trip otherwise, while the packing worker waits for the list.
+ */
+function packageEntries(
   dir: string,
   bundleDir: string,
   onWarn: ((warning: WarnEvent) => void) | undefined,
-): Promise<BundleEntry[]> {
+): BundleEntry[] {
   const out: BundleEntry[] = [{ path: bundleDir, type: "directory" }];
-  const walk = async (current: string, rel: string): Promise<void> => {
-    const children = await readdir(current, { withFileTypes: true });
-    await Promise.all(
-      children.map(async (entry) => {
-        const path = join(current, entry.name);
-        const bundlePath = posix.join(bundleDir, rel, entry.name);
-        if (entry.isDirectory()) {
-          if (entry.name === "node_modules") return;
-          out.push({ path: bundlePath, type: "directory" });
-          await walk(path, posix.join(rel, entry.name));
-        } else if (entry.isFile()) {
-          // The writer reads the execute bit from the same lstat it takes for the size.
-          out.push({ path: bundlePath, type: "file", source: path });
-        } else if (entry.isSymbolicLink()) {
-          const target = await readlink(path);
-          const resolved = resolve(dirname(path), target);
-          if (
-            !target.startsWith("/") &&
-            (resolved === dir || resolved.startsWith(dir + sep))
-          ) {
-            out.push({ path: bundlePath, type: "symlink", linkTarget: target });
-          } else {
-            onWarn?.({
-              type: "warn",
-              code: "ENVPACK_WARN_LINK_SKIPPED",
-              message: `${relative(dir, path)} in ${bundleDir} links outside its package (${target}); not bundled`,
-            });
-          }
+  const walk = (current: string, rel: string): void => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      const bundlePath = posix.join(bundleDir, rel, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name === "node_modules") continue;
+        out.push({ path: bundlePath, type: "directory" });
+        walk(path, posix.join(rel, entry.name));
+      } else if (entry.isFile()) {
+        // The writer reads the execute bit from the same stat it takes for the size.
+        out.push({ path: bundlePath, type: "file", source: path });
+      } else if (entry.isSymbolicLink()) {
+        const target = readlinkSync(path);
+        const resolved = resolve(dirname(path), target);
+        if (
+          !target.startsWith("/") &&
+          (resolved === dir || resolved.startsWith(dir + sep))
+        ) {
+          out.push({ path: bundlePath, type: "symlink", linkTarget: target });
+        } else {
+          onWarn?.({
+            type: "warn",
+            code: "ENVPACK_WARN_LINK_SKIPPED",
+            message: `${relative(dir, path)} in ${bundleDir} links outside its package (${target}); not bundled`,
+          });
         }
-      }),
-    );
+      }
+    }
   };
-  await walk(dir, "");
+  walk(dir, "");
   return out;
 }
 

@@ -31,9 +31,11 @@ import {
   metaEntries,
   packCondaWithCondaPack,
   planCondaBundle,
+  nodeRuntimeEntries,
   planNodeBundle,
   writeBundle,
   type BundleEntry,
+  type WrittenBundle,
 } from "../../packer/index.js";
 import { LocalStore } from "../registry/index.js";
 import { envpackVersion } from "./version.js";
@@ -160,56 +162,66 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       });
     }
   }
-  const manifest =
-    quick !== undefined && quick.kind !== "node"
-      ? quick
-      : await loadManifest(options, cwd, true);
-  const inputDigest = manifest.inputDigest as Digest;
-  await writeFingerprint(
-    options.cacheDir,
-    fingerprintKey,
-    manifest,
-    manifestFile,
-  );
-  const hit = await cacheHit(store, inputDigest);
-  if (hit)
-    return finish(options, store, {
-      ...hit,
-      kind: manifest.kind,
-      source: "cache",
-    });
-  if (registry !== undefined && inputDigest !== quick?.inputDigest) {
-    const pulled = await pullForInput(store, registry, inputDigest, transfer);
-    if (pulled)
-      return finish(options, store, {
-        ...pulled,
-        inputDigest,
-        cached: true,
-        kind: manifest.kind,
-        source: "registry",
-      });
-  }
-
-  // The packing worker boots while the entries are planned.
-  const planned = planEntries(manifest, options);
-  const entries = planned.then((plan) => plan.entries);
-  // A planning failure surfaces through writeBundle; until it is awaited there, it is handled.
-  entries.catch(() => {});
+  // A Node app scanned for this machine's node: its bundle leads with the node binary, the bulk
+  // of its bytes and known before the scan, so the packing worker compresses it meanwhile.
   const tmp = join(
     options.cacheDir,
     "tmp",
     `build-${process.pid}-${randomBytes(6).toString("hex")}`,
   );
+  await mkdir(tmp, { recursive: true });
+  let early = scansHostNode(options)
+    ? startWriting(options, tmp, nodeRuntimeEntries(process.execPath))
+    : undefined;
+  let planned: Promise<PlannedEntries> | undefined;
   try {
-    await mkdir(tmp, { recursive: true });
-    const written = await writeBundle({
-      entries,
-      outDir: tmp,
-      level: options.level,
-      threads: options.threads,
-      onEvent: options.onEvent,
-      signal: options.signal,
-    });
+    const manifest =
+      quick !== undefined && quick.kind !== "node"
+        ? quick
+        : await loadManifest(options, cwd, true);
+    const inputDigest = manifest.inputDigest as Digest;
+    await writeFingerprint(
+      options.cacheDir,
+      fingerprintKey,
+      manifest,
+      manifestFile,
+    );
+    const hit = await cacheHit(store, inputDigest);
+    if (hit)
+      return await finish(options, store, {
+        ...hit,
+        kind: manifest.kind,
+        source: "cache",
+      });
+    if (registry !== undefined && inputDigest !== quick?.inputDigest) {
+      const pulled = await pullForInput(store, registry, inputDigest, transfer);
+      if (pulled)
+        return await finish(options, store, {
+          ...pulled,
+          inputDigest,
+          cached: true,
+          kind: manifest.kind,
+          source: "registry",
+        });
+    }
+
+    if (early !== undefined && hostNodeBinary(manifest) === undefined) {
+      await early.cancel();
+      early = undefined;
+    }
+    // Otherwise the packing worker boots while the entries are planned.
+    const plan = planEntries(manifest, options);
+    planned = plan;
+    const written = await (early?.finish(plan.then((p) => p.entries)) ??
+      writeBundle({
+        leading: plan.then((p) => p.leading),
+        entries: plan.then((p) => p.entries),
+        outDir: tmp,
+        level: options.level,
+        threads: options.threads,
+        onEvent: options.onEvent,
+        signal: options.signal,
+      }));
     // The writer hashed the very bytes it wrote: the store moves them in without reading them again.
     const put = await store.putFile(written.path, written.digest, {
       hashedByWriter: true,
@@ -245,12 +257,79 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       ...published,
     });
   } finally {
-    await planned.then(
+    await early?.cancel();
+    await planned?.then(
       (plan) => plan.dispose(),
       () => {},
     );
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Whether a build scans entries for this machine's node (no manifest file, no Conda prefix, no
+ * other Node version or platform): its bundle then leads with `process.execPath`.
+ */
+function scansHostNode(options: BuildOptions): boolean {
+  return (
+    options.manifest === undefined &&
+    options.env === undefined &&
+    options.node === undefined &&
+    options.platform === undefined
+  );
+}
+
+/** The node binary a Node bundle of this manifest carries when it is this machine's own. */
+function hostNodeBinary(manifest: Manifest): string | undefined {
+  const { runtime } = manifest;
+  return manifest.kind === "node" &&
+    runtime.name === "node" &&
+    runtime.version === process.versions.node &&
+    runtime.platform === `${process.platform}-${process.arch}`
+    ? process.execPath
+    : undefined;
+}
+
+/**
+ * A bundle being written from its leading entries before the rest is known: `finish` hands over
+ * the rest and resolves with the bundle; `cancel` (harmless once finished) stops it and waits
+ * until nothing of it is left.
+ */
+function startWriting(
+  options: BuildOptions,
+  outDir: string,
+  leading: BundleEntry[],
+): {
+  finish(entries: Promise<BundleEntry[]>): Promise<WrittenBundle>;
+  cancel(): Promise<void>;
+} {
+  let settle!: {
+    resolve: (entries: Promise<BundleEntry[]>) => void;
+    reject: (reason: unknown) => void;
+  };
+  const rest = new Promise<BundleEntry[]>(
+    (resolve, reject) => (settle = { resolve, reject }),
+  );
+  const written = writeBundle({
+    leading,
+    entries: rest,
+    outDir,
+    level: options.level,
+    threads: options.threads,
+    onEvent: options.onEvent,
+    signal: options.signal,
+  });
+  written.catch(() => {});
+  return {
+    finish(entries) {
+      settle.resolve(entries);
+      return written;
+    },
+    async cancel() {
+      settle.reject(new Error("the bundle is not needed"));
+      await written.catch(() => {});
+    },
+  };
 }
 
 /**
@@ -359,34 +438,37 @@ async function readOrScan(
   });
 }
 
-/** The bundle's entries, and what to clean up once they are written. */
+/** A bundle's planned entries (`leading` packed first), and what to clean up once written. */
+interface PlannedEntries {
+  leading: BundleEntry[];
+  entries: BundleEntry[];
+  dispose: () => Promise<void>;
+}
+
+/** Plans the bundle of a manifest. */
 async function planEntries(
   manifest: Manifest,
   options: BuildOptions,
-): Promise<{ entries: BundleEntry[]; dispose: () => Promise<void> }> {
+): Promise<PlannedEntries> {
   const onWarn = options.onEvent;
   if (manifest.kind === "node") {
     const compiled = await compileApp(manifest);
     const { runtime } = manifest;
-    const isHost =
-      runtime.name === "node" &&
-      runtime.version === process.versions.node &&
-      runtime.platform === `${process.platform}-${process.arch}`;
-    const nodeBinary = isHost
-      ? process.execPath
-      : await fetchNodeRuntime({
-          version: runtime.version,
-          platform: runtime.platform,
-          runtimesDir: join(options.cacheDir, "runtimes"),
-          signal: options.signal,
-        });
+    const nodeBinary =
+      hostNodeBinary(manifest) ??
+      (await fetchNodeRuntime({
+        version: runtime.version,
+        platform: runtime.platform,
+        runtimesDir: join(options.cacheDir, "runtimes"),
+        signal: options.signal,
+      }));
     const plan = await planNodeBundle({
       manifest,
       nodeBinary,
       compiled,
       onWarn,
     });
-    return { entries: plan.entries, dispose: async () => {} };
+    return { ...plan, dispose: async () => {} };
   }
   if (manifest.env === undefined) {
     throw new InputError(
@@ -418,6 +500,7 @@ async function planEntries(
   }));
   const entryPaths = manifest.entries.map((e) => posix.join(APP_DIR, e));
   return {
+    leading: [],
     entries: [
       ...plan.entries,
       ...appFiles,

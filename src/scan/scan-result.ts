@@ -54,8 +54,14 @@ export interface ReadSource {
   problem?: FileProblem;
 }
 
-/** Reads a source file once: hash, size and text, refusing binary and huge files as findings. */
-export async function readSource(path: string): Promise<ReadSource> {
+/**
+ * Reads a source file once: hash, size and text, refusing binary and huge files as findings.
+ * Without `hash` (a package's file, whose bytes the manifest does not record), sha256 is "".
+ */
+export async function readSource(
+  path: string,
+  hash = true,
+): Promise<ReadSource> {
   // Synchronous for source-sized files: the scan reads hundreds of them, each in microseconds
   // from the page cache, where an awaited read costs several thread-pool round trips.
   const fd = openSync(path, "r");
@@ -68,7 +74,7 @@ export async function readSource(path: string): Promise<ReadSource> {
   } finally {
     closeSync(fd);
   }
-  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const sha256 = hash ? createHash("sha256").update(bytes).digest("hex") : "";
   if (bytes.includes(0)) {
     return {
       sha256,

@@ -109,6 +109,38 @@ describe("envpack build + run (Node)", () => {
     expect(c.digest).not.toBe(a.digest);
   });
 
+  it("leads with the node binary, packed during the scan: a --manifest build gives the same bytes, a scan ending in a cache hit leaves nothing", async () => {
+    const app = await appCopy("hello");
+    const cacheA = join(await tempDir(), "cache");
+    const a = await buildJson(app, cacheA, ["src/main.ts"]);
+    const { stdout: listing } = await execa("sh", [
+      "-c",
+      'zstd -dc "$1" | tar -tf -',
+      "sh",
+      a.path,
+    ]);
+    expect(listing.split("\n").slice(0, 2)).toEqual(["bin/", "bin/node"]);
+
+    const manifest = join(await tempDir(), "manifest.json");
+    const scanned = await envpack(["scan", "src/main.ts", "-o", manifest], {
+      cwd: app,
+    });
+    expect(scanned.exitCode).toBe(0);
+    const fromManifest = await buildJson(app, join(await tempDir(), "cache"), [
+      "--manifest",
+      manifest,
+    ]);
+    expect(fromManifest).toMatchObject({ cached: false, digest: a.digest });
+
+    // A new mtime defeats the stat fingerprint: the scan runs (the packing worker with it) and
+    // finds the input digest in the cache.
+    const main = join(app, "src", "main.ts");
+    await utimes(main, new Date(), new Date(Date.now() + 5000));
+    const again = await buildJson(app, cacheA, ["src/main.ts"]);
+    expect(again).toMatchObject({ cached: true, digest: a.digest });
+    expect(await readdir(join(cacheA, "tmp"))).toEqual([]);
+  });
+
   it("envpack run runs the app with the bundled node, and a command with the bundle's bin first on PATH", async () => {
     const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");

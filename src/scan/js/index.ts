@@ -196,7 +196,7 @@ class JsScanner {
     const isApp = owner.type === "app";
     if (!isApp && (!PARSED.has(ext) || this.#options.parsePackages === false))
       return;
-    const source = await readSource(path);
+    const source = await readSource(path, isApp);
     if (isApp) {
       const current = this.#appFiles.get(path);
       const role = current?.role === "entry" ? "entry" : roleOf(ext);
