@@ -2,11 +2,11 @@
 // digest. The build cache and the local registry share this layout.
 
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants } from "node:fs";
 import {
+  copyFile,
   link,
   mkdir,
-  open,
   readFile,
   readdir,
   rename,
@@ -15,7 +15,6 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import {
   isNotFound,
   IntegrityError,
@@ -104,20 +103,7 @@ export class LocalStore {
     if (await this.has(actual.digest)) return { ...actual, path: target };
     const temp = await this.#tempPath();
     try {
-      try {
-        await link(file, temp);
-      } catch (error) {
-        if (
-          !["EXDEV", "EPERM", "EMLINK"].includes(
-            (error as NodeJS.ErrnoException).code ?? "",
-          )
-        )
-          throw error;
-        await pipeline(
-          createReadStream(file),
-          (await open(temp, "wx")).createWriteStream(),
-        );
-      }
+      await linkOrCopy(file, temp);
       await mkdir(dirname(target), { recursive: true });
       await rename(temp, target);
     } finally {
@@ -255,5 +241,19 @@ async function listDir(dir: string): Promise<string[]> {
   } catch (error) {
     if (isNotFound(error)) return [];
     throw error;
+  }
+}
+
+/**
+ * A hard link to `from` at a new path `to` when both are on one file system (blobs are never
+ * written in place: a link is as good as a copy and takes no time), else a copy.
+ */
+export async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    if (!["EXDEV", "EPERM", "EMLINK", "ENOTSUP"].includes(code)) throw error;
+    await copyFile(from, to, constants.COPYFILE_EXCL);
   }
 }

@@ -306,9 +306,11 @@ export class OciRegistry implements Registry {
 }
 
 /**
- * Writes a response body to a new file while hashing it, in 4 MB writes: the socket delivers
- * 64 KB chunks, and one awaited write each would cost more than the transfer. A failure of the
- * body itself (the connection dropped) goes through `lost`; file errors pass unchanged.
+ * Writes a response body to a new file while hashing it. The socket's chunks are gathered into
+ * batches of 4 MB, each written with one writev while the next one arrives (at most one write in
+ * flight): an awaited write per chunk, or a receive stalled by every write, would cost more than
+ * the transfer. A failure of the body itself (the connection dropped) goes through `lost`; file
+ * errors pass unchanged.
  */
 async function receive(
   body: NodeJS.ReadableStream,
@@ -325,17 +327,26 @@ async function receive(
   const { hash, arrived, lost } = how;
   const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let handle: FileHandle | undefined;
+  let writing: Promise<unknown> = Promise.resolve();
   try {
     handle = await open(file, "wx");
-    const batch = Buffer.allocUnsafe(4 * 1024 * 1024);
-    let fill = 0;
+    const to = handle;
+    let batch: Buffer[] = [];
+    let batched = 0;
+    let position = 0;
     let bytes = 0;
     const report = throttled(how.progress);
     report(0);
-    const flush = async (to: FileHandle) => {
-      for (let at = 0; at < fill;)
-        at += (await to.write(batch, at, fill - at)).bytesWritten;
-      fill = 0;
+    const flush = async () => {
+      await writing;
+      const buffers = batch;
+      const at = position;
+      position += batched;
+      batch = [];
+      batched = 0;
+      writing = writeAll(to, buffers, at);
+      // Seen by the next flush, or by the final await; not unhandled meanwhile.
+      writing.catch(() => {});
     };
     for (;;) {
       let next: IteratorResult<Buffer>;
@@ -349,20 +360,45 @@ async function receive(
       arrived();
       hash.update(chunk);
       bytes += chunk.length;
-      for (let at = 0; at < chunk.length;) {
-        const n = chunk.copy(batch, fill, at);
-        fill += n;
-        at += n;
-        if (fill === batch.length) await flush(handle);
-      }
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH) await flush();
       report(bytes);
     }
-    await flush(handle);
+    await flush();
+    await writing;
     report(bytes, true);
   } finally {
     // Stops the body when a write failed (a no-op once it ended).
     await chunks.return?.();
+    await writing.catch(() => {});
     await handle?.close();
+  }
+}
+
+/** Bytes of received chunks gathered into one write. */
+const WRITE_BATCH = 4 * 1024 * 1024;
+
+/** Writes `buffers` at `position`, however many calls that takes. */
+async function writeAll(
+  handle: FileHandle,
+  buffers: Buffer[],
+  position: number,
+): Promise<void> {
+  let at = position;
+  let rest = buffers;
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest, at);
+    at += bytesWritten;
+    const left: Buffer[] = [];
+    for (const buffer of rest) {
+      if (bytesWritten >= buffer.length) bytesWritten -= buffer.length;
+      else {
+        left.push(buffer.subarray(bytesWritten));
+        bytesWritten = 0;
+      }
+    }
+    rest = left;
   }
 }
 

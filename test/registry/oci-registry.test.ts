@@ -2,7 +2,7 @@
 // test setup; faults made by a proxy in front of it or by killing it.
 
 import { randomBytes } from "node:crypto";
-import { readdir, writeFile } from "node:fs/promises";
+import { readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import {
@@ -280,6 +280,27 @@ describe("directory registry", () => {
     const dest = join(await tempDir(), "pulled.tar.zst");
     await again.pull(entry.digest, dest);
     expect((await hashFile(dest)).digest).toBe(entry.digest);
+  });
+
+  it("pulls by hard link on one file system, still verified: a damaged blob is an IntegrityError and nothing is kept", async () => {
+    const { file, entry } = await blobFile(64 * 1024);
+    const root = await tempDir();
+    const registry = openRegistry(root);
+    await registry.push(file, entry);
+    const blob = join(root, "blobs", "sha256", entry.digest.slice(7));
+    const out = await tempDir();
+    await registry.pull(entry.digest, join(out, "a.tar.zst"));
+    expect((await stat(join(out, "a.tar.zst"))).ino).toBe(
+      (await stat(blob)).ino,
+    );
+
+    // Damaged in place (as a broken disk or a careless hand would): the link shares the damage,
+    // the verification finds it.
+    await writeFile(blob, "not the bundle");
+    await expect(
+      registry.pull(entry.digest, join(out, "b.tar.zst")),
+    ).rejects.toMatchObject({ code: "ENVPACK_INTEGRITY_DIGEST_MISMATCH" });
+    expect((await readdir(out)).sort()).toEqual(["a.tar.zst"]);
   });
 });
 

@@ -1,10 +1,10 @@
 // What the scan knows about installed npm packages: where each lives, its metadata, its integrity.
 
-import { realpathSync, statSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { createHash } from "node:crypto";
-import { pathExists, isNotFound, sha256File } from "../../core/index.js";
+import { isNotFound, sha256File } from "../../core/index.js";
 
 /** One installed package, keyed by its real directory. */
 export interface InstalledPackage {
@@ -94,7 +94,7 @@ export class PackageCatalog {
       const candidate = join(dir, name);
       if (!statSync(join(candidate, "package.json"), { throwIfNoEntry: false }))
         continue;
-      const real = realpathSync(candidate);
+      const real = realpathSync.native(candidate);
       if (real !== candidate) this.#links.set(candidate, real);
       return real;
     }
@@ -199,7 +199,8 @@ async function readPackage(
   let json: PackageJson;
   try {
     json = JSON.parse(
-      await readFile(join(dir, "package.json"), "utf8"),
+      // Synchronous, as the probes above: a small file from the page cache.
+      readFileSync(join(dir, "package.json"), "utf8"),
     ) as PackageJson;
   } catch (error) {
     if (isNotFound(error) || error instanceof SyntaxError) return null;
@@ -229,7 +230,7 @@ async function readPackage(
     json.gypfile === true ||
     typeof scripts.install === "string" ||
     dependencies.some((d) => NATIVE_HELPERS.has(d.name)) ||
-    (await pathExists(join(dir, "binding.gyp")));
+    existsSync(join(dir, "binding.gyp"));
   return {
     dir,
     name,
