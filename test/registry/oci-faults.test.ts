@@ -3,36 +3,18 @@
 
 import { randomBytes } from "node:crypto";
 import { createServer, type Socket } from "node:net";
-import { readdir, writeFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import { hashFile, RemoteError, type Digest } from "../../src/core/index.js";
-import { openRegistry, type RegistryEntry } from "../../src/registry/index.js";
+import { hashFile, RemoteError } from "../../src/core/index.js";
+import { openRegistry } from "../../src/registry/index.js";
 import { startProxy } from "../helpers/http-proxy.js";
 import { freePort } from "../helpers/registry-server.js";
+import { blobFile, caught } from "../helpers/registry-blobs.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const openHost = () => inject("registry").openHost;
 const repo = () => `t-${randomBytes(6).toString("hex")}`;
-
-async function blobFile(
-  size: number,
-): Promise<{ file: string; entry: RegistryEntry }> {
-  const file = join(await tempDir(), "bundle.tar.zst");
-  await writeFile(file, randomBytes(size));
-  const { digest } = await hashFile(file);
-  const inputDigest: Digest = `sha256:${randomBytes(32).toString("hex")}`;
-  return { file, entry: { digest, size, inputDigest, meta: {} } };
-}
-
-async function caught(body: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await body();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a failure");
-}
 
 const options = { insecure: true, retries: 3, retryBaseMs: 10 };
 const MB = 1024 * 1024;

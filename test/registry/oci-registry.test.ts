@@ -5,48 +5,19 @@ import { randomBytes } from "node:crypto";
 import { readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import {
-  hashFile,
-  isEnvpackError,
-  RemoteError,
-  type Digest,
-} from "../../src/core/index.js";
+import { hashFile, isEnvpackError, RemoteError } from "../../src/core/index.js";
 import {
   credentialsFrom,
   inputTag,
   openRegistry,
-  type RegistryEntry,
 } from "../../src/registry/index.js";
 import { startProxy, type ProxyDecision } from "../helpers/http-proxy.js";
 import { freePort, startRegistry } from "../helpers/registry-server.js";
+import { blobFile, caught, someInput } from "../helpers/registry-blobs.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const registry = () => inject("registry");
 const repo = () => `t-${randomBytes(6).toString("hex")}`;
-const someInput = (): Digest => `sha256:${randomBytes(32).toString("hex")}`;
-
-/** A bundle-sized file of random bytes and the entry that describes it. */
-async function blobFile(
-  size = 3 * 1024 * 1024,
-): Promise<{ file: string; entry: RegistryEntry }> {
-  const file = join(await tempDir(), "bundle.tar.zst");
-  await writeFile(file, randomBytes(size));
-  const { digest } = await hashFile(file);
-  return {
-    file,
-    entry: { digest, size, inputDigest: someInput(), meta: { format: "2" } },
-  };
-}
-
-/** Calls `body` and returns what it threw. */
-async function caught(body: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await body();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a failure");
-}
 
 describe("OCI registry (docker-registry)", () => {
   it("pushes, finds by input digest in one request, and pulls verified bytes", async () => {
