@@ -212,10 +212,16 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     // Otherwise the packing worker boots while the entries are planned.
     const plan = planEntries(manifest, options);
     planned = plan;
-    const written = await (early?.finish(plan.then((p) => p.entries)) ??
+    const leading = plan.then((p) => p.leading);
+    const entries = plan.then((p) => p.entries);
+    // A planning failure surfaces through writeBundle, at whichever it awaits first; the other
+    // is handled here.
+    leading.catch(() => {});
+    entries.catch(() => {});
+    const written = await (early?.finish(entries) ??
       writeBundle({
-        leading: plan.then((p) => p.leading),
-        entries: plan.then((p) => p.entries),
+        leading,
+        entries,
         outDir: tmp,
         level: options.level,
         threads: options.threads,

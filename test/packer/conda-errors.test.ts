@@ -1,6 +1,6 @@
 // Conda bundles refuse broken environments with coded errors, and conda-pack delegation reports a missing tool.
 
-import { writeFile } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { makeCondaVariant } from "../../scripts/fixtures/conda.mjs";
@@ -8,6 +8,7 @@ import {
   packCondaWithCondaPack,
   planCondaBundle,
 } from "../../packer/conda/index.js";
+import { build } from "../../src/api/index.js";
 import { InputError, ToolError } from "../../src/core/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -73,6 +74,16 @@ describe("planCondaBundle refuses", () => {
     expect((error as Error).message).toContain(
       "six 1.17.0: lib/python3.11/site-packages/six.py",
     );
+
+    // Through build(): the planning failure is the build's error, and nothing is left behind.
+    const cacheDir = join(await tempDir(), "cache");
+    const app = await tempDir();
+    await writeFile(join(app, "app.py"), "import six\n");
+    const built = await failure(
+      build({ entries: ["app.py"], cwd: app, env: variant.prefix, cacheDir }),
+    );
+    expect(built).toMatchObject({ code: "ENVPACK_INPUT_ENV_MISSING_FILES" });
+    expect(await readdir(join(cacheDir, "tmp"))).toEqual([]);
   });
 
   it("a directory that is not a Conda environment", async () => {
