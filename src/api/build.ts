@@ -218,16 +218,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     // is handled here.
     leading.catch(() => {});
     entries.catch(() => {});
-    const written = await (early?.finish(entries) ??
-      writeBundle({
-        leading,
-        entries,
-        outDir: tmp,
-        level: options.level,
-        threads: options.threads,
-        onEvent: options.onEvent,
-        signal: options.signal,
-      }));
+    const written = await (early ?? startWriting(options, tmp, leading)).finish(
+      entries,
+    );
     // The writer hashed the very bytes it wrote: the store moves them in without reading them again.
     const put = await store.putFile(written.path, written.digest, {
       hashedByWriter: true,
@@ -297,14 +290,15 @@ function hostNodeBinary(manifest: Manifest): string | undefined {
 }
 
 /**
- * A bundle being written from its leading entries before the rest is known: `finish` hands over
+ * A bundle being written from its leading entries (the worker boots meanwhile when they are still
+ * a promise) before the rest is known: `finish` hands over
  * the rest and resolves with the bundle; `cancel` (harmless once finished) stops it and waits
  * until nothing of it is left.
  */
 function startWriting(
   options: BuildOptions,
   outDir: string,
-  leading: BundleEntry[],
+  leading: BundleEntry[] | Promise<BundleEntry[]>,
 ): {
   finish(entries: Promise<BundleEntry[]>): Promise<WrittenBundle>;
   cancel(): Promise<void>;
@@ -316,6 +310,8 @@ function startWriting(
   const rest = new Promise<BundleEntry[]>(
     (resolve, reject) => (settle = { resolve, reject }),
   );
+  // Awaited by the writer after the leading entries; when those fail, nobody else awaits it.
+  rest.catch(() => {});
   const written = writeBundle({
     leading,
     entries: rest,
