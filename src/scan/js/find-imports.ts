@@ -1,7 +1,15 @@
 // Finds the import sites of one JS/TS source: static imports, re-exports, import(), require() and friends.
+//
+// Two parsers feed one visitor. The app's own files go through @babel/parser (TypeScript, JSX,
+// error recovery, exact syntax errors). Packages' plain JavaScript goes through meriyah first:
+// a build scans hundreds of package files in a process whose JIT is still cold, where meriyah's
+// much smaller parser is about twice as fast; whatever meriyah does not accept is read by babel,
+// so the sites found never depend on which parser succeeded (a differential test holds the two
+// to the same answer).
 
 import { parse, type ParserPlugin } from "@babel/parser";
 import { VISITOR_KEYS, type Node } from "@babel/types";
+import { parse as parseEstree, type Options as EstreeOptions } from "meriyah";
 import type { FileProblem, ImportKind } from "../../core/index.js";
 
 /** A specifier the code names statically, or the static parts of a computed one. */
@@ -60,18 +68,41 @@ const TYPE_ONLY_NODES = new Set([
 /** Cheap test that lets files with no module syntax skip parsing entirely. */
 const MAY_IMPORT = /\b(?:import|require|export|createRequire)\b/;
 
+/** Package files meriyah reads (plain JavaScript; TypeScript and JSX files stay with babel). */
+const ESTREE_SOURCE_TYPES: Record<string, EstreeOptions["sourceType"][]> = {
+  ".cjs": ["commonjs"],
+  ".mjs": ["module"],
+  // Like babel's "unambiguous": a file that opens a line with import/export is tried as a
+  // module first, anything else as CommonJS first.
+  ".js": ["commonjs", "module"],
+};
+const ESM_LINE = /^[ \t]*(?:import|export)\b/m;
+
 /**
  * Parses `text` (a file with extension `ext`) and lists its import sites.
  * A syntax error is returned as a `problem` with line and column, never thrown.
- * With `skipObvious`, a file with no module syntax at all is not parsed (used for packages'
- * files, whose syntax errors are not the app's to report).
+ * With `inPackage` (a package's file, whose syntax errors are not the app's to report), a file
+ * with no module syntax at all is not parsed, and plain JavaScript is read by meriyah when it can.
  */
 export function findImports(
   text: string,
   ext: string,
-  skipObvious = false,
+  inPackage = false,
 ): FoundImports {
-  if (skipObvious && !MAY_IMPORT.test(text)) return { sites: [] };
+  if (inPackage && !MAY_IMPORT.test(text)) return { sites: [] };
+  if (inPackage) {
+    const program = parseWithMeriyah(text, ext);
+    if (program !== null) {
+      const finder = new SiteFinder(text, true);
+      finder.visit(program, false);
+      return { sites: finder.sites };
+    }
+  }
+  return findImportsWithBabel(text, ext);
+}
+
+/** The import sites babel finds (the reference reading, and the only one for app files). */
+export function findImportsWithBabel(text: string, ext: string): FoundImports {
   let ast: Node;
   try {
     ast = parse(text, {
@@ -98,9 +129,36 @@ export function findImports(
       },
     };
   }
-  const finder = new SiteFinder(text);
+  const finder = new SiteFinder(text, false);
   finder.visit(ast, false);
   return { sites: finder.sites };
+}
+
+/**
+ * A package's plain JavaScript as an ESTree program, or null when meriyah does not read it in any
+ * of the file's source types (babel then decides: it recovers from errors meriyah rejects).
+ * Without `loc`: positions come from the `start` offsets, only for the nodes that are sites.
+ */
+export function parseWithMeriyah(text: string, ext: string): Node | null {
+  const types = ESTREE_SOURCE_TYPES[ext];
+  if (types === undefined) return null;
+  const order =
+    types.length > 1 && ESM_LINE.test(text) ? [...types].reverse() : types;
+  for (const sourceType of order) {
+    try {
+      return parseEstree(text, {
+        sourceType,
+        next: true,
+        jsx: true,
+        webcompat: true,
+        ranges: true,
+        validateRegex: false,
+      }) as unknown as Node;
+    } catch {
+      // Not this source type (or not meriyah's syntax): try the next, then babel.
+    }
+  }
+  return null;
 }
 
 function pluginsFor(ext: string): ParserPlugin[] {
@@ -118,9 +176,14 @@ function pluginsFor(ext: string): ParserPlugin[] {
 class SiteFinder {
   readonly sites: ImportSite[] = [];
   readonly #text: string;
+  /** An ESTree from meriyah (children under every key, no `loc`) rather than babel's AST. */
+  readonly #estree: boolean;
+  /** Offsets where lines start, built on the first site of a tree without `loc`. */
+  #lineStarts: number[] | undefined;
 
-  constructor(text: string) {
+  constructor(text: string, estree: boolean) {
     this.#text = text;
+    this.#estree = estree;
   }
 
   /** Local names bound to `createRequire(...)` results. */
@@ -135,13 +198,23 @@ class SiteFinder {
       if (node.finalizer) this.visit(node.finalizer, optional);
       return;
     }
-    for (const key of CHILD_KEYS.get(node.type) ?? []) {
-      const child = (node as unknown as Record<string, unknown>)[key];
-      if (Array.isArray(child)) {
-        for (const item of child) if (isNode(item)) this.visit(item, optional);
-      } else if (isNode(child)) {
-        this.visit(child, optional);
-      }
+    const fields = node as unknown as Record<string, unknown>;
+    if (this.#estree) {
+      // ESTree nodes hold their children under their own keys, in source order.
+      for (const key in fields)
+        if (key !== "type" && key !== "range")
+          this.#visitChild(fields[key], optional);
+    } else {
+      for (const key of CHILD_KEYS.get(node.type) ?? [])
+        this.#visitChild(fields[key], optional);
+    }
+  }
+
+  #visitChild(child: unknown, optional: boolean): void {
+    if (Array.isArray(child)) {
+      for (const item of child) if (isNode(item)) this.visit(item, optional);
+    } else if (isNode(child)) {
+      this.visit(child, optional);
     }
   }
 
@@ -286,11 +359,14 @@ class SiteFinder {
           .replace(/\s+/g, " "),
       };
     }
-    const start = node.loc?.start;
-    const isLiteralNode =
-      argument?.type === "StringLiteral" ||
-      (argument?.type === "TemplateLiteral" &&
-        argument.expressions.length === 0);
+    const start = node.loc?.start ?? this.#position(node.start);
+    const literal =
+      argument !== undefined &&
+      (stringValue(argument) !== undefined ||
+        (argument.type === "TemplateLiteral" &&
+          argument.expressions.length === 0))
+        ? argument
+        : undefined;
     this.sites.push({
       target,
       kind,
@@ -298,13 +374,57 @@ class SiteFinder {
       column: (start?.column ?? 0) + 1,
       optional,
       ...(target.type === "literal" &&
-      isLiteralNode &&
-      argument.start != null &&
-      argument.end != null
-        ? { range: [argument.start, argument.end] as [number, number] }
+      literal?.start != null &&
+      literal.end != null
+        ? { range: [literal.start, literal.end] as [number, number] }
         : {}),
     });
   }
+
+  /** Line (1-based) and column (0-based, UTF-16 units) of an offset, as babel counts them. */
+  #position(
+    offset: number | null | undefined,
+  ): { line: number; column: number } | undefined {
+    if (offset == null) return undefined;
+    if (this.#lineStarts === undefined)
+      this.#lineStarts = lineStarts(this.#text);
+    const starts = this.#lineStarts;
+    let low = 0;
+    let high = starts.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if ((starts[mid] as number) <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return { line: low + 1, column: offset - (starts[low] as number) };
+  }
+}
+
+/** The line terminators of ECMAScript. */
+const LINE_BREAK = /\r\n?|[\n\u2028\u2029]/g;
+const OTHER_LINE_BREAK = /[\r\u2028\u2029]/;
+
+/** Offsets where the lines of `text` start. */
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  if (OTHER_LINE_BREAK.test(text)) {
+    for (const match of text.matchAll(LINE_BREAK))
+      starts.push(match.index + match[0].length);
+  } else {
+    // The common case, and far cheaper than the regex: "\n" is the only terminator.
+    for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n", at + 1))
+      starts.push(at + 1);
+  }
+  return starts;
+}
+
+/** The value of a string literal node (babel's StringLiteral or ESTree's Literal), else undefined. */
+function stringValue(node: Node): string | undefined {
+  if (node.type === "StringLiteral") return node.value;
+  const estree = node as unknown as { type: string; value?: unknown };
+  return estree.type === "Literal" && typeof estree.value === "string"
+    ? estree.value
+    : undefined;
 }
 
 function isNode(value: unknown): value is Node {
@@ -361,9 +481,9 @@ export function targetOf(node: Node | undefined): ImportTarget {
 
 /** Splits `"a" + x + "b"` and `` `a${x}b` `` into static strings and computed nodes. */
 function flatten(node: Node): Array<string | Node> {
+  const value = stringValue(node);
+  if (value !== undefined) return [value];
   switch (node.type) {
-    case "StringLiteral":
-      return [node.value];
     case "TemplateLiteral": {
       const out: Array<string | Node> = [];
       node.quasis.forEach((quasi, i) => {

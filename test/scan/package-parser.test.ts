@@ -1,0 +1,110 @@
+// Packages' plain JavaScript is read by meriyah, the app's files by babel: both readings must
+// find the same import sites, on real packages and on the shapes the visitor has to get right.
+
+import { readFile, readdir } from "node:fs/promises";
+import { extname, join } from "node:path";
+import { describe, expect, inject, it } from "vitest";
+import {
+  findImports,
+  findImportsWithBabel,
+  parseWithMeriyah,
+} from "../../src/scan/js/find-imports.js";
+
+const SOURCE = new Set([".js", ".cjs", ".mjs"]);
+
+/** What the scanner takes from a package file's babel reading: its sites, none if it fails. */
+function babelSites(text: string, ext: string) {
+  const found = findImportsWithBabel(text, ext);
+  return found.problem ? [] : found.sites;
+}
+
+describe("package files read by meriyah", () => {
+  it("find the same sites as babel in every JavaScript file of the realworld app's node_modules", async () => {
+    const dir = inject("fixtures").apps["realworld"];
+    if (dir === undefined)
+      throw new Error("the realworld fixture app was not installed");
+    const root = join(dir, "node_modules");
+    const files = (
+      await readdir(root, { recursive: true, withFileTypes: true })
+    )
+      .filter((e) => e.isFile() && SOURCE.has(extname(e.name)))
+      .map((e) => join(e.parentPath, e.name));
+    expect(files.length).toBeGreaterThan(1000);
+    let readByMeriyah = 0;
+    let sites = 0;
+    const differing: string[] = [];
+    for (const file of files) {
+      const text = await readFile(file, "utf8");
+      const ext = extname(file);
+      const found = findImports(text, ext, true);
+      expect(found.problem).toBeUndefined();
+      if (parseWithMeriyah(text, ext) !== null) readByMeriyah++;
+      sites += found.sites.length;
+      if (JSON.stringify(found.sites) !== JSON.stringify(babelSites(text, ext)))
+        differing.push(file);
+    }
+    expect(differing).toEqual([]);
+    // The fast path is really taken, and the files really have imports to agree on.
+    expect(readByMeriyah).toBeGreaterThan(files.length * 0.95);
+    expect(sites).toBeGreaterThan(2000);
+  }, 300_000);
+
+  const cases: Array<[string, string, string]> = [
+    [
+      "CommonJS with try/catch, require.resolve, createRequire and patterns",
+      ".js",
+      [
+        "'use strict';",
+        "const a = require('./a');",
+        "try {",
+        "  require(`optional-${process.platform}`);",
+        "} catch {}",
+        "const r = require('module').createRequire(__filename);",
+        "r('via-create-require');",
+        "require.resolve('./b.json');",
+        "const c = require('./lib/' + name + '.js');",
+        "require(name);",
+        "return;",
+      ].join("\n"),
+    ],
+    [
+      "an ES module with re-exports, dynamic import and import.meta",
+      ".mjs",
+      [
+        "import x, { y as z } from 'pkg/sub';",
+        "export * from './star.js';",
+        'export { w } from "./w.js";',
+        "const m = await import(`./locale/${lang}.js`);",
+        "const u = new URL('./asset.wasm', import.meta.url);",
+        "import.meta.resolve('./other.js');",
+      ].join("\n"),
+    ],
+    [
+      "lines ended by \\r\\n, \\r and U+2028",
+      ".cjs",
+      "// one\r\n// two\rconst s = '\u2028';\u2028require('./after-breaks');\n",
+    ],
+    [
+      "a .js file that opens with import but is CommonJS further down",
+      ".js",
+      "import('./dyn.js');\nmodule.exports = require('./cjs');\n",
+    ],
+  ];
+  it.each(cases)("%s: the same sites as babel", (_, ext, text) => {
+    expect(parseWithMeriyah(text, ext)).not.toBeNull();
+    const sites = findImports(text, ext, true).sites;
+    expect(sites.length).toBeGreaterThan(0);
+    expect(sites).toEqual(babelSites(text, ext));
+  });
+
+  it("a file meriyah rejects is read by babel, with babel's recovery", () => {
+    // An octal escape in a template is a syntax error babel's recovery gets past.
+    const text = "const t = `\\01`;\nrequire('./still-found');\n";
+    expect(parseWithMeriyah(text, ".js")).toBeNull();
+    const found = findImports(text, ".js", true);
+    expect(found).toEqual(findImportsWithBabel(text, ".js"));
+    expect(found.sites.map((s) => s.target)).toEqual([
+      { type: "literal", specifier: "./still-found" },
+    ]);
+  });
+});
