@@ -11,6 +11,7 @@ import {
   normaliseName,
   readCondaRecord,
   sha256Hex,
+  sortKeys,
   type WarnEvent,
 } from "../../src/core/index.js";
 import {
@@ -141,7 +142,7 @@ export async function planCondaBundle(
   const sitePackages = await findSitePackages(prefix);
 
   const packages = await readCondaPackages(prefix, sitePackages);
-  const items = await walkPrefix(prefix, options.onWarn, signal);
+  const items = walkPrefix(prefix, options.onWarn, signal);
   const managed = new Set<string>(["conda-meta/history"]);
   for (const pkg of packages) {
     managed.add(pkg.metaPath);
@@ -422,23 +423,14 @@ async function addSymlink(ctx: Context, target: string): Promise<void> {
 
 /** A conda-meta record as conda-pack packs it: local paths emptied, keys sorted, one-space indent. */
 function rewriteCondaMeta(json: Record<string, unknown>): string {
-  const copy = structuredClone(json);
+  // sortKeys copies: the changes below do not reach the record the caller holds.
+  const copy = sortKeys(json) as Record<string, unknown>;
   for (const field of ["extracted_package_dir", "package_tarball_full_path"])
     if (field in copy) copy[field] = "";
   const link = copy["link"];
   if (link !== null && typeof link === "object" && "source" in link)
     (link as Record<string, unknown>)["source"] = "";
-  return JSON.stringify(sortKeys(copy), null, 1);
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.entries(value)
-      .sort(([a], [b]) => compare(a, b))
-      .map(([k, v]) => [k, sortKeys(v)]),
-  );
+  return JSON.stringify(copy, null, 1);
 }
 
 function keptPackages(

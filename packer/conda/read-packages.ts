@@ -69,11 +69,10 @@ const cachePathsSchema = z.object({
   ),
 });
 
-const recordPathsSchema = z.object({
-  paths_data: cachePathsSchema.optional(),
+/** Where a record's package was extracted (its `paths_data` is read only without a cache). */
+const recordSourceSchema = z.object({
   link: z.object({ source: z.string().optional() }).optional(),
   extracted_package_dir: z.string().optional(),
-  noarch: z.unknown().optional(),
 });
 
 /**
@@ -95,14 +94,15 @@ export async function readCondaPackages(
   const packages: CondaPackage[] = [];
   for (const name of names) {
     const { record, json } = await readCondaRecord(join(metaDir, name));
-    const extra = recordPathsSchema.safeParse(json);
-    const meta = extra.success ? extra.data : {};
+    const source = recordSourceSchema.safeParse(json);
+    const meta = source.success ? source.data : {};
     const cacheDir = meta.link?.source || meta.extracted_package_dir || "";
     const fromCache =
       cacheDir !== "" && isAbsolute(cacheDir)
         ? await readCacheFiles(cacheDir, sitePackages)
         : undefined;
     let files: ManagedFile[];
+    let pathsData: z.infer<typeof cachePathsSchema> | undefined;
     if (fromCache) {
       files = fromCache;
       const seen = new Set(files.map((f) => f.target));
@@ -117,8 +117,8 @@ export async function readCondaPackages(
               : "file",
         });
       }
-    } else if (meta.paths_data) {
-      files = meta.paths_data.paths.map((p) => ({
+    } else if ((pathsData = recordPathsData(json)) !== undefined) {
+      files = pathsData.paths.map((p) => ({
         target: p._path,
         pathType:
           p.path_type === "softlink"
@@ -148,6 +148,14 @@ export async function readCondaPackages(
     });
   }
   return packages;
+}
+
+/** The record's own `paths_data`, when it has a valid one. */
+function recordPathsData(
+  json: Record<string, unknown>,
+): z.infer<typeof cachePathsSchema> | undefined {
+  const parsed = cachePathsSchema.safeParse(json["paths_data"]);
+  return parsed.success ? parsed.data : undefined;
 }
 
 async function readCacheFiles(

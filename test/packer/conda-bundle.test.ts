@@ -107,6 +107,25 @@ async function relocate(env: string, pathEnv: string) {
   );
 }
 
+/** sha256 over a plan's entries: paths, types, execute bits, link targets and bytes. */
+async function planDigest(
+  prefix: string,
+  options: { embeddedPrefix?: string } = {},
+): Promise<string> {
+  const plan = await planCondaBundle({ prefix, ...options });
+  const hash = createHash("sha256");
+  for (const e of plan.entries) {
+    hash.update(
+      `${e.path}\0${e.type}\0${(e.executable ?? (e.source !== undefined && ((await stat(e.source)).mode & 0o111) !== 0)) ? 1 : 0}\0${e.linkTarget ?? ""}\0`,
+    );
+    if (e.type === "file")
+      hash.update(
+        e.data ? Buffer.from(e.data) : await readFile(e.source as string),
+      );
+  }
+  return hash.digest("hex");
+}
+
 describe("planCondaBundle", () => {
   it("selects files as conda-pack does and records every placeholder", async () => {
     const warnings: WarnEvent[] = [];
@@ -382,21 +401,49 @@ describe("planCondaBundle", () => {
       await readFile(join(copyPrefix, "bin/jsonpointer"), "utf8"),
     ).toContain(copyPrefix);
 
-    const digest = async (prefix: string) => {
-      const plan = await planCondaBundle({ prefix });
-      const hash = createHash("sha256");
-      for (const e of plan.entries) {
-        hash.update(
-          `${e.path}\0${e.type}\0${(e.executable ?? (e.source !== undefined && ((await stat(e.source)).mode & 0o111) !== 0)) ? 1 : 0}\0${e.linkTarget ?? ""}\0`,
-        );
-        if (e.type === "file")
-          hash.update(
-            e.data ? Buffer.from(e.data) : await readFile(e.source as string),
-          );
-      }
-      return hash.digest("hex");
-    };
-    expect(await digest(copyPrefix)).toBe(await digest(fixture().prefix));
+    expect(await planDigest(copyPrefix)).toBe(
+      await planDigest(fixture().prefix),
+    );
+  });
+
+  it("packs an uncached package's files from the prefix with their placeholders put back", async () => {
+    const base = await tempDir("envpack-conda-");
+    const { root, prefix } = fixture();
+    const copyRoot = join(base, "conda-copy");
+    await cp(root, copyRoot, { recursive: true, verbatimSymlinks: true });
+    const copyPrefix = join(copyRoot, "envs", "demo");
+    // The record of fixturepkg (text and binary placeholders) names a package cache that is gone.
+    const metaDir = join(copyPrefix, "conda-meta");
+    const [name] = (await readdir(metaDir)).filter((f) =>
+      f.startsWith("fixturepkg-"),
+    );
+    const record = JSON.parse(
+      await readFile(join(metaDir, name as string), "utf8"),
+    ) as Record<string, unknown>;
+    const gone = join(base, "gone");
+    record["extracted_package_dir"] = gone;
+    record["link"] = { source: gone, type: 1 };
+    await writeFile(join(metaDir, name as string), JSON.stringify(record));
+
+    const warnings: WarnEvent[] = [];
+    const uncached = await planCondaBundle({
+      prefix: copyPrefix,
+      embeddedPrefix: prefix,
+      onWarn: (w) => warnings.push(w),
+    });
+    expect(warnings.map((w) => [w.code, w.data["package"]])).toEqual([
+      ["ENVPACK_WARN_CONDA_UNCACHED", "fixturepkg"],
+    ]);
+    const cached = await planCondaBundle({ prefix });
+    // Read from the record's paths_data: the same relocation record and the same bytes.
+    expect(uncached.relocation).toEqual(cached.relocation);
+    expect(
+      uncached.entries.find((e) => e.path === "share/fixturepkg/locator.bin")
+        ?.data,
+    ).toBeDefined();
+    expect(await planDigest(copyPrefix, { embeddedPrefix: prefix })).toBe(
+      await planDigest(prefix),
+    );
   });
 
   it("--prune keeps the named packages, their depends closure and python", async () => {
