@@ -431,7 +431,7 @@ describe("planCondaBundle", () => {
       embeddedPrefix: prefix,
       onWarn: (w) => warnings.push(w),
     });
-    expect(warnings.map((w) => [w.code, w.data["package"]])).toEqual([
+    expect(warnings.map((w) => [w.code, w.data?.["package"]])).toEqual([
       ["ENVPACK_WARN_CONDA_UNCACHED", "fixturepkg"],
     ]);
     const cached = await planCondaBundle({ prefix });
