@@ -1,0 +1,141 @@
+// The host side of unpack-worker.mjs: queues checked entries and their bytes into batches for the
+// worker that writes them, and holds the reader back while too much is in flight.
+
+import { Worker } from "node:worker_threads";
+
+/** One operation of the worker (see its JSDoc `Op`). */
+export type UnpackOp =
+  | { k: "d"; p: string; m: number }
+  | { k: "f"; p: string; m: number }
+  | { k: "w"; n: number }
+  | { k: "e" }
+  | { k: "s"; p: string; t: string }
+  | { k: "l"; p: string; t: string };
+
+type FromWorker =
+  | { type: "ack"; data: ArrayBuffer }
+  | { type: "done" }
+  | {
+      type: "error";
+      error: {
+        message: string;
+        code?: string;
+        syscall?: string;
+        path?: string;
+      };
+    };
+
+/** Bytes of file data per batch; batches are sent when full (or at 1024 operations). */
+const BATCH_BYTES = 4 << 20;
+const BATCH_OPS = 1024;
+/** Batches in flight before the reader waits: bounds memory to about 16 MB whatever the bundle. */
+const IN_FLIGHT = 4;
+
+/**
+ * Writes entries under `root` (an empty directory) from a worker thread. `failed` settles with the
+ * worker's first error (an Error with the errno `code`, `syscall` and `path` it had).
+ */
+export class UnpackWriter {
+  readonly #worker: Worker;
+  readonly #free: Buffer[] = [];
+  #ops: UnpackOp[] = [];
+  #data: Buffer | undefined;
+  #fill = 0;
+  #inFlight = 0;
+  #waiting: (() => void) | undefined;
+  #done: (() => void) | undefined;
+  #error: Error | undefined;
+  readonly failed: Promise<never>;
+
+  constructor(root: string) {
+    this.#worker = new Worker(new URL("./unpack-worker.mjs", import.meta.url));
+    let reject: (error: Error) => void = () => {};
+    this.failed = new Promise<never>((_, r) => (reject = r));
+    // Observed here so an unawaited failure is not an unhandled rejection.
+    this.failed.catch(() => {});
+    const fail = (error: Error) => {
+      if (this.#error !== undefined) return;
+      this.#error = error;
+      reject(error);
+      this.#waiting?.();
+    };
+    this.#worker.on("message", (message: FromWorker) => {
+      if (message.type === "ack") {
+        this.#inFlight--;
+        if (message.data.byteLength === BATCH_BYTES)
+          this.#free.push(Buffer.from(message.data));
+        const waiting = this.#waiting;
+        this.#waiting = undefined;
+        waiting?.();
+      } else if (message.type === "done") {
+        this.#done?.();
+      } else {
+        const { message: text, ...errno } = message.error;
+        fail(Object.assign(new Error(text), errno));
+      }
+    });
+    this.#worker.on("error", fail);
+    this.#worker.on("exit", (code) =>
+      fail(new Error(`the unpacking worker exited with code ${code}`)),
+    );
+    this.#worker.postMessage({ type: "start", root });
+  }
+
+  /** The worker's first error, once it has failed. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** Queues one operation (without data). */
+  op(op: UnpackOp): void {
+    this.#ops.push(op);
+    if (this.#ops.length >= BATCH_OPS) this.#flush();
+  }
+
+  /** Queues bytes for the file opened last. */
+  write(chunk: Uint8Array): void {
+    for (let at = 0; at < chunk.length;) {
+      if (this.#data === undefined)
+        this.#data = this.#free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+      const n = Math.min(chunk.length - at, BATCH_BYTES - this.#fill);
+      this.#data.set(chunk.subarray(at, at + n), this.#fill);
+      this.#ops.push({ k: "w", n });
+      this.#fill += n;
+      at += n;
+      if (this.#fill === BATCH_BYTES) this.#flush();
+    }
+  }
+
+  /** Calls `proceed` once fewer than IN_FLIGHT batches wait for the worker (or it failed). */
+  whenRoom(proceed: () => void): void {
+    if (this.#inFlight < IN_FLIGHT || this.#error !== undefined) proceed();
+    else this.#waiting = proceed;
+  }
+
+  /** Sends what is queued and resolves when the worker has written everything. */
+  async finish(): Promise<void> {
+    this.#flush();
+    const done = new Promise<void>((resolve) => (this.#done = resolve));
+    this.#worker.postMessage({ type: "end" });
+    await Promise.race([done, this.failed]);
+  }
+
+  /** Stops the worker (at once, whatever it was doing). */
+  async close(): Promise<void> {
+    this.#worker.removeAllListeners("exit");
+    await this.#worker.terminate();
+  }
+
+  #flush(): void {
+    if (this.#ops.length === 0 || this.#error !== undefined) return;
+    const data = this.#data ?? Buffer.allocUnsafeSlow(0);
+    const buffer = data.buffer as ArrayBuffer;
+    this.#worker.postMessage({ type: "batch", ops: this.#ops, data: buffer }, [
+      buffer,
+    ]);
+    this.#inFlight++;
+    this.#ops = [];
+    this.#data = undefined;
+    this.#fill = 0;
+  }
+}
