@@ -6,7 +6,7 @@
 // read straight into the stage buffer the compressor consumes, so each byte is copied once.
 
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 // The two modules alone, not the package's index: the worker boots about 40 ms sooner.
 import { Header } from "tar/header";
@@ -57,12 +57,9 @@ function createPacker(job) {
   const headerBlock = Buffer.alloc(BLOCK);
   const probe = Buffer.allocUnsafe(1);
   let bytes = 0;
-  let total = 0;
   let reported = 0;
+  /** Files (not directories or links) packed or being packed. */
   let files = 0;
-  let count = 0;
-  // The total is known once the last batch is in; until then progress says 0 (unknown).
-  let totalKnown = false;
 
   /** @param {Buffer} input @param {number} op */
   const compress = (input, op) => {
@@ -102,12 +99,7 @@ function createPacker(job) {
     }
   };
   const report = () =>
-    parentPort?.postMessage({
-      type: "progress",
-      bytes,
-      total: totalKnown ? total : 0,
-      files,
-    });
+    parentPort?.postMessage({ type: "progress", bytes, files });
   /** Counts file bytes packed; reports every PROGRESS_EVERY of them, inside big files too. */
   const advance = (/** @type {number} */ n) => {
     bytes += n;
@@ -116,108 +108,110 @@ function createPacker(job) {
     report();
   };
 
-  /** Reads exactly `size` bytes of `source` into the stage; a file that changed size is an error. */
+  /** Reads exactly `size` bytes of the open `file` into the stage; a file that changed size is an error. */
   const readInto = (
+    /** @type {number} */ file,
     /** @type {string} */ source,
     /** @type {number} */ size,
   ) => {
-    const file = openSync(source, "r");
-    try {
-      for (let left = size; left > 0;) {
-        if (fill === STAGE) flushStage();
-        const got = readSync(
-          file,
-          stage,
-          fill,
-          Math.min(left, STAGE - fill),
-          null,
-        );
-        if (got === 0) throw new ChangedWhilePacking(source);
-        fill += got;
-        left -= got;
-        advance(got);
-      }
-      // A short read above or a byte past the end here: the size the header holds is wrong.
-      if (readSync(file, probe, 0, 1, null) !== 0)
-        throw new ChangedWhilePacking(source);
-    } finally {
-      closeSync(file);
+    for (let left = size; left > 0;) {
+      if (fill === STAGE) flushStage();
+      const got = readSync(
+        file,
+        stage,
+        fill,
+        Math.min(left, STAGE - fill),
+        null,
+      );
+      if (got === 0) throw new ChangedWhilePacking(source);
+      fill += got;
+      left -= got;
+      advance(got);
     }
+    // A short read above or a byte past the end here: the size the header holds is wrong.
+    if (readSync(file, probe, 0, 1, null) !== 0)
+      throw new ChangedWhilePacking(source);
+  };
+
+  /** The tar header (and pax record, for long names) of one entry. */
+  const putHeader = (
+    /** @type {Entry} */ entry,
+    /** @type {number} */ size,
+    /** @type {boolean} */ executable,
+  ) => {
+    const linkpath = entry.type === "symlink" ? entry.linkTarget : undefined;
+    // Directories end in "/", as tar tools write and list them.
+    const path = entry.type === "directory" ? `${entry.path}/` : entry.path;
+    const header = new Header({
+      path,
+      type:
+        entry.type === "file"
+          ? "File"
+          : entry.type === "directory"
+            ? "Directory"
+            : "SymbolicLink",
+      mode:
+        entry.type === "directory" || executable
+          ? 0o755
+          : entry.type === "symlink"
+            ? 0o777
+            : 0o644,
+      size,
+      mtime,
+      uid: 0,
+      gid: 0,
+      uname: "",
+      gname: "",
+      linkpath,
+    });
+    headerBlock.fill(0);
+    header.encode(headerBlock);
+    if (header.needPax) put(new Pax({ path, linkpath, size, mtime }).encode());
+    put(headerBlock);
   };
 
   return {
     /** Packs a batch of entries, in the order given. */
-    add(/** @type {Entry[]} */ entries, /** @type {boolean} */ last) {
-      // Sizes and execute bits first: the total for progress, and the header of a file must
-      // carry the size its bytes are then held to.
-      const sizes = new Array(entries.length).fill(0);
-      const executable = new Array(entries.length).fill(false);
-      entries.forEach((entry, i) => {
-        if (entry.type !== "file") return;
-        if (entry.data) {
-          sizes[i] = entry.data.length;
-          executable[i] = entry.executable === true;
-        } else {
-          // stat, not lstat: the bytes are read through links.
-          const info = statSync(/** @type {string} */ (entry.source));
-          sizes[i] = info.size;
-          executable[i] = entry.executable ?? (info.mode & 0o111) !== 0;
+    add(/** @type {Entry[]} */ entries) {
+      for (const entry of entries) {
+        if (entry.type !== "file") {
+          putHeader(entry, 0, false);
+          continue;
         }
-        total += sizes[i];
-      });
-      totalKnown = last;
-      report();
-      entries.forEach((entry, i) => {
-        const size = sizes[i];
-        const linkpath =
-          entry.type === "symlink" ? entry.linkTarget : undefined;
-        // Directories end in "/", as tar tools write and list them.
-        const path = entry.type === "directory" ? `${entry.path}/` : entry.path;
-        const header = new Header({
-          path,
-          type:
-            entry.type === "file"
-              ? "File"
-              : entry.type === "directory"
-                ? "Directory"
-                : "SymbolicLink",
-          mode:
-            entry.type === "directory" || executable[i]
-              ? 0o755
-              : entry.type === "symlink"
-                ? 0o777
-                : 0o644,
-          size,
-          mtime,
-          uid: 0,
-          gid: 0,
-          uname: "",
-          gname: "",
-          linkpath,
-        });
-        headerBlock.fill(0);
-        header.encode(headerBlock);
-        if (header.needPax)
-          put(new Pax({ path, linkpath, size, mtime }).encode());
-        put(headerBlock);
-        if (entry.type !== "file") return;
-
-        files = count + i + 1;
+        files++;
+        let size;
         if (entry.data) {
+          size = entry.data.length;
+          putHeader(entry, size, entry.executable === true);
           put(entry.data);
           advance(size);
-        } else readInto(/** @type {string} */ (entry.source), size);
+        } else {
+          // The size and execute bit of what is opened (through links): the header holds the
+          // size the bytes are then held to.
+          const source = /** @type {string} */ (entry.source);
+          const file = openSync(source, "r");
+          try {
+            const info = fstatSync(file);
+            size = info.size;
+            putHeader(
+              entry,
+              size,
+              entry.executable ?? (info.mode & 0o111) !== 0,
+            );
+            readInto(file, source, size);
+          } finally {
+            closeSync(file);
+          }
+        }
         const padding = (BLOCK - (size % BLOCK)) % BLOCK;
         if (padding > 0) put(ZEROS.subarray(0, padding));
-      });
-      count += entries.length;
+      }
     },
     /** Ends the archive and the frame; the digest and size of what was written. */
     finish() {
       put(ZEROS);
       flushStage();
       compress(Buffer.alloc(0), zstd.EndDirective.end);
-      files = count;
       report();
       return { digest: `sha256:${hash.digest("hex")}`, size: written };
     },
@@ -238,7 +232,7 @@ parentPort?.on("message", (/** @type {Start | Batch} */ message) => {
       return;
     }
     if (packer === undefined) throw new Error("entries before start");
-    packer.add(message.entries, message.last);
+    packer.add(message.entries);
     if (!message.last) return;
     const done = packer.finish();
     packer.close();

@@ -305,6 +305,37 @@ describe("writeBundle", () => {
     expect(await readdir(out)).toEqual([]);
   });
 
+  it("reports pack progress that ends with every byte of the total and every file", async () => {
+    const src = await tempDir();
+    await pseudoRandomFile(join(src, "big.bin"), 20 * 1024 * 1024);
+    await writeFile(join(src, "small.txt"), "small\n");
+    const events: Extract<EnvpackEvent, { type: "build:progress" }>[] = [];
+    await writeBundle({
+      entries: [
+        { path: "big.bin", type: "file", source: join(src, "big.bin") },
+        { path: "lib/small.txt", type: "file", source: join(src, "small.txt") },
+        { path: "inline.txt", type: "file", data: Buffer.from("inline") },
+      ],
+      outDir: await tempDir(),
+      onEvent: (event) => {
+        if (event.type === "build:progress") events.push(event);
+      },
+    });
+    const total = 20 * 1024 * 1024 + "small\n".length + "inline".length;
+    // Reports inside the big file, then the end: all bytes of the total, three files.
+    expect(
+      events.filter((e) => e.bytes > 0 && e.bytes < total).length,
+    ).toBeGreaterThan(0);
+    expect(events.at(-1)).toEqual({
+      type: "build:progress",
+      phase: "pack",
+      bytes: total,
+      total,
+      files: 3,
+    });
+    for (const e of events) expect(e.bytes).toBeLessThanOrEqual(total);
+  });
+
   it("leaves nothing in the output directory when a source disappears mid-stream", async () => {
     const src = await tempDir();
     const out = await tempDir();
