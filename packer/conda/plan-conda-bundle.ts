@@ -1,7 +1,7 @@
 // Turns a Conda prefix into the entries of a Conda bundle with conda-pack's file selection, plus the relocation record and script.
 
-import { lstatSync } from "node:fs";
-import { readFile, readdir, readlink, stat } from "node:fs/promises";
+import { lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -9,7 +9,6 @@ import {
   InputError,
   compare,
   normaliseName,
-  readCondaRecord,
   sha256Hex,
   sortKeys,
   type WarnEvent,
@@ -47,9 +46,6 @@ const ACTIVATION_SCRIPTS = new Set([
   "bin/activate",
   "bin/deactivate",
 ]);
-
-/** Bounded fan-out for file reads. */
-const CONCURRENCY = 16;
 
 /** One bundle entry, in the shape `writeBundle` takes. */
 export interface CondaBundleEntry {
@@ -139,9 +135,7 @@ export async function planCondaBundle(
   const warn = (code: string, message: string, data: Record<string, unknown>) =>
     options.onWarn?.({ type: "warn", code, message, data });
   await requireCondaPrefix(prefix);
-  const sitePackages = await findSitePackages(prefix);
-
-  const packages = await readCondaPackages(prefix, sitePackages);
+  const { packages, sitePackages } = await readCondaPackages(prefix);
   const items = walkPrefix(prefix, options.onWarn, signal);
   const managed = new Set<string>(["conda-meta/history"]);
   for (const pkg of packages) {
@@ -179,7 +173,9 @@ export async function planCondaBundle(
         }
       : warn,
   };
-  const jobs: (() => Promise<void>)[] = [];
+  // Each file's decision, in one synchronous pass: most only record where the bytes are, the
+  // rest read one small file (a placeholder or unmanaged file).
+  const jobs: (() => void)[] = [];
   for (const pkg of keptConda) {
     for (const file of pkg.files) {
       if (file.pathType === "pyc" && !items.has(file.target)) continue;
@@ -205,7 +201,10 @@ export async function planCondaBundle(
     if (owner && !kept.pip.has(owner.key)) continue;
     jobs.push(() => addUnmanaged(ctx, path, kind));
   }
-  await runLimited(jobs, signal);
+  for (const [i, job] of jobs.entries()) {
+    if (i % 256 === 0) signal?.throwIfAborted();
+    job();
+  }
 
   const relocate = await readRelocateScript();
   const placeholderCounts = new Map<string, number>();
@@ -251,11 +250,7 @@ interface Context {
   warn: (code: string, message: string, data: Record<string, unknown>) => void;
 }
 
-async function addManaged(
-  ctx: Context,
-  pkg: CondaPackage,
-  file: ManagedFile,
-): Promise<void> {
+function addManaged(ctx: Context, pkg: CondaPackage, file: ManagedFile): void {
   const { prefix, items, out } = ctx;
   const target = file.target;
   const kind = items.get(target);
@@ -264,12 +259,12 @@ async function addManaged(
     return;
   }
   if (kind === "symlink" || file.pathType === "softlink") {
-    await addSymlink(ctx, target);
+    addSymlink(ctx, target);
     return;
   }
   if (file.pathType === "unknown" || file.pathType === "pyc" || !pkg.cached) {
     if (file.placeholder === undefined) {
-      await addUnmanaged(ctx, target, "file");
+      addUnmanaged(ctx, target, "file");
       return;
     }
   }
@@ -283,7 +278,7 @@ async function addManaged(
   const mode = file.fileMode ?? "text";
   const placeholder = Buffer.from(file.placeholder);
   if (file.cacheFile !== undefined && isFile(file.cacheFile)) {
-    const cached = await readFile(file.cacheFile);
+    const cached = readFileSync(file.cacheFile);
     const sha256 = sha256Hex(cached);
     if (file.sha256 === undefined || file.sha256 === sha256) {
       out.set(target, { path: target, type: "file", source: file.cacheFile });
@@ -292,7 +287,7 @@ async function addManaged(
     }
   }
   // Not in the cache (or the cache copy is damaged): put the placeholder back into the prefix's copy.
-  const data = await readFile(inPrefix);
+  const data = readFileSync(inPrefix);
   const restored =
     mode === "text"
       ? replaceAll(data, Buffer.from(ctx.embedded), placeholder)
@@ -317,27 +312,27 @@ async function addManaged(
     path: target,
     type: "file",
     data: restored,
-    executable: await isExecutable(inPrefix),
+    executable: isExecutable(inPrefix),
   });
   pushRelocation(ctx, target, mode, sha256, file.placeholder, restored);
 }
 
-async function addUnmanaged(
+function addUnmanaged(
   ctx: Context,
   target: string,
   kind: PrefixItemKind,
-): Promise<void> {
+): void {
   const { prefix, out } = ctx;
   if (kind === "empty-directory") {
     out.set(target, { path: target, type: "directory" });
     return;
   }
   if (kind === "symlink") {
-    await addSymlink(ctx, target);
+    addSymlink(ctx, target);
     return;
   }
   const source = join(prefix, target);
-  const data = await readFile(source);
+  const data = readFileSync(source);
   const prefixBytes = Buffer.from(ctx.embedded);
   if (!data.includes(prefixBytes)) {
     out.set(target, { path: target, type: "file", source });
@@ -361,7 +356,7 @@ async function addUnmanaged(
     path: target,
     type: "file",
     data: normalised,
-    executable: await isExecutable(source),
+    executable: isExecutable(source),
   });
   pushRelocation(
     ctx,
@@ -393,9 +388,9 @@ function pushRelocation(
 }
 
 /** A symlink, made relative when it points into the prefix by absolute path; links leaving the prefix are dropped. */
-async function addSymlink(ctx: Context, target: string): Promise<void> {
+function addSymlink(ctx: Context, target: string): void {
   const { prefix } = ctx;
-  const link = await readlink(join(prefix, target));
+  const link = readlinkSync(join(prefix, target));
   const dir = posix.dirname(target);
   let linkTarget = link;
   if (isAbsolute(link)) {
@@ -565,27 +560,6 @@ async function requireCondaPrefix(prefix: string): Promise<void> {
     );
 }
 
-/** `lib/pythonX.Y/site-packages` from the python record; the bundle's interpreter runs the relocation, so it must exist. */
-async function findSitePackages(prefix: string): Promise<string> {
-  const metaDir = join(prefix, "conda-meta");
-  for (const name of (await readdir(metaDir))
-    .filter((f) => f.startsWith("python-") && f.endsWith(".json"))
-    .sort(compare)) {
-    const { record } = await readCondaRecord(join(metaDir, name));
-    if (record.name !== "python") continue;
-    const majorMinor = record.version.split(".").slice(0, 2).join(".");
-    return `lib/python${majorMinor}/site-packages`;
-  }
-  throw new InputError(
-    "ENVPACK_INPUT_ENV_NO_PYTHON",
-    `${prefix} has no python package (no conda-meta record named python)`,
-    {
-      hint: "Install Python into the environment (`conda install -p PREFIX python`): the bundle's own interpreter relocates it after unpacking.",
-      details: { prefix },
-    },
-  );
-}
-
 let relocateScript: Promise<Buffer> | undefined;
 
 /** `runtime/relocate-conda.py`, found above this module both in the source tree and in `dist/`. */
@@ -602,22 +576,6 @@ function readRelocateScript(): Promise<Buffer> {
     );
   })();
   return relocateScript;
-}
-
-async function runLimited(
-  jobs: (() => Promise<void>)[],
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < jobs.length) {
-      signal?.throwIfAborted();
-      await (jobs[next++] as () => Promise<void>)();
-    }
-  };
-  await Promise.all(
-    Array.from({ length: Math.min(CONCURRENCY, jobs.length) }, worker),
-  );
 }
 
 /**
@@ -640,8 +598,8 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-async function isExecutable(path: string): Promise<boolean> {
-  return ((await stat(path)).mode & 0o111) !== 0;
+function isExecutable(path: string): boolean {
+  return (statSync(path).mode & 0o111) !== 0;
 }
 
 function isInside(dir: string, path: string): boolean {

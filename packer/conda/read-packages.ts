@@ -1,6 +1,7 @@
 // Reads what the packer needs about a prefix's packages: conda records with their package-cache files, pip dist-infos, editable installs.
 
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import { isAbsolute, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -81,19 +82,25 @@ const recordSourceSchema = z.object({
  * or the legacy `files` + `has_prefix`, noarch python paths mapped into `sitePackages` and `bin` —
  * plus the record's own files the cache doesn't list (byte code, entry points). An uncached
  * package's files come from its record, and conda-pack's uncached warning is emitted by the caller.
- * @throws InputError ENVPACK_INPUT_ENV_CORRUPT for an unreadable record
+ * Returns them with the prefix's site-packages directory (from the python record).
+ * @throws InputError ENVPACK_INPUT_ENV_CORRUPT for an unreadable record, ENVPACK_INPUT_ENV_NO_PYTHON
  */
 export async function readCondaPackages(
   prefix: string,
-  sitePackages: string,
-): Promise<CondaPackage[]> {
+): Promise<{ packages: CondaPackage[]; sitePackages: string }> {
   const metaDir = join(prefix, "conda-meta");
   const names = (await readdir(metaDir))
     .filter((f) => f.endsWith(".json"))
     .sort(compare);
+  const records = [];
+  for (const name of names)
+    records.push({ name, ...(await readCondaRecord(join(metaDir, name))) });
+  const sitePackages = sitePackagesOf(
+    prefix,
+    records.map((r) => r.record),
+  );
   const packages: CondaPackage[] = [];
-  for (const name of names) {
-    const { record, json } = await readCondaRecord(join(metaDir, name));
+  for (const { name, record, json } of records) {
     const source = recordSourceSchema.safeParse(json);
     const meta = source.success ? source.data : {};
     const cacheDir = meta.link?.source || meta.extracted_package_dir || "";
@@ -147,7 +154,27 @@ export async function readCondaPackages(
       cached: fromCache !== undefined,
     });
   }
-  return packages;
+  return { packages, sitePackages };
+}
+
+/**
+ * `lib/pythonX.Y/site-packages` from the python record; the bundle's interpreter runs the
+ * relocation, so it must exist.
+ * @throws InputError ENVPACK_INPUT_ENV_NO_PYTHON
+ */
+function sitePackagesOf(prefix: string, records: CondaRecord[]): string {
+  const python = records.find((r) => r.name === "python");
+  if (python === undefined)
+    throw new InputError(
+      "ENVPACK_INPUT_ENV_NO_PYTHON",
+      `${prefix} has no python package (no conda-meta record named python)`,
+      {
+        hint: "Install Python into the environment (`conda install -p PREFIX python`): the bundle's own interpreter relocates it after unpacking.",
+        details: { prefix },
+      },
+    );
+  const majorMinor = python.version.split(".").slice(0, 2).join(".");
+  return `lib/python${majorMinor}/site-packages`;
 }
 
 /** The record's own `paths_data`, when it has a valid one. */
@@ -366,9 +393,10 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** A small metadata file's text, or undefined when it does not exist (read synchronously: see readCondaRecord). */
 async function readOptional(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;

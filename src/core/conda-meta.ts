@@ -1,6 +1,6 @@
 // Pure parsing of Conda prefix metadata shared by the scanner and the packer: conda-meta records, match specs and dist-info text.
 
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { InputError } from "./errors.js";
 
@@ -28,7 +28,9 @@ export type CondaRecord = z.infer<typeof condaRecordSchema>;
 export async function readCondaRecord(
   file: string,
 ): Promise<{ record: CondaRecord; json: Record<string, unknown> }> {
-  const text = await readFile(file, "utf8");
+  // Read synchronously: records are read one after another, and the promise machinery of an
+  // async read costs more than a small file's bytes.
+  const text = readFileSync(file, "utf8");
   let problem: string;
   try {
     const json: unknown = JSON.parse(text);

@@ -1,6 +1,6 @@
 // Conda bundles refuse broken environments with coded errors, and conda-pack delegation reports a missing tool.
 
-import { readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { makeCondaVariant } from "../../scripts/fixtures/conda.mjs";
@@ -84,6 +84,18 @@ describe("planCondaBundle refuses", () => {
     );
     expect(built).toMatchObject({ code: "ENVPACK_INPUT_ENV_MISSING_FILES" });
     expect(await readdir(join(cacheDir, "tmp"))).toEqual([]);
+  });
+
+  it("an environment without python, whose interpreter would relocate it", async () => {
+    const prefix = await tempDir("envpack-conda-");
+    await mkdir(join(prefix, "conda-meta"));
+    await writeFile(
+      join(prefix, "conda-meta", "six-1.17.0-pyhd8ed1ab_0.json"),
+      JSON.stringify({ name: "six", version: "1.17.0", files: [] }),
+    );
+    const error = await failure(planCondaBundle({ prefix }));
+    expect(error).toBeInstanceOf(InputError);
+    expect(error).toMatchObject({ code: "ENVPACK_INPUT_ENV_NO_PYTHON" });
   });
 
   it("a directory that is not a Conda environment", async () => {
