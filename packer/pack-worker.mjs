@@ -98,8 +98,15 @@ function createPacker(job) {
       at += n;
     }
   };
-  const report = () =>
-    parentPort?.postMessage({ type: "progress", bytes, files });
+  // The total is the bytes packed once they all are; until then it is 0, unknown: summing the
+  // sizes first would cost a stat of every file before the first byte.
+  const report = (/** @type {boolean} */ done = false) =>
+    parentPort?.postMessage({
+      type: "progress",
+      bytes,
+      total: done ? bytes : 0,
+      files,
+    });
   /** Counts file bytes packed; reports every PROGRESS_EVERY of them, inside big files too. */
   const advance = (/** @type {number} */ n) => {
     bytes += n;
@@ -212,7 +219,7 @@ function createPacker(job) {
       put(ZEROS);
       flushStage();
       compress(Buffer.alloc(0), zstd.EndDirective.end);
-      report();
+      report(true);
       return { digest: `sha256:${hash.digest("hex")}`, size: written };
     },
     close() {

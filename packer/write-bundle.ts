@@ -2,7 +2,6 @@
 // owners, normalised modes, streamed through zstd and sha256 into a file named by its digest.
 
 import { randomBytes } from "node:crypto";
-import { statSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { availableParallelism } from "node:os";
@@ -114,9 +113,6 @@ export async function writeBundle(
       all.filter((e) => !sent.has(e.path)),
       true,
     );
-    // Progress has a total once everything is handed over; this thread is idle while the worker
-    // packs, so the sizes are summed here rather than before the worker's first byte.
-    worker.setTotal(totalBytes(all));
     const packed = await worker.done;
     const path = join(
       options.outDir,
@@ -143,7 +139,7 @@ type PackJob =
 
 /** What packer/pack-worker.mjs posts. */
 type PackMessage =
-  | { type: "progress"; bytes: number; files: number }
+  | { type: "progress"; bytes: number; total: number; files: number }
   | { type: "done"; digest: Digest; size: number }
   | {
       type: "error";
@@ -171,22 +167,11 @@ function startPackWorker(
   start: Extract<PackJob, { type: "start" }>,
 ): {
   add(entries: BundleEntry[], last: boolean): void;
-  /** The total bytes progress reports (0, unknown, until set). */
-  setTotal(total: number): void;
   done: Promise<{ digest: Digest; size: number }>;
   stop(): Promise<void>;
 } {
   const worker = new Worker(new URL("./pack-worker.mjs", import.meta.url));
   const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
-  let total = 0;
-  let last = { bytes: 0, files: 0 };
-  const report = () =>
-    options.onEvent?.({
-      type: "build:progress",
-      phase: "pack",
-      total,
-      ...last,
-    });
   // Recorded from the start: the worker can fail while the entries are still being planned.
   let failure: unknown;
   worker.on("error", (error) => (failure ??= error));
@@ -196,8 +181,14 @@ function startPackWorker(
     (resolve, reject) => {
       worker.on("message", (message: PackMessage) => {
         if (message.type === "progress") {
-          last = { bytes: message.bytes, files: message.files };
-          report();
+          const { bytes, total, files } = message;
+          options.onEvent?.({
+            type: "build:progress",
+            phase: "pack",
+            bytes,
+            total,
+            files,
+          });
         } else if (message.type === "done") {
           resolve({ digest: message.digest, size: message.size });
         } else {
@@ -221,10 +212,6 @@ function startPackWorker(
   return {
     add: (entries, last) =>
       worker.postMessage({ type: "entries", entries, last } satisfies PackJob),
-    setTotal: (bytes) => {
-      total = bytes;
-      report();
-    },
     done,
     stop: async () => {
       options.signal?.removeEventListener("abort", onAbort);
@@ -257,26 +244,6 @@ function packError(
   error.name = report.name;
   if (report.stack !== undefined) error.stack = report.stack;
   return error;
-}
-
-/**
- * The bytes of the entries' files (through links, as they are packed); a file that cannot be
- * read counts 0 here and fails the packing with its own error.
- */
-function totalBytes(entries: BundleEntry[]): number {
-  let total = 0;
-  for (const entry of entries) {
-    if (entry.type !== "file") continue;
-    if (entry.data !== undefined) total += entry.data.length;
-    else {
-      try {
-        total += statSync(entry.source as string).size;
-      } catch {
-        // Reported by the packing worker, which opens the same file.
-      }
-    }
-  }
-  return total;
 }
 
 /** Validates paths, adds missing parent directories and sorts by path (code-unit order). */

@@ -22,7 +22,11 @@ export type EnvpackEvent =
       unresolved: number;
       durationMs: number;
     }
-  /** Bytes of the bundle being written (uncompressed input) or unpacked (compressed input). */
+  /**
+   * Bytes of the bundle being written (uncompressed input) or unpacked (compressed input).
+   * `total` is 0 (unknown) while packing and the bytes packed on the last pack event; `files`
+   * counts files packed, or entries unpacked.
+   */
   | {
       type: "build:progress";
       phase: "pack" | "unpack";
