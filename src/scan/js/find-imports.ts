@@ -76,7 +76,6 @@ const ESTREE_SOURCE_TYPES: Record<string, EstreeOptions["sourceType"][]> = {
   // module first, anything else as CommonJS first.
   ".js": ["commonjs", "module"],
 };
-const ESM_LINE = /^[ \t]*(?:import|export)\b/m;
 
 /**
  * Parses `text` (a file with extension `ext`) and lists its import sites.
@@ -143,7 +142,7 @@ export function parseWithMeriyah(text: string, ext: string): Node | null {
   const types = ESTREE_SOURCE_TYPES[ext];
   if (types === undefined) return null;
   const order =
-    types.length > 1 && ESM_LINE.test(text) ? [...types].reverse() : types;
+    types.length > 1 && looksLikeModule(text) ? [...types].reverse() : types;
   for (const sourceType of order) {
     try {
       return parseEstree(text, {
@@ -188,9 +187,15 @@ class SiteFinder {
 
   /** Local names bound to `createRequire(...)` results. */
   readonly #requireNames = new Set(["require"]);
+  /**
+   * Offsets of the words every site's text holds (ESTree only): a subtree whose range holds none
+   * is skipped, unless a `createRequire` name (which can be any word) is in play.
+   */
+  #marks: number[] | undefined;
 
   visit(node: Node, optional: boolean): void {
     if (TYPE_ONLY_NODES.has(node.type)) return;
+    if (this.#estree && !this.#mayHoldSite(node)) return;
     this.#inspect(node, optional);
     if (node.type === "TryStatement") {
       this.visit(node.block, true);
@@ -381,6 +386,20 @@ class SiteFinder {
     });
   }
 
+  #mayHoldSite(node: Node): boolean {
+    if (this.#requireNames.size > 1 || node.start == null || node.end == null)
+      return true;
+    const marks = (this.#marks ??= siteMarks(this.#text));
+    let low = 0;
+    let high = marks.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if ((marks[mid] as number) < node.start) low = mid + 1;
+      else high = mid;
+    }
+    return low < marks.length && (marks[low] as number) < node.end;
+  }
+
   /** Line (1-based) and column (0-based, UTF-16 units) of an offset, as babel counts them. */
   #position(
     offset: number | null | undefined,
@@ -398,6 +417,26 @@ class SiteFinder {
     }
     return { line: low + 1, column: offset - (starts[low] as number) };
   }
+}
+
+/** Words in the text of every site: require(…), import …, export … from, new URL(…). */
+const SITE_WORDS = ["require", "import", "export", "URL"];
+
+/** Sorted offsets of every SITE_WORDS occurrence in `text` (as substrings: a superset). */
+function siteMarks(text: string): number[] {
+  const marks: number[] = [];
+  for (const word of SITE_WORDS)
+    for (let at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1))
+      marks.push(at);
+  return marks.sort((a, b) => a - b);
+}
+
+/** Like babel's "unambiguous" guess: a line opening with import or export. */
+function looksLikeModule(text: string): boolean {
+  return (
+    /^\s*(?:import|export)\b/.test(text) ||
+    /\n[ \t]*(?:import|export)\b/.test(text)
+  );
 }
 
 /** The line terminators of ECMAScript. */
