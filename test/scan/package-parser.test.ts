@@ -80,6 +80,17 @@ describe("package files read by meriyah", () => {
       ].join("\n"),
     ],
     [
+      "a createRequire alias called where no require/import word is near",
+      ".cjs",
+      [
+        "const { createRequire } = require('module');",
+        "const load = createRequire(__filename);",
+        "function f() {",
+        "  return load('./nested-alias');",
+        "}",
+      ].join("\n"),
+    ],
+    [
       "lines ended by \\r\\n, \\r and U+2028",
       ".cjs",
       "// one\r\n// two\rconst s = '\u2028';\u2028require('./after-breaks');\n",

@@ -419,8 +419,11 @@ class SiteFinder {
   }
 }
 
-/** Words in the text of every site: require(…), import …, export … from, new URL(…). */
-const SITE_WORDS = ["require", "import", "export", "URL"];
+/**
+ * Words in the text of every site: require(…), import …, export … from, new URL(…), and of every
+ * createRequire(…) that names another require.
+ */
+const SITE_WORDS = ["require", "Require", "import", "export", "URL"];
 
 /** Sorted offsets of every SITE_WORDS occurrence in `text` (as substrings: a superset). */
 function siteMarks(text: string): number[] {
