@@ -164,7 +164,7 @@ export async function unpackBundle(
       );
     } catch (error) {
       if (violation !== undefined) throw violation;
-      if (options.signal?.aborted) throw error;
+      if (options.signal?.aborted) throw options.signal.reason;
       const failure = error as NodeJS.ErrnoException;
       if (failure.code !== undefined && ENVIRONMENT_ERRORS.has(failure.code))
         throw error;

@@ -340,6 +340,32 @@ describe("writeBundle", () => {
     }
   });
 
+  it("unpacking aborted mid-stream leaves neither the target nor its temp directory", async () => {
+    const src = await tempDir();
+    await pseudoRandomFile(join(src, "one.bin"), 12 * 1024 * 1024);
+    await pseudoRandomFile(join(src, "two.bin"), 12 * 1024 * 1024);
+    const written = await writeBundle({
+      entries: [
+        { path: "a/one.bin", type: "file", source: join(src, "one.bin") },
+        { path: "b/two.bin", type: "file", source: join(src, "two.bin") },
+      ],
+      outDir: await tempDir(),
+    });
+    const parent = await tempDir();
+    const controller = new AbortController();
+    const unpacking = unpackBundle({
+      file: written.path,
+      dest: join(parent, "env"),
+      signal: controller.signal,
+      onEvent: (event) => {
+        if (event.type === "build:progress" && event.bytes > 0)
+          controller.abort(new Error("stop"));
+      },
+    });
+    await expect(unpacking).rejects.toThrow("stop");
+    expect(await readdir(parent)).toEqual([]);
+  });
+
   it("leaves nothing in the output directory when a source disappears mid-stream", async () => {
     const src = await tempDir();
     const out = await tempDir();
