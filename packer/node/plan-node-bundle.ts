@@ -19,8 +19,13 @@ export interface NodeBundlePlan {
   manifest: Manifest;
   /** Absolute path of the node executable the bundle carries. */
   nodeBinary: string;
-  /** App files whose bundled bytes differ from the source (compiled TypeScript), by root-relative source path. */
-  compiled?: ReadonlyMap<string, { path: string; data: Uint8Array }>;
+  /**
+   * App files whose bundled bytes differ from the source (compiled TypeScript), by root-relative
+   * source path; a promise is awaited once the packages are listed (compile meanwhile).
+   */
+  compiled?:
+    | ReadonlyMap<string, { path: string; data: Uint8Array }>
+    | Promise<ReadonlyMap<string, { path: string; data: Uint8Array }>>;
   onWarn?: (warning: WarnEvent) => void;
 }
 
@@ -61,8 +66,6 @@ export async function planNodeBundle(
       },
     );
   }
-  const compiled =
-    plan.compiled ?? new Map<string, { path: string; data: Uint8Array }>();
   const leading = nodeRuntimeEntries(plan.nodeBinary);
   const entries: BundleEntry[] = [
     {
@@ -72,6 +75,23 @@ export async function planNodeBundle(
       executable: true,
     },
   ];
+  for (const pkg of manifest.packages) {
+    const dir = join(manifest.root, ...pkg.path.split("/"));
+    entries.push(
+      ...packageEntries(dir, posix.join(APP_DIR, pkg.path), plan.onWarn),
+    );
+    for (const link of pkg.links ?? []) {
+      const target = posix.relative(posix.dirname(link), pkg.path);
+      entries.push({
+        path: posix.join(APP_DIR, link),
+        type: "symlink",
+        linkTarget: target,
+      });
+    }
+  }
+  const compiled =
+    (await plan.compiled) ??
+    new Map<string, { path: string; data: Uint8Array }>();
   const appPath = (rel: string) =>
     posix.join(APP_DIR, compiled.get(rel)?.path ?? rel);
   for (const file of manifest.files) {
@@ -89,20 +109,6 @@ export async function planNodeBundle(
             source: join(manifest.root, ...file.path.split("/")),
           },
     );
-  }
-  for (const pkg of manifest.packages) {
-    const dir = join(manifest.root, ...pkg.path.split("/"));
-    entries.push(
-      ...packageEntries(dir, posix.join(APP_DIR, pkg.path), plan.onWarn),
-    );
-    for (const link of pkg.links ?? []) {
-      const target = posix.relative(posix.dirname(link), pkg.path);
-      entries.push({
-        path: posix.join(APP_DIR, link),
-        type: "symlink",
-        linkTarget: target,
-      });
-    }
   }
   const entryPaths = manifest.entries.map(appPath);
   entries.push(appLauncherEntry("node", entryPaths[0] ?? ""));

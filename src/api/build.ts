@@ -454,7 +454,9 @@ async function planEntries(
 ): Promise<PlannedEntries> {
   const onWarn = options.onEvent;
   if (manifest.kind === "node") {
-    const compiled = await compileApp(manifest);
+    // esbuild compiles the app (in its own process) while the packages are listed.
+    const compiled = compileApp(manifest);
+    compiled.catch(() => {});
     const { runtime } = manifest;
     const nodeBinary =
       hostNodeBinary(manifest) ??

@@ -1,7 +1,7 @@
 // Compiles a Node app's TypeScript files to JavaScript for its bundle (Node 20 cannot run .ts),
 // pointing each relative import at the compiled file it resolved to.
 
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { transform, type Format, type Loader } from "esbuild";
 import { InputError, type Manifest } from "../core/index.js";
@@ -18,12 +18,23 @@ const OUTPUT_EXT: Record<string, string> = {
 export type CompiledFiles = Map<string, { path: string; data: Uint8Array }>;
 
 /**
- * Compiles the manifest's `.ts .tsx .mts .cts` app files one by one (esbuild, types stripped,
+ * Compiles the manifest's `.ts .tsx .mts .cts` app files, each on its own (esbuild, types stripped,
  * module syntax kept as Node will load it: ESM under `"type": "module"` or for `.mts`, CommonJS
- * otherwise) and rewrites relative and aliased imports to the compiled files' names.
- * @throws InputError ENVPACK_INPUT_ENTRY_UNSUPPORTED when a file does not compile
+ * otherwise) and rewrites relative and aliased imports to the compiled files' names. Every
+ * file's request is sent to esbuild (its own process) before this returns its promise, so the
+ * caller can do other work while they compile.
+ * @throws InputError ENVPACK_INPUT_ENTRY_UNSUPPORTED when a file does not compile (the first in
+ *   the manifest's order)
  */
-export async function compileApp(manifest: Manifest): Promise<CompiledFiles> {
+export function compileApp(manifest: Manifest): Promise<CompiledFiles> {
+  try {
+    return compileAll(manifest);
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+}
+
+function compileAll(manifest: Manifest): Promise<CompiledFiles> {
   const out: CompiledFiles = new Map();
   const outputPath = (path: string) => {
     const ext = posix.extname(path);
@@ -33,7 +44,9 @@ export async function compileApp(manifest: Manifest): Promise<CompiledFiles> {
       : path.slice(0, -ext.length) + next;
   };
   const taken = new Set(manifest.files.map((f) => f.path));
-  const isEsmScope = await esmScopes(manifest);
+  const isEsmScope = esmScopes(manifest);
+  const pending: Array<Promise<[string, { path: string; data: Uint8Array }]>> =
+    [];
   for (const file of manifest.files) {
     const ext = posix.extname(file.path);
     if (
@@ -67,7 +80,7 @@ export async function compileApp(manifest: Manifest): Promise<CompiledFiles> {
       if (!spec.startsWith(".")) spec = `./${spec}`;
       targets.set(record.specifier, spec);
     }
-    const source = await readFile(
+    const source = readFileSync(
       join(manifest.root, ...file.path.split("/")),
       "utf8",
     );
@@ -82,42 +95,52 @@ export async function compileApp(manifest: Manifest): Promise<CompiledFiles> {
           : isEsmScope(file.path)
             ? "esm"
             : "cjs";
-    try {
-      const result = await transform(rewritten, {
-        loader: (ext === ".tsx" ? "tsx" : "ts") as Loader,
-        format,
-        target: `node${manifest.runtime.version.split(".")[0] ?? "20"}`,
-        sourcefile: file.path,
-        // Node 20.10+ reads `with { type: "json" }`; esbuild would otherwise drop it for node20.
-        supported: {
-          "top-level-await": format === "esm",
-          "import-attributes": true,
-        },
-      });
-      out.set(file.path, { path: target, data: Buffer.from(result.code) });
-    } catch (error) {
-      throw new InputError(
-        "ENVPACK_INPUT_ENTRY_UNSUPPORTED",
-        `${file.path} does not compile: ${firstLine(error)}`,
-        {
-          hint: "Fix the file (run tsc) and build again.",
-          cause: error,
-        },
-      );
-    }
+    const compiling = transform(rewritten, {
+      loader: (ext === ".tsx" ? "tsx" : "ts") as Loader,
+      format,
+      target: `node${manifest.runtime.version.split(".")[0] ?? "20"}`,
+      sourcefile: file.path,
+      // Node 20.10+ reads `with { type: "json" }`; esbuild would otherwise drop it for node20.
+      supported: {
+        "top-level-await": format === "esm",
+        "import-attributes": true,
+      },
+    }).then(
+      (result): [string, { path: string; data: Uint8Array }] => [
+        file.path,
+        { path: target, data: Buffer.from(result.code) },
+      ],
+      (error: unknown) => {
+        throw new InputError(
+          "ENVPACK_INPUT_ENTRY_UNSUPPORTED",
+          `${file.path} does not compile: ${firstLine(error)}`,
+          {
+            hint: "Fix the file (run tsc) and build again.",
+            cause: error,
+          },
+        );
+      },
+    );
+    pending.push(compiling);
   }
-  return out;
+  // All settle before the first failure (in the manifest's order) is reported: the same error
+  // whichever compiles first.
+  return Promise.allSettled(pending).then((results) => {
+    for (const result of results) {
+      if (result.status === "rejected") throw result.reason;
+      out.set(...result.value);
+    }
+    return out;
+  });
 }
 
 /** Whether an app file is in an ESM scope: its nearest app package.json says `"type": "module"`. */
-async function esmScopes(
-  manifest: Manifest,
-): Promise<(path: string) => boolean> {
+function esmScopes(manifest: Manifest): (path: string) => boolean {
   const scopes = new Map<string, boolean>();
   for (const file of manifest.files) {
     if (posix.basename(file.path) !== "package.json") continue;
     const json = JSON.parse(
-      await readFile(join(manifest.root, ...file.path.split("/")), "utf8"),
+      readFileSync(join(manifest.root, ...file.path.split("/")), "utf8"),
     ) as { type?: unknown };
     scopes.set(posix.dirname(file.path), json.type === "module");
   }
