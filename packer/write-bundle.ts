@@ -271,7 +271,7 @@ function normaliseEntries(input: BundleEntry[]): BundleEntry[] {
         },
       );
     }
-    byPath.set(path, { ...entry, path });
+    byPath.set(path, path === entry.path ? entry : { ...entry, path });
   }
   // A directory once climbed through has had all its ancestors added: the climb stops there.
   const climbed = new Set<string>();

@@ -10,8 +10,11 @@ export function isSafeRelativePath(path: string): boolean {
   if (path === "" || path.includes("\0") || path.includes("\\")) return false;
   if (path.startsWith("/") || isAbsolute(path) || /^[A-Za-z]:/.test(path))
     return false;
-  return !path.split("/").some((segment) => segment === "..");
+  return !PARENT_SEGMENT.test(path);
 }
+
+/** A `..` segment anywhere in a POSIX path. */
+const PARENT_SEGMENT = /(?:^|\/)\.\.(?:\/|$)/;
 
 /**
  * The canonical spelling of a safe relative path (`./a//b/` → `a/b`, `.` for the root), or null

@@ -150,7 +150,8 @@ export function parseWithMeriyah(text: string, ext: string): Node | null {
         next: true,
         jsx: true,
         webcompat: true,
-        ranges: true,
+        // start and end only: a [start, end] array on every node is garbage the scan pays for.
+        ranges: { start: true, end: true, range: false },
         validateRegex: false,
       }) as unknown as Node;
     } catch {
@@ -207,8 +208,7 @@ class SiteFinder {
     if (this.#estree) {
       // ESTree nodes hold their children under their own keys, in source order.
       for (const key in fields)
-        if (key !== "type" && key !== "range")
-          this.#visitChild(fields[key], optional);
+        if (key !== "type") this.#visitChild(fields[key], optional);
     } else {
       for (const key of CHILD_KEYS.get(node.type) ?? [])
         this.#visitChild(fields[key], optional);
