@@ -151,11 +151,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
 
-/**
- * A copy of a JSON value whose objects have their keys in sorted order (`undefined` members
- * dropped); objects and arrays are new, so the copy can be changed without touching `value`.
- */
-export function sortKeys(value: unknown): unknown {
+function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};

@@ -22,6 +22,7 @@ import {
   planCondaBundle,
   type CondaBundleEntry,
 } from "../../packer/conda/index.js";
+import { rewriteCondaMeta } from "../../packer/conda/plan-conda-bundle.js";
 import { unpackBundle, writeBundle } from "../../packer/index.js";
 import type { WarnEvent } from "../../src/core/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -496,6 +497,53 @@ describe("planCondaBundle", () => {
     expect(kept.has("lib/python3.11/site-packages/six.py")).toBe(true);
     expect(kept.has("lib/python3.11/site-packages/jsonpointer.py")).toBe(true);
     expect(kept.has("bin/jsonpointer")).toBe(true);
+  });
+});
+
+describe("rewriteCondaMeta", () => {
+  /** The reference: a deep copy with every object's keys inserted in sorted order. */
+  const sortedCopy = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(sortedCopy);
+    if (value === null || typeof value !== "object") return value;
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort())
+      out[key] = sortedCopy((value as Record<string, unknown>)[key]);
+    return out;
+  };
+
+  it("writes what a sorted copy would, integer-like keys included, and leaves the record alone", () => {
+    const record = {
+      version: "1.0",
+      name: "pkg",
+      "10": "ten",
+      "9": "nine",
+      "01": "not an index",
+      "4294967295": "not an index either",
+      link: { type: 1, source: "/opt/pkgs/pkg-1.0" },
+      extracted_package_dir: "/opt/pkgs/pkg-1.0",
+      package_tarball_full_path: "/opt/pkgs/pkg-1.0.conda",
+      depends: ["python >=3.9", "six"],
+      paths_data: {
+        paths_version: 1,
+        paths: [
+          { size_in_bytes: 3, _path: "bin/x", path_type: "hardlink" },
+          {
+            _path: "lib/y",
+            sha256: "ab",
+            nested: { z: null, a: [1, { d: 1, c: 2 }] },
+          },
+        ],
+      },
+    };
+    const before = JSON.stringify(record);
+    const expected = sortedCopy({
+      ...record,
+      extracted_package_dir: "",
+      package_tarball_full_path: "",
+      link: { ...record.link, source: "" },
+    });
+    expect(rewriteCondaMeta(record)).toBe(JSON.stringify(expected, null, 1));
+    expect(JSON.stringify(record)).toBe(before);
   });
 });
 
