@@ -390,14 +390,8 @@ class SiteFinder {
     if (this.#requireNames.size > 1 || node.start == null || node.end == null)
       return true;
     const marks = (this.#marks ??= siteMarks(this.#text));
-    let low = 0;
-    let high = marks.length;
-    while (low < high) {
-      const mid = (low + high) >> 1;
-      if ((marks[mid] as number) < node.start) low = mid + 1;
-      else high = mid;
-    }
-    return low < marks.length && (marks[low] as number) < node.end;
+    const first = marks[firstAtOrAfter(marks, node.start)];
+    return first !== undefined && first < node.end;
   }
 
   /** Line (1-based) and column (0-based, UTF-16 units) of an offset, as babel counts them. */
@@ -408,15 +402,22 @@ class SiteFinder {
     if (this.#lineStarts === undefined)
       this.#lineStarts = lineStarts(this.#text);
     const starts = this.#lineStarts;
-    let low = 0;
-    let high = starts.length - 1;
-    while (low < high) {
-      const mid = (low + high + 1) >> 1;
-      if ((starts[mid] as number) <= offset) low = mid;
-      else high = mid - 1;
-    }
-    return { line: low + 1, column: offset - (starts[low] as number) };
+    // The last line starting at or before the offset (the first starts at 0).
+    const line = firstAtOrAfter(starts, offset + 1) - 1;
+    return { line: line + 1, column: offset - (starts[line] as number) };
   }
+}
+
+/** The index of the first number in ascending `sorted` that is ≥ `value` (its length if none). */
+function firstAtOrAfter(sorted: number[], value: number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if ((sorted[mid] as number) < value) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 /**
