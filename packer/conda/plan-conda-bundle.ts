@@ -174,11 +174,11 @@ export async function planCondaBundle(
   };
   // Each file's decision, in one synchronous pass: most only record where the bytes are, the
   // rest read one small file (a placeholder or unmanaged file).
-  const jobs: (() => void)[] = [];
   for (const pkg of keptConda) {
+    signal?.throwIfAborted();
     for (const file of pkg.files) {
       if (file.pathType === "pyc" && !items.has(file.target)) continue;
-      jobs.push(() => addManaged(ctx, pkg, file));
+      addManaged(ctx, pkg, file);
     }
     out.set(pkg.metaPath, {
       path: pkg.metaPath,
@@ -186,6 +186,7 @@ export async function planCondaBundle(
       data: Buffer.from(rewriteCondaMeta(pkg.json)),
     });
   }
+  signal?.throwIfAborted();
   const pipOwner = new Map<string, PipPackage>();
   for (const pip of pips) for (const f of pip.files) pipOwner.set(f, pip);
   for (const [path, kind] of items) {
@@ -198,11 +199,7 @@ export async function planCondaBundle(
       pipOwner.get(path) ??
       (source === undefined ? undefined : pipOwner.get(source));
     if (owner && !kept.pip.has(owner.key)) continue;
-    jobs.push(() => addUnmanaged(ctx, path, kind));
-  }
-  for (const [i, job] of jobs.entries()) {
-    if (i % 256 === 0) signal?.throwIfAborted();
-    job();
+    addUnmanaged(ctx, path, kind);
   }
 
   const relocate = await readRelocateScript();
