@@ -25,7 +25,10 @@ export interface ManagedFile {
   /** Prefix-relative POSIX path. */
   target: string;
   pathType: "file" | "softlink" | "directory" | "pyc" | "unknown";
-  /** Absolute path of the package-cache copy (placeholders unreplaced), when the package is cached. */
+  /**
+   * Absolute path of the package-cache copy (placeholders unreplaced), for a file with a
+   * placeholder when the package is cached: the bundle takes its bytes from there.
+   */
   cacheFile?: string;
   placeholder?: string;
   fileMode?: "text" | "binary";
@@ -58,17 +61,57 @@ export interface PipPackage {
   distInfo: string;
 }
 
-const cachePathsSchema = z.object({
-  paths: z.array(
-    z.object({
-      _path: z.string(),
-      path_type: z.string().optional(),
-      prefix_placeholder: z.string().optional(),
-      file_mode: z.string().optional(),
-      sha256: z.string().optional(),
-    }),
-  ),
-});
+/** One entry of a `paths.json` (`paths_data` in a record): the fields envpack reads. */
+interface PathsEntry {
+  _path: string;
+  path_type?: string;
+  prefix_placeholder?: string;
+  file_mode?: string;
+  sha256?: string;
+}
+
+const OPTIONAL_STRINGS = [
+  "path_type",
+  "prefix_placeholder",
+  "file_mode",
+  "sha256",
+] as const;
+
+/**
+ * The `paths` of a parsed `paths.json` (or a record's `paths_data`), or undefined when it is not
+ * one. Checked in place rather than through a schema: it lists every file of a package, and a
+ * schema's copy of thousands of entries cost more than the rest of reading them.
+ */
+function pathsEntries(json: unknown): PathsEntry[] | undefined {
+  const paths = (json as { paths?: unknown } | null | undefined)?.paths;
+  if (!Array.isArray(paths)) return undefined;
+  for (const entry of paths as unknown[]) {
+    if (entry === null || typeof entry !== "object") return undefined;
+    const fields = entry as Record<string, unknown>;
+    if (typeof fields["_path"] !== "string") return undefined;
+    for (const key of OPTIONAL_STRINGS)
+      if (fields[key] !== undefined && typeof fields[key] !== "string")
+        return undefined;
+  }
+  return paths as PathsEntry[];
+}
+
+/** A managed file from its paths entry; `cacheFile` only where a placeholder needs the cache's copy. */
+function managedFile(
+  entry: PathsEntry,
+  target: string,
+  pathType: ManagedFile["pathType"],
+  cacheDir: string | undefined,
+): ManagedFile {
+  const file: ManagedFile = { target, pathType };
+  if (entry.prefix_placeholder !== undefined) {
+    file.placeholder = entry.prefix_placeholder;
+    file.fileMode = entry.file_mode === "binary" ? "binary" : "text";
+    if (cacheDir !== undefined) file.cacheFile = join(cacheDir, entry._path);
+  }
+  if (entry.sha256 !== undefined) file.sha256 = entry.sha256;
+  return file;
+}
 
 /** Where a record's package was extracted (its `paths_data` is read only without a cache). */
 const recordSourceSchema = z.object({
@@ -109,7 +152,7 @@ export async function readCondaPackages(
         ? await readCacheFiles(cacheDir, sitePackages)
         : undefined;
     let files: ManagedFile[];
-    let pathsData: z.infer<typeof cachePathsSchema> | undefined;
+    let pathsData: PathsEntry[] | undefined;
     if (fromCache) {
       files = fromCache;
       const seen = new Set(files.map((f) => f.target));
@@ -124,10 +167,11 @@ export async function readCondaPackages(
               : "file",
         });
       }
-    } else if ((pathsData = recordPathsData(json)) !== undefined) {
-      files = pathsData.paths.map((p) => ({
-        target: p._path,
-        pathType:
+    } else if ((pathsData = pathsEntries(json["paths_data"])) !== undefined) {
+      files = pathsData.map((p) =>
+        managedFile(
+          p,
+          p._path,
           p.path_type === "softlink"
             ? "softlink"
             : p.path_type === "directory"
@@ -138,9 +182,9 @@ export async function readCondaPackages(
                     p.path_type === "hardlink"
                   ? "file"
                   : "unknown",
-        ...placeholderOf(p.prefix_placeholder, p.file_mode),
-        ...(p.sha256 === undefined ? {} : { sha256: p.sha256 }),
-      }));
+          undefined,
+        ),
+      );
     } else {
       files = (record.files ?? [])
         .filter((t) => t !== ".nonadmin")
@@ -177,14 +221,6 @@ function sitePackagesOf(prefix: string, records: CondaRecord[]): string {
   return `lib/python${majorMinor}/site-packages`;
 }
 
-/** The record's own `paths_data`, when it has a valid one. */
-function recordPathsData(
-  json: Record<string, unknown>,
-): z.infer<typeof cachePathsSchema> | undefined {
-  const parsed = cachePathsSchema.safeParse(json["paths_data"]);
-  return parsed.success ? parsed.data : undefined;
-}
-
 async function readCacheFiles(
   cacheDir: string,
   sitePackages: string,
@@ -201,20 +237,20 @@ async function readCacheFiles(
   };
   const pathsJson = await readOptional(join(info, "paths.json"));
   if (pathsJson !== undefined) {
-    const parsed = cachePathsSchema.safeParse(parseJson(pathsJson));
-    if (!parsed.success) return undefined;
-    return parsed.data.paths.map((p) => ({
-      target: mapTarget(p._path),
-      pathType:
+    const paths = pathsEntries(parseJson(pathsJson));
+    if (paths === undefined) return undefined;
+    return paths.map((p) =>
+      managedFile(
+        p,
+        mapTarget(p._path),
         p.path_type === "softlink"
           ? "softlink"
           : p.path_type === "directory"
             ? "directory"
             : "file",
-      cacheFile: join(cacheDir, p._path),
-      ...placeholderOf(p.prefix_placeholder, p.file_mode),
-      ...(p.sha256 === undefined ? {} : { sha256: p.sha256 }),
-    }));
+        cacheDir,
+      ),
+    );
   }
   const filesList = await readOptional(join(info, "files"));
   if (filesList === undefined) return undefined;
@@ -243,21 +279,17 @@ async function readCacheFiles(
     .filter((l) => l !== "")
     .map((path) => {
       const prefixed = hasPrefix.get(path);
-      return {
-        target: mapTarget(path),
-        pathType: "file" as const,
-        cacheFile: join(cacheDir, path),
-        ...placeholderOf(prefixed?.placeholder, prefixed?.mode),
-      };
+      return managedFile(
+        {
+          _path: path,
+          prefix_placeholder: prefixed?.placeholder,
+          file_mode: prefixed?.mode,
+        },
+        mapTarget(path),
+        "file",
+        cacheDir,
+      );
     });
-}
-
-function placeholderOf(
-  placeholder: string | undefined,
-  mode: string | undefined,
-): Pick<ManagedFile, "placeholder" | "fileMode"> {
-  if (placeholder === undefined) return {};
-  return { placeholder, fileMode: mode === "binary" ? "binary" : "text" };
 }
 
 async function noarchType(info: string): Promise<string | undefined> {

@@ -9,6 +9,7 @@ import {
   readFile,
   readdir,
   readlink,
+  rm,
   stat,
   symlink,
   utimes,
@@ -497,6 +498,50 @@ describe("planCondaBundle", () => {
     expect(kept.has("lib/python3.11/site-packages/six.py")).toBe(true);
     expect(kept.has("lib/python3.11/site-packages/jsonpointer.py")).toBe(true);
     expect(kept.has("bin/jsonpointer")).toBe(true);
+  });
+});
+
+describe("planCondaBundle with a legacy package cache", () => {
+  it("reads placeholders from info/files and info/has_prefix when there is no paths.json", async () => {
+    const base = await tempDir("envpack-conda-");
+    const { root, prefix } = fixture();
+    const copyRoot = join(base, "conda-copy");
+    await cp(root, copyRoot, { recursive: true, verbatimSymlinks: true });
+    const copyPrefix = join(copyRoot, "envs", "demo");
+    const metaDir = join(copyPrefix, "conda-meta");
+    const [name] = (await readdir(metaDir)).filter((f) =>
+      f.startsWith("fixturepkg-"),
+    );
+    const record = JSON.parse(
+      await readFile(join(metaDir, name as string), "utf8"),
+    ) as Record<string, unknown>;
+    // fixturepkg's cache as old conda-build left it: the file list and has_prefix, no paths.json.
+    const legacy = join(base, "legacy-cache");
+    await cp(record["extracted_package_dir"] as string, legacy, {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    await rm(join(legacy, "info", "paths.json"));
+    expect(
+      await readFile(join(legacy, "info", "has_prefix"), "utf8"),
+    ).toContain("share/fixturepkg/locator.bin");
+    record["extracted_package_dir"] = legacy;
+    record["link"] = { source: legacy, type: 1 };
+    await writeFile(join(metaDir, name as string), JSON.stringify(record));
+
+    const legacyPlan = await planCondaBundle({
+      prefix: copyPrefix,
+      embeddedPrefix: prefix,
+    });
+    const cached = await planCondaBundle({ prefix });
+    expect(legacyPlan.relocation).toEqual(cached.relocation);
+    expect(
+      legacyPlan.entries.find((e) => e.path === "share/fixturepkg/locator.bin")
+        ?.source,
+    ).toBe(join(legacy, "share/fixturepkg/locator.bin"));
+    expect(await planDigest(copyPrefix, { embeddedPrefix: prefix })).toBe(
+      await planDigest(prefix),
+    );
   });
 });
 
