@@ -128,6 +128,37 @@ async function planDigest(
   return hash.digest("hex");
 }
 
+/**
+ * A copy of the Conda fixture whose fixturepkg record (text and binary placeholders) names the
+ * package cache `relink` returns, given a scratch directory and the cache the record named;
+ * returns the copy's prefix.
+ */
+async function copyRelinkingFixturepkg(
+  relink: (base: string, cache: string) => Promise<string>,
+): Promise<string> {
+  const base = await tempDir("envpack-conda-");
+  const copyRoot = join(base, "conda-copy");
+  await cp(fixture().root, copyRoot, {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
+  const copyPrefix = join(copyRoot, "envs", "demo");
+  const metaDir = join(copyPrefix, "conda-meta");
+  const [name] = (await readdir(metaDir)).filter((f) =>
+    f.startsWith("fixturepkg-"),
+  );
+  const file = join(metaDir, name as string);
+  const record = JSON.parse(await readFile(file, "utf8")) as Record<
+    string,
+    unknown
+  >;
+  const cache = await relink(base, record["extracted_package_dir"] as string);
+  record["extracted_package_dir"] = cache;
+  record["link"] = { source: cache, type: 1 };
+  await writeFile(file, JSON.stringify(record));
+  return copyPrefix;
+}
+
 describe("planCondaBundle", () => {
   it("selects files as conda-pack does and records every placeholder", async () => {
     const warnings: WarnEvent[] = [];
@@ -409,23 +440,11 @@ describe("planCondaBundle", () => {
   });
 
   it("packs an uncached package's files from the prefix with their placeholders put back", async () => {
-    const base = await tempDir("envpack-conda-");
-    const { root, prefix } = fixture();
-    const copyRoot = join(base, "conda-copy");
-    await cp(root, copyRoot, { recursive: true, verbatimSymlinks: true });
-    const copyPrefix = join(copyRoot, "envs", "demo");
-    // The record of fixturepkg (text and binary placeholders) names a package cache that is gone.
-    const metaDir = join(copyPrefix, "conda-meta");
-    const [name] = (await readdir(metaDir)).filter((f) =>
-      f.startsWith("fixturepkg-"),
+    const { prefix } = fixture();
+    // The record of fixturepkg names a package cache that is gone.
+    const copyPrefix = await copyRelinkingFixturepkg(async (base) =>
+      join(base, "gone"),
     );
-    const record = JSON.parse(
-      await readFile(join(metaDir, name as string), "utf8"),
-    ) as Record<string, unknown>;
-    const gone = join(base, "gone");
-    record["extracted_package_dir"] = gone;
-    record["link"] = { source: gone, type: 1 };
-    await writeFile(join(metaDir, name as string), JSON.stringify(record));
 
     const warnings: WarnEvent[] = [];
     const uncached = await planCondaBundle({
@@ -503,31 +522,18 @@ describe("planCondaBundle", () => {
 
 describe("planCondaBundle with a legacy package cache", () => {
   it("reads placeholders from info/files and info/has_prefix when there is no paths.json", async () => {
-    const base = await tempDir("envpack-conda-");
-    const { root, prefix } = fixture();
-    const copyRoot = join(base, "conda-copy");
-    await cp(root, copyRoot, { recursive: true, verbatimSymlinks: true });
-    const copyPrefix = join(copyRoot, "envs", "demo");
-    const metaDir = join(copyPrefix, "conda-meta");
-    const [name] = (await readdir(metaDir)).filter((f) =>
-      f.startsWith("fixturepkg-"),
-    );
-    const record = JSON.parse(
-      await readFile(join(metaDir, name as string), "utf8"),
-    ) as Record<string, unknown>;
+    const { prefix } = fixture();
     // fixturepkg's cache as old conda-build left it: the file list and has_prefix, no paths.json.
-    const legacy = join(base, "legacy-cache");
-    await cp(record["extracted_package_dir"] as string, legacy, {
-      recursive: true,
-      verbatimSymlinks: true,
+    let legacy = "";
+    const copyPrefix = await copyRelinkingFixturepkg(async (base, cache) => {
+      legacy = join(base, "legacy-cache");
+      await cp(cache, legacy, { recursive: true, verbatimSymlinks: true });
+      await rm(join(legacy, "info", "paths.json"));
+      return legacy;
     });
-    await rm(join(legacy, "info", "paths.json"));
     expect(
       await readFile(join(legacy, "info", "has_prefix"), "utf8"),
     ).toContain("share/fixturepkg/locator.bin");
-    record["extracted_package_dir"] = legacy;
-    record["link"] = { source: legacy, type: 1 };
-    await writeFile(join(metaDir, name as string), JSON.stringify(record));
 
     const legacyPlan = await planCondaBundle({
       prefix: copyPrefix,
