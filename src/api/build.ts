@@ -9,7 +9,7 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { join, posix, resolve } from "node:path";
+import { join, posix, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import {
@@ -18,6 +18,7 @@ import {
   canonicalJson,
   digestOf,
   parseManifest,
+  writeFailure,
   type Digest,
   type Manifest,
   type OnEvent,
@@ -106,9 +107,46 @@ export interface BuildResult {
 /**
  * Builds (or finds in the cache) the bundle for an app. An unchanged rebuild is answered from a
  * stat fingerprint of everything the last scan read, without scanning or reading package files.
- * @throws UsageError, InputError (see scan), IntegrityError, ToolError
+ * @throws UsageError, InputError (see scan; ENVPACK_INPUT_OUTPUT_UNWRITABLE and
+ *   ENVPACK_INPUT_NO_SPACE for `outDir` and `cacheDir`), IntegrityError, ToolError
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
+  try {
+    return await buildOrHit(options);
+  } catch (error) {
+    throw destinationFailure(error, options);
+  }
+}
+
+/**
+ * A failed write to `--out` or the cache directory as the coded error naming it (unwritable,
+ * full); any other error unchanged.
+ */
+function destinationFailure(error: unknown, options: BuildOptions): unknown {
+  const errno = error as NodeJS.ErrnoException & { dest?: string };
+  if (typeof errno?.code !== "string") return error;
+  const cwd = options.cwd ?? process.cwd();
+  const under = (dir: string) => {
+    const base = resolve(cwd, dir);
+    return [errno.path, errno.dest].some(
+      (p) =>
+        typeof p === "string" &&
+        (resolve(cwd, p) === base || resolve(cwd, p).startsWith(base + sep)),
+    );
+  };
+  if (options.outDir !== undefined && under(options.outDir))
+    return writeFailure(error, resolve(cwd, options.outDir), "--out directory");
+  // A write without a path (a stream's ENOSPC) can only be into the cache: --out is written by copy.
+  if (under(options.cacheDir) || errno.path === undefined)
+    return writeFailure(
+      error,
+      resolve(cwd, options.cacheDir),
+      "cache directory",
+    );
+  return error;
+}
+
+async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   const cwd = options.cwd ?? process.cwd();
   const store = new LocalStore(options.cacheDir);
   const fingerprintKey = digestOf(

@@ -5,6 +5,7 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import {
   InputError,
+  writeFailure,
   type Manifest,
   type OnEvent,
   type UnresolvedEntry,
@@ -35,7 +36,8 @@ export interface ScanOptions {
  * Unresolved imports are data in `manifest.unresolved` unless `strict` is set.
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT, ENVPACK_USAGE_MIXED_ENTRIES
  * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND, ENVPACK_INPUT_ENTRY_UNSUPPORTED, ENVPACK_INPUT_ENV_*,
- *   ENVPACK_INPUT_UNRESOLVED (under `strict`), ENVPACK_INPUT_OUTPUT_UNWRITABLE
+ *   ENVPACK_INPUT_UNRESOLVED (under `strict`), ENVPACK_INPUT_OUTPUT_UNWRITABLE,
+ *   ENVPACK_INPUT_NO_SPACE
  */
 export async function scan(options: ScanOptions): Promise<Manifest> {
   const cwd = options.cwd ?? process.cwd();
@@ -77,15 +79,6 @@ export function strictFindings(
   return unresolved.filter((u) => !u.optional && u.package === undefined);
 }
 
-const UNWRITABLE = new Set([
-  "EACCES",
-  "EPERM",
-  "EROFS",
-  "ENOTDIR",
-  "EISDIR",
-  "EEXIST",
-]);
-
 /** Writes through a temp file in the same directory and renames, so readers never see a partial file. */
 export async function writeFileAtomic(
   path: string,
@@ -105,19 +98,6 @@ export async function writeFileAtomic(
       await rm(temp, { force: true });
     }
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    // EEXIST/ENOTDIR: a path component is a file; EACCES/EPERM/EROFS: no permission.
-    if (UNWRITABLE.has(code ?? "")) {
-      throw new InputError(
-        "ENVPACK_INPUT_OUTPUT_UNWRITABLE",
-        `cannot write ${path}: ${code}`,
-        {
-          hint: "Choose an output path in a writable directory.",
-          details: { path },
-          cause: error,
-        },
-      );
-    }
-    throw error;
+    throw writeFailure(error, path);
   }
 }
