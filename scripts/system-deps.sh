@@ -11,6 +11,9 @@ declare -A needed=(
   [htpasswd]=apache2-utils
   [work_queue_worker]=coop-computing-tools
   [resource_monitor]=coop-computing-tools
+  [catalog_server]=coop-computing-tools
+  [work_queue_factory]=coop-computing-tools
+  [work_queue_status]=coop-computing-tools
   [dask-scheduler]=python3-distributed
 )
 
@@ -20,6 +23,11 @@ for cmd in "${!needed[@]}"; do
   # a package that provides several commands is listed once
   [[ " ${missing[*]} " == *" ${needed[$cmd]} "* ]] || missing+=("${needed[$cmd]}")
 done
+# python3-workqueue has no command: the C manager's Python bindings, for Debian's interpreter
+# (the bench:wq peer).
+if ! /usr/bin/python3 -c 'import work_queue' >/dev/null 2>&1; then
+  missing+=(python3-workqueue)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
