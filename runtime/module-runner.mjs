@@ -8,9 +8,19 @@
 //        cpuMs, rssMB, diskMB } per task.
 // `cwd` is this runtime's sandbox: made on first use, measured and emptied after every task, so
 // the executor touches no file per task.
+// One-shot mode (`--once`, a remote worker's task): one TaskRequest read from stdin, its TaskReply
+// written to file descriptor 3, then exit; the sandbox is the worker's (not emptied). Under a
+// bundle (ENVPACK_ENV set by envpack-run) a relative module path is the bundle's, "" its entry.
 
-import { mkdirSync, readdirSync, rmSync, lstatSync } from "node:fs";
-import { join } from "node:path";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  lstatSync,
+  writeFileSync,
+} from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const PROTOCOL = 1;
@@ -69,10 +79,12 @@ let current = "";
 // one ended (the task plus receiving it), one getrusage call instead of two.
 let cpuMark = process.cpuUsage();
 
-process.on("message", async (/** @type {any} */ message) => {
-  if (message?.type !== "run") return;
-  /** @type {Record<string, unknown>} */
-  let outcome;
+/**
+ * Runs one request's function in its sandbox: the reply's ok/value/error.
+ * @param {any} message
+ * @returns {Promise<Record<string, unknown>>}
+ */
+async function run(message) {
   try {
     if (message.cwd !== current) {
       mkdirSync(message.cwd, { recursive: true });
@@ -87,10 +99,67 @@ process.on("message", async (/** @type {any} */ message) => {
         `${message.module} has no exported function ${message.exportName}`,
       );
     const value = await fn(...message.args);
-    outcome = { ok: true, value: value === undefined ? null : value };
+    return { ok: true, value: value === undefined ? null : value };
+  } catch (error) {
+    return { ok: false, error: describe(error) };
+  }
+}
+
+/** A module path of a one-shot request: inside the bundle when relative, "" its first entry. */
+/** @param {string} module */
+function inBundle(module) {
+  const env = process.env.ENVPACK_ENV;
+  if (env === undefined || isAbsolute(module) || module.startsWith("file:"))
+    return module;
+  if (module !== "") return join(env, module);
+  const meta = JSON.parse(
+    readFileSync(join(env, ".envpack", "bundle.json"), "utf8"),
+  );
+  const entry = meta?.entries?.[0];
+  if (typeof entry !== "string")
+    throw new Error(`${env}: the bundle names no entry`);
+  return join(env, entry);
+}
+
+if (process.argv[2] === "--once") {
+  const message = JSON.parse(readFileSync(0, "utf8"));
+  /** @type {Record<string, unknown>} */
+  let outcome;
+  try {
+    outcome = await run({ ...message, module: inBundle(message.module) });
   } catch (error) {
     outcome = { ok: false, error: describe(error) };
   }
+  const used = process.cpuUsage();
+  const reply = {
+    type: "result",
+    protocol: PROTOCOL,
+    id: message.id,
+    cpuMs: (used.user + used.system) / 1000,
+    rssMB: process.memoryUsage.rss() / 1048576,
+  };
+  let text;
+  try {
+    text = JSON.stringify({ ...reply, ...outcome });
+  } catch (error) {
+    text = JSON.stringify({
+      ...reply,
+      ok: false,
+      error: describe(
+        new TypeError(
+          `the result of ${message.exportName} is not JSON-serialisable: ${describe(error).message}`,
+        ),
+      ),
+    });
+  }
+  writeFileSync(3, text);
+  // Whatever the app left pending (timers, sockets), the task is over.
+  process.exit(0);
+}
+
+process.on("message", async (/** @type {any} */ message) => {
+  if (message?.type !== "run") return;
+  let outcome = await run(message);
   const now = process.cpuUsage();
   const used = {
     user: now.user - cpuMark.user,

@@ -24,3 +24,10 @@ export {
   type LocalBackendOptions,
   type WorkerSpec,
 } from "./local/local-backend.js";
+export {
+  WorkQueueBackend,
+  type ManagerSnapshot,
+  type StatusClient,
+  type StatusHandler,
+  type WorkQueueOptions,
+} from "./workqueue/index.js";

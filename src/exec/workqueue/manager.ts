@@ -1,0 +1,672 @@
+// The Work Queue backend: a manager listening on a TCP port that drives real, unmodified
+// work_queue_worker processes (protocol 9). Workers join and leave at any time; each is a
+// scheduler worker with the resources it reports. Reference: ../shared/reference/work-queue-protocol.md.
+
+import { createHash } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
+import { access, readFile, stat } from "node:fs/promises";
+import {
+  createServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from "node:net";
+import { arch as hostArch, platform } from "node:os";
+import { delimiter, join } from "node:path";
+import { performance } from "node:perf_hooks";
+import {
+  TASK_PROTOCOL,
+  UsageError,
+  type OnEvent,
+  type Resources,
+  type TaskBundle,
+  type TaskResult,
+  type TaskSpec,
+} from "../../core/index.js";
+import type { BackendListener, ExecBackend, Placement } from "../backend.js";
+import { runtimeFile } from "../runtime-file.js";
+import {
+  AUTH_LINE,
+  EXIT,
+  MessageReader,
+  PROTOCOL_VERSION,
+  RELEASE,
+  answerChallenge,
+  encodeTask,
+  makeChallenge,
+  type WorkerMessage,
+} from "./protocol.js";
+import {
+  OUT_DIR,
+  REQUEST_PATH,
+  decodeReport,
+  workerTask,
+  type MonitorChoice,
+  type Outcome,
+  type ShippedFile,
+  type TaskFiles,
+} from "./task-command.js";
+import { WorkerLink, type WorkerIdentity } from "./worker-link.js";
+
+/** Options of {@link WorkQueueBackend}. */
+export interface WorkQueueOptions {
+  /** TCP port to listen on; 0 picks a free one (see {@link WorkQueueBackend.address}). */
+  port: number;
+  /** Address to listen on (default 127.0.0.1; the protocol is plain TCP). */
+  host?: string | undefined;
+  /** A password file, the same one workers get with `--password` (its exact bytes). */
+  password?: string | undefined;
+  /** Measure and limit tasks with resource_monitor (default true). */
+  monitor?: boolean | undefined;
+  /** The resource_monitor shipped to workers (default: the one on this host's PATH, if any). */
+  resourceMonitor?: string | undefined;
+  onEvent?: OnEvent | undefined;
+}
+
+/** A client on the manager's port that is not a worker (work_queue_status, a factory). */
+export interface StatusClient {
+  address: string;
+  /** True when it passed the password exchange (false when none is set). */
+  authenticated: boolean;
+  /** Writes the answer and closes the connection. */
+  reply(body: string): void;
+}
+
+/** Answers one request line (`queue_status`, `worker_status`, …) of a non-worker client. */
+export type StatusHandler = (line: string, client: StatusClient) => void;
+
+/** The manager's state, for status answers and tests. */
+export interface ManagerSnapshot {
+  host: string;
+  port: number;
+  workers: Array<{
+    id: string;
+    hostname: string;
+    address: string;
+    os: string;
+    arch: string;
+    resources: Resources;
+    tasksRunning: number;
+    tasksSent: number;
+    bytesSent: number;
+    /** Per cache name, how many times it was sent on this connection. */
+    puts: Record<string, number>;
+  }>;
+  tasksRunning: number;
+}
+
+/** How long shutdown waits for workers to close their connections before closing them. */
+const CLOSE_WAIT_MS = 10_000;
+
+/**
+ * A Work Queue manager as an {@link ExecBackend}. Files travel as content-addressed cache names,
+ * each once per worker connection; tasks run wrapped in resource_monitor with their label as
+ * limits; a worker that leaves takes nothing with it (its tasks resolve "worker-lost").
+ */
+export class WorkQueueBackend implements ExecBackend {
+  /**
+   * What non-worker clients may ask, by the first word of their one line. Empty by default; a
+   * status module plugs its handlers in here.
+   */
+  readonly requests = new Map<string, StatusHandler>();
+  readonly #options: WorkQueueOptions;
+  readonly #links = new Map<string, WorkerLink>();
+  readonly #sockets = new Set<Socket>();
+  /** Ids of the workers this process started: they get `exit` at shutdown, the others `release`. */
+  readonly #started = new Set<string>();
+  readonly #cancels = new Map<number, () => void>();
+  readonly #shipped = new Map<string, Promise<ShippedFile>>();
+  readonly #small = new Map<string, Promise<Buffer>>();
+  readonly #warned = new Set<string>();
+  #server: Server | undefined;
+  #listener: BackendListener | undefined;
+  #password: Buffer | undefined;
+  #monitor: ShippedFile | undefined;
+  #address: { host: string; port: number } | undefined;
+  #nextTask = 1;
+  #closing = false;
+
+  constructor(options: WorkQueueOptions) {
+    if (
+      !Number.isInteger(options.port) ||
+      options.port < 0 ||
+      options.port > 65535
+    )
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_CONFIG",
+        `port must be an integer from 0 to 65535, got ${JSON.stringify(options.port)}`,
+        { hint: "Give port: 0 to pick a free one." },
+      );
+    this.#options = options;
+  }
+
+  async start(listener: BackendListener): Promise<void> {
+    this.#listener = listener;
+    if (this.#options.password !== undefined)
+      this.#password = await readPassword(this.#options.password);
+    if (this.#options.monitor !== false) {
+      const path =
+        this.#options.resourceMonitor ?? (await onPath("resource_monitor"));
+      if (path !== undefined)
+        this.#monitor = await this.#ship(path, "resource_monitor", 0o755);
+    }
+    const host = this.#options.host ?? "127.0.0.1";
+    const server = createServer((socket) => this.#accept(socket));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (error: NodeJS.ErrnoException) =>
+        reject(
+          new UsageError(
+            "ENVPACK_USAGE_BAD_CONFIG",
+            `cannot listen on ${host}:${this.#options.port}: ${error.code ?? error.message}`,
+            {
+              hint: "Choose another port (port: 0 picks a free one) or host.",
+              cause: error,
+            },
+          ),
+        ),
+      );
+      server.listen(this.#options.port, host, () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    this.#address = { host, port: address.port };
+  }
+
+  /** Where workers connect: `work_queue_worker HOST PORT`. Undefined until started. */
+  address(): { host: string; port: number } | undefined {
+    return this.#address;
+  }
+
+  snapshot(): ManagerSnapshot {
+    const workers = [...this.#links.values()].map((link) => ({
+      ...link.identity,
+      resources: { ...link.resources },
+      tasksRunning: link.tasks.size,
+      tasksSent: link.stats.tasksSent,
+      bytesSent: link.stats.bytesSent,
+      puts: Object.fromEntries(link.stats.puts),
+    }));
+    return {
+      host: this.#address?.host ?? "",
+      port: this.#address?.port ?? 0,
+      workers,
+      tasksRunning: workers.reduce((n, w) => n + w.tasksRunning, 0),
+    };
+  }
+
+  async runTask(
+    task: TaskSpec,
+    placement: Placement,
+    signal: AbortSignal,
+  ): Promise<TaskResult> {
+    const started = performance.now();
+    const finish = (outcome: Outcome): TaskResult => ({
+      protocol: TASK_PROTOCOL,
+      id: task.id,
+      workerId: placement.workerId,
+      label: placement.label,
+      attempt: task.attempt,
+      ...outcome,
+      durationMs: performance.now() - started,
+    });
+    if (signal.aborted || this.#closing) return finish(canceledOutcome());
+    const files = await this.#filesFor(task);
+    // The worker may have left while the files were looked at.
+    const link = this.#links.get(placement.workerId);
+    if (link === undefined || link.closed) return finish(lostOutcome());
+    if (signal.aborted || this.#closing) return finish(canceledOutcome());
+    const monitor = this.#monitorFor(link);
+    const run = workerTask(task, placement.label, files, monitor);
+    const wqId = this.#nextTask;
+    this.#nextTask = this.#nextTask >= 2 ** 31 - 1 ? 1 : this.#nextTask + 1;
+    const outName = `out-${wqId}`;
+    const requestName = run.request === undefined ? undefined : `req-${wqId}`;
+    if (monitor.kind === "shipped") link.ensure(monitor.file);
+    for (const file of [files.envpackRun, files.bundle, files.runner])
+      if (file !== undefined) link.ensure(file);
+    if (requestName !== undefined && run.request !== undefined)
+      link.put(requestName, run.request);
+    link.send(
+      encodeTask({
+        id: wqId,
+        cmd: run.cmd,
+        category: task.category,
+        ...placement.label,
+        env: run.env,
+        inputs:
+          requestName === undefined
+            ? []
+            : [{ cacheName: requestName, path: REQUEST_PATH }],
+        outputs: [{ cacheName: outName, path: OUT_DIR }],
+      }),
+    );
+    return new Promise<TaskResult>((resolve) => {
+      let settled = false;
+      const settle = (outcome: Outcome) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener("abort", cancel);
+        this.#cancels.delete(wqId);
+        resolve(finish(outcome));
+      };
+      // Killing a young task stalls that worker up to 3 s (§8); nothing here waits for it.
+      const cancel = () => {
+        link.kill(wqId);
+        settle(canceledOutcome());
+      };
+      signal.addEventListener("abort", cancel, { once: true });
+      this.#cancels.set(wqId, cancel);
+      link.track({
+        wqId,
+        outName,
+        requestName,
+        done: (report) => {
+          const { outcome, unmonitored } = decodeReport(task, report);
+          if (unmonitored) this.#unmonitored(link);
+          settle(outcome);
+        },
+        lost: () => settle(lostOutcome()),
+      });
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    this.#closing = true;
+    for (const cancel of [...this.#cancels.values()]) cancel();
+    for (const link of this.#links.values())
+      link.send(this.#started.has(link.identity.id) ? EXIT : RELEASE);
+    await Promise.all([...this.#links.values()].map((link) => link.flushed()));
+    for (const link of this.#links.values()) link.socket.end();
+    const server = this.#server;
+    const closed =
+      server === undefined
+        ? Promise.resolve()
+        : new Promise((r) => server.close(r));
+    const sockets = [...this.#sockets].map(
+      (socket) => new Promise((resolve) => socket.once("close", resolve)),
+    );
+    for (const socket of this.#sockets)
+      if (!this.#isWorker(socket)) socket.destroy();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(sockets),
+      new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+  }
+
+  #isWorker(socket: Socket): boolean {
+    for (const link of this.#links.values())
+      if (link.socket === socket) return true;
+    return false;
+  }
+
+  /** One connection: a password exchange if set, then a worker's greeting or a status request. */
+  #accept(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    const address = `${socket.remoteAddress}:${socket.remotePort}`;
+    const reader = new MessageReader();
+    let link: WorkerLink | undefined;
+    let authenticated = false;
+    const refuse = (code: string, message: string) => {
+      this.#warn(code, message, { address });
+      socket.destroy();
+    };
+    const first = (message: WorkerMessage) => {
+      if (message.type === "line" && message.line === AUTH_LINE) {
+        if (this.#password === undefined)
+          return refuse(
+            "ENVPACK_WARN_WQ_AUTH",
+            `refused the worker at ${address}: it asks for a password and this manager has none (give the manager password: FILE, the file the workers get with --password)`,
+          );
+        handle = authExchange();
+        return;
+      }
+      if (message.type === "workqueue") {
+        if (this.#password !== undefined && !authenticated)
+          return refuse(
+            "ENVPACK_WARN_WQ_AUTH",
+            `refused the worker at ${address}: this manager needs a password (start the worker with --password FILE)`,
+          );
+        if (message.protocol !== PROTOCOL_VERSION)
+          return refuse(
+            "ENVPACK_WARN_WQ_PROTOCOL",
+            `refused the worker at ${address} (${message.hostname}, cctools ${message.version}): it speaks Work Queue protocol ${message.protocol}, this manager speaks protocol ${PROTOCOL_VERSION} (cctools 7.2–7.4, Debian's coop-computing-tools); run a matching work_queue_worker`,
+          );
+        if (message.os === "foreman")
+          return refuse(
+            "ENVPACK_WARN_WQ_FOREMAN",
+            `refused the foreman at ${address} (${message.hostname}): foremen are not supported; connect its workers to this manager directly`,
+          );
+        handle = greeting(message);
+        return;
+      }
+      const line = message.type === "line" ? message.line : message.type;
+      const handler = this.requests.get(line.split(" ")[0] ?? "");
+      if (
+        handler !== undefined &&
+        (this.#password === undefined || authenticated)
+      ) {
+        handler(line, {
+          address,
+          authenticated,
+          reply: (body) => socket.end(body),
+        });
+        handle = () => {};
+        return;
+      }
+      refuse(
+        "ENVPACK_WARN_WQ_PEER",
+        `refused a client at ${address}: it sent ${JSON.stringify(line.slice(0, 80))}, which is neither a protocol ${PROTOCOL_VERSION} worker's greeting nor a request this manager answers`,
+      );
+    };
+    const authExchange = () => {
+      const password = this.#password as Buffer;
+      const mine = makeChallenge();
+      socket.write(`${AUTH_LINE}\n${mine}\n`);
+      let step = 0;
+      let accepted = false;
+      return (message: WorkerMessage) => {
+        const line = message.type === "line" ? message.line : "";
+        if (step === 0) socket.write(`${answerChallenge(password, line)}\n`);
+        else if (step === 1) {
+          accepted = line === answerChallenge(password, mine);
+          socket.write(accepted ? "ok\n" : "failure\n");
+          if (!accepted)
+            return refuse(
+              "ENVPACK_WARN_WQ_AUTH",
+              `refused the worker at ${address}: wrong password (the password is the file's exact bytes, its final newline included)`,
+            );
+        } else {
+          if (line !== "ok")
+            return refuse(
+              "ENVPACK_WARN_WQ_AUTH",
+              `the worker at ${address} refused this manager's password`,
+            );
+          authenticated = true;
+          handle = first;
+        }
+        step++;
+      };
+    };
+    const greeting = (hello: Extract<WorkerMessage, { type: "workqueue" }>) => {
+      const identity: WorkerIdentity = {
+        id: "",
+        hostname: hello.hostname,
+        os: hello.os,
+        arch: hello.arch,
+        address,
+        features: [],
+      };
+      const resources: Resources = { cores: 0, memory: 0, disk: 0, gpus: 0 };
+      return (message: WorkerMessage) => {
+        if (message.type === "info" && message.key === "worker-id")
+          identity.id = message.value;
+        else if (message.type === "feature")
+          identity.features.push(message.name);
+        else if (message.type === "resource" && message.name in resources)
+          resources[message.name as keyof Resources] = message.total;
+        else if (
+          message.type === "info" &&
+          message.key === "end_of_resource_update"
+        ) {
+          if (identity.id === "") identity.id = `${hello.hostname}-${address}`;
+          link = this.#join(identity, resources, socket);
+          handle = (m) => (link as WorkerLink).receive(m);
+        }
+      };
+    };
+    let handle: (message: WorkerMessage) => void = first;
+    socket.on("data", (chunk: Buffer) => {
+      let messages: WorkerMessage[];
+      try {
+        messages = reader.push(chunk);
+      } catch (error) {
+        refuse(
+          "ENVPACK_WARN_WQ_PEER",
+          `closed the connection of ${address}: ${(error as Error).message}`,
+        );
+        return;
+      }
+      for (const message of messages) {
+        if (socket.destroyed) return;
+        handle(message);
+      }
+    });
+    socket.on("error", () => {
+      // A reset connection is a worker gone: "close" follows and says so.
+    });
+    socket.on("close", () => {
+      this.#sockets.delete(socket);
+      if (link !== undefined) this.#leave(link);
+    });
+  }
+
+  #join(
+    identity: WorkerIdentity,
+    resources: Resources,
+    socket: Socket,
+  ): WorkerLink {
+    // The same worker back on a new connection before its old one was seen to close.
+    const old = this.#links.get(identity.id);
+    if (old !== undefined) {
+      this.#leave(old);
+      old.socket.destroy();
+    }
+    const link = new WorkerLink({
+      identity,
+      resources,
+      socket,
+      readSmall: (file) => this.#readSmall(file.path),
+    });
+    this.#links.set(identity.id, link);
+    this.#options.onEvent?.({
+      type: "debug",
+      message: `worker ${identity.id} joined from ${identity.address} (${identity.hostname}): ${JSON.stringify(resources)}`,
+    });
+    this.#listener?.workerJoined({
+      id: identity.id,
+      resources: { ...resources },
+    });
+    return link;
+  }
+
+  /** A worker left: the engine stops placing on it, then its tasks resolve "worker-lost". */
+  #leave(link: WorkerLink): void {
+    if (link.closed) return;
+    link.close();
+    if (this.#links.get(link.identity.id) === link) {
+      this.#links.delete(link.identity.id);
+      this.#options.onEvent?.({
+        type: "debug",
+        message: `worker ${link.identity.id} left (${link.identity.address})`,
+      });
+      if (!this.#closing) this.#listener?.workerLeft(link.identity.id);
+    }
+    const tasks = [...link.tasks.values()];
+    link.tasks.clear();
+    for (const task of tasks) task.lost();
+  }
+
+  /** resource_monitor from this host when the worker can run it, else the worker's own. */
+  #monitorFor(link: WorkerLink): MonitorChoice {
+    if (this.#options.monitor === false) return { kind: "off" };
+    if (
+      this.#monitor !== undefined &&
+      link.identity.os === "Linux" &&
+      platform() === "linux" &&
+      link.identity.arch === unameMachine(hostArch())
+    )
+      return { kind: "shipped", file: this.#monitor };
+    return { kind: "worker" };
+  }
+
+  #unmonitored(link: WorkerLink): void {
+    this.#warnOnce(
+      "ENVPACK_WARN_WQ_UNMONITORED",
+      `tasks on ${link.identity.id} (${link.identity.hostname}) run without resource_monitor: memory and disk labels are not enforced and autolabel sees no peaks (install coop-computing-tools on this host or on the workers)`,
+    );
+  }
+
+  async #filesFor(task: TaskSpec): Promise<TaskFiles> {
+    const kind = task.payload.kind;
+    if (kind === "command") return {};
+    const runner = await this.#ship(
+      runtimeFile(kind === "module" ? "module-runner.mjs" : "python-runner.py"),
+      kind === "module" ? "module-runner" : "python-runner",
+      0o644,
+      kind === "module" ? ".mjs" : ".py",
+    );
+    if (task.bundle === undefined) return { runner };
+    const [envpackRun, bundle] = await Promise.all([
+      this.#ship(runtimeFile("envpack-run"), "envpack-run", 0o755),
+      this.#bundleFile(task.bundle),
+    ]);
+    return { runner, envpackRun, bundle };
+  }
+
+  /** A file under a content-addressed cache name (`PREFIX-<sha256 prefix>EXT`), read once. */
+  #ship(
+    path: string,
+    prefix: string,
+    mode: number,
+    ext = "",
+  ): Promise<ShippedFile> {
+    let pending = this.#shipped.get(path);
+    if (pending === undefined) {
+      pending = this.#readSmall(path).then((data) => ({
+        cacheName: `${prefix}-${createHash("sha256").update(data).digest("hex").slice(0, 32)}${ext}`,
+        path,
+        size: data.length,
+        mode,
+      }));
+      this.#shipped.set(path, pending);
+      pending.catch(() => this.#shipped.delete(path));
+    }
+    return pending;
+  }
+
+  /** A bundle is named by its digest, as runtime/envpack-run requires (`<hex>.tar.zst`). */
+  #bundleFile(bundle: TaskBundle): Promise<ShippedFile> {
+    let pending = this.#shipped.get(bundle.digest);
+    if (pending === undefined) {
+      pending = stat(bundle.path).then((s) => ({
+        cacheName: `${bundle.digest.slice("sha256:".length)}.tar.zst`,
+        path: bundle.path,
+        size: s.size,
+        mode: 0o644,
+      }));
+      this.#shipped.set(bundle.digest, pending);
+      pending.catch(() => this.#shipped.delete(bundle.digest));
+    }
+    return pending;
+  }
+
+  #readSmall(path: string): Promise<Buffer> {
+    let pending = this.#small.get(path);
+    if (pending === undefined) {
+      pending = readFile(path);
+      this.#small.set(path, pending);
+      pending.catch(() => this.#small.delete(path));
+    }
+    return pending;
+  }
+
+  #warn(code: string, message: string, data?: Record<string, unknown>): void {
+    this.#options.onEvent?.({
+      type: "warn",
+      code,
+      message,
+      ...(data ? { data } : {}),
+    });
+  }
+
+  #warnOnce(code: string, message: string): void {
+    if (this.#warned.has(code)) return;
+    this.#warned.add(code);
+    this.#warn(code, message);
+  }
+}
+
+function canceledOutcome(): Outcome {
+  return {
+    ok: false,
+    reason: "canceled",
+    error: { name: "Canceled", message: "the task was canceled" },
+    usage: { peakMemory: 0, cpuMs: 0, disk: 0, wallMs: 0, cores: 0 },
+  };
+}
+
+function lostOutcome(): Outcome {
+  return {
+    ok: false,
+    reason: "worker-lost",
+    error: {
+      name: "WorkerLost",
+      message: "the worker left before the task ended",
+    },
+    usage: { peakMemory: 0, cpuMs: 0, disk: 0, wallMs: 0, cores: 0 },
+  };
+}
+
+/**
+ * The password file's exact bytes: the worker hashes the whole file, its final newline included
+ * (§3), so nothing is trimmed.
+ * @throws UsageError ENVPACK_USAGE_BAD_CONFIG when it cannot be read or is empty
+ */
+async function readPassword(path: string): Promise<Buffer> {
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (error) {
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_CONFIG",
+      `cannot read the password file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      {
+        hint: "Give password: the path of the file the workers get with --password.",
+        cause: error,
+      },
+    );
+  }
+  if (data.length === 0)
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_CONFIG",
+      `the password file ${path} is empty`,
+      {
+        hint: "Write the password into the file (the workers get the same file with --password).",
+      },
+    );
+  return data;
+}
+
+/** An executable on this host's PATH, or undefined. */
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const candidate = join(dir, name);
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch (error) {
+      if (
+        (error as NodeJS.ErrnoException).code !== "ENOENT" &&
+        (error as NodeJS.ErrnoException).code !== "EACCES"
+      )
+        throw error;
+    }
+  }
+  return undefined;
+}
+
+/** Node's arch as `uname -m` says it (what the worker's greeting carries). */
+function unameMachine(arch: string): string {
+  return arch === "x64" ? "x86_64" : arch === "arm64" ? "aarch64" : arch;
+}

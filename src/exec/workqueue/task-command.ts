@@ -1,0 +1,397 @@
+// What one task is on a worker: the shell line the worker runs (the app's runner inside its
+// bundle, wrapped in resource_monitor), the files it reads and writes, and how the worker's report
+// and those files become a TaskResult. Pure: the manager does the I/O.
+
+import { constants } from "node:os";
+import {
+  TASK_PROTOCOL,
+  type Resources,
+  type TaskReply,
+  type TaskRequest,
+  type TaskResult,
+  type TaskSpec,
+  type TaskUsage,
+} from "../../core/index.js";
+import {
+  parseMonitorSummary,
+  shellQuote,
+  type MonitorSummary,
+} from "./protocol.js";
+
+/** A file the manager sends once per worker connection, under a content-addressed cache name. */
+export interface ShippedFile {
+  cacheName: string;
+  /** On the manager's host. */
+  path: string;
+  size: number;
+  mode: number;
+}
+
+/** How tasks are measured and limited. */
+export type MonitorChoice =
+  /** The manager's resource_monitor, shipped to the worker. */
+  | { kind: "shipped"; file: ShippedFile }
+  /** The worker's own resource_monitor when it has one (else unmonitored, said in `out/`). */
+  | { kind: "worker" }
+  | { kind: "off" };
+
+/** The directory every task writes its reports into; fetched back as one output. */
+export const OUT_DIR = "out";
+/** Inside OUT_DIR. */
+export const OUT = {
+  result: "result.json",
+  stderr: "stderr",
+  summary: "monitor.summary",
+  unmonitored: "unmonitored",
+  missing: "missing",
+} as const;
+
+/** The files a task needs shipped (each once per connection), by role. */
+export interface TaskFiles {
+  envpackRun?: ShippedFile | undefined;
+  bundle?: ShippedFile | undefined;
+  runner?: ShippedFile | undefined;
+}
+
+/** A task as the worker runs it. */
+export interface WorkerTask {
+  cmd: string;
+  /** The request a runner reads on stdin (apps only); sent as a per-task file `task.json`. */
+  request?: Buffer | undefined;
+  env: Record<string, string>;
+}
+
+const INPUT = "task.json";
+
+/** The name a task's request is linked as in its sandbox. */
+export const REQUEST_PATH = INPUT;
+
+/**
+ * The shell line for a task. Cached files are read where the worker keeps them (`../cache/NAME`
+ * from the sandbox), so a bundle is neither linked nor counted in each sandbox's disk. stderr and
+ * the reports go to `out/`; stdout stays the worker's (a command's output). The line ends with
+ * `exit $?` so the shell waits for the program and reports a signal as 128+N (the worker itself
+ * reports a signal as a plain exit code, §12.7); resource_monitor tells the two apart exactly.
+ */
+export function workerTask(
+  task: TaskSpec,
+  label: Resources,
+  files: TaskFiles,
+  monitor: MonitorChoice,
+): WorkerTask {
+  const cached = (f: ShippedFile) => `../cache/${f.cacheName}`;
+  const lines = [
+    `mkdir -p ${OUT_DIR} || exit 70`,
+    `exec 2>${OUT_DIR}/${OUT.stderr}`,
+  ];
+  const env: Record<string, string> = { ...task.env };
+  let program: string[];
+  let request: TaskRequest | undefined;
+  const payload = task.payload;
+  if (payload.kind === "command") {
+    program =
+      "argv" in payload ? payload.argv : ["/bin/sh", "-c", payload.shell];
+  } else {
+    const interpreter = payload.kind === "module" ? "node" : "python3";
+    const runner = files.runner;
+    if (runner === undefined)
+      throw new Error("an app task needs its runner shipped");
+    program =
+      payload.kind === "module"
+        ? ["node", cached(runner), "--once"]
+        : ["python3", "-I", "-B", cached(runner)];
+    request =
+      payload.kind === "module"
+        ? {
+            type: "run",
+            protocol: TASK_PROTOCOL,
+            id: task.id,
+            module: payload.module,
+            exportName: payload.exportName,
+            args: payload.args,
+            cwd: ".",
+          }
+        : {
+            type: "run",
+            protocol: TASK_PROTOCOL,
+            id: task.id,
+            file: payload.file,
+            function: payload.functionName,
+            args: payload.args,
+            cwd: ".",
+          };
+    if (task.bundle !== undefined) {
+      if (files.bundle === undefined || files.envpackRun === undefined)
+        throw new Error(
+          "a bundled task needs its bundle and envpack-run shipped",
+        );
+      // envpack-run unpacks the bundle once per connection: under the worker's workspace, which
+      // the worker deletes when it leaves (or loses) the connection.
+      lines.push(
+        `ENVPACK_WORKER_CACHE="$WORKER_TMPDIR/envpack"; export ENVPACK_WORKER_CACHE`,
+      );
+      program = [
+        "/bin/sh",
+        cached(files.envpackRun),
+        cached(files.bundle),
+        "--",
+        ...program,
+      ];
+    } else {
+      lines.push(
+        `command -v ${interpreter} >/dev/null 2>&1 || { echo ${interpreter} >${OUT_DIR}/${OUT.missing}; exit 127; }`,
+      );
+    }
+  }
+  lines.push(`set -- ${program.map(shellQuote).join(" ")}`);
+  const limits = [
+    "-L",
+    `memory: ${Math.max(1, Math.floor(label.memory))}`,
+    "-L",
+    `disk: ${Math.max(1, Math.floor(label.disk))}`,
+  ];
+  // -i 1: the default 5 s interval misses the peaks of short tasks (§14).
+  const monitorArgs = [
+    "--no-pprint",
+    "-i",
+    "1",
+    "-O",
+    `${OUT_DIR}/monitor`,
+    ...limits,
+    "--",
+  ]
+    .map(shellQuote)
+    .join(" ");
+  if (monitor.kind === "shipped")
+    lines.push(`set -- ${cached(monitor.file)} ${monitorArgs} "$@"`);
+  else if (monitor.kind === "worker")
+    lines.push(
+      `if command -v resource_monitor >/dev/null 2>&1; then set -- resource_monitor ${monitorArgs} "$@"; else : >${OUT_DIR}/${OUT.unmonitored}; fi`,
+    );
+  lines.push(
+    request === undefined
+      ? `"$@"; exit $?`
+      : `"$@" <${INPUT} 3>${OUT_DIR}/${OUT.result}; exit $?`,
+  );
+  return {
+    cmd: lines.join("\n"),
+    request:
+      request === undefined ? undefined : Buffer.from(JSON.stringify(request)),
+    env,
+  };
+}
+
+/** What came back for a task: the worker's `result` and the files of its `out/` directory. */
+export interface WorkerReport {
+  /** work_queue_result_t: 0 the process ended (however), 40 forsaken, others by the worker. */
+  status: number;
+  exitCode: number;
+  execUsec: number;
+  stdout: Buffer;
+  /** By name inside out/; absent when the task wrote nothing there (or was killed early). */
+  files: Map<string, Buffer>;
+}
+
+export type Outcome = Omit<
+  TaskResult,
+  "protocol" | "id" | "workerId" | "label" | "attempt" | "durationMs"
+>;
+
+/** The worker forsook the task (it could not run it there): as a lost worker, it runs elsewhere. */
+const FORSAKEN = 40;
+
+/** A task's outcome from its report; `unmonitored` when no resource_monitor measured it. */
+export function decodeReport(
+  task: TaskSpec,
+  report: WorkerReport,
+): { outcome: Outcome; unmonitored: boolean } {
+  const text = (name: string) => report.files.get(name)?.toString("utf8");
+  const summaryText = text(OUT.summary);
+  let summary: MonitorSummary | undefined;
+  if (summaryText !== undefined && summaryText.trim() !== "") {
+    try {
+      summary = parseMonitorSummary(summaryText);
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+    }
+  }
+  const unmonitored = report.files.has(OUT.unmonitored);
+  const stderrTail = clean(
+    (text(OUT.stderr) ?? "")
+      .split("\n")
+      // resource_monitor's own notices are not the task's.
+      .filter((line) => !/\bresource_monitor\[\d+\]/.test(line))
+      .join("\n"),
+  );
+  const reply = parseReply(text(OUT.result));
+  const usage = usageOf(report, summary, reply);
+  const base = { usage, ...(stderrTail === "" ? {} : { stderrTail }) };
+  if (report.status === FORSAKEN)
+    return {
+      outcome: {
+        ok: false,
+        reason: "worker-lost",
+        error: { name: "WorkerLost", message: "the worker forsook the task" },
+        ...base,
+      },
+      unmonitored,
+    };
+  if (report.status !== 0)
+    return {
+      outcome: {
+        ok: false,
+        reason: "exit",
+        error: {
+          name: "WorkerError",
+          message: `work_queue_worker ended the task with result status ${report.status}`,
+        },
+        ...base,
+      },
+      unmonitored,
+    };
+  if (summary !== undefined && summary.exceeded.length > 0) {
+    const exceeded = summary.exceeded.includes("memory")
+      ? "memory"
+      : summary.exceeded.includes("disk")
+        ? "disk"
+        : undefined;
+    return {
+      outcome: {
+        ok: false,
+        reason: "over-resources",
+        exceeded,
+        error: {
+          name: "OverResources",
+          message: `the task went over its ${summary.exceeded.join(", ")} label and was killed`,
+        },
+        ...base,
+      },
+      unmonitored,
+    };
+  }
+  // How the program ended: resource_monitor knows a signal from an exit; the shell says 128+N.
+  let exitCode: number | undefined;
+  let signal: string | undefined;
+  if (
+    summary !== undefined &&
+    summary.exitType === "signal" &&
+    summary.signal !== undefined
+  )
+    signal = signalName(summary.signal);
+  else if (summary !== undefined && summary.exitStatus !== undefined)
+    exitCode = summary.exitStatus;
+  else if (report.exitCode > 128 && report.exitCode < 128 + 65)
+    signal = signalName(report.exitCode - 128);
+  else exitCode = report.exitCode;
+  const missing = text(OUT.missing)?.trim();
+  if (missing !== undefined)
+    return {
+      outcome: {
+        ok: false,
+        reason: "exit",
+        exitCode: 127,
+        error: {
+          name: "ToolMissing",
+          message: `${missing} is not installed on the worker: ${task.payload.kind} apps without pack: true run the worker's own ${missing}`,
+        },
+        ...base,
+      },
+      unmonitored,
+    };
+  const ended =
+    signal !== undefined
+      ? `was killed by ${signal}`
+      : `exited with code ${exitCode}`;
+  if (task.payload.kind === "command") {
+    const stdout = report.stdout.toString("utf8");
+    const code =
+      exitCode ?? 128 + (constants.signals[signal as NodeJS.Signals] ?? 0);
+    if (signal === undefined && exitCode === 0)
+      return {
+        outcome: {
+          ok: true,
+          reason: "ok",
+          value: { exitCode: 0, stdout },
+          ...base,
+        },
+        unmonitored,
+      };
+    return {
+      outcome: {
+        ok: false,
+        reason: signal !== undefined ? "signal" : "exit",
+        exitCode,
+        signal,
+        value: { exitCode: code, stdout },
+        error: { name: "ExitError", message: `the command ${ended}` },
+        ...base,
+      },
+      unmonitored,
+    };
+  }
+  if (reply !== undefined)
+    return {
+      outcome: reply.ok
+        ? { ok: true, reason: "ok", value: reply.value ?? null, usage }
+        : { ok: false, reason: "exit", error: reply.error, ...base },
+      unmonitored,
+    };
+  return {
+    outcome: {
+      ok: false,
+      reason: signal !== undefined ? "signal" : "exit",
+      exitCode,
+      signal,
+      error: {
+        name: "RuntimeExit",
+        message: `the ${task.payload.kind === "module" ? "node" : "python"} runtime ${ended} during the task`,
+      },
+      ...base,
+    },
+    unmonitored,
+  };
+}
+
+function parseReply(text: string | undefined): TaskReply | undefined {
+  if (text === undefined || text.trim() === "") return undefined;
+  try {
+    const reply = JSON.parse(text) as TaskReply;
+    return reply?.type === "result" ? reply : undefined;
+  } catch (error) {
+    // A runner killed while writing leaves a truncated reply: the process's end says what happened.
+    if (error instanceof SyntaxError) return undefined;
+    throw error;
+  }
+}
+
+function usageOf(
+  report: WorkerReport,
+  summary: MonitorSummary | undefined,
+  reply: TaskReply | undefined,
+): TaskUsage {
+  const wallMs =
+    summary !== undefined && summary.wallSeconds > 0
+      ? summary.wallSeconds * 1000
+      : report.execUsec / 1000;
+  const cpuMs = Math.max((summary?.cpuSeconds ?? 0) * 1000, reply?.cpuMs ?? 0);
+  return {
+    peakMemory: Math.max(summary?.memory ?? 0, reply?.rssMB ?? 0),
+    disk: summary?.disk ?? 0,
+    cpuMs,
+    wallMs,
+    cores: wallMs > 0 ? cpuMs / wallMs : 0,
+  };
+}
+
+function signalName(n: number): string {
+  for (const [name, value] of Object.entries(constants.signals))
+    if (value === n) return name;
+  return `signal ${n}`;
+}
+
+function clean(text: string): string {
+  return text
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]+/g, "")
+    .trim()
+    .slice(-2000);
+}
