@@ -3,9 +3,10 @@
 import { z } from "zod";
 import { digestOf, type Digest } from "./digest.js";
 import { InputError } from "./errors.js";
+import { isSafeRelativePath } from "./safe-path.js";
 
 /** Bumped on any change to the manifest's shape or to what the input digest covers. */
-export const MANIFEST_SCHEMA_VERSION = 1 as const;
+export const MANIFEST_SCHEMA_VERSION = 2 as const;
 
 const nodeRuntime = z.object({
   name: z.literal("node"),
@@ -167,7 +168,7 @@ function sortKeys(value: unknown): unknown {
 /**
  * The canonical input digest: sha256 over the canonical JSON of what determines a bundle's
  * contents — schema version, kind, runtime identity and platform, entries, app file hashes and
- * packages with their integrity. Never absolute paths, mtimes or host names, so moving the
+ * packages with their integrity and where they are read from (path, links). Never absolute paths, mtimes or host names, so moving the
  * project does not change it; editing an app file or upgrading a package does.
  */
 export function computeInputDigest(
@@ -194,6 +195,7 @@ export function computeInputDigest(
           version: p.version,
           manager: p.manager,
           build: p.build,
+          path: p.path,
           integrity: p.integrity,
           dependencies: [...p.dependencies].sort(compare),
           links: p.links,
@@ -222,6 +224,17 @@ export function parseManifest(json: unknown, source: string): Manifest {
       },
     );
   }
+  const escaping = unsafePaths(parsed.data)[0];
+  if (escaping !== undefined) {
+    throw new InputError(
+      "ENVPACK_INPUT_MANIFEST_INVALID",
+      `${source}: ${escaping.field} ${JSON.stringify(escaping.path)} is not a relative path inside the ${escaping.base}`,
+      {
+        hint: "Paths in a manifest are relative, without `..`; regenerate it with `envpack scan`.",
+        details: { source, field: escaping.field, path: escaping.path },
+      },
+    );
+  }
   const expected = computeInputDigest(parsed.data);
   if (parsed.data.inputDigest !== expected) {
     throw new InputError(
@@ -233,4 +246,27 @@ export function parseManifest(json: unknown, source: string): Manifest {
     );
   }
   return parsed.data;
+}
+
+/**
+ * The manifest's relative paths that could reach outside its root (or the Conda prefix): absolute,
+ * with a `..` segment, a NUL or a backslash. Checked before anything is read through them.
+ */
+function unsafePaths(
+  manifest: Manifest,
+): Array<{ field: string; path: string; base: string }> {
+  const found: Array<{ field: string; path: string; base: string }> = [];
+  const check = (field: string, path: string, base: string) => {
+    if (!isSafeRelativePath(path)) found.push({ field, path, base });
+  };
+  manifest.entries.forEach((e, i) => check(`entries.${i}`, e, "root"));
+  manifest.files.forEach((f, i) => check(`files.${i}.path`, f.path, "root"));
+  const packageBase = manifest.kind === "conda" ? "prefix" : "root";
+  manifest.packages.forEach((p, i) => {
+    check(`packages.${i}.path`, p.path, packageBase);
+    p.links?.forEach((l, j) =>
+      check(`packages.${i}.links.${j}`, l, packageBase),
+    );
+  });
+  return found;
 }

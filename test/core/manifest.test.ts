@@ -2,13 +2,14 @@ import { describe, expect, it } from "vitest";
 import {
   canonicalJson,
   computeInputDigest,
+  MANIFEST_SCHEMA_VERSION,
   parseManifest,
   type Manifest,
 } from "../../src/core/index.js";
 
 function sample(): Manifest {
   const base = {
-    schemaVersion: 1 as const,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     kind: "node" as const,
     generator: { name: "envpack" as const, version: "0.0.0" },
     runtime: {
@@ -120,5 +121,43 @@ describe("parseManifest", () => {
   it("rejects a hand-edited manifest whose digest no longer matches", () => {
     const edited = { ...sample(), entries: ["src/other.ts"] };
     expect(() => parseManifest(edited, "m.json")).toThrow(/does not match/);
+  });
+});
+
+describe("package paths", () => {
+  it("a package's path and links are part of the input digest", () => {
+    const m = sample();
+    const moved = {
+      ...m,
+      packages: [{ ...m.packages[0]!, path: "lookalike/x" }],
+    };
+    const linked = {
+      ...m,
+      packages: [{ ...m.packages[0]!, links: ["node_modules/y"] }],
+    };
+    expect(computeInputDigest(moved)).not.toBe(m.inputDigest);
+    expect(computeInputDigest(linked)).not.toBe(m.inputDigest);
+  });
+
+  it("parseManifest refuses absolute and escaping paths, even with a matching digest", () => {
+    for (const path of ["/etc", "../../..", "node_modules/../../x", "a\\b"]) {
+      const m = sample();
+      const { inputDigest: _, ...rest } = {
+        ...m,
+        packages: [{ ...m.packages[0]!, path }],
+      };
+      const forged = { ...rest, inputDigest: computeInputDigest(rest) };
+      expect(() => parseManifest(forged, "m.json")).toThrow(
+        expect.objectContaining({ code: "ENVPACK_INPUT_MANIFEST_INVALID" }),
+      );
+    }
+    const m = sample();
+    const { inputDigest: _, ...rest } = { ...m, entries: ["/abs/main.ts"] };
+    expect(() =>
+      parseManifest({ ...rest, inputDigest: computeInputDigest(rest) }, "m"),
+    ).toThrow(/entries\.0/);
+    expect(parseManifest(sample(), "m.json").packages[0]!.path).toBe(
+      "node_modules/x",
+    );
   });
 });
