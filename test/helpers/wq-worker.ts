@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdir, readlink } from "node:fs/promises";
 import { join, sep } from "node:path";
+import { execa } from "execa";
 import { afterEach } from "vitest";
 import { tempDir } from "./temp-dir.js";
 
@@ -72,7 +73,8 @@ export async function startWorker(options: WorkerOptions): Promise<TestWorker> {
   const env = options.env ?? { ...process.env };
   // The worker takes these as its defaults (§12.12).
   for (const key of ["CORES", "MEMORY", "DISK", "GPUS"]) delete env[key];
-  const child = spawn("work_queue_worker", args, {
+  // Found on this process's PATH: the worker's own PATH may be a bare one.
+  const child = spawn(await workerBinary(), args, {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -95,6 +97,15 @@ export async function startWorker(options: WorkerOptions): Promise<TestWorker> {
   };
   running.add(worker);
   return worker;
+}
+
+let binary: Promise<string> | undefined;
+
+function workerBinary(): Promise<string> {
+  binary ??= execa("sh", ["-c", "command -v work_queue_worker"]).then((r) =>
+    r.stdout.trim(),
+  );
+  return binary;
 }
 
 /** Pids of the processes whose working directory is inside `dir`. */
