@@ -234,6 +234,7 @@ describe("queue status", () => {
     });
     const workers = workersStatus(snapshot(), now);
     expect(workers[0]).toMatchObject({
+      worker_id: "w-big",
       hostname: "host-w-big",
       ncpus: 4,
       total_tasks_running: 2,

@@ -424,13 +424,15 @@ export function tasksStatus(
   });
 }
 
-/** `worker_status`: one object per connected worker (C: worker_to_jx). */
+/** `worker_status`: one object per connected worker (C: worker_to_jx, plus its `worker_id`). */
 export function workersStatus(
   snapshot: QueueSnapshot,
   now = Date.now(),
 ): StatusObject[] {
   return snapshot.workers.map((w) => {
     const status: StatusObject = {
+      // Not in the C manager's answer: the identity task:state events carry.
+      worker_id: w.id,
       hostname: w.hostname,
       os: w.os,
       arch: w.arch,

@@ -1,0 +1,86 @@
+"""bench:wq's peer: no-op command tasks through Debian's C Work Queue manager (python3-workqueue).
+
+Run with Debian's interpreter, which has the bindings:
+    /usr/bin/python3 bench/peers/wq-cmanager.py [--tasks N] [--latency-calls N] [--warmup N]
+Listens on 127.0.0.1 (a free port) and prints {"port": P} as its first stdout line; the caller
+then starts the worker(s). Once a worker has run the untimed warm-up tasks, it times N `true`
+tasks (1 core each) submitted at once, then sequential submit -> result round trips, tells the
+workers to exit and prints one JSON document as its last stdout line.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+
+def drain(q, count):
+    """Waits for `count` tasks; returns them. Fails on a task that did not succeed."""
+    done = []
+    while len(done) < count:
+        t = q.wait(5)
+        if t is None:
+            continue
+        if t.result != 0 or t.return_status != 0:
+            raise SystemExit(
+                "task %d failed: result %d exit %d" % (t.id, t.result, t.return_status)
+            )
+        done.append(t)
+    return done
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--latency-calls", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--command", default="true")
+    args = parser.parse_args()
+
+    import work_queue as wq
+
+    q = wq.WorkQueue(port=0)
+    print(json.dumps({"port": q.port}), flush=True)
+
+    def task():
+        t = wq.Task(args.command)
+        t.specify_cores(1)
+        return t
+
+    # Untimed: the worker connects and runs a few tasks.
+    for _ in range(args.warmup):
+        q.submit(task())
+    drain(q, args.warmup)
+
+    t0 = time.perf_counter()
+    for _ in range(args.tasks):
+        q.submit(task())
+    drain(q, args.tasks)
+    throughput_seconds = time.perf_counter() - t0
+
+    latencies = []
+    for _ in range(args.latency_calls):
+        t = time.perf_counter()
+        q.submit(task())
+        drain(q, 1)
+        latencies.append((time.perf_counter() - t) * 1000)
+
+    q.shutdown_workers(0)
+    json.dump(
+        {
+            "peer": "Debian cctools C manager (python3-workqueue)",
+            "python": sys.version.split()[0],
+            "tasks": args.tasks,
+            "throughputSeconds": throughput_seconds,
+            "tasksPerSecond": args.tasks / throughput_seconds,
+            "latencyCalls": args.latency_calls,
+            "medianLatencyMs": statistics.median(latencies),
+        },
+        sys.stdout,
+    )
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
