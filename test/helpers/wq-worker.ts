@@ -37,7 +37,10 @@ afterEach(async () => {
 
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
-  port: number;
+  /** The manager's port on 127.0.0.1; or give `project`. */
+  port?: number;
+  /** Find the manager through a catalog instead (`-M NAME --catalog HOST:PORT`). */
+  project?: { name: string; catalog: string };
   cores: number;
   memory?: number;
   disk?: number;
@@ -50,12 +53,13 @@ export interface WorkerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Starts `work_queue_worker 127.0.0.1 PORT` with the given size. */
+/** Starts `work_queue_worker 127.0.0.1 PORT` (or `-M NAME`) with the given size. */
 export async function startWorker(options: WorkerOptions): Promise<TestWorker> {
   const dir = await tempDir("envpack-wq-worker-");
   const args = [
-    "127.0.0.1",
-    String(options.port),
+    ...(options.project === undefined
+      ? ["127.0.0.1", String(options.port)]
+      : ["-M", options.project.name, "--catalog", options.project.catalog]),
     "--cores",
     String(options.cores),
     "--memory",

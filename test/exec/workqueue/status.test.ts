@@ -5,7 +5,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:net";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Resources } from "../../src/core/index.js";
+import type { Resources } from "../../../src/core/index.js";
 import {
   catalogRecord,
   queueStatus,
@@ -13,11 +13,11 @@ import {
   workersStatus,
   type QueueSnapshot,
   type WorkerSnapshot,
-} from "../../src/exec/workqueue/status.js";
+} from "../../../src/exec/workqueue/status.js";
 import {
   parseStatusRequest,
   statusReply,
-} from "../../src/exec/workqueue/status-request.js";
+} from "../../../src/exec/workqueue/status-request.js";
 
 const none: Resources = { cores: 0, memory: 0, disk: 0, gpus: 0 };
 

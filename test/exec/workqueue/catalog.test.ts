@@ -1,22 +1,21 @@
 // Catalog advertisement: the update Debian's catalog_server 9.9 records, and a work_queue_worker
 // started with -M PROJECT finding the advertised port through it.
 
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EnvpackEvent } from "../../src/core/index.js";
+import type { EnvpackEvent } from "../../../src/core/index.js";
 import {
   CatalogAdvertiser,
   checkProject,
   parseCatalog,
-} from "../../src/exec/workqueue/catalog.js";
-import type { QueueSnapshot } from "../../src/exec/workqueue/status.js";
+} from "../../../src/exec/workqueue/catalog.js";
+import type { QueueSnapshot } from "../../../src/exec/workqueue/status.js";
+import { StatusService } from "../../../src/exec/workqueue/status-service.js";
 import {
   startCatalogServer,
   type CatalogServer,
-} from "../helpers/catalog-server.js";
-import { tempDir } from "../helpers/temp-dir.js";
+} from "../../helpers/catalog-server.js";
+import { startWorker } from "../../helpers/wq-worker.js";
+import { harness } from "./harness.js";
 
 function snapshot(project: string, port: number): QueueSnapshot {
   return {
@@ -106,65 +105,36 @@ describe("CatalogAdvertiser against catalog_server", () => {
     expect(advertiser.sent).toBe(1);
   });
 
-  it("leads a worker started with -M PROJECT to the advertised port", async () => {
+  it("leads a worker started with -M PROJECT to the manager, which runs a task on it", async () => {
     const catalog = await startCatalogServer();
     cleanup.push(() => catalog.stop());
-    // A listener standing in for the manager's port: it reads the worker's greeting and sends
-    // `exit`, which makes a worker leave for good.
-    const greetings: string[] = [];
-    const server: Server = createServer((socket) => {
-      socket.once("data", (chunk: Buffer) => {
-        greetings.push(chunk.toString().split("\n")[0] as string);
-        socket.end("exit\n");
-      });
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    cleanup.push(
-      () => new Promise<void>((resolve) => server.close(() => resolve())),
-    );
-    const port = (server.address() as { port: number }).port;
+    const h = await harness();
     const project = `envpack-m-${process.pid}`;
-    const advertiser = new CatalogAdvertiser({
-      catalogs: parseCatalog(catalog.address),
-      snapshot: () => snapshot(project, port),
+    const status = new StatusService(h.backend, {
+      project,
+      catalog: catalog.address,
     });
-    cleanup.push(() => advertiser.stop());
-    await advertiser.start();
+    cleanup.push(() => status.stop());
+    await status.start();
     // The worker caches an empty answer for a minute: start it once the catalog has the record.
-    await recordOf(catalog, project);
-    const workdir = await tempDir();
-    const worker = spawn(
-      "work_queue_worker",
-      [
-        "-M",
-        project,
-        "--catalog",
-        catalog.address,
-        "--single-shot",
-        "--timeout",
-        "60",
-        "--cores",
-        "1",
-        "--memory",
-        "200",
-        "--disk",
-        "200",
-        "--workdir",
-        workdir,
-      ],
-      { stdio: "ignore" },
-    );
-    const exited = once(worker, "exit");
-    cleanup.push(async () => {
-      if (worker.exitCode === null && worker.signalCode === null) {
-        process.kill(worker.pid as number, "SIGKILL");
-        await exited;
-      }
+    expect(await recordOf(catalog, project)).toMatchObject({
+      port: h.port,
+      address: "127.0.0.1",
     });
-    const [code] = (await exited) as [number | null];
-    expect(greetings).toHaveLength(1);
-    expect(greetings[0]).toMatch(/^workqueue 9 /);
-    expect(code).toBe(0);
+    await startWorker({
+      project: { name: project, catalog: catalog.address },
+      cores: 1,
+      memory: 300,
+      disk: 300,
+    });
+    const worker = await h.nextWorker();
+    const result = await h.run(
+      { kind: "command", shell: "echo found by name" },
+      worker,
+    );
+    expect(result).toMatchObject({
+      ok: true,
+      value: { exitCode: 0, stdout: "found by name\n" },
+    });
   });
 });
