@@ -2,7 +2,14 @@
 // HTTP GETs of them) on the manager's port, and, with a project name, updates to catalog servers.
 // The manager knows its workers; the task engine knows the queue and lends a view of it.
 
-import type { OnEvent, Resources } from "../../core/index.js";
+import { basename } from "node:path";
+import type {
+  OnEvent,
+  Resources,
+  TaskPayload,
+  TaskSpec,
+} from "../../core/index.js";
+import type { Placement } from "../backend.js";
 import {
   CatalogAdvertiser,
   DEFAULT_CATALOG,
@@ -33,6 +40,18 @@ export interface QueueView {
   categoryTotals?(): Record<string, CategoryTotals>;
   /** The most recent finished tasks, for the capacity estimate. */
   reports?(): TaskReport[];
+}
+
+/** What the task engine lends a backend: its waiting tasks and its counters. */
+export interface EngineQueue {
+  /** Tasks waiting for a worker now, oldest first. */
+  waiting(): Iterable<{ spec: TaskSpec; submittedAt: number }>;
+  counts(): {
+    submitted: number;
+    done: number;
+    failed: number;
+    canceled: number;
+  };
 }
 
 /** The manager side: its request table, its workers, its address. */
@@ -78,6 +97,8 @@ export class StatusService {
   readonly #startedAt = Date.now();
   readonly #joined = new Map<string, number>();
   #queue: QueueView | undefined;
+  #engine: EngineQueue | undefined;
+  readonly #placed = new Map<string, TaskSnapshot>();
 
   constructor(source: StatusSource, options: StatusServiceOptions = {}) {
     this.#source = source;
@@ -92,9 +113,60 @@ export class StatusService {
       });
   }
 
-  /** Lends the task engine's view of the queue (before it, status shows only what is on workers). */
+  /** Lends a view of the queue (instead of {@link attach} and {@link running}). */
   setQueue(view: QueueView): void {
     this.#queue = view;
+  }
+
+  /** Takes waiting tasks and counters from the task engine. */
+  attach(engine: EngineQueue): void {
+    this.#engine = engine;
+    this.#queue = {
+      tasks: () => [...this.#placed.values(), ...this.#waiting()],
+      totals: () => {
+        const counts = engine.counts();
+        return {
+          submitted: counts.submitted,
+          done: counts.done,
+          failed: counts.failed,
+          cancelled: counts.canceled,
+          dispatched: counts.done + counts.failed + this.#placed.size,
+        };
+      },
+    };
+  }
+
+  /**
+   * A task placed on a worker: shown as running there, its label counted in use, until the
+   * returned function is called (its result is in or it was canceled).
+   */
+  running(task: TaskSpec, placement: Placement): () => void {
+    this.#placed.set(task.id, {
+      id: task.id,
+      state: "running",
+      category: task.category,
+      command: describePayload(task.payload),
+      resources: placement.label,
+      workerId: placement.workerId,
+      submittedAt: Date.now(),
+      dispatchedAt: Date.now(),
+    });
+    this.changed();
+    return () => {
+      if (this.#placed.delete(task.id)) this.changed();
+    };
+  }
+
+  *#waiting(): Iterable<TaskSnapshot> {
+    for (const queued of this.#engine?.waiting() ?? [])
+      yield {
+        id: queued.spec.id,
+        state: "waiting",
+        category: queued.spec.category,
+        command: describePayload(queued.spec.payload),
+        resources: queued.spec.resources,
+        submittedAt: queued.submittedAt,
+      };
   }
 
   /** Registers the requests with the manager and, with a project, starts advertising (after the manager listens). */
@@ -173,5 +245,17 @@ export class StatusService {
       categoryTotals: this.#queue?.categoryTotals?.() ?? {},
       reports: this.#queue?.reports?.() ?? [],
     };
+  }
+}
+
+/** What a task runs, as one line for status clients. */
+export function describePayload(payload: TaskPayload): string {
+  switch (payload.kind) {
+    case "command":
+      return "argv" in payload ? payload.argv.join(" ") : payload.shell;
+    case "module":
+      return `${payload.exportName}() of ${payload.module === "" ? "the bundle's entry" : basename(payload.module)}`;
+    case "python":
+      return `${payload.functionName}() of ${basename(payload.file)}`;
   }
 }

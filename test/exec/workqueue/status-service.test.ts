@@ -7,7 +7,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
-import type { TaskResult } from "../../../src/core/index.js";
+import type { TaskResult, TaskSpec } from "../../../src/core/index.js";
 import type { WorkerInfo } from "../../../src/exec/index.js";
 import { StatusService } from "../../../src/exec/workqueue/status-service.js";
 import type { TaskSnapshot } from "../../../src/exec/workqueue/status.js";
@@ -83,6 +83,74 @@ async function vanished(pids: number[]): Promise<number[]> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   return alive();
 }
+
+describe("StatusService's queue from the task engine", () => {
+  it("shows the engine's waiting tasks and counters, and placed tasks on their workers", () => {
+    const manager = {
+      requests: new Map(),
+      address: () => ({ host: "127.0.0.1", port: 9 }),
+      snapshot: () => ({
+        host: "127.0.0.1",
+        port: 9,
+        tasksRunning: 1,
+        workers: [
+          {
+            id: "w1",
+            hostname: "h",
+            address: "127.0.0.1:5",
+            os: "Linux",
+            arch: "x86_64",
+            resources: { cores: 4, memory: 4000, disk: 4000, gpus: 0 },
+            tasksRunning: 1,
+            tasksSent: 3,
+            bytesSent: 100,
+            puts: {},
+          },
+        ],
+      }),
+    };
+    const status = new StatusService(manager);
+    const spec = (id: string, payload: TaskSpec["payload"]): TaskSpec => ({
+      id,
+      category: "c",
+      payload,
+      resources: { cores: 2 },
+      attempt: 0,
+    });
+    status.attach({
+      waiting: () => [
+        {
+          spec: spec("t2", {
+            kind: "module",
+            module: "/app/tasks.js",
+            exportName: "noop",
+            args: [],
+          }),
+          submittedAt: 1,
+        },
+      ],
+      counts: () => ({ submitted: 5, done: 2, failed: 1, canceled: 0 }),
+    });
+    const done = status.running(
+      spec("t1", { kind: "command", argv: ["echo", "hi"] }),
+      {
+        workerId: "w1",
+        label: { cores: 2, memory: 2000, disk: 2000, gpus: 0 },
+      },
+    );
+    let snapshot = status.snapshot();
+    expect(snapshot.tasks.map((t) => [t.id, t.state, t.command])).toEqual([
+      ["t1", "running", "echo hi"],
+      ["t2", "waiting", "noop() of tasks.js"],
+    ]);
+    expect(snapshot.workers[0]?.inUse.cores).toBe(2);
+    expect(snapshot.totals).toMatchObject({ submitted: 5, done: 2, failed: 1 });
+    done();
+    snapshot = status.snapshot();
+    expect(snapshot.tasks.map((t) => t.id)).toEqual(["t2"]);
+    expect(snapshot.workers[0]?.inUse.cores).toBe(0);
+  });
+});
 
 describe("StatusService on a real manager", () => {
   it("shows the queue, its tasks and its workers to work_queue_status and to a browser", async () => {
