@@ -1,16 +1,18 @@
 // Unpacks a bundle once per machine into an environments directory, relocating Conda
 // environments, with a completion marker so that a crash half-way is redone, never used.
 
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { execa } from "execa";
 import {
+  isNotFound,
   pathExists,
   ToolError,
+  writeFailure,
   type Digest,
   type OnEvent,
 } from "../src/core/index.js";
-import { withDirLock } from "./dir-lock.js";
+import { readLockHolder, withDirLock } from "./dir-lock.js";
 import { unpackBundle } from "./unpack-bundle.js";
 
 /** Marker written last, after unpacking and relocation succeeded. */
@@ -27,14 +29,31 @@ export interface EnsureUnpackedOptions {
   envsDir: string;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
+  /** How long to wait for another process's unpack of the same bundle; default 10 minutes. */
+  lockTimeoutMs?: number | undefined;
 }
 
 /**
  * Returns the directory the bundle is unpacked in, unpacking it first when needed. Concurrent
- * callers (in this and other processes, including runtime/envpack-run) unpack exactly once.
- * @throws IntegrityError from unpacking; ToolError ENVPACK_TOOL_FAILED when relocation fails
+ * callers (in this and other processes, including runtime/envpack-run) unpack exactly once; a
+ * waiting caller emits one `ENVPACK_WARN_UNPACK_LOCK_WAIT` warning naming the holder's pid.
+ * Temp directories left by an unpack that was killed are removed before unpacking again.
+ * @throws IntegrityError from unpacking; InputError ENVPACK_INPUT_NO_SPACE or
+ *   ENVPACK_INPUT_OUTPUT_UNWRITABLE when the environments directory is full or not writable,
+ *   ENVPACK_INPUT_CACHE_LOCKED when another
+ *   process holds the lock past `lockTimeoutMs`; ToolError ENVPACK_TOOL_FAILED when relocation fails
  */
 export async function ensureUnpacked(
+  options: EnsureUnpackedOptions,
+): Promise<{ dir: string; unpacked: boolean }> {
+  try {
+    return await unpackOnce(options);
+  } catch (error) {
+    throw writeFailure(error, options.envsDir, "environments directory");
+  }
+}
+
+async function unpackOnce(
   options: EnsureUnpackedOptions,
 ): Promise<{ dir: string; unpacked: boolean }> {
   const hex = options.digest.slice("sha256:".length);
@@ -42,11 +61,14 @@ export async function ensureUnpacked(
   if (await pathExists(join(dir, COMPLETE_MARKER)))
     return { dir, unpacked: false };
   await mkdir(options.envsDir, { recursive: true });
+  const lock = `${dir}.lock`;
   return withDirLock(
-    `${dir}.lock`,
+    lock,
     async () => {
       if (await pathExists(join(dir, COMPLETE_MARKER)))
         return { dir, unpacked: false };
+      // Holding the lock, no other unpack of this bundle is running: its temps are leftovers.
+      await removeTemps(options.envsDir, hex);
       await rm(dir, { recursive: true, force: true });
       await unpackBundle({
         file: options.file,
@@ -57,11 +79,62 @@ export async function ensureUnpacked(
       });
       if (await pathExists(join(dir, RELOCATION)))
         await relocate(dir, options.signal);
+      await mkdir(join(dir, dirname(COMPLETE_MARKER)), { recursive: true });
       await writeFile(join(dir, COMPLETE_MARKER), "");
       return { dir, unpacked: true };
     },
-    options.signal,
+    {
+      signal: options.signal,
+      timeoutMs: options.lockTimeoutMs,
+      onWait: (holder) =>
+        options.onEvent?.({
+          type: "warn",
+          code: "ENVPACK_WARN_UNPACK_LOCK_WAIT",
+          message: `waiting for ${lock}, held by ${holder === undefined ? "a process that wrote no pid yet" : `pid ${holder.pid}`}`,
+          data: { lock, pid: holder?.pid },
+        }),
+    },
   );
+}
+
+/** Temp directories of unpacks (ours: `.<hex>.<random>.tmp`; envpack-run's: `.<hex>.<pid>.tmp`). */
+const TEMP_NAME = /^\.([0-9a-f]{64})\.[^/]+\.tmp$/;
+
+async function removeTemps(envsDir: string, hex: string): Promise<void> {
+  for (const name of await readdir(envsDir)) {
+    if (TEMP_NAME.exec(name)?.[1] === hex)
+      await rm(join(envsDir, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes what killed unpacks left in `envsDir`: temp directories whose bundle's lock is not
+ * held by a live process (a live unpack's temp is kept). Returns the names removed.
+ */
+export async function removeStaleUnpacks(envsDir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(envsDir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const hex = TEMP_NAME.exec(name)?.[1];
+    if (hex === undefined) continue;
+    const holder = await readLockHolder(join(envsDir, `${hex}.lock`));
+    if (holder?.isAlive) continue;
+    // A lock without a pid may be a moment old: its temp is left for the next unpack.
+    if (
+      holder === undefined &&
+      (await pathExists(join(envsDir, `${hex}.lock`)))
+    )
+      continue;
+    await rm(join(envsDir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }
 
 /** Conda environments rewrite their prefix with their own interpreter, as conda-unpack does. */

@@ -10,6 +10,7 @@ export {
 export { unpackBundle, type UnpackBundleOptions } from "./unpack-bundle.js";
 export {
   ensureUnpacked,
+  removeStaleUnpacks,
   COMPLETE_MARKER,
   type EnsureUnpackedOptions,
 } from "./ensure-unpacked.js";

@@ -8,7 +8,6 @@ import { basename, dirname, join, posix } from "node:path";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Parser, type ReadEntry } from "tar";
-import { DecompressStream } from "zstd-napi";
 import {
   IntegrityError,
   hashFile,
@@ -19,7 +18,9 @@ import {
   resolveLinkTarget,
   type Digest,
   type OnEvent,
+  writeFailure,
 } from "../src/core/index.js";
+import { decompressZstd } from "./decompress-zstd.js";
 import { UnpackWriter } from "./unpack-writer.js";
 
 /** Options of {@link unpackBundle}. */
@@ -35,7 +36,10 @@ export interface UnpackBundleOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Tar entry types a bundle may hold; everything else (devices, fifos, unknown) is refused. */
+/**
+ * Tar entry types a bundle may hold; everything else (devices, fifos, GNU sparse files, unknown
+ * types) is refused. runtime/envpack-run allows the same (its listing shows them as `-dlh`).
+ */
 const ALLOWED_TYPES = new Set([
   "File",
   "OldFile",
@@ -46,9 +50,10 @@ const ALLOWED_TYPES = new Set([
 ]);
 
 /**
- * File-system failures that come from the machine (space, quota, permissions, limits), passed
- * through as they are. Others (ENOTEMPTY, EEXIST, ENOTDIR…) can only come from conflicting
- * entries, since the archive is unpacked into a fresh directory: the archive is corrupt.
+ * File-system failures that come from the machine (limits, I/O), passed through as they are;
+ * space and quota become ENVPACK_INPUT_NO_SPACE, permissions ENVPACK_INPUT_OUTPUT_UNWRITABLE. Others (ENOTEMPTY,
+ * EEXIST, ENOTDIR…) can only come from conflicting entries, since the archive is unpacked into
+ * a fresh directory: the archive is corrupt.
  */
 const ENVIRONMENT_ERRORS = new Set([
   "ENOSPC",
@@ -62,25 +67,37 @@ const ENVIRONMENT_ERRORS = new Set([
   "ENOMEM",
 ]);
 
+/** A pax record naming GNU sparse data (formats 0.0, 0.1 and 1.0 all use `GNU.sparse.*` keys). */
+const GNU_SPARSE_RECORD = /(?:^|\n)\d+ GNU\.sparse\./;
+
+/** Setuid and setgid bits: refused, never restored or silently dropped. */
+const SET_ID_BITS = 0o6000;
+
 /** Progress is reported at most once per this many compressed bytes. */
 const PROGRESS_STEP = 8 * 1024 * 1024;
 
 /**
- * Unpacks `file` into `dest`. Refuses — with IntegrityError ENVPACK_INTEGRITY_UNSAFE_ENTRY whose
- * `details.entry` names the entry — absolute paths, `..` components, symlinks whose target leaves
- * the bundle (resolved from the link's own directory, following the bundle's other symlinks),
- * hardlinks to anything but a regular file unpacked before them, entries written through or
- * replacing a symlink, devices and fifos. It stops at the first unsafe entry.
+ * Unpacks `file` into `dest` under the unpack contract (README "Unpack contract"; the sh runner
+ * runtime/envpack-run obeys the same one, and test/packer/hostile-table.test.ts runs one table of
+ * hostile bundles against both). Refuses — with IntegrityError ENVPACK_INTEGRITY_UNSAFE_ENTRY
+ * whose `details.entry` names the entry — absolute paths, `..` components, symlinks whose target
+ * leaves the bundle (resolved from the link's own directory, following the bundle's other
+ * symlinks), hardlinks to anything but a regular file unpacked before them, entries written
+ * through or replacing a symlink, devices, fifos, GNU sparse files (old `S` entries and pax
+ * `GNU.sparse.*` records) and setuid/setgid bits. It stops at the first unsafe entry.
  * Entries are read and checked on this thread and written by a worker thread while the next
- * bytes are decompressed; files are created exclusively, never through a link, with the
- * archive's mode (less the umask, without setuid/setgid/sticky); mtimes are not restored.
- * Work happens in a temp directory beside `dest`, renamed into place on success and removed on
- * any failure: `dest` is either absent or complete.
+ * bytes are decompressed; decompression waits for the writer, so memory stays bounded (tens of
+ * MB) however well the data compresses. Files are created exclusively, never through a link,
+ * with the archive's mode (less the umask, without the sticky bit); mtimes are not restored.
+ * Work happens in a temp directory `.<dest name>.<random>.tmp` beside `dest`, renamed into place
+ * on success and removed on any failure: `dest` is either absent or complete.
  * @throws IntegrityError ENVPACK_INTEGRITY_DIGEST_MISMATCH (checked before anything is written),
  *   ENVPACK_INTEGRITY_UNSAFE_ENTRY, ENVPACK_INTEGRITY_CORRUPT_ARCHIVE (truncated or corrupt zstd
- *   or tar, or entries that conflict on disk); errors of the machine (ENOSPC, EACCES, EROFS…) and
- *   a missing `file` as they are; the signal's reason on abort;
- *   a plain Error when `dest` already exists (the caller owns that directory's lifecycle).
+ *   or tar, or entries that conflict on disk); InputError ENVPACK_INPUT_NO_SPACE when the
+ *   target's file system is full (ENOSPC, EDQUOT), ENVPACK_INPUT_OUTPUT_UNWRITABLE when it cannot
+ *   be written (EACCES, EPERM, EROFS);
+ *   other errors of the machine (EMFILE, EIO…) and a missing `file` as they are; the signal's
+ *   reason on abort; a plain Error when `dest` already exists (the caller owns that directory).
  */
 export async function unpackBundle(
   options: UnpackBundleOptions,
@@ -105,7 +122,12 @@ export async function unpackBundle(
     );
   }
   const total = (await stat(options.file)).size;
-  await mkdir(dirname(options.dest), { recursive: true });
+  // A target that cannot be written is the machine's state, not a bug: a coded error.
+  const writing = <T>(step: Promise<T>): Promise<T> =>
+    step.catch((error: unknown) => {
+      throw writeFailure(error, options.dest, "unpack target");
+    });
+  await writing(mkdir(dirname(options.dest), { recursive: true }));
   const temp = join(
     dirname(options.dest),
     `.${basename(options.dest)}.${randomBytes(6).toString("hex")}.tmp`,
@@ -148,7 +170,7 @@ export async function unpackBundle(
   });
   let writer: UnpackWriter | undefined;
   try {
-    await mkdir(temp);
+    await writing(mkdir(temp));
     writer = new UnpackWriter(temp);
     const sink = extractInto(writer, guard, (path, reason) => {
       violation = refuse(path, reason);
@@ -158,7 +180,7 @@ export async function unpackBundle(
       await pipeline(
         createReadStream(options.file),
         counter,
-        new DecompressStream(),
+        decompressZstd,
         sink,
         { signal: options.signal },
       );
@@ -167,7 +189,7 @@ export async function unpackBundle(
       if (options.signal?.aborted) throw options.signal.reason;
       const failure = error as NodeJS.ErrnoException;
       if (failure.code !== undefined && ENVIRONMENT_ERRORS.has(failure.code))
-        throw error;
+        throw writeFailure(error, options.dest, "unpack target");
       throw new IntegrityError(
         "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE",
         `${name} is corrupt or truncated: ${failure.message}`,
@@ -187,7 +209,7 @@ export async function unpackBundle(
       total,
       files: guard.entries,
     });
-    await rename(temp, options.dest);
+    await writing(rename(temp, options.dest));
     return { entries: guard.entries };
   } finally {
     await writer?.close();
@@ -218,6 +240,11 @@ function extractInto(
       return false;
     },
     onReadEntry: (entry) => {
+      if (sparseHeader) {
+        failure ??= refuse(entry.path, "GNU sparse entries are not allowed");
+        parser.abort(failure);
+        return;
+      }
       const path = normaliseRelativePath(entry.path) as string;
       const mode = entry.mode ?? 0o644;
       switch (entry.type) {
@@ -242,6 +269,24 @@ function extractInto(
       }
       entry.resume();
     },
+  });
+  // Entries node-tar skips without asking the filter (GNU sparse `S` entries, unknown types,
+  // oversized headers) would silently vanish from the tree: refuse them instead.
+  parser.on("ignoredEntry", (entry: ReadEntry) => {
+    if (failure !== undefined) return;
+    failure = refuse(
+      entry.path,
+      entry.type === "SparseFile"
+        ? "GNU sparse entries are not allowed"
+        : `${entry.type} entries are not allowed`,
+    );
+    parser.abort(failure);
+  });
+  // Pax sparse files arrive as plain files whose extended header carries GNU.sparse.* records;
+  // node-tar drops those keys, so the raw header is read here, before its entry is written.
+  let sparseHeader = false;
+  parser.on("meta", (text: string) => {
+    if (GNU_SPARSE_RECORD.test(text)) sparseHeader = true;
   });
   parser.on("error", (error: Error) => (failure ??= error));
   // A refused entry, a parse error or a write error ends the stream at the next chunk.
@@ -293,6 +338,8 @@ class EntryGuard {
   check(rawPath: string, entry: ReadEntry): string | undefined {
     if (!ALLOWED_TYPES.has(entry.type))
       return `${entry.type} entries are not allowed`;
+    if (((entry.mode ?? 0) & SET_ID_BITS) !== 0)
+      return "setuid and setgid bits are not allowed";
     const path = normaliseRelativePath(rawPath);
     if (path === null || resolveInside(this.#root, path) === null)
       return "absolute path or .. component";

@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import { UsageError, isDigest, type Digest } from "../core/index.js";
+import { removeStaleUnpacks } from "../../packer/index.js";
 import { LocalStore, type BlobInfo } from "../registry/index.js";
 
 /** Every cached bundle, most recently used first. */
@@ -41,7 +42,10 @@ export async function cacheRemove(
   return { removed, missing };
 }
 
-/** Removes least recently used bundles until the cache's bundles total at most `maxBytes`. */
+/**
+ * Removes least recently used bundles until the cache's bundles total at most `maxBytes`, and
+ * the temp directories of unpacks that were killed (never one a live process is writing).
+ */
 export async function cacheGc(
   cacheDir: string,
   maxBytes: number,
@@ -52,6 +56,7 @@ export async function cacheGc(
       rm(join(cacheDir, "envs", d.slice(7)), { recursive: true, force: true }),
     ),
   );
+  await removeStaleUnpacks(join(cacheDir, "envs"));
   return result;
 }
 

@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { tempDir } from "./temp-dir.js";
 
-/** What runtime/envpack-run may use: POSIX sh, tar, zstd and coreutils. No node, no python. */
+/** What runtime/envpack-run may use: POSIX sh and awk, GNU tar, zstd and coreutils. No node, no python. */
 const WORKER_TOOLS = [
   "sh",
+  "awk",
   "tar",
   "zstd",
   "sha256sum",
@@ -15,6 +16,9 @@ const WORKER_TOOLS = [
   "head",
   "grep",
   "mkdir",
+  "mkfifo",
+  "mktemp",
+  "tr",
   "mv",
   "rm",
   "cat",

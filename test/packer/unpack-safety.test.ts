@@ -1,310 +1,161 @@
-// Hostile bundles built in code: each is refused with its code (naming the entry), nothing lands
-// outside the target (a sentinel directory beside it stays empty), and the target never appears.
+// unpackBundle and ensureUnpacked outside the hostile-archive table (hostile-table.test.ts): an
+// existing target, a full or read-only file system, leftovers of killed unpacks.
 
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { unpackBundle } from "../../packer/index.js";
-import type { Digest } from "../../src/core/index.js";
 import {
-  badChecksumBundle,
-  rawBundle,
-  truncatedTarBundle,
-  truncatedZstdBundle,
-  type RawMember,
-} from "../helpers/hostile-tar.js";
+  ensureUnpacked,
+  removeStaleUnpacks,
+  unpackBundle,
+} from "../../packer/index.js";
+import type { Digest } from "../../src/core/index.js";
+import { rawBundle, writeZeroFileBundle } from "../helpers/hostile-tar.js";
+import { withTmpfs } from "../helpers/small-fs.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
-/** root/work/dest is the target; root/outside is where escapes would land. */
-interface Arena {
-  root: string;
-  work: string;
-  dest: string;
-  sentinel: string;
+const digestOf = (bytes: Buffer): Digest =>
+  `sha256:${createHash("sha256").update(bytes).digest("hex")}` as Digest;
+
+/** A small valid bundle with an .envpack directory, as built bundles have. */
+function smallBundle(): Buffer {
+  return rawBundle([
+    { path: ".envpack", type: "Directory" },
+    { path: "bin", type: "Directory" },
+    { path: "bin/tool", type: "File", data: "#!/bin/sh\n", mode: 0o755 },
+  ]);
 }
 
-async function arena(): Promise<Arena> {
-  const root = await tempDir("envpack-hostile-");
-  await mkdir(join(root, "work"));
-  await mkdir(join(root, "outside"));
-  return {
-    root,
-    work: join(root, "work"),
-    dest: join(root, "work", "dest"),
-    sentinel: join(root, "outside"),
-  };
-}
-
-interface Outcome {
-  code: string;
-  entry?: unknown;
-  /** What the sentinel directory holds afterwards. */
-  outside: string[];
-  /** What the target's parent holds afterwards: no dest, no temp directory. */
-  work: string[];
-}
-
-/** Unpacks `bundle` (members or raw bytes) in `a`, reporting the error code and what is on disk. */
-async function attempt(
-  bundle: RawMember[] | Buffer,
-  options: { expectedDigest?: Digest; a?: Arena } = {},
-): Promise<Outcome> {
-  const a = options.a ?? (await arena());
-  const file = join(a.root, "bundle.tar.zst");
-  await writeFile(file, Buffer.isBuffer(bundle) ? bundle : rawBundle(bundle));
-  const outcome = await unpackBundle({
-    file,
-    dest: a.dest,
-    expectedDigest: options.expectedDigest,
-  }).then(
-    () => ({ code: "none" }),
-    (error: { code?: string; details?: { entry?: unknown } }) => ({
-      code: String(error.code),
-      ...(error.details?.entry === undefined
-        ? {}
-        : { entry: error.details.entry }),
-    }),
-  );
-  return {
-    ...outcome,
-    outside: await readdir(a.sentinel),
-    work: await readdir(a.work),
-  };
-}
-
-const file = (path: string, data = "x"): RawMember => ({
-  path,
-  type: "File",
-  data,
-});
-
-/** The expected outcome of a refused bundle: its code, the entry named, nothing on disk. */
-const refused = (code: string, entry?: string): Outcome => ({
-  code,
-  ...(entry === undefined ? {} : { entry }),
-  outside: [],
-  work: [],
-});
-
-const UNSAFE = "ENVPACK_INTEGRITY_UNSAFE_ENTRY";
-const CORRUPT = "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE";
-
-describe("unpackBundle refuses hostile bundles", () => {
-  it("unpacks a clean bundle with a directory, a file, a symlink and a hardlink (control case)", async () => {
-    const result = await attempt([
-      { path: "a", type: "Directory" },
-      file("a/b.txt"),
-      { path: "a/l", type: "SymbolicLink", linkpath: "b.txt" },
-      { path: "a/up", type: "SymbolicLink", linkpath: "../a/b.txt" },
-      { path: "h", type: "Link", linkpath: "a/b.txt" },
-    ]);
-    expect(result).toEqual({ code: "none", outside: [], work: ["dest"] });
-  });
-
-  it("fails hard on a ../ traversal instead of node-tar's default strip-and-warn", async () => {
-    expect(await attempt([file("../../outside/evil.txt")])).toEqual(
-      refused(UNSAFE, "../../outside/evil.txt"),
+describe("unpackBundle", () => {
+  it("refuses an existing destination and leaves it untouched", async () => {
+    const root = await tempDir("envpack-unpack-");
+    const bundle = join(root, "bundle.tar.zst");
+    const dest = join(root, "dest");
+    await writeFile(
+      bundle,
+      rawBundle([{ path: "mine.txt", type: "File", data: "overwritten" }]),
     );
-  });
-
-  it("refuses a .. hidden inside a path (a/../../x)", async () => {
-    expect(await attempt([file("a/../../outside/evil.txt")])).toEqual(
-      refused(UNSAFE, "a/../../outside/evil.txt"),
+    await mkdir(dest);
+    await writeFile(join(dest, "mine.txt"), "keep");
+    await expect(unpackBundle({ file: bundle, dest })).rejects.toThrow(
+      /already exists/,
     );
+    expect(await readdir(root)).toEqual(["bundle.tar.zst", "dest"]);
+    expect(await readFile(join(dest, "mine.txt"), "utf8")).toBe("keep");
   });
 
-  it("refuses an absolute path", async () => {
-    const a = await arena();
-    const target = join(a.sentinel, "abs.txt");
-    expect(await attempt([file(target)], { a })).toEqual(
-      refused(UNSAFE, target),
-    );
-  });
-
-  it("refuses a symlink escaping the target before the file written through it", async () => {
-    expect(
-      await attempt([
-        { path: "link", type: "SymbolicLink", linkpath: "../../outside" },
-        file("link/evil.txt"),
-      ]),
-    ).toEqual(refused(UNSAFE, "link"));
-  });
-
-  it("refuses an absolute symlink target", async () => {
-    expect(
-      await attempt([{ path: "etc", type: "SymbolicLink", linkpath: "/etc" }]),
-    ).toEqual(refused(UNSAFE, "etc"));
-  });
-
-  it("refuses writing through an in-bundle symlink, even one that stays inside", async () => {
-    expect(
-      await attempt([
-        { path: "d", type: "Directory" },
-        { path: "l", type: "SymbolicLink", linkpath: "d" },
-        file("l/x.txt"),
-      ]),
-    ).toEqual(refused(UNSAFE, "l/x.txt"));
-  });
-
-  it("refuses writing through a symlink spelled ./l/x", async () => {
-    expect(
-      await attempt([
-        { path: "d", type: "Directory" },
-        { path: "l", type: "SymbolicLink", linkpath: "d" },
-        file("./l/x.txt"),
-      ]),
-    ).toEqual(refused(UNSAFE, "./l/x.txt"));
-  });
-
-  it("regression: a symlink that is lexically inside but escapes through another symlink (l -> s/.., s -> .)", async () => {
-    expect(
-      await attempt([
-        { path: "l", type: "SymbolicLink", linkpath: "s/.." },
-        { path: "s", type: "SymbolicLink", linkpath: "." },
-      ]),
-    ).toEqual(refused(UNSAFE, "l"));
-  });
-
-  it("refuses symlinks that loop", async () => {
-    expect(
-      await attempt([
-        { path: "a", type: "SymbolicLink", linkpath: "b" },
-        { path: "b", type: "SymbolicLink", linkpath: "a" },
-      ]),
-    ).toEqual(refused(UNSAFE, "a"));
-  });
-
-  it("refuses an entry that replaces a symlink", async () => {
-    expect(
-      await attempt([
-        { path: "d", type: "Directory" },
-        { path: "l", type: "SymbolicLink", linkpath: "d" },
-        { path: "l", type: "Directory" },
-      ]),
-    ).toEqual(refused(UNSAFE, "l"));
-  });
-
-  it("refuses a hardlink escaping the target", async () => {
-    expect(
-      await attempt([
-        { path: "hl", type: "Link", linkpath: "../../outside/secret" },
-      ]),
-    ).toEqual(refused(UNSAFE, "hl"));
-  });
-
-  it("refuses a hardlink to a file that is not in the bundle", async () => {
-    expect(
-      await attempt([{ path: "hl", type: "Link", linkpath: "missing.txt" }]),
-    ).toEqual(refused(UNSAFE, "hl"));
-  });
-
-  it("regression: a hardlink to a path that became a symlink (it would copy the link, not a file)", async () => {
-    expect(
-      await attempt([
-        { path: "d", type: "Directory" },
-        file("d/a"),
-        { path: "d/a", type: "SymbolicLink", linkpath: "../x" },
-        { path: "h", type: "Link", linkpath: "d/a" },
-      ]),
-    ).toEqual(refused(UNSAFE, "h"));
-  });
-
-  it("refuses a hardlink to a directory", async () => {
-    expect(
-      await attempt([
-        { path: "d", type: "Directory" },
-        { path: "h", type: "Link", linkpath: "d" },
-      ]),
-    ).toEqual(refused(UNSAFE, "h"));
-  });
-
-  it("refuses a character device", async () => {
-    expect(await attempt([{ path: "tty", type: "CharacterDevice" }])).toEqual(
-      refused(UNSAFE, "tty"),
-    );
-  });
-
-  it("refuses a block device", async () => {
-    expect(await attempt([{ path: "sda", type: "BlockDevice" }])).toEqual(
-      refused(UNSAFE, "sda"),
-    );
-  });
-
-  it("refuses a fifo", async () => {
-    expect(await attempt([{ path: "pipe", type: "FIFO" }])).toEqual(
-      refused(UNSAFE, "pipe"),
-    );
-  });
-
-  it("reports a truncated zstd stream as corrupt", async () => {
-    const members = [
-      file("a.txt", "y".repeat(100_000)),
-      file("b.txt", "z".repeat(100_000)),
-    ];
-    expect(await attempt(truncatedZstdBundle(members))).toEqual(
-      refused(CORRUPT),
-    );
-  });
-
-  it("reports a tar cut inside a file (in a complete zstd stream) as corrupt", async () => {
-    const members = [
-      file("a.txt", "y".repeat(100_000)),
-      file("b.txt", "z".repeat(100_000)),
-    ];
-    expect(await attempt(truncatedTarBundle(members))).toEqual(
-      refused(CORRUPT),
-    );
-  });
-
-  it("reports a tar header with a bad checksum as corrupt", async () => {
-    expect(await attempt(badChecksumBundle([file("a.txt")]))).toEqual(
-      refused(CORRUPT),
-    );
-  });
-
-  it("reports a file entry replacing a non-empty directory as corrupt, not as a file-system error", async () => {
-    expect(
-      await attempt([{ path: "d", type: "Directory" }, file("d/f"), file("d")]),
-    ).toEqual(refused(CORRUPT));
-  });
-
-  it("reports bytes that are not zstd as corrupt", async () => {
-    expect(await attempt(Buffer.from("this is not a bundle at all"))).toEqual(
-      refused(CORRUPT),
-    );
-  });
-
-  it("checks the digest before reading entries: a hostile bundle with the wrong digest is a mismatch", async () => {
-    const bytes = rawBundle([file("../../outside/evil.txt")]);
-    const wrong =
-      `sha256:${createHash("sha256").update("other").digest("hex")}` as Digest;
-    expect(await attempt(bytes, { expectedDigest: wrong })).toEqual(
-      refused("ENVPACK_INTEGRITY_DIGEST_MISMATCH"),
-    );
-  });
-
-  it("unpacks when the expected digest matches", async () => {
-    const bytes = rawBundle([file("a.txt")]);
-    const right =
-      `sha256:${createHash("sha256").update(bytes).digest("hex")}` as Digest;
-    expect(await attempt(bytes, { expectedDigest: right })).toEqual({
-      code: "none",
-      outside: [],
-      work: ["dest"],
+  it("regression: a full file system is ENVPACK_INPUT_NO_SPACE, and nothing is left", async () => {
+    const root = await tempDir("envpack-unpack-");
+    const bundle = join(root, "bundle.tar.zst");
+    await writeZeroFileBundle(bundle, "big", 8 << 20);
+    const small = join(root, "small");
+    const error = await withTmpfs(small, { sizeBytes: 1 << 20 }, async () => {
+      const failure = await unpackBundle({
+        file: bundle,
+        dest: join(small, "dest"),
+      }).catch((e: unknown) => e);
+      expect(await readdir(small)).toEqual([]);
+      return failure;
+    });
+    expect(error).toMatchObject({
+      code: "ENVPACK_INPUT_NO_SPACE",
+      exitCode: 2,
+      details: { errno: "ENOSPC", destination: join(small, "dest") },
     });
   });
 
-  it("refuses an existing destination and leaves it untouched", async () => {
-    const a = await arena();
-    const bundle = join(a.root, "bundle.tar.zst");
-    await writeFile(bundle, rawBundle([file("mine.txt", "overwritten")]));
-    await mkdir(a.dest);
-    await writeFile(join(a.dest, "mine.txt"), "keep");
-    await expect(unpackBundle({ file: bundle, dest: a.dest })).rejects.toThrow(
-      /already exists/,
+  it("regression: a read-only file system is ENVPACK_INPUT_OUTPUT_UNWRITABLE (EROFS)", async () => {
+    const root = await tempDir("envpack-unpack-");
+    const bundle = join(root, "bundle.tar.zst");
+    await writeFile(bundle, smallBundle());
+    const frozen = join(root, "frozen");
+    const error = await withTmpfs(
+      frozen,
+      { sizeBytes: 1 << 20, readOnly: true },
+      () =>
+        unpackBundle({ file: bundle, dest: join(frozen, "dest") }).catch(
+          (e: unknown) => e,
+        ),
     );
-    expect(await readdir(a.work)).toEqual(["dest"]);
-    expect(await readFile(join(a.dest, "mine.txt"), "utf8")).toBe("keep");
+    expect(error).toMatchObject({
+      code: "ENVPACK_INPUT_OUTPUT_UNWRITABLE",
+      details: { errno: "EROFS" },
+    });
+  });
+});
+
+describe("ensureUnpacked", () => {
+  it("regression: removes the temp directories of an unpack killed before (SIGKILL leaves them)", async () => {
+    const root = await tempDir("envpack-unpack-");
+    const bytes = smallBundle();
+    const digest = digestOf(bytes);
+    const hex = digest.slice(7);
+    const bundle = join(root, `${hex}.tar.zst`);
+    await writeFile(bundle, bytes);
+    const envs = join(root, "envs");
+    const other = `.${"0".repeat(64)}.abcdef.tmp`;
+    for (const name of [`.${hex}.0123456789ab.tmp`, `.${hex}.4242.tmp`, other])
+      await mkdir(join(envs, name, "half"), { recursive: true });
+    const { dir, unpacked } = await ensureUnpacked({
+      file: bundle,
+      digest,
+      envsDir: envs,
+    });
+    expect(unpacked).toBe(true);
+    // Another bundle's temp may belong to a live unpack: it is not this unpack's to remove.
+    expect((await readdir(envs)).sort()).toEqual([hex, other].sort());
+    expect(await readdir(join(dir, "bin"))).toEqual(["tool"]);
+  });
+
+  it("regression: a full environments directory is ENVPACK_INPUT_NO_SPACE", async () => {
+    const root = await tempDir("envpack-unpack-");
+    const bundle = join(root, "bundle.tar.zst");
+    await writeZeroFileBundle(bundle, "big", 8 << 20);
+    const digest = digestOf(await readFile(bundle));
+    const small = join(root, "small");
+    const error = await withTmpfs(small, { sizeBytes: 1 << 20 }, () =>
+      ensureUnpacked({
+        file: bundle,
+        digest,
+        envsDir: join(small, "envs"),
+      }).catch((e: unknown) => e),
+    );
+    expect(error).toMatchObject({
+      code: "ENVPACK_INPUT_NO_SPACE",
+      details: { errno: "ENOSPC" },
+    });
+  });
+});
+
+describe("removeStaleUnpacks", () => {
+  it("regression: removes temps of killed unpacks and keeps the one a live process is writing", async () => {
+    const root = await tempDir("envpack-unpack-");
+    const envs = join(root, "envs");
+    const dead = "a".repeat(64);
+    const live = "b".repeat(64);
+    const orphan = "c".repeat(64);
+    await mkdir(join(envs, `.${dead}.1111.tmp`), { recursive: true });
+    await mkdir(join(envs, `${dead}.lock`));
+    // A pid that cannot exist (above pid_max), so the lock's holder is gone.
+    await writeFile(join(envs, `${dead}.lock`, "pid"), "4194305 1\n");
+    await mkdir(join(envs, `.${live}.2222.tmp`));
+    await mkdir(join(envs, `${live}.lock`));
+    const stat = await readFile(`/proc/${process.pid}/stat`, "utf8");
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    await writeFile(
+      join(envs, `${live}.lock`, "pid"),
+      `${process.pid} ${start}\n`,
+    );
+    await mkdir(join(envs, `.${orphan}.3333.tmp`));
+    await mkdir(join(envs, orphan));
+    const removed = await removeStaleUnpacks(envs);
+    expect(removed.sort()).toEqual([
+      `.${dead}.1111.tmp`,
+      `.${orphan}.3333.tmp`,
+    ]);
+    expect((await readdir(envs)).sort()).toEqual(
+      [`${dead}.lock`, `.${live}.2222.tmp`, `${live}.lock`, orphan].sort(),
+    );
   });
 });
