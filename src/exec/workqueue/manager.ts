@@ -46,6 +46,7 @@ import {
   type ShippedFile,
   type TaskFiles,
 } from "./task-command.js";
+import { StatusService } from "./status-service.js";
 import { WorkerLink, type WorkerIdentity } from "./worker-link.js";
 
 /** Options of {@link WorkQueueBackend}. */
@@ -54,6 +55,10 @@ export interface WorkQueueOptions {
   port: number;
   /** Address to listen on (default 127.0.0.1; the protocol is plain TCP). */
   host?: string | undefined;
+  /** Advertise to a catalog under this name (workers' and factories' `-M NAME`). */
+  project?: string | undefined;
+  /** The catalog server(s), `HOST:PORT[,HOST:PORT]` (default cctools' own); with `project`. */
+  catalog?: string | undefined;
   /** A password file, the same one workers get with `--password` (its exact bytes). */
   password?: string | undefined;
   /** Measure and limit tasks with resource_monitor (default true). */
@@ -125,6 +130,8 @@ export class WorkQueueBackend implements ExecBackend {
   #address: { host: string; port: number } | undefined;
   #nextTask = 1;
   #closing = false;
+  /** Status answers on the port and, with a project, catalog updates (status-service.ts). */
+  readonly #status: StatusService;
 
   constructor(options: WorkQueueOptions) {
     if (
@@ -138,6 +145,11 @@ export class WorkQueueBackend implements ExecBackend {
         { hint: "Give port: 0 to pick a free one." },
       );
     this.#options = options;
+    this.#status = new StatusService(this, {
+      project: options.project,
+      catalog: options.catalog,
+      onEvent: options.onEvent,
+    });
   }
 
   async start(listener: BackendListener): Promise<void> {
@@ -170,6 +182,9 @@ export class WorkQueueBackend implements ExecBackend {
     });
     const address = server.address() as AddressInfo;
     this.#address = { host, port: address.port };
+    if ("waiting" in listener && "counts" in listener)
+      this.#status.attach(listener as Parameters<StatusService["attach"]>[0]);
+    await this.#status.start();
   }
 
   /** Where workers connect: `work_queue_worker HOST PORT`. Undefined until started. */
@@ -240,11 +255,13 @@ export class WorkQueueBackend implements ExecBackend {
         outputs: [{ cacheName: outName, path: OUT_DIR }],
       }),
     );
+    const untrack = this.#status.running(task, placement);
     return new Promise<TaskResult>((resolve) => {
       let settled = false;
       const settle = (outcome: Outcome) => {
         if (settled) return;
         settled = true;
+        untrack();
         signal.removeEventListener("abort", cancel);
         this.#cancels.delete(wqId);
         resolve(finish(outcome));
@@ -272,6 +289,7 @@ export class WorkQueueBackend implements ExecBackend {
 
   async shutdown(): Promise<void> {
     this.#closing = true;
+    await this.#status.stop();
     for (const cancel of [...this.#cancels.values()]) cancel();
     for (const link of this.#links.values())
       link.send(this.#started.has(link.identity.id) ? EXIT : RELEASE);

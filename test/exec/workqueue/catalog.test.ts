@@ -8,8 +8,8 @@ import {
   checkProject,
   parseCatalog,
 } from "../../../src/exec/workqueue/catalog.js";
+import { WorkQueueBackend } from "../../../src/exec/index.js";
 import type { QueueSnapshot } from "../../../src/exec/workqueue/status.js";
-import { StatusService } from "../../../src/exec/workqueue/status-service.js";
 import {
   startCatalogServer,
   type CatalogServer,
@@ -73,6 +73,10 @@ describe("parseCatalog and checkProject", () => {
       expect(() => checkProject(bad)).toThrow(
         expect.objectContaining({ code: "ENVPACK_USAGE_BAD_CONFIG" }),
       );
+    // The manager checks them when it is made, before it listens.
+    expect(
+      () => new WorkQueueBackend({ port: 0, project: "p", catalog: "h:x" }),
+    ).toThrow(expect.objectContaining({ code: "ENVPACK_USAGE_BAD_CONFIG" }));
   });
 });
 
@@ -108,14 +112,8 @@ describe("CatalogAdvertiser against catalog_server", () => {
   it("leads a worker started with -M PROJECT to the manager, which runs a task on it", async () => {
     const catalog = await startCatalogServer();
     cleanup.push(() => catalog.stop());
-    const h = await harness();
     const project = `envpack-m-${process.pid}`;
-    const status = new StatusService(h.backend, {
-      project,
-      catalog: catalog.address,
-    });
-    cleanup.push(() => status.stop());
-    await status.start();
+    const h = await harness({ project, catalog: catalog.address });
     // The worker caches an empty answer for a minute: start it once the catalog has the record.
     expect(await recordOf(catalog, project)).toMatchObject({
       port: h.port,

@@ -155,6 +155,8 @@ describe("StatusService's queue from the task engine", () => {
 describe("StatusService on a real manager", () => {
   it("shows the queue, its tasks and its workers to work_queue_status and to a browser", async () => {
     const h = await harness();
+    // A service of the test's own (its handlers replace the manager's): the queue it shows is
+    // the test's, as a task engine would lend it.
     const status = new StatusService(h.backend);
     cleanup.push(() => status.stop());
     await status.start();
@@ -213,6 +215,8 @@ describe("StatusService on a real manager", () => {
 
   it("makes work_queue_factory -T local start workers for waiting tasks, and leaves none behind when stopped", async () => {
     const h = await harness();
+    // A service of the test's own (its handlers replace the manager's): the queue it shows is
+    // the test's, as a task engine would lend it.
     const status = new StatusService(h.backend);
     cleanup.push(() => status.stop());
     await status.start();
