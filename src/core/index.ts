@@ -10,3 +10,5 @@ export * from "./fs-errors.js";
 export * from "./resources.js";
 export * from "./task.js";
 export * from "./redact.js";
+export * from "./atomic-write.js";
+export * from "./own-files.js";

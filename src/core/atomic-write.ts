@@ -1,0 +1,101 @@
+// Atomic file creation: a temp file on the destination's file system, filled, flushed to disk,
+// renamed over the destination; the temp never outlives the call.
+
+import { randomBytes } from "node:crypto";
+import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+/** Options of {@link writeAtomic}, {@link writeAtomicNamed} and {@link writeFileAtomic}. */
+export interface AtomicWriteOptions {
+  /**
+   * fsync the temp file before the rename (default true), so that after a crash the name never
+   * points at blocks that were not written. Off only for files that are cheap to lose.
+   */
+  fsync?: boolean;
+  /**
+   * The directory of the temp file (default: the destination's). It must be on the same file
+   * system; a store that lists its destination directory keeps temps elsewhere.
+   */
+  tempDir?: string;
+}
+
+/**
+ * A fresh temp path for `path`: hidden, unique, ending in `.tmp` (so leftovers of a killed
+ * process are recognisable), in `dir` (default: beside `path`).
+ */
+export function tempPathFor(path: string, dir = dirname(path)): string {
+  return join(
+    dir,
+    `.${basename(path)}.${process.pid}-${randomBytes(6).toString("hex")}.tmp`,
+  );
+}
+
+/**
+ * Creates `path` atomically: `fill(temp)` writes the temp file any way it likes (a stream, a copy,
+ * a hard link), then the temp is flushed and renamed to `path`. Readers see the old file or the
+ * whole new one, never a part; on any failure the temp is removed and `path` is untouched. The
+ * destination's directory is created when missing.
+ * @returns what `fill` returned
+ * @throws what `fill`, mkdir, fsync or rename throw (ENOENT, EACCES, ENOSPC…), unchanged
+ */
+export async function writeAtomic<T>(
+  path: string,
+  fill: (temp: string) => Promise<T>,
+  options: AtomicWriteOptions = {},
+): Promise<T> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = tempPathFor(path, options.tempDir);
+  try {
+    const value = await fill(temp);
+    await commit(temp, path, options);
+    return value;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/**
+ * As {@link writeAtomic}, for a file named by its own bytes (a content-addressed bundle): the
+ * temp is made in `dir` and `fill` returns, with its result, the path the file gets.
+ */
+export async function writeAtomicNamed<T extends { path: string }>(
+  dir: string,
+  fill: (temp: string) => Promise<T>,
+  options: AtomicWriteOptions = {},
+): Promise<T> {
+  await mkdir(dir, { recursive: true });
+  const temp = tempPathFor(join(dir, "unnamed"), options.tempDir ?? dir);
+  try {
+    const value = await fill(temp);
+    await commit(temp, value.path, options);
+    return value;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** Writes `data` to `path` atomically (see {@link writeAtomic}). */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  await writeAtomic(path, (temp) => writeFile(temp, data), options);
+}
+
+async function commit(
+  temp: string,
+  path: string,
+  options: AtomicWriteOptions,
+): Promise<void> {
+  if (options.fsync ?? true) {
+    // Whoever filled it (a worker, copyFile, link) closed it: flush through a handle of our own.
+    const handle = await open(temp, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+  await rename(temp, path);
+}
