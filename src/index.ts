@@ -47,6 +47,7 @@ export {
   MANIFEST_SCHEMA_VERSION,
   type ErrorCode,
   type EnvpackEvent,
+  type WarningCode,
   type OnEvent,
   type Manifest,
   type PackageEntry,

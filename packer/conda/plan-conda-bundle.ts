@@ -2,15 +2,16 @@
 
 import { lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { isAbsolute, join, posix, relative, resolve } from "node:path";
 import {
   isNotFound,
   InputError,
   compare,
+  envpackFile,
   normaliseName,
   sha256Hex,
   type WarnEvent,
+  type WarningCode,
 } from "../../src/core/index.js";
 import {
   isShebangWith,
@@ -131,8 +132,11 @@ export async function planCondaBundle(
 ): Promise<CondaBundlePlan> {
   const prefix = resolve(options.prefix);
   const { signal } = options;
-  const warn = (code: string, message: string, data: Record<string, unknown>) =>
-    options.onWarn?.({ type: "warn", code, message, data });
+  const warn = (
+    code: WarningCode,
+    message: string,
+    data: Record<string, unknown>,
+  ) => options.onWarn?.({ type: "warn", code, message, data });
   await requireCondaPrefix(prefix);
   const { packages, sitePackages } = await readCondaPackages(prefix);
   const items = walkPrefix(prefix, options.onWarn, signal);
@@ -243,7 +247,11 @@ interface Context {
   items: Map<string, PrefixItemKind>;
   out: Map<string, CondaBundleEntry>;
   relocation: RelocationFile[];
-  warn: (code: string, message: string, data: Record<string, unknown>) => void;
+  warn: (
+    code: WarningCode,
+    message: string,
+    data: Record<string, unknown>,
+  ) => void;
 }
 
 function addManaged(ctx: Context, pkg: CondaPackage, file: ManagedFile): void {
@@ -587,19 +595,9 @@ async function requireCondaPrefix(prefix: string): Promise<void> {
 
 let relocateScript: Promise<Buffer> | undefined;
 
-/** `runtime/relocate-conda.py`, found above this module both in the source tree and in `dist/`. */
+/** `runtime/relocate-conda.py`, read once. */
 function readRelocateScript(): Promise<Buffer> {
-  relocateScript ??= (async () => {
-    let dir = dirname(fileURLToPath(import.meta.url));
-    for (let i = 0; i < 5; i++) {
-      const candidate = join(dir, "runtime", "relocate-conda.py");
-      if (isFile(candidate)) return readFile(candidate);
-      dir = dirname(dir);
-    }
-    throw new Error(
-      "runtime/relocate-conda.py not found next to envpack's packer",
-    );
-  })();
+  relocateScript ??= readFile(envpackFile("runtime/relocate-conda.py"));
   return relocateScript;
 }
 

@@ -4,10 +4,32 @@ import type { Digest } from "./digest.js";
 import type { Resources } from "./resources.js";
 import type { CategorySummary, TaskResult } from "./task.js";
 
+/**
+ * Every warning code envpack emits, `ENVPACK_WARN_<WHAT>`; each is listed in the README. A closed
+ * set, as error codes are: scripts may match on them.
+ */
+export type WarningCode =
+  /** A symlink in an npm package that links outside the package; left out of the bundle. */
+  | "ENVPACK_WARN_LINK_SKIPPED"
+  /** A Conda package missing from the package cache: its files are read from the environment. */
+  | "ENVPACK_WARN_CONDA_UNCACHED"
+  /** A file of a Conda package that differs from the package's own copy; the prefix's is packed. */
+  | "ENVPACK_WARN_CONDA_MODIFIED_FILE"
+  /** A file holding the prefix in a form relocation cannot rewrite; packed unchanged. */
+  | "ENVPACK_WARN_CONDA_UNRELOCATABLE"
+  /** A symlink in the environment pointing outside it; left out. */
+  | "ENVPACK_WARN_CONDA_LINK_OUTSIDE"
+  /** A socket, FIFO or device in the environment; left out. */
+  | "ENVPACK_WARN_CONDA_SPECIAL_FILE"
+  /** A package named to `--prune` that is not installed in the environment. */
+  | "ENVPACK_WARN_PRUNE_UNKNOWN"
+  /** A build whose bundle could not be published; the build still succeeded. */
+  | "ENVPACK_WARN_REGISTRY_PUSH";
+
 /** A finding that is data, not a failure; `strict` turns some of them into errors. */
 export interface WarnEvent {
   type: "warn";
-  code: string;
+  code: WarningCode;
   message: string;
   data?: Record<string, unknown>;
 }
