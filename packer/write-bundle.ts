@@ -1,14 +1,14 @@
 // Writes a deterministic `.tar.zst` bundle from a list of entries: sorted, fixed mtime and
 // owners, normalised modes, streamed through zstd and sha256 into a file named by its digest.
 
-import { randomBytes } from "node:crypto";
-import { rename, rm } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import {
   InputError,
+  envpackCodeFile,
   isSafeRelativePath,
+  writeAtomicNamed,
   type Digest,
   type OnEvent,
 } from "../src/core/index.js";
@@ -86,44 +86,42 @@ export async function writeBundle(
   options: WriteBundleOptions,
 ): Promise<WrittenBundle> {
   options.signal?.throwIfAborted();
-  const temp = join(
-    options.outDir,
-    `.bundle-${process.pid}-${randomBytes(6).toString("hex")}.tmp`,
-  );
-  const worker = startPackWorker(options, {
-    type: "start",
-    temp,
-    level: options.level ?? 3,
-    threads: Math.max(1, options.threads ?? availableParallelism()),
-    mtimeMs: BUNDLE_MTIME.getTime(),
+  // Named by its digest, known once the last byte is packed.
+  return writeAtomicNamed(options.outDir, async (temp) => {
+    const worker = startPackWorker(options, {
+      type: "start",
+      temp,
+      level: options.level ?? 3,
+      threads: Math.max(1, options.threads ?? availableParallelism()),
+      mtimeMs: BUNDLE_MTIME.getTime(),
+    });
+    try {
+      // Handed over before anything is awaited when known: the caller may keep the event loop busy.
+      const leading = normaliseEntries(
+        Array.isArray(options.leading)
+          ? options.leading
+          : await (options.leading ?? []),
+      );
+      worker.add(leading, false);
+      // Checked as one bundle (duplicates, conflicts); only what the leading part lacks follows.
+      const sent = new Set(leading.map((e) => e.path));
+      const all = normaliseEntries([...leading, ...(await options.entries)]);
+      options.signal?.throwIfAborted();
+      worker.add(
+        all.filter((e) => !sent.has(e.path)),
+        true,
+      );
+      const packed = await worker.done;
+      const path = join(
+        options.outDir,
+        `${packed.digest.slice("sha256:".length)}.tar.zst`,
+      );
+      return { ...packed, path, entries: all.length };
+    } finally {
+      // The worker has closed the temp before it is renamed or removed.
+      await worker.stop();
+    }
   });
-  try {
-    // Handed over before anything is awaited when known: the caller may keep the event loop busy.
-    const leading = normaliseEntries(
-      Array.isArray(options.leading)
-        ? options.leading
-        : await (options.leading ?? []),
-    );
-    worker.add(leading, false);
-    // Checked as one bundle (duplicates, conflicts); only what the leading part lacks follows.
-    const sent = new Set(leading.map((e) => e.path));
-    const all = normaliseEntries([...leading, ...(await options.entries)]);
-    options.signal?.throwIfAborted();
-    worker.add(
-      all.filter((e) => !sent.has(e.path)),
-      true,
-    );
-    const packed = await worker.done;
-    const path = join(
-      options.outDir,
-      `${packed.digest.slice("sha256:".length)}.tar.zst`,
-    );
-    await rename(temp, path);
-    return { ...packed, path, entries: all.length };
-  } finally {
-    await worker.stop();
-    await rm(temp, { force: true });
-  }
 }
 
 /** What packer/pack-worker.mjs is given (its JSDoc `Start` and `Batch`). */
@@ -170,7 +168,7 @@ function startPackWorker(
   done: Promise<{ digest: Digest; size: number }>;
   stop(): Promise<void>;
 } {
-  const worker = new Worker(new URL("./pack-worker.mjs", import.meta.url));
+  const worker = new Worker(envpackCodeFile("packer/pack-worker.mjs"));
   const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
   // Recorded from the start: the worker can fail while the entries are still being planned.
   let failure: unknown;

@@ -5,7 +5,11 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { x as extractTar } from "tar";
-import { ToolError, type WarnEvent } from "../../src/core/index.js";
+import {
+  ToolError,
+  sanitizeText,
+  type WarnEvent,
+} from "../../src/core/index.js";
 import { planCondaBundle, type CondaBundlePlan } from "./plan-conda-bundle.js";
 
 /** What conda-pack adds to an environment; envpack's own relocation replaces them. */
@@ -80,7 +84,10 @@ export async function packCondaWithCondaPack(
         },
       );
     if (result.failed || result.exitCode !== 0) {
-      const tail = stderrTail(String(result.stderr ?? ""));
+      const tail = sanitizeText(String(result.stderr ?? ""), {
+        multiline: true,
+        maxLines: STDERR_TAIL_LINES,
+      });
       throw new ToolError(
         "ENVPACK_TOOL_FAILED",
         `conda-pack failed on ${prefix} (${result.timedOut ? "timed out" : `exit code ${result.exitCode ?? "none"}`})${tail === "" ? "" : `: ${tail.split("\n").join(" | ")}`}`,
@@ -113,14 +120,4 @@ export async function packCondaWithCondaPack(
     await dispose();
     throw error;
   }
-}
-
-/** The last lines of a tool's stderr, control characters stripped. */
-function stderrTail(stderr: string): string {
-  return stderr
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "")
-    .trim()
-    .split("\n")
-    .slice(-STDERR_TAIL_LINES)
-    .join("\n");
 }

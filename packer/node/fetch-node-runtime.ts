@@ -7,7 +7,12 @@ import { access, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { extract } from "tar";
-import { ToolError, UsageError } from "../../src/core/index.js";
+import {
+  ToolError,
+  UsageError,
+  isNotFound,
+  sanitizeText,
+} from "../../src/core/index.js";
 
 /** `<os>-<arch>` as Node names its release builds. */
 const PLATFORM = /^(linux|darwin|win)-(x64|arm64|armv7l|ppc64le|s390x)$/;
@@ -34,7 +39,7 @@ export async function fetchNodeRuntime(options: {
     await access(binary);
     return binary;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    if (!isNotFound(error)) throw error;
   }
   const spec = `node-${options.platform}@${version}`;
   const work = join(
@@ -58,7 +63,7 @@ export async function fetchNodeRuntime(options: {
         missing ? "ENVPACK_TOOL_MISSING" : "ENVPACK_TOOL_FAILED",
         missing
           ? "npm is not installed"
-          : `npm pack ${spec} failed (exit ${packed.exitCode ?? "?"}): ${String(packed.stderr).trim().split("\n").slice(-3).join(" ") || "no output"}`,
+          : `npm pack ${spec} failed (exit ${packed.exitCode ?? "?"}): ${sanitizeText(String(packed.stderr), { multiline: true, maxLines: 3 }).split("\n").join(" ") || "no output"}`,
         {
           hint: "Check the version exists (`npm view node-<platform> versions`) and the npm registry is reachable.",
         },

@@ -3,13 +3,14 @@
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { build as esbuild } from "esbuild";
 import {
   InputError,
   UsageError,
   parseResourceSpec,
+  writeFileAtomic,
   type TaskPayload,
 } from "../core/index.js";
 import type { WorkerSpec } from "../exec/index.js";
@@ -79,9 +80,10 @@ export async function compileModuleApp(
       { hint: "Fix the module, or give the compiled .js file." },
     );
   });
-  const temp = `${out}.${process.pid}.tmp`;
-  await writeFile(temp, result.outputFiles[0]?.contents ?? "");
-  await rename(temp, out);
+  // Compiled again on every call: not worth a flush to disk.
+  await writeFileAtomic(out, result.outputFiles[0]?.contents ?? "", {
+    fsync: false,
+  });
   return out;
 }
 

@@ -3,7 +3,7 @@
 export {
   scan,
   strictFindings,
-  writeFileAtomic,
+  writeOutputFile,
   type ScanOptions,
 } from "./scan-app.js";
 export { build, type BuildOptions, type BuildResult } from "./build.js";

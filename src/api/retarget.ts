@@ -6,6 +6,7 @@ import { join } from "node:path";
 import {
   InputError,
   computeInputDigest,
+  isNotFound,
   type Manifest,
   type PackageEntry,
 } from "../core/index.js";
@@ -55,7 +56,7 @@ export async function retarget(
         await readFile(join(manifest.root, path, "package.json"), "utf8"),
       ) as typeof json;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if (!isNotFound(error)) throw error;
       const parents = manifest.packages
         .filter((p) => p.dependencies.includes(pkg.id))
         .map((p) => `${p.name}@${p.version}`);

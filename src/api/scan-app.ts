@@ -1,11 +1,10 @@
 // The scan use case: scan entries, apply --strict, write the manifest atomically.
 
-import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import {
   InputError,
   writeFailure,
+  writeFileAtomic,
   type Manifest,
   type OnEvent,
   type UnresolvedEntry,
@@ -65,7 +64,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     }
   }
   if (options.output !== undefined)
-    await writeFileAtomic(
+    await writeOutputFile(
       resolve(cwd, options.output),
       JSON.stringify(manifest, null, 2) + "\n",
     );
@@ -79,24 +78,16 @@ export function strictFindings(
   return unresolved.filter((u) => !u.optional && u.package === undefined);
 }
 
-/** Writes through a temp file in the same directory and renames, so readers never see a partial file. */
-export async function writeFileAtomic(
+/**
+ * Writes a file the user asked for, atomically.
+ * @throws InputError ENVPACK_INPUT_OUTPUT_UNWRITABLE or ENVPACK_INPUT_NO_SPACE (see writeFailure)
+ */
+export async function writeOutputFile(
   path: string,
   data: string | Uint8Array,
 ): Promise<void> {
-  const dir = dirname(path);
-  const temp = join(
-    dir,
-    `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`,
-  );
   try {
-    await mkdir(dir, { recursive: true });
-    try {
-      await writeFile(temp, data);
-      await rename(temp, path);
-    } finally {
-      await rm(temp, { force: true });
-    }
+    await writeFileAtomic(path, data);
   } catch (error) {
     throw writeFailure(error, path);
   }

@@ -1,10 +1,12 @@
 // A registry in a local directory (a shared file system, a CI cache directory): the same layout
 // as the build cache, so one can serve as the other.
 
-import { randomBytes } from "node:crypto";
-import { rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { IntegrityError, hashFile, type Digest } from "../core/index.js";
+import {
+  IntegrityError,
+  hashFile,
+  writeAtomic,
+  type Digest,
+} from "../core/index.js";
 import { LocalStore, linkOrCopy } from "./local-store.js";
 import type { Registry, RegistryEntry, TransferOptions } from "./registry.js";
 
@@ -48,11 +50,7 @@ export class LocalRegistry implements Registry {
     options: TransferOptions = {},
   ): Promise<void> {
     options.signal?.throwIfAborted();
-    const temp = join(
-      dirname(destFile),
-      `.${basename(destFile)}.${randomBytes(6).toString("hex")}.tmp`,
-    );
-    try {
+    await writeAtomic(destFile, async (temp) => {
       await linkOrCopy(this.#store.blobPath(digest), temp);
       // The bytes kept are verified, whichever way they came.
       const actual = await hashFile(temp);
@@ -72,9 +70,6 @@ export class LocalRegistry implements Registry {
         bytes: actual.size,
         total: actual.size,
       });
-      await rename(temp, destFile);
-    } finally {
-      await rm(temp, { force: true });
-    }
+    });
   }
 }

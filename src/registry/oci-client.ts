@@ -4,7 +4,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import fetch, { type BodyInit, type Response } from "node-fetch";
-import { RemoteError, redactUrl } from "../core/index.js";
+import { RemoteError, redactUrl, sanitizeText } from "../core/index.js";
 import type { RegistryCredentials } from "./credentials.js";
 import { Watchdog } from "./watchdog.js";
 
@@ -93,7 +93,7 @@ export class OciClient {
         }
         const reason = watchdog.fired
           ? watchdog.reason.message
-          : oneLine((error as Error).message);
+          : sanitizeText((error as Error).message);
         const plainHttp = /wrong version number|EPROTO/.test(reason);
         throw new RemoteError(
           "ENVPACK_REMOTE_UNREACHABLE",
@@ -171,7 +171,7 @@ export class OciClient {
   lostError(url: string, what: string, error: unknown): RemoteError {
     return new RemoteError(
       "ENVPACK_REMOTE_UNREACHABLE",
-      `lost the connection to the registry ${this.#options.displayUrl} during ${what}: ${oneLine((error as Error).message)}`,
+      `lost the connection to the registry ${this.#options.displayUrl} during ${what}: ${sanitizeText((error as Error).message)}`,
       {
         url: redactUrl(url),
         hint: "Check that the registry is running and the network between is stable, then try again.",
@@ -186,7 +186,7 @@ export class OciClient {
     const url = redactUrl(response.url || what);
     return new RemoteError(
       "ENVPACK_REMOTE_HTTP",
-      `the registry ${this.#options.displayUrl} answered ${response.status} to ${what.split(" ")[0]} ${new URL(url).pathname}${text ? `: ${oneLine(text)}` : ""}`,
+      `the registry ${this.#options.displayUrl} answered ${response.status} to ${what.split(" ")[0]} ${new URL(url).pathname}${text ? `: ${sanitizeText(text)}` : ""}`,
       {
         url,
         status: response.status,
@@ -244,7 +244,7 @@ export class OciClient {
       signal?.throwIfAborted();
       throw new RemoteError(
         "ENVPACK_REMOTE_UNREACHABLE",
-        `cannot reach the token service of ${this.#options.displayUrl}: ${watchdog.fired ? watchdog.reason.message : oneLine((error as Error).message)}`,
+        `cannot reach the token service of ${this.#options.displayUrl}: ${watchdog.fired ? watchdog.reason.message : sanitizeText((error as Error).message)}`,
         { url: redactUrl(tokenUrl.href), cause: error },
       );
     }
@@ -361,13 +361,4 @@ function basic(credentials: { username: string; password: string }): string {
 /** Reads and discards a body so the connection can be reused. */
 async function drain(response: Response): Promise<void> {
   await response.arrayBuffer().catch(() => undefined);
-}
-
-function oneLine(text: string): string {
-  // Registry bodies and fetch errors are echoed into messages: no control characters, and no
-  // URL with its query (a redirect's presigned signature, an upload's state) or credentials.
-  return text
-    .replace(/[\u0000-\u001f\u007f]+/g, " ")
-    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => redactUrl(url))
-    .trim();
 }

@@ -1,10 +1,10 @@
 // Bundles in an OCI distribution registry: the bundle is a blob, named by an image manifest with
 // envpack's artifact type, tagged `input-<hex of the input digest>` so a lookup is one request.
 
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { open, stat, type FileHandle } from "node:fs/promises";
+import { basename } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
@@ -13,6 +13,7 @@ import {
   digestOf,
   redactUrl,
   isDigest,
+  writeAtomic,
   type Digest,
   type OnEvent,
 } from "../core/index.js";
@@ -215,12 +216,8 @@ export class OciRegistry implements Registry {
     if (response.status !== 200)
       throw await this.#client.statusError(response, "GET blob");
     const total = Number(response.headers.get("content-length") ?? 0);
-    const temp = join(
-      dirname(destFile),
-      `.${basename(destFile)}.${randomBytes(6).toString("hex")}.tmp`,
-    );
     const hash = createHash("sha256");
-    try {
+    await writeAtomic(destFile, async (temp) => {
       await receive(response.body as NodeJS.ReadableStream, temp, {
         hash,
         arrived: () => watchdog.touch(),
@@ -252,10 +249,7 @@ export class OciRegistry implements Registry {
             details: { expected: digest, actual },
           },
         );
-      await rename(temp, destFile);
-    } finally {
-      await rm(temp, { force: true });
-    }
+    });
   }
 
   /**

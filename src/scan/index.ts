@@ -7,6 +7,7 @@ import {
   MANIFEST_SCHEMA_VERSION,
   UsageError,
   computeInputDigest,
+  isNotFound,
   type Manifest,
   type OnEvent,
 } from "../core/index.js";
@@ -97,10 +98,7 @@ async function checkEntry(entry: string): Promise<void> {
   try {
     info = await stat(entry);
   } catch (error) {
-    if (
-      (error as NodeJS.ErrnoException).code === "ENOENT" ||
-      (error as NodeJS.ErrnoException).code === "ENOTDIR"
-    ) {
+    if (isNotFound(error)) {
       throw new InputError(
         "ENVPACK_INPUT_ENTRY_NOT_FOUND",
         `entry not found: ${entry}`,

@@ -3,7 +3,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
-import { compare } from "../../core/index.js";
+import { compare, isNotFound } from "../../core/index.js";
 
 /** Per interpreter binary (path, size, mtime): the answer never changes while the file doesn't. */
 const cache = new Map<string, Promise<ReadonlySet<string>>>();
@@ -29,7 +29,7 @@ export async function builtinModules(
     const info = await stat(python);
     key = `${python}\0${info.size}\0${info.mtimeMs}`;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    if (!isNotFound(error)) throw error;
   }
   let pending = cache.get(key);
   if (!pending) {
@@ -83,7 +83,7 @@ async function initSymbols(
     try {
       bytes = await readFile(join(prefix, file));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+      if (isNotFound(error)) continue;
       throw error;
     }
     for (

@@ -2,6 +2,7 @@
 
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
+import { isNotFound } from "../../core/index.js";
 
 /** A module found under a directory: the files executed to import it, and what it is. */
 export interface LocalModule {
@@ -75,8 +76,8 @@ export class LocalModuleFinder {
     if (!kind) {
       kind = stat(path).then(
         (info) => (info.isFile() ? "file" : info.isDirectory() ? "dir" : null),
-        (error: NodeJS.ErrnoException) => {
-          if (error.code === "ENOENT" || error.code === "ENOTDIR") return null;
+        (error: unknown) => {
+          if (isNotFound(error)) return null;
           throw error;
         },
       );
