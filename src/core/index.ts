@@ -8,6 +8,7 @@ export * from "./conda-meta.js";
 export * from "./safe-path.js";
 export * from "./fs-errors.js";
 export * from "./resources.js";
+export * from "./resource-spec.js";
 export * from "./task.js";
 export * from "./redact.js";
 export * from "./atomic-write.js";

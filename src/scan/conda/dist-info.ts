@@ -6,12 +6,13 @@ import { fileURLToPath } from "node:url";
 import {
   InputError,
   compare,
+  isNotFound,
   parseDistInfoMetadata,
   recordLinePath,
   sha256Hex,
 } from "../../core/index.js";
 import { isIdentifier, moduleNameOf, normaliseName } from "./module-names.js";
-import type { InstalledPythonPackage } from "./read-prefix.js";
+import type { InstalledPythonPackage } from "./installed-package.js";
 
 /** Bounded fan-out for metadata reads. */
 const CONCURRENCY = 32;
@@ -35,7 +36,7 @@ export async function readDistInfos(
   try {
     entries = await readdir(site);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    if (isNotFound(error)) return [];
     throw error;
   }
   const distInfos = entries
@@ -161,12 +162,7 @@ async function editableSource(
       try {
         children = await readdir(line);
       } catch (error) {
-        if (
-          ["ENOENT", "ENOTDIR"].includes(
-            (error as NodeJS.ErrnoException).code ?? "",
-          )
-        )
-          continue;
+        if (isNotFound(error)) continue;
         throw error;
       }
       for (const child of children) {
@@ -186,12 +182,7 @@ async function readOptional(path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(path);
   } catch (error) {
-    if (
-      ["ENOENT", "ENOTDIR"].includes(
-        (error as NodeJS.ErrnoException).code ?? "",
-      )
-    )
-      return undefined;
+    if (isNotFound(error)) return undefined;
     throw error;
   }
 }
@@ -200,12 +191,7 @@ async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory();
   } catch (error) {
-    if (
-      ["ENOENT", "ENOTDIR"].includes(
-        (error as NodeJS.ErrnoException).code ?? "",
-      )
-    )
-      return false;
+    if (isNotFound(error)) return false;
     throw error;
   }
 }

@@ -2,8 +2,5 @@
 
 export { readCondaPrefix } from "./read-prefix.js";
 export { moduleNameOf, normaliseName } from "./module-names.js";
-export type {
-  CondaPrefix,
-  InstalledPythonPackage,
-  ModuleOwner,
-} from "./read-prefix.js";
+export type { CondaPrefix, ModuleOwner } from "./read-prefix.js";
+export type { InstalledPythonPackage } from "./installed-package.js";

@@ -5,30 +5,15 @@ import { join } from "node:path";
 import {
   InputError,
   compare,
+  isNotFound,
   matchSpecName,
   readCondaRecord,
   type CondaRecord,
 } from "../../core/index.js";
 import { builtinModules } from "./builtin-modules.js";
 import { mapLimit, readDistInfos } from "./dist-info.js";
+import type { InstalledPythonPackage } from "./installed-package.js";
 import { moduleNameOf, normaliseName } from "./module-names.js";
-
-/** A package installed in the prefix, in the manifest's terms. */
-export interface InstalledPythonPackage {
-  /** `conda:<name>` or `pip:<normalised name>`. */
-  id: string;
-  manager: "conda" | "pip";
-  name: string;
-  version: string;
-  build?: string;
-  channel?: string;
-  /** The conda-meta record or dist-info directory, relative to the prefix. */
-  path: string;
-  integrity: string | null;
-  integritySource: "conda-meta" | "record" | "none";
-  /** Ids of installed packages this one declares it needs (conda `depends`, pip `Requires-Dist`). */
-  dependencies: string[];
-}
 
 /** What a top-level module name belongs to. */
 export type ModuleOwner =
@@ -219,12 +204,7 @@ async function requireDirectory(
   try {
     if ((await stat(path)).isDirectory()) return;
   } catch (error) {
-    if (
-      !["ENOENT", "ENOTDIR"].includes(
-        (error as NodeJS.ErrnoException).code ?? "",
-      )
-    )
-      throw error;
+    if (!isNotFound(error)) throw error;
   }
   throw new InputError(code, message, { hint, details: { path } });
 }
