@@ -24,7 +24,19 @@ export type WarningCode =
   /** A package named to `--prune` that is not installed in the environment. */
   | "ENVPACK_WARN_PRUNE_UNKNOWN"
   /** A build whose bundle could not be published; the build still succeeded. */
-  | "ENVPACK_WARN_REGISTRY_PUSH";
+  | "ENVPACK_WARN_REGISTRY_PUSH"
+  /** The Work Queue catalog update could not be sent; workers started with `-M` will not find the manager. */
+  | "ENVPACK_WARN_WQ_CATALOG"
+  /** A Work Queue worker was refused: a password missing, wrong, or refused by the worker. */
+  | "ENVPACK_WARN_WQ_AUTH"
+  /** A Work Queue worker speaking another protocol version was refused. */
+  | "ENVPACK_WARN_WQ_PROTOCOL"
+  /** A Work Queue foreman connected; foremen are not supported. */
+  | "ENVPACK_WARN_WQ_FOREMAN"
+  /** A client that is neither a worker nor a request the manager answers was disconnected. */
+  | "ENVPACK_WARN_WQ_PEER"
+  /** Tasks on a Work Queue worker run without resource_monitor: memory and disk labels are not enforced. */
+  | "ENVPACK_WARN_WQ_UNMONITORED";
 
 /** A finding that is data, not a failure; `strict` turns some of them into errors. */
 export interface WarnEvent {

@@ -22,6 +22,7 @@ import {
   type TaskBundle,
   type TaskResult,
   type TaskSpec,
+  type WarningCode,
 } from "../../core/index.js";
 import type { BackendListener, ExecBackend, Placement } from "../backend.js";
 import { runtimeFile } from "../runtime-file.js";
@@ -334,7 +335,7 @@ export class WorkQueueBackend implements ExecBackend {
     const reader = new MessageReader();
     let link: WorkerLink | undefined;
     let authenticated = false;
-    const refuse = (code: string, message: string) => {
+    const refuse = (code: WarningCode, message: string) => {
       this.#warn(code, message, { address });
       socket.destroy();
     };
@@ -598,7 +599,11 @@ export class WorkQueueBackend implements ExecBackend {
     return pending;
   }
 
-  #warn(code: string, message: string, data?: Record<string, unknown>): void {
+  #warn(
+    code: WarningCode,
+    message: string,
+    data?: Record<string, unknown>,
+  ): void {
     this.#options.onEvent?.({
       type: "warn",
       code,
@@ -607,7 +612,7 @@ export class WorkQueueBackend implements ExecBackend {
     });
   }
 
-  #warnOnce(code: string, message: string): void {
+  #warnOnce(code: WarningCode, message: string): void {
     if (this.#warned.has(code)) return;
     this.#warned.add(code);
     this.#warn(code, message);
