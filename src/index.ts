@@ -24,6 +24,8 @@ export {
   type RegistryCredentials,
   Executor,
   type ExecutorOptions,
+  type LocalExecutorOptions,
+  type WorkQueueExecutorOptions,
   type AppOptions,
   type App,
   type CommandResult,

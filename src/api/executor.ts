@@ -12,21 +12,17 @@ import {
   parseResourceSpec,
   type OnEvent,
   type ResourceSpec,
-  type Resources,
   type TaskBundle,
   type TaskPayload,
-  type TaskResult,
-  type TaskSpec,
   type UnresolvedEntry,
 } from "../core/index.js";
 import {
-  Categories,
-  LocalBackend,
-  Scheduler,
+  TaskEngine,
+  openBackend,
+  taskError,
   type AutolabelMode,
   type CategorySummary,
   type ExecBackend,
-  type WorkerInfo,
   type WorkerSpec,
 } from "../exec/index.js";
 import { build } from "./build.js";
@@ -43,12 +39,8 @@ import { scan, strictFindings } from "./scan-app.js";
 
 export type { WorkerSpec, CategorySummary, AutolabelMode };
 
-/** Options of {@link Executor}. */
-export interface ExecutorOptions {
-  /** Where tasks run: `local` (this machine; the default and, for now, the only backend). */
-  backend?: "local" | undefined;
-  /** Local workers to model a heterogeneous pool; default one worker of this machine's size. */
-  workers?: WorkerSpec[] | undefined;
+/** Options of {@link Executor} every backend takes. */
+export interface CommonExecutorOptions {
   /** Scan, build and ship each app's environment; tasks run inside its bundle. */
   pack?: boolean | undefined;
   /** Measure tasks and choose their labels (Work Queue's autolabel). */
@@ -59,7 +51,10 @@ export interface ExecutorOptions {
   autolabelMode?: AutolabelMode | undefined;
   /** One category per app (default true); false: all apps share one. */
   autocategory?: boolean | undefined;
-  /** Runs again after a crash or a lost worker (default 0). Over-label retries do not count. */
+  /**
+   * Runs again after a crash (default 0). Over-label retries do not count, nor do tasks whose
+   * worker was lost: those always run again elsewhere.
+   */
   maxRetries?: number | undefined;
   /** Module apps in warm runtime processes (default true), or a fresh process per task. */
   reuseRuntimes?: boolean | undefined;
@@ -71,6 +66,45 @@ export interface ExecutorOptions {
   /** Aborting cancels every queued and running task. */
   signal?: AbortSignal | undefined;
 }
+
+/** Tasks run on this machine (the default backend). */
+export interface LocalExecutorOptions extends CommonExecutorOptions {
+  backend?: "local" | undefined;
+  /** Local workers to model a heterogeneous pool; default one worker of this machine's size. */
+  workers?: WorkerSpec[] | undefined;
+}
+
+/**
+ * Tasks run on Work Queue workers (`work_queue_worker HOST PORT`) that join and leave at any
+ * time; calls made before any worker joins wait for one.
+ */
+export interface WorkQueueExecutorOptions extends CommonExecutorOptions {
+  backend: "workqueue";
+  /** The TCP port workers connect to; 0 picks a free one (see `listening()`). */
+  port: number;
+  /** The address to listen on (default 127.0.0.1: the protocol is plain TCP). */
+  host?: string | undefined;
+  /** A password file, the one workers get with `--password`. */
+  password?: string | undefined;
+  /** Advertise to a catalog server under this name (workers' and factories' `-M NAME`). */
+  project?: string | undefined;
+  /** The catalog server(s), `HOST:PORT[,HOST:PORT]` (default: cctools' own). */
+  catalog?: string | undefined;
+}
+
+/** Options of {@link Executor}: `backend` says which others apply. */
+export type ExecutorOptions = LocalExecutorOptions | WorkQueueExecutorOptions;
+
+/** Every backend's options at once, as read (each backend refuses another's). */
+type AnyExecutorOptions = CommonExecutorOptions & {
+  backend?: string | undefined;
+  workers?: WorkerSpec[] | undefined;
+  port?: number | undefined;
+  host?: string | undefined;
+  password?: string | undefined;
+  project?: string | undefined;
+  catalog?: string | undefined;
+};
 
 /** Options of an app. */
 export interface AppOptions {
@@ -105,17 +139,6 @@ interface AppDef {
   env?: string;
 }
 
-interface Pending {
-  spec: TaskSpec;
-  app: AppDef;
-  declared: ResourceSpec;
-  /** Over-label retries on a whole worker. */
-  enlarged: boolean;
-  retries: number;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
-
 /**
  * Runs apps as tasks on workers. `await executor.shutdown()` when done.
  * @throws (from app calls) UsageError ENVPACK_USAGE_BAD_RESOURCES / ENVPACK_USAGE_BAD_ARGUMENT at the
@@ -124,12 +147,11 @@ interface Pending {
  */
 export class Executor {
   readonly #options: ExecutorOptions;
-  readonly #scheduler = new Scheduler();
-  readonly #categories: Categories;
+  readonly #engine: TaskEngine;
   readonly #backend: ExecBackend & { runtimePids?(): number[] };
   readonly #started: Promise<void>;
-  readonly #pending = new Map<string, Pending>();
-  readonly #running = new Map<string, AbortController>();
+  /** Calls not yet settled (being prepared, queued, running, or having their failure explained). */
+  readonly #calls = new Set<Promise<unknown>>();
   readonly #bundles = new Map<string, Promise<{ bundle: TaskBundle }>>();
   readonly #compiled = new Map<string, Promise<string>>();
   readonly #findings = new Map<
@@ -137,23 +159,12 @@ export class Executor {
     Promise<UnresolvedEntry[] | undefined>
   >();
   readonly #workDir: string;
-  /** Per category, the queued tasks whose resources are the category's label (autolabel). */
-  readonly #labelled = new Map<string, Set<string>>();
-  #next = 0;
-  /** Calls still being prepared (compiled, built) before they are tasks. */
-  #preparing = 0;
   #closed = false;
   #canceled = false;
-  /** Each resource's largest amount on any worker: labels never ask for more. */
-  #largest: Resources = { cores: 0, memory: 0, disk: 0, gpus: 0 };
 
   constructor(options: ExecutorOptions = {}) {
-    if ((options.backend ?? "local") !== "local")
-      throw new UsageError(
-        "ENVPACK_USAGE_BAD_CONFIG",
-        `unknown backend ${JSON.stringify(options.backend)}`,
-        { hint: 'Use backend: "local".' },
-      );
+    const given = options as AnyExecutorOptions;
+    const name = given.backend ?? "local";
     const window = options.autolabelWindow ?? 1;
     if (!Number.isInteger(window) || window < 1)
       throw new UsageError(
@@ -173,7 +184,7 @@ export class Executor {
         `maxRetries must be an integer ≥ 0, got ${JSON.stringify(retries)}`,
       );
     const ids = new Set<string>();
-    for (const [i, w] of (options.workers ?? []).entries()) {
+    for (const [i, w] of (given.workers ?? []).entries()) {
       checkWorker(w, i);
       if (w.id !== undefined && ids.has(w.id))
         throw new UsageError(
@@ -183,23 +194,32 @@ export class Executor {
       if (w.id !== undefined) ids.add(w.id);
     }
     this.#options = options;
-    this.#categories = new Categories({ window, mode });
     this.#workDir =
       options.workDir ??
       join(
         tmpdir(),
         `envpack-executor-${process.pid}-${Date.now().toString(36)}`,
       );
-    this.#backend = new LocalBackend({
-      workers: options.workers,
+    this.#backend = openBackend(name, {
       workDir: this.#workDir,
+      onEvent: options.onEvent,
+      workers: given.workers,
       reuseRuntimes: options.reuseRuntimes,
+      port: given.port,
+      host: given.host,
+      password: given.password,
+      project: given.project,
+      catalog: given.catalog,
+    });
+    this.#engine = new TaskEngine({
+      backend: this.#backend,
+      autolabel: options.autolabel,
+      autolabelWindow: window,
+      autolabelMode: mode,
+      maxRetries: retries,
       onEvent: options.onEvent,
     });
-    this.#started = this.#backend.start({
-      workerJoined: (info) => this.#joined(info),
-      workerLeft: (id) => this.#left(id),
-    });
+    this.#started = this.#engine.start();
     // Until a call awaits it, a failed start must not be an unhandled rejection.
     this.#started.catch(() => {});
     if (options.signal?.aborted) void this.shutdown({ cancel: true });
@@ -209,6 +229,17 @@ export class Executor {
         () => void this.shutdown({ cancel: true }),
         { once: true },
       );
+  }
+
+  /**
+   * Resolves once the backend is ready for workers: a Work Queue manager's `{ host, port }`
+   * (`work_queue_worker HOST PORT`), or `{}` for the local backend (at once: no port).
+   * @throws UsageError ENVPACK_USAGE_BAD_CONFIG when the backend cannot start (a port in use)
+   */
+  async listening(): Promise<{ host?: string; port?: number }> {
+    await this.#started;
+    const address = this.#engine.address();
+    return address === undefined ? {} : { ...address };
   }
 
   /**
@@ -291,7 +322,7 @@ export class Executor {
 
   /** Per category: samples, the label in use and why, peaks, over-label retries. */
   summary(): CategorySummary[] {
-    return this.#categories.summary();
+    return this.#engine.summary();
   }
 
   /**
@@ -302,17 +333,11 @@ export class Executor {
     this.#closed = true;
     if (options.cancel) {
       this.#canceled = true;
-      for (const [id, pending] of this.#pending) {
-        if (this.#scheduler.withdraw(id))
-          this.#fail(pending, "canceled", undefined);
-      }
-      for (const controller of this.#running.values()) controller.abort();
+      this.#engine.cancel();
     }
     // Calls still compiling or building become tasks (or, canceled, errors) before the backend stops.
-    while (this.#pending.size > 0 || this.#preparing > 0)
-      await new Promise((r) => setTimeout(r, 20));
-    await this.#started.catch(() => {});
-    await this.#backend.shutdown();
+    while (this.#calls.size > 0) await Promise.allSettled([...this.#calls]);
+    await this.#engine.close();
     // A work directory the executor chose is its own to remove.
     if (this.#options.workDir === undefined)
       await rm(this.#workDir, { recursive: true, force: true });
@@ -323,7 +348,7 @@ export class Executor {
     resources: ResourceSpec,
   ): App<A, R> {
     const call = ((...args: A) =>
-      this.#submit(def, args, resources)) as unknown as App<A, R>;
+      this.#track(this.#submit(def, args, resources))) as unknown as App<A, R>;
     Object.defineProperty(call, "appName", { value: def.name });
     call.with = (options) =>
       this.#makeApp<A, R>(
@@ -333,11 +358,19 @@ export class Executor {
     return call;
   }
 
+  /** A call in flight until it settles: shutdown waits for it. */
+  #track<T>(call: Promise<T>): Promise<T> {
+    this.#calls.add(call);
+    const forget = () => this.#calls.delete(call);
+    call.then(forget, forget);
+    return call;
+  }
+
   async #submit(
     def: AppDef,
     args: unknown[],
     declared: ResourceSpec,
-  ): Promise<never> {
+  ): Promise<unknown> {
     if (this.#canceled) throw canceledBefore(def.name);
     if (this.#closed)
       throw new UsageError(
@@ -345,196 +378,40 @@ export class Executor {
         `${def.name}: the executor is shut down`,
       );
     checkJson(args, def.name);
-    let payload: TaskPayload;
-    let bundle: TaskBundle | undefined;
-    this.#preparing++;
-    try {
-      await this.#started;
-      payload = await this.#payload(def, args);
-      // Command apps run the worker's own commands: there is no module to pack.
-      bundle =
-        this.#options.pack && def.kind !== "command"
-          ? (await this.#bundleOf(def)).bundle
-          : undefined;
-    } finally {
-      this.#preparing--;
-    }
+    await this.#started;
+    const payload = await this.#payload(def, args);
+    // Command apps run the worker's own commands: there is no module to pack.
+    const bundle =
+      this.#options.pack && def.kind !== "command"
+        ? (await this.#bundleOf(def)).bundle
+        : undefined;
     if (this.#canceled) throw canceledBefore(def.name);
-    const id = `t${++this.#next}`;
-    const category =
-      this.#options.autocategory === false ? "default" : def.name;
-    return new Promise((resolvePromise, reject) => {
-      const pending: Pending = {
-        spec: { id, category, payload, resources: {}, bundle, attempt: 0 },
-        app: def,
-        declared,
-        enlarged: false,
-        retries: 0,
-        resolve: resolvePromise as (value: unknown) => void,
-        reject,
-      };
-      this.#pending.set(id, pending);
-      this.#enqueue(pending);
+    const result = await this.#engine.submit({
+      name: def.name,
+      category: this.#options.autocategory === false ? "default" : def.name,
+      payload,
+      resources: declared,
+      bundle,
     });
-  }
-
-  /** Chooses the task's resources for this attempt and queues it. */
-  #enqueue(pending: Pending): void {
-    const { spec } = pending;
-    const follows =
-      this.#options.autolabel === true &&
-      !pending.enlarged &&
-      Object.keys(pending.declared).length === 0;
-    spec.resources = pending.enlarged
-      ? {}
-      : follows
-        ? this.#labelOf(spec.category)
-        : pending.declared;
-    const task = { id: spec.id, resources: spec.resources };
-    if (this.#scheduler.anyFit(task) === undefined) {
-      const largest = this.#scheduler.workers()[0];
-      this.#pending.delete(spec.id);
-      pending.reject(
-        new TaskError(
-          "ENVPACK_TASK_TOO_LARGE",
-          `${pending.app.name} asks for ${JSON.stringify(spec.resources)}, more than any worker has (largest: ${largest?.id ?? "none"} with ${JSON.stringify(largest?.resources ?? {})})`,
-          {
-            hint: "Ask for less, or add a bigger worker.",
-            details: { resources: spec.resources, largest: largest?.resources },
-          },
-        ),
-      );
-      return;
-    }
-    this.#options.onEvent?.({
-      type: "task:state",
-      id: spec.id,
-      category: spec.category,
-      state: spec.attempt === 0 ? "queued" : "retry",
-    });
-    this.#scheduler.submit(task, spec.attempt > 0);
-    if (follows) {
-      let ids = this.#labelled.get(spec.category);
-      if (ids === undefined)
-        this.#labelled.set(spec.category, (ids = new Set()));
-      ids.add(spec.id);
-    }
-    this.#pump();
-  }
-
-  /** The resources a category's label gives a task: a whole worker while measuring, or when no worker holds it. */
-  #labelOf(category: string): ResourceSpec {
-    const label = this.#categories.labelFor(category);
-    if (label === null) return {};
-    return this.#scheduler.anyFit({ id: "", resources: label }) === undefined
-      ? {}
-      : label;
-  }
-
-  #pump(): void {
-    for (const { taskId, placement } of this.#scheduler.schedule()) {
-      const pending = this.#pending.get(taskId);
-      if (pending !== undefined)
-        this.#labelled.get(pending.spec.category)?.delete(taskId);
-      if (pending === undefined) {
-        this.#scheduler.release(taskId);
-        continue;
-      }
-      const controller = new AbortController();
-      this.#running.set(taskId, controller);
-      this.#options.onEvent?.({
-        type: "task:state",
-        id: taskId,
-        category: pending.spec.category,
-        state: "running",
-        workerId: placement.workerId,
-        label: placement.label,
-      });
-      this.#backend.runTask(pending.spec, placement, controller.signal).then(
-        (result) => this.#finished(pending, result),
-        (error: unknown) => {
-          this.#running.delete(taskId);
-          this.#scheduler.release(taskId);
-          this.#pending.delete(taskId);
-          pending.reject(error);
-          this.#pump();
-        },
-      );
-    }
-  }
-
-  #finished(pending: Pending, result: TaskResult): void {
-    const { spec } = pending;
-    this.#running.delete(spec.id);
-    this.#scheduler.release(spec.id);
-    const over = result.reason === "over-resources";
-    if (this.#options.autolabel && (result.ok || over)) {
-      const changed = this.#categories.record(
-        spec.category,
-        result.usage,
-        this.#largest,
-        over,
-      );
-      if (changed !== undefined) {
-        this.#options.onEvent?.({ type: "label:chosen", ...changed });
-        // Tasks queued while the category was measuring wait with the new label, not a whole worker.
-        const ids = this.#labelled.get(spec.category);
-        if (ids !== undefined && ids.size > 0) {
-          const resources = this.#labelOf(spec.category);
-          this.#scheduler.reshape(ids, resources);
-          for (const id of ids) {
-            const queued = this.#pending.get(id);
-            if (queued !== undefined) queued.spec.resources = resources;
-          }
-        }
-      }
-    }
-    this.#options.onEvent?.({
-      type: "task:state",
-      id: spec.id,
-      category: spec.category,
-      state: result.ok ? "done" : "failed",
-      workerId: result.workerId,
-      label: result.label,
-      result,
-    });
-    if (result.ok) {
-      this.#pending.delete(spec.id);
-      pending.resolve(result.value);
-    } else if (
-      over &&
-      this.#options.autolabel &&
-      !pending.enlarged &&
-      !this.#canceled &&
-      !isWhole(result.label, this.#workerSize(result.workerId))
-    ) {
-      // Work Queue's rule: a task over its label runs again with the whole worker.
-      pending.enlarged = true;
-      spec.attempt++;
-      this.#enqueue(pending);
-    } else if (
-      crashed(pending.app, result) &&
-      pending.retries < (this.#options.maxRetries ?? 0) &&
-      !this.#canceled
-    ) {
-      pending.retries++;
-      spec.attempt++;
-      this.#enqueue(pending);
-    } else if (
+    if (result.ok) return result.value;
+    if (
       this.#options.pack &&
       MISSING_IMPORT.test(result.error?.message ?? "")
     ) {
       // The bundle lacks something the app imports: the scan's findings say what and where.
-      // The task stays pending (a drain waits) until they are attached.
       // The findings are extra: if scanning fails, the task's own failure is still its error.
-      void this.#findingsOf(pending.app).then(
-        (unresolved) => this.#fail(pending, result.reason, result, unresolved),
-        () => this.#fail(pending, result.reason, result),
-      );
-    } else {
-      this.#fail(pending, result.reason, result);
+      const unresolved = await this.#findingsOf(def).catch(() => undefined);
+      if (unresolved !== undefined && unresolved.length > 0)
+        throw taskError(def.name, result.id, result.reason, result, {
+          hint: `The scan found ${unresolved.length} unresolved import${unresolved.length === 1 ? "" : "s"} (first: '${unresolved[0]?.specifier}' at ${unresolved[0]?.file}:${unresolved[0]?.line}): install ${unresolved.length === 1 ? "it" : "them"} where the app resolves its packages, then call it again in a new Executor.`,
+          details: { unresolved },
+        });
+      if (unresolved !== undefined)
+        throw taskError(def.name, result.id, result.reason, result, {
+          details: { unresolved },
+        });
     }
-    this.#pump();
+    throw taskError(def.name, result.id, result.reason, result);
   }
 
   /** The scan's unresolved imports of a packed app (scanned again once, only after a failure). */
@@ -560,60 +437,6 @@ export class Executor {
       this.#findings.set(key, pending);
     }
     return pending;
-  }
-
-  #fail(
-    pending: Pending,
-    reason: TaskResult["reason"],
-    result: TaskResult | undefined,
-    unresolved?: UnresolvedEntry[] | undefined,
-  ): void {
-    this.#pending.delete(pending.spec.id);
-    const name = pending.app.name;
-    const code =
-      reason === "over-resources"
-        ? "ENVPACK_TASK_OVER_RESOURCES"
-        : reason === "canceled"
-          ? "ENVPACK_TASK_CANCELED"
-          : "ENVPACK_TASK_FAILED";
-    const what =
-      result?.error !== undefined
-        ? `${result.error.name}: ${result.error.message}`
-        : reason;
-    pending.reject(
-      new TaskError(code, `${name} (${pending.spec.id}) failed: ${what}`, {
-        hint:
-          reason === "over-resources"
-            ? "Give the app more resources (app.with({ resources })) or turn on autolabel."
-            : unresolved !== undefined && unresolved.length > 0
-              ? `The scan found ${unresolved.length} unresolved import${unresolved.length === 1 ? "" : "s"} (first: '${unresolved[0]?.specifier}' at ${unresolved[0]?.file}:${unresolved[0]?.line}): install ${unresolved.length === 1 ? "it" : "them"} where the app resolves its packages, then call it again in a new Executor.`
-              : undefined,
-        details: {
-          reason,
-          stderrTail: result?.stderrTail,
-          ...(unresolved === undefined ? {} : { unresolved }),
-        },
-        result,
-      }),
-    );
-  }
-
-  #workerSize(id: string): Resources | undefined {
-    return this.#scheduler.workers().find((w) => w.id === id)?.resources;
-  }
-
-  #joined(info: WorkerInfo): void {
-    this.#scheduler.addWorker(info);
-    const largest = { ...this.#largest };
-    for (const key of ["cores", "memory", "disk", "gpus"] as const)
-      largest[key] = Math.max(largest[key], info.resources[key]);
-    this.#largest = largest;
-    this.#pump();
-  }
-
-  /** A worker left: the backend resolves its running tasks as "worker-lost" (retried as crashes). */
-  #left(id: string): void {
-    this.#scheduler.removeWorker(id);
   }
 
   /** The task payload for a call: module paths compiled or placed inside the bundle. */
@@ -693,28 +516,5 @@ function canceledBefore(name: string): TaskError {
     "ENVPACK_TASK_CANCELED",
     `${name}: canceled before it started (the executor was canceled)`,
     {},
-  );
-}
-
-/**
- * A crash (retried up to maxRetries): the process died under the task — killed by a signal, lost
- * with its worker, or a module/Python runtime that exited. A command's non-zero exit and an app's
- * exception are the app's own answer, not retried.
- */
-function crashed(app: AppDef, result: TaskResult): boolean {
-  return (
-    result.reason === "signal" ||
-    result.reason === "worker-lost" ||
-    (result.reason === "exit" &&
-      app.kind !== "command" &&
-      result.exitCode !== undefined)
-  );
-}
-
-function isWhole(label: Resources, worker: Resources | undefined): boolean {
-  return (
-    worker !== undefined &&
-    label.cores >= worker.cores &&
-    label.memory >= worker.memory
   );
 }

@@ -30,6 +30,8 @@ export {
 export {
   Executor,
   type ExecutorOptions,
+  type LocalExecutorOptions,
+  type WorkQueueExecutorOptions,
   type AppOptions,
   type App,
   type CommandResult,

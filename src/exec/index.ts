@@ -1,11 +1,26 @@
 // The execution layer: scheduling tasks onto workers and the backends that run them.
 
 export type {
+  BackendAddress,
   BackendListener,
   ExecBackend,
   Placement,
+  QueuedTask,
+  TaskCounts,
   WorkerInfo,
 } from "./backend.js";
+export {
+  TaskEngine,
+  taskError,
+  type EngineTask,
+  type TaskEngineOptions,
+} from "./task-engine.js";
+export {
+  BACKENDS,
+  openBackend,
+  type BackendName,
+  type OpenBackendOptions,
+} from "./open-backend.js";
 export {
   BYPASS_PER_CORE,
   Scheduler,

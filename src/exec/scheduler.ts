@@ -192,6 +192,11 @@ export class Scheduler {
     this.#queued++;
   }
 
+  /** Whether a task is queued (submitted, not yet placed nor withdrawn). */
+  isQueued(id: string): boolean {
+    return this.#shapeOf.has(id);
+  }
+
   /** Drops a queued task; false when it is not queued. */
   withdraw(id: string): boolean {
     const bucket = this.#buckets.get(this.#shapeOf.get(id) ?? "");

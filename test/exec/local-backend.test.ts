@@ -22,6 +22,7 @@ import { treeOf } from "../../src/exec/local/proc-tree.js";
 import { build } from "../../src/index.js";
 import { appCopy } from "../helpers/app-copy.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { emptyQueue } from "../helpers/empty-queue.js";
 
 const TASKS = fileURLToPath(
   new URL("../fixtures-exec/tasks.mjs", import.meta.url),
@@ -44,6 +45,7 @@ async function backend(
   await b.start({
     workerJoined: (w) => workers.push(w),
     workerLeft: () => {},
+    ...emptyQueue,
   });
   return { backend: b, workers, workDir };
 }

@@ -83,6 +83,8 @@ interface LocalWorker {
  * is what a kill (over a label, canceled, shutdown) ends.
  */
 export class LocalBackend implements ExecBackend {
+  /** Its workers are the declared ones (or this machine), all there once it started. */
+  readonly fixedPool = true;
   readonly #options: LocalBackendOptions;
   readonly #workers = new Map<string, LocalWorker>();
   readonly #pool = new RuntimePool();

@@ -15,6 +15,7 @@ import {
   type WorkQueueOptions,
   type WorkerInfo,
 } from "../../../src/exec/index.js";
+import { emptyQueue } from "../../helpers/empty-queue.js";
 
 const open = new Set<WorkQueueBackend>();
 
@@ -79,6 +80,7 @@ export async function harness(
       workers.delete(id);
       bus.emit(`left:${id}`);
     },
+    ...emptyQueue,
   });
   return {
     backend,
