@@ -40,6 +40,7 @@ import {
 } from "../../packer/index.js";
 import { LocalStore } from "../registry/index.js";
 import { envpackVersion } from "./version.js";
+import { bundleKey } from "./bundle-key.js";
 import { compileApp } from "./compile-app.js";
 import {
   open as openRegistryOf,
@@ -100,6 +101,8 @@ export interface BuildResult {
   /** Why publishing failed (the build itself succeeded). */
   pushError?: Record<string, unknown>;
   inputDigest: Digest;
+  /** What the cache and registry know the bundle by: the input digest plus the build options that change bytes. */
+  key: Digest;
   size: number;
   kind: Manifest["kind"];
 }
@@ -163,7 +166,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   );
   const remembered = await readFingerprint(options.cacheDir, fingerprintKey);
   if (remembered !== null) {
-    const hit = await cacheHit(store, remembered.inputDigest);
+    const hit = await cacheHit(store, remembered.inputDigest, options);
     if (hit)
       return finish(options, store, {
         ...hit,
@@ -186,14 +189,22 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   if (registry !== undefined && options.manifest === undefined) {
     quick = await loadManifest(options, cwd, false);
     const quickDigest = quick.inputDigest as Digest;
-    const cached = await cacheHit(store, quickDigest);
+    const quickKey = bundleKey(quickDigest, options);
+    const cached = await cacheHit(store, quickDigest, options);
     const pulled =
-      cached ?? (await pullForInput(store, registry, quickDigest, transfer));
+      cached ??
+      (await pullForInput(
+        store,
+        registry,
+        { key: quickKey, inputDigest: quickDigest },
+        transfer,
+      ));
     if (pulled) {
       await writeFingerprint(options.cacheDir, fingerprintKey, quick, []);
       return finish(options, store, {
         ...pulled,
         inputDigest: quickDigest,
+        key: quickKey,
         cached: true,
         kind: quick.kind,
         source: cached ? "cache" : "registry",
@@ -218,13 +229,14 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
         ? quick
         : await loadManifest(options, cwd, true);
     const inputDigest = manifest.inputDigest as Digest;
+    const key = bundleKey(inputDigest, options);
     await writeFingerprint(
       options.cacheDir,
       fingerprintKey,
       manifest,
       manifestFile,
     );
-    const hit = await cacheHit(store, inputDigest);
+    const hit = await cacheHit(store, inputDigest, options);
     if (hit)
       return await finish(options, store, {
         ...hit,
@@ -232,11 +244,17 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
         source: "cache",
       });
     if (registry !== undefined && inputDigest !== quick?.inputDigest) {
-      const pulled = await pullForInput(store, registry, inputDigest, transfer);
+      const pulled = await pullForInput(
+        store,
+        registry,
+        { key, inputDigest },
+        transfer,
+      );
       if (pulled)
         return await finish(options, store, {
           ...pulled,
           inputDigest,
+          key,
           cached: true,
           kind: manifest.kind,
           source: "registry",
@@ -269,6 +287,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       kind: manifest.kind,
     };
     await store.record({
+      key,
       inputDigest,
       digest: put.digest,
       size: put.size,
@@ -281,12 +300,18 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
         : await publish(
             registry,
             put.path,
-            { digest: put.digest, size: put.size, inputDigest, meta },
+            {
+              digest: put.digest,
+              size: put.size,
+              inputDigest: key,
+              meta: { ...meta, inputDigest },
+            },
             transfer,
           );
     return await finish(options, store, {
       digest: put.digest,
       inputDigest,
+      key,
       size: put.size,
       cached: false,
       kind: manifest.kind,
@@ -383,14 +408,16 @@ function builderIdentity(): string {
 }
 
 /**
- * The cached bundle for an input digest, marked used, when it is still there and this builder
- * made it, or it was pulled from a registry in this bundle format.
+ * The cached bundle for an input digest built with these options, marked used, when it is still
+ * there and this builder made it, or it was pulled from a registry in this bundle format.
  */
 async function cacheHit(
   store: LocalStore,
   inputDigest: Digest,
+  options: BuildOptions,
 ): Promise<Omit<BuildResult, "path" | "kind" | "source"> | null> {
-  const record = await store.lookup(inputDigest);
+  const key = bundleKey(inputDigest, options);
+  const record = await store.lookup(key);
   const usable =
     record?.meta?.["builder"] === builderIdentity() ||
     (record?.meta?.["source"] === "registry" &&
@@ -401,6 +428,7 @@ async function cacheHit(
   return {
     digest: record.digest,
     inputDigest,
+    key,
     size: record.size,
     cached: true,
   };

@@ -13,6 +13,7 @@ import {
   type OnEvent,
 } from "../core/index.js";
 import { BUNDLE_FORMAT } from "../../packer/index.js";
+import { bundleKey } from "./bundle-key.js";
 import {
   LocalStore,
   openRegistry,
@@ -44,14 +45,16 @@ export interface PushOptions {
 /** What {@link push} published. */
 export interface PushResult {
   digest: Digest;
-  /** The input digests it is now found under. */
+  /** The input digests of the builds it is now found under. */
   inputDigests: Digest[];
+  /** The bundle keys (input digest + byte-changing build options) it is now found under. */
+  keys: Digest[];
   size: number;
   registry: string;
 }
 
 /**
- * Publishes a bundle of the cache, under every input digest the cache knows it for.
+ * Publishes a bundle of the cache, under every bundle key the cache knows it for.
  * @throws UsageError (bad digest or URL), InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (not in the
  *   cache, or built without an input digest), RemoteError, IntegrityError
  */
@@ -71,24 +74,26 @@ export async function push(options: PushOptions): Promise<PushResult> {
     );
   }
   const registry = open(options.registry);
-  const inputDigests: Digest[] = [];
-  for (const inputDigest of blob.inputs) {
-    const record = await store.lookup(inputDigest);
+  const inputDigests = new Set<Digest>();
+  for (const key of blob.keys) {
+    const record = await store.lookup(key);
+    if (record === null) continue;
     await registry.push(
       blob.path,
       {
         digest,
         size: blob.size,
-        inputDigest,
-        meta: stringMeta(record?.meta),
+        inputDigest: key,
+        meta: { ...stringMeta(record.meta), inputDigest: record.inputDigest },
       },
       { onEvent: options.onEvent, signal: options.signal },
     );
-    inputDigests.push(inputDigest);
+    inputDigests.add(record.inputDigest);
   }
   return {
     digest,
-    inputDigests,
+    inputDigests: [...inputDigests],
+    keys: blob.keys,
     size: blob.size,
     registry: registry.displayUrl,
   };
@@ -115,7 +120,8 @@ export interface PullResult {
 
 /**
  * Pulls a bundle into the cache, verified against its digest (nothing is cached otherwise).
- * With `inputDigest`, the cache also records it, so a build of that input is a cache hit.
+ * With `inputDigest`, the bundle built from it with default options (zstd level 3, no prune,
+ * builtin engine) is pulled and recorded, so a build of that input is a cache hit.
  * @throws UsageError, InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (the registry has no such bundle),
  *   RemoteError, IntegrityError ENVPACK_INTEGRITY_DIGEST_MISMATCH
  */
@@ -131,9 +137,15 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const transfer = { onEvent: options.onEvent, signal: options.signal };
   if (options.inputDigest !== undefined) {
     const inputDigest = checkDigest(options.inputDigest, "--input");
-    const entry = await registry.lookup(inputDigest, transfer);
+    const entry = await registry.lookup(bundleKey(inputDigest), transfer);
     if (entry === null) throw notInRegistry(registry, `input ${inputDigest}`);
-    const pulled = await pullEntry(store, registry, entry, transfer);
+    const pulled = await pullEntry(
+      store,
+      registry,
+      entry,
+      inputDigest,
+      transfer,
+    );
     return { ...pulled, inputDigest, registry: registry.displayUrl };
   }
   const digest = checkDigest(options.digest as string, "DIGEST");
@@ -144,19 +156,25 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 }
 
 /**
- * The bundle a registry holds for an input digest, pulled into the cache and recorded there, when
- * its bundle format is this envpack's; else null (a miss).
+ * The bundle a registry holds for a bundle key, pulled into the cache and recorded there (with the
+ * input digest it was built from), when its bundle format is this envpack's; else null (a miss).
  */
 export async function pullForInput(
   store: LocalStore,
   registry: Registry,
-  inputDigest: Digest,
+  build: { key: Digest; inputDigest: Digest },
   transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
 ): Promise<{ digest: Digest; size: number } | null> {
-  const entry = await registry.lookup(inputDigest, transfer);
+  const entry = await registry.lookup(build.key, transfer);
   if (entry === null || entry.meta["format"] !== String(BUNDLE_FORMAT))
     return null;
-  const { digest, size } = await pullEntry(store, registry, entry, transfer);
+  const { digest, size } = await pullEntry(
+    store,
+    registry,
+    entry,
+    build.inputDigest,
+    transfer,
+  );
   return { digest, size };
 }
 
@@ -200,11 +218,13 @@ async function pullEntry(
   store: LocalStore,
   registry: Registry,
   entry: RegistryEntry,
+  inputDigest: Digest,
   transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
 ): Promise<{ digest: Digest; size: number; path: string }> {
   const put = await fetchBlob(store, registry, entry.digest, transfer);
   await store.record({
-    inputDigest: entry.inputDigest,
+    key: entry.inputDigest,
+    inputDigest,
     digest: put.digest,
     size: put.size,
     usedAt: Date.now(),

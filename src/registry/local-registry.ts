@@ -4,6 +4,7 @@
 import {
   IntegrityError,
   hashFile,
+  isDigest,
   writeAtomic,
   type Digest,
 } from "../core/index.js";
@@ -35,8 +36,11 @@ export class LocalRegistry implements Registry {
 
   async push(file: string, entry: RegistryEntry): Promise<void> {
     const put = await this.#store.putFile(file, entry.digest);
+    const source = entry.meta["inputDigest"];
     await this.#store.record({
-      inputDigest: entry.inputDigest,
+      key: entry.inputDigest,
+      inputDigest:
+        source !== undefined && isDigest(source) ? source : entry.inputDigest,
       digest: put.digest,
       size: put.size,
       usedAt: Date.now(),

@@ -1,4 +1,4 @@
-// A content-addressed directory of bundles: blobs by digest plus an index input digest → bundle
+// A content-addressed directory of bundles: blobs by digest plus an index bundle key → bundle
 // digest. The build cache and the local registry share this layout.
 
 import { randomBytes } from "node:crypto";
@@ -24,8 +24,14 @@ import {
   type Digest,
 } from "../core/index.js";
 
-/** What the index records for one input digest. */
+/** What the index records for one key. */
 export interface IndexRecord {
+  /**
+   * What the record is found under: the api's bundle key (input digest + byte-changing build
+   * options). Records written before keys existed lack it and are never found.
+   */
+  key: Digest;
+  /** The manifest's input digest the bundle was built from (informational). */
   inputDigest: Digest;
   digest: Digest;
   size: number;
@@ -42,13 +48,15 @@ export interface BlobInfo {
   path: string;
   /** Input digests whose index records point at this blob. */
   inputs: Digest[];
+  /** Keys of the index records pointing at this blob (one per set of build options). */
+  keys: Digest[];
   usedAt: number;
 }
 
 /**
  * The store's layout under `root`:
  * `blobs/sha256/<hex>` (immutable, verified before they get their name),
- * `index/sha256/<input hex>.json` (one {@link IndexRecord} each), `tmp/` (in-flight writes).
+ * `index/sha256/<key hex>.json` (one {@link IndexRecord} each), `tmp/` (in-flight writes).
  */
 export class LocalStore {
   readonly root: string;
@@ -112,18 +120,20 @@ export class LocalStore {
     return { ...actual, path: target };
   }
 
-  /** Reads the index record for an input digest, or null. A corrupt record counts as absent. */
-  async lookup(inputDigest: Digest): Promise<IndexRecord | null> {
+  /** Reads the index record for a key, or null. A corrupt or keyless (older) record counts as absent. */
+  async lookup(key: Digest): Promise<IndexRecord | null> {
     let text: string;
     try {
-      text = await readFile(this.#indexPath(inputDigest), "utf8");
+      text = await readFile(this.#indexPath(key), "utf8");
     } catch (error) {
       if (isNotFound(error)) return null;
       throw error;
     }
     try {
       const record = JSON.parse(text) as IndexRecord;
-      return isDigest(record.digest) && record.inputDigest === inputDigest
+      return isDigest(record.digest) &&
+        record.key === key &&
+        isDigest(record.inputDigest)
         ? record
         : null;
     } catch (error) {
@@ -136,7 +146,7 @@ export class LocalStore {
   async record(record: IndexRecord): Promise<void> {
     if (!(await this.has(record.digest)))
       throw new Error(`refusing to index missing blob ${record.digest}`);
-    const path = this.#indexPath(record.inputDigest);
+    const path = this.#indexPath(record.key);
     const temp = await this.#tempPath();
     try {
       await writeFile(temp, JSON.stringify(record, null, 2) + "\n");
@@ -161,7 +171,8 @@ export class LocalStore {
           digest,
           size: info.size,
           path,
-          inputs: pointing.map((r) => r.inputDigest),
+          inputs: [...new Set(pointing.map((r) => r.inputDigest))],
+          keys: pointing.map((r) => r.key),
           usedAt: Math.max(info.mtimeMs, ...pointing.map((r) => r.usedAt)),
         };
       }),
@@ -169,11 +180,24 @@ export class LocalStore {
     return out.sort((a, b) => b.usedAt - a.usedAt);
   }
 
-  /** Removes a blob and every index record pointing at it; returns whether it existed. */
+  /**
+   * Removes a blob and every index record pointing at it (keyless older records too); returns
+   * whether it existed.
+   */
   async remove(digest: Digest): Promise<boolean> {
-    for (const record of await this.#records()) {
-      if (record.digest === digest)
-        await rm(this.#indexPath(record.inputDigest), { force: true });
+    const dir = join(this.root, "index", "sha256");
+    for (const name of await listDir(dir)) {
+      if (!name.endsWith(".json")) continue;
+      let record: Partial<IndexRecord>;
+      try {
+        record = JSON.parse(
+          await readFile(join(dir, name), "utf8"),
+        ) as Partial<IndexRecord>;
+      } catch (error) {
+        if (isNotFound(error) || error instanceof SyntaxError) continue;
+        throw error;
+      }
+      if (record.digest === digest) await rm(join(dir, name), { force: true });
     }
     const existed = await this.has(digest);
     await rm(this.blobPath(digest), { force: true });
@@ -215,8 +239,8 @@ export class LocalStore {
     return records.filter((r): r is IndexRecord => r !== null);
   }
 
-  #indexPath(inputDigest: Digest): string {
-    return join(this.root, "index", "sha256", `${hexOf(inputDigest)}.json`);
+  #indexPath(key: Digest): string {
+    return join(this.root, "index", "sha256", `${hexOf(key)}.json`);
   }
 
   async #tempPath(): Promise<string> {

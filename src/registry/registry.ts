@@ -7,6 +7,10 @@ export interface RegistryEntry {
   /** sha256 of the bundle's bytes. */
   digest: Digest;
   size: number;
+  /**
+   * What the bundle is found under: the api's bundle key (the manifest's input digest plus the
+   * build options that change bytes). The manifest's own input digest travels in `meta.inputDigest`.
+   */
   inputDigest: Digest;
   /**
    * Opaque string pairs the publisher attached (for OCI: manifest annotations). The api stores

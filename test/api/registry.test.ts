@@ -94,7 +94,7 @@ describe("registry use cases", () => {
     await registry.push(stale, {
       digest: staleBlob.digest,
       size: staleBlob.size,
-      inputDigest: first.inputDigest,
+      inputDigest: first.key,
       meta: { format: String(BUNDLE_FORMAT + 1) },
     });
 
@@ -109,7 +109,7 @@ describe("registry use cases", () => {
       pushed: true,
       digest: first.digest,
     });
-    expect(await registry.lookup(first.inputDigest)).toMatchObject({
+    expect(await registry.lookup(first.key)).toMatchObject({
       digest: first.digest,
       meta: { format: String(BUNDLE_FORMAT) },
     });

@@ -22,6 +22,7 @@ interface BuildJson {
   ok: boolean;
   digest: string;
   inputDigest: `sha256:${string}`;
+  key: `sha256:${string}`;
   source: "cache" | "registry" | "built";
   pushed?: boolean;
   pushError?: { code: string; message: string };
@@ -84,10 +85,9 @@ describe("envpack build --registry, push, pull", () => {
       { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
     );
     expect(first).toMatchObject({ ok: true, source: "built", pushed: true });
-    const entry = await openRegistry(url, { insecure: true }).lookup(
-      first.inputDigest,
-    );
+    const entry = await openRegistry(url, { insecure: true }).lookup(first.key);
     expect(entry?.digest).toBe(first.digest);
+    expect(entry?.meta["inputDigest"]).toBe(first.inputDigest);
 
     const clean = join(await tempDir(), "cache");
     const touched = await backdatePackageFiles(app);
@@ -292,7 +292,7 @@ describe("envpack build --registry, push, pull", () => {
       expect(
         await openRegistry(`oci://${inject("registry").openHost}/${name}`, {
           insecure: true,
-        }).lookup(built.inputDigest),
+        }).lookup(built.key),
       ).toBeNull();
       const again = await json<BuildJson>(["build", "src/main.ts"], app, {
         ENVPACK_CACHE_DIR: cache,

@@ -1,6 +1,6 @@
 // The content-addressed store on a real temp directory.
 
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { digestOf, type Digest } from "../../src/core/index.js";
@@ -23,6 +23,7 @@ describe("LocalStore", () => {
     expect(put.digest).toBe(digestOf("hello"));
     expect(await readFile(store.blobPath(put.digest), "utf8")).toBe("hello");
     await store.record({
+      key: input(1),
       inputDigest: input(1),
       digest: put.digest,
       size: put.size,
@@ -61,6 +62,7 @@ describe("LocalStore", () => {
     const store = new LocalStore(join(await tempDir(), "store"));
     await expect(
       store.record({
+        key: input(1),
         inputDigest: input(1),
         digest: digestOf("x"),
         size: 1,
@@ -75,6 +77,7 @@ describe("LocalStore", () => {
     const store = new LocalStore(join(dir, "store"));
     const put = await store.putFile(await blobFile(dir, "x"));
     await store.record({
+      key: input(1),
       inputDigest: input(1),
       digest: put.digest,
       size: 1,
@@ -86,6 +89,30 @@ describe("LocalStore", () => {
     expect(await store.lookup(input(1))).toBeNull();
   });
 
+  it("an index record written before bundle keys (no key field) is never found, and remove deletes it", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    const put = await store.putFile(await blobFile(dir, "old bundle"));
+    const indexDir = join(dir, "store", "index", "sha256");
+    await mkdir(indexDir, { recursive: true });
+    // The layout of a record keyed by the bare input digest.
+    await writeFile(
+      join(indexDir, `${input(1).slice(7)}.json`),
+      JSON.stringify({
+        inputDigest: input(1),
+        digest: put.digest,
+        size: put.size,
+        usedAt: 1,
+      }),
+    );
+    expect(await store.lookup(input(1))).toBeNull();
+    expect(await store.list()).toMatchObject([
+      { digest: put.digest, keys: [] },
+    ]);
+    expect(await store.remove(put.digest)).toBe(true);
+    expect(await readdir(indexDir)).toEqual([]);
+  });
+
   it("gc removes least recently used blobs down to the size bound, with their index records", async () => {
     const dir = await tempDir();
     const store = new LocalStore(join(dir, "store"));
@@ -95,6 +122,7 @@ describe("LocalStore", () => {
         await blobFile(dir, `blob-${i}-`.padEnd(100, "x")),
       );
       await store.record({
+        key: input(i),
         inputDigest: input(i),
         digest: put.digest,
         size: put.size,
