@@ -1,10 +1,9 @@
 // The Work Queue backend: a manager for real work_queue_worker processes (protocol 9).
 
-export {
-  WorkQueueBackend,
-  type ManagerSnapshot,
-  type StatusClient,
-  type StatusHandler,
-  type WorkQueueOptions,
-} from "./manager.js";
+export { WorkQueueBackend, type WorkQueueOptions } from "./manager.js";
+export type {
+  ManagerSnapshot,
+  StatusClient,
+  StatusHandler,
+} from "./manager-view.js";
 export { PROTOCOL_VERSION } from "./protocol.js";

@@ -47,6 +47,7 @@ import {
   type ShippedFile,
   type TaskFiles,
 } from "./task-command.js";
+import type { ManagerSnapshot, StatusHandler } from "./manager-view.js";
 import { StatusService } from "./status-service.js";
 import { WorkerLink, type WorkerIdentity } from "./worker-link.js";
 
@@ -67,38 +68,6 @@ export interface WorkQueueOptions {
   /** The resource_monitor shipped to workers (default: the one on this host's PATH, if any). */
   resourceMonitor?: string | undefined;
   onEvent?: OnEvent | undefined;
-}
-
-/** A client on the manager's port that is not a worker (work_queue_status, a factory). */
-export interface StatusClient {
-  address: string;
-  /** True when it passed the password exchange (false when none is set). */
-  authenticated: boolean;
-  /** Writes the answer and closes the connection. */
-  reply(body: string): void;
-}
-
-/** Answers one request line (`queue_status`, `worker_status`, …) of a non-worker client. */
-export type StatusHandler = (line: string, client: StatusClient) => void;
-
-/** The manager's state, for status answers and tests. */
-export interface ManagerSnapshot {
-  host: string;
-  port: number;
-  workers: Array<{
-    id: string;
-    hostname: string;
-    address: string;
-    os: string;
-    arch: string;
-    resources: Resources;
-    tasksRunning: number;
-    tasksSent: number;
-    bytesSent: number;
-    /** Per cache name, how many times it was sent on this connection. */
-    puts: Record<string, number>;
-  }>;
-  tasksRunning: number;
 }
 
 /** How long shutdown waits for workers to close their connections before closing them. */

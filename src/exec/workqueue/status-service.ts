@@ -16,7 +16,7 @@ import {
   checkProject,
   parseCatalog,
 } from "./catalog.js";
-import type { ManagerSnapshot, StatusHandler } from "./manager.js";
+import type { ManagerSnapshot, StatusHandler } from "./manager-view.js";
 import {
   STATUS_REQUESTS,
   parseStatusRequest,
