@@ -107,9 +107,13 @@ async function removeTemps(envsDir: string, hex: string): Promise<void> {
   }
 }
 
+/** Lock directories of unpacks (see dir-lock.ts), by bundle hex. */
+const LOCK_NAME = /^([0-9a-f]{64})\.lock$/;
+
 /**
- * Removes what killed unpacks left in `envsDir`: temp directories whose bundle's lock is not
- * held by a live process (a live unpack's temp is kept). Returns the names removed.
+ * Removes what killed unpacks left in `envsDir`: locks whose holder is gone, and temp
+ * directories whose bundle's lock is not held by a live process (a live unpack's temp is kept,
+ * and so is the temp of a lock that has no pid yet). Returns the names removed.
  */
 export async function removeStaleUnpacks(envsDir: string): Promise<string[]> {
   let names: string[];
@@ -120,17 +124,21 @@ export async function removeStaleUnpacks(envsDir: string): Promise<string[]> {
     throw error;
   }
   const removed: string[] = [];
+  const held = new Set<string>();
+  for (const name of names) {
+    const hex = LOCK_NAME.exec(name)?.[1];
+    if (hex === undefined) continue;
+    const holder = await readLockHolder(join(envsDir, name));
+    if (holder === undefined || holder.isAlive) {
+      held.add(hex);
+      continue;
+    }
+    await rm(join(envsDir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
   for (const name of names) {
     const hex = TEMP_NAME.exec(name)?.[1];
-    if (hex === undefined) continue;
-    const holder = await readLockHolder(join(envsDir, `${hex}.lock`));
-    if (holder?.isAlive) continue;
-    // A lock without a pid may be a moment old: its temp is left for the next unpack.
-    if (
-      holder === undefined &&
-      (await pathExists(join(envsDir, `${hex}.lock`)))
-    )
-      continue;
+    if (hex === undefined || held.has(hex)) continue;
     await rm(join(envsDir, name), { recursive: true, force: true });
     removed.push(name);
   }

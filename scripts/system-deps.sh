@@ -6,6 +6,8 @@ set -euo pipefail
 # command → Debian package
 declare -A needed=(
   [zstd]=zstd
+  # a path, since `time` alone is the shell keyword: peak RSS in the unpack tests
+  [/usr/bin/time]=time
   [readelf]=binutils
   [docker-registry]=docker-registry
   [htpasswd]=apache2-utils

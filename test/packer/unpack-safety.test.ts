@@ -129,7 +129,7 @@ describe("ensureUnpacked", () => {
 });
 
 describe("removeStaleUnpacks", () => {
-  it("regression: removes temps of killed unpacks and keeps the one a live process is writing", async () => {
+  it("regression: removes temps and locks of killed unpacks and keeps the ones of a live process", async () => {
     const root = await tempDir("envpack-unpack-");
     const envs = join(root, "envs");
     const dead = "a".repeat(64);
@@ -150,12 +150,11 @@ describe("removeStaleUnpacks", () => {
     await mkdir(join(envs, `.${orphan}.3333.tmp`));
     await mkdir(join(envs, orphan));
     const removed = await removeStaleUnpacks(envs);
-    expect(removed.sort()).toEqual([
-      `.${dead}.1111.tmp`,
-      `.${orphan}.3333.tmp`,
-    ]);
+    expect(removed.sort()).toEqual(
+      [`.${dead}.1111.tmp`, `${dead}.lock`, `.${orphan}.3333.tmp`].sort(),
+    );
     expect((await readdir(envs)).sort()).toEqual(
-      [`${dead}.lock`, `.${live}.2222.tmp`, `${live}.lock`, orphan].sort(),
+      [`.${live}.2222.tmp`, `${live}.lock`, orphan].sort(),
     );
   });
 });
