@@ -11,6 +11,8 @@
 // One-shot mode (`--once`, a remote worker's task): one TaskRequest read from stdin, its TaskReply
 // written to file descriptor 3, then exit; the sandbox is the worker's (not emptied). Under a
 // bundle (ENVPACK_ENV set by envpack-run) a relative module path is the bundle's, "" its entry.
+// Warm, started with node's --expose-gc, it collects a task's garbage before answering when the
+// task grew it (see tidy): each task is measured from the runtime at rest.
 
 import {
   mkdirSync,
@@ -78,6 +80,40 @@ let current = "";
 // CPU is read once per task, at its end: a task's CPU is what the process used since the last
 // one ended (the task plus receiving it), one getrusage call instead of two.
 let cpuMark = process.cpuUsage();
+
+const MB = 1048576;
+
+/**
+ * Growth over the runtime's resident memory at rest (MB) after which a task's garbage is collected
+ * before its answer. Below it, what a task leaves is not worth a collection (~10 ms even for a
+ * small heap); at most this much of an earlier task's garbage is ever counted in a later task.
+ */
+const TIDY_MB = 16;
+
+/** V8's full collection, when node runs with --expose-gc (the executor starts runtimes so). */
+const collect = typeof globalThis.gc === "function" ? globalThis.gc : undefined;
+
+/** Resident MB of this runtime after its last collection (or at start), lowered as it falls. */
+let restMB = process.memoryUsage.rss() / MB;
+
+/**
+ * Brings the runtime back to rest after a task that grew it by more than TIDY_MB, so the next task
+ * is measured from there: V8 may keep a task's garbage (a released 250 MB buffer) resident well
+ * into later tasks, whose peaks would count it and make autolabel's labels creep. Two collections:
+ * the first finds the garbage, but array buffers and heap pages are freed by the concurrent
+ * sweeper, which the second waits for. Live memory a task keeps (a cache) stays and becomes the
+ * new rest. Returns whether it collected. @param {number} endMB the resident MB at the task's end
+ */
+function tidy(endMB) {
+  if (collect === undefined || endMB - restMB <= TIDY_MB) {
+    restMB = Math.min(restMB, endMB);
+    return false;
+  }
+  collect();
+  if (process.memoryUsage.rss() / MB - restMB > TIDY_MB) collect();
+  restMB = process.memoryUsage.rss() / MB;
+  return true;
+}
 
 /**
  * Runs one request's function in its sandbox: the reply's ok/value/error.
@@ -165,13 +201,16 @@ process.on("message", async (/** @type {any} */ message) => {
     user: now.user - cpuMark.user,
     system: now.system - cpuMark.system,
   };
-  cpuMark = now;
   let diskMB = 0;
   try {
     diskMB = sweep(message.cwd);
   } catch (error) {
     outcome = { ok: false, error: describe(error) };
   }
+  const rssMB = process.memoryUsage.rss() / MB;
+  // Before the answer: the next task is sent only then, and its samples must not see this garbage.
+  // A collection's CPU is neither this task's nor the next one's.
+  cpuMark = tidy(rssMB) ? process.cpuUsage() : now;
   try {
     process.send?.({
       type: "result",
@@ -179,7 +218,7 @@ process.on("message", async (/** @type {any} */ message) => {
       id: message.id,
       ...outcome,
       cpuMs: (used.user + used.system) / 1000,
-      rssMB: process.memoryUsage.rss() / 1048576,
+      rssMB,
       diskMB,
     });
   } catch (error) {
@@ -195,7 +234,7 @@ process.on("message", async (/** @type {any} */ message) => {
         ),
       ),
       cpuMs: (used.user + used.system) / 1000,
-      rssMB: process.memoryUsage.rss() / 1048576,
+      rssMB,
       diskMB,
     });
   }

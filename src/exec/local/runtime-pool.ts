@@ -20,6 +20,12 @@ export interface RunnerDeath {
   stderrTail: string;
 }
 
+/**
+ * Node flags of a runtime: `--expose-gc` lets runtime/module-runner.mjs collect a task's garbage
+ * before answering, so that a warm runtime's later tasks are not measured with it.
+ */
+export const RUNTIME_NODE_FLAGS: readonly string[] = ["--expose-gc"];
+
 /** A started runtime process. */
 export class Runtime {
   readonly child: ChildProcess;
@@ -63,7 +69,7 @@ export class Runtime {
     cwd: string;
     env: NodeJS.ProcessEnv;
   }): Promise<Runtime> {
-    const child = spawn(options.node, [options.runner], {
+    const child = spawn(options.node, [...RUNTIME_NODE_FLAGS, options.runner], {
       cwd: options.cwd,
       env: options.env,
       stdio: ["ignore", "pipe", "pipe", "ipc"],
