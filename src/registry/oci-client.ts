@@ -220,7 +220,7 @@ export class OciClient {
     if (realm === undefined) throw this.#authError(url, 401);
     // The distribution token protocol: ask the realm for a token for this service and scope,
     // with the user's credentials when there are any (anonymous otherwise).
-    const tokenUrl = new URL(realm);
+    const tokenUrl = this.#tokenUrl(realm, url);
     for (const key of ["service", "scope"]) {
       const value = parsed.params.get(key);
       if (value !== undefined) tokenUrl.searchParams.set(key, value);
@@ -279,6 +279,43 @@ export class OciClient {
         { url: redactUrl(tokenUrl.href), status: response.status },
       );
     this.#authorization = `Bearer ${token}`;
+  }
+
+  /**
+   * The realm a challenge names, checked: an HTTP(S) URL, and HTTPS whenever credentials would
+   * go there from a registry reached over HTTPS — a challenge must not be able to route the
+   * user's password onto the network in clear text. Plain HTTP is the user's choice (--insecure).
+   */
+  #tokenUrl(realm: string, url: string): URL {
+    let tokenUrl: URL;
+    try {
+      tokenUrl = new URL(realm);
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+      tokenUrl = new URL("invalid:");
+    }
+    const refuse = (why: string, hint: string) =>
+      new RemoteError(
+        "ENVPACK_REMOTE_AUTH",
+        `the registry ${this.#options.displayUrl} names a token service ${why}`,
+        { url: redactUrl(url), hint, details: { realm: redactUrl(realm) } },
+      );
+    if (tokenUrl.protocol !== "https:" && tokenUrl.protocol !== "http:")
+      throw refuse(
+        `that is not an HTTP(S) URL (${sanitizeText(redactUrl(realm)).slice(0, 200)})`,
+        "The registry's token realm is misconfigured; report it to the registry's operator.",
+      );
+    const secure = new URL(this.#options.origin).protocol === "https:";
+    if (
+      tokenUrl.protocol === "http:" &&
+      secure &&
+      this.#options.credentials !== undefined
+    )
+      throw refuse(
+        `on plain HTTP (${redactUrl(tokenUrl.origin)}); envpack does not send credentials there`,
+        "Have the registry's token realm use HTTPS, or pass --insecure (ENVPACK_REGISTRY_INSECURE=1) if the network to it is trusted.",
+      );
+    return tokenUrl;
   }
 
   #authError(url: string, status: number): RemoteError {
