@@ -38,7 +38,9 @@ export type WarningCode =
   /** A client that is neither a worker nor a request the manager answers was disconnected. */
   | "ENVPACK_WARN_WQ_PEER"
   /** Tasks on a Work Queue worker run without resource_monitor: memory and disk labels are not enforced. */
-  | "ENVPACK_WARN_WQ_UNMONITORED";
+  | "ENVPACK_WARN_WQ_UNMONITORED"
+  /** A Work Queue worker that answered no keepalive check was dropped; its tasks run elsewhere. */
+  | "ENVPACK_WARN_WQ_WORKER_SILENT";
 
 /** A finding that is data, not a failure; `strict` turns some of them into errors. */
 export interface WarnEvent {

@@ -138,3 +138,19 @@ async function killUnder(dir: string): Promise<void> {
     }
   }
 }
+
+/**
+ * The processes left under `dir` once they had a moment to go (a killed task's watcher needs one
+ * wake-up): checked until none is left or `ms` have passed.
+ */
+export async function processesLeftUnder(
+  dir: string,
+  ms = 10_000,
+): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const pids = await processesUnder(dir);
+    if (pids.length === 0 || Date.now() > deadline) return pids;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

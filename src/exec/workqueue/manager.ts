@@ -28,6 +28,7 @@ import type { BackendListener, ExecBackend, Placement } from "../backend.js";
 import { runtimeFile } from "../runtime-file.js";
 import {
   AUTH_LINE,
+  CHECK,
   EXIT,
   MessageReader,
   PROTOCOL_VERSION,
@@ -65,8 +66,17 @@ export interface WorkQueueOptions {
   password?: string | undefined;
   /** Measure and limit tasks with resource_monitor (default true). */
   monitor?: boolean | undefined;
-  /** The resource_monitor shipped to workers (default: the one on this host's PATH, if any). */
-  resourceMonitor?: string | undefined;
+  /**
+   * The resource_monitor shipped to workers (default: the one on this host's PATH, if any); null
+   * ships none (workers use their own, if they have one).
+   */
+  resourceMonitor?: string | null | undefined;
+  /**
+   * A worker silent this long gets a `check`; one that stays silent as long again is dropped
+   * (its tasks run elsewhere). Default 30 s. A SIGKILLed worker's connection can stay open:
+   * its orphaned tasks inherit the socket.
+   */
+  keepaliveMs?: number | undefined;
   onEvent?: OnEvent | undefined;
 }
 
@@ -102,6 +112,7 @@ export class WorkQueueBackend implements ExecBackend {
   #closing = false;
   /** Status answers on the port and, with a project, catalog updates (status-service.ts). */
   readonly #status: StatusService;
+  #keepalive: NodeJS.Timeout | undefined;
 
   constructor(options: WorkQueueOptions) {
     if (
@@ -128,8 +139,10 @@ export class WorkQueueBackend implements ExecBackend {
       this.#password = await readPassword(this.#options.password);
     if (this.#options.monitor !== false) {
       const path =
-        this.#options.resourceMonitor ?? (await onPath("resource_monitor"));
-      if (path !== undefined)
+        this.#options.resourceMonitor === undefined
+          ? await onPath("resource_monitor")
+          : this.#options.resourceMonitor;
+      if (path !== undefined && path !== null)
         this.#monitor = await this.#ship(path, "resource_monitor", 0o755);
     }
     const host = this.#options.host ?? "127.0.0.1";
@@ -155,6 +168,36 @@ export class WorkQueueBackend implements ExecBackend {
     if ("waiting" in listener && "counts" in listener)
       this.#status.attach(listener as Parameters<StatusService["attach"]>[0]);
     await this.#status.start();
+    const every = this.#options.keepaliveMs ?? 30_000;
+    this.#keepalive = setInterval(
+      () => this.#checkWorkers(every),
+      Math.max(50, every / 4),
+    );
+    this.#keepalive.unref();
+  }
+
+  /** Asks silent workers whether they are there; drops those that stay silent. */
+  #checkWorkers(every: number): void {
+    const now = performance.now();
+    for (const link of this.#links.values()) {
+      if (link.writing) {
+        // The clock runs once what was queued (a bundle) has gone out.
+        if (link.checkSent !== undefined) link.checkSent = now;
+        continue;
+      }
+      if (link.checkSent === undefined) {
+        if (now - link.lastHeard >= every) {
+          link.checkSent = now;
+          link.send(CHECK);
+        }
+      } else if (now - link.checkSent >= every) {
+        this.#warn(
+          "ENVPACK_WARN_WQ_WORKER_SILENT",
+          `dropped worker ${link.identity.id} (${link.identity.address}): no answer to a check for ${Math.round(every / 1000)} s; its tasks run elsewhere`,
+        );
+        link.socket.destroy();
+      }
+    }
   }
 
   /** Where workers connect: `work_queue_worker HOST PORT`. Undefined until started. */
@@ -201,9 +244,9 @@ export class WorkQueueBackend implements ExecBackend {
     if (link === undefined || link.closed) return finish(lostOutcome());
     if (signal.aborted || this.#closing) return finish(canceledOutcome());
     const monitor = this.#monitorFor(link);
-    const run = workerTask(task, placement.label, files, monitor);
     const wqId = this.#nextTask;
     this.#nextTask = this.#nextTask >= 2 ** 31 - 1 ? 1 : this.#nextTask + 1;
+    const run = workerTask(task, wqId, placement.label, files, monitor);
     const outName = `out-${wqId}`;
     const requestName = run.request === undefined ? undefined : `req-${wqId}`;
     if (monitor.kind === "shipped") link.ensure(monitor.file);
@@ -260,6 +303,7 @@ export class WorkQueueBackend implements ExecBackend {
   async shutdown(): Promise<void> {
     this.#closing = true;
     await this.#status.stop();
+    clearInterval(this.#keepalive);
     for (const cancel of [...this.#cancels.values()]) cancel();
     for (const link of this.#links.values())
       link.send(this.#started.has(link.identity.id) ? EXIT : RELEASE);

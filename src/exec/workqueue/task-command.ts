@@ -62,6 +62,13 @@ export interface WorkerTask {
 }
 
 const INPUT = "task.json";
+/** The FIFO a task's watcher waits on (in the sandbox, not in out/: a get would block on it). */
+const ALIVE = ".envpack-alive";
+
+/** The cache file whose presence tells task `wqId` to end itself (see workerTask). */
+export function cancelName(wqId: number): string {
+  return `cancel-${wqId}`;
+}
 
 /** The name a task's request is linked as in its sandbox. */
 export const REQUEST_PATH = INPUT;
@@ -75,6 +82,7 @@ export const REQUEST_PATH = INPUT;
  */
 export function workerTask(
   task: TaskSpec,
+  wqId: number,
   label: Resources,
   files: TaskFiles,
   monitor: MonitorChoice,
@@ -162,17 +170,35 @@ export function workerTask(
   ]
     .map(shellQuote)
     .join(" ");
-  if (monitor.kind === "shipped")
-    lines.push(`set -- ${cached(monitor.file)} ${monitorArgs} "$@"`);
-  else if (monitor.kind === "worker")
+  const io =
+    request === undefined ? "" : ` <${INPUT} 3>${OUT_DIR}/${OUT.result}`;
+  // The worker makes each task a process group leader from its side of the fork, which loses the
+  // race when the task has already exec'd sh: its kill then misses, and it waits (frozen) for
+  // the task to end. A task that finds itself no leader ends itself when the manager, before its
+  // kill, puts the file cancel-ID in the cache (§8, verified on coop-computing-tools 9.9).
+  const canceller =
+    `[ "$g" = $$ ] || (while [ ! -e ../cache/${cancelName(wqId)} ] && kill -0 $p 2>/dev/null; ` +
+    `do sleep 1; done; [ -e ../cache/${cancelName(wqId)} ] && kill -9 $p) 8>&- 9<&- &`;
+  lines.push(`g=$$; read -r _ _ _ _ g _ </proc/$$/stat`);
+  if (monitor.kind === "off") {
+    lines.push(`"$@"${io} & p=$!`, canceller, `wait $p; exit $?`);
+  } else {
+    // resource_monitor runs the program in a process group of its own, which the worker's kill
+    // (SIGKILL to the task's group) misses: a watcher in that group kills it once this shell is
+    // gone (killed, or done). It waits for end-of-file on a FIFO only this shell writes to.
     lines.push(
-      `if command -v resource_monitor >/dev/null 2>&1; then set -- resource_monitor ${monitorArgs} "$@"; else : >${OUT_DIR}/${OUT.unmonitored}; fi`,
+      `mkfifo ${ALIVE} && exec 8<>${ALIVE} 9<${ALIVE} || exit 70`,
+      // Only in a group of its own: without a monitor (or if its setpgid lost the same race)
+      // that group is this shell's, or the worker's.
+      `set -- /bin/sh -c 'g=; read -r _ _ _ _ g _ </proc/$$/stat; [ "$g" != $$ ] || (read _ <&9; kill -9 0) & exec "$@" 9<&-' envpack-task "$@"`,
+      monitor.kind === "shipped"
+        ? `set -- ${cached(monitor.file)} ${monitorArgs} "$@"`
+        : `if command -v resource_monitor >/dev/null 2>&1; then set -- resource_monitor ${monitorArgs} "$@"; else : >${OUT_DIR}/${OUT.unmonitored}; fi`,
+      `"$@"${io} 8>&- & p=$!`,
+      canceller,
+      `wait $p; s=$?; exec 8>&- 9<&-; exit $s`,
     );
-  lines.push(
-    request === undefined
-      ? `"$@"; exit $?`
-      : `"$@" <${INPUT} 3>${OUT_DIR}/${OUT.result}; exit $?`,
-  );
+  }
   return {
     cmd: lines.join("\n"),
     request:

@@ -14,7 +14,11 @@ import {
   encodeUnlink,
   type WorkerMessage,
 } from "./protocol.js";
-import type { ShippedFile, WorkerReport } from "./task-command.js";
+import {
+  cancelName,
+  type ShippedFile,
+  type WorkerReport,
+} from "./task-command.js";
 
 /** A task sent to the worker and not yet reported. */
 export interface RemoteTask {
@@ -72,6 +76,8 @@ export class WorkerLink {
   #closed = false;
   /** When the last message arrived (ms, performance clock). */
   lastHeard = performance.now();
+  /** When a `check` went out unanswered (ms), if one did. */
+  checkSent: number | undefined;
 
   constructor(options: {
     identity: WorkerIdentity;
@@ -122,17 +128,23 @@ export class WorkerLink {
     this.stats.tasksSent++;
   }
 
-  /** Stops a task on the worker (no result is sent for it) and drops its files. */
+  /**
+   * Stops a task on the worker (no result is sent for it) and drops its files. The cancel file
+   * goes first: a task the worker's own kill would miss ends itself on seeing it.
+   */
   kill(wqId: number): void {
     const task = this.tasks.get(wqId);
     this.tasks.delete(wqId);
+    this.put(cancelName(wqId), Buffer.alloc(0));
     this.send(encodeKill(wqId));
+    this.send(encodeUnlink(cancelName(wqId)));
     if (task !== undefined) this.#drop(task);
   }
 
   /** Handles one message of the worker after its greeting. */
   receive(message: WorkerMessage): void {
     this.lastHeard = performance.now();
+    this.checkSent = undefined;
     switch (message.type) {
       case "available_results":
         this.#owed.push({ kind: "results" });
@@ -189,6 +201,11 @@ export class WorkerLink {
   close(): void {
     this.#closed = true;
     this.#queue.length = 0;
+  }
+
+  /** True while bytes wait to be written (a large put may take a while to go out). */
+  get writing(): boolean {
+    return this.#flushing || this.#scheduled || this.#queue.length > 0;
   }
 
   /** Resolves once everything queued has been handed to the socket. */
