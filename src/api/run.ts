@@ -5,6 +5,7 @@ import { stat } from "node:fs/promises";
 import { execa } from "execa";
 import {
   InputError,
+  bundleEnv,
   hashFile,
   isDigest,
   type Digest,
@@ -62,10 +63,8 @@ export async function run(options: RunOptions): Promise<RunResult> {
     stdio: "inherit",
     reject: false,
     cancelSignal: options.signal,
-    env: {
-      PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}`,
-      ENVPACK_ENV: dir,
-    },
+    env: bundleEnv(process.env, dir),
+    extendEnv: false,
   });
   if (result.failed && result.exitCode === undefined && !result.isTerminated) {
     throw new InputError(

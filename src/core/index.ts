@@ -13,3 +13,4 @@ export * from "./task.js";
 export * from "./redact.js";
 export * from "./atomic-write.js";
 export * from "./own-files.js";
+export * from "./bundle-env.js";

@@ -10,6 +10,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import {
   TASK_PROTOCOL,
+  bundleEnv,
   type OnEvent,
   type Resources,
   type TaskBundle,
@@ -26,6 +27,16 @@ import type {
   Placement,
   WorkerInfo,
 } from "../backend.js";
+import {
+  canceledOutcome,
+  noUsage,
+  overResourcesOutcome,
+  processOutcome,
+  stderrTail,
+  taskResult,
+  type Outcome,
+  type ProcessEnd,
+} from "../outcome.js";
 import { Monitor, type Peaks } from "./monitor.js";
 import {
   Runtime,
@@ -185,20 +196,19 @@ export class LocalBackend implements ExecBackend {
   ): TaskResult {
     const durationMs = performance.now() - started;
     const wallMs = outcome.usage.wallMs > 0 ? outcome.usage.wallMs : durationMs;
-    return {
-      protocol: TASK_PROTOCOL,
-      id: task.id,
-      workerId: worker.info.id,
-      label: placement.label,
-      attempt: task.attempt,
-      ...outcome,
-      usage: {
-        ...outcome.usage,
-        wallMs,
-        cores: wallMs > 0 ? outcome.usage.cpuMs / wallMs : 0,
+    return taskResult(
+      task,
+      placement,
+      {
+        ...outcome,
+        usage: {
+          ...outcome.usage,
+          wallMs,
+          cores: wallMs > 0 ? outcome.usage.cpuMs / wallMs : 0,
+        },
       },
       durationMs,
-    };
+    );
   }
 
   /** Starts a runtime; shutdown waits for starts in flight. */
@@ -267,7 +277,7 @@ export class LocalBackend implements ExecBackend {
         ok: false,
         reason: "exit",
         error: { name: "RuntimeStartError", message: (error as Error).message },
-        usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }, 0),
+        usage: noUsage(),
       };
     }
     if (!reuse) this.#processes.add(runtime);
@@ -310,22 +320,21 @@ export class LocalBackend implements ExecBackend {
     const wallMs = performance.now() - sent;
     const peaks = await monitor.stop();
     await this.#done(runtime, key, reuse, worker);
-    if ("died" in reply) {
+    if ("died" in reply)
       return ended(peaks, wallMs, exceeded, canceled || this.#closing, {
-        reason: reply.signal ? "signal" : "exit",
+        kind: "module",
         exitCode: reply.exitCode ?? undefined,
         signal: reply.signal ?? undefined,
-        stderrTail: clean(reply.stderrTail),
-        error: {
-          name: "RuntimeExit",
-          message: `the runtime process ${reply.signal ? `was killed by ${reply.signal}` : `exited with code ${reply.exitCode}`} during the task`,
-        },
+        stderrTail: stderrTail(reply.stderrTail),
+        program: "the runtime process",
       });
-    }
-    const usage = usageOf(peaks, wallMs, reply);
-    return reply.ok
-      ? { ok: true, reason: "ok", value: reply.value, usage }
-      : { ok: false, reason: "exit", error: reply.error, usage };
+    return processOutcome({
+      kind: "module",
+      exitCode: 0,
+      signal: undefined,
+      reply,
+      usage: usageOf(peaks, wallMs, reply),
+    });
   }
 
   /**
@@ -448,7 +457,7 @@ export class LocalBackend implements ExecBackend {
           name: "SpawnError",
           message: `cannot start ${file}: ${spawned.message}`,
         },
-        usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }, 0),
+        usage: noUsage(),
       };
     }
     const spawnedAt = performance.now();
@@ -475,72 +484,45 @@ export class LocalBackend implements ExecBackend {
     this.#processes.delete(handle);
     const wallMs = performance.now() - spawnedAt;
     const peaks = await monitor.stop();
-    const stderrTail = clean(stderr);
-    if (payload.kind === "python" && exitCode === 0 && result !== "") {
-      const reply = JSON.parse(result) as TaskReply;
-      const usage = usageOf(peaks, wallMs);
-      return reply.ok
-        ? { ok: true, reason: "ok", value: reply.value, usage }
-        : { ok: false, reason: "exit", error: reply.error, stderrTail, usage };
-    }
-    if (exitCode === 0 && payload.kind === "command")
-      return {
-        ok: true,
-        reason: "ok",
-        value: { exitCode, stdout },
+    const tail = stderrTail(stderr);
+    const reply =
+      payload.kind === "python" && exitCode === 0 && result !== ""
+        ? (JSON.parse(result) as TaskReply)
+        : undefined;
+    // Ended by itself with an answer: canceled or over the label too late to matter.
+    if (reply !== undefined || (exitCode === 0 && payload.kind === "command"))
+      return processOutcome({
+        kind: payload.kind,
+        exitCode: 0,
+        signal: undefined,
+        reply,
+        stdout,
+        stderrTail: tail,
         usage: usageOf(peaks, wallMs),
-      };
+      });
     return ended(peaks, wallMs, exceeded, canceled || this.#closing, {
-      reason: signalName ? "signal" : "exit",
+      kind: payload.kind,
       exitCode: exitCode ?? undefined,
       signal: signalName ?? undefined,
-      stderrTail,
-      value: payload.kind === "command" ? { exitCode, stdout } : undefined,
-      error: {
-        name: "ExitError",
-        message: `${file} ${signalName ? `was killed by ${signalName}` : `exited with code ${exitCode}`}`,
-      },
+      stdout,
+      program: file,
+      stderrTail: tail,
     });
   }
 }
 
-type Outcome = Omit<
-  TaskResult,
-  "protocol" | "id" | "workerId" | "label" | "attempt" | "durationMs"
->;
-
-/** The outcome of a run that did not finish by itself: the first cause wins. */
+/** The outcome of a run that did not answer by itself: the first cause wins. */
 function ended(
   peaks: Peaks,
   wallMs: number,
   exceeded: "memory" | "disk" | undefined,
   canceled: boolean,
-  otherwise: Omit<Outcome, "ok" | "usage">,
+  end: Omit<ProcessEnd, "usage">,
 ): Outcome {
   const usage = usageOf(peaks, wallMs);
-  if (exceeded !== undefined)
-    return {
-      ok: false,
-      reason: "over-resources",
-      exceeded,
-      error: {
-        name: "OverResources",
-        message: `the task went over its ${exceeded} label and was killed`,
-      },
-      usage,
-    };
-  if (canceled) return { ...canceledOutcome(), usage };
-  return { ok: false, ...otherwise, usage };
-}
-
-/** A task canceled (by its signal or a shutdown), possibly before it started. */
-function canceledOutcome(): Outcome {
-  return {
-    ok: false,
-    reason: "canceled",
-    error: { name: "Canceled", message: "the task was canceled" },
-    usage: usageOf({ rssMB: 0, cpuMs: 0, diskMB: 0 }, 0),
-  };
+  if (exceeded !== undefined) return overResourcesOutcome(exceeded, usage);
+  if (canceled) return canceledOutcome(usage);
+  return processOutcome({ ...end, usage });
 }
 
 /**
@@ -561,21 +543,19 @@ function usageOf(
   };
 }
 
-/** The environment of a task's process: the bundle's bin first, the host's module paths cleared. */
+/**
+ * The environment of a task's process: inside a bundle, as every bundled process sees it; without
+ * one, the host's module paths and node options cleared (the runtime is envpack's own).
+ */
 function runtimeEnv(
   env: string | undefined,
   extra: Record<string, string> | undefined,
 ): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete out["NODE_OPTIONS"];
-  delete out["NODE_PATH"];
-  if (env !== undefined) {
-    out["PATH"] = `${join(env, "bin")}:${process.env["PATH"] ?? ""}`;
-    out["ENVPACK_ENV"] = env;
-    delete out["PYTHONPATH"];
-    delete out["PYTHONHOME"];
-  }
-  return out;
+  const base: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  if (env !== undefined) return bundleEnv(base, env);
+  delete base["NODE_OPTIONS"];
+  delete base["NODE_PATH"];
+  return base;
 }
 
 /** A payload path: as given without a bundle; inside the bundle, "" meaning its first entry. */
@@ -616,11 +596,4 @@ function runtimeFile(name: string): string {
     dir = dirname(dir);
   }
   throw new Error(`runtime/${name} not found next to envpack`);
-}
-
-function clean(text: string): string {
-  return text
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]+/g, "")
-    .trim()
-    .slice(-2000);
 }
