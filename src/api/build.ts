@@ -17,6 +17,7 @@ import {
   UsageError,
   canonicalJson,
   digestOf,
+  hashFile,
   parseManifest,
   writeFailure,
   type Digest,
@@ -41,6 +42,7 @@ import {
 import { LocalStore } from "../registry/index.js";
 import { envpackVersion } from "./version.js";
 import { bundleKey } from "./bundle-key.js";
+import { dropDamagedBlob } from "./cache.js";
 import { compileApp } from "./compile-app.js";
 import {
   open as openRegistryOf,
@@ -423,7 +425,24 @@ async function cacheHit(
     (record?.meta?.["source"] === "registry" &&
       record.meta["format"] === String(BUNDLE_FORMAT));
   if (record === null || !usable) return null;
-  if (!(await store.has(record.digest))) return null;
+  // A hit never hands out bytes that do not match their digest: the size check is free; bytes
+  // exported to --out are hashed.
+  const size = await store.sizeOf(record.digest);
+  if (size === null) return null;
+  const intact =
+    size === record.size &&
+    (options.outDir === undefined ||
+      (await hashFile(store.blobPath(record.digest))).digest === record.digest);
+  if (!intact) {
+    await dropDamagedBlob(options.cacheDir, record.digest);
+    options.onEvent?.({
+      type: "warn",
+      code: "ENVPACK_WARN_CACHE_DAMAGED",
+      message: `the cached bundle ${record.digest} is damaged; it was dropped and is built again`,
+      data: { digest: record.digest, size, recordedSize: record.size },
+    });
+    return null;
+  }
   await store.record({ ...record, usedAt: Date.now() });
   return {
     digest: record.digest,

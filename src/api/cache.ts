@@ -2,7 +2,13 @@
 
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
-import { UsageError, isDigest, type Digest } from "../core/index.js";
+import {
+  IntegrityError,
+  UsageError,
+  hashFile,
+  isDigest,
+  type Digest,
+} from "../core/index.js";
 import { removeStaleUnpacks } from "../../packer/index.js";
 import { LocalStore, type BlobInfo } from "../registry/index.js";
 
@@ -58,6 +64,44 @@ export async function cacheGc(
   );
   await removeStaleUnpacks(join(cacheDir, "envs"));
   return result;
+}
+
+/**
+ * Drops a cached bundle found damaged (its bytes do not hash to its digest): the blob, every index
+ * record pointing at it and its unpacked environment, so the next build rebuilds it.
+ */
+export async function dropDamagedBlob(
+  cacheDir: string,
+  digest: Digest,
+): Promise<void> {
+  await rm(join(cacheDir, "envs", digest.slice(7)), {
+    recursive: true,
+    force: true,
+  });
+  await new LocalStore(cacheDir).remove(digest);
+}
+
+/**
+ * Hashes a cached blob; when it does not match its digest, drops it ({@link dropDamagedBlob}) and
+ * throws.
+ * @throws IntegrityError ENVPACK_INTEGRITY_DIGEST_MISMATCH naming the blob
+ */
+export async function verifyCachedBlob(
+  cacheDir: string,
+  digest: Digest,
+): Promise<void> {
+  const path = new LocalStore(cacheDir).blobPath(digest);
+  const actual = await hashFile(path);
+  if (actual.digest === digest) return;
+  await dropDamagedBlob(cacheDir, digest);
+  throw new IntegrityError(
+    "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
+    `the cached bundle ${digest} is damaged: its bytes hash to ${actual.digest}`,
+    {
+      hint: "It was dropped from the cache; build it again (`envpack build ...`).",
+      details: { expected: digest, actual: actual.digest, path },
+    },
+  );
 }
 
 /** Parses `500M`, `2G`, `1.5GiB`, `1024` (bytes) into bytes. */

@@ -14,6 +14,7 @@ import {
 } from "../core/index.js";
 import { BUNDLE_FORMAT } from "../../packer/index.js";
 import { bundleKey } from "./bundle-key.js";
+import { dropDamagedBlob, verifyCachedBlob } from "./cache.js";
 import {
   LocalStore,
   openRegistry,
@@ -57,6 +58,7 @@ export interface PushResult {
  * Publishes a bundle of the cache, under every bundle key the cache knows it for.
  * @throws UsageError (bad digest or URL), InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (not in the
  *   cache, or built without an input digest), RemoteError, IntegrityError
+ *   ENVPACK_INTEGRITY_DIGEST_MISMATCH (the cached blob is damaged: it is dropped)
  */
 export async function push(options: PushOptions): Promise<PushResult> {
   const digest = checkDigest(options.digest, "DIGEST");
@@ -73,6 +75,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
       },
     );
   }
+  // Only verified bytes leave the cache; a damaged blob is dropped here, not sent.
+  await verifyCachedBlob(options.cacheDir, digest);
   const registry = open(options.registry);
   const inputDigests = new Set<Digest>();
   for (const key of blob.keys) {
@@ -240,8 +244,19 @@ async function fetchBlob(
   digest: Digest,
   transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
 ): Promise<{ digest: Digest; size: number; path: string }> {
-  if (await store.has(digest))
-    return store.putFile(store.blobPath(digest), digest);
+  if (await store.has(digest)) {
+    // A damaged copy is dropped and downloaded again.
+    try {
+      return await store.putFile(store.blobPath(digest), digest);
+    } catch (error) {
+      if (
+        (error as { code?: unknown }).code !==
+        "ENVPACK_INTEGRITY_DIGEST_MISMATCH"
+      )
+        throw error;
+      await dropDamagedBlob(store.root, digest);
+    }
+  }
   const dir = join(
     store.root,
     "tmp",

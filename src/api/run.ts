@@ -8,11 +8,13 @@ import {
   bundleEnv,
   hashFile,
   isDigest,
+  isEnvpackError,
   type Digest,
   type OnEvent,
 } from "../core/index.js";
 import { ensureUnpacked } from "../../packer/index.js";
 import { LocalStore } from "../registry/index.js";
+import { dropDamagedBlob } from "./cache.js";
 
 /** Options of {@link run}. */
 export interface RunOptions {
@@ -53,6 +55,15 @@ export async function run(options: RunOptions): Promise<RunResult> {
     envsDir: join(options.cacheDir, "envs"),
     onEvent: options.onEvent,
     signal: options.signal,
+  }).catch(async (error: unknown) => {
+    // A damaged cached blob is dropped with its index records, so the next build rebuilds it.
+    if (
+      isDigest(options.bundle) &&
+      isEnvpackError(error) &&
+      error.code === "ENVPACK_INTEGRITY_DIGEST_MISMATCH"
+    )
+      await dropDamagedBlob(options.cacheDir, digest);
+    throw error;
   });
   const [command, ...args] =
     options.command.length > 0

@@ -25,6 +25,8 @@ export type WarningCode =
   | "ENVPACK_WARN_PRUNE_UNKNOWN"
   /** A build whose bundle could not be published; the build still succeeded. */
   | "ENVPACK_WARN_REGISTRY_PUSH"
+  /** A cached bundle did not match its digest (or recorded size); it was dropped and is rebuilt. */
+  | "ENVPACK_WARN_CACHE_DAMAGED"
   /** An unpack waits for another process's lock on the same bundle (the holder's pid in `data`). */
   | "ENVPACK_WARN_UNPACK_LOCK_WAIT"
   /** The Work Queue catalog update could not be sent; workers started with `-M` will not find the manager. */

@@ -14,7 +14,7 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import {
   isNotFound,
   IntegrityError,
@@ -70,6 +70,16 @@ export class LocalStore {
     return join(this.root, "blobs", "sha256", hexOf(digest));
   }
 
+  /** The blob's size in bytes, or null when it is absent. */
+  async sizeOf(digest: Digest): Promise<number | null> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
   /** True when the blob is present. */
   async has(digest: Digest): Promise<boolean> {
     try {
@@ -108,7 +118,9 @@ export class LocalStore {
       );
     }
     const target = this.blobPath(actual.digest);
-    if (await this.has(actual.digest)) return { ...actual, path: target };
+    // A blob already there is replaced by these verified bytes (it may be damaged), unless these
+    // are its own.
+    if (resolve(file) === target) return { ...actual, path: target };
     const temp = await this.#tempPath();
     try {
       await linkOrCopy(file, temp);
