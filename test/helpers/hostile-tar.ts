@@ -17,6 +17,7 @@ export interface RawMember {
   path: string;
   type:
     | "File"
+    | "ContiguousFile"
     | "Directory"
     | "SymbolicLink"
     | "Link"
@@ -52,8 +53,9 @@ export function rawTar(members: RawMember[]): Buffer {
   const blocks: Buffer[] = [];
   for (const member of members) {
     const data = Buffer.from(member.data ?? "");
-    blocks.push(header(member, member.type === "File" ? data.length : 0));
-    if (member.type === "File" && data.length > 0) {
+    const hasData = member.type === "File" || member.type === "ContiguousFile";
+    blocks.push(header(member, hasData ? data.length : 0));
+    if (hasData && data.length > 0) {
       blocks.push(data, Buffer.alloc((512 - (data.length % 512)) % 512));
     }
   }
@@ -201,6 +203,33 @@ export const HOSTILE_CASES: HostileCase[] = [
     ]),
     code: "none",
     sizes: { "a/b.txt": 1, h: 1 },
+  },
+  {
+    name: "a contiguous file (type C), unpacked as a regular file",
+    write: members([
+      { path: "c.bin", type: "ContiguousFile", data: "contiguous" },
+    ]),
+    code: "none",
+    sizes: { "c.bin": 10 },
+  },
+  {
+    name: "names with spaces, quotes, arrows and a newline (the listing stays one line each)",
+    write: members([
+      file('a -> "b"', "arrow"),
+      { path: "x y", type: "SymbolicLink", linkpath: 'a -> "b"' },
+      { path: "h link to z", type: "Link", linkpath: 'a -> "b"' },
+      file("new\nline", "nl"),
+    ]),
+    code: "none",
+    sizes: { 'a -> "b"': 5, "x y": 5, "h link to z": 5, "new\nline": 2 },
+  },
+  {
+    name: "an escaping symlink whose name looks like a listing arrow",
+    write: members([
+      { path: 'ok -> "x"', type: "SymbolicLink", linkpath: "../../outside" },
+    ]),
+    code: UNSAFE,
+    entry: 'ok -> \"x\"',
   },
   {
     name: "a ../ traversal",
