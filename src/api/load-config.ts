@@ -45,10 +45,12 @@ export interface RegistryFlags {
 /**
  * The registry, for the commands that use one (apart from {@link loadConfig}, so nothing else
  * reads the Docker config): `--registry`, else `$ENVPACK_REGISTRY`, else none; `--insecure` (or
- * `ENVPACK_REGISTRY_INSECURE=1`) allows plain HTTP. Credentials for `oci://`:
+ * `ENVPACK_REGISTRY_INSECURE=1`) allows plain HTTP; `ENVPACK_REGISTRY_DEADLINE_MS` bounds how long
+ * an `oci://` operation may go without progress. Credentials for `oci://`:
  * `ENVPACK_REGISTRY_TOKEN`, or `ENVPACK_REGISTRY_USER`/`_PASSWORD`, or the Docker config file
  * (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
- * @throws UsageError ENVPACK_USAGE_BAD_CONFIG (a Docker config that is not JSON, when read)
+ * @throws UsageError ENVPACK_USAGE_BAD_CONFIG (a Docker config that is not JSON, when read; a
+ *   deadline that is not a positive whole number of ms)
  */
 export function loadRegistryConfig(
   flags: RegistryFlags,
@@ -61,10 +63,30 @@ export function loadRegistryConfig(
     insecure:
       flags.insecure ??
       ["1", "true"].includes(environment.ENVPACK_REGISTRY_INSECURE ?? ""),
+    deadlineMs: positiveMs(
+      "ENVPACK_REGISTRY_DEADLINE_MS",
+      environment.ENVPACK_REGISTRY_DEADLINE_MS,
+    ),
     credentials: url.startsWith("oci://")
       ? registryCredentials(environment, hostOf(url))
       : undefined,
   });
+}
+
+/** A duration in ms from the environment, or undefined when unset. */
+function positiveMs(
+  key: string,
+  value: string | undefined,
+): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const ms = Number(value);
+  if (!Number.isSafeInteger(ms) || ms <= 0)
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_CONFIG",
+      `${key} must be a positive whole number of milliseconds, got ${JSON.stringify(value)}`,
+      { hint: `Set ${key} to e.g. 120000 (two minutes), or unset it.` },
+    );
+  return ms;
 }
 
 /**

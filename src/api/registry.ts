@@ -31,6 +31,11 @@ export interface RegistryOptions {
   url: string;
   /** Plain HTTP for an `oci://` registry. */
   insecure?: boolean | undefined;
+  /**
+   * An `oci://` operation gives up (ENVPACK_REMOTE_UNREACHABLE) once no byte has moved for this
+   * many ms, whatever retries it has left (default 120000).
+   */
+  deadlineMs?: number | undefined;
   credentials?: RegistryCredentials | undefined;
 }
 
@@ -214,6 +219,7 @@ export async function publish(
 export function open(options: RegistryOptions): Registry {
   return openRegistry(options.url, {
     insecure: options.insecure,
+    deadlineMs: options.deadlineMs,
     credentials: options.credentials,
   });
 }

@@ -27,6 +27,8 @@ export type WarningCode =
   | "ENVPACK_WARN_REGISTRY_PUSH"
   /** A cached bundle did not match its digest (or recorded size); it was dropped and is rebuilt. */
   | "ENVPACK_WARN_CACHE_DAMAGED"
+  /** A registry request failed in a way another attempt may mend; envpack tries again. */
+  | "ENVPACK_WARN_REGISTRY_RETRY"
   /** An unpack waits for another process's lock on the same bundle (the holder's pid in `data`). */
   | "ENVPACK_WARN_UNPACK_LOCK_WAIT"
   /** The Work Queue catalog update could not be sent; workers started with `-M` will not find the manager. */

@@ -4,8 +4,14 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import fetch, { type BodyInit, type Response } from "node-fetch";
-import { RemoteError, redactUrl, sanitizeText } from "../core/index.js";
+import {
+  RemoteError,
+  redactUrl,
+  sanitizeText,
+  type OnEvent,
+} from "../core/index.js";
 import type { RegistryCredentials } from "./credentials.js";
+import { Deadline } from "./deadline.js";
 import { Watchdog } from "./watchdog.js";
 
 /** Where a client talks to. */
@@ -21,6 +27,11 @@ export interface OciClientOptions {
   retryBaseMs: number;
   /** A request fails (and may be retried) when no byte moves either way for this long. */
   idleTimeoutMs: number;
+  /**
+   * An operation (a request with its retries, or a whole pull or upload) gives up when no byte
+   * has moved for this long, however many attempts it has left.
+   */
+  deadlineMs: number;
 }
 
 /** One request. `body` is a factory so that a retry sends the bytes again from the start. */
@@ -41,6 +52,18 @@ export interface OciRequest {
    * arrive (default: one of the client's, stopped when the body ends).
    */
   watchdog?: Watchdog;
+  /** The operation's deadline, when the request is part of a {@link OciClient.retrying} exchange. */
+  deadline?: Deadline;
+  /** Receives a `warn` event (ENVPACK_WARN_REGISTRY_RETRY) before every retry. */
+  onEvent?: OnEvent | undefined;
+}
+
+/** How {@link OciClient.retrying} runs an exchange. */
+export interface RetryOptions {
+  /** What the exchange is, for messages: `pull of sha256:…`. */
+  what: string;
+  signal?: AbortSignal | undefined;
+  onEvent?: OnEvent | undefined;
 }
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -59,16 +82,22 @@ export class OciClient {
    * bearer token from the challenge's realm); refused credentials are RemoteError
    * ENVPACK_REMOTE_AUTH. 5xx/429 answers and failed connections are retried with backoff; when
    * they run out, RemoteError ENVPACK_REMOTE_HTTP or ENVPACK_REMOTE_UNREACHABLE (also when no
-   * byte moves for `idleTimeoutMs`). Other statuses are returned for the caller to judge.
+   * byte moves for `idleTimeoutMs`, or the operation's `deadlineMs` is spent: then with
+   * `details.deadlineMs`). Every retry is announced by a `warn` event. Other statuses are
+   * returned for the caller to judge.
    */
   async send(request: OciRequest): Promise<Response> {
     const url = new URL(request.url, this.#options.origin).href;
+    const what = `${request.method} ${new URL(url).pathname}`;
     const retries = request.retries ?? this.#options.retries;
-    const watchdog = request.watchdog ?? this.watchdog();
+    const deadline = request.deadline ?? this.deadline();
+    const watchdog = request.watchdog ?? this.watchdog(deadline);
     let authenticated = false;
     for (let attempt = 0; ; attempt++) {
       let response: Response;
+      if (deadline.expired) throw this.#deadlineError(what, attempt);
       watchdog.arm();
+      const waiting = deadline.guard();
       try {
         response = await fetch(url, {
           method: request.method,
@@ -79,21 +108,25 @@ export class OciClient {
               : { Authorization: this.#authorization }),
           },
           body: watched(request.body?.(), watchdog),
-          signal:
-            request.signal === undefined
-              ? watchdog.signal
-              : AbortSignal.any([request.signal, watchdog.signal]),
+          signal: AbortSignal.any(
+            [request.signal, watchdog.signal, waiting.signal].filter(
+              (s) => s !== undefined,
+            ),
+          ),
         });
       } catch (error) {
+        waiting.stop();
         watchdog.stop();
         request.signal?.throwIfAborted();
-        if (attempt < retries) {
-          await this.#backoff(attempt, request.signal);
-          continue;
-        }
+        if (waiting.signal.aborted)
+          throw this.#deadlineError(what, attempt + 1, error);
         const reason = watchdog.fired
           ? watchdog.reason.message
           : sanitizeText((error as Error).message);
+        if (attempt < retries) {
+          await this.#retry(what, reason, attempt, retries, deadline, request);
+          continue;
+        }
         const plainHttp = /wrong version number|EPROTO/.test(reason);
         throw new RemoteError(
           "ENVPACK_REMOTE_UNREACHABLE",
@@ -107,6 +140,8 @@ export class OciClient {
           },
         );
       }
+      // An answer: the budget is for a registry that gives none.
+      waiting.stop();
       if (request.watchdog === undefined) {
         // Guards the body too, until it ends (or forever unread: the timer does not hold the process).
         const stop = () => watchdog.stop();
@@ -130,7 +165,14 @@ export class OciClient {
       if (RETRYABLE_STATUS.has(response.status)) {
         if (attempt < retries) {
           await drain(response);
-          await this.#backoff(attempt, request.signal);
+          await this.#retry(
+            what,
+            `it answered ${response.status}`,
+            attempt,
+            retries,
+            deadline,
+            request,
+          );
           continue;
         }
         throw await this.statusError(response, `${request.method} ${url}`);
@@ -144,27 +186,44 @@ export class OciClient {
    * way another attempt can mend (a dropped connection, a 5xx or 429), up to the client's
    * retries. For what cannot be resumed where it broke: an upload session the registry saw part
    * of a body for is dead (BLOB_UPLOAD_INVALID), and a download cut half-way starts over. `run`
-   * sends its requests with `retries: 0`.
+   * sends its requests with `retries: 0` and the `deadline` it is given, which also bounds the
+   * retries here: once no byte has moved for `deadlineMs`, the exchange gives up.
    */
   async retrying<T>(
-    run: () => Promise<T>,
-    signal: AbortSignal | undefined,
+    run: (deadline: Deadline) => Promise<T>,
+    options: RetryOptions,
   ): Promise<T> {
+    const deadline = this.deadline();
+    const retries = this.#options.retries;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await run();
+        return await run(deadline);
       } catch (error) {
-        signal?.throwIfAborted();
-        if (attempt >= this.#options.retries || !isTransient(error))
+        options.signal?.throwIfAborted();
+        if (attempt >= retries || !isTransient(error) || isDeadlineError(error))
           throw error;
-        await this.#backoff(attempt, signal);
+        if (deadline.expired)
+          throw this.#deadlineError(options.what, attempt + 1, error);
+        await this.#retry(
+          options.what,
+          (error as RemoteError).message,
+          attempt,
+          retries,
+          deadline,
+          options,
+        );
       }
     }
   }
 
   /** A new idle timer with the client's timeout, for a caller that reads a long body. */
-  watchdog(): Watchdog {
-    return new Watchdog(this.#options.idleTimeoutMs);
+  watchdog(deadline?: Deadline): Watchdog {
+    return new Watchdog(this.#options.idleTimeoutMs, deadline);
+  }
+
+  /** A new budget for one operation (see {@link OciClientOptions.deadlineMs}). */
+  deadline(): Deadline {
+    return new Deadline(this.#options.deadlineMs);
   }
 
   /** RemoteError ENVPACK_REMOTE_UNREACHABLE for a connection lost while a body was read. */
@@ -333,12 +392,55 @@ export class OciClient {
     );
   }
 
-  async #backoff(
+  /**
+   * Before another attempt: gives up when the backoff would outlast the deadline, else says so
+   * (one `warn` event per retry) and waits the backoff.
+   */
+  async #retry(
+    what: string,
+    reason: string,
     attempt: number,
-    signal: AbortSignal | undefined,
+    retries: number,
+    deadline: Deadline,
+    how: { signal?: AbortSignal | undefined; onEvent?: OnEvent | undefined },
   ): Promise<void> {
     const delay =
       this.#options.retryBaseMs * 2 ** attempt * (0.5 + Math.random() / 2);
+    if (delay >= deadline.remainingMs)
+      throw this.#deadlineError(what, attempt + 1);
+    how.onEvent?.({
+      type: "warn",
+      code: "ENVPACK_WARN_REGISTRY_RETRY",
+      message: `the registry ${this.#options.displayUrl} failed ${what} (${reason}); trying again in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 2} of ${retries + 1})`,
+      data: {
+        what,
+        attempt: attempt + 2,
+        attempts: retries + 1,
+        delayMs: Math.round(delay),
+      },
+    });
+    await this.#backoff(delay, how.signal);
+  }
+
+  /** RemoteError ENVPACK_REMOTE_UNREACHABLE for an operation whose deadline is spent. */
+  #deadlineError(what: string, attempts: number, cause?: unknown): RemoteError {
+    const seconds = this.#options.deadlineMs / 1000;
+    return new RemoteError(
+      "ENVPACK_REMOTE_UNREACHABLE",
+      `the registry ${this.#options.displayUrl} made no progress on ${what} for ${seconds} s (${attempts} attempt${attempts === 1 ? "" : "s"}); giving up`,
+      {
+        url: this.#options.displayUrl,
+        hint: "Check that the registry is running and answering; the limit is ENVPACK_REGISTRY_DEADLINE_MS (the deadlineMs registry option).",
+        details: { deadlineMs: this.#options.deadlineMs, attempts },
+        cause,
+      },
+    );
+  }
+
+  async #backoff(
+    delay: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(resolve, delay);
       signal?.addEventListener(
@@ -364,6 +466,15 @@ function watched(
     through.destroy(error as Error),
   );
   return through;
+}
+
+/** An operation that already spent its deadline: retrying it again would spend it twice. */
+function isDeadlineError(error: unknown): boolean {
+  return (
+    error instanceof RemoteError &&
+    error.details !== undefined &&
+    "deadlineMs" in error.details
+  );
 }
 
 /** A failure another attempt may not meet: no connection, or a status in RETRYABLE_STATUS. */

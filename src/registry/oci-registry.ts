@@ -18,6 +18,7 @@ import {
   type OnEvent,
 } from "../core/index.js";
 import { OciClient, type OciClientOptions } from "./oci-client.js";
+import type { Deadline } from "./deadline.js";
 import type { Watchdog } from "./watchdog.js";
 import type { Registry, RegistryEntry, TransferOptions } from "./registry.js";
 
@@ -62,6 +63,7 @@ export class OciRegistry implements Registry {
       url: this.#path(`manifests/${inputTag(inputDigest)}`),
       headers: { Accept: MANIFEST_TYPE },
       signal: options.signal,
+      onEvent: options.onEvent,
     });
     if (response.status === 404) return null;
     if (response.status !== 200)
@@ -95,6 +97,7 @@ export class OciRegistry implements Registry {
       method: "HEAD",
       url: this.#path(`blobs/${digest}`),
       signal: options.signal,
+      onEvent: options.onEvent,
     });
     if (response.status === 404) return false;
     if (response.status !== 200)
@@ -169,6 +172,7 @@ export class OciRegistry implements Registry {
       headers: { "Content-Type": MANIFEST_TYPE },
       body: () => manifest,
       signal: options.signal,
+      onEvent: options.onEvent,
     });
     if (response.status !== 201)
       throw await this.#client.statusError(response, "PUT manifest");
@@ -182,8 +186,8 @@ export class OciRegistry implements Registry {
   ): Promise<void> {
     // A download cut half-way starts over: the bytes so far cannot be trusted or resumed.
     await this.#client.retrying(
-      () => this.#pullOnce(digest, destFile, options),
-      options.signal,
+      (deadline) => this.#pullOnce(digest, destFile, options, deadline),
+      { what: `pull of ${digest}`, ...options },
     );
   }
 
@@ -191,10 +195,11 @@ export class OciRegistry implements Registry {
     digest: Digest,
     destFile: string,
     options: TransferOptions,
+    deadline: Deadline,
   ): Promise<void> {
-    const watchdog = this.#client.watchdog();
+    const watchdog = this.#client.watchdog(deadline);
     try {
-      await this.#receiveBlob(digest, destFile, watchdog, options);
+      await this.#receiveBlob(digest, destFile, watchdog, options, deadline);
     } finally {
       watchdog.stop();
     }
@@ -205,6 +210,7 @@ export class OciRegistry implements Registry {
     destFile: string,
     watchdog: Watchdog,
     options: TransferOptions,
+    deadline: Deadline,
   ): Promise<void> {
     const response = await this.#client.send({
       method: "GET",
@@ -212,6 +218,7 @@ export class OciRegistry implements Registry {
       signal: options.signal,
       retries: 0,
       watchdog,
+      deadline,
     });
     if (response.status !== 200)
       throw await this.#client.statusError(response, "GET blob");
@@ -263,35 +270,40 @@ export class OciRegistry implements Registry {
     body: () => NodeJS.ReadableStream | Buffer,
     options: TransferOptions,
   ): Promise<void> {
-    return this.#client.retrying(async () => {
-      const started = await this.#client.send({
-        method: "POST",
-        url: this.#path("blobs/uploads/"),
-        headers: { "Content-Length": "0" },
-        signal: options.signal,
-        retries: 0,
-      });
-      const location = started.headers.get("location");
-      if (started.status !== 202 || location === null)
-        throw await this.#client.statusError(started, "POST upload");
-      await started.arrayBuffer();
-      const url = new URL(location, started.url);
-      url.searchParams.set("digest", digest);
-      const done = await this.#client.send({
-        method: "PUT",
-        url: url.href,
-        headers: {
-          "Content-Type": "application/octet-stream",
-          "Content-Length": String(size),
-        },
-        body: body as () => Buffer,
-        signal: options.signal,
-        retries: 0,
-      });
-      if (done.status !== 201)
-        throw await this.#client.statusError(done, "PUT blob");
-      await done.arrayBuffer();
-    }, options.signal);
+    return this.#client.retrying(
+      async (deadline) => {
+        const started = await this.#client.send({
+          method: "POST",
+          url: this.#path("blobs/uploads/"),
+          headers: { "Content-Length": "0" },
+          signal: options.signal,
+          retries: 0,
+          deadline,
+        });
+        const location = started.headers.get("location");
+        if (started.status !== 202 || location === null)
+          throw await this.#client.statusError(started, "POST upload");
+        await started.arrayBuffer();
+        const url = new URL(location, started.url);
+        url.searchParams.set("digest", digest);
+        const done = await this.#client.send({
+          method: "PUT",
+          url: url.href,
+          headers: {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": String(size),
+          },
+          body: body as () => Buffer,
+          signal: options.signal,
+          retries: 0,
+          deadline,
+        });
+        if (done.status !== 201)
+          throw await this.#client.statusError(done, "PUT blob");
+        await done.arrayBuffer();
+      },
+      { what: `upload of ${digest}`, ...options },
+    );
   }
 
   #path(rest: string): string {

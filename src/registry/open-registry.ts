@@ -22,6 +22,12 @@ export interface OpenRegistryOptions {
    * (default 60000): a registry that goes silent does not hang the build.
    */
   idleTimeoutMs?: number | undefined;
+  /**
+   * An `oci://` operation (a request and its retries, a whole pull or upload) gives up with
+   * ENVPACK_REMOTE_UNREACHABLE once no byte has moved for this long (default 120000): a
+   * registry that never answers fails a build in bounded time, whatever the retries.
+   */
+  deadlineMs?: number | undefined;
   /** Resolves relative directory paths (default: the process's cwd). */
   cwd?: string | undefined;
 }
@@ -71,6 +77,7 @@ export function openRegistry(
       retries: options.retries ?? 3,
       retryBaseMs: options.retryBaseMs ?? 250,
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      deadlineMs: options.deadlineMs ?? 120_000,
     });
   }
   if (url.startsWith("file:")) {

@@ -2,15 +2,19 @@
 // that accepts a connection and then goes silent fails the transfer instead of hanging it.
 
 import { Transform } from "node:stream";
+import type { Deadline } from "./deadline.js";
 
 /** Aborts {@link Watchdog.signal} after `idleMs` without a {@link Watchdog.touch}. */
 export class Watchdog {
   readonly idleMs: number;
+  readonly #deadline: Deadline | undefined;
   #controller = new AbortController();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(idleMs: number) {
+  /** `deadline`, when given, is told of every byte that moves (see {@link Watchdog.touch}). */
+  constructor(idleMs: number, deadline?: Deadline) {
     this.idleMs = idleMs;
+    this.#deadline = deadline;
   }
 
   /** The current attempt's signal; a new one after {@link Watchdog.arm} once this one fired. */
@@ -31,11 +35,16 @@ export class Watchdog {
   /** Starts (or restarts, after it fired) the timer for a new attempt. */
   arm(): void {
     if (this.fired) this.#controller = new AbortController();
-    this.touch();
+    this.#restart();
   }
 
-  /** Something moved: the idle time starts again. */
+  /** Bytes moved: the idle time starts again, and so does the operation's deadline. */
   touch(): void {
+    this.#deadline?.progressed();
+    this.#restart();
+  }
+
+  #restart(): void {
     clearTimeout(this.#timer);
     const controller = this.#controller;
     this.#timer = setTimeout(() => controller.abort(this.reason), this.idleMs);

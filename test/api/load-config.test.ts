@@ -44,6 +44,23 @@ describe("loadRegistryConfig", () => {
     ).toBe(true);
   });
 
+  it("takes an oci:// deadline from ENVPACK_REGISTRY_DEADLINE_MS, refusing what is not one", () => {
+    const env = (value: string) =>
+      base({
+        ENVPACK_REGISTRY: "oci://127.0.0.1:5000/env",
+        ENVPACK_REGISTRY_DEADLINE_MS: value,
+      });
+    expect(loadRegistryConfig({}, env("5000"))?.deadlineMs).toBe(5000);
+    expect(loadRegistryConfig({}, env(""))?.deadlineMs).toBeUndefined();
+    for (const bad of ["soon", "0", "-1", "1.5"])
+      expect(() => loadRegistryConfig({}, env(bad))).toThrow(
+        expect.objectContaining({
+          code: "ENVPACK_USAGE_BAD_CONFIG",
+          message: expect.stringContaining("ENVPACK_REGISTRY_DEADLINE_MS"),
+        }),
+      );
+  });
+
   it("reads the registry host's entry from $DOCKER_CONFIG/config.json", async () => {
     const auth = Buffer.from("alice:pa:ss").toString("base64");
     const dir = await dockerConfigDir(

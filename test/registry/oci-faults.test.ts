@@ -6,7 +6,12 @@ import { createServer, type Socket } from "node:net";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import { hashFile, RemoteError } from "../../src/core/index.js";
+import {
+  hashFile,
+  RemoteError,
+  type EnvpackEvent,
+  type OnEvent,
+} from "../../src/core/index.js";
 import { openRegistry } from "../../src/registry/index.js";
 import { startProxy } from "../helpers/http-proxy.js";
 import { freePort } from "../helpers/registry-server.js";
@@ -183,6 +188,69 @@ describe("OCI transfers that break", () => {
     );
     expect(pullError).toBe(reason);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("stops retrying a registry that accepts and never answers at its deadline, with one warning per retry", async () => {
+    // Accepts connections, reads them, never answers: without a deadline, 1000 retries would
+    // take far longer than the test may run.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) =>
+      silent.listen(0, "127.0.0.1", resolve),
+    );
+    const address = silent.address();
+    if (address === null || typeof address === "string")
+      throw new Error("no port");
+    const stubborn = {
+      insecure: true,
+      retries: 1000,
+      retryBaseMs: 1,
+      idleTimeoutMs: 100,
+      deadlineMs: 600,
+    };
+    try {
+      const oci = openRegistry(
+        `oci://127.0.0.1:${address.port}/${repo()}`,
+        stubborn,
+      );
+      for (const operation of [
+        (onEvent: OnEvent) =>
+          oci.lookup(`sha256:${randomBytes(32).toString("hex")}`, { onEvent }),
+        async (onEvent: OnEvent) =>
+          oci.pull(
+            `sha256:${randomBytes(32).toString("hex")}`,
+            join(await tempDir(), "pulled.tar.zst"),
+            { onEvent },
+          ),
+      ]) {
+        sockets.clear();
+        const events: EnvpackEvent[] = [];
+        const error = await caught(() =>
+          operation((event) => events.push(event)),
+        );
+        expect(error).toBeInstanceOf(RemoteError);
+        expect(error).toMatchObject({
+          code: "ENVPACK_REMOTE_UNREACHABLE",
+          details: { deadlineMs: stubborn.deadlineMs },
+        });
+        // Every attempt but the first was announced, and said why.
+        expect(sockets.size).toBeGreaterThan(1);
+        expect(sockets.size).toBeLessThan(stubborn.retries);
+        expect(events).toHaveLength(sockets.size - 1);
+        for (const event of events)
+          expect(event).toMatchObject({
+            type: "warn",
+            code: "ENVPACK_WARN_REGISTRY_RETRY",
+            message: expect.stringContaining("no data for 0.1 s"),
+          });
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it("gives up on a registry that goes silent, and downloads again after a stall", async () => {
