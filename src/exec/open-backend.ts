@@ -63,6 +63,8 @@ const OPENERS: Record<BackendName, Opener> = {
       port: options.port,
       host: options.host,
       password: options.password,
+      project: options.project,
+      catalog: options.catalog,
       onEvent: options.onEvent,
     });
   },

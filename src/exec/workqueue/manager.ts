@@ -165,8 +165,7 @@ export class WorkQueueBackend implements ExecBackend {
     });
     const address = server.address() as AddressInfo;
     this.#address = { host, port: address.port };
-    if ("waiting" in listener && "counts" in listener)
-      this.#status.attach(listener as Parameters<StatusService["attach"]>[0]);
+    this.#status.attach(listener);
     await this.#status.start();
     const every = this.#options.keepaliveMs ?? 30_000;
     this.#keepalive = setInterval(

@@ -3,6 +3,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import type { EnvpackEvent } from "../../../src/core/index.js";
+import { Executor } from "../../../src/index.js";
 import {
   CatalogAdvertiser,
   checkProject,
@@ -15,7 +16,7 @@ import {
   type CatalogServer,
 } from "../../helpers/catalog-server.js";
 import { startWorker } from "../../helpers/wq-worker.js";
-import { harness } from "./harness.js";
+import { tempDir } from "../../helpers/temp-dir.js";
 
 function snapshot(project: string, port: number): QueueSnapshot {
   return {
@@ -109,14 +110,27 @@ describe("CatalogAdvertiser against catalog_server", () => {
     expect(advertiser.sent).toBe(1);
   });
 
-  it("leads a worker started with -M PROJECT to the manager, which runs a task on it", async () => {
+  it("leads a worker started with -M PROJECT to an Executor's manager, which runs a call on it", async () => {
     const catalog = await startCatalogServer();
     cleanup.push(() => catalog.stop());
     const project = `envpack-m-${process.pid}`;
-    const h = await harness({ project, catalog: catalog.address });
+    const executor = new Executor({
+      backend: "workqueue",
+      port: 0,
+      project,
+      catalog: catalog.address,
+      cacheDir: await tempDir(),
+    });
+    cleanup.push(() => executor.shutdown({ cancel: true }));
+    const { port } = await executor.listening();
+    // The call waits for a worker; the record shows it waiting.
+    const echo = executor.command("echo found by name", {
+      resources: { cores: 1 },
+    });
+    const result = echo();
     // The worker caches an empty answer for a minute: start it once the catalog has the record.
     expect(await recordOf(catalog, project)).toMatchObject({
-      port: h.port,
+      port,
       address: "127.0.0.1",
     });
     await startWorker({
@@ -125,14 +139,6 @@ describe("CatalogAdvertiser against catalog_server", () => {
       memory: 300,
       disk: 300,
     });
-    const worker = await h.nextWorker();
-    const result = await h.run(
-      { kind: "command", shell: "echo found by name" },
-      worker,
-    );
-    expect(result).toMatchObject({
-      ok: true,
-      value: { exitCode: 0, stdout: "found by name\n" },
-    });
+    expect(await result).toEqual({ exitCode: 0, stdout: "found by name\n" });
   });
 });
