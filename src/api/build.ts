@@ -51,7 +51,7 @@ import {
   type RegistryOptions,
 } from "./registry.js";
 import { retarget } from "./retarget.js";
-import { scan } from "./scan-app.js";
+import { scan, syntaxError } from "./scan-app.js";
 
 const require = createRequire(import.meta.url);
 
@@ -460,6 +460,8 @@ async function loadManifest(
   parsePackages: boolean,
 ): Promise<Manifest> {
   const manifest = await readOrScan(options, cwd, parsePackages);
+  const broken = syntaxError(manifest);
+  if (broken !== undefined) throw broken;
   if (options.node === undefined && options.platform === undefined)
     return manifest;
   if (manifest.runtime.name !== "node") {

@@ -35,7 +35,8 @@ export interface ScanOptions {
  * Unresolved imports are data in `manifest.unresolved` unless `strict` is set.
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT, ENVPACK_USAGE_MIXED_ENTRIES
  * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND, ENVPACK_INPUT_ENTRY_UNSUPPORTED, ENVPACK_INPUT_ENV_*,
- *   ENVPACK_INPUT_UNRESOLVED (under `strict`), ENVPACK_INPUT_OUTPUT_UNWRITABLE,
+ *   ENVPACK_INPUT_UNRESOLVED and ENVPACK_INPUT_SYNTAX_ERROR (under `strict`),
+ *   ENVPACK_INPUT_OUTPUT_UNWRITABLE,
  *   ENVPACK_INPUT_NO_SPACE
  */
 export async function scan(options: ScanOptions): Promise<Manifest> {
@@ -50,6 +51,8 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     signal: options.signal,
   });
   if (options.strict) {
+    const broken = syntaxError(manifest);
+    if (broken !== undefined) throw broken;
     const findings = strictFindings(manifest.unresolved);
     if (findings.length > 0) {
       const first = findings[0] as UnresolvedEntry;
@@ -69,6 +72,31 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
       JSON.stringify(manifest, null, 2) + "\n",
     );
   return manifest;
+}
+
+/**
+ * The error for the first app file (in the manifest's order) that does not parse, or undefined.
+ * Such a file is listed with a `syntax-error` problem; packed, it would fail at run time.
+ */
+export function syntaxError(manifest: Manifest): InputError | undefined {
+  const broken = manifest.files.filter(
+    (f) => f.problem?.reason === "syntax-error",
+  );
+  const first = broken[0];
+  if (first === undefined) return undefined;
+  const at = [first.path, first.problem?.line, first.problem?.column]
+    .filter((part) => part !== undefined)
+    .join(":");
+  return new InputError(
+    "ENVPACK_INPUT_SYNTAX_ERROR",
+    `${at}: ${first.problem?.message ?? "syntax error"}${broken.length > 1 ? ` (and ${broken.length - 1} more file${broken.length > 2 ? "s" : ""})` : ""}`,
+    {
+      hint: "Fix the file and build again; a bundle would fail when it loads it.",
+      details: {
+        files: broken.map((f) => ({ path: f.path, ...f.problem })),
+      },
+    },
+  );
 }
 
 /** The findings --strict fails on: the app's own imports that are not guarded as optional. */
