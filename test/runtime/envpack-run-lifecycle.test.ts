@@ -67,16 +67,34 @@ async function processesWith(text: string): Promise<number[]> {
   return pids;
 }
 
-/** The runner's tar processes for bundle `hex` whose arguments include `flag`. */
-async function tarsOf(hex: string, flag: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const pid of await processesWith(hex)) {
-    const args = (
-      await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")
-    ).split("\0");
-    if (args[0]?.endsWith("tar") && args.includes(flag)) pids.push(pid);
+/** The arguments of a live process, or undefined once it is gone. */
+async function argsOf(pid: number): Promise<string[] | undefined> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(
+    () => "",
+  );
+  return cmdline === "" ? undefined : cmdline.split("\0");
+}
+
+/**
+ * The runner's zstd and tar children while its tar runs with `flag` (read from the runner's
+ * own children list, so the probe stays cheap); undefined in any other phase.
+ */
+async function phaseOf(
+  runner: number,
+  flag: string,
+): Promise<{ zstd: number; tar: number } | undefined> {
+  const children = await readFile(
+    `/proc/${runner}/task/${runner}/children`,
+    "utf8",
+  ).catch(() => "");
+  let zstd: number | undefined;
+  let tar: number | undefined;
+  for (const pid of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+    const args = (await argsOf(pid)) ?? [];
+    if (args[0]?.endsWith("zstd")) zstd = pid;
+    if (args[0]?.endsWith("tar") && args.includes(flag)) tar = pid;
   }
-  return pids;
+  return zstd !== undefined && tar !== undefined ? { zstd, tar } : undefined;
 }
 
 /** The runner's scratch directories (listing, stderr) for bundle `hex`, left in TMPDIR. */
@@ -103,11 +121,14 @@ describe("runtime/envpack-run", () => {
         writeZeroFileBundle(file, "zeros", 1 << 30),
       );
       const run = w.start();
-      // The listing tar runs with -tvR, the extracting one with --keep-old-files.
-      await waitFor(`tar ${phase}`, async () =>
-        (await tarsOf(w.hex, phase)).length > 0 ? true : undefined,
+      // The listing tar runs with -tvR, the extracting one with --keep-old-files. Its zstd is
+      // held stopped while the signal lands, so the phase cannot end first.
+      const { zstd } = await waitFor(`tar ${phase}`, () =>
+        phaseOf(run.pid as number, phase),
       );
+      process.kill(zstd, "SIGSTOP");
       run.kill(signal);
+      process.kill(zstd, "SIGCONT");
       const result = await run;
       expect(result.exitCode).toBe(exitCode);
       expect(result.stderr).toContain(`interrupted by ${signal}`);
@@ -123,11 +144,10 @@ describe("runtime/envpack-run", () => {
       writeZeroFileBundle(file, "zeros", 1 << 30),
     );
     const run = w.start();
-    const [tar] = await waitFor("the listing tar", async () => {
-      const pids = await tarsOf(w.hex, "-tvR");
-      return pids.length > 0 ? pids : undefined;
-    });
-    process.kill(tar as number, "SIGKILL");
+    const { tar } = await waitFor("the listing tar", () =>
+      phaseOf(run.pid as number, "-tvR"),
+    );
+    process.kill(tar, "SIGKILL");
     const result = await run;
     expect(result.exitCode).toBe(4);
     expect(result.stderr).toMatch(/ENVPACK_INTEGRITY_CORRUPT_ARCHIVE/);
@@ -136,15 +156,18 @@ describe("runtime/envpack-run", () => {
     expect(await scratchDirs(w.hex)).toEqual([]);
   });
 
-  it("regression: removes the temp directory a killed run left behind", async () => {
+  it("regression: removes the temp and scratch directories a killed run left behind", async () => {
     const w = await worker(async (file) =>
       writeFile(file, rawBundle([{ path: "a.txt", type: "File", data: "a" }])),
     );
     const left = join(w.envs, `.${w.hex}.999999.tmp`);
     await mkdir(join(left, "tree"), { recursive: true });
+    // Its scratch directory (listing, stderr) in TMPDIR, named with its pid (gone).
+    await mkdir(join(tmpdir(), `envpack-run.${w.hex}.4194305.AbCdEf`));
     const result = await w.start();
     expect(result.exitCode).toBe(0);
     expect(await readdir(w.envs)).toEqual([w.hex]);
+    expect(await scratchDirs(w.hex)).toEqual([]);
     expect(await readFile(w.ran, "utf8")).toBe("ran\n");
   });
 
