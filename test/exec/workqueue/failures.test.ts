@@ -18,16 +18,16 @@ import { harness } from "./harness.js";
 const ALLOC = `python3 -c "import time; b=bytearray(300<<20); time.sleep(3)"`;
 
 describe("WorkQueueBackend failures", () => {
-  it("resolves the tasks of a worker killed mid-run as worker-lost and reports it gone", async () => {
-    // The killed worker's tasks keep its socket open: only its silence tells it is gone.
-    const h = await harness({ keepaliveMs: 500 });
+  it("resolves the tasks of a worker killed mid-run as worker-lost and reports it gone at once", async () => {
+    // No keepalive in time: the connection itself must close (tasks do not keep it open).
+    const h = await harness({ keepaliveMs: 600_000 });
     const started = await startWorker({ port: h.port, cores: 2 });
     const worker = await h.nextWorker();
     const tasks = [
       h.run({ kind: "command", shell: "echo started; sleep 60" }, worker),
       h.run({ kind: "command", shell: "sleep 60" }, worker),
     ];
-    // Both running: their processes sit in the worker's sandboxes.
+    // Both running: a later task taking no core has come back.
     const ran = await h.run({ kind: "command", shell: "true" }, worker, {
       label: { cores: 0 },
     });
@@ -38,6 +38,20 @@ describe("WorkQueueBackend failures", () => {
     for (const result of await Promise.all(tasks))
       expect(result).toMatchObject({ ok: false, reason: "worker-lost" });
     expect(h.workers.has(worker.id)).toBe(false);
+  });
+
+  it("drops a worker that stops answering (keepalive), its tasks worker-lost", async () => {
+    const h = await harness({ keepaliveMs: 300 });
+    const started = await startWorker({ port: h.port, cores: 1 });
+    const worker = await h.nextWorker();
+    const task = h.run({ kind: "command", shell: "sleep 60" }, worker);
+    const gone = h.left(worker.id);
+    process.kill(started.pid, "SIGSTOP");
+    await gone;
+    expect(await task).toMatchObject({ ok: false, reason: "worker-lost" });
+    expect(h.events).toContainEqual(
+      expect.objectContaining({ code: "ENVPACK_WARN_WQ_WORKER_SILENT" }),
+    );
   });
 
   it("kills a task over its memory label with resource_monitor: over-resources, with the peak measured", async () => {
