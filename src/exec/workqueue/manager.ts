@@ -15,7 +15,6 @@ import { arch as hostArch, platform } from "node:os";
 import { delimiter, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import {
-  TASK_PROTOCOL,
   UsageError,
   type OnEvent,
   type Resources,
@@ -25,6 +24,12 @@ import {
   type WarningCode,
 } from "../../core/index.js";
 import type { BackendListener, ExecBackend, Placement } from "../backend.js";
+import {
+  canceledOutcome,
+  lostOutcome,
+  taskResult,
+  type Outcome,
+} from "../outcome.js";
 import { runtimeFile } from "../runtime-file.js";
 import {
   AUTH_LINE,
@@ -44,7 +49,6 @@ import {
   decodeReport,
   workerTask,
   type MonitorChoice,
-  type Outcome,
   type ShippedFile,
   type TaskFiles,
 } from "./task-command.js";
@@ -227,15 +231,8 @@ export class WorkQueueBackend implements ExecBackend {
     signal: AbortSignal,
   ): Promise<TaskResult> {
     const started = performance.now();
-    const finish = (outcome: Outcome): TaskResult => ({
-      protocol: TASK_PROTOCOL,
-      id: task.id,
-      workerId: placement.workerId,
-      label: placement.label,
-      attempt: task.attempt,
-      ...outcome,
-      durationMs: performance.now() - started,
-    });
+    const finish = (outcome: Outcome): TaskResult =>
+      taskResult(task, placement, outcome, performance.now() - started);
     if (signal.aborted || this.#closing) return finish(canceledOutcome());
     const files = await this.#filesFor(task);
     // The worker may have left while the files were looked at.
@@ -629,27 +626,6 @@ export class WorkQueueBackend implements ExecBackend {
     this.#warned.add(code);
     this.#warn(code, message);
   }
-}
-
-function canceledOutcome(): Outcome {
-  return {
-    ok: false,
-    reason: "canceled",
-    error: { name: "Canceled", message: "the task was canceled" },
-    usage: { peakMemory: 0, cpuMs: 0, disk: 0, wallMs: 0, cores: 0 },
-  };
-}
-
-function lostOutcome(): Outcome {
-  return {
-    ok: false,
-    reason: "worker-lost",
-    error: {
-      name: "WorkerLost",
-      message: "the worker left before the task ended",
-    },
-    usage: { peakMemory: 0, cpuMs: 0, disk: 0, wallMs: 0, cores: 0 },
-  };
 }
 
 /**

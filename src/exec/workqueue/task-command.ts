@@ -2,16 +2,22 @@
 // bundle, wrapped in resource_monitor), the files it reads and writes, and how the worker's report
 // and those files become a TaskResult. Pure: the manager does the I/O.
 
-import { constants } from "node:os";
 import {
   TASK_PROTOCOL,
   type Resources,
   type TaskReply,
   type TaskRequest,
-  type TaskResult,
   type TaskSpec,
   type TaskUsage,
 } from "../../core/index.js";
+import {
+  lostOutcome,
+  overResourcesOutcome,
+  processOutcome,
+  signalName,
+  stderrTail,
+  type Outcome,
+} from "../outcome.js";
 import {
   parseMonitorSummary,
   shellQuote,
@@ -221,11 +227,6 @@ export interface WorkerReport {
   files: Map<string, Buffer>;
 }
 
-export type Outcome = Omit<
-  TaskResult,
-  "protocol" | "id" | "workerId" | "label" | "attempt" | "durationMs"
->;
-
 /** The worker forsook the task (it could not run it there): as a lost worker, it runs elsewhere. */
 const FORSAKEN = 40;
 
@@ -245,7 +246,7 @@ export function decodeReport(
     }
   }
   const unmonitored = report.files.has(OUT.unmonitored);
-  const stderrTail = clean(
+  const tail = stderrTail(
     (text(OUT.stderr) ?? "")
       .split("\n")
       // resource_monitor's own notices are not the task's.
@@ -254,131 +255,65 @@ export function decodeReport(
   );
   const reply = parseReply(text(OUT.result));
   const usage = usageOf(report, summary, reply);
-  const base = { usage, ...(stderrTail === "" ? {} : { stderrTail }) };
+  const decoded = (outcome: Outcome) => ({ outcome, unmonitored });
   if (report.status === FORSAKEN)
-    return {
-      outcome: {
-        ok: false,
-        reason: "worker-lost",
-        error: { name: "WorkerLost", message: "the worker forsook the task" },
-        ...base,
-      },
-      unmonitored,
-    };
+    return decoded(lostOutcome("the worker forsook the task", usage));
   if (report.status !== 0)
-    return {
-      outcome: {
-        ok: false,
-        reason: "exit",
-        error: {
-          name: "WorkerError",
-          message: `work_queue_worker ended the task with result status ${report.status}`,
-        },
-        ...base,
+    return decoded({
+      ok: false,
+      reason: "exit",
+      error: {
+        name: "WorkerError",
+        message: `work_queue_worker ended the task with result status ${report.status}`,
       },
-      unmonitored,
-    };
-  if (summary !== undefined && summary.exceeded.length > 0) {
-    const exceeded = summary.exceeded.includes("memory")
-      ? "memory"
-      : summary.exceeded.includes("disk")
-        ? "disk"
-        : undefined;
-    return {
-      outcome: {
-        ok: false,
-        reason: "over-resources",
-        exceeded,
-        error: {
-          name: "OverResources",
-          message: `the task went over its ${summary.exceeded.join(", ")} label and was killed`,
-        },
-        ...base,
+      ...(tail === "" ? {} : { stderrTail: tail }),
+      usage,
+    });
+  if (summary !== undefined && summary.exceeded.length > 0)
+    return decoded(
+      overResourcesOutcome(
+        summary.exceeded.includes("memory")
+          ? "memory"
+          : summary.exceeded.includes("disk")
+            ? "disk"
+            : undefined,
+        usage,
+        summary.exceeded.join(", "),
+      ),
+    );
+  const missing = text(OUT.missing)?.trim();
+  if (missing !== undefined)
+    return decoded({
+      ok: false,
+      reason: "exit",
+      exitCode: 127,
+      error: {
+        name: "ToolMissing",
+        message: `${missing} is not installed on the worker: ${task.payload.kind} apps without pack: true run the worker's own ${missing}`,
       },
-      unmonitored,
-    };
-  }
+      ...(tail === "" ? {} : { stderrTail: tail }),
+      usage,
+    });
   // How the program ended: resource_monitor knows a signal from an exit; the shell says 128+N.
   let exitCode: number | undefined;
   let signal: string | undefined;
-  if (
-    summary !== undefined &&
-    summary.exitType === "signal" &&
-    summary.signal !== undefined
-  )
+  if (summary?.exitType === "signal" && summary.signal !== undefined)
     signal = signalName(summary.signal);
-  else if (summary !== undefined && summary.exitStatus !== undefined)
-    exitCode = summary.exitStatus;
+  else if (summary?.exitStatus !== undefined) exitCode = summary.exitStatus;
   else if (report.exitCode > 128 && report.exitCode < 128 + 65)
     signal = signalName(report.exitCode - 128);
   else exitCode = report.exitCode;
-  const missing = text(OUT.missing)?.trim();
-  if (missing !== undefined)
-    return {
-      outcome: {
-        ok: false,
-        reason: "exit",
-        exitCode: 127,
-        error: {
-          name: "ToolMissing",
-          message: `${missing} is not installed on the worker: ${task.payload.kind} apps without pack: true run the worker's own ${missing}`,
-        },
-        ...base,
-      },
-      unmonitored,
-    };
-  const ended =
-    signal !== undefined
-      ? `was killed by ${signal}`
-      : `exited with code ${exitCode}`;
-  if (task.payload.kind === "command") {
-    const stdout = report.stdout.toString("utf8");
-    const code =
-      exitCode ?? 128 + (constants.signals[signal as NodeJS.Signals] ?? 0);
-    if (signal === undefined && exitCode === 0)
-      return {
-        outcome: {
-          ok: true,
-          reason: "ok",
-          value: { exitCode: 0, stdout },
-          ...base,
-        },
-        unmonitored,
-      };
-    return {
-      outcome: {
-        ok: false,
-        reason: signal !== undefined ? "signal" : "exit",
-        exitCode,
-        signal,
-        value: { exitCode: code, stdout },
-        error: { name: "ExitError", message: `the command ${ended}` },
-        ...base,
-      },
-      unmonitored,
-    };
-  }
-  if (reply !== undefined)
-    return {
-      outcome: reply.ok
-        ? { ok: true, reason: "ok", value: reply.value ?? null, usage }
-        : { ok: false, reason: "exit", error: reply.error, ...base },
-      unmonitored,
-    };
-  return {
-    outcome: {
-      ok: false,
-      reason: signal !== undefined ? "signal" : "exit",
+  return decoded(
+    processOutcome({
+      kind: task.payload.kind,
       exitCode,
       signal,
-      error: {
-        name: "RuntimeExit",
-        message: `the ${task.payload.kind === "module" ? "node" : "python"} runtime ${ended} during the task`,
-      },
-      ...base,
-    },
-    unmonitored,
-  };
+      usage,
+      stdout: report.stdout.toString("utf8"),
+      reply,
+      stderrTail: tail,
+    }),
+  );
 }
 
 function parseReply(text: string | undefined): TaskReply | undefined {
@@ -410,17 +345,4 @@ function usageOf(
     wallMs,
     cores: wallMs > 0 ? cpuMs / wallMs : 0,
   };
-}
-
-function signalName(n: number): string {
-  for (const [name, value] of Object.entries(constants.signals))
-    if (value === n) return name;
-  return `signal ${n}`;
-}
-
-function clean(text: string): string {
-  return text
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]+/g, "")
-    .trim()
-    .slice(-2000);
 }

@@ -26,7 +26,6 @@ describe("WorkQueueBackend with a real worker", () => {
       value: { exitCode: 0, stdout: "hello\n" },
       workerId: worker.id,
     });
-    expect(result.stderrTail).toBe("oops");
     // resource_monitor measured it.
     expect(result.usage.peakMemory).toBeGreaterThan(0);
     expect(result.usage.wallMs).toBeGreaterThan(0);
@@ -38,7 +37,10 @@ describe("WorkQueueBackend with a real worker", () => {
       await startWorker({ port: h.port, cores: 2 });
       const worker = await h.nextWorker();
       const [exited, signaled, argv] = await Promise.all([
-        h.run({ kind: "command", shell: "echo out; exit 11" }, worker),
+        h.run(
+          { kind: "command", shell: "echo out; echo oops >&2; exit 11" },
+          worker,
+        ),
         h.run({ kind: "command", shell: "kill -SEGV $$" }, worker),
         h.run(
           { kind: "command", argv: ["printf", "%s|", "a b", "it's", "$HOME"] },
@@ -52,6 +54,7 @@ describe("WorkQueueBackend with a real worker", () => {
         value: { exitCode: 11, stdout: "out\n" },
       });
       expect(exited.signal).toBeUndefined();
+      expect(exited.stderrTail).toBe("oops");
       expect(signaled).toMatchObject({
         ok: false,
         reason: "signal",

@@ -1,0 +1,190 @@
+// new Executor({ backend: "workqueue" }) end to end with real work_queue_worker processes: packing
+// on workers of different sizes, a worker killed mid-run, an over-memory task under autolabel.
+
+import { once, EventEmitter } from "node:events";
+import { describe, expect, it } from "vitest";
+import { Executor, type EnvpackEvent } from "../../../src/index.js";
+import { startWorker, type TestWorker } from "../../helpers/wq-worker.js";
+
+type StateEvent = Extract<EnvpackEvent, { type: "task:state" }>;
+
+/** An executor listening on a free port, its events, and a wait for N workers to join. */
+async function manager(options: { autolabel?: boolean } = {}) {
+  const bus = new EventEmitter();
+  const events: EnvpackEvent[] = [];
+  let joined = 0;
+  const executor = new Executor({
+    backend: "workqueue",
+    port: 0,
+    ...options,
+    onEvent: (event) => {
+      events.push(event);
+      if (event.type === "debug" && / joined from /.test(event.message)) {
+        joined++;
+        bus.emit("joined");
+      }
+      if (event.type === "task:state") bus.emit("state", event);
+    },
+  });
+  const { port } = await executor.listening();
+  return {
+    executor,
+    events,
+    port: port as number,
+    bus,
+    joinedIds() {
+      return events.flatMap((e) =>
+        e.type === "debug"
+          ? (/^worker (\S+) joined/.exec(e.message)?.[1] ?? [])
+          : [],
+      );
+    },
+    async workers(n: number) {
+      while (joined < n) await once(bus, "joined");
+    },
+    results() {
+      return events.filter(
+        (e): e is StateEvent & { result: NonNullable<StateEvent["result"]> } =>
+          e.type === "task:state" && e.result !== undefined,
+      );
+    },
+  };
+}
+
+/** A task's own start and end (ns), as it printed them. */
+function span(stdout: string): [number, number] {
+  const [start, end] = stdout.trim().split("\n").map(Number);
+  return [start as number, end as number];
+}
+
+describe("Executor on Work Queue workers", () => {
+  it("packs 1-core, 2-core and unlabelled tasks on two workers of different sizes as their specs allow", async () => {
+    const m = await manager();
+    try {
+      await startWorker({ port: m.port, cores: 2, memory: 1000 });
+      await startWorker({ port: m.port, cores: 1, memory: 500 });
+      await m.workers(2);
+      const timed = "date +%s%N; sleep 0.6; date +%s%N";
+      const one = m.executor.command(timed, { resources: { cores: 1 } });
+      const two = m.executor.command(timed, { resources: { cores: 2 } });
+      const whole = m.executor.command(timed);
+      const calls = [
+        one(),
+        two(),
+        whole(),
+        one(),
+        one(),
+        two(),
+        whole(),
+        one(),
+      ];
+      for (const result of await Promise.all(calls))
+        expect(result.exitCode).toBe(0);
+    } finally {
+      await m.executor.shutdown();
+    }
+    const runs = m
+      .results()
+      .filter((e) => e.state === "done")
+      .map((e) => ({
+        worker: e.result.workerId,
+        cores: e.result.label.cores,
+        whole: e.result.label.memory >= 500,
+        span: span((e.result.value as { stdout: string }).stdout),
+      }));
+    expect(runs).toHaveLength(8);
+    const size = new Map<string, number>();
+    for (const run of runs)
+      size.set(run.worker, Math.max(size.get(run.worker) ?? 0, run.cores));
+    const [big] = [...size].find(([, cores]) => cores === 2) ?? [];
+    expect(big).toBeDefined();
+    // 2-core tasks ran on the 2-core worker.
+    for (const run of runs.filter((r) => r.cores === 2 && !r.whole))
+      expect(run.worker).toBe(big);
+    let overlapped = false;
+    for (const run of runs) {
+      // What ran on its worker when it started, by the tasks' own clocks.
+      const there = runs.filter(
+        (r) =>
+          r.worker === run.worker &&
+          r.span[0] <= run.span[0] &&
+          run.span[0] < r.span[1],
+      );
+      const cores = there.reduce((n, r) => n + r.cores, 0);
+      expect(cores).toBeLessThanOrEqual(size.get(run.worker) as number);
+      if (run.whole) expect(there).toEqual([run]);
+      if (
+        runs.some(
+          (r) =>
+            r !== run && r.span[0] < run.span[1] && run.span[0] < r.span[1],
+        )
+      )
+        overlapped = true;
+    }
+    expect(overlapped).toBe(true);
+  });
+
+  it("loses no task when a worker is killed with SIGKILL mid-run", async () => {
+    const m = await manager();
+    try {
+      // Started one after the other: the n-th to join is the n-th started.
+      const started = new Map<string, TestWorker>();
+      for (const n of [1, 2]) {
+        const worker = await startWorker({ port: m.port, cores: 2 });
+        await m.workers(n);
+        started.set(m.joinedIds()[n - 1] as string, worker);
+      }
+      const app = m.executor.command("sleep 1; echo ok", {
+        resources: { cores: 1 },
+      });
+      const calls = Array.from({ length: 6 }, () => app());
+      // Kill a worker once it runs two of them.
+      const runningOn = () => {
+        const count = new Map<string, number>();
+        for (const e of m.events)
+          if (e.type === "task:state" && e.state === "running" && e.workerId)
+            count.set(e.workerId, (count.get(e.workerId) ?? 0) + 1);
+        return count;
+      };
+      while (![...runningOn().values()].some((n) => n >= 2))
+        await once(m.bus, "state");
+      const [victim] = [...runningOn()].find(([, n]) => n >= 2) ?? [];
+      process.kill(
+        (started.get(victim as string) as TestWorker).pid,
+        "SIGKILL",
+      );
+      for (const result of await Promise.all(calls))
+        expect(result).toEqual({ exitCode: 0, stdout: "ok\n" });
+    } finally {
+      await m.executor.shutdown();
+    }
+    const lost = m.results().filter((e) => e.result.reason === "worker-lost");
+    expect(lost.length).toBeGreaterThan(0);
+  });
+
+  it("kills a task over its autolabel memory label with resource_monitor and runs it again on a whole worker", async () => {
+    const m = await manager({ autolabel: true });
+    try {
+      await startWorker({ port: m.port, cores: 2, memory: 1000 });
+      await m.workers(1);
+      const alloc = m.executor.command(
+        `python3 -c "import time; b=bytearray($1<<20); b[::4096]=b'x'*len(b[::4096]); time.sleep(2)"`,
+        { name: "alloc" },
+      );
+      // Measured on the whole worker: the category's label is about a small python.
+      expect((await alloc("5")).exitCode).toBe(0);
+      expect((await alloc("300")).exitCode).toBe(0);
+    } finally {
+      await m.executor.shutdown();
+    }
+    const attempts = m.results().map((e) => e.result);
+    const over = attempts.find((r) => r.reason === "over-resources");
+    expect(over).toMatchObject({ exceeded: "memory" });
+    expect(over?.usage.peakMemory).toBeGreaterThan(over?.label.memory ?? 0);
+    const retried = attempts.find(
+      (r) => r.id === over?.id && r.attempt > (over?.attempt ?? 0),
+    );
+    expect(retried).toMatchObject({ ok: true });
+    expect(retried?.label.memory).toBe(1000);
+  });
+});
