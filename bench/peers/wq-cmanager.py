@@ -2,7 +2,8 @@
 
 Run with Debian's interpreter, which has the bindings:
     /usr/bin/python3 bench/peers/wq-cmanager.py [--tasks N] [--latency-calls N] [--warmup N]
-Listens on 127.0.0.1 (a free port) and prints {"port": P} as its first stdout line; the caller
+With --monitor every task is wrapped in resource_monitor (measured and limited, as envpack's
+manager does by default). Listens on 127.0.0.1 (a free port) and prints {"port": P} as its first stdout line; the caller
 then starts the worker(s). Once a worker has run the untimed warm-up tasks, it times N `true`
 tasks (1 core each) submitted at once, then sequential submit -> result round trips, tells the
 workers to exit and prints one JSON document as its last stdout line.
@@ -36,11 +37,18 @@ def main():
     parser.add_argument("--latency-calls", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--command", default="true")
+    parser.add_argument(
+        "--monitor",
+        action="store_true",
+        help="wrap every task in resource_monitor, as envpack's manager does",
+    )
     args = parser.parse_args()
 
     import work_queue as wq
 
     q = wq.WorkQueue(port=0)
+    if args.monitor:
+        q.enable_monitoring()
     print(json.dumps({"port": q.port}), flush=True)
 
     def task():
@@ -71,6 +79,7 @@ def main():
         {
             "peer": "Debian cctools C manager (python3-workqueue)",
             "python": sys.version.split()[0],
+            "monitor": args.monitor,
             "tasks": args.tasks,
             "throughputSeconds": throughput_seconds,
             "tasksPerSecond": args.tasks / throughput_seconds,

@@ -1,0 +1,460 @@
+// `npm run bench:wq`: envpack's Work Queue manager driving real work_queue_workers on 127.0.0.1,
+// against Debian's C manager (python3-workqueue) in the same run: no-op command tasks on one
+// 2-core worker, pack: true module apps, and a 40 MB bundle shipped to three workers.
+
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
+import { build, Executor, type EnvpackEvent } from "../src/index.js";
+import { prepareApp, repoRoot } from "./lib/fixtures.js";
+import { median, ratio } from "./lib/stats.js";
+import { formatTable, ratioText, wantsJson } from "./lib/table.js";
+import {
+  queryStatus,
+  startBenchWorker,
+  type BenchWorker,
+} from "./lib/wq-worker.js";
+
+/** `--tasks N` scales the runs down for a quick look (the figures of record use the defaults). */
+const SCALE = scaleFromArgs(process.argv.slice(2));
+const COMMAND_TASKS = Math.round(2000 * SCALE);
+const MODULE_TASKS = Math.round(500 * SCALE);
+const LATENCY_CALLS = Math.max(10, Math.round(200 * SCALE));
+const WARMUP_TASKS = 20;
+const WORKER = { cores: 2, memory: 1000, disk: 4000 };
+const BUNDLE_BYTES = 40_000_000;
+const BUNDLE_WORKERS = 3;
+const BUNDLE_ROUNDS = 2;
+const TARGET_VS_C = 2;
+const TARGET_BUNDLES_PER_WORKER = 1;
+// Debian's interpreter has python3-workqueue; the python3 first on PATH may not.
+const C_PYTHON = "/usr/bin/python3";
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function scaleFromArgs(args: string[]): number {
+  const at = args.indexOf("--tasks");
+  if (at < 0) return 1;
+  const tasks = Number(args[at + 1]);
+  if (!Number.isInteger(tasks) || tasks < 10)
+    throw new Error("bench:wq: --tasks takes an integer ≥ 10");
+  return tasks / 2000;
+}
+
+/** Throughput and round trip of one way of running no-op tasks. */
+interface Overhead {
+  mode: string;
+  tasks: number;
+  seconds: number;
+  tasksPerSecond: number;
+  latencyCalls: number;
+  medianLatencyMs: number;
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Debian's C manager (bench/peers/wq-cmanager.py) with one worker of {@link WORKER}'s size. */
+async function runCManager(monitor: boolean): Promise<Outcome<Overhead>> {
+  const script = join(repoRoot(), "bench", "peers", "wq-cmanager.py");
+  // The C manager binds the first free port from TCP_LOW_PORT up (on every interface: its API
+  // has no bind address); a random base keeps parallel runs apart. Workers connect via 127.0.0.1.
+  const low = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(
+    C_PYTHON,
+    [
+      script,
+      "--tasks",
+      String(COMMAND_TASKS),
+      "--latency-calls",
+      String(LATENCY_CALLS),
+      "--warmup",
+      String(WARMUP_TASKS),
+      ...(monitor ? ["--monitor"] : []),
+    ],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        TCP_LOW_PORT: String(low),
+        TCP_HIGH_PORT: String(low + 2000),
+      },
+    },
+  );
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-2000);
+  });
+  const exited = once(child, "exit");
+  const lines: string[] = [];
+  const reader = createInterface({ input: child.stdout });
+  let worker: BenchWorker | undefined;
+  try {
+    for await (const line of reader) {
+      lines.push(line);
+      if (lines.length === 1) {
+        const { port } = JSON.parse(line) as { port: number };
+        worker = await startBenchWorker({ port, ...WORKER });
+      }
+    }
+    const [code] = (await exited) as [number | null];
+    if (code !== 0 || lines.length < 2) {
+      const tail = stderr.trim().split("\n").slice(-3).join(" | ");
+      return {
+        ok: false,
+        reason: `${C_PYTHON} wq-cmanager.py failed (exit ${code}): ${tail} — install python3-workqueue (scripts/system-deps.sh)`,
+      };
+    }
+    const peer = JSON.parse(lines[lines.length - 1] as string) as Omit<
+      Overhead,
+      "mode"
+    >;
+    return {
+      ok: true,
+      value: {
+        mode: `Debian C manager${monitor ? " (resource_monitor)" : ""}`,
+        ...peer,
+      },
+    };
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await worker?.stop();
+  }
+}
+
+/** The port of an executor's manager (its workers connect there). */
+async function managerPort(executor: Executor): Promise<number> {
+  const where = await executor.listening();
+  if (where.port === undefined) throw new Error("bench:wq: no manager port");
+  return where.port;
+}
+
+/** No-op tasks through envpack's manager: warm-up, all at once, then sequential round trips. */
+async function runEnvpack(
+  mode: string,
+  work: string,
+  tasks: number,
+  makeCall: (executor: Executor) => () => Promise<unknown>,
+  pack: boolean,
+): Promise<Overhead> {
+  const executor = new Executor({
+    backend: "workqueue",
+    port: 0,
+    pack,
+    cacheDir: join(work, "cache"),
+  });
+  let worker: BenchWorker | undefined;
+  try {
+    worker = await startBenchWorker({
+      port: await managerPort(executor),
+      ...WORKER,
+    });
+    const call = makeCall(executor);
+    // Untimed: the worker joins, the bundle (if any) is built and sent.
+    await Promise.all(Array.from({ length: WARMUP_TASKS }, () => call()));
+    const start = performance.now();
+    await Promise.all(Array.from({ length: tasks }, () => call()));
+    const seconds = (performance.now() - start) / 1000;
+    const latencies: number[] = [];
+    for (let i = 0; i < LATENCY_CALLS; i++) {
+      const t = performance.now();
+      await call();
+      latencies.push(performance.now() - t);
+    }
+    return {
+      mode,
+      tasks,
+      seconds,
+      tasksPerSecond: tasks / seconds,
+      latencyCalls: LATENCY_CALLS,
+      medianLatencyMs: median(latencies),
+    };
+  } finally {
+    await executor.shutdown();
+    await worker?.stop();
+  }
+}
+
+/** Per worker of the bundle run: what was sent to it and when its first result came back. */
+interface BundleWorker {
+  bytesSent: number;
+  bundlesSent: number;
+  tasks: number;
+  firstResultSeconds: number;
+}
+
+interface BundleRun {
+  bundleBytes: number;
+  tasks: number;
+  workers: BundleWorker[];
+}
+
+/**
+ * A module app whose bundle is ~{@link BUNDLE_BYTES}: the exec-tasks app's noop next to a file of
+ * random bytes it reads by `new URL(…, import.meta.url)` (incompressible, so the bundle keeps its size).
+ */
+async function bigApp(work: string, baseBytes: number): Promise<string> {
+  const dir = join(work, "big-app");
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, "package.json"),
+    JSON.stringify({ name: "bench-wq-big", private: true, type: "module" }),
+  );
+  await writeFile(
+    join(dir, "blob.bin"),
+    randomBytes(Math.max(1_000_000, BUNDLE_BYTES - baseBytes)),
+  );
+  const entry = join(dir, "big.mjs");
+  await writeFile(
+    entry,
+    [
+      'import { statSync } from "node:fs";',
+      'const blob = new URL("./blob.bin", import.meta.url);',
+      "export function size() {",
+      "  return statSync(blob).size;",
+      "}",
+      "",
+    ].join("\n"),
+  );
+  return entry;
+}
+
+/** Three workers, {@link BUNDLE_ROUNDS} rounds of one task per worker on the ~40 MB bundle. */
+async function runBundle(work: string, noopEntry: string): Promise<BundleRun> {
+  const cacheDir = join(work, "cache");
+  const base = await build({ entries: [noopEntry], cacheDir });
+  const entry = await bigApp(work, base.size);
+  const bundle = await build({ entries: [entry], cacheDir });
+  const firstResult = new Map<string, number>();
+  let start = 0;
+  const executor = new Executor({
+    backend: "workqueue",
+    port: 0,
+    pack: true,
+    cacheDir,
+    onEvent: (event: EnvpackEvent) => {
+      if (
+        event.type === "task:state" &&
+        event.state === "done" &&
+        event.workerId !== undefined &&
+        !firstResult.has(event.workerId)
+      )
+        firstResult.set(event.workerId, (performance.now() - start) / 1000);
+    },
+  });
+  const workers: BenchWorker[] = [];
+  try {
+    const port = await managerPort(executor);
+    for (let i = 0; i < BUNDLE_WORKERS; i++)
+      workers.push(
+        await startBenchWorker({ port, cores: 1, memory: 1000, disk: 4000 }),
+      );
+    // Every worker joins before the first task, so each gets one per round.
+    while (
+      ((await queryStatus(port, "queue_status"))[0]?.workers as number) <
+      BUNDLE_WORKERS
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const size = executor.app<[], number>(entry, "size", {
+      resources: { cores: 1 },
+    });
+    start = performance.now();
+    for (let round = 0; round < BUNDLE_ROUNDS; round++)
+      await Promise.all(Array.from({ length: BUNDLE_WORKERS }, () => size()));
+    const status = await queryStatus(port, "worker_status");
+    return {
+      bundleBytes: bundle.size,
+      tasks: BUNDLE_WORKERS * BUNDLE_ROUNDS,
+      workers: status.map((w) => {
+        const bytes = w.total_bytes_transferred as number;
+        const id = w.worker_id as string | undefined;
+        return {
+          bytesSent: bytes,
+          bundlesSent: bytes / bundle.size,
+          tasks: w.total_tasks_complete as number,
+          firstResultSeconds:
+            (id === undefined ? undefined : firstResult.get(id)) ?? NaN,
+        };
+      }),
+    };
+  } finally {
+    await executor.shutdown();
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+function overheadRow(row: Outcome<Overhead>, label: string): string[] {
+  return row.ok
+    ? [
+        label,
+        String(row.value.tasks),
+        row.value.tasksPerSecond.toFixed(0),
+        `${row.value.medianLatencyMs.toFixed(2)} ms (${row.value.latencyCalls} calls)`,
+      ]
+    : [label, "", "n/a", row.reason];
+}
+
+async function main(): Promise<void> {
+  const json = wantsJson(process.argv.slice(2));
+  const appDir = await prepareApp("exec-tasks", log);
+  const noopEntry = join(appDir, "src", "tasks.ts");
+  const work = await mkdtemp(join(tmpdir(), "envpack-bench-wq-"));
+  try {
+    log(
+      `bench:wq: Debian's C manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    );
+    const c = await runCManager(false);
+    log(
+      `bench:wq: Debian's C manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    );
+    const cMonitored = await runCManager(true);
+    log(
+      `bench:wq: envpack's manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    );
+    const commands = await runEnvpack(
+      "envpack command tasks",
+      work,
+      COMMAND_TASKS,
+      (executor) => {
+        const noop = executor.command(["true"], { resources: { cores: 1 } });
+        return () => noop();
+      },
+      false,
+    );
+    log(
+      `bench:wq: envpack's manager, ${MODULE_TASKS} no-op pack: true module apps + ${LATENCY_CALLS} round trips`,
+    );
+    const modules = await runEnvpack(
+      "envpack module apps (pack: true)",
+      work,
+      MODULE_TASKS,
+      (executor) => {
+        const noop = executor.app(noopEntry, "noop", {
+          resources: { cores: 1 },
+        });
+        return () => noop();
+      },
+      true,
+    );
+    log(
+      `bench:wq: a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
+    );
+    const bundle = await runBundle(work, noopEntry);
+
+    const vsC = c.ok
+      ? ratio(commands.tasksPerSecond, c.value.tasksPerSecond)
+      : null;
+    const latencyVsC = c.ok
+      ? ratio(c.value.medianLatencyMs, commands.medianLatencyMs)
+      : null;
+    const vsCMonitored = cMonitored.ok
+      ? ratio(commands.tasksPerSecond, cMonitored.value.tasksPerSecond)
+      : null;
+    const worstBundles = Math.max(...bundle.workers.map((w) => w.bundlesSent));
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            cores: cpus().length,
+            worker: WORKER,
+            c,
+            cMonitored,
+            commands,
+            modules,
+            bundle,
+            ratios: {
+              commandsVsC: vsC,
+              commandsVsCMonitored: vsCMonitored,
+              cLatencyVsCommands: latencyVsC,
+            },
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      return;
+    }
+    const met = (value: number | null, ok: (v: number) => boolean) =>
+      value === null || Number.isNaN(value) ? "n/a" : ok(value) ? "yes" : "NO";
+    const lines = [
+      `bench:wq — this machine: ${cpus().length} cores, shared with other engineers' work while it ran (figures vary run to run)`,
+      `one work_queue_worker --cores ${WORKER.cores} --memory ${WORKER.memory} on 127.0.0.1; tasks declare 1 core and are all submitted at once, then round trips are timed one after another`,
+      `envpack's manager wraps every task in resource_monitor (measured, limited by its label) when one is on this host; the C manager does only with monitoring enabled, so it runs both ways`,
+      "",
+      formatTable(
+        ["manager", "tasks", "tasks/s", "median round trip"],
+        [
+          overheadRow(
+            { ok: true, value: commands },
+            "envpack: `true` commands",
+          ),
+          overheadRow(c, `Debian C manager (${C_PYTHON}): \`true\` commands`),
+          overheadRow(
+            cMonitored,
+            "Debian C manager, every task in resource_monitor",
+          ),
+          overheadRow(
+            { ok: true, value: modules },
+            "envpack: no-op module apps, pack: true (no C peer)",
+          ),
+        ],
+      ),
+      "",
+      formatTable(
+        [
+          `${(bundle.bundleBytes / 1e6).toFixed(1)} MB bundle`,
+          "bytes sent",
+          "bundles sent",
+          "tasks",
+          "first result",
+        ],
+        bundle.workers.map((w, i) => [
+          `worker ${i + 1}`,
+          `${(w.bytesSent / 1e6).toFixed(1)} MB`,
+          w.bundlesSent.toFixed(2),
+          String(w.tasks),
+          `${w.firstResultSeconds.toFixed(2)} s`,
+        ]),
+      ),
+      "",
+      formatTable(
+        ["ratio", "value", "target", "met"],
+        [
+          [
+            "envpack / C manager tasks/s (commands)",
+            ratioText(vsC),
+            `≥ ${TARGET_VS_C}`,
+            met(vsC, (v) => v >= TARGET_VS_C),
+          ],
+          [
+            "envpack / C manager with resource_monitor tasks/s",
+            ratioText(vsCMonitored),
+            `≥ ${TARGET_VS_C}`,
+            met(vsCMonitored, (v) => v >= TARGET_VS_C),
+          ],
+          [
+            "C manager / envpack median round trip",
+            ratioText(latencyVsC),
+            "",
+            "",
+          ],
+          [
+            "bundles sent per worker (worst worker)",
+            ratioText(worstBundles),
+            `≤ ${TARGET_BUNDLES_PER_WORKER} (+ small files)`,
+            met(worstBundles, (v) => v < TARGET_BUNDLES_PER_WORKER + 0.1),
+          ],
+        ],
+      ),
+    ];
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
