@@ -24,8 +24,19 @@ interface GlobalFlags {
   verbose?: boolean;
 }
 
+/**
+ * Commander's help goes to stderr as it is; its errors are not printed by commander but become
+ * UsageErrors printed like every other error (with `code:`, or as the --json document).
+ */
+const output = {
+  writeErr: (text: string) => process.stderr.write(text),
+  outputError: () => {},
+};
+
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
+  // The command whose arguments failed to parse, for the hint.
+  let failed = "";
   const controller = new AbortController();
   process.once("SIGINT", () => {
     controller.abort(new Error("interrupted"));
@@ -42,8 +53,7 @@ async function main(argv: string[]): Promise<number> {
     .option("-q, --quiet", "print errors only")
     .option("-v, --verbose", "print debug lines")
     .exitOverride()
-    .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput(output);
 
   const context: CommandContext = {
     async run(body) {
@@ -73,27 +83,38 @@ async function main(argv: string[]): Promise<number> {
   registerRun(program, context);
   registerCache(program, context);
   registerRegistry(program, context);
-  program.commands.forEach((command) =>
-    command
-      .exitOverride()
-      .configureOutput({ writeErr: (text) => process.stderr.write(text) }),
-  );
+  const configure = (parent: Command, path: string): void => {
+    for (const command of parent.commands) {
+      const name = `${path}${command.name()}`;
+      command
+        .exitOverride((error) => {
+          failed = name;
+          throw error;
+        })
+        .configureOutput(output);
+      configure(command, `${name} `);
+    }
+  };
+  configure(program, "");
 
   try {
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.exitCode === 0) return 0; // --help, --version
-      const mode = outputMode(program.opts<GlobalFlags>());
-      if (mode.json)
-        printError(
-          mode,
-          new UsageError(
-            "ENVPACK_USAGE_BAD_ARGUMENT",
-            error.message.replace(/^error: /, ""),
-          ),
-        );
-      return 2;
+      const help =
+        failed === "" ? "envpack --help" : `envpack ${failed} --help`;
+      return printError(
+        outputMode(program.opts<GlobalFlags>()),
+        new UsageError(
+          "ENVPACK_USAGE_BAD_ARGUMENT",
+          // Help shown for want of a command carries no message of its own.
+          error.code === "commander.help"
+            ? "no command given"
+            : error.message.replace(/^error: /, ""),
+          { hint: `Run \`${help}\` for usage.` },
+        ),
+      );
     }
     throw error;
   }
