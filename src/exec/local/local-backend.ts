@@ -2,12 +2,10 @@
 // modelling a heterogeneous pool), each with its own directory, unpacked bundles and warm runtimes.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, statfs } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import {
   TASK_PROTOCOL,
   bundleEnv,
@@ -37,6 +35,7 @@ import {
   type Outcome,
   type ProcessEnd,
 } from "../outcome.js";
+import { runtimeFile } from "../runtime-file.js";
 import { Monitor, type Peaks } from "./monitor.js";
 import {
   Runtime,
@@ -585,15 +584,4 @@ async function inBundle(
 /** A warm runtime's sandbox: its cwd for every task, emptied by the runner after each. */
 function sandboxOf(worker: LocalWorker, runtime: Runtime): string {
   return join(worker.dir, "sandbox", `rt-${runtime.pid}`);
-}
-
-/** A file of runtime/, found upward from this module (source tree or dist/). */
-function runtimeFile(name: string): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, "runtime", name);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  throw new Error(`runtime/${name} not found next to envpack`);
 }

@@ -130,6 +130,27 @@ describe("pack: true on Work Queue workers", () => {
     for (const env of new Set(envs)) expect(await pathExists(env)).toBe(false);
   });
 
+  it("says clearly that a module app without pack needs node on the worker", async () => {
+    const dir = await tempDir("envpack-wq-probe-");
+    const entry = join(dir, "probe.mjs");
+    await writeFile(entry, PROBE);
+    const h = await harness();
+    await bareWorker(h.port, 1);
+    const worker = await h.nextWorker();
+    const result = await h.run(
+      { kind: "module", module: entry, exportName: "probe", args: [0] },
+      worker,
+    );
+    expect(result).toMatchObject({
+      ok: false,
+      reason: "exit",
+      error: { name: "ToolMissing" },
+    });
+    expect(result.error?.message).toMatch(
+      /node is not installed on the worker: module apps without pack: true/,
+    );
+  });
+
   it("runs a Python app with the Conda bundle's python", async () => {
     const conda = inject("fixtures").conda;
     if (!conda) throw new Error("the Conda fixture was not built");
