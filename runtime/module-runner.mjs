@@ -219,6 +219,7 @@ process.on("message", async (/** @type {any} */ message) => {
       ...outcome,
       cpuMs: (used.user + used.system) / 1000,
       rssMB,
+      restMB,
       diskMB,
     });
   } catch (error) {
@@ -235,6 +236,7 @@ process.on("message", async (/** @type {any} */ message) => {
       ),
       cpuMs: (used.user + used.system) / 1000,
       rssMB,
+      restMB,
       diskMB,
     });
   }

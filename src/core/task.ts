@@ -145,6 +145,8 @@ export interface TaskReply {
   cpuMs?: number;
   /** Module runner: the runtime's resident MB after the task. */
   rssMB?: number;
+  /** Module runner: its resident MB once the task's garbage is collected (the next task's start). */
+  restMB?: number;
   /** Module runner: MB the task left in its sandbox (measured, then emptied). */
   diskMB?: number;
 }

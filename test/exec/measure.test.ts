@@ -5,13 +5,16 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { LocalBackend } from "../../src/exec/index.js";
 import { Monitor } from "../../src/exec/local/monitor.js";
+import { RECYCLE_MB } from "../../src/exec/local/runtime-pool.js";
 import {
   cpuOf,
   diskUsage,
   sampleTree,
   treeOf,
 } from "../../src/exec/local/proc-tree.js";
+import { emptyQueue } from "../helpers/empty-queue.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const children: ChildProcess[] = [];
@@ -158,5 +161,62 @@ describe("Monitor", () => {
     const peaks = await disk.stop();
     expect(fired).toEqual(["memory", "disk"]);
     expect(peaks.diskMB).toBeGreaterThan(10);
+  });
+});
+
+describe("warm runtime memory", () => {
+  it("replaces a runtime that keeps what its tasks allocate, before later tasks' peaks count it", async () => {
+    const dir = await tempDir();
+    const module = join(dir, "keep.mjs");
+    // Each call keeps 24 MB alive in the module: a leak the runtime's collections cannot free.
+    await writeFile(
+      module,
+      "const kept = []; export function keep(mb) { kept.push(Buffer.allocUnsafe(mb * 1048576).fill(1)); return process.pid; }\n",
+    );
+    const backend = new LocalBackend({
+      workers: [{ cores: 1 }],
+      workDir: join(dir, "work"),
+    });
+    await backend.start({
+      workerJoined: () => {},
+      workerLeft: () => {},
+      ...emptyQueue,
+    });
+    try {
+      const results = [];
+      for (let i = 0; i < 10; i++)
+        results.push(
+          await backend.runTask(
+            {
+              id: `keep-${i}`,
+              category: "keep",
+              payload: {
+                kind: "module",
+                module,
+                exportName: "keep",
+                args: [24],
+              },
+              resources: {},
+              attempt: 0,
+            },
+            {
+              workerId: "local-1",
+              label: { cores: 1, memory: 4096, disk: 4096, gpus: 0 },
+            },
+            new AbortController().signal,
+          ),
+        );
+      expect(results.map((r) => r.reason)).toEqual(Array(10).fill("ok"));
+      const first = results[0]?.usage.peakMemory ?? 0;
+      // Kept alive, 10 × 24 MB would reach the first peak + 216 MB; a runtime is replaced once it
+      // holds more than RECYCLE_MB beyond its first task's rest.
+      for (const r of results)
+        expect(r.usage.peakMemory).toBeLessThanOrEqual(
+          first + RECYCLE_MB + 24 + 16,
+        );
+      expect(new Set(results.map((r) => r.value)).size).toBeGreaterThan(1);
+    } finally {
+      await backend.shutdown();
+    }
   });
 });

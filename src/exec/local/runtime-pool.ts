@@ -26,6 +26,14 @@ export interface RunnerDeath {
  */
 export const RUNTIME_NODE_FLAGS: readonly string[] = ["--expose-gc"];
 
+/**
+ * Resident MB a runtime may keep beyond what it held after its first task (node, the runner, the
+ * app's modules) before it is replaced: memory that earlier tasks keep alive (a growing cache, a
+ * leak) would otherwise count in every later task's peak. The runner already collects garbage;
+ * this bounds what a collection cannot free.
+ */
+export const RECYCLE_MB = 64;
+
 /** A started runtime process. */
 export class Runtime {
   readonly child: ChildProcess;
@@ -35,6 +43,9 @@ export class Runtime {
   #dead = false;
   /** Sent SIGKILL: no longer usable even before its exit is seen. */
   #killed = false;
+  /** Resident MB at rest after its first task, and after its latest (as the runner reports). */
+  #settledMB: number | undefined;
+  #restMB = 0;
 
   private constructor(child: ChildProcess) {
     this.child = child;
@@ -46,6 +57,10 @@ export class Runtime {
     child.stdout?.resume();
     child.on("message", (message: RunnerReply | RuntimeReady) => {
       if (message.type !== "result") return;
+      if (message.restMB !== undefined) {
+        this.#settledMB ??= message.restMB;
+        this.#restMB = message.restMB;
+      }
       const pending = this.#pending;
       this.#pending = undefined;
       pending?.(message);
@@ -112,6 +127,11 @@ export class Runtime {
       throw error;
     }
     return runtime;
+  }
+
+  /** MB this runtime holds at rest beyond what it held after its first task. */
+  get retainedMB(): number {
+    return this.#settledMB === undefined ? 0 : this.#restMB - this.#settledMB;
   }
 
   /** Running and not being killed: fit for a task. */
@@ -200,8 +220,9 @@ export class RuntimePool {
   }
 
   /**
-   * Returns a runtime for reuse (a dead one is dropped). Returns the runtimes retired to keep at
-   * most `maxIdle` idle in the group (the least recently used; the caller kills them).
+   * Returns a runtime for reuse (a dead one is dropped). Returns the runtimes retired (the caller
+   * kills them): this one when it retains more than {@link RECYCLE_MB}, and the group's least
+   * recently used beyond `maxIdle` idle.
    */
   release(
     key: string,
@@ -210,6 +231,7 @@ export class RuntimePool {
     maxIdle: number,
   ): Runtime[] {
     if (!runtime.alive) return [];
+    if (runtime.retainedMB > RECYCLE_MB) return [runtime];
     let idle = this.#idle.get(key);
     if (idle === undefined) this.#idle.set(key, (idle = []));
     idle.push(runtime);
