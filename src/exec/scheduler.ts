@@ -29,6 +29,8 @@ interface WorkerState {
   info: WorkerInfo;
   free: Resources;
   running: Set<string>;
+  /** The free-cores bucket it is filed under (whole free cores). */
+  bucket: number;
 }
 
 /**
@@ -129,6 +131,25 @@ function shapeOf(spec: ResourceSpec): string {
 /** Workers, the tasks waiting for them, and what each running task holds. */
 export class Scheduler {
   readonly #workers = new Map<string, WorkerState>();
+  /**
+   * Workers by their whole free cores: placing a task that gives its cores looks only at workers
+   * with at least that many free, fewest first (best fit), not at every worker.
+   */
+  readonly #byFree: Array<Set<WorkerState>> = [];
+  /**
+   * Workers that gained resources (joined, or a task ended there) since the last round, and the
+   * shapes no worker could take in the last round: such a shape can only fit on one of these now
+   * (the others only lost resources since), so a round looks at them alone for it.
+   */
+  readonly #dirty = new Set<WorkerState>();
+  #blocked = new Set<string>();
+  /** Workers held for a waiting task in the last round (others' tasks skipped them). */
+  #lastReserved = new Set<string>();
+  /** Workers with at least one free core. */
+  #withFreeCore = 0;
+  #totalCores = 0;
+  /** The workers largest first, until one joins or leaves. */
+  #sorted: WorkerInfo[] | undefined;
   /** Queued tasks by shape (their resource spec), each in submission order. */
   readonly #buckets = new Map<string, Fifo>();
   readonly #shapeOf = new Map<string, string>();
@@ -142,42 +163,85 @@ export class Scheduler {
    * holds once they were too many (kept until it starts, so the hold cannot wander).
    */
   #waiting:
-    | { task: Queued; bypassed: number; reserved?: string | undefined }
+    | {
+        task: Queued;
+        bypassed: number;
+        reserved?: string | undefined;
+        /** It went first in the last round and fit nowhere (then only changed workers can take it). */
+        stuck?: boolean | undefined;
+      }
     | undefined;
 
   addWorker(info: WorkerInfo): void {
-    this.#workers.set(info.id, {
+    // The same id again (a worker that reconnected) replaces the old one.
+    this.removeWorker(info.id);
+    const state: WorkerState = {
       info,
       free: { ...info.resources },
       running: new Set(),
-    });
+      bucket: -1,
+    };
+    this.#workers.set(info.id, state);
+    this.#file(state);
+    this.#dirty.add(state);
+    this.#totalCores += info.resources.cores;
+    this.#sorted = undefined;
   }
 
   /** Removes a worker; returns the ids of the tasks that were running on it. */
   removeWorker(id: string): string[] {
     const state = this.#workers.get(id);
-    this.#workers.delete(id);
     if (state === undefined) return [];
+    this.#workers.delete(id);
+    this.#dirty.delete(state);
+    this.#byFree[state.bucket]?.delete(state);
+    if (state.bucket >= 1) this.#withFreeCore--;
+    this.#totalCores -= state.info.resources.cores;
+    this.#sorted = undefined;
     for (const task of state.running) this.#placed.delete(task);
     return [...state.running];
   }
 
   /** The workers, largest first (by cores, then memory). */
   workers(): WorkerInfo[] {
-    return [...this.#workers.values()]
+    this.#sorted ??= [...this.#workers.values()]
       .map((w) => w.info)
       .sort(
         (a, b) =>
           b.resources.cores - a.resources.cores ||
           b.resources.memory - a.resources.memory,
       );
+    return [...this.#sorted];
+  }
+
+  /** A worker present now, by id. */
+  worker(id: string): WorkerInfo | undefined {
+    return this.#workers.get(id)?.info;
   }
 
   /** The worker a task could ever run on (its whole size), or undefined when none is big enough. */
   anyFit(task: SchedulableTask): WorkerInfo | undefined {
-    return this.workers().find((w) =>
+    this.workers();
+    return (this.#sorted as WorkerInfo[]).find((w) =>
       fits(labelOn(task.resources, w.resources), w.resources),
     );
+  }
+
+  /** Files a worker under its whole free cores (after its free resources changed). */
+  #file(state: WorkerState): void {
+    const bucket = Math.max(0, Math.floor(state.free.cores + 1e-9));
+    if (bucket === state.bucket) return;
+    if (state.bucket >= 0) this.#byFree[state.bucket]?.delete(state);
+    if (state.bucket >= 1) this.#withFreeCore--;
+    let set = this.#byFree[bucket];
+    if (set === undefined) {
+      for (let i = this.#byFree.length; i <= bucket; i++)
+        this.#byFree[i] = new Set();
+      set = this.#byFree[bucket] as Set<WorkerState>;
+    }
+    set.add(state);
+    if (bucket >= 1) this.#withFreeCore++;
+    state.bucket = bucket;
   }
 
   /** Queues a task; a retry (`first`) counts as older than everything queued. */
@@ -219,8 +283,10 @@ export class Scheduler {
       this.#buckets.set(shape, new Fifo(kept));
     }
     if (moved.length === 0) return;
-    if (this.#waiting !== undefined && ids.has(this.#waiting.task.id))
+    if (this.#waiting !== undefined && ids.has(this.#waiting.task.id)) {
       this.#waiting.reserved = undefined;
+      this.#waiting.stuck = undefined;
+    }
     const shape = shapeOf(resources);
     for (const task of moved) {
       task.resources = resources;
@@ -252,9 +318,11 @@ export class Scheduler {
     const started: Array<{ taskId: string; placement: Placement }> = [];
     this.#seqOf.clear();
     const reserved = new Set<string>();
-    let cores = 0;
-    for (const state of this.#workers.values())
-      cores += state.info.resources.cores;
+    const cores = this.#totalCores;
+    for (const id of this.#lastReserved) {
+      const state = this.#workers.get(id);
+      if (state !== undefined) this.#dirty.add(state);
+    }
     const start = (task: Queued, placement: Placement) => {
       const bucket = this.#buckets.get(this.#shapeOf.get(task.id) ?? "");
       bucket?.remove(task.id);
@@ -266,9 +334,14 @@ export class Scheduler {
     };
     const waiting = this.#waiting;
     if (waiting !== undefined && waiting.bypassed >= BYPASS_PER_CORE * cores) {
-      const placement = this.#place(waiting.task, reserved);
+      const placement = this.#place(
+        waiting.task,
+        reserved,
+        waiting.stuck === true ? this.#dirty : undefined,
+      );
       if (placement !== undefined) start(waiting.task, placement);
       else {
+        waiting.stuck = true;
         if (
           waiting.reserved === undefined ||
           !this.#workers.has(waiting.reserved)
@@ -282,16 +355,22 @@ export class Scheduler {
       .sort(
         ([, a], [, b]) => size(b.first as Queued) - size(a.first as Queued),
       );
-    for (const [, bucket] of shapes) {
+    const blocked = new Set<string>();
+    for (const [shape, bucket] of shapes) {
+      const only = this.#blocked.has(shape) ? this.#dirty : undefined;
       // Resources only shrink during a round: once a task of a shape does not fit, the rest of
       // its shape will not either; once no worker has a free core, nothing will.
       while (bucket.size > 0 && this.#anyFreeCore(reserved)) {
         const task = bucket.first as Queued;
-        const placement = this.#place(task, reserved);
+        const placement = this.#place(task, reserved, only);
         if (placement === undefined) break;
         start(task, placement);
       }
+      if (bucket.size > 0) blocked.add(shape);
     }
+    this.#blocked = blocked;
+    this.#dirty.clear();
+    this.#lastReserved = reserved;
     // The oldest task still queued is the one younger tasks are counted against.
     let oldest: Queued | undefined;
     for (const [, bucket] of shapes) {
@@ -326,18 +405,68 @@ export class Scheduler {
     if (state === undefined) return;
     state.free = addResources(state.free, placement.label);
     state.running.delete(taskId);
+    this.#file(state);
+    this.#dirty.add(state);
   }
 
   #anyFreeCore(reserved: Set<string>): boolean {
-    for (const state of this.#workers.values())
-      if (!reserved.has(state.info.id) && state.free.cores >= 1) return true;
-    return false;
+    let free = this.#withFreeCore;
+    for (const id of reserved)
+      if ((this.#workers.get(id)?.bucket ?? 0) >= 1) free--;
+    return free > 0;
   }
 
-  #place(task: SchedulableTask, reserved: Set<string>): Placement | undefined {
+  /** Places a task by best fit (on one of `only`, when given); undefined when none fits. */
+  #place(
+    task: SchedulableTask,
+    reserved: Set<string>,
+    only?: ReadonlySet<WorkerState>,
+  ): Placement | undefined {
+    const best =
+      only !== undefined
+        ? this.#bestAmong(task, reserved, only)
+        : (task.resources.cores ?? 0) > 0
+          ? this.#bestByCores(task, reserved)
+          : this.#bestAmong(task, reserved, this.#workers.values());
+    if (best === undefined) return undefined;
+    best.state.free = addResources(best.state.free, best.label, -1);
+    this.#file(best.state);
+    best.state.running.add(task.id);
+    const placement = { workerId: best.state.info.id, label: best.label };
+    this.#placed.set(task.id, placement);
+    return placement;
+  }
+
+  /**
+   * Best fit for a task that gives its cores (its label has those cores on every worker): the
+   * first worker that fits, looking from the fewest free cores that can hold it upward.
+   */
+  #bestByCores(
+    task: SchedulableTask,
+    reserved: Set<string>,
+  ): { state: WorkerState; label: Resources } | undefined {
+    const cores = Math.max(
+      1,
+      Math.ceil((task.resources.cores as number) - 1e-9),
+    );
+    for (let k = cores; k < this.#byFree.length; k++)
+      for (const state of this.#byFree[k] as Set<WorkerState>) {
+        if (reserved.has(state.info.id)) continue;
+        const label = labelOn(task.resources, state.info.resources);
+        if (fits(label, state.free)) return { state, label };
+      }
+    return undefined;
+  }
+
+  /** Best fit by looking at each of `workers` (all of them: a task whose cores depend on the worker). */
+  #bestAmong(
+    task: SchedulableTask,
+    reserved: Set<string>,
+    workers: Iterable<WorkerState>,
+  ): { state: WorkerState; label: Resources } | undefined {
     // Best fit: the worker left with the fewest free cores, so big holes stay for big tasks.
     let best: { state: WorkerState; label: Resources } | undefined;
-    for (const state of this.#workers.values()) {
+    for (const state of workers) {
       if (reserved.has(state.info.id)) continue;
       const label = labelOn(task.resources, state.info.resources);
       if (!fits(label, state.free)) continue;
@@ -348,12 +477,7 @@ export class Scheduler {
       )
         best = { state, label };
     }
-    if (best === undefined) return undefined;
-    best.state.free = addResources(best.state.free, best.label, -1);
-    best.state.running.add(task.id);
-    const placement = { workerId: best.state.info.id, label: best.label };
-    this.#placed.set(task.id, placement);
-    return placement;
+    return best;
   }
 
   #reservationFor(task: SchedulableTask): string | undefined {

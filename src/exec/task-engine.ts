@@ -382,7 +382,7 @@ export class TaskEngine {
   }
 
   #workerSize(id: string): Resources | undefined {
-    return this.#scheduler.workers().find((w) => w.id === id)?.resources;
+    return this.#scheduler.worker(id)?.resources;
   }
 
   #joined(info: WorkerInfo): void {

@@ -3,7 +3,11 @@
 
 import { describe, expect, it } from "vitest";
 import { BYPASS_PER_CORE, Scheduler, labelOn } from "../../src/exec/index.js";
-import type { ResourceSpec, Resources } from "../../src/core/index.js";
+import {
+  fits,
+  type ResourceSpec,
+  type Resources,
+} from "../../src/core/index.js";
 
 const worker = (
   id: string,
@@ -240,5 +244,85 @@ describe("Scheduler", () => {
     expect(scheduler.anyFit({ id: "t", resources: { cores: 2 } })?.id).toBe(
       "w",
     );
+  });
+
+  it("leaves nothing startable after a round, however workers join, leave and tasks end (only changed workers are looked at again)", () => {
+    let seed = 11;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const specs: ResourceSpec[] = [
+      { cores: 1, memory: 1000 },
+      { cores: 1, memory: 6000 },
+      { cores: 2 },
+      { cores: 4, memory: 2000 },
+      { memory: 3000 },
+      {},
+    ];
+    const scheduler = new Scheduler();
+    const free = new Map<string, Resources>();
+    const sizes = new Map<string, Resources>();
+    const running = new Map<string, { worker: string; label: Resources }>();
+    const queued = new Map<string, ResourceSpec>();
+    const join = (id: string) => {
+      const w = worker(id, [2, 4, 8][Math.floor(next() * 3)] as number);
+      w.resources.memory = w.resources.cores * 2000;
+      scheduler.addWorker(w);
+      free.set(id, { ...w.resources });
+      sizes.set(id, w.resources);
+    };
+    for (let i = 0; i < 6; i++) join(`w${i}`);
+    let joined = 6;
+    let n = 0;
+    for (let round = 0; round < 400; round++) {
+      for (let k = Math.floor(next() * 4); k > 0; k--) {
+        const spec = specs[Math.floor(next() * specs.length)] as ResourceSpec;
+        scheduler.submit({ id: `t${++n}`, resources: spec });
+        queued.set(`t${n}`, spec);
+      }
+      const ids = [...running.keys()];
+      for (let k = Math.floor(next() * 3); k > 0 && ids.length > 0; k--) {
+        const id = ids.splice(Math.floor(next() * ids.length), 1)[0] as string;
+        const { worker: w, label } = running.get(id) as {
+          worker: string;
+          label: Resources;
+        };
+        running.delete(id);
+        scheduler.release(id);
+        const f = free.get(w);
+        if (f !== undefined)
+          for (const key of ["cores", "memory", "disk", "gpus"] as const)
+            f[key] += label[key];
+      }
+      if (next() < 0.05) {
+        const gone = [...free.keys()][0] as string;
+        for (const id of scheduler.removeWorker(gone)) running.delete(id);
+        free.delete(gone);
+        sizes.delete(gone);
+      }
+      if (next() < 0.05) join(`w${joined++}`);
+      for (const { taskId, placement } of scheduler.schedule()) {
+        const f = free.get(placement.workerId) as Resources;
+        for (const key of ["cores", "memory", "disk", "gpus"] as const) {
+          f[key] -= placement.label[key];
+          expect(f[key]).toBeGreaterThanOrEqual(-1e-9);
+        }
+        queued.delete(taskId);
+        running.set(taskId, {
+          worker: placement.workerId,
+          label: placement.label,
+        });
+      }
+      // A queued task that fits somewhere now may only be held back by the one reserved worker.
+      const startable = new Set<string>();
+      for (const spec of queued.values())
+        for (const [id, f] of free)
+          if (fits(labelOn(spec, sizes.get(id) as Resources), f))
+            startable.add(id);
+      expect(startable.size).toBeLessThanOrEqual(1);
+    }
+    expect(n).toBeGreaterThan(400);
+    expect(running.size + queued.size).toBeGreaterThan(0);
   });
 });
