@@ -18,6 +18,7 @@ import {
   canonicalJson,
   digestOf,
   hashFile,
+  isNotFound,
   parseManifest,
   writeFailure,
   type Digest,
@@ -40,6 +41,7 @@ import {
   type WrittenBundle,
 } from "../../packer/index.js";
 import { LocalStore } from "../registry/index.js";
+import { packageTreeStamp } from "../scan/index.js";
 import { envpackVersion } from "./version.js";
 import { bundleKey } from "./bundle-key.js";
 import { dropDamagedBlob } from "./cache.js";
@@ -51,6 +53,7 @@ import {
   type RegistryOptions,
 } from "./registry.js";
 import { retarget } from "./retarget.js";
+import { markEditedPackages } from "./package-edits.js";
 import { scan, syntaxError } from "./scan-app.js";
 
 const require = createRequire(import.meta.url);
@@ -459,9 +462,10 @@ async function loadManifest(
   cwd: string,
   parsePackages: boolean,
 ): Promise<Manifest> {
-  const manifest = await readOrScan(options, cwd, parsePackages);
-  const broken = syntaxError(manifest);
+  const scanned = await readOrScan(options, cwd, parsePackages);
+  const broken = syntaxError(scanned);
   if (broken !== undefined) throw broken;
+  const manifest = await markEditedPackages(scanned, options.cacheDir);
   if (options.node === undefined && options.platform === undefined)
     return manifest;
   if (manifest.runtime.name !== "node") {
@@ -627,10 +631,28 @@ interface Fingerprint {
   inputDigest: Digest;
   kind: Manifest["kind"];
   stats: Array<[path: string, stamp: string]>;
+  /** {@link packageTreeStamp} of every npm package directory: a file edited inside one is seen. */
+  trees: Array<[dir: string, stamp: string]>;
 }
 
 function fingerprintPath(cacheDir: string, key: Digest): string {
   return join(cacheDir, "fingerprints", `${key.slice("sha256:".length)}.json`);
+}
+
+/** npm package directories of a Node manifest: a file edited inside one changes no watched path's stats. */
+function packageDirs(manifest: Manifest): string[] {
+  return manifest.kind === "node"
+    ? manifest.packages.map((p) => join(manifest.root, ...p.path.split("/")))
+    : [];
+}
+
+async function treeStampOf(dir: string): Promise<string> {
+  try {
+    return await packageTreeStamp(dir);
+  } catch (error) {
+    if (isNotFound(error)) return "missing";
+    throw error;
+  }
 }
 
 async function stampOf(path: string): Promise<string> {
@@ -682,6 +704,12 @@ async function writeFingerprint(
     stats: await Promise.all(
       paths.map(async (p): Promise<[string, string]> => [p, await stampOf(p)]),
     ),
+    trees: await Promise.all(
+      packageDirs(manifest).map(async (d): Promise<[string, string]> => [
+        d,
+        await treeStampOf(d),
+      ]),
+    ),
   };
   const path = fingerprintPath(cacheDir, key);
   const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
@@ -712,7 +740,14 @@ async function readFingerprint(
       return null;
     throw error;
   }
+  // A fingerprint without package tree stamps predates them: it cannot vouch for edited packages.
+  if (!Array.isArray(fingerprint.trees)) return null;
   for (const [path, stamp] of fingerprint.stats)
     if ((await stampOf(path)) !== stamp) return null;
-  return fingerprint;
+  const trees = await Promise.all(
+    fingerprint.trees.map(
+      async ([dir, stamp]) => (await treeStampOf(dir)) === stamp,
+    ),
+  );
+  return trees.every(Boolean) ? fingerprint : null;
 }

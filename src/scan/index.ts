@@ -126,3 +126,5 @@ async function checkEntry(entry: string): Promise<void> {
 
 export { JS_EXTENSIONS } from "./scan-result.js";
 export { rewriteSpecifiers } from "./js/rewrite-specifiers.js";
+export { packageTreeDigest } from "./npm/package-catalog.js";
+export { packageTreeStamp } from "./npm/package-tree.js";

@@ -1,0 +1,104 @@
+// npm packages edited in place after install (patch-package, a local fix in node_modules): their
+// lockfile integrity no longer describes their bytes, so their tree hash takes its place.
+
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  computeInputDigest,
+  isNotFound,
+  writeFileAtomic,
+  type Manifest,
+  type PackageEntry,
+} from "../core/index.js";
+import { packageTreeDigest, packageTreeStamp } from "../scan/index.js";
+
+/** What the cache remembers of one installed package directory. */
+interface TreeState {
+  /** The lockfile integrity the package had when `pristine` was taken. */
+  integrity: string;
+  /** {@link packageTreeStamp} of the files as first seen with this integrity: as installed. */
+  pristine: string;
+  /** Once the files differ from `pristine`: their stamp and tree hash, so an unchanged edit is not hashed again. */
+  edited?: { stamp: string; tree: string };
+}
+
+/**
+ * The manifest with every npm package whose files differ from how they were installed given its
+ * tree hash as integrity (`integritySource: "tree"`), and its input digest recomputed.
+ * Detection reads no file contents: a stat stamp (path, mode, size, mtime, inode of every entry)
+ * is compared with the one taken when the package was first seen with its lockfile integrity
+ * (kept in `<cacheDir>/package-trees/`); only a package that differs is hashed, once per change.
+ */
+export async function markEditedPackages(
+  manifest: Manifest,
+  cacheDir: string,
+): Promise<Manifest> {
+  if (manifest.kind !== "node") return manifest;
+  let edited = false;
+  const packages = await Promise.all(
+    manifest.packages.map(async (pkg): Promise<PackageEntry> => {
+      if (
+        pkg.manager !== "npm" ||
+        pkg.integritySource !== "lockfile" ||
+        pkg.integrity === null
+      )
+        return pkg;
+      const dir = join(manifest.root, ...pkg.path.split("/"));
+      const tree = await editedTree(dir, pkg.integrity, cacheDir);
+      if (tree === null) return pkg;
+      edited = true;
+      return { ...pkg, integrity: tree, integritySource: "tree" };
+    }),
+  );
+  if (!edited) return manifest;
+  const { inputDigest: _, ...rest } = { ...manifest, packages };
+  return { ...rest, inputDigest: computeInputDigest(rest) };
+}
+
+/** The package's tree hash when its files differ from how they were installed; else null. */
+async function editedTree(
+  dir: string,
+  integrity: string,
+  cacheDir: string,
+): Promise<string | null> {
+  const path = join(
+    cacheDir,
+    "package-trees",
+    `${createHash("sha256").update(dir).digest("hex")}.json`,
+  );
+  const stamp = await packageTreeStamp(dir);
+  const known = await readState(path);
+  if (known === null || known.integrity !== integrity) {
+    // First sight with this integrity (a fresh install or an upgrade): taken as installed.
+    const state: TreeState = { integrity, pristine: stamp };
+    await writeFileAtomic(path, JSON.stringify(state));
+    return null;
+  }
+  if (stamp === known.pristine) {
+    if (known.edited !== undefined)
+      await writeFileAtomic(
+        path,
+        JSON.stringify({ integrity, pristine: stamp }),
+      );
+    return null;
+  }
+  if (known.edited?.stamp === stamp) return known.edited.tree;
+  const tree = await packageTreeDigest(dir);
+  const state: TreeState = { ...known, edited: { stamp, tree } };
+  await writeFileAtomic(path, JSON.stringify(state));
+  return tree;
+}
+
+async function readState(path: string): Promise<TreeState | null> {
+  try {
+    const state = JSON.parse(await readFile(path, "utf8")) as TreeState;
+    return typeof state.pristine === "string" &&
+      typeof state.integrity === "string"
+      ? state
+      : null;
+  } catch (error) {
+    if (isNotFound(error) || error instanceof SyntaxError) return null;
+    throw error;
+  }
+}

@@ -1,0 +1,31 @@
+// A stat stamp of an installed package's files: changes when any file is added, removed or edited.
+
+import { createHash } from "node:crypto";
+import { lstatSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * `sha256:` over every entry of a package directory (nested `node_modules` excluded): its relative
+ * path, mode, size, mtime and inode. Reads no file contents: the cheap witness that a package's
+ * tree is still the one it was (an edit changes mtime or size; a replaced file changes the inode).
+ * Synchronous on purpose: thousands of small stats from the inode cache cost less in one loop
+ * than as thread-pool round trips.
+ */
+export async function packageTreeStamp(dir: string): Promise<string> {
+  const hash = createHash("sha256");
+  const walk = (current: string, rel: string): void => {
+    const names = readdirSync(current).sort();
+    for (const name of names) {
+      if (name === "node_modules") continue;
+      const path = join(current, name);
+      const relPath = rel ? `${rel}/${name}` : name;
+      const info = lstatSync(path);
+      hash.update(
+        `${relPath}\0${info.mode}\0${info.size}\0${info.mtimeMs}\0${info.ino}\n`,
+      );
+      if (info.isDirectory()) walk(path, relPath);
+    }
+  };
+  walk(dir, "");
+  return `sha256:${hash.digest("hex")}`;
+}

@@ -1,0 +1,60 @@
+// A package edited in place after install (patch-package, a local fix) changes the input digest.
+
+import {
+  appendFile,
+  readFile,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { appCopy } from "../helpers/app-copy.js";
+import { envpack } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+interface Built {
+  digest: string;
+  inputDigest: string;
+  source: string;
+}
+
+describe("a package edited in node_modules", () => {
+  it("is rebuilt with a new input digest; restoring it (bytes and times) gives the first bundle back from the cache", async () => {
+    const app = await appCopy("hello");
+    const env = { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") };
+    const build = async () => {
+      const run = await envpack(["build", "--json", "src/main.ts"], {
+        cwd: app,
+        env,
+      });
+      expect(run.exitCode, run.stderr).toBe(0);
+      return JSON.parse(run.stdout) as Built;
+    };
+    const file = join(app, "node_modules", "ms", "index.js");
+    // Whole seconds, which utimes can set back exactly.
+    const installed = new Date("1985-10-26T08:15:00Z");
+    await utimes(file, installed, installed);
+    const original = await readFile(file);
+    const first = await build();
+    await appendFile(file, "\nmodule.exports.patched = true;\n");
+
+    const patched = await build();
+    expect(patched.source).toBe("built");
+    expect(patched.inputDigest).not.toBe(first.inputDigest);
+    expect(patched.digest).not.toBe(first.digest);
+    expect(await build()).toMatchObject({
+      source: "cache",
+      digest: patched.digest,
+    });
+
+    // Undone in place, times included (as a backup restore would): the package is as installed.
+    await writeFile(file, original);
+    await utimes(file, installed, installed);
+    expect(await build()).toMatchObject({
+      source: "cache",
+      inputDigest: first.inputDigest,
+      digest: first.digest,
+    });
+  });
+});
