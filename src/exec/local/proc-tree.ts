@@ -4,6 +4,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { isNotFound } from "../../core/index.js";
 
 const PAGE = 4096;
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat. */
@@ -21,8 +22,7 @@ export function treeOf(pid: number): number[] {
       tasks = readdirSync(`/proc/${p}/task`);
     } catch (error) {
       // Gone already: nothing to count.
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ESRCH") continue;
+      if (isGone(error)) continue;
       throw error;
     }
     for (const task of tasks) {
@@ -72,7 +72,7 @@ export async function diskUsage(dir: string): Promise<number> {
   try {
     entries = await readdir(dir, { withFileTypes: true, recursive: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    if (isNotFound(error)) return 0;
     throw error;
   }
   for (const entry of entries) {
@@ -80,7 +80,7 @@ export async function diskUsage(dir: string): Promise<number> {
     try {
       total += (await lstat(join(entry.parentPath, entry.name))).blocks * 512;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if (!isNotFound(error)) throw error;
     }
   }
   return total;
@@ -91,8 +91,12 @@ function readOr(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ESRCH") return "";
+    if (isGone(error)) return "";
     throw error;
   }
+}
+
+/** A /proc read that failed because the process has exited meanwhile. */
+function isGone(error: unknown): boolean {
+  return isNotFound(error) || (error as NodeJS.ErrnoException).code === "ESRCH";
 }
