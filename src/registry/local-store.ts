@@ -1,7 +1,6 @@
 // A content-addressed directory of bundles: blobs by digest plus an index bundle key → bundle
 // digest. The build cache and the local registry share this layout.
 
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import {
   copyFile,
@@ -9,18 +8,18 @@ import {
   mkdir,
   readFile,
   readdir,
-  rename,
   rm,
   stat,
   writeFile,
 } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import {
   isNotFound,
   IntegrityError,
   hashFile,
   isDigest,
   UsageError,
+  writeAtomic,
   type Digest,
 } from "../core/index.js";
 
@@ -121,14 +120,9 @@ export class LocalStore {
     // A blob already there is replaced by these verified bytes (it may be damaged), unless these
     // are its own.
     if (resolve(file) === target) return { ...actual, path: target };
-    const temp = await this.#tempPath();
-    try {
-      await linkOrCopy(file, temp);
-      await mkdir(dirname(target), { recursive: true });
-      await rename(temp, target);
-    } finally {
-      await rm(temp, { force: true });
-    }
+    await writeAtomic(target, (temp) => linkOrCopy(file, temp), {
+      tempDir: await this.#tempDir(),
+    });
     return { ...actual, path: target };
   }
 
@@ -159,14 +153,11 @@ export class LocalStore {
     if (!(await this.has(record.digest)))
       throw new Error(`refusing to index missing blob ${record.digest}`);
     const path = this.#indexPath(record.key);
-    const temp = await this.#tempPath();
-    try {
-      await writeFile(temp, JSON.stringify(record, null, 2) + "\n");
-      await mkdir(dirname(path), { recursive: true });
-      await rename(temp, path);
-    } finally {
-      await rm(temp, { force: true });
-    }
+    await writeAtomic(
+      path,
+      (temp) => writeFile(temp, JSON.stringify(record, null, 2) + "\n"),
+      { tempDir: await this.#tempDir() },
+    );
   }
 
   /** Every blob with the inputs that point at it, newest use first. */
@@ -255,10 +246,11 @@ export class LocalStore {
     return join(this.root, "index", "sha256", `${hexOf(key)}.json`);
   }
 
-  async #tempPath(): Promise<string> {
+  /** Temps live outside blobs/ and index/, which are listed: a temp there would read as an entry. */
+  async #tempDir(): Promise<string> {
     const dir = join(this.root, "tmp");
     await mkdir(dir, { recursive: true });
-    return join(dir, `${process.pid}-${randomBytes(8).toString("hex")}`);
+    return dir;
   }
 }
 
