@@ -6,7 +6,7 @@ import { join } from "node:path";
 
 /**
  * `sha256:` over every entry of a package directory (nested `node_modules` excluded): its relative
- * path, mode, size, mtime and inode. Reads no file contents: the cheap witness that a package's
+ * path, mode, size, mtime (whole seconds: tools that copy times round below that) and inode. Reads no file contents: the cheap witness that a package's
  * tree is still the one it was (an edit changes mtime or size; a replaced file changes the inode).
  * Synchronous on purpose: thousands of small stats from the inode cache cost less in one loop
  * than as thread-pool round trips.
@@ -21,7 +21,7 @@ export async function packageTreeStamp(dir: string): Promise<string> {
       const relPath = rel ? `${rel}/${name}` : name;
       const info = lstatSync(path);
       hash.update(
-        `${relPath}\0${info.mode}\0${info.size}\0${info.mtimeMs}\0${info.ino}\n`,
+        `${relPath}\0${info.mode}\0${info.size}\0${Math.floor(info.mtimeMs / 1000)}\0${info.ino}\n`,
       );
       if (info.isDirectory()) walk(path, relPath);
     }
