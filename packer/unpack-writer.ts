@@ -2,6 +2,7 @@
 // worker that writes them, and holds the reader back while too much is in flight.
 
 import { Worker } from "node:worker_threads";
+import { envpackCodeFile } from "../src/core/index.js";
 
 /** One operation of the worker (see its JSDoc `Op`). */
 export type UnpackOp =
@@ -48,7 +49,7 @@ export class UnpackWriter {
   readonly failed: Promise<never>;
 
   constructor(root: string) {
-    this.#worker = new Worker(new URL("./unpack-worker.mjs", import.meta.url));
+    this.#worker = new Worker(envpackCodeFile("packer/unpack-worker.mjs"));
     let reject: (error: Error) => void = () => {};
     this.failed = new Promise<never>((_, r) => (reject = r));
     // Observed here so an unawaited failure is not an unhandled rejection.

@@ -9,6 +9,7 @@ import {
   hashFile,
   isDigest,
   isEnvpackError,
+  isNotFound,
   type Digest,
   type OnEvent,
 } from "../core/index.js";
@@ -118,20 +119,21 @@ async function locateBundle(
     );
   }
   const file = resolve(cwd, bundle);
-  try {
-    if (!(await stat(file)).isFile())
-      throw Object.assign(new Error("not a file"), { code: "ENOENT" });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  const found = await stat(file).then(
+    (info) => info.isFile(),
+    (error: unknown) => {
+      if (isNotFound(error)) return false;
+      throw error;
+    },
+  );
+  if (!found)
     throw new InputError(
       "ENVPACK_INPUT_ENTRY_NOT_FOUND",
       `bundle not found: ${file}`,
       {
         hint: "Pass a .tar.zst file written by `envpack build`, or a sha256:… digest from the cache.",
-        cause: error,
       },
     );
-  }
   const named = /^([0-9a-f]{64})\.tar\.zst$/.exec(basename(file));
   // A file named by its digest is checked against the name; any other is named by its bytes.
   return {
