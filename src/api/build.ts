@@ -1,14 +1,6 @@
 // The build use case: manifest (scanned, or read from a file) → cache hit, or a new bundle in the cache.
 
-import {
-  copyFile,
-  mkdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join, posix, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
@@ -20,7 +12,9 @@ import {
   hashFile,
   isNotFound,
   parseManifest,
+  writeAtomic,
   writeFailure,
+  writeFileAtomic,
   type Digest,
   type Manifest,
   type OnEvent,
@@ -496,7 +490,7 @@ async function readOrScan(
     try {
       text = await readFile(path, "utf8");
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if (!isNotFound(error)) throw error;
       throw new InputError(
         "ENVPACK_INPUT_MANIFEST_INVALID",
         `manifest not found: ${path}`,
@@ -615,14 +609,7 @@ async function finish(
   if (options.outDir === undefined) return { ...result, path: blob };
   const outDir = resolve(options.cwd ?? process.cwd(), options.outDir);
   const path = join(outDir, `${result.digest.slice("sha256:".length)}.tar.zst`);
-  await mkdir(outDir, { recursive: true });
-  const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    await copyFile(blob, temp);
-    await rename(temp, path);
-  } finally {
-    await rm(temp, { force: true });
-  }
+  await writeAtomic(path, (temp) => copyFile(blob, temp));
   return { ...result, path };
 }
 
@@ -660,7 +647,7 @@ async function stampOf(path: string): Promise<string> {
     const info = await stat(path, { bigint: true });
     return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "missing";
+    if (isNotFound(error)) return "missing";
     throw error;
   }
 }
@@ -712,14 +699,8 @@ async function writeFingerprint(
     ),
   };
   const path = fingerprintPath(cacheDir, key);
-  const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  await mkdir(join(cacheDir, "fingerprints"), { recursive: true });
-  try {
-    await writeFile(temp, JSON.stringify(fingerprint));
-    await rename(temp, path);
-  } finally {
-    await rm(temp, { force: true });
-  }
+  // Cheap to lose: a fingerprint that does not parse only means a full scan.
+  await writeFileAtomic(path, JSON.stringify(fingerprint), { fsync: false });
 }
 
 /** The remembered input digest when every watched path still has the same stats; else null. */
@@ -733,11 +714,7 @@ async function readFingerprint(
       await readFile(fingerprintPath(cacheDir, key), "utf8"),
     ) as Fingerprint;
   } catch (error) {
-    if (
-      (error as NodeJS.ErrnoException).code === "ENOENT" ||
-      error instanceof SyntaxError
-    )
-      return null;
+    if (isNotFound(error) || error instanceof SyntaxError) return null;
     throw error;
   }
   // A fingerprint without package tree stamps predates them: it cannot vouch for edited packages.
