@@ -16,6 +16,7 @@ import { delimiter, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import {
   UsageError,
+  isNotFound,
   type OnEvent,
   type Resources,
   type TaskBundle,
@@ -667,8 +668,9 @@ async function onPath(name: string): Promise<string | undefined> {
       await access(candidate, fsConstants.X_OK);
       return candidate;
     } catch (error) {
+      // Not there, or there but not executable: look further along PATH.
       if (
-        (error as NodeJS.ErrnoException).code !== "ENOENT" &&
+        !isNotFound(error) &&
         (error as NodeJS.ErrnoException).code !== "EACCES"
       )
         throw error;
