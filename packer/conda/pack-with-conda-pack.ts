@@ -7,6 +7,7 @@ import { execa } from "execa";
 import { x as extractTar } from "tar";
 import {
   ToolError,
+  isNotFound,
   sanitizeText,
   type WarnEvent,
 } from "../../src/core/index.js";
@@ -73,8 +74,8 @@ export async function packCondaWithCondaPack(
       ...(options.signal ? { cancelSignal: options.signal } : {}),
     });
     if (result.isCanceled) options.signal?.throwIfAborted();
-    const errno = (result.cause as NodeJS.ErrnoException | undefined)?.code;
-    if (errno === "ENOENT")
+    // A spawn that found no conda-pack fails as a file does.
+    if (result.cause !== undefined && isNotFound(result.cause))
       throw new ToolError(
         "ENVPACK_TOOL_MISSING",
         `conda-pack not found: ${command}`,

@@ -58,7 +58,8 @@ export async function fetchNodeRuntime(options: {
       },
     );
     if (packed.failed) {
-      const missing = (packed as { code?: string }).code === "ENOENT";
+      // A spawn that found no npm fails as a file does.
+      const missing = isNotFound(packed);
       throw new ToolError(
         missing ? "ENVPACK_TOOL_MISSING" : "ENVPACK_TOOL_FAILED",
         missing
