@@ -2,7 +2,7 @@
 // lockfile integrity no longer describes their bytes, so their tree hash takes its place.
 
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   computeInputDigest,
@@ -17,6 +17,8 @@ import { packageTreeDigest, packageTreeStamp } from "../scan/index.js";
 interface TreeState {
   /** The lockfile integrity the package had when `pristine` was taken. */
   integrity: string;
+  /** {@link installMark} when `pristine` was taken: a reinstall starts again from "as installed". */
+  install: string;
   /** {@link packageTreeStamp} of the files as first seen with this integrity: as installed. */
   pristine: string;
   /** Once the files differ from `pristine`: their stamp and tree hash, so an unchanged edit is not hashed again. */
@@ -29,6 +31,8 @@ interface TreeState {
  * Detection reads no file contents: a stat stamp (path, mode, size, mtime, inode of every entry)
  * is compared with the one taken when the package was first seen with its lockfile integrity
  * (kept in `<cacheDir>/package-trees/`); only a package that differs is hashed, once per change.
+ * A reinstall (`npm ci`, a restored CI cache) gives every file new times and inodes, not new
+ * bytes: npm rewrites `node_modules/.package-lock.json` then, so a changed one starts again.
  */
 export async function markEditedPackages(
   manifest: Manifest,
@@ -36,6 +40,7 @@ export async function markEditedPackages(
 ): Promise<Manifest> {
   if (manifest.kind !== "node") return manifest;
   let edited = false;
+  const install = await installMark(manifest.root);
   const packages = await Promise.all(
     manifest.packages.map(async (pkg): Promise<PackageEntry> => {
       if (
@@ -45,7 +50,7 @@ export async function markEditedPackages(
       )
         return pkg;
       const dir = join(manifest.root, ...pkg.path.split("/"));
-      const tree = await editedTree(dir, pkg.integrity, cacheDir);
+      const tree = await editedTree(dir, pkg.integrity, install, cacheDir);
       if (tree === null) return pkg;
       edited = true;
       return { ...pkg, integrity: tree, integritySource: "tree" };
@@ -60,6 +65,7 @@ export async function markEditedPackages(
 async function editedTree(
   dir: string,
   integrity: string,
+  install: string,
   cacheDir: string,
 ): Promise<string | null> {
   const path = join(
@@ -69,9 +75,13 @@ async function editedTree(
   );
   const stamp = await packageTreeStamp(dir);
   const known = await readState(path);
-  if (known === null || known.integrity !== integrity) {
-    // First sight with this integrity (a fresh install or an upgrade): taken as installed.
-    const state: TreeState = { integrity, pristine: stamp };
+  if (
+    known === null ||
+    known.integrity !== integrity ||
+    known.install !== install
+  ) {
+    // First sight since this install with this integrity (an install, an upgrade): as installed.
+    const state: TreeState = { integrity, install, pristine: stamp };
     await writeFileAtomic(path, JSON.stringify(state));
     return null;
   }
@@ -79,7 +89,7 @@ async function editedTree(
     if (known.edited !== undefined)
       await writeFileAtomic(
         path,
-        JSON.stringify({ integrity, pristine: stamp }),
+        JSON.stringify({ integrity, install, pristine: stamp }),
       );
     return null;
   }
@@ -94,11 +104,23 @@ async function readState(path: string): Promise<TreeState | null> {
   try {
     const state = JSON.parse(await readFile(path, "utf8")) as TreeState;
     return typeof state.pristine === "string" &&
-      typeof state.integrity === "string"
+      typeof state.integrity === "string" &&
+      typeof state.install === "string"
       ? state
       : null;
   } catch (error) {
     if (isNotFound(error) || error instanceof SyntaxError) return null;
+    throw error;
+  }
+}
+
+/** Which install the project's node_modules is: npm's hidden lockfile, rewritten by every install. */
+async function installMark(root: string): Promise<string> {
+  try {
+    const info = await stat(join(root, "node_modules", ".package-lock.json"));
+    return `${info.ino}:${info.mtimeMs}:${info.size}`;
+  } catch (error) {
+    if (isNotFound(error)) return "";
     throw error;
   }
 }

@@ -2,7 +2,10 @@
 
 import {
   appendFile,
+  cp,
   readFile,
+  rename,
+  rm,
   stat,
   utimes,
   writeFile,
@@ -51,6 +54,34 @@ describe("a package edited in node_modules", () => {
     // Undone in place, times included (as a backup restore would): the package is as installed.
     await writeFile(file, original);
     await utimes(file, installed, installed);
+    expect(await build()).toMatchObject({
+      source: "cache",
+      inputDigest: first.inputDigest,
+      digest: first.digest,
+    });
+  });
+
+  it("is not taken for an edit after a reinstall: new times and inodes, the same bytes", async () => {
+    const app = await appCopy("hello");
+    const env = { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") };
+    const build = async () => {
+      const run = await envpack(["build", "--json", "src/main.ts"], {
+        cwd: app,
+        env,
+      });
+      expect(run.exitCode, run.stderr).toBe(0);
+      return JSON.parse(run.stdout) as Built;
+    };
+    const first = await build();
+    // As `npm ci` leaves it: every file (npm's hidden lockfile too) written anew.
+    const modules = join(app, "node_modules");
+    const before = await stat(join(modules, "ms", "index.js"));
+    await cp(modules, `${modules}.new`, { recursive: true });
+    await rm(modules, { recursive: true });
+    await rename(`${modules}.new`, modules);
+    const after = await stat(join(modules, "ms", "index.js"));
+    expect(after.ino).not.toBe(before.ino);
+
     expect(await build()).toMatchObject({
       source: "cache",
       inputDigest: first.inputDigest,
