@@ -51,10 +51,10 @@ async function manager(options: { autolabel?: boolean } = {}) {
   };
 }
 
-/** A task's own start and end (ns), as it printed them. */
-function span(stdout: string): [number, number] {
-  const [start, end] = stdout.trim().split("\n").map(Number);
-  return [start as number, end as number];
+/** A task's tag, start and end (ns), as it printed them. */
+function printed(stdout: string): { tag: string; span: [number, number] } {
+  const [tag, start, end] = stdout.trim().split("\n");
+  return { tag: tag as string, span: [Number(start), Number(end)] };
 }
 
 describe("Executor on Work Queue workers", () => {
@@ -64,10 +64,15 @@ describe("Executor on Work Queue workers", () => {
       await startWorker({ port: m.port, cores: 2, memory: 1000 });
       await startWorker({ port: m.port, cores: 1, memory: 500 });
       await m.workers(2);
-      const timed = "date +%s%N; sleep 0.6; date +%s%N";
-      const one = m.executor.command(timed, { resources: { cores: 1 } });
-      const two = m.executor.command(timed, { resources: { cores: 2 } });
-      const whole = m.executor.command(timed);
+      const timed = (tag: string) =>
+        `echo ${tag}; date +%s%N; sleep 0.6; date +%s%N`;
+      const one = m.executor.command(timed("one"), {
+        resources: { cores: 1 },
+      });
+      const two = m.executor.command(timed("two"), {
+        resources: { cores: 2 },
+      });
+      const whole = m.executor.command(timed("whole"));
       const calls = [
         one(),
         two(),
@@ -86,12 +91,19 @@ describe("Executor on Work Queue workers", () => {
     const runs = m
       .results()
       .filter((e) => e.state === "done")
-      .map((e) => ({
-        worker: e.result.workerId,
-        cores: e.result.label.cores,
-        whole: e.result.label.memory >= 500,
-        span: span((e.result.value as { stdout: string }).stdout),
-      }));
+      .map((e) => {
+        // Told by the app, not by the label: a 1-core task on the 2-core,
+        // 1000 MB worker is labelled 500 MB, as much as the whole small worker.
+        const { tag, span } = printed(
+          (e.result.value as { stdout: string }).stdout,
+        );
+        return {
+          worker: e.result.workerId,
+          cores: e.result.label.cores,
+          whole: tag === "whole",
+          span,
+        };
+      });
     expect(runs).toHaveLength(8);
     const size = new Map<string, number>();
     for (const run of runs)
