@@ -58,8 +58,10 @@ describe("Executor lifecycle (local backend)", () => {
         Array.from({ length: 9 }, () => span(1500)),
       );
       const chosen = events.filter((e) => e.type === "label:chosen");
-      expect(chosen).toHaveLength(1);
+      // Chosen after the first sample; a later runtime may peak a little higher and move the
+      // max-seen memory label up by a MB or so, never its cores.
       expect(chosen[0]).toMatchObject({ samples: 1, label: { cores: 1 } });
+      for (const e of chosen) expect(e).toMatchObject({ label: { cores: 1 } });
       const labels = events.flatMap((e) =>
         e.type === "task:state" && e.state === "running"
           ? [e.label?.cores]
