@@ -10,6 +10,7 @@ import { Executor, type EnvpackEvent } from "../src/index.js";
 import { prepareApp, repoRoot } from "./lib/fixtures.js";
 import { median, ratio } from "./lib/stats.js";
 import { formatTable, ratioText, secs, wantsJson } from "./lib/table.js";
+import { seededRandom } from "./lib/seeded-random.js";
 
 const WARM_TASKS = 10_000;
 const SPAWN_TASKS = 300;
@@ -141,18 +142,6 @@ async function runExecutor(
   } finally {
     await executor.shutdown();
   }
-}
-
-/** A small seeded generator (mulberry32): the same workload on every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A sleeping task of the packing workload. */

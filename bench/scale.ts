@@ -22,6 +22,7 @@ import {
 } from "../src/exec/index.js";
 import { ratio } from "./lib/stats.js";
 import { formatTable, ratioText, wantsJson } from "./lib/table.js";
+import { seededRandom } from "./lib/seeded-random.js";
 
 const TASKS = 100_000;
 /** Worker counts; `BENCH_SCALE_SIZES=10,1000` runs others (the first is the reference). */
@@ -53,25 +54,13 @@ const MAX_SECONDS = 4;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Workload {
   shape: Uint8Array;
   seconds: Float64Array;
 }
 
 function workload(): Workload {
-  const next = random(SEED);
+  const next = seededRandom(SEED);
   const total = SHAPES.reduce((n, s) => n + s.weight, 0);
   const shape = new Uint8Array(TASKS);
   const seconds = new Float64Array(TASKS);

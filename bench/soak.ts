@@ -12,6 +12,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { EnvpackEvent, ResourceSpec, TaskResult } from "../src/index.js";
 import { TaskEngine, openBackend, type EngineTask } from "../src/exec/index.js";
 import { wantsJson } from "./lib/table.js";
+import { seededRandom } from "./lib/seeded-random.js";
 
 const TASKS = Number(process.env["SOAK_TASKS"] ?? 10_000);
 const SEED = Number(process.env["SOAK_SEED"] ?? 7);
@@ -63,20 +64,8 @@ interface SoakTask {
   wrong: string | undefined;
 }
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with SOAK_SEED. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function plan(): SoakTask[] {
-  const next = random(SEED);
+  const next = seededRandom(SEED);
   return Array.from({ length: TASKS }, (_, n) => {
     const r = next();
     const kind: Kind =
