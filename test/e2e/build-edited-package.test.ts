@@ -22,18 +22,23 @@ interface Built {
   source: string;
 }
 
+/** `envpack build --json` of the app, in a cache of its own. */
+async function builder(app: string): Promise<() => Promise<Built>> {
+  const env = { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") };
+  return async () => {
+    const run = await envpack(["build", "--json", "src/main.ts"], {
+      cwd: app,
+      env,
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    return JSON.parse(run.stdout) as Built;
+  };
+}
+
 describe("a package edited in node_modules", () => {
   it("is rebuilt with a new input digest; restoring it (bytes and times) gives the first bundle back from the cache", async () => {
     const app = await appCopy("hello");
-    const env = { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") };
-    const build = async () => {
-      const run = await envpack(["build", "--json", "src/main.ts"], {
-        cwd: app,
-        env,
-      });
-      expect(run.exitCode, run.stderr).toBe(0);
-      return JSON.parse(run.stdout) as Built;
-    };
+    const build = await builder(app);
     const file = join(app, "node_modules", "ms", "index.js");
     // Whole seconds, which utimes can set back exactly.
     const installed = new Date("1985-10-26T08:15:00Z");
@@ -63,15 +68,7 @@ describe("a package edited in node_modules", () => {
 
   it("is not taken for an edit after a reinstall: new times and inodes, the same bytes", async () => {
     const app = await appCopy("hello");
-    const env = { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") };
-    const build = async () => {
-      const run = await envpack(["build", "--json", "src/main.ts"], {
-        cwd: app,
-        env,
-      });
-      expect(run.exitCode, run.stderr).toBe(0);
-      return JSON.parse(run.stdout) as Built;
-    };
+    const build = await builder(app);
     const first = await build();
     // As `npm ci` leaves it: every file (npm's hidden lockfile too) written anew.
     const modules = join(app, "node_modules");
