@@ -2,6 +2,9 @@
 
 export {
   writeBundle,
+  openBundleWriter,
+  type BundleWriter,
+  type BundleWriterOptions,
   BUNDLE_MTIME,
   type BundleEntry,
   type WriteBundleOptions,

@@ -1,14 +1,16 @@
 // Writes a deterministic `.tar.zst` bundle from a list of entries: sorted, fixed mtime and
 // owners, normalised modes, streamed through zstd and sha256 into a file named by its digest.
 
+import { mkdir, rm } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import {
   InputError,
   envpackCodeFile,
+  commitAtomic,
   isSafeRelativePath,
-  writeAtomicNamed,
+  tempPathFor,
   type Digest,
   type OnEvent,
 } from "../src/core/index.js";
@@ -70,14 +72,102 @@ export interface WrittenBundle {
  */
 export const BUNDLE_MTIME = new Date(Date.UTC(2000, 0, 1));
 
+/** Options of {@link openBundleWriter}: {@link WriteBundleOptions} without the entries. */
+export type BundleWriterOptions = Omit<
+  WriteBundleOptions,
+  "leading" | "entries"
+>;
+
+/** A bundle being written: batches go in as they are known, {@link BundleWriter.finish} names it. */
+export interface BundleWriter {
+  /**
+   * Hands over a batch: packed after every earlier batch, sorted among itself, with the parent
+   * directories no earlier batch packed. Which batches the entries came in is part of the bytes.
+   * @throws InputError ENVPACK_INPUT_MANIFEST_INVALID for an unsafe path, or one that duplicates
+   *   or conflicts with an entry of this or an earlier batch (the writer stays usable for abort)
+   */
+  add(entries: BundleEntry[]): void;
+  /**
+   * Ends the bundle and renames it to `<sha256 hex>.tar.zst` in `outDir`. On failure nothing of
+   * it is left in `outDir`.
+   * @throws the packing failure (file-system errors as they are; InputError for a source that
+   *   changed size), the signal's reason on abort
+   */
+  finish(): Promise<WrittenBundle>;
+  /** Stops packing and resolves once nothing of the bundle is left; harmless after `finish`. */
+  abort(): Promise<void>;
+}
+
 /**
- * Writes the bundle. Same entries (by path, type, bytes, executable bit and link target), same
- * envpack and zstd versions → same bytes, whatever the sources' mtimes, owners, other mode bits,
- * paths, the caller's umask and the thread count. Headers are ustar (a pax record only for names
- * ustar cannot hold), uid/gid 0, empty uname/gname, no atime/ctime; modes 0755 for directories
- * and executables, 0644 for other files, 0777 for symlinks. Packing runs in a worker thread; memory is
- * bounded by a 1 MB stage and zstd's job buffers (4 MB jobs), not by the bundle's size; on
- * failure nothing is left in `outDir`.
+ * Opens a bundle: the packing worker boots at once and packs each batch as it is added, so what
+ * is known early (a Node bundle's node binary) is compressed while the rest is planned. Same
+ * batches (entries by path, type, bytes, executable bit and link target), same envpack and zstd
+ * versions → same bytes, whatever the sources' mtimes, owners, other mode bits, paths, the
+ * caller's umask and the thread count. Headers are ustar (a pax record only for names ustar
+ * cannot hold), uid/gid 0, empty uname/gname, no atime/ctime; modes 0755 for directories and
+ * executables, 0644 for other files, 0777 for symlinks. Memory is bounded by a 1 MB stage and
+ * zstd's job buffers (4 MB jobs), not by the bundle's size.
+ * @throws the signal's reason when it is already aborted
+ */
+export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
+  options.signal?.throwIfAborted();
+  const temp = tempPathFor(join(options.outDir, "unnamed"), options.outDir);
+  const worker = startPackWorker(options);
+  // Messages wait for the directory, in the order they were posted; a failure to make it is
+  // the bundle's failure, reported by finish.
+  const ready = mkdir(options.outDir, { recursive: true }).then(
+    () => true as const,
+    (error: unknown) => ({ error }),
+  );
+  const post = (job: PackJob): void =>
+    void ready.then((made) =>
+      made === true ? worker.post(job) : worker.fail(made.error),
+    );
+  post({
+    type: "start",
+    temp,
+    level: options.level ?? 3,
+    threads: Math.max(1, options.threads ?? availableParallelism()),
+    mtimeMs: BUNDLE_MTIME.getTime(),
+  });
+  const packed = new Map<string, BundleEntry>();
+  let state: "open" | "finishing" | "closed" = "open";
+  const close = async (): Promise<void> => {
+    state = "closed";
+    // The worker has closed the temp before it is renamed or removed.
+    await worker.stop();
+    await rm(temp, { force: true });
+  };
+  return {
+    add(entries) {
+      if (state !== "open") throw new Error("the bundle writer is closed");
+      const batch = normaliseBatch(packed, entries);
+      for (const entry of batch) packed.set(entry.path, entry);
+      post({ type: "entries", entries: batch, last: false });
+    },
+    async finish() {
+      if (state !== "open") throw new Error("the bundle writer is closed");
+      state = "finishing";
+      post({ type: "entries", entries: [], last: true });
+      try {
+        const done = await worker.done;
+        const path = join(
+          options.outDir,
+          `${done.digest.slice("sha256:".length)}.tar.zst`,
+        );
+        await commitAtomic(temp, path);
+        return { ...done, path, entries: packed.size };
+      } finally {
+        await close();
+      }
+    },
+    abort: close,
+  };
+}
+
+/**
+ * Writes a bundle from its entries at once (see {@link openBundleWriter} for what decides the
+ * bytes): `leading` as one batch, then the rest. On failure nothing is left in `outDir`.
  * @throws InputError ENVPACK_INPUT_MANIFEST_INVALID for an unsafe, duplicated or conflicting entry
  *   path, or a source that changes size while it is packed; file-system errors (ENOENT, EACCES)
  *   as they are; the signal's reason on abort
@@ -85,43 +175,26 @@ export const BUNDLE_MTIME = new Date(Date.UTC(2000, 0, 1));
 export async function writeBundle(
   options: WriteBundleOptions,
 ): Promise<WrittenBundle> {
-  options.signal?.throwIfAborted();
-  // Named by its digest, known once the last byte is packed.
-  return writeAtomicNamed(options.outDir, async (temp) => {
-    const worker = startPackWorker(options, {
-      type: "start",
-      temp,
-      level: options.level ?? 3,
-      threads: Math.max(1, options.threads ?? availableParallelism()),
-      mtimeMs: BUNDLE_MTIME.getTime(),
-    });
-    try {
-      // Handed over before anything is awaited when known: the caller may keep the event loop busy.
-      const leading = normaliseEntries(
-        Array.isArray(options.leading)
-          ? options.leading
-          : await (options.leading ?? []),
-      );
-      worker.add(leading, false);
-      // Checked as one bundle (duplicates, conflicts); only what the leading part lacks follows.
-      const sent = new Set(leading.map((e) => e.path));
-      const all = normaliseEntries([...leading, ...(await options.entries)]);
-      options.signal?.throwIfAborted();
-      worker.add(
-        all.filter((e) => !sent.has(e.path)),
-        true,
-      );
-      const packed = await worker.done;
-      const path = join(
-        options.outDir,
-        `${packed.digest.slice("sha256:".length)}.tar.zst`,
-      );
-      return { ...packed, path, entries: all.length };
-    } finally {
-      // The worker has closed the temp before it is renamed or removed.
-      await worker.stop();
-    }
-  });
+  const writer = openBundleWriter(options);
+  // Settled into values at once: the rest may fail while the leading entries are awaited.
+  const rest = Promise.resolve(options.entries).then(
+    (entries) => ({ entries }),
+    (error: unknown) => ({ error }),
+  );
+  try {
+    writer.add(
+      Array.isArray(options.leading)
+        ? options.leading
+        : await (options.leading ?? []),
+    );
+    const settled = await rest;
+    if ("error" in settled) throw settled.error;
+    options.signal?.throwIfAborted();
+    writer.add(settled.entries);
+    return await writer.finish();
+  } finally {
+    await writer.abort();
+  }
 }
 
 /** What packer/pack-worker.mjs is given (its JSDoc `Start` and `Batch`). */
@@ -154,17 +227,14 @@ type PackMessage =
     };
 
 /**
- * Boots the packing worker (see pack-worker.mjs) at once and hands it `start`; `add` hands it a
- * batch of entries; `done` settles once the last batch is packed (or the worker failed, whenever
- * that was), and progress is relayed meanwhile. An abort
- * terminates the worker; `stop` terminates it if it is still running and resolves once it is
- * gone, so the temp file is closed before the caller removes it.
+ * Boots the packing worker (see pack-worker.mjs) at once; `post` hands it a job; `done` settles
+ * once the last batch is packed (or the worker failed, whenever that was), and progress is
+ * relayed meanwhile. An abort or `fail` terminates the worker; `stop` terminates it if it is
+ * still running and resolves once it is gone, so the temp file is closed before it is removed.
  */
-function startPackWorker(
-  options: WriteBundleOptions,
-  start: Extract<PackJob, { type: "start" }>,
-): {
-  add(entries: BundleEntry[], last: boolean): void;
+function startPackWorker(options: BundleWriterOptions): {
+  post(job: PackJob): void;
+  fail(error: unknown): void;
   done: Promise<{ digest: Digest; size: number }>;
   stop(): Promise<void>;
 } {
@@ -204,12 +274,14 @@ function startPackWorker(
       );
     },
   );
-  // Nobody awaits it until the last batch is handed over; the caller sees the rejection then.
-  done.catch(() => {});
-  worker.postMessage(start);
+  // Awaited only by finish; a writer that is aborted instead never looks at it.
+  done.then(undefined, () => undefined);
   return {
-    add: (entries, last) =>
-      worker.postMessage({ type: "entries", entries, last } satisfies PackJob),
+    post: (job) => worker.postMessage(job),
+    fail: (error) => {
+      failure ??= error;
+      void worker.terminate();
+    },
     done,
     stop: async () => {
       options.signal?.removeEventListener("abort", onAbort);
@@ -244,8 +316,14 @@ function packError(
   return error;
 }
 
-/** Validates paths, adds missing parent directories and sorts by path (code-unit order). */
-function normaliseEntries(input: BundleEntry[]): BundleEntry[] {
+/**
+ * Validates a batch's paths against itself and the entries already `packed`, adds the parent
+ * directories neither holds and sorts it by path (code-unit order).
+ */
+function normaliseBatch(
+  packed: ReadonlyMap<string, BundleEntry>,
+  input: BundleEntry[],
+): BundleEntry[] {
   const byPath = new Map<string, BundleEntry>();
   for (const entry of input) {
     const path = entry.path.replace(/\/+$/, "");
@@ -258,7 +336,7 @@ function normaliseEntries(input: BundleEntry[]): BundleEntry[] {
         },
       );
     }
-    const existing = byPath.get(path);
+    const existing = byPath.get(path) ?? packed.get(path);
     if (existing !== undefined) {
       if (existing.type === "directory" && entry.type === "directory") continue;
       throw new InputError(
@@ -280,7 +358,7 @@ function normaliseEntries(input: BundleEntry[]): BundleEntry[] {
       dir = posix.dirname(dir)
     ) {
       climbed.add(dir);
-      const existing = byPath.get(dir);
+      const existing = byPath.get(dir) ?? packed.get(dir);
       if (existing === undefined)
         byPath.set(dir, { path: dir, type: "directory" });
       else if (existing.type !== "directory") {

@@ -47,7 +47,7 @@ export async function writeAtomic<T>(
   const temp = tempPathFor(path, options.tempDir);
   try {
     const value = await fill(temp);
-    await commit(temp, path, options);
+    await commitAtomic(temp, path, options);
     return value;
   } finally {
     await rm(temp, { force: true });
@@ -67,7 +67,7 @@ export async function writeAtomicNamed<T extends { path: string }>(
   const temp = tempPathFor(join(dir, "unnamed"), options.tempDir ?? dir);
   try {
     const value = await fill(temp);
-    await commit(temp, value.path, options);
+    await commitAtomic(temp, value.path, options);
     return value;
   } finally {
     await rm(temp, { force: true });
@@ -83,10 +83,16 @@ export async function writeFileAtomic(
   await writeAtomic(path, (temp) => writeFile(temp, data), options);
 }
 
-async function commit(
+/**
+ * Moves a filled temp file (made by {@link tempPathFor} on the destination's file system) to
+ * `path`: flushed to disk first unless `fsync: false`, then renamed. The caller removes the temp
+ * when this throws.
+ * @throws what fsync or rename throw, unchanged
+ */
+export async function commitAtomic(
   temp: string,
   path: string,
-  options: AtomicWriteOptions,
+  options: Omit<AtomicWriteOptions, "tempDir"> = {},
 ): Promise<void> {
   if (options.fsync ?? true) {
     // Whoever filled it (a worker, copyFile, link) closed it: flush through a handle of our own.

@@ -16,7 +16,7 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { readdirSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { execa } from "execa";
 import { Parser, type ReadEntry } from "tar";
 import { describe, expect, it } from "vitest";
@@ -24,6 +24,7 @@ import { decompress } from "zstd-napi";
 import {
   BUNDLE_MTIME,
   unpackBundle,
+  openBundleWriter,
   writeBundle,
   type BundleEntry,
   type WrittenBundle,
@@ -496,5 +497,48 @@ describe("writeBundle", () => {
       threads: 1,
     });
     expect(one.digest).toBe(two?.digest);
+  });
+});
+
+describe("openBundleWriter", () => {
+  it("packs batches in order as writeBundle packs leading and rest, and refuses a conflict across batches", async () => {
+    const src = await tempDir();
+    const all = await sourceTree(src, new Date(), 0o644);
+    const leading = all.filter((e) => e.path.startsWith("pkg/lib/"));
+    const rest = all.filter((e) => !e.path.startsWith("pkg/lib/"));
+    const viaWriteBundle = await writeBundle({
+      leading,
+      entries: rest,
+      outDir: await tempDir(),
+    });
+
+    const out = await tempDir();
+    const writer = openBundleWriter({ outDir: out });
+    writer.add(leading);
+    // A duplicate of the first batch is refused and changes nothing.
+    expect(() => writer.add([leading[0]!])).toThrow(
+      expect.objectContaining({ code: "ENVPACK_INPUT_MANIFEST_INVALID" }),
+    );
+    writer.add(rest);
+    const written = await writer.finish();
+    expect(written.digest).toBe(viaWriteBundle.digest);
+    expect(written.entries).toBe(viaWriteBundle.entries);
+    expect(await readdir(out)).toEqual([basename(written.path)]);
+    // Harmless once finished; the bundle stays.
+    await writer.abort();
+    expect(await readdir(out)).toEqual([basename(written.path)]);
+  });
+
+  it("leaves nothing in the output directory when aborted mid-way", async () => {
+    const src = await tempDir();
+    const out = await tempDir();
+    await pseudoRandomFile(join(src, "one.bin"), 4 * 1024 * 1024);
+    const writer = openBundleWriter({ outDir: out });
+    writer.add([
+      { path: "one.bin", type: "file", source: join(src, "one.bin") },
+    ]);
+    await writer.abort();
+    expect(await readdir(out)).toEqual([]);
+    expect(() => writer.add([{ path: "x", type: "directory" }])).toThrow();
   });
 });

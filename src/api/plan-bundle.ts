@@ -1,0 +1,144 @@
+// Planning a build's bundle: the entries of a Node or Conda bundle from its manifest, and the
+// node binary a build for this machine can start packing before the scan is done.
+
+import { join, posix } from "node:path";
+import { InputError, type Manifest, type OnEvent } from "../core/index.js";
+import {
+  APP_DIR,
+  appLauncherEntry,
+  fetchNodeRuntime,
+  metaEntries,
+  packCondaWithCondaPack,
+  planCondaBundle,
+  planNodeBundle,
+  type BundleEntry,
+} from "../../packer/index.js";
+import { compileApp } from "./compile-app.js";
+
+/** Options of {@link planBundle}: the build options planning reads. */
+export interface PlanBundleOptions {
+  cacheDir: string;
+  prune?: boolean | undefined;
+  engine?: "builtin" | "conda-pack" | undefined;
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** A bundle's planned entries (`leading` packed first), and what to clean up once written. */
+export interface PlannedBundle {
+  leading: BundleEntry[];
+  entries: BundleEntry[];
+  dispose: () => Promise<void>;
+}
+
+/**
+ * Whether a build scans entries for this machine's node (no manifest file, no Conda prefix, no
+ * other Node version or platform): its bundle then leads with `process.execPath`.
+ */
+export function scansHostNode(options: {
+  manifest?: string | undefined;
+  env?: string | undefined;
+  node?: string | undefined;
+  platform?: string | undefined;
+}): boolean {
+  return (
+    options.manifest === undefined &&
+    options.env === undefined &&
+    options.node === undefined &&
+    options.platform === undefined
+  );
+}
+
+/** The node binary a Node bundle of this manifest carries when it is this machine's own. */
+export function hostNodeBinary(manifest: Manifest): string | undefined {
+  const { runtime } = manifest;
+  return manifest.kind === "node" &&
+    runtime.name === "node" &&
+    runtime.version === process.versions.node &&
+    runtime.platform === `${process.platform}-${process.arch}`
+    ? process.execPath
+    : undefined;
+}
+
+/**
+ * Plans the bundle of a manifest: a Node bundle (the app compiled by esbuild while the node
+ * runtime is fetched and the packages listed) or a Conda bundle (the environment, the app's
+ * files under `app/`, the launcher and metadata).
+ * @throws InputError ENVPACK_INPUT_MANIFEST_INVALID for a Conda manifest without its prefix; the
+ *   planners' and compiler's errors
+ */
+export async function planBundle(
+  manifest: Manifest,
+  options: PlanBundleOptions,
+): Promise<PlannedBundle> {
+  if (manifest.kind === "node") return planNode(manifest, options);
+  if (manifest.env === undefined) {
+    throw new InputError(
+      "ENVPACK_INPUT_MANIFEST_INVALID",
+      "a conda manifest without its env prefix",
+      {
+        hint: "Regenerate it with `envpack scan app.py --env PREFIX -o FILE`.",
+      },
+    );
+  }
+  const keep = options.prune
+    ? new Set(manifest.packages.map((p) => p.id))
+    : undefined;
+  const common = {
+    prefix: manifest.env.prefix,
+    keep,
+    onWarn: options.onEvent,
+    signal: options.signal,
+  };
+  const plan =
+    options.engine === "conda-pack"
+      ? await packCondaWithCondaPack(common)
+      : { ...(await planCondaBundle(common)), dispose: async () => {} };
+  // The app's own Python files travel beside the environment, under app/ as in Node bundles.
+  const appFiles: BundleEntry[] = manifest.files.map((file) => ({
+    path: posix.join(APP_DIR, file.path),
+    type: "file",
+    source: join(manifest.root, ...file.path.split("/")),
+  }));
+  const entryPaths = manifest.entries.map((e) => posix.join(APP_DIR, e));
+  return {
+    leading: [],
+    entries: [
+      ...plan.entries,
+      ...appFiles,
+      appLauncherEntry("python3", entryPaths[0] ?? ""),
+      ...metaEntries(manifest, entryPaths),
+    ],
+    dispose: plan.dispose,
+  };
+}
+
+async function planNode(
+  manifest: Manifest,
+  options: PlanBundleOptions,
+): Promise<PlannedBundle> {
+  const { runtime } = manifest;
+  // esbuild compiles the app (in its own process) while the runtime is fetched and the packages
+  // are listed; awaited together, so a failure of either is seen.
+  const compiling = compileApp(manifest);
+  const binary =
+    hostNodeBinary(manifest) ??
+    fetchNodeRuntime({
+      version: runtime.version,
+      platform: runtime.platform,
+      runtimesDir: join(options.cacheDir, "runtimes"),
+      signal: options.signal,
+    });
+  const [plan] = await Promise.all([
+    Promise.resolve(binary).then((nodeBinary) =>
+      planNodeBundle({
+        manifest,
+        nodeBinary,
+        compiled: compiling,
+        onWarn: options.onEvent,
+      }),
+    ),
+    compiling,
+  ]);
+  return { ...plan, dispose: async () => {} };
+}
