@@ -14,11 +14,20 @@ const repo = join(import.meta.dirname, "..");
 /** Which folders each folder may import (besides itself and npm packages). */
 const ALLOWED: Record<string, string[]> = {
   "src/core": [],
-  "src/scan": ["src/core"],
-  packer: ["src/core"],
+  // The Conda prefix model scan and packer share (STYLE §2: one concept moves below both).
+  "src/conda": ["src/core"],
+  "src/scan": ["src/core", "src/conda"],
+  packer: ["src/core", "src/conda"],
   "src/registry": ["src/core"],
   "src/exec": ["src/core", "packer"],
-  "src/api": ["src/core", "src/scan", "packer", "src/registry", "src/exec"],
+  "src/api": [
+    "src/core",
+    "src/conda",
+    "src/scan",
+    "packer",
+    "src/registry",
+    "src/exec",
+  ],
   "src/cli": ["src/api", "src/core"],
   src: ["src/api", "src/core"],
   // Benchmarks measure layers directly as well as through the API.
@@ -26,6 +35,7 @@ const ALLOWED: Record<string, string[]> = {
     "src",
     "src/api",
     "src/core",
+    "src/conda",
     "src/scan",
     "src/registry",
     "src/exec",
@@ -40,6 +50,7 @@ const ALLOWED: Record<string, string[]> = {
  */
 const PACKAGES: Record<string, string[]> = {
   "src/core": ["zod"],
+  "src/conda": ["zod"],
   "src/scan": [
     "@babel/parser",
     "@babel/types",

@@ -8,6 +8,7 @@ import {
   InputError,
   compare,
   envpackFile,
+  matchSpecName,
   normaliseName,
   sha256Hex,
   type WarnEvent,
@@ -21,14 +22,22 @@ import {
 } from "./prefix-bytes.js";
 import { pySourceOf, walkPrefix, type PrefixItemKind } from "./prefix-walk.js";
 import {
-  dependsNames,
-  readCondaPackages,
-  readPipPackages,
-  refuseEditable,
-  type CondaPackage,
+  findEditableInstalls,
+  readCondaEnv,
+  readManagedFiles,
+  type CondaEnv,
+  type CondaEnvReader,
+  type CondaMetaRecord,
+  type DistInfo,
   type ManagedFile,
-  type PipPackage,
-} from "./read-packages.js";
+} from "../../src/conda/index.js";
+
+/** A conda-meta record with the files it puts in the prefix. */
+interface CondaPackage extends CondaMetaRecord {
+  files: ManagedFile[];
+  /** False when the package cache no longer holds the package. */
+  cached: boolean;
+}
 
 /** Where the relocation record and script live inside a Conda bundle. */
 export const RELOCATE_JSON_PATH = ".envpack/relocate.json";
@@ -94,6 +103,11 @@ export interface PlanCondaBundleOptions {
   onWarn?: (warning: WarnEvent) => void;
   signal?: AbortSignal;
   /**
+   * Reads the prefix (default: a read of its own); a build passes the reader its scan used, so
+   * both decide from one read of the environment.
+   */
+  readEnv?: CondaEnvReader;
+  /**
    * For repacking another tool's output: the prefix path the files embed, when it is not the
    * directory read (default: `prefix`).
    */
@@ -137,16 +151,16 @@ export async function planCondaBundle(
     message: string,
     data: Record<string, unknown>,
   ) => options.onWarn?.({ type: "warn", code, message, data });
-  await requireCondaPrefix(prefix);
-  const { packages, sitePackages } = await readCondaPackages(prefix);
+  const env = await (options.readEnv ?? readCondaEnv)(prefix, signal);
+  const packages = await packagesOf(env);
   const items = walkPrefix(prefix, options.onWarn, signal);
   const managed = new Set<string>(["conda-meta/history"]);
   for (const pkg of packages) {
     managed.add(pkg.metaPath);
     for (const file of pkg.files) managed.add(file.target);
   }
-  const pips = await readPipPackages(prefix, sitePackages, managed);
-  await refuseEditable(prefix, sitePackages, pips);
+  const pips = env.distInfos;
+  await refuseEditable(env);
   signal?.throwIfAborted();
 
   const kept = keptPackages(packages, pips, options.keep, warn);
@@ -191,7 +205,7 @@ export async function planCondaBundle(
     });
   }
   signal?.throwIfAborted();
-  const pipOwner = new Map<string, PipPackage>();
+  const pipOwner = new Map<string, DistInfo>();
   for (const pip of pips) for (const f of pip.files) pipOwner.set(f, pip);
   for (const [path, kind] of items) {
     if (managed.has(path) && path !== "conda-meta/history") continue;
@@ -463,7 +477,7 @@ function sortedJson(value: unknown, indent: number): string {
 
 function keptPackages(
   packages: CondaPackage[],
-  pips: PipPackage[],
+  pips: DistInfo[],
   keep: ReadonlySet<string> | undefined,
   warn: Context["warn"],
 ): { conda: Set<string>; pip: Set<string> } {
@@ -523,8 +537,8 @@ function keptPackages(
   addConda("python");
   for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
     if (id.startsWith("conda:"))
-      for (const dep of dependsNames(byName.get(id.slice(6))!.record))
-        addConda(dep);
+      for (const spec of byName.get(id.slice(6))!.record.depends ?? [])
+        addConda(matchSpecName(spec));
     else for (const req of pipByKey.get(id.slice(4))!.requires) addAny(req);
   }
   return { conda, pip };
@@ -572,25 +586,34 @@ async function refuseMissing(
   );
 }
 
-async function requireCondaPrefix(prefix: string): Promise<void> {
-  if (!(await isDirectory(prefix)))
-    throw new InputError(
-      "ENVPACK_INPUT_ENV_NOT_FOUND",
-      `Conda environment not found: ${prefix}`,
-      {
-        hint: "Pass --env the prefix of an existing Conda environment (the directory that holds conda-meta/).",
-        details: { path: prefix },
-      },
-    );
-  if (!(await isDirectory(join(prefix, "conda-meta"))))
-    throw new InputError(
-      "ENVPACK_INPUT_ENV_NOT_CONDA",
-      `${prefix} is not a Conda environment (no conda-meta/)`,
-      {
-        hint: "Pass --env the prefix of a Conda environment, e.g. $CONDA_PREFIX.",
-        details: { path: prefix },
-      },
-    );
+/** The records of an environment with their files, as conda-pack reads them. */
+async function packagesOf(env: CondaEnv): Promise<CondaPackage[]> {
+  const packages: CondaPackage[] = [];
+  // One after another: the reads are small synchronous files (see readCondaRecord).
+  for (const record of env.records)
+    packages.push({
+      ...record,
+      ...(await readManagedFiles(record, env.sitePackages)),
+    });
+  return packages;
+}
+
+/**
+ * Refuses editable installs, as conda-pack does.
+ * @throws InputError ENVPACK_INPUT_ENV_EDITABLE naming the packages (or `.pth` lines)
+ */
+async function refuseEditable(env: CondaEnv): Promise<void> {
+  const found = await findEditableInstalls(env);
+  if (found.length === 0) return;
+  const names = found.map((f) => f.name);
+  throw new InputError(
+    "ENVPACK_INPUT_ENV_EDITABLE",
+    `cannot pack ${env.prefix}: editable packages are installed: ${names.join(", ")}`,
+    {
+      hint: "Install them without -e (`pip install PATH`) or uninstall them (`pip uninstall NAME`); an editable install's source lives outside the environment.",
+      details: { prefix: env.prefix, packages: found },
+    },
+  );
 }
 
 let relocateScript: Promise<Buffer> | undefined;

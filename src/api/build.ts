@@ -17,6 +17,7 @@ import {
   type BundleWriter,
   type WrittenBundle,
 } from "../../packer/index.js";
+import { sharedCondaEnvReader } from "../conda/index.js";
 import { LocalStore } from "../registry/index.js";
 import {
   fingerprintKey,
@@ -133,6 +134,8 @@ function destinationFailure(error: unknown, options: BuildOptions): unknown {
 async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   const cwd = options.cwd ?? process.cwd();
   const store = new LocalStore(options.cacheDir);
+  // The scan and the packer read a Conda prefix once, together.
+  const inputs = { ...options, readCondaEnv: sharedCondaEnvReader() };
   const finish = async (
     result: Omit<BuildResult, "path">,
   ): Promise<BuildResult> => ({
@@ -158,7 +161,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   // package imports what it does not declare; then it misses and the full scan decides.
   let quick: Manifest | undefined;
   if (registry !== undefined && options.manifest === undefined) {
-    quick = await loadManifest(options, cwd, false);
+    quick = await loadManifest(inputs, cwd, false);
     const quickDigest = quick.inputDigest as Digest;
     const quickKey = bundleKey(quickDigest, options);
     const cached = await cacheHit(store, quickDigest, options);
@@ -200,7 +203,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     const manifest =
       quick !== undefined && quick.kind !== "node"
         ? quick
-        : await loadManifest(options, cwd, true);
+        : await loadManifest(inputs, cwd, true);
     const inputDigest = manifest.inputDigest as Digest;
     const key = bundleKey(inputDigest, options);
     await writeFingerprint(
@@ -237,7 +240,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     }
     // Otherwise the packing worker boots while the entries are planned.
     writer ??= openWriter(options, tmp);
-    const plan = await planBundle(manifest, options);
+    const plan = await planBundle(manifest, inputs);
     let written: WrittenBundle;
     try {
       if (!writesHostNode) writer.add(plan.leading);

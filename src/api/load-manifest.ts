@@ -11,10 +11,11 @@ import {
   type Manifest,
   type OnEvent,
 } from "../core/index.js";
+import type { CondaEnvReader } from "../conda/index.js";
 import { checkNodeTarget } from "../../packer/index.js";
 import { markEditedPackages } from "./package-edits.js";
 import { retarget } from "./retarget.js";
-import { scan, syntaxError } from "./scan-app.js";
+import { scanWith, syntaxError } from "./scan-app.js";
 
 /** Options of {@link loadManifest}: the build's inputs. */
 export interface LoadManifestOptions {
@@ -28,13 +29,18 @@ export interface LoadManifestOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** What a build reads its inputs with: the Conda prefix reader it shares with its packer. */
+export interface ManifestReaders {
+  readCondaEnv?: CondaEnvReader | undefined;
+}
+
 /**
  * The manifest to build. `parsePackages: false` is the quick scan (package files not read).
  * @throws InputError ENVPACK_INPUT_MANIFEST_INVALID, a syntax error in an app file, scan's
  *   errors; UsageError ENVPACK_USAGE_BAD_ARGUMENT for `--node`/`--platform` on a Conda app
  */
 export async function loadManifest(
-  options: LoadManifestOptions,
+  options: LoadManifestOptions & ManifestReaders,
   cwd: string,
   parsePackages: boolean,
 ): Promise<Manifest> {
@@ -62,7 +68,7 @@ export async function loadManifest(
 }
 
 async function readOrScan(
-  options: LoadManifestOptions,
+  options: LoadManifestOptions & ManifestReaders,
   cwd: string,
   parsePackages: boolean,
 ): Promise<Manifest> {
@@ -97,12 +103,15 @@ async function readOrScan(
     }
     return parseManifest(json, path);
   }
-  return scan({
-    entries: options.entries ?? [],
-    env: options.env,
-    cwd,
-    parsePackages,
-    onEvent: options.onEvent,
-    signal: options.signal,
-  });
+  return scanWith(
+    {
+      entries: options.entries ?? [],
+      env: options.env,
+      cwd,
+      parsePackages,
+      onEvent: options.onEvent,
+      signal: options.signal,
+    },
+    options.readCondaEnv,
+  );
 }

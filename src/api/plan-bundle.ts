@@ -13,6 +13,7 @@ import {
   planNodeBundle,
   type BundleEntry,
 } from "../../packer/index.js";
+import type { CondaEnvReader } from "../conda/index.js";
 import { compileApp } from "./compile-app.js";
 
 /** Options of {@link planBundle}: the build options planning reads. */
@@ -20,6 +21,8 @@ export interface PlanBundleOptions {
   cacheDir: string;
   prune?: boolean | undefined;
   engine?: "builtin" | "conda-pack" | undefined;
+  /** Reads the Conda prefix; a build passes the reader its scan used. */
+  readCondaEnv?: CondaEnvReader | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -93,7 +96,15 @@ export async function planBundle(
   const plan =
     options.engine === "conda-pack"
       ? await packCondaWithCondaPack(common)
-      : { ...(await planCondaBundle(common)), dispose: async () => {} };
+      : {
+          ...(await planCondaBundle({
+            ...common,
+            ...(options.readCondaEnv === undefined
+              ? {}
+              : { readEnv: options.readCondaEnv }),
+          })),
+          dispose: async () => {},
+        };
   // The app's own Python files travel beside the environment, under app/ as in Node bundles.
   const appFiles: BundleEntry[] = manifest.files.map((file) => ({
     path: posix.join(APP_DIR, file.path),

@@ -9,6 +9,7 @@ import {
   type OnEvent,
   type UnresolvedEntry,
 } from "../core/index.js";
+import type { CondaEnvReader } from "../conda/index.js";
 import { scan as scanEntries } from "../scan/index.js";
 import { envpackVersion } from "./version.js";
 
@@ -40,10 +41,22 @@ export interface ScanOptions {
  *   ENVPACK_INPUT_NO_SPACE
  */
 export async function scan(options: ScanOptions): Promise<Manifest> {
+  return scanWith(options, undefined);
+}
+
+/**
+ * {@link scan}, reading a Conda prefix through `readCondaEnv` (a build shares it with its packer).
+ * @throws as {@link scan}
+ */
+export async function scanWith(
+  options: ScanOptions,
+  readCondaEnv: CondaEnvReader | undefined,
+): Promise<Manifest> {
   const cwd = options.cwd ?? process.cwd();
   const manifest = await scanEntries({
     entries: options.entries,
     env: options.env,
+    readCondaEnv,
     cwd,
     generatorVersion: envpackVersion(),
     parsePackages: options.parsePackages,

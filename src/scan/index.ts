@@ -11,6 +11,7 @@ import {
   type Manifest,
   type OnEvent,
 } from "../core/index.js";
+import type { CondaEnvReader } from "../conda/index.js";
 import { JS_EXTENSIONS, type ScanResult } from "./scan-result.js";
 
 /** Options of {@link scan}. */
@@ -25,6 +26,11 @@ export interface ScanOptions {
   generatorVersion: string;
   /** See {@link ScannerOptions.parsePackages}. */
   parsePackages?: boolean | undefined;
+  /**
+   * Python: reads the Conda prefix (default: a read of its own); a build passes the reader its
+   * packer uses, so both decide from one read of the environment.
+   */
+  readCondaEnv?: CondaEnvReader | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -67,6 +73,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     result = await scanPython({
       ...common,
       prefix: resolve(options.cwd, requireEnv(options.env)),
+      readEnv: options.readCondaEnv,
     });
   } else {
     const { scanJs } = await import("./js/index.js");

@@ -1,19 +1,15 @@
-// Reads a Conda prefix's metadata once: conda-meta records and unmanaged dist-infos, indexed by top-level module name.
+// A Conda prefix as the Python scanner sees it: the shared model's packages in the manifest's
+// terms, indexed by top-level module name.
 
-import { readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { compare, matchSpecName, type CondaRecord } from "../../core/index.js";
 import {
-  InputError,
-  compare,
-  isNotFound,
-  matchSpecName,
-  readCondaRecord,
-  type CondaRecord,
-} from "../../core/index.js";
+  moduleNameOf,
+  normaliseName,
+  readCondaEnv,
+  type CondaEnvReader,
+} from "../../conda/index.js";
 import { builtinModules } from "./builtin-modules.js";
-import { mapLimit, readDistInfos } from "./dist-info.js";
 import type { InstalledPythonPackage } from "./installed-package.js";
-import { moduleNameOf, normaliseName } from "./module-names.js";
 
 /** What a top-level module name belongs to. */
 export type ModuleOwner =
@@ -38,74 +34,35 @@ export interface CondaPrefix {
 }
 
 /**
- * Reads `<prefix>/conda-meta/*.json` and the site-packages `*.dist-info` directories no record
- * owns, and builds the module-name → owner index. Package contents are never read.
+ * Reads the prefix through the shared Conda model (`readEnv`, default a fresh read) and builds
+ * the module-name → owner index from its records and pip dist-infos. Package contents are never
+ * read.
  * @throws InputError ENVPACK_INPUT_ENV_NOT_FOUND, ENVPACK_INPUT_ENV_NOT_CONDA, ENVPACK_INPUT_ENV_NO_PYTHON, ENVPACK_INPUT_ENV_CORRUPT
  */
 export async function readCondaPrefix(
   prefix: string,
   signal?: AbortSignal,
+  readEnv: CondaEnvReader | undefined = readCondaEnv,
 ): Promise<CondaPrefix> {
-  await requireDirectory(
-    prefix,
-    "ENVPACK_INPUT_ENV_NOT_FOUND",
-    `Conda environment not found: ${prefix}`,
-    "Pass --env the prefix of an existing Conda environment (the directory that holds conda-meta/).",
-  );
-  const metaDir = join(prefix, "conda-meta");
-  await requireDirectory(
-    metaDir,
-    "ENVPACK_INPUT_ENV_NOT_CONDA",
-    `${prefix} is not a Conda environment (no conda-meta/)`,
-    "Pass --env the prefix of a Conda environment, e.g. $CONDA_PREFIX.",
-  );
-  const recordFiles = (await readdir(metaDir))
-    .filter((f) => f.endsWith(".json"))
-    .sort(compare);
-  const records = await mapLimit(recordFiles, (file) =>
-    readRecord(join(metaDir, file)),
-  );
-  signal?.throwIfAborted();
-
-  const pythonIndex = records.findIndex((r) => r.name === "python");
-  const pythonRecord = records[pythonIndex];
-  if (!pythonRecord) {
-    throw new InputError(
-      "ENVPACK_INPUT_ENV_NO_PYTHON",
-      `${prefix} has no python package (no conda-meta record named python)`,
-      {
-        hint: "Install Python into the environment (`conda install -p PREFIX python`) or pass the environment your app runs in.",
-        details: { prefix },
-      },
-    );
-  }
-  const pythonMajorMinor = pythonRecord.version
-    .split(".")
-    .slice(0, 2)
-    .join(".");
+  const env = await readEnv(prefix, signal);
+  const { records, pythonMajorMinor, sitePackages } = env;
   const libDir = `lib/python${pythonMajorMinor}/`;
-  const sitePackages = `${libDir}site-packages`;
 
   const modules = new Map<string, ModuleOwner>();
   const packages = new Map<string, InstalledPythonPackage>();
-  const condaNames = new Set(records.map((r) => r.name));
-  const condaDistInfos = new Set<string>();
-  records.forEach((record, i) => {
+  const condaNames = new Set(records.map((r) => r.record.name));
+  for (const entry of records) {
+    const { record } = entry;
     const id = `conda:${record.name}`;
-    if (packages.has(id)) return;
-    packages.set(
-      id,
-      condaPackage(record, `conda-meta/${recordFiles[i]}`, condaNames),
-    );
+    if (packages.has(id)) continue;
+    packages.set(id, condaPackage(record, entry.metaPath, condaNames));
+    const isPython = entry === env.python;
     for (const file of record.files ?? []) {
       if (file.startsWith(`${sitePackages}/`)) {
-        const rest = file.slice(sitePackages.length + 1);
-        const top = rest.split("/")[0] ?? "";
-        if (top.endsWith(".dist-info")) condaDistInfos.add(top);
-        const name = moduleNameOf(rest);
+        const name = moduleNameOf(file.slice(sitePackages.length + 1));
         if (name !== undefined && !modules.has(name))
           modules.set(name, { type: "package", id });
-      } else if (i === pythonIndex && file.startsWith(libDir)) {
+      } else if (isPython && file.startsWith(libDir)) {
         const rest = file.slice(libDir.length);
         const name = rest.startsWith("lib-dynload/")
           ? moduleNameOf(rest.slice("lib-dynload/".length))
@@ -114,48 +71,56 @@ export async function readCondaPrefix(
           modules.set(name, { type: "stdlib" });
       }
     }
-  });
+  }
 
-  const pipPackages = await readDistInfos(prefix, sitePackages, condaDistInfos);
+  // A dist-info without a name and version names no package.
+  const pips = env.distInfos.filter(
+    (d) => d.name !== undefined && d.version !== undefined,
+  );
   const byNormalisedName = new Map<string, string>();
   for (const id of packages.keys())
     byNormalisedName.set(normaliseName(id.slice("conda:".length)), id);
-  for (const pip of pipPackages)
-    if (!pip.editable)
-      byNormalisedName.set(normaliseName(pip.pkg.name), pip.pkg.id);
-  for (const pip of pipPackages) {
-    for (const name of pip.modules) {
-      if (modules.has(name)) continue;
+  for (const pip of pips)
+    if (!pip.editable) byNormalisedName.set(pip.key, `pip:${pip.key}`);
+  for (const pip of pips) {
+    const name = pip.name as string;
+    const version = pip.version as string;
+    const id = `pip:${pip.key}`;
+    for (const module of pip.modules) {
+      if (modules.has(module)) continue;
       modules.set(
-        name,
+        module,
         pip.editable
-          ? {
-              type: "editable",
-              name: pip.pkg.name,
-              version: pip.pkg.version,
-              source: pip.editable,
-            }
-          : { type: "package", id: pip.pkg.id },
+          ? { type: "editable", name, version, source: pip.editable }
+          : { type: "package", id },
       );
     }
     if (pip.editable) continue;
-    pip.pkg.dependencies = [
-      ...new Set(
-        pip.requires
-          .map((r) => byNormalisedName.get(r))
-          .filter((id): id is string => id !== undefined),
-      ),
-    ].sort(compare);
-    packages.set(pip.pkg.id, pip.pkg);
+    packages.set(id, {
+      id,
+      manager: "pip",
+      name,
+      version,
+      path: pip.path,
+      integrity: pip.integrity,
+      integritySource: pip.integrity ? "record" : "none",
+      dependencies: [
+        ...new Set(
+          pip.requires
+            .map((r) => byNormalisedName.get(r))
+            .filter((dep): dep is string => dep !== undefined),
+        ),
+      ].sort(compare),
+    });
   }
 
   const python = packages.get("conda:python") as InstalledPythonPackage;
-  const builtins = await builtinModules(prefix, pythonMajorMinor, signal);
+  const builtins = await builtinModules(env.prefix, pythonMajorMinor, signal);
   return {
-    prefix,
+    prefix: env.prefix,
     python,
     pythonMajorMinor,
-    platform: pythonRecord.subdir ?? "unknown",
+    platform: env.platform,
     sitePackages,
     packages,
     modules,
@@ -190,21 +155,4 @@ function condaPackage(
     integritySource: integrity ? "conda-meta" : "none",
     dependencies: [...dependencies].sort(compare),
   };
-}
-
-async function readRecord(file: string): Promise<CondaRecord> {
-  return (await readCondaRecord(file)).record;
-}
-async function requireDirectory(
-  path: string,
-  code: "ENVPACK_INPUT_ENV_NOT_FOUND" | "ENVPACK_INPUT_ENV_NOT_CONDA",
-  message: string,
-  hint: string,
-): Promise<void> {
-  try {
-    if ((await stat(path)).isDirectory()) return;
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
-  throw new InputError(code, message, { hint, details: { path } });
 }

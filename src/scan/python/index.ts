@@ -11,6 +11,7 @@ import {
   type PackageEntry,
   type UnresolvedEntry,
 } from "../../core/index.js";
+import type { CondaEnvReader } from "../../conda/index.js";
 import { readCondaPrefix, type CondaPrefix } from "../conda/index.js";
 import {
   appFile,
@@ -32,6 +33,8 @@ import { createPythonParser } from "./parser.js";
 /** Options of {@link scanPython}: entries plus the absolute Conda prefix. */
 export interface PythonScanOptions extends ScannerOptions {
   prefix: string;
+  /** Reads the prefix (default: a read of its own). */
+  readEnv?: CondaEnvReader | undefined;
 }
 
 /**
@@ -43,7 +46,11 @@ export async function scanPython(
 ): Promise<ScanResult> {
   // The scan's duration counts reading the prefix and loading the parser.
   const started = performance.now();
-  const env = await readCondaPrefix(options.prefix, options.signal);
+  const env = await readCondaPrefix(
+    options.prefix,
+    options.signal,
+    options.readEnv,
+  );
   const parser = await createPythonParser();
   try {
     return await new PythonScan(options, env, parser).run(started);

@@ -1,7 +1,8 @@
-// Reads pip's *.dist-info directories: name, version, RECORD integrity, top-level modules, requirements and editable installs.
+// Reads pip's *.dist-info directories: name, version, RECORD integrity and files, top-level modules,
+// requirements and editable installs.
 
 import { readFile, readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   InputError,
@@ -10,26 +11,43 @@ import {
   parseDistInfoMetadata,
   recordLinePath,
   sha256Hex,
-} from "../../core/index.js";
+} from "../core/index.js";
 import { isIdentifier, moduleNameOf, normaliseName } from "./module-names.js";
-import type { InstalledPythonPackage } from "./installed-package.js";
 
 /** Bounded fan-out for metadata reads. */
 const CONCURRENCY = 32;
 
+/** A `*.dist-info` directory in site-packages that no conda record manages (pip-installed). */
 export interface DistInfo {
-  pkg: InstalledPythonPackage;
+  /** The `Name` of METADATA, else from the directory name; undefined when neither gives one. */
+  name: string | undefined;
+  /** The `Version` of METADATA, else from the directory name; undefined when neither gives one. */
+  version: string | undefined;
+  /** PEP 503-normalised name (of `name`, else of the directory name). */
+  key: string;
+  /** Prefix-relative path of the directory, `lib/pythonX.Y/site-packages/<name>.dist-info`. */
+  path: string;
+  /** `sha256:` of RECORD, or null without one. */
+  integrity: string | null;
+  /** Top-level module names it provides (RECORD, top_level.txt, an editable install's sources). */
   modules: string[];
   /** Normalised names from `Requires-Dist` without an `extra` marker. */
   requires: string[];
+  /** Prefix-relative files its RECORD lists inside the prefix, plus the directory's own files. */
+  files: Set<string>;
   /** The source directory of an editable install. */
   editable?: string;
 }
 
+/**
+ * The dist-infos of `sitePackages` whose directory name is not in `owned` (those conda records
+ * manage), sorted by directory name.
+ * @throws InputError ENVPACK_INPUT_ENV_CORRUPT for a `direct_url.json` that is not JSON
+ */
 export async function readDistInfos(
   prefix: string,
   sitePackages: string,
-  owned: Set<string>,
+  owned: ReadonlySet<string>,
 ): Promise<DistInfo[]> {
   const site = join(prefix, sitePackages);
   let entries: string[];
@@ -42,17 +60,14 @@ export async function readDistInfos(
   const distInfos = entries
     .filter((e) => e.endsWith(".dist-info") && !owned.has(e))
     .sort(compare);
-  const read = await mapLimit(distInfos, (dir) =>
-    readDistInfo(site, sitePackages, dir),
-  );
-  return read.filter((d): d is DistInfo => d !== undefined);
+  return mapLimit(distInfos, (dir) => readDistInfo(site, sitePackages, dir));
 }
 
 async function readDistInfo(
   site: string,
   sitePackages: string,
   dir: string,
-): Promise<DistInfo | undefined> {
+): Promise<DistInfo> {
   const base = join(site, dir);
   const [metadata, record, topLevel, directUrl] = await Promise.all(
     ["METADATA", "RECORD", "top_level.txt", "direct_url.json"].map((f) =>
@@ -63,18 +78,23 @@ async function readDistInfo(
   const fromDir = /^(.+?)-([^-]+)\.dist-info$/.exec(dir);
   const name = headers.get("name")?.[0] ?? fromDir?.[1];
   const version = headers.get("version")?.[0] ?? fromDir?.[2];
-  if (name === undefined || version === undefined) return undefined;
 
   const modules = new Set<string>();
+  const files = new Set<string>();
   const pthFiles: string[] = [];
   for (const line of (record?.toString("utf8") ?? "").split("\n")) {
     const path = recordLinePath(line);
-    if (path === "" || path.startsWith("../") || path.startsWith("/")) continue;
+    if (path === "" || path.startsWith("/")) continue;
+    const target = posix.normalize(`${sitePackages}/${path}`);
+    if (!target.startsWith("../")) files.add(target);
+    if (path.startsWith("../")) continue;
     if (!path.includes("/") && path.endsWith(".pth")) pthFiles.push(path);
     if (path.startsWith("__editable__")) continue;
     const module = moduleNameOf(path);
     if (module !== undefined) modules.add(module);
   }
+  for (const file of await readdirOptional(base))
+    files.add(`${sitePackages}/${dir}/${file}`);
   for (const line of (topLevel?.toString("utf8") ?? "").split("\n")) {
     const top = line.trim().split("/")[0] ?? "";
     if (isIdentifier(top)) modules.add(top);
@@ -91,21 +111,15 @@ async function readDistInfo(
     .filter((req) => !/\bextra\s*==/.test(req.split(";").slice(1).join(";")))
     .map((req) => normaliseName(/^[A-Za-z0-9._-]+/.exec(req.trim())?.[0] ?? ""))
     .filter((n) => n !== "");
-  const integrity = record ? `sha256:${sha256Hex(record)}` : null;
-  const pkg: InstalledPythonPackage = {
-    id: `pip:${normaliseName(name)}`,
-    manager: "pip",
+  return {
     name,
     version,
+    key: normaliseName(name ?? dir),
     path: `${sitePackages}/${dir}`,
-    integrity,
-    integritySource: integrity ? "record" : "none",
-    dependencies: [],
-  };
-  return {
-    pkg,
+    integrity: record ? `sha256:${sha256Hex(record)}` : null,
     modules: [...modules].sort(compare),
     requires,
+    files,
     ...(editable === undefined ? {} : { editable }),
   };
 }
@@ -183,6 +197,19 @@ async function readOptional(path: string): Promise<Buffer | undefined> {
     return await readFile(path);
   } catch (error) {
     if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+async function readdirOptional(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (error) {
+    if (
+      isNotFound(error) ||
+      (error as NodeJS.ErrnoException).code === "ENOTDIR"
+    )
+      return [];
     throw error;
   }
 }

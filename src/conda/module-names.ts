@@ -1,6 +1,6 @@
 // Top-level Python module names of installed files, and PEP 503 package names.
 
-export { normaliseName } from "../../core/index.js";
+export { normaliseName } from "../core/index.js";
 
 /**
  * The top-level module a path under a module directory provides: `x/…` (a package directory),
