@@ -22,6 +22,7 @@ export interface FingerprintKeyOptions {
   node?: string | undefined;
   platform?: string | undefined;
   engine?: "builtin" | "conda-pack" | undefined;
+  onlyImported?: boolean | undefined;
 }
 
 /** Stats of every file and directory a scan's result depends on, to answer rebuilds without scanning. */
@@ -48,6 +49,8 @@ export function fingerprintKey(
       node: options.node ?? null,
       platform: options.platform ?? null,
       engine: options.engine ?? "builtin",
+      // Absent unless set, so that default builds keep their fingerprints.
+      onlyImported: options.onlyImported === true ? true : undefined,
     }),
   );
 }

@@ -56,6 +56,8 @@ export interface BuildOptions {
   prune?: boolean | undefined;
   /** Conda: `builtin` (default) or `conda-pack` (a conda-pack on PATH packs, envpack repacks). */
   engine?: "builtin" | "conda-pack" | undefined;
+  /** Ship only the import graph's closure (the scan option `onlyImported`). */
+  onlyImported?: boolean | undefined;
   /** zstd level (default 3) and worker threads (default: all cores). */
   level?: number | undefined;
   threads?: number | undefined;

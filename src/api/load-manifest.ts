@@ -15,7 +15,7 @@ import type { CondaEnvReader } from "../conda/index.js";
 import { checkNodeTarget } from "../../packer/index.js";
 import { markEditedPackages } from "./package-edits.js";
 import { retarget } from "./retarget.js";
-import { scanWith, syntaxError } from "./scan-app.js";
+import { scanWith, syntaxError, type ScanOptions } from "./scan-app.js";
 
 /** Options of {@link loadManifest}: the build's inputs. */
 export interface LoadManifestOptions {
@@ -25,6 +25,8 @@ export interface LoadManifestOptions {
   cacheDir: string;
   node?: string | undefined;
   platform?: string | undefined;
+  /** See {@link ScanOptions.onlyImported}. */
+  onlyImported?: boolean | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -109,6 +111,7 @@ async function readOrScan(
       env: options.env,
       cwd,
       parsePackages,
+      onlyImported: options.onlyImported,
       onEvent: options.onEvent,
       signal: options.signal,
     },

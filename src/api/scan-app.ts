@@ -27,6 +27,11 @@ export interface ScanOptions {
   output?: string | undefined;
   /** JS: follow imports inside packages (default true); off, a quick scan for registry lookups. */
   parsePackages?: boolean | undefined;
+  /**
+   * Ship only the import graph's closure: leave out the packages the app's package.json (or
+   * requirements) declares that no import reaches (default false: they ship, reason `declared`).
+   */
+  onlyImported?: boolean | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -60,6 +65,7 @@ export async function scanWith(
     cwd,
     generatorVersion: envpackVersion(),
     parsePackages: options.parsePackages,
+    declared: options.onlyImported !== true,
     onEvent: options.onEvent,
     signal: options.signal,
   });

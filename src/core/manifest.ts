@@ -40,6 +40,11 @@ const appFile = z.object({
   sha256: z.string(),
   size: z.number().int().nonnegative(),
   role: z.enum(["entry", "module", "json", "native", "asset"]),
+  /**
+   * How a file no import reaches got here: named through a path the code builds from its own
+   * location (`asset`), by an include, or read during a traced run. Absent for imported files.
+   */
+  reason: z.enum(["asset", "included", "traced"]).optional(),
   /** Set when the file could not be analysed; it is still listed and packed. */
   problem: fileProblem.optional(),
 });
@@ -57,8 +62,19 @@ const packageEntry = z.object({
   integritySource: z.enum(["lockfile", "tree", "conda-meta", "record", "none"]),
   /** Ids of packages of this manifest that this one needs at run time. */
   dependencies: z.array(z.string()),
-  /** Why the package is here: imported by the app, needed by another package, or the interpreter itself. */
-  reason: z.enum(["import", "dependency", "interpreter"]),
+  /**
+   * Why the package is here: imported by the app, needed by another package, the interpreter
+   * itself, declared by the app (package.json `dependencies`, requirements) though no import
+   * reaches it, named by an include, or loaded during a traced run.
+   */
+  reason: z.enum([
+    "import",
+    "dependency",
+    "interpreter",
+    "declared",
+    "included",
+    "traced",
+  ]),
   /** Needed only through optional imports or optional dependencies. */
   optional: z.boolean().optional(),
   /** A local package reached through a symlink (npm/pnpm workspaces, `file:` links). */

@@ -26,6 +26,8 @@ export interface ScanOptions {
   generatorVersion: string;
   /** See {@link ScannerOptions.parsePackages}. */
   parsePackages?: boolean | undefined;
+  /** See {@link ScannerOptions.declared}. */
+  declared?: boolean | undefined;
   /**
    * Python: reads the Conda prefix (default: a read of its own); a build passes the reader its
    * packer uses, so both decide from one read of the environment.
@@ -64,6 +66,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
   const common = {
     entries,
     parsePackages: options.parsePackages,
+    declared: options.declared,
     onEvent: options.onEvent,
     signal: options.signal,
   };

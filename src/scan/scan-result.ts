@@ -27,6 +27,12 @@ export interface ScannerOptions {
    * does not declare.
    */
   parsePackages?: boolean | undefined;
+  /**
+   * Also ship what the app declares (package.json `dependencies`; requirements and pyproject for
+   * Python) though no import reaches it, with reason `declared` (default true). Off: only the
+   * import graph's closure.
+   */
+  declared?: boolean | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }

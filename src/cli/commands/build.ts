@@ -17,6 +17,7 @@ interface BuildFlags {
   threads?: number;
   registry?: string;
   insecure?: boolean;
+  onlyImported?: boolean;
 }
 
 /** Registers `envpack build`. */
@@ -52,6 +53,10 @@ export function registerBuild(program: Command, context: CommandContext): void {
       new Option("--engine <engine>", "Conda: who packs the environment")
         .choices(["builtin", "conda-pack"])
         .default("builtin"),
+    )
+    .option(
+      "--only-imported",
+      "leave out declared dependencies no import reaches (the smallest bundle)",
     )
     .option("--level <n>", "zstd compression level, 1-19", intOption(1, 19), 3)
     .option(
@@ -92,6 +97,7 @@ export function registerBuild(program: Command, context: CommandContext): void {
           node: flags.node,
           platform: flags.platform,
           engine: flags.engine,
+          onlyImported: flags.onlyImported,
           level: flags.level,
           threads: flags.threads,
           registry: loadRegistryConfig({

@@ -8,6 +8,7 @@ interface ScanFlags {
   env?: string;
   output?: string;
   strict?: boolean;
+  onlyImported?: boolean;
 }
 
 /** Registers `envpack scan`. */
@@ -30,6 +31,10 @@ export function registerScan(program: Command, context: CommandContext): void {
       "--strict",
       "exit 2 when the app has unresolved imports that are not optional",
     )
+    .option(
+      "--only-imported",
+      "leave out declared dependencies no import reaches (the smallest bundle)",
+    )
     .addHelpText(
       "after",
       "\nExample:\n  envpack scan src/main.ts -o envpack.manifest.json\n  envpack scan app.py --env ~/miniconda3/envs/demo --json",
@@ -43,6 +48,7 @@ export function registerScan(program: Command, context: CommandContext): void {
           env: config.env,
           strict: flags.strict,
           output: flags.output,
+          onlyImported: flags.onlyImported,
           onEvent,
           signal,
         });
@@ -60,6 +66,11 @@ function summarise(manifest: Manifest, output: string | undefined): string {
     `runtime: ${manifest.runtime.name} ${manifest.runtime.version} (${manifest.runtime.platform})`,
     `input digest: ${manifest.inputDigest}`,
   ];
+  const declared = manifest.packages.filter((p) => p.reason === "declared");
+  if (declared.length > 0)
+    lines.push(
+      `declared: ${declared.map((p) => p.name).join(", ")} (in package.json, reached by no import) ${declared.length === 1 ? "ships" : "ship"}; --only-imported leaves ${declared.length === 1 ? "it" : "them"} out`,
+    );
   const broken = manifest.files.filter((f) => f.problem);
   for (const file of broken) {
     const at = file.problem?.line

@@ -42,7 +42,7 @@ type Owner = { type: "app" } | { type: "package"; dir: string };
 interface ClosureEntry {
   pkg: InstalledPackage;
   deps: Map<string, boolean>;
-  reason: "import" | "dependency";
+  reason: "import" | "dependency" | "declared";
 }
 
 interface PendingFile {
@@ -66,6 +66,8 @@ class JsScanner {
   readonly #appFiles = new Map<string, AppFile>();
   /** Package directories the app itself (not another package) reached. */
   readonly #imported = new Set<string>();
+  /** Package directories the app's package.json declares (dependencies and optional ones), by real path → optional. */
+  readonly #declared = new Map<string, boolean>();
   /** Package directories reached from inside other packages, by importer. */
   readonly #packageEdges = new Map<string, Set<string>>();
   readonly #optionalOnly = new Map<string, boolean>();
@@ -94,6 +96,7 @@ class JsScanner {
     }
     await this.#drain();
     await this.#addAppPackageJsons();
+    if (this.#options.declared !== false) await this.#findDeclared();
     const packages = await this.#packages();
     this.#placePackages(packages);
     const root = this.#root(packages);
@@ -173,6 +176,42 @@ class JsScanner {
     }
     for (const path of found)
       this.#appFiles.set(path, appFile(path, await readSource(path), "json"));
+  }
+
+  /**
+   * The packages the entries' own package.json declares as run-time dependencies: they ship
+   * whether or not an import reaches them (plugins, drivers and transports are loaded by names
+   * read from options). A declared package that is not installed is a finding.
+   */
+  async #findDeclared(): Promise<void> {
+    const manifests = new Set<string>();
+    for (const entry of this.#options.entries) {
+      const path = await nearestPackageJson(dirname(await realpath(entry)));
+      if (path !== null && this.#catalog.packageDirOf(path) === null)
+        manifests.add(path);
+    }
+    for (const path of manifests) {
+      const declared = await declaredDependencies(path);
+      for (const dep of declared) {
+        const dir = await this.#catalog.findInstalled(dirname(path), dep.name);
+        if (dir === null) {
+          if (!dep.optional) {
+            this.#unresolved.push({
+              specifier: dep.name,
+              file: path,
+              line: dep.line,
+              reason: "not-installed",
+              message: `${dep.name} is declared in dependencies but not installed`,
+            });
+          }
+          continue;
+        }
+        this.#declared.set(
+          dir,
+          dep.optional && this.#declared.get(dir) !== false,
+        );
+      }
+    }
   }
 
   async #drain(): Promise<void> {
@@ -423,6 +462,9 @@ class JsScanner {
         ...[...this.#packageEdges.values()].flatMap((s) => [...s]),
       ]),
     ];
+    // Declared packages come last: one the import graph reaches keeps its reason.
+    const declared = [...this.#declared.keys()].reverse();
+    pending.unshift(...declared);
     while (pending.length > 0) {
       const dir = pending.pop() as string;
       if (out.has(dir)) continue;
@@ -453,10 +495,21 @@ class JsScanner {
       out.set(dir, {
         pkg,
         deps,
-        reason: this.#imported.has(dir) ? "import" : "dependency",
+        reason: this.#imported.has(dir)
+          ? "import"
+          : this.#declared.has(dir) && !this.#reachedFromPackages(dir)
+            ? "declared"
+            : "dependency",
       });
     }
     return out;
+  }
+
+  /** Whether another package's import reached `dir` (then it is a dependency, not only declared). */
+  #reachedFromPackages(dir: string): boolean {
+    for (const edges of this.#packageEdges.values())
+      if (edges.has(dir)) return true;
+    return false;
   }
 
   /**
@@ -566,9 +619,12 @@ class JsScanner {
   /** Packages reachable only through optional imports or optional dependencies. */
   #optionalClosure(packages: Map<string, ClosureEntry>): Set<string> {
     const required = new Set<string>();
-    const stack = [...this.#imported].filter(
-      (dir) => this.#optionalOnly.get(dir) === false,
-    );
+    const stack = [
+      ...[...this.#imported].filter(
+        (dir) => this.#optionalOnly.get(dir) === false,
+      ),
+      ...[...this.#declared].filter(([, opt]) => !opt).map(([dir]) => dir),
+    ];
     while (stack.length > 0) {
       const dir = stack.pop() as string;
       if (required.has(dir)) continue;
@@ -717,4 +773,53 @@ async function listFiles(dir: string): Promise<string[]> {
   }
   await walk(dir);
   return out.sort();
+}
+
+/** The nearest package.json at or above `dir`, or null. */
+async function nearestPackageJson(dir: string): Promise<string | null> {
+  for (let current = dir; ; current = dirname(current)) {
+    const candidate = join(current, "package.json");
+    try {
+      if ((await stat(candidate)).isFile()) return candidate;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    if (dirname(current) === current) return null;
+  }
+}
+
+/** A run-time dependency an app's package.json declares, with the line naming it. */
+interface Declared {
+  name: string;
+  optional: boolean;
+  line: number;
+}
+
+/** `dependencies` and `optionalDependencies` of a package.json (never devDependencies). */
+async function declaredDependencies(path: string): Promise<Declared[]> {
+  const text = await readFile(path, "utf8");
+  let json: { dependencies?: unknown; optionalDependencies?: unknown };
+  try {
+    json = JSON.parse(text) as typeof json;
+  } catch (error) {
+    if (error instanceof SyntaxError) return [];
+    throw error;
+  }
+  const keys = (value: unknown) =>
+    value !== null && typeof value === "object" && !Array.isArray(value)
+      ? Object.keys(value)
+      : [];
+  const optional = new Set(keys(json.optionalDependencies));
+  const names = [...new Set([...keys(json.dependencies), ...optional])];
+  return names.map((name) => ({
+    name,
+    optional: optional.has(name),
+    line: lineOf(text, JSON.stringify(name)),
+  }));
+}
+
+/** The 1-based line of the first occurrence of `needle` in `text` (1 when absent). */
+function lineOf(text: string, needle: string): number {
+  const at = text.indexOf(needle);
+  return at < 0 ? 1 : text.slice(0, at).split("\n").length;
 }
