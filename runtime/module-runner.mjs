@@ -11,6 +11,8 @@
 // One-shot mode (`--once`, a remote worker's task): one TaskRequest read from stdin, its TaskReply
 // written to file descriptor 3, then exit; the sandbox is the worker's (not emptied). Under a
 // bundle (ENVPACK_ENV set by envpack-run) a relative module path is the bundle's, "" its entry.
+// Remote warm mode (`--connect`, a long-lived Work Queue task): the same warm loop over a TCP
+// connection back to the manager, after proving a one-time token (see connect()).
 // Warm, started with node's --expose-gc, it collects a task's garbage before answering when the
 // task grew it (see tidy): each task is measured from the runtime at rest.
 
@@ -193,8 +195,14 @@ if (process.argv[2] === "--once") {
   process.exit(0);
 }
 
-process.on("message", async (/** @type {any} */ message) => {
-  if (message?.type !== "run") return;
+/**
+ * Runs one warm request and answers it through `send`: the task's CPU since the last one ended,
+ * its sandbox measured and emptied, its garbage collected before the answer. `peakMB` (remote
+ * runtimes) is the resident high-water mark of this task alone, read after it.
+ * @param {any} message @param {(reply: Record<string, unknown>) => void} send
+ * @param {() => number | undefined} [peak]
+ */
+async function answer(message, send, peak) {
   let outcome = await run(message);
   const now = process.cpuUsage();
   const used = {
@@ -208,39 +216,150 @@ process.on("message", async (/** @type {any} */ message) => {
     outcome = { ok: false, error: describe(error) };
   }
   const rssMB = process.memoryUsage.rss() / MB;
+  const peakMB = peak?.();
   // Before the answer: the next task is sent only then, and its samples must not see this garbage.
   // A collection's CPU is neither this task's nor the next one's.
   cpuMark = tidy(rssMB) ? process.cpuUsage() : now;
+  const reply = {
+    type: "result",
+    protocol: PROTOCOL,
+    id: message.id,
+    cpuMs: (used.user + used.system) / 1000,
+    rssMB,
+    restMB,
+    diskMB,
+    ...(peakMB === undefined ? {} : { peakMB }),
+  };
   try {
-    process.send?.({
-      type: "result",
-      protocol: PROTOCOL,
-      id: message.id,
-      ...outcome,
-      cpuMs: (used.user + used.system) / 1000,
-      rssMB,
-      restMB,
-      diskMB,
-    });
+    send({ ...reply, ...outcome });
   } catch (error) {
     // The value could not be sent (not JSON): say so instead of hanging the task.
-    process.send?.({
-      type: "result",
-      protocol: PROTOCOL,
-      id: message.id,
+    send({
+      ...reply,
       ok: false,
       error: describe(
         new TypeError(
           `the result of ${message.exportName} is not JSON-serialisable: ${describe(error).message}`,
         ),
       ),
-      cpuMs: (used.user + used.system) / 1000,
-      rssMB,
-      restMB,
-      diskMB,
     });
   }
-});
-// The executor owns this process: when the channel closes, leave.
-process.on("disconnect", () => process.exit(0));
-process.send?.({ type: "ready", protocol: PROTOCOL });
+}
+
+/**
+ * The resident high-water mark (MB) since the last reset, and a reset: Linux's VmHWM, cleared by
+ * writing 5 to /proc/self/clear_refs. Undefined where /proc does not allow it (then rssMB counts).
+ */
+function highWater() {
+  try {
+    const status = readFileSync("/proc/self/status", "utf8");
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  } catch (error) {
+    if (/** @type {NodeJS.ErrnoException} */ (error).code === "ENOENT")
+      return undefined;
+    throw error;
+  }
+}
+
+function resetHighWater() {
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch (error) {
+    const code = /** @type {NodeJS.ErrnoException} */ (error).code;
+    if (code === "ENOENT" || code === "EACCES" || code === "EPERM")
+      return false;
+    throw error;
+  }
+}
+
+/**
+ * Remote warm mode (`--connect`, a long-lived Work Queue task): a RuntimeConnect on stdin says
+ * where the manager is; this connects back, proves its one-time token over the manager's challenge
+ * and runs TaskRequests one at a time (RuntimeWire in src/core/task.ts). It leaves when the
+ * connection ends or the manager says `exit`. Its sandbox is `work/` in the task's directory.
+ */
+async function connect() {
+  const { createConnection } = await import("node:net");
+  const { createHmac } = await import("node:crypto");
+  const config = JSON.parse(readFileSync(0, "utf8"));
+  const sandbox = join(process.cwd(), "work");
+  const socket = createConnection({ host: config.host, port: config.port });
+  socket.setNoDelay(true);
+  /** @param {unknown} value */
+  const write = (value) => socket.write(`${JSON.stringify(value)}\n`);
+  const canMeasure = resetHighWater();
+  let buffered = "";
+  let queue = Promise.resolve();
+  /** @param {any} message */
+  const handle = (message) => {
+    if (message?.type === "challenge") {
+      const answer = createHmac("sha256", Buffer.from(config.token, "hex"))
+        .update(message.nonce)
+        .digest("hex");
+      write({
+        type: "hello",
+        protocol: PROTOCOL,
+        answer,
+        pid: process.pid,
+        restMB,
+      });
+    } else if (message?.type === "run") {
+      queue = queue.then(() => {
+        let module;
+        try {
+          module = inBundle(message.module);
+        } catch (error) {
+          write({
+            type: "result",
+            protocol: PROTOCOL,
+            id: message.id,
+            ok: false,
+            error: describe(error),
+          });
+          return;
+        }
+        if (canMeasure) resetHighWater();
+        return answer(
+          { ...message, module, cwd: sandbox },
+          write,
+          canMeasure ? highWater : undefined,
+        );
+      });
+    } else if (message?.type === "exit") {
+      socket.end();
+      process.exit(0);
+    }
+  };
+  socket.on("connect", () =>
+    socket.write(`envpack-runtime ${PROTOCOL} ${config.runtimeId}\n`),
+  );
+  socket.on("data", (chunk) => {
+    buffered += chunk.toString("utf8");
+    let end;
+    while ((end = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, end);
+      buffered = buffered.slice(end + 1);
+      handle(JSON.parse(line));
+    }
+  });
+  // The manager owns this process: when the connection ends (or never opens), leave.
+  socket.on("error", (error) => {
+    process.stderr.write(`envpack runtime: ${error.message}\n`);
+    process.exit(1);
+  });
+  socket.on("close", () => process.exit(0));
+}
+
+if (process.argv[2] === "--connect") {
+  await connect();
+} else {
+  process.on("message", (/** @type {any} */ message) => {
+    if (message?.type !== "run") return;
+    void answer(message, (reply) => process.send?.(reply));
+  });
+  // The executor owns this process: when the channel closes, leave.
+  process.on("disconnect", () => process.exit(0));
+  process.send?.({ type: "ready", protocol: PROTOCOL });
+}

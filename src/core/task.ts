@@ -149,7 +149,45 @@ export interface TaskReply {
   restMB?: number;
   /** Module runner: MB the task left in its sandbox (measured, then emptied). */
   diskMB?: number;
+  /**
+   * Remote warm runtime: the runtime's peak resident MB during this task alone (its high-water
+   * mark is reset when the task starts, with the runtime at rest).
+   */
+  peakMB?: number;
 }
+
+/**
+ * What a remote warm runtime (runtime/module-runner.mjs `--connect`, a long-lived Work Queue task)
+ * reads on stdin: where the manager listens, and the one-time token that proves, over a challenge,
+ * that the runtime was started by the manager's own task (the token travels only inside that task).
+ */
+export interface RuntimeConnect {
+  type: "connect";
+  protocol: typeof TASK_PROTOCOL;
+  host: string;
+  port: number;
+  /** The runtime's name, said in the first line it sends: `envpack-runtime PROTOCOL ID`. */
+  runtimeId: string;
+  /** 32 random bytes, hex. */
+  token: string;
+}
+
+/**
+ * The runtime connection after that first line, one JSON document per line. The manager sends a
+ * challenge; the runtime answers with HMAC-SHA256(token, nonce) (hex) in its hello; then the
+ * manager sends TaskRequests one at a time, each answered by a TaskReply, and `exit` to end it.
+ */
+export type RuntimeWire =
+  | { type: "challenge"; nonce: string }
+  | {
+      type: "hello";
+      protocol: typeof TASK_PROTOCOL;
+      answer: string;
+      pid: number;
+      /** Resident MB at rest, before any task. */
+      restMB: number;
+    }
+  | { type: "exit" };
 
 /** An autolabel category's state, as `label:chosen` events and `executor.summary()` report it. */
 export interface CategorySummary {

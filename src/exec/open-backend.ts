@@ -17,7 +17,7 @@ export interface OpenBackendOptions {
   onEvent?: OnEvent | undefined;
   /** local: declared workers modelling a heterogeneous pool (default: this machine). */
   workers?: WorkerSpec[] | undefined;
-  /** local: module apps in warm runtime processes (default true). */
+  /** Module apps in warm runtimes (default true): local processes, or long-lived Work Queue tasks. */
   reuseRuntimes?: boolean | undefined;
   /** workqueue: the TCP port workers connect to; 0 picks a free one. */
   port?: number | undefined;
@@ -65,6 +65,7 @@ const OPENERS: Record<BackendName, Opener> = {
       password: options.password,
       project: options.project,
       catalog: options.catalog,
+      reuseRuntimes: options.reuseRuntimes,
       onEvent: options.onEvent,
     });
   },

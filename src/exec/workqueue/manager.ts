@@ -19,6 +19,7 @@ import {
   isNotFound,
   type OnEvent,
   type Resources,
+  type RuntimeConnect,
   type TaskBundle,
   type TaskResult,
   type TaskSpec,
@@ -55,6 +56,11 @@ import {
 } from "./task-command.js";
 import type { ManagerSnapshot, StatusHandler } from "./manager-view.js";
 import { StatusService } from "./status-service.js";
+import {
+  RUNTIME_GREETING,
+  WarmRuntimes,
+  type RemoteRun,
+} from "./warm-runtimes.js";
 import { WorkerLink, type WorkerIdentity } from "./worker-link.js";
 
 /** Options of {@link WorkQueueBackend}. */
@@ -69,6 +75,13 @@ export interface WorkQueueOptions {
   catalog?: string | undefined;
   /** A password file, the same one workers get with `--password` (its exact bytes). */
   password?: string | undefined;
+  /**
+   * Module apps in warm runtimes on the workers (default true): a long-lived Work Queue task per
+   * slot that runs many tasks; false: a node process per task.
+   */
+  reuseRuntimes?: boolean | undefined;
+  /** A warm runtime idle this long ends, so its worker can idle out (default 10 s). */
+  runtimeIdleMs?: number | undefined;
   /** Measure and limit tasks with resource_monitor (default true). */
   monitor?: boolean | undefined;
   /**
@@ -118,6 +131,10 @@ export class WorkQueueBackend implements ExecBackend {
   /** Status answers on the port and, with a project, catalog updates (status-service.ts). */
   readonly #status: StatusService;
   #keepalive: NodeJS.Timeout | undefined;
+  /** Module apps' warm runtimes on the workers (with reuseRuntimes). */
+  readonly #warm: WarmRuntimes;
+  /** The files of module tasks being placed in a warm runtime, by task id (for its launch). */
+  readonly #files = new Map<string, TaskFiles>();
 
   constructor(options: WorkQueueOptions) {
     if (
@@ -131,6 +148,19 @@ export class WorkQueueBackend implements ExecBackend {
         { hint: "Give port: 0 to pick a free one." },
       );
     this.#options = options;
+    this.#warm = new WarmRuntimes({
+      launch: (link, task, label, connect) =>
+        this.#dispatch(
+          link,
+          task,
+          label,
+          this.#files.get(task.id) ?? {},
+          connect,
+        ),
+      port: () => this.#address?.port ?? 0,
+      idleMs: options.runtimeIdleMs,
+      onEvent: options.onEvent,
+    });
     this.#status = new StatusService(this, {
       project: options.project,
       catalog: options.catalog,
@@ -240,10 +270,64 @@ export class WorkQueueBackend implements ExecBackend {
     const link = this.#links.get(placement.workerId);
     if (link === undefined || link.closed) return finish(lostOutcome());
     if (signal.aborted || this.#closing) return finish(canceledOutcome());
+    const untrack = this.#status.running(task, placement);
+    if (task.payload.kind === "module" && this.#options.reuseRuntimes !== false)
+      try {
+        this.#files.set(task.id, files);
+        const { outcome } = await this.#warm.run(
+          task,
+          link,
+          placement.label,
+          signal,
+        );
+        return finish(outcome);
+      } finally {
+        this.#files.delete(task.id);
+        untrack();
+      }
+    this.#warm.makeRoom(link, placement.label);
+    const remote = this.#dispatch(link, task, placement.label, files);
+    return new Promise<TaskResult>((resolve) => {
+      let settled = false;
+      const settle = (outcome: Outcome) => {
+        if (settled) return;
+        settled = true;
+        untrack();
+        signal.removeEventListener("abort", cancel);
+        this.#cancels.delete(remote.wqId);
+        resolve(finish(outcome));
+      };
+      // Killing a young task stalls that worker up to 3 s (§8); nothing here waits for it.
+      const cancel = () => {
+        remote.kill();
+        settle(canceledOutcome());
+      };
+      signal.addEventListener("abort", cancel, { once: true });
+      this.#cancels.set(remote.wqId, cancel);
+      void remote.ended.then(settle);
+    });
+  }
+
+  /** Warm runtimes alive now, for tests and status. */
+  runtimes(): ReturnType<WarmRuntimes["list"]> {
+    return this.#warm.list();
+  }
+
+  /**
+   * Sends one task to a worker: its files (each once per connection), its request, the task.
+   * `connect` makes a module task a warm runtime (warm-runtimes.ts).
+   */
+  #dispatch(
+    link: WorkerLink,
+    task: TaskSpec,
+    label: Resources,
+    files: TaskFiles,
+    connect?: RuntimeConnect,
+  ): RemoteRun {
     const monitor = this.#monitorFor(link);
     const wqId = this.#nextTask;
     this.#nextTask = this.#nextTask >= 2 ** 31 - 1 ? 1 : this.#nextTask + 1;
-    const run = workerTask(task, wqId, placement.label, files, monitor);
+    const run = workerTask(task, wqId, label, files, monitor, connect);
     const outName = `out-${wqId}`;
     const requestName = run.request === undefined ? undefined : `req-${wqId}`;
     if (monitor.kind === "shipped") link.ensure(monitor.file);
@@ -256,7 +340,7 @@ export class WorkQueueBackend implements ExecBackend {
         id: wqId,
         cmd: run.cmd,
         category: task.category,
-        ...placement.label,
+        ...label,
         env: run.env,
         inputs:
           requestName === undefined
@@ -265,40 +349,26 @@ export class WorkQueueBackend implements ExecBackend {
         outputs: [{ cacheName: outName, path: OUT_DIR }],
       }),
     );
-    const untrack = this.#status.running(task, placement);
-    return new Promise<TaskResult>((resolve) => {
-      let settled = false;
-      const settle = (outcome: Outcome) => {
-        if (settled) return;
-        settled = true;
-        untrack();
-        signal.removeEventListener("abort", cancel);
-        this.#cancels.delete(wqId);
-        resolve(finish(outcome));
-      };
-      // Killing a young task stalls that worker up to 3 s (§8); nothing here waits for it.
-      const cancel = () => {
-        link.kill(wqId);
-        settle(canceledOutcome());
-      };
-      signal.addEventListener("abort", cancel, { once: true });
-      this.#cancels.set(wqId, cancel);
+    const ended = new Promise<Outcome>((resolve) =>
       link.track({
         wqId,
         outName,
         requestName,
+        label,
         done: (report) => {
           const { outcome, unmonitored } = decodeReport(task, report);
           if (unmonitored) this.#unmonitored(link);
-          settle(outcome);
+          resolve(outcome);
         },
-        lost: () => settle(lostOutcome()),
-      });
-    });
+        lost: () => resolve(lostOutcome()),
+      }),
+    );
+    return { wqId, ended, kill: () => link.kill(wqId) };
   }
 
   async shutdown(): Promise<void> {
     this.#closing = true;
+    await this.#warm.shutdown();
     await this.#status.stop();
     clearInterval(this.#keepalive);
     for (const cancel of [...this.#cancels.values()]) cancel();
@@ -379,6 +449,13 @@ export class WorkQueueBackend implements ExecBackend {
         return;
       }
       const line = message.type === "line" ? message.line : message.type;
+      if (line.startsWith(`${RUNTIME_GREETING} `)) {
+        // A warm runtime proves its own one-time token (warm-runtimes.ts).
+        handle = () => {};
+        socket.removeAllListeners("data");
+        this.#warm.accept(socket, line, address);
+        return;
+      }
       const handler = this.requests.get(line.split(" ")[0] ?? "");
       if (
         handler !== undefined &&
@@ -512,6 +589,7 @@ export class WorkQueueBackend implements ExecBackend {
   #leave(link: WorkerLink): void {
     if (link.closed) return;
     link.close();
+    this.#warm.workerLeft(link);
     if (this.#links.get(link.identity.id) === link) {
       this.#links.delete(link.identity.id);
       this.#options.onEvent?.({

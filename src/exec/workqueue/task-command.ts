@@ -5,6 +5,7 @@
 import {
   TASK_PROTOCOL,
   type Resources,
+  type RuntimeConnect,
   type TaskReply,
   type TaskRequest,
   type TaskSpec,
@@ -92,6 +93,8 @@ export function workerTask(
   label: Resources,
   files: TaskFiles,
   monitor: MonitorChoice,
+  /** A module task only: instead of running it once, start a warm runtime that connects here. */
+  connect?: RuntimeConnect,
 ): WorkerTask {
   const cached = (f: ShippedFile) => `../cache/${f.cacheName}`;
   const lines = [
@@ -103,7 +106,7 @@ export function workerTask(
   ];
   const env: Record<string, string> = { ...task.env };
   let program: string[];
-  let request: TaskRequest | undefined;
+  let request: TaskRequest | RuntimeConnect | undefined;
   const payload = task.payload;
   if (payload.kind === "command") {
     program =
@@ -114,29 +117,34 @@ export function workerTask(
     if (runner === undefined)
       throw new Error("an app task needs its runner shipped");
     program =
-      payload.kind === "module"
-        ? ["node", cached(runner), "--once"]
-        : ["python3", "-I", "-B", cached(runner)];
+      payload.kind !== "module"
+        ? ["python3", "-I", "-B", cached(runner)]
+        : connect === undefined
+          ? ["node", cached(runner), "--once"]
+          : // --expose-gc: the runner collects a task's garbage before the next task is measured.
+            ["node", "--expose-gc", cached(runner), "--connect"];
     request =
-      payload.kind === "module"
-        ? {
-            type: "run",
-            protocol: TASK_PROTOCOL,
-            id: task.id,
-            module: payload.module,
-            exportName: payload.exportName,
-            args: payload.args,
-            cwd: ".",
-          }
-        : {
-            type: "run",
-            protocol: TASK_PROTOCOL,
-            id: task.id,
-            file: payload.file,
-            function: payload.functionName,
-            args: payload.args,
-            cwd: ".",
-          };
+      connect !== undefined
+        ? connect
+        : payload.kind === "module"
+          ? {
+              type: "run",
+              protocol: TASK_PROTOCOL,
+              id: task.id,
+              module: payload.module,
+              exportName: payload.exportName,
+              args: payload.args,
+              cwd: ".",
+            }
+          : {
+              type: "run",
+              protocol: TASK_PROTOCOL,
+              id: task.id,
+              file: payload.file,
+              function: payload.functionName,
+              args: payload.args,
+              cwd: ".",
+            };
     if (task.bundle !== undefined) {
       if (files.bundle === undefined || files.envpackRun === undefined)
         throw new Error(

@@ -28,6 +28,8 @@ export interface RemoteTask {
   outName: string;
   /** Its request file in the worker's cache, if any (unlinked at the end). */
   requestName?: string | undefined;
+  /** The resources the worker holds for it while it runs. */
+  label: Resources;
   /** Called once with what came back. */
   done(report: WorkerReport): void;
   /** Called instead when the worker left first. */
