@@ -14,6 +14,7 @@ import { build, Executor, type EnvpackEvent } from "../src/index.js";
 import { prepareApp, repoRoot } from "./lib/fixtures.js";
 import { median, ratio } from "./lib/stats.js";
 import { formatTable, ratioText, wantsJson } from "./lib/table.js";
+import { formatWarmSection, runWarmSection } from "./wq-warm.js";
 import {
   queryStatus,
   startBenchWorker,
@@ -344,6 +345,7 @@ async function main(): Promise<void> {
       `bench:wq: a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
     );
     const bundle = await runBundle(work, noopEntry);
+    const warm = await runWarmSection(work, noopEntry, SCALE, log);
 
     const vsC = c.ok
       ? ratio(commands.tasksPerSecond, c.value.tasksPerSecond)
@@ -366,6 +368,7 @@ async function main(): Promise<void> {
             commands,
             modules,
             bundle,
+            warm,
             ratios: {
               commandsVsC: vsC,
               commandsVsCMonitored: vsCMonitored,
@@ -450,6 +453,8 @@ async function main(): Promise<void> {
           ],
         ],
       ),
+      "",
+      ...formatWarmSection(warm),
       "",
       "resource_monitor keeps each task on its core ~0.3 s however short it is (start-up, then a fixed 200 ms pause after the task exits, seen with strace), so a monitored manager runs at most ~3 no-op tasks/s per core, C or envpack.",
     ];
