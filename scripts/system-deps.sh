@@ -17,6 +17,8 @@ declare -A needed=(
   [work_queue_factory]=coop-computing-tools
   [work_queue_status]=coop-computing-tools
   [dask-scheduler]=python3-distributed
+  # headless browser the report tests open pages in (driven by playwright-core, no download)
+  [chromium]=chromium
 )
 
 missing=()

@@ -32,6 +32,10 @@ export {
   type WorkerSpec,
   type CategorySummary,
   type AutolabelMode,
+  report,
+  type ReportOptions,
+  type ReportResult,
+  type RunFigures,
 } from "./api/index.js";
 export {
   EnvpackError,

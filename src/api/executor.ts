@@ -2,6 +2,7 @@
 // resources, measured, labelled (autolabel), retried, and — with `pack` — run inside their bundle.
 
 import { rm } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
 import { tmpdir } from "node:os";
 import { basename, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,7 +35,10 @@ import {
   isTypeScript,
   mustExist,
 } from "./executor-apps.js";
-import { loadConfig } from "./load-config.js";
+import { loadConfig, loadRunEnvironment } from "./load-config.js";
+import { RunLog } from "./run-log.js";
+import { RunStatus } from "./run-status.js";
+import { envpackVersion } from "./version.js";
 import { scan, strictFindings } from "./scan-app.js";
 
 export type { WorkerSpec, CategorySummary, AutolabelMode };
@@ -63,6 +67,18 @@ export interface CommonExecutorOptions {
   /** Where local workers keep sandboxes and unpacked bundles (default: a temp directory). */
   workDir?: string | undefined;
   onEvent?: OnEvent | undefined;
+  /**
+   * A run log: every event appended to this file as one JSON line (what `envpack report` reads),
+   * starting with the run's options and then its workers and apps as they appear. Default
+   * `$ENVPACK_RUN_LOG`, else none.
+   */
+  log?: string | undefined;
+  /**
+   * A live status on stderr: tasks waiting, running, done and failed, workers and throughput,
+   * redrawn in place on a terminal, a plain line every 10 s otherwise (or when `CI` is set).
+   * Default: on when a run log is written.
+   */
+  progress?: boolean | undefined;
   /** Aborting cancels every queued and running task. */
   signal?: AbortSignal | undefined;
 }
@@ -159,6 +175,9 @@ export class Executor {
     Promise<UnresolvedEntry[] | undefined>
   >();
   readonly #workDir: string;
+  readonly #log: RunLog | undefined;
+  readonly #status: RunStatus | undefined;
+  readonly #onEvent: OnEvent | undefined;
   #closed = false;
   #canceled = false;
 
@@ -200,9 +219,37 @@ export class Executor {
         tmpdir(),
         `envpack-executor-${process.pid}-${Date.now().toString(36)}`,
       );
+    const environment = loadRunEnvironment();
+    const logPath = options.log ?? environment.runLog;
+    this.#log =
+      logPath === undefined
+        ? undefined
+        : new RunLog(resolve(logPath), {
+            backend: name,
+            envpack: envpackVersion(),
+            pid: process.pid,
+            options: loggedOptions(given),
+          });
+    this.#status =
+      (options.progress ?? this.#log !== undefined)
+        ? new RunStatus(progressOutput(), {
+            interactive: progressOutput().isTTY === true && !environment.ci,
+          })
+        : undefined;
+    const log = this.#log;
+    const status = this.#status;
+    const listener = options.onEvent;
+    this.#onEvent =
+      log === undefined && status === undefined
+        ? listener
+        : (event) => {
+            log?.write(event);
+            status?.onEvent(event);
+            listener?.(event);
+          };
     this.#backend = openBackend(name, {
       workDir: this.#workDir,
-      onEvent: options.onEvent,
+      onEvent: this.#onEvent,
       workers: given.workers,
       reuseRuntimes: options.reuseRuntimes,
       port: given.port,
@@ -217,7 +264,7 @@ export class Executor {
       autolabelWindow: window,
       autolabelMode: mode,
       maxRetries: retries,
-      onEvent: options.onEvent,
+      onEvent: this.#onEvent,
     });
     this.#started = this.#engine.start();
     // Until a call awaits it, a failed start must not be an unhandled rejection.
@@ -257,7 +304,7 @@ export class Executor {
         ? resolve(module)
         : fileURLToPath(module);
     mustExist(file, `app ${exportName}`);
-    return this.#makeApp<A, R>(
+    return this.#define<A, R>(
       {
         name: options.name ?? `${basename(file, extname(file))}.${exportName}`,
         kind: "module",
@@ -279,7 +326,7 @@ export class Executor {
   ): App<string[], CommandResult> {
     if (Array.isArray(command) ? command.length === 0 : command.trim() === "")
       throw new UsageError("ENVPACK_USAGE_BAD_ARGUMENT", "an empty command");
-    return this.#makeApp<string[], CommandResult>(
+    return this.#define<string[], CommandResult>(
       {
         name:
           options.name ??
@@ -308,7 +355,7 @@ export class Executor {
   ): App<A, R> {
     const path = resolve(file);
     mustExist(path, `python app ${functionName}`);
-    return this.#makeApp<A, R>(
+    return this.#define<A, R>(
       {
         name: options.name ?? `${basename(path, ".py")}.${functionName}`,
         kind: "python",
@@ -341,6 +388,23 @@ export class Executor {
     // A work directory the executor chose is its own to remove.
     if (this.#options.workDir === undefined)
       await rm(this.#workDir, { recursive: true, force: true });
+    this.#status?.stop();
+    this.#log?.close({ counts: this.#engine.counts() });
+    if (this.#log?.failure !== undefined) throw this.#log.failure;
+  }
+
+  /** An app made by app(), command() or pythonApp(): announced once (`with` makes variants). */
+  #define<A extends unknown[], R>(
+    def: AppDef,
+    resources: ResourceSpec,
+  ): App<A, R> {
+    this.#onEvent?.({
+      type: "app:defined",
+      app: def.name,
+      kind: def.kind,
+      resources,
+    });
+    return this.#makeApp<A, R>(def, resources);
   }
 
   #makeApp<A extends unknown[], R>(
@@ -480,17 +544,33 @@ export class Executor {
         cacheDir: this.#options.cacheDir,
         env: def.env,
       });
+      const began = performance.now();
       pending = build({
         entries: [def.file as string],
         env: def.kind === "python" ? config.env : undefined,
         cwd: process.cwd(),
         cacheDir: config.cacheDir,
-        onEvent: this.#options.onEvent,
+        onEvent: this.#onEvent,
         signal: this.#options.signal,
       }).then(
-        (built) => ({
-          bundle: { digest: built.digest, path: built.path, kind: built.kind },
-        }),
+        (built) => {
+          this.#onEvent?.({
+            type: "bundle:step",
+            step: "build",
+            digest: built.digest,
+            durationMs: performance.now() - began,
+            bytes: built.size,
+            app: def.name,
+            cached: built.cached,
+          });
+          return {
+            bundle: {
+              digest: built.digest,
+              path: built.path,
+              kind: built.kind,
+            },
+          };
+        },
         (error: unknown) => {
           throw isEnvpackError(error)
             ? error
@@ -510,6 +590,20 @@ export class Executor {
 /** How a runtime reports an import its bundle cannot satisfy (Node's ESM loader, Python). */
 const MISSING_IMPORT =
   /Cannot find (?:package|module) |No module named |ModuleNotFoundError/;
+
+/** The options worth a run log's first line: JSON-safe, without callbacks or secrets. */
+function loggedOptions(options: AnyExecutorOptions): Record<string, unknown> {
+  const { onEvent: _onEvent, signal: _signal, password, ...rest } = options;
+  return { ...rest, ...(password === undefined ? {} : { password: true }) };
+}
+
+/**
+ * Where `progress: true` writes: stderr. The library's one writer to a standard stream, asked
+ * for by the caller (STYLE §6 keeps the rest of the library off them).
+ */
+function progressOutput(): NodeJS.WriteStream {
+  return process.stderr;
+}
 
 function canceledBefore(name: string): TaskError {
   return new TaskError(

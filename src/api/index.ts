@@ -39,3 +39,9 @@ export {
   type CategorySummary,
   type AutolabelMode,
 } from "./executor.js";
+export {
+  report,
+  type ReportOptions,
+  type ReportResult,
+  type RunFigures,
+} from "./report.js";

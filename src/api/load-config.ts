@@ -36,6 +36,24 @@ export function loadConfig(
   });
 }
 
+/** What an executor takes from the environment. */
+export interface RunEnvironment {
+  /** `$ENVPACK_RUN_LOG`: the run log of executors not given `log`. */
+  runLog: string | undefined;
+  /** `$CI` is set: progress as plain lines, never a redrawn one. */
+  ci: boolean;
+}
+
+/** The executor's settings from the environment. */
+export function loadRunEnvironment(
+  environment: NodeJS.ProcessEnv = process.env,
+): Readonly<RunEnvironment> {
+  return Object.freeze({
+    runLog: environment.ENVPACK_RUN_LOG || undefined,
+    ci: Boolean(environment.CI),
+  });
+}
+
 /** The flags {@link loadRegistryConfig} merges over the environment. */
 export interface RegistryFlags {
   registry?: string | undefined;

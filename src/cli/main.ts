@@ -7,6 +7,7 @@ import { envpackVersion, loadConfig } from "../api/index.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCache } from "./commands/cache.js";
 import { registerRegistry } from "./commands/registry.js";
+import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
 import { registerScan } from "./commands/scan.js";
 import type { CommandContext } from "./context.js";
@@ -83,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
   registerRun(program, context);
   registerCache(program, context);
   registerRegistry(program, context);
+  registerReport(program, context);
   const configure = (parent: Command, path: string): void => {
     for (const command of parent.commands) {
       const name = `${path}${command.name()}`;

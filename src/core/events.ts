@@ -1,7 +1,7 @@
 // Typed progress and diagnostic events emitted by long operations; the CLI decides how to render them.
 
 import type { Digest } from "./digest.js";
-import type { Resources } from "./resources.js";
+import type { ResourceSpec, Resources } from "./resources.js";
 import type { CategorySummary, TaskResult } from "./task.js";
 
 /**
@@ -44,7 +44,11 @@ export type WarningCode =
   /** Tasks on a Work Queue worker run without resource_monitor: memory and disk labels are not enforced. */
   | "ENVPACK_WARN_WQ_UNMONITORED"
   /** A Work Queue worker that answered no keepalive check was dropped; its tasks run elsewhere. */
-  | "ENVPACK_WARN_WQ_WORKER_SILENT";
+  | "ENVPACK_WARN_WQ_WORKER_SILENT"
+  /** A run log ends in the middle of a line (its writer was killed); the report has everything before it. */
+  | "ENVPACK_WARN_RUN_LOG_TRUNCATED"
+  /** A line of a run log that is not one JSON event; the report skips it. */
+  | "ENVPACK_WARN_RUN_LOG_BAD_LINE";
 
 /** A finding that is data, not a failure; `strict` turns some of them into errors. */
 export interface WarnEvent {
@@ -90,12 +94,44 @@ export type EnvpackEvent =
       id: string;
       category: string;
       state: "queued" | "running" | "done" | "failed" | "retry";
+      /** The app's name (on `queued`). */
+      app?: string;
       workerId?: string;
       label?: Resources;
       result?: TaskResult;
     }
   /** autolabel chose a new label for a category. */
   | ({ type: "label:chosen" } & CategorySummary)
+  /** A worker joined the pool (local workers at start, Work Queue workers when they connect). */
+  | { type: "worker:joined"; workerId: string; resources: Resources }
+  /** A worker left the pool; its running tasks run again elsewhere. */
+  | { type: "worker:left"; workerId: string }
+  /** An app was defined on an executor: its calls are tasks of its category. */
+  | {
+      type: "app:defined";
+      app: string;
+      kind: "module" | "command" | "python";
+      /** Its default resources (empty: a whole worker, or its label under autolabel). */
+      resources: ResourceSpec;
+    }
+  /**
+   * One step of bringing a bundle to a worker, timed: `build` on this host (a cache hit is fast),
+   * `transfer` to a worker (Work Queue: once per connection), `unpack` on a worker (local: once
+   * per worker). `bytes` is the bundle's size.
+   */
+  | {
+      type: "bundle:step";
+      step: "build" | "transfer" | "unpack";
+      digest: Digest;
+      durationMs: number;
+      bytes?: number | undefined;
+      /** The worker it was sent to or unpacked on; none for a build. */
+      workerId?: string | undefined;
+      /** The app it was built for (build only). */
+      app?: string | undefined;
+      /** A build answered from the cache or a registry. */
+      cached?: boolean | undefined;
+    }
   | WarnEvent
   | { type: "debug"; message: string };
 

@@ -239,6 +239,7 @@ export class TaskEngine {
       id: spec.id,
       category: spec.category,
       state: spec.attempt === 0 ? "queued" : "retry",
+      ...(spec.attempt === 0 ? { app: pending.name } : {}),
     });
     this.#scheduler.submit(task, spec.attempt > 0);
     this.#counts.waiting++;
@@ -391,12 +392,18 @@ export class TaskEngine {
     for (const key of ["cores", "memory", "disk", "gpus"] as const)
       largest[key] = Math.max(largest[key], info.resources[key]);
     this.#largest = largest;
+    this.#options.onEvent?.({
+      type: "worker:joined",
+      workerId: info.id,
+      resources: { ...info.resources },
+    });
     this.#pump();
   }
 
   /** A worker left: nothing more is placed on it; the backend resolves its tasks "worker-lost". */
   #left(id: string): void {
     this.#scheduler.removeWorker(id);
+    this.#options.onEvent?.({ type: "worker:left", workerId: id });
   }
 
   *#waiting(): Iterable<QueuedTask> {

@@ -226,12 +226,22 @@ export class LocalBackend implements ExecBackend {
   #unpacked(worker: LocalWorker, bundle: TaskBundle): Promise<string> {
     let pending = worker.unpacking.get(bundle.digest);
     if (pending === undefined) {
+      const began = performance.now();
       pending = ensureUnpacked({
         file: bundle.path,
         digest: bundle.digest,
         envsDir: join(worker.dir, "envs"),
         onEvent: this.#options.onEvent,
-      }).then((r) => r.dir);
+      }).then((r) => {
+        this.#options.onEvent?.({
+          type: "bundle:step",
+          step: "unpack",
+          digest: bundle.digest,
+          workerId: worker.info.id,
+          durationMs: performance.now() - began,
+        });
+        return r.dir;
+      });
       worker.unpacking.set(bundle.digest, pending);
       pending.catch(() => worker.unpacking.delete(bundle.digest));
     }

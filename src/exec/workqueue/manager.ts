@@ -331,8 +331,10 @@ export class WorkQueueBackend implements ExecBackend {
     const outName = `out-${wqId}`;
     const requestName = run.request === undefined ? undefined : `req-${wqId}`;
     if (monitor.kind === "shipped") link.ensure(monitor.file);
-    for (const file of [files.envpackRun, files.bundle, files.runner])
+    for (const file of [files.envpackRun, files.runner])
       if (file !== undefined) link.ensure(file);
+    if (files.bundle !== undefined && link.ensure(files.bundle))
+      this.#timeTransfer(link, task, files.bundle);
     if (requestName !== undefined && run.request !== undefined)
       link.put(requestName, run.request);
     link.send(
@@ -601,6 +603,25 @@ export class WorkQueueBackend implements ExecBackend {
     const tasks = [...link.tasks.values()];
     link.tasks.clear();
     for (const task of tasks) task.lost();
+  }
+
+  /** A `bundle:step` transfer event once the bundle queued now has been handed to the socket. */
+  #timeTransfer(link: WorkerLink, task: TaskSpec, file: ShippedFile): void {
+    const onEvent = this.#options.onEvent;
+    const digest = task.bundle?.digest;
+    if (onEvent === undefined || digest === undefined) return;
+    const began = performance.now();
+    void link.flushed().then(() => {
+      if (link.closed) return;
+      onEvent({
+        type: "bundle:step",
+        step: "transfer",
+        digest,
+        workerId: link.identity.id,
+        durationMs: performance.now() - began,
+        bytes: file.size,
+      });
+    });
   }
 
   /** resource_monitor from this host when the worker can run it, else the worker's own. */

@@ -107,9 +107,10 @@ export class WorkerLink {
   /**
    * Makes sure the worker holds a file under its cache name: queued once per connection, ahead
    * of whatever is queued after it (a task naming a missing file drops the connection, §12.3).
+   * True when it was queued now (its first time on this connection).
    */
-  ensure(file: ShippedFile): void {
-    if (this.#sent.has(file.cacheName) || this.#closed) return;
+  ensure(file: ShippedFile): boolean {
+    if (this.#sent.has(file.cacheName) || this.#closed) return false;
     this.#sent.add(file.cacheName);
     this.stats.puts.set(
       file.cacheName,
@@ -117,6 +118,7 @@ export class WorkerLink {
     );
     this.#queue.push(encodePut(file.cacheName, file.size, file.mode), file);
     this.#schedule();
+    return true;
   }
 
   /** Sends a per-task file (a request) under a name used once. */
