@@ -274,6 +274,41 @@ describe("warm runtimes on Work Queue workers", () => {
     expect(retried?.label.memory).toBe(1000);
   });
 
+  it("keeps an autolabel memory label at one task's peak over 50 tasks in one warm runtime", async () => {
+    const m = await manager({ autolabel: true });
+    const file = await appFile();
+    await m.worker(2, 1000);
+    const echo = m.executor.app<[number], { pid: number }>(file, "echo", {
+      name: "base",
+      resources: { cores: 1 },
+    });
+    // Unlabelled: after the first (on a whole worker) it runs with its category's label.
+    const alloc = m.executor.app<[number, number], number>(file, "alloc", {
+      name: "alloc",
+    });
+    await echo(0);
+    const baseline = m.results()[0]?.usage.peakMemory ?? 0;
+    expect(baseline).toBeGreaterThan(10);
+    for (let i = 0; i < 50; i++) expect(await alloc(60, 0)).toBe(60);
+    await m.executor.shutdown();
+    const peaks = m
+      .results()
+      .filter((r) => r.ok && r.usage.peakMemory > baseline + 40)
+      .map((r) => r.usage.peakMemory);
+    expect(peaks).toHaveLength(50);
+    // Each task is measured from the runtime at rest: the last ones as the first ones.
+    const first = Math.min(...peaks.slice(0, 5));
+    expect(Math.max(...peaks.slice(-10))).toBeLessThanOrEqual(first * 1.1);
+    // The last tasks ran with the category's label, not on a whole worker.
+    const last = m.results().at(-1);
+    expect(last?.label.memory).toBeLessThan(1000);
+    const label = m.executor.summary().find((c) => c.category === "alloc")
+      ?.label?.memory;
+    expect(label).toBeGreaterThanOrEqual(60);
+    expect(label).toBeLessThanOrEqual(1.2 * (60 + baseline));
+    expect(last?.label.memory).toBe(label);
+  });
+
   it("never serves a task of one bundle from another bundle's runtime", async () => {
     const one = await appFile(`${APP}\nexport const which = "one";\n`);
     const two = await appFile(`${APP}\nexport const which = "two";\n`);
