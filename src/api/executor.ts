@@ -106,6 +106,22 @@ export interface WorkQueueExecutorOptions extends CommonExecutorOptions {
   project?: string | undefined;
   /** The catalog server(s), `HOST:PORT[,HOST:PORT]` (default: cctools' own). */
   catalog?: string | undefined;
+  /**
+   * Measure and limit every task with `resource_monitor` (default true): memory and disk over
+   * the label end a task as over-resources, and autolabel learns from the peaks. false runs
+   * tasks bare: no measurement, no enforcement, the least overhead per task.
+   */
+  monitor?: boolean | undefined;
+  /**
+   * The `resource_monitor` sent to workers (default: the one on this machine's PATH, if any);
+   * null sends none, and workers use their own if they have one.
+   */
+  resourceMonitor?: string | null | undefined;
+  /**
+   * A worker silent this long (ms) is sent a `check`; one silent as long again is dropped and
+   * its tasks run elsewhere (default 30000).
+   */
+  keepaliveMs?: number | undefined;
 }
 
 /** Options of {@link Executor}: `backend` says which others apply. */
@@ -120,6 +136,9 @@ type AnyExecutorOptions = CommonExecutorOptions & {
   password?: string | undefined;
   project?: string | undefined;
   catalog?: string | undefined;
+  monitor?: boolean | undefined;
+  resourceMonitor?: string | null | undefined;
+  keepaliveMs?: number | undefined;
 };
 
 /** Options of an app. */
@@ -257,6 +276,9 @@ export class Executor {
       password: given.password,
       project: given.project,
       catalog: given.catalog,
+      monitor: given.monitor,
+      resourceMonitor: given.resourceMonitor,
+      keepaliveMs: given.keepaliveMs,
     });
     this.#engine = new TaskEngine({
       backend: this.#backend,

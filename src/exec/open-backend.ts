@@ -29,6 +29,12 @@ export interface OpenBackendOptions {
   project?: string | undefined;
   /** workqueue: the catalog server(s), `HOST:PORT[,HOST:PORT]` (default: cctools' own). */
   catalog?: string | undefined;
+  /** workqueue: measure and limit tasks with resource_monitor (default true). */
+  monitor?: boolean | undefined;
+  /** workqueue: the resource_monitor sent to workers (default: this host's); null sends none. */
+  resourceMonitor?: string | null | undefined;
+  /** workqueue: a silent worker is checked after this long, dropped after as long again (ms). */
+  keepaliveMs?: number | undefined;
 }
 
 type Opener = (options: OpenBackendOptions) => ExecBackend;
@@ -41,6 +47,9 @@ const OPENERS: Record<BackendName, Opener> = {
       "password",
       "project",
       "catalog",
+      "monitor",
+      "resourceMonitor",
+      "keepaliveMs",
     ]);
     return new LocalBackend({
       workers: options.workers,
@@ -66,6 +75,9 @@ const OPENERS: Record<BackendName, Opener> = {
       project: options.project,
       catalog: options.catalog,
       reuseRuntimes: options.reuseRuntimes,
+      monitor: options.monitor,
+      resourceMonitor: options.resourceMonitor,
+      keepaliveMs: options.keepaliveMs,
       onEvent: options.onEvent,
     });
   },

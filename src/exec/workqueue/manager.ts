@@ -147,6 +147,21 @@ export class WorkQueueBackend implements ExecBackend {
         `port must be an integer from 0 to 65535, got ${JSON.stringify(options.port)}`,
         { hint: "Give port: 0 to pick a free one." },
       );
+    const keepalive = options.keepaliveMs;
+    if (
+      keepalive !== undefined &&
+      (!Number.isFinite(keepalive) || keepalive <= 0)
+    )
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_CONFIG",
+        `keepaliveMs must be a number of milliseconds above 0, got ${JSON.stringify(keepalive)}`,
+        { hint: "Leave it out for the default (30000)." },
+      );
+    if (options.monitor !== undefined && typeof options.monitor !== "boolean")
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_CONFIG",
+        `monitor must be true or false, got ${JSON.stringify(options.monitor)}`,
+      );
     this.#options = options;
     this.#warm = new WarmRuntimes({
       launch: (link, task, label, connect) =>
@@ -337,7 +352,7 @@ export class WorkQueueBackend implements ExecBackend {
       this.#timeTransfer(link, task, files.bundle);
     if (requestName !== undefined && run.request !== undefined)
       link.put(requestName, run.request);
-    link.send(
+    link.sendTask(
       encodeTask({
         id: wqId,
         cmd: run.cmd,
@@ -349,6 +364,7 @@ export class WorkQueueBackend implements ExecBackend {
             ? []
             : [{ cacheName: requestName, path: REQUEST_PATH }],
         outputs: [{ cacheName: outName, path: OUT_DIR }],
+        dirs: run.dirs,
       }),
     );
     const ended = new Promise<Outcome>((resolve) =>

@@ -253,6 +253,11 @@ export interface TaskMessage {
   inputs?: Array<{ cacheName: string; path: string }> | undefined;
   /** Sandbox paths moved into the cache as `cacheName` when the task ends. */
   outputs?: Array<{ cacheName: string; path: string }> | undefined;
+  /**
+   * Empty directories the worker makes in the sandbox (mode 0700) before the task starts; one
+   * may also be an output's path (it is then moved to the cache when the task ends).
+   */
+  dirs?: string[] | undefined;
 }
 
 /**
@@ -293,6 +298,9 @@ export function encodeTask(task: TaskMessage): Buffer {
     body += `infile ${cacheToken(input.cacheName)} ${encodeName(input.path)} 0\n`;
   for (const output of task.outputs ?? [])
     body += `outfile ${cacheToken(output.cacheName)} ${encodeName(output.path)} 0\n`;
+  // After the outfiles: the worker refuses an outfile whose sandbox path an input (a dir line
+  // is one) already has, but a dir line checks only other inputs (work_queue.c at 065268945).
+  for (const dir of task.dirs ?? []) body += `dir ${cacheToken(dir)}\n`;
   body += "end\n";
   parts.push(Buffer.from(body));
   return Buffer.concat(parts);

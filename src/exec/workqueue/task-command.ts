@@ -66,11 +66,15 @@ export interface WorkerTask {
   /** The request a runner reads on stdin (apps only); sent as a per-task file `task.json`. */
   request?: Buffer | undefined;
   env: Record<string, string>;
+  /** Empty directories the worker makes in the sandbox before the task starts (`dir` lines). */
+  dirs: string[];
 }
 
 const INPUT = "task.json";
 /** The FIFO a task's watcher waits on (in the sandbox, not in out/: a get would block on it). */
 const ALIVE = ".envpack-alive";
+/** The FIFO whose end of file says the monitored program has exited (see workerTask). */
+const EXITED = ".envpack-exited";
 
 /** The cache file whose presence tells task `wqId` to end itself (see workerTask). */
 export function cancelName(wqId: number): string {
@@ -97,11 +101,11 @@ export function workerTask(
   connect?: RuntimeConnect,
 ): WorkerTask {
   const cached = (f: ShippedFile) => `../cache/${f.cacheName}`;
+  // out/ is made by the worker (a `dir` line): no mkdir process per task.
   const lines = [
     // The worker leaves its connection to the manager open in its tasks (fd 3 here): closed, so
     // that a worker killed with SIGKILL is seen gone at once, not when its orphaned tasks end.
     `for f in 3 4 5 6 7 8 9; do [ -S /proc/$$/fd/$f ] && eval "exec $f>&-"; done`,
-    `mkdir -p ${OUT_DIR} || exit 70`,
     `exec 2>${OUT_DIR}/${OUT.stderr}`,
   ];
   const env: Record<string, string> = { ...task.env };
@@ -192,28 +196,47 @@ export function workerTask(
   // The worker makes each task a process group leader from its side of the fork, which loses the
   // race when the task has already exec'd sh: its kill then misses, and it waits (frozen) for
   // the task to end. A task that finds itself no leader ends itself when the manager, before its
-  // kill, puts the file cancel-ID in the cache (§8, verified on coop-computing-tools 9.9).
+  // kill, puts the file cancel-ID in the cache (§8, verified on coop-computing-tools 9.9). A
+  // leader needs none of this: the worker's kill reaches its whole group.
   const canceller =
-    `[ "$g" = $$ ] || (while [ ! -e ../cache/${cancelName(wqId)} ] && kill -0 $p 2>/dev/null; ` +
-    `do sleep 1; done; [ -e ../cache/${cancelName(wqId)} ] && kill -9 $p) 8>&- 9<&- &`;
+    `[ "$g" = $$ ] || { (while [ ! -e ../cache/${cancelName(wqId)} ] && kill -0 $p 2>/dev/null; ` +
+    `do sleep 1; done; [ -e ../cache/${cancelName(wqId)} ] && kill -9 $p) 8>&- 9<&- & }`;
   lines.push(`g=$$; read -r _ _ _ _ g _ </proc/$$/stat`);
   if (monitor.kind === "off") {
-    lines.push(`"$@"${io} & p=$!`, canceller, `wait $p; exit $?`);
+    // A leader runs the program in the foreground: the shell reports a signal as 128+N (the
+    // worker alone would report it as a plain exit code, §12.7).
+    lines.push(
+      `if [ "$g" = $$ ]; then "$@"${io}; exit $?; fi`,
+      `"$@"${io} & p=$!`,
+      canceller,
+      `wait $p; exit $?`,
+    );
   } else {
     // resource_monitor runs the program in a process group of its own, which the worker's kill
     // (SIGKILL to the task's group) misses: a watcher in that group kills it once this shell is
     // gone (killed, or done). It waits for end-of-file on a FIFO only this shell writes to.
+    //
+    // resource_monitor pauses 200 ms after its program exits unless a signal cuts the pause
+    // short (a do-while usleep in rmonitor_final_cleanup, resource_monitor.c of cctools
+    // 065268945; seen with strace): that pause, not the task, bounded monitored tasks to ~4/s
+    // per core. The program holds the write end of a second FIFO; a poker outside the monitor
+    // (so neither measured nor waited for by it) sees its end of file when the program exits and
+    // sends the monitor SIGCHLD (its handler only reaps its own child) until the monitor is gone.
+    // resource_monitor makes its child a group leader on both sides of the fork (no race). The
+    // inner shell reads nothing byte by byte: under the monitor's helper library every read is
+    // a message to the monitor.
+    const inner = `/bin/sh -c '(read _ <&9; kill -9 0) & exec "$@" 9<&- 7<>${EXITED}' envpack-task`;
     lines.push(
-      `mkfifo ${ALIVE} && exec 8<>${ALIVE} 9<${ALIVE} || exit 70`,
-      // Only in a group of its own: without a monitor (or if its setpgid lost the same race)
-      // that group is this shell's, or the worker's.
-      `set -- /bin/sh -c 'g=; read -r _ _ _ _ g _ </proc/$$/stat; [ "$g" != $$ ] || (read _ <&9; kill -9 0) & exec "$@" 9<&-' envpack-task "$@"`,
+      `mkfifo ${ALIVE} ${EXITED} && exec 8<>${ALIVE} 9<${ALIVE} || exit 70`,
       monitor.kind === "shipped"
-        ? `set -- ${cached(monitor.file)} ${monitorArgs} "$@"`
-        : `if command -v resource_monitor >/dev/null 2>&1; then set -- resource_monitor ${monitorArgs} "$@"; else : >${OUT_DIR}/${OUT.unmonitored}; fi`,
+        ? `set -- ${cached(monitor.file)} ${monitorArgs} ${inner} "$@"; m=1`
+        : `m=; if command -v resource_monitor >/dev/null 2>&1; then set -- resource_monitor ${monitorArgs} ${inner} "$@"; m=1; else : >${OUT_DIR}/${OUT.unmonitored}; fi`,
       `"$@"${io} 8>&- & p=$!`,
+      // At most 40 pokes 5 ms apart: a program that closed fd 7 early costs nothing more.
+      `[ -z "$m" ] || { (exec 8>&- 9<&- 2>/dev/null; read _ <${EXITED}; n=0; while [ $n -lt 40 ] && kill -CHLD $p; do n=$((n+1)); sleep 0.005; done) & }`,
       canceller,
-      `wait $p; s=$?; exec 8>&- 9<&-; exit $s`,
+      // Opening the FIFO once more frees a poker whose program ended before it looked.
+      `wait $p; s=$?; exec 6<>${EXITED} 6>&- 8>&- 9<&-; exit $s`,
     );
   }
   return {
@@ -221,6 +244,7 @@ export function workerTask(
     request:
       request === undefined ? undefined : Buffer.from(JSON.stringify(request)),
     env,
+    dirs: [OUT_DIR],
   };
 }
 

@@ -71,6 +71,12 @@ export class WorkerLink {
   /** Cache names already sent (or queued) on this connection: the worker keeps them until it leaves. */
   readonly #sent = new Set<string>();
   readonly #owed: Owed[] = [];
+  /**
+   * Tasks and the files they need go out before everything else queued in the same turn (kills,
+   * unlinks, gets): the worker reads one message per turn of its loop and starts what it can
+   * after each, so a new task is running before the worker cleans up after the last (§11).
+   */
+  readonly #urgent: Array<Buffer | ShippedFile> = [];
   readonly #queue: Array<Buffer | ShippedFile> = [];
   readonly #readSmall: (file: ShippedFile) => Promise<Buffer>;
   #flushing = false;
@@ -104,6 +110,13 @@ export class WorkerLink {
     this.#schedule();
   }
 
+  /** Queues a `task` message (after the files queued for it, before anything else). */
+  sendTask(data: Buffer): void {
+    if (this.#closed) return;
+    this.#urgent.push(data);
+    this.#schedule();
+  }
+
   /**
    * Makes sure the worker holds a file under its cache name: queued once per connection, ahead
    * of whatever is queued after it (a task naming a missing file drops the connection, §12.3).
@@ -116,14 +129,18 @@ export class WorkerLink {
       file.cacheName,
       (this.stats.puts.get(file.cacheName) ?? 0) + 1,
     );
-    this.#queue.push(encodePut(file.cacheName, file.size, file.mode), file);
+    this.#urgent.push(encodePut(file.cacheName, file.size, file.mode), file);
     this.#schedule();
     return true;
   }
 
-  /** Sends a per-task file (a request) under a name used once. */
+  /** Sends a per-task file (a request) under a name used once, ahead of its task. */
   put(cacheName: string, data: Buffer): void {
-    this.send(Buffer.concat([encodePut(cacheName, data.length, 0o600), data]));
+    if (this.#closed) return;
+    this.#urgent.push(
+      Buffer.concat([encodePut(cacheName, data.length, 0o600), data]),
+    );
+    this.#schedule();
   }
 
   /** Registers a task whose `task` message is queued (or about to be). */
@@ -139,7 +156,7 @@ export class WorkerLink {
   kill(wqId: number): void {
     const task = this.tasks.get(wqId);
     this.tasks.delete(wqId);
-    this.put(cancelName(wqId), Buffer.alloc(0));
+    this.send(encodePut(cancelName(wqId), 0, 0o600));
     this.send(encodeKill(wqId));
     this.send(encodeUnlink(cancelName(wqId)));
     if (task !== undefined) this.#drop(task);
@@ -204,21 +221,34 @@ export class WorkerLink {
   /** The connection is gone: nothing more is written. */
   close(): void {
     this.#closed = true;
+    this.#urgent.length = 0;
     this.#queue.length = 0;
   }
 
   /** True while bytes wait to be written (a large put may take a while to go out). */
   get writing(): boolean {
-    return this.#flushing || this.#scheduled || this.#queue.length > 0;
+    return (
+      this.#flushing ||
+      this.#scheduled ||
+      this.#urgent.length > 0 ||
+      this.#queue.length > 0
+    );
   }
 
   /** Resolves once everything queued has been handed to the socket. */
   async flushed(): Promise<void> {
-    while (
-      (this.#flushing || this.#scheduled || this.#queue.length > 0) &&
-      !this.#closed
-    )
+    while (this.writing && !this.#closed)
       await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** The next item to write: urgent ones first. */
+  #next(): Buffer | ShippedFile | undefined {
+    return this.#urgent[0] ?? this.#queue[0];
+  }
+
+  #shift(): void {
+    if (this.#urgent.length > 0) this.#urgent.shift();
+    else this.#queue.shift();
   }
 
   #drop(task: RemoteTask): void {
@@ -241,14 +271,20 @@ export class WorkerLink {
     if (this.#flushing) return;
     this.#flushing = true;
     try {
-      while (this.#queue.length > 0 && !this.#closed) {
+      while (this.#next() !== undefined && !this.#closed) {
         const buffers: Buffer[] = [];
-        while (this.#queue.length > 0 && Buffer.isBuffer(this.#queue[0]))
-          buffers.push(this.#queue.shift() as Buffer);
+        for (
+          let item = this.#next();
+          Buffer.isBuffer(item);
+          item = this.#next()
+        ) {
+          buffers.push(item);
+          this.#shift();
+        }
         if (buffers.length > 0) await this.#write(Buffer.concat(buffers));
-        const file = this.#queue[0];
+        const file = this.#next();
         if (file === undefined || Buffer.isBuffer(file)) continue;
-        this.#queue.shift();
+        this.#shift();
         if (file.size <= SMALL_FILE)
           await this.#write(await this.#readSmall(file));
         else await this.#stream(file);

@@ -3,13 +3,19 @@
 
 import { once, EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { Executor, type EnvpackEvent } from "../../../src/index.js";
+import {
+  Executor,
+  type EnvpackEvent,
+  type ExecutorOptions,
+} from "../../../src/index.js";
 import { startWorker, type TestWorker } from "../../helpers/wq-worker.js";
 
 type StateEvent = Extract<EnvpackEvent, { type: "task:state" }>;
 
 /** An executor listening on a free port, its events, and a wait for N workers to join. */
-async function manager(options: { autolabel?: boolean } = {}) {
+async function manager(
+  options: { autolabel?: boolean; monitor?: boolean } = {},
+) {
   const bus = new EventEmitter();
   const events: EnvpackEvent[] = [];
   let joined = 0;
@@ -172,6 +178,44 @@ describe("Executor on Work Queue workers", () => {
     }
     const lost = m.results().filter((e) => e.result.reason === "worker-lost");
     expect(lost.length).toBeGreaterThan(0);
+  });
+
+  it("refuses a bad keepaliveMs, and Work Queue options on the local backend", () => {
+    expect(
+      () => new Executor({ backend: "workqueue", port: 0, keepaliveMs: 0 }),
+    ).toThrow(expect.objectContaining({ code: "ENVPACK_USAGE_BAD_CONFIG" }));
+    expect(() => new Executor({ monitor: false } as ExecutorOptions)).toThrow(
+      expect.objectContaining({
+        code: "ENVPACK_USAGE_BAD_CONFIG",
+        message: expect.stringMatching(/monitor is not an option/),
+      }),
+    );
+  });
+
+  it("runs tasks without resource_monitor with monitor: false, as the task's own process tree shows", async () => {
+    // Each task prints the names of its ancestors, up to init.
+    const ancestry =
+      'p=$$; while [ "$p" -gt 1 ]; do cat /proc/$p/comm; read -r _ _ _ p _ </proc/$p/stat; done';
+    const trees: Record<string, string> = {};
+    for (const monitor of [false, true]) {
+      const m = await manager({ monitor });
+      try {
+        await startWorker({ port: m.port, cores: 1 });
+        await m.workers(1);
+        const { stdout } = await m.executor.command(ancestry)();
+        trees[String(monitor)] = stdout;
+      } finally {
+        await m.executor.shutdown();
+      }
+      expect(m.events).not.toContainEqual(
+        expect.objectContaining({ code: "ENVPACK_WARN_WQ_UNMONITORED" }),
+      );
+    }
+    // Both reach the worker; only the default one passes through resource_monitor.
+    expect(trees["false"]).toMatch(/^work_queue_work/m);
+    expect(trees["false"]).not.toMatch(/resource_moni/);
+    expect(trees["true"]).toMatch(/^work_queue_work/m);
+    expect(trees["true"]).toMatch(/resource_moni/);
   });
 
   it("kills a task over its autolabel memory label with resource_monitor and runs it again on a whole worker", async () => {

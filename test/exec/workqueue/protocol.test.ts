@@ -113,12 +113,15 @@ describe("encoders", () => {
       env: { FOO: "bar baz" },
       inputs: [{ cacheName: "req-2", path: "in dir/in.txt" }],
       outputs: [{ cacheName: "out-2", path: "out" }],
+      dirs: ["out"],
     });
+    // The dir line after the outfile of the same path: the worker drops an outfile whose path
+    // an input (a dir) already has, and the task's reports with it.
     expect(bytes.toString()).toBe(
       "task 2\ncmd 19\ncat in.txt; echo é" +
         "category my_app\ncores 1\ngpus 0\nmemory 99\ndisk 50\n" +
         "env 11\nFOO=bar baz\n" +
-        "infile req-2 in%20dir%2Fin.txt 0\noutfile out-2 out 0\nend\n",
+        "infile req-2 in%20dir%2Fin.txt 0\noutfile out-2 out 0\ndir out\nend\n",
     );
   });
 
