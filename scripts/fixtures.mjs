@@ -23,12 +23,13 @@ export function fixturesDir() {
 export async function prepareFixtures(options = {}) {
   const log = options.log ?? (() => {});
   const dir = fixturesDir();
-  const [apps, conda, nodeRuntimes] = await Promise.all([
+  const [apps, runnable, conda, nodeRuntimes] = await Promise.all([
     prepareAppFixtures({ repo, log }),
+    prepareAppFixtures({ repo, log, under: "fixtures/runnable", nativeCache: join(dir, "native") }),
     prepareCondaFixture({ dir, profile: "small", log }),
     prepareNodeRuntimes({ log }),
   ]);
-  return { repo, apps, conda, nodeRuntimes };
+  return { repo, apps, runnable, conda, nodeRuntimes };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

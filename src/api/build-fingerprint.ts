@@ -2,7 +2,7 @@
 // is answered without scanning.
 
 import { readFile, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join, posix, resolve } from "node:path";
 import {
   canonicalJson,
   digestOf,
@@ -149,7 +149,12 @@ async function stampOf(path: string): Promise<string> {
 function watchedPaths(manifest: Manifest): string[] {
   const at = (base: string, rel: string) => join(base, ...rel.split("/"));
   const paths = new Set<string>();
-  for (const file of manifest.files) paths.add(at(manifest.root, file.path));
+  for (const file of manifest.files) {
+    paths.add(at(manifest.root, file.path));
+    // A file added to an asset directory or under an include changes its directory's stats.
+    if (file.reason !== undefined)
+      paths.add(at(manifest.root, posix.dirname(file.path)));
+  }
   if (manifest.kind === "node") {
     for (const lock of [
       "package-lock.json",

@@ -11,6 +11,8 @@ import type { CategorySummary, TaskResult } from "./task.js";
 export type WarningCode =
   /** A symlink in an npm package that links outside the package; left out of the bundle. */
   | "ENVPACK_WARN_LINK_SKIPPED"
+  /** A directory the app names as an asset (templates, data) is over the size budget; not bundled. */
+  | "ENVPACK_WARN_ASSET_BUDGET"
   /** A Conda package missing from the package cache: its files are read from the environment. */
   | "ENVPACK_WARN_CONDA_UNCACHED"
   /** A file of a Conda package that differs from the package's own copy; the prefix's is packed. */

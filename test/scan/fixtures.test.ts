@@ -22,6 +22,7 @@ function project(manifest: Manifest) {
     files: manifest.files.map((f) => ({
       path: f.path,
       role: f.role,
+      ...(f.reason ? { reason: f.reason } : {}),
       ...(f.problem
         ? {
             problem: {

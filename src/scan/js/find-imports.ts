@@ -320,6 +320,11 @@ class SiteFinder {
     const callee = node.callee;
     const [first] = node.arguments;
     if (first === undefined) return;
+    const asset = pathFromOwnDirectory(node);
+    if (asset !== undefined) {
+      this.#add(node, { type: "literal", specifier: asset }, "asset", optional);
+      return;
+    }
     if (callee.type === "Import") {
       this.#add(node, targetOf(first), "dynamic-import", optional, first);
     } else if (
@@ -490,6 +495,51 @@ function isCreateRequireCall(node: Node): boolean {
     !callee.computed &&
     callee.property.type === "Identifier" &&
     callee.property.name === "createRequire"
+  );
+}
+
+/**
+ * `path.join(__dirname, "views")`, `resolve(import.meta.dirname, "..", ".env")`: a path built
+ * from the module's own directory and string literals only, as a relative specifier (`./views`);
+ * anything else undefined. Any object's `join`/`resolve` counts (`path`, `posix`, a renamed
+ * import) since the first argument must be the module's directory.
+ */
+function pathFromOwnDirectory(
+  node: Extract<Node, { type: "CallExpression" }>,
+): string | undefined {
+  const callee = node.callee;
+  const name =
+    callee.type === "Identifier"
+      ? callee.name
+      : callee.type === "MemberExpression" &&
+          !callee.computed &&
+          callee.property.type === "Identifier"
+        ? callee.property.name
+        : undefined;
+  if (name !== "join" && name !== "resolve") return undefined;
+  const [base, ...rest] = node.arguments;
+  if (base === undefined || rest.length === 0 || !isOwnDirectory(base))
+    return undefined;
+  const parts: string[] = [];
+  for (const argument of rest) {
+    const value = stringValue(argument as Node);
+    if (value === undefined) return undefined;
+    // resolve() restarts at an absolute part: no longer a path under the module's directory.
+    if (value.startsWith("/") && name === "resolve") return undefined;
+    parts.push(value);
+  }
+  return `./${parts.join("/")}`;
+}
+
+/** `__dirname` or `import.meta.dirname`. */
+function isOwnDirectory(node: Node): boolean {
+  if (node.type === "Identifier") return node.name === "__dirname";
+  return (
+    node.type === "MemberExpression" &&
+    node.object.type === "MetaProperty" &&
+    node.object.meta.name === "import" &&
+    node.property.type === "Identifier" &&
+    node.property.name === "dirname"
   );
 }
 

@@ -34,6 +34,8 @@ const PARSED = new Set(JS_EXTENSIONS);
 const CONCURRENCY = 16;
 /** A computed `import()` whose static directory holds more files than this is reported, not expanded. */
 const MAX_PATTERN_FILES = 1000;
+/** An asset directory past either limit is left out with a warning (include it explicitly). */
+export const ASSET_DIRECTORY_BUDGET = { files: 1000, bytes: 64 * 1024 * 1024 };
 
 /** Where a file sits: the app's own code, or inside a package (by its real directory). */
 type Owner = { type: "app" } | { type: "package"; dir: string };
@@ -136,11 +138,22 @@ class JsScanner {
     return result;
   }
 
-  #enqueue(path: string, owner: Owner, role: AppFile["role"]): void {
+  #enqueue(
+    path: string,
+    owner: Owner,
+    role: AppFile["role"],
+    reason?: AppFile["reason"],
+  ): void {
     if (this.#seen.has(path)) return;
     this.#seen.set(path, owner);
     if (owner.type === "app") {
-      this.#appFiles.set(path, { path, sha256: "", size: 0, role });
+      this.#appFiles.set(path, {
+        path,
+        sha256: "",
+        size: 0,
+        role,
+        ...(reason ? { reason } : {}),
+      });
       this.#manifestDirs.push(dirname(path));
     }
     this.#queue.push({ path, owner });
@@ -239,7 +252,10 @@ class JsScanner {
     if (isApp) {
       const current = this.#appFiles.get(path);
       const role = current?.role === "entry" ? "entry" : roleOf(ext);
-      this.#appFiles.set(path, appFile(path, source, role));
+      this.#appFiles.set(path, {
+        ...appFile(path, source, role),
+        ...(current?.reason ? { reason: current.reason } : {}),
+      });
     }
     if (!PARSED.has(ext) || source.text === undefined) return;
     const found = findImports(source.text, ext, !isApp);
@@ -250,11 +266,13 @@ class JsScanner {
       count: this.#parsed,
     });
     if (found.problem) {
-      if (isApp)
-        this.#appFiles.set(
-          path,
-          appFile(path, { ...source, problem: found.problem }, roleOf(ext)),
-        );
+      if (isApp) {
+        const current = this.#appFiles.get(path);
+        this.#appFiles.set(path, {
+          ...appFile(path, { ...source, problem: found.problem }, roleOf(ext)),
+          ...(current?.reason ? { reason: current.reason } : {}),
+        });
+      }
       return;
     }
     for (const site of found.sites) await this.#follow(path, owner, site);
@@ -305,12 +323,21 @@ class JsScanner {
 
     if (site.kind === "asset") {
       const path = resolve(dirname(from), target.specifier);
+      let info;
       try {
-        if ((await stat(path)).isFile())
-          this.#reach(from, owner, await realpath(path), null, site.optional);
+        info = await stat(path);
       } catch (error) {
         if (!isNotFound(error)) throw error;
+        return;
       }
+      const real = await realpath(path);
+      // A package ships whole: only the app's own assets need finding.
+      if (info.isFile() && !isApp)
+        await this.#reach(from, owner, real, null, site.optional);
+      else if (info.isFile() && this.#catalog.packageDirOf(real) === null)
+        this.#enqueue(real, owner, roleOf(extname(real)), "asset");
+      else if (info.isDirectory() && isApp)
+        await this.#addAssetDirectory(real, from, site.line);
       return;
     }
     const resolution = this.#resolver.resolve(
@@ -329,6 +356,41 @@ class JsScanner {
       site.optional,
     );
     record(reached);
+  }
+
+  /**
+   * The files of a directory the app names from its own location (templates, locales, data):
+   * each an app file with reason `asset`, unless the directory is past the budget; then none,
+   * and a warning says how to include it.
+   */
+  async #addAssetDirectory(
+    dir: string,
+    from: string,
+    line: number,
+  ): Promise<void> {
+    if (this.#catalog.packageDirOf(join(dir, "x")) !== null) return;
+    const files = await listFiles(dir, ASSET_DIRECTORY_BUDGET.files + 1);
+    let bytes = 0;
+    for (const file of files) bytes += (await stat(file)).size;
+    if (
+      files.length > ASSET_DIRECTORY_BUDGET.files ||
+      bytes > ASSET_DIRECTORY_BUDGET.bytes
+    ) {
+      this.#options.onEvent?.({
+        type: "warn",
+        code: "ENVPACK_WARN_ASSET_BUDGET",
+        message: `${dir} (named at ${from}:${line}) holds ${files.length > ASSET_DIRECTORY_BUDGET.files ? `over ${ASSET_DIRECTORY_BUDGET.files} files` : `${bytes} bytes`}, over the asset budget of ${ASSET_DIRECTORY_BUDGET.files} files and ${ASSET_DIRECTORY_BUDGET.bytes} bytes; not bundled`,
+        data: { dir, file: from, line, files: files.length, bytes },
+      });
+      return;
+    }
+    for (const file of files)
+      this.#enqueue(
+        await realpath(file),
+        { type: "app" },
+        roleOf(extname(file)),
+        "asset",
+      );
   }
 
   /** Queues a resolved file under the right owner and records package edges. */
@@ -752,8 +814,11 @@ async function findPackageRoot(
   }
 }
 
-/** Regular files under `dir` (not following symlinked directories), at most MAX_PATTERN_FILES. */
-async function listFiles(dir: string): Promise<string[]> {
+/** Regular files under `dir` (not following symlinked directories, no node_modules or .git), at most `limit`. */
+async function listFiles(
+  dir: string,
+  limit = MAX_PATTERN_FILES,
+): Promise<string[]> {
   const out: string[] = [];
   async function walk(current: string): Promise<void> {
     let entries;
@@ -764,9 +829,13 @@ async function listFiles(dir: string): Promise<string[]> {
       throw error;
     }
     for (const entry of entries) {
-      if (out.length >= MAX_PATTERN_FILES) return;
+      if (out.length >= limit) return;
       const path = join(current, entry.name);
-      if (entry.isDirectory() && entry.name !== "node_modules")
+      if (
+        entry.isDirectory() &&
+        entry.name !== "node_modules" &&
+        entry.name !== ".git"
+      )
         await walk(path);
       else if (entry.isFile()) out.push(path);
     }

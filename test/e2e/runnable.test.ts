@@ -1,0 +1,117 @@
+// Bundles that run: each fixtures/runnable/<case>/ app (installed from its lockfile) is built,
+// unpacked by runtime/envpack-run on a PATH with only the worker tools (no node, no python), run
+// from an empty directory, and must print what it prints from its project.
+
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, inject, it } from "vitest";
+import { envpack } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+import { workerPath } from "../helpers/min-path.js";
+
+const RUNNER = join(import.meta.dirname, "..", "..", "runtime", "envpack-run");
+
+interface RunnableCase {
+  description: string;
+  entries: string[];
+  /** Built with `--trace`: what the app loads at run time is found by running it. */
+  trace?: boolean;
+  /** A line its output must hold (from the project and from the bundle alike). */
+  stdout: string;
+}
+
+const staticCases = [
+  "pino-transport",
+  "express-views",
+  "knex-sqlite",
+  "dotenv-file",
+];
+
+async function readCase(dir: string): Promise<RunnableCase> {
+  return JSON.parse(
+    await readFile(join(dir, "case.json"), "utf8"),
+  ) as RunnableCase;
+}
+
+/** Builds the app's bundle, then runs it with envpack-run on the worker PATH from an empty directory. */
+async function buildAndRunOnWorker(
+  dir: string,
+  args: string[],
+): Promise<{ stdout: string; build: Record<string, unknown> }> {
+  const cache = join(await tempDir("envpack-runnable-cache-"), "cache");
+  const out = join(cache, "out");
+  const built = await envpack(["build", "--json", "--out", out, ...args], {
+    cwd: dir,
+    env: { ENVPACK_CACHE_DIR: cache },
+  });
+  expect(built.stderr).not.toMatch(/internal error/);
+  expect(built.exitCode, built.stdout + built.stderr).toBe(0);
+  const result = JSON.parse(built.stdout) as { path: string };
+  const worker = await tempDir("envpack-runnable-worker-");
+  const ran = await execa(RUNNER, [result.path], {
+    cwd: worker,
+    env: {
+      PATH: await workerPath(),
+      HOME: worker,
+      ENVPACK_WORKER_CACHE: join(worker, "cache"),
+    },
+    extendEnv: false,
+    reject: false,
+  });
+  expect(ran.stderr, ran.stderr).not.toMatch(/Cannot find|ENOENT|unable to/);
+  expect(ran.exitCode, String(ran.stderr)).toBe(0);
+  return { stdout: String(ran.stdout), build: result };
+}
+
+async function runInProject(dir: string, entry: string): Promise<string> {
+  const ran = await execa(process.execPath, [entry], { cwd: dir });
+  return String(ran.stdout);
+}
+
+describe("bundles that run", () => {
+  it.each(staticCases)(
+    "%s: prints from its bundle on a worker what it prints from its project",
+    async (name) => {
+      const dir = inject("fixtures").runnable[name];
+      if (dir === undefined)
+        throw new Error(`fixture ${name} was not installed`);
+      const settings = await readCase(dir);
+      const entry = settings.entries[0] as string;
+      const expected = await runInProject(dir, entry);
+      expect(expected).toContain(settings.stdout);
+      const { stdout } = await buildAndRunOnWorker(dir, settings.entries);
+      expect(stdout).toBe(expected);
+    },
+  );
+
+  it("without declared dependencies (--only-imported) the plugins named by strings are missing; the views directory is there either way", async () => {
+    const plugins: Record<string, string> = {
+      "pino-transport": "pino-pretty",
+      "express-views": "ejs",
+    };
+    for (const [name, plugin] of Object.entries(plugins)) {
+      const dir = inject("fixtures").runnable[name] as string;
+      const names = async (extra: string[]) => {
+        const run = await envpack(["scan", "--json", "src/main.js", ...extra], {
+          cwd: dir,
+        });
+        expect(run.exitCode).toBe(0);
+        return JSON.parse(run.stdout) as {
+          packages: Array<{ name: string; reason: string }>;
+          files: Array<{ path: string; reason?: string }>;
+        };
+      };
+      const full = await names([]);
+      const strict = await names(["--only-imported"]);
+      expect(full.packages.find((p) => p.name === plugin)?.reason).toBe(
+        "declared",
+      );
+      expect(strict.packages.map((p) => p.name)).not.toContain(plugin);
+      if (name === "express-views")
+        expect(
+          strict.files.filter((f) => f.reason === "asset").map((f) => f.path),
+        ).toEqual(["src/views/hello.ejs", "src/views/partials/footer.ejs"]);
+    }
+  });
+});
