@@ -55,7 +55,10 @@ export async function readRunLog(
     take(record);
   };
   try {
-    const stream = createReadStream(path, { encoding: "utf8" });
+    const stream = createReadStream(path, {
+      encoding: "utf8",
+      highWaterMark: 1 << 20,
+    });
     for await (const chunk of stream as AsyncIterable<string>) {
       const text = rest + chunk;
       let start = 0;

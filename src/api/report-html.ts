@@ -121,9 +121,13 @@ export function pageData(data: RunData): PageData {
     bundles: bundleSteps(data),
     tasks: data.tasks.map((t) => {
       const lastAttempt = t.attempts[t.attempts.length - 1];
-      const peaks = t.attempts.flatMap((a) =>
-        a.peakMemory === undefined ? [] : [a.peakMemory],
-      );
+      let peak: number | null = null;
+      let error: string | null = null;
+      for (const a of t.attempts) {
+        if (a.peakMemory !== undefined)
+          peak = Math.max(peak ?? 0, a.peakMemory);
+        if (a.error !== undefined) error = a.error;
+      }
       return [
         t.id,
         t.app,
@@ -132,10 +136,12 @@ export function pageData(data: RunData): PageData {
         t.attempts.length,
         lastAttempt === undefined || lastAttempt.end === undefined
           ? null
-          : wallOf(lastAttempt) / 1000,
-        peaks.length === 0 ? null : peaks.reduce((x, y) => Math.max(x, y)),
-        lastAttempt?.cores ?? null,
-        t.attempts.findLast((a) => a.error !== undefined)?.error ?? null,
+          : Math.round(wallOf(lastAttempt)) / 1000,
+        peak === null ? null : Math.round(peak * 10) / 10,
+        lastAttempt?.cores === undefined
+          ? null
+          : Math.round(lastAttempt.cores * 100) / 100,
+        error,
       ];
     }),
   };
@@ -181,9 +187,26 @@ function usage(data: RunData, s: (ms: number) => number): PageData["util"] {
     type Point = [number, number, number, number, number];
     const points: Point[] = [[0, 0, 0, 0, 0]];
     const now = [0, 0, 0, 0];
-    for (const [t, ...d] of changes) {
+    // Many changes: one point per bucket of time holding the highest value each series reached
+    // in it, so no peak is lost; few: every change.
+    const width = changes.length > 2 * MAX_POINTS ? end / MAX_POINTS : 0;
+    let bucket = -1;
+    let top: Point | undefined;
+    for (const change of changes) {
+      const t = change[0];
       for (let k = 0; k < 4; k++)
-        now[k] = Math.max(0, (now[k] as number) + (d[k] as number));
+        now[k] = Math.max(0, (now[k] as number) + (change[k + 1] as number));
+      if (width > 0) {
+        const b = Math.floor(t / width);
+        if (b !== bucket || top === undefined) {
+          bucket = b;
+          top = [s(b * width), 0, 0, 0, 0];
+          points.push(top);
+        }
+        for (let k = 0; k < 4; k++)
+          top[k + 1] = Math.max(top[k + 1] as number, round(now[k] as number));
+        continue;
+      }
       const point = [s(t), ...now.map(round)] as Point;
       // Changes at one instant: the value after all of them.
       if ((points[points.length - 1] as Point)[0] === point[0])
@@ -195,7 +218,7 @@ function usage(data: RunData, s: (ms: number) => number): PageData["util"] {
       name: group.name,
       cores: group.cores,
       memory: group.memory,
-      points: thin(points, MAX_POINTS),
+      points,
     };
   });
 }
@@ -265,28 +288,6 @@ function sample<T>(list: T[], n: number): T[] {
   const out: T[] = [];
   const step = list.length / n;
   for (let i = 0; i < n; i++) out.push(list[Math.floor(i * step)] as T);
-  return out;
-}
-
-/** Thins step points to about `n`, keeping the first and last and the highest of each stretch. */
-function thin<T extends number[]>(points: T[], n: number): T[] {
-  if (points.length <= n) return points;
-  const out: T[] = [];
-  const step = points.length / n;
-  for (let i = 0; i < n; i++) {
-    const stretch = points.slice(
-      Math.floor(i * step),
-      Math.floor((i + 1) * step),
-    );
-    const top = stretch.reduce((a, b) => {
-      const m = a.slice() as T;
-      for (let k = 1; k < m.length; k++)
-        m[k] = Math.max(a[k] as number, b[k] as number);
-      return m;
-    });
-    out.push(top);
-  }
-  out.push(points[points.length - 1] as T);
   return out;
 }
 

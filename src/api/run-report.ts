@@ -373,32 +373,36 @@ export function runFigures(data: RunData): RunFigures {
       workerLost: count((a) => a.outcome === "worker-lost"),
     },
     apps: [...byApp].map(([app, tasks]) => {
-      const mine = tasks.flatMap((t) => t.attempts);
-      const walls = tasks.flatMap((t) => {
-        const lastEnded = t.attempts.findLast((a) => a.end !== undefined);
-        return lastEnded === undefined ? [] : [wallOf(lastEnded) / 1000];
-      });
-      const peaks = mine.flatMap((a) =>
-        a.peakMemory === undefined ? [] : [a.peakMemory],
-      );
+      const walls: number[] = [];
+      let attemptCount = 0;
+      let retries = 0;
+      let overLabel = 0;
+      let peak: number | undefined;
+      for (const t of tasks) {
+        let lastEnded: AttemptRow | undefined;
+        for (const a of t.attempts) {
+          attemptCount++;
+          if (a.retried) retries++;
+          if (a.retried && a.outcome === "over-resources") overLabel++;
+          if (a.peakMemory !== undefined)
+            peak = Math.max(peak ?? 0, a.peakMemory);
+          if (a.end !== undefined) lastEnded = a;
+        }
+        if (lastEnded !== undefined) walls.push(wallOf(lastEnded) / 1000);
+      }
       return {
         app,
         tasks: tasks.length,
         done: tasks.filter((t) => t.state === "done").length,
         failed: tasks.filter((t) => t.state === "failed").length,
-        attempts: mine.length,
-        retries: mine.filter((a) => a.retried).length,
-        overLabel: mine.filter(
-          (a) => a.retried && a.outcome === "over-resources",
-        ).length,
+        attempts: attemptCount,
+        retries,
+        overLabel,
         wallS: {
           median: nullable(quantile(walls, 0.5), round),
           p95: nullable(quantile(walls, 0.95), round),
         },
-        peakMemoryMB:
-          peaks.length === 0
-            ? null
-            : round(peaks.reduce((a, b) => Math.max(a, b))),
+        peakMemoryMB: peak === undefined ? null : round(peak),
       };
     }),
     workers: data.workers.map((w) => {
