@@ -70,6 +70,14 @@ export interface ExecBackend {
    */
   readonly fixedPool?: boolean | undefined;
   /**
+   * Tasks a worker may hold queued beyond what it runs, per core (default 0): a worker that starts
+   * its next queued task itself when a slot frees saves a round trip per task. A task placed so
+   * waits on its worker; if the worker leaves, it resolves "worker-lost" like a running one.
+   */
+  readonly queuePerCore?: number | undefined;
+  /** Whether a task may wait in a worker's queue (default: all, when queuePerCore > 0). */
+  mayQueue?(task: TaskSpec): boolean;
+  /**
    * Starts the backend (for a manager: listens); workers are reported through the listener,
    * possibly before this resolves and at any time after it.
    */

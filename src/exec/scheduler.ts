@@ -17,6 +17,23 @@ export interface SchedulableTask {
   id: string;
   /** Empty: the task takes a whole worker. */
   resources: ResourceSpec;
+  /**
+   * May wait in a worker's own queue (see {@link SchedulerOptions.queuePerCore}) when no worker
+   * has room for it now.
+   */
+  queueable?: boolean | undefined;
+}
+
+/** Options of {@link Scheduler}. */
+export interface SchedulerOptions {
+  /**
+   * Tasks a worker may hold queued beyond what it runs, per core (default 0). A worker that
+   * queues tasks itself (Work Queue's) starts the next one the moment a slot frees, without a
+   * round trip to the manager. A task is queued only on a worker whose whole size holds its label,
+   * and never behind a larger queued task (the worker starts any queued task that fits, so a
+   * larger one could starve behind smaller ones).
+   */
+  queuePerCore?: number | undefined;
 }
 
 /**
@@ -29,6 +46,8 @@ interface WorkerState {
   info: WorkerInfo;
   free: Resources;
   running: Set<string>;
+  /** Placed on it, waiting in its own queue (in order) until it has room: they hold nothing yet. */
+  queued: Array<{ id: string; label: Resources }>;
   /** The free-cores bucket it is filed under (whole free cores). */
   bucket: number;
 }
@@ -131,6 +150,9 @@ function shapeOf(spec: ResourceSpec): string {
 /** Workers, the tasks waiting for them, and what each running task holds. */
 export class Scheduler {
   readonly #workers = new Map<string, WorkerState>();
+  readonly #queuePerCore: number;
+  /** Workers that may queue one more task. */
+  readonly #roomy = new Set<WorkerState>();
   /**
    * Workers by their whole free cores: placing a task that gives its cores looks only at workers
    * with at least that many free, fewest first (best fit), not at every worker.
@@ -156,6 +178,10 @@ export class Scheduler {
   readonly #placed = new Map<string, Placement>();
   #seq = 0;
   #queued = 0;
+
+  constructor(options: SchedulerOptions = {}) {
+    this.#queuePerCore = options.queuePerCore ?? 0;
+  }
   /** Submission order of the tasks started in the current round. */
   readonly #seqOf = new Map<string, number>();
   /**
@@ -179,9 +205,11 @@ export class Scheduler {
       info,
       free: { ...info.resources },
       running: new Set(),
+      queued: [],
       bucket: -1,
     };
     this.#workers.set(info.id, state);
+    this.#fileQueue(state);
     this.#file(state);
     this.#dirty.add(state);
     this.#totalCores += info.resources.cores;
@@ -194,12 +222,21 @@ export class Scheduler {
     if (state === undefined) return [];
     this.#workers.delete(id);
     this.#dirty.delete(state);
+    this.#roomy.delete(state);
     this.#byFree[state.bucket]?.delete(state);
     if (state.bucket >= 1) this.#withFreeCore--;
     this.#totalCores -= state.info.resources.cores;
     this.#sorted = undefined;
-    for (const task of state.running) this.#placed.delete(task);
-    return [...state.running];
+    const held = [...state.running, ...state.queued.map((q) => q.id)];
+    for (const task of held) this.#placed.delete(task);
+    return held;
+  }
+
+  /** Whether a worker may queue one more task. */
+  #fileQueue(state: WorkerState): void {
+    const room = Math.max(1, state.info.resources.cores) * this.#queuePerCore;
+    if (state.queued.length < room) this.#roomy.add(state);
+    else this.#roomy.delete(state);
   }
 
   /** The workers, largest first (by cores, then memory). */
@@ -368,6 +405,16 @@ export class Scheduler {
       }
       if (bucket.size > 0) blocked.add(shape);
     }
+    // What no worker has room for now may wait in a worker's own queue.
+    if (this.#roomy.size > 0)
+      for (const [, bucket] of shapes)
+        while (bucket.size > 0 && this.#roomy.size > 0) {
+          const task = bucket.first as Queued;
+          if (task.queueable !== true) break;
+          const placement = this.#queueOn(task, reserved);
+          if (placement === undefined) break;
+          start(task, placement);
+        }
     this.#blocked = blocked;
     this.#dirty.clear();
     this.#lastReserved = reserved;
@@ -396,17 +443,55 @@ export class Scheduler {
     if (this.#waiting?.task.id === id) this.#waiting = undefined;
   }
 
-  /** Frees what a task held. */
+  /**
+   * Frees what a task held (or its place in its worker's queue). The worker then starts what it
+   * has queued, in order, each task that fits: held from now on.
+   */
   release(taskId: string): void {
     const placement = this.#placed.get(taskId);
     if (placement === undefined) return;
     this.#placed.delete(taskId);
     const state = this.#workers.get(placement.workerId);
     if (state === undefined) return;
+    const at = state.queued.findIndex((q) => q.id === taskId);
+    if (at >= 0) {
+      state.queued.splice(at, 1);
+      this.#fileQueue(state);
+      return;
+    }
     state.free = addResources(state.free, placement.label);
     state.running.delete(taskId);
+    for (let i = 0; i < state.queued.length;) {
+      const next = state.queued[i] as { id: string; label: Resources };
+      if (fits(next.label, state.free)) {
+        state.free = addResources(state.free, next.label, -1);
+        state.running.add(next.id);
+        state.queued.splice(i, 1);
+      } else i++;
+    }
+    this.#fileQueue(state);
     this.#file(state);
     this.#dirty.add(state);
+  }
+
+  /** Queues a task on a worker with queue room that could run it (fewest queued first). */
+  #queueOn(task: Queued, reserved: Set<string>): Placement | undefined {
+    let best: { state: WorkerState; label: Resources } | undefined;
+    for (const state of this.#roomy) {
+      if (reserved.has(state.info.id)) continue;
+      const label = labelOn(task.resources, state.info.resources);
+      if (!fits(label, state.info.resources)) continue;
+      // Never behind a larger queued task: the worker would start this one first, and again.
+      if (!state.queued.every((q) => fits(q.label, label))) continue;
+      if (best === undefined || state.queued.length < best.state.queued.length)
+        best = { state, label };
+    }
+    if (best === undefined) return undefined;
+    best.state.queued.push({ id: task.id, label: best.label });
+    this.#fileQueue(best.state);
+    const placement = { workerId: best.state.info.id, label: best.label };
+    this.#placed.set(task.id, placement);
+    return placement;
   }
 
   #anyFreeCore(reserved: Set<string>): boolean {

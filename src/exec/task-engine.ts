@@ -76,7 +76,7 @@ interface Pending {
 export class TaskEngine {
   readonly #options: TaskEngineOptions;
   readonly #backend: ExecBackend;
-  readonly #scheduler = new Scheduler();
+  readonly #scheduler: Scheduler;
   readonly #categories: Categories;
   readonly #pending = new Map<string, Pending>();
   /** Per category, the queued tasks whose resources are the category's label (autolabel). */
@@ -99,6 +99,9 @@ export class TaskEngine {
   constructor(options: TaskEngineOptions) {
     this.#options = options;
     this.#backend = options.backend;
+    this.#scheduler = new Scheduler({
+      queuePerCore: options.backend.queuePerCore,
+    });
     this.#now = options.now ?? Date.now;
     this.#categories = new Categories({
       window: options.autolabelWindow ?? 1,
@@ -213,7 +216,11 @@ export class TaskEngine {
       : pending.follows
         ? this.#labelOf(spec.category)
         : pending.declared;
-    const task = { id: spec.id, resources: spec.resources };
+    const task = {
+      id: spec.id,
+      resources: spec.resources,
+      queueable: this.#backend.mayQueue?.(spec) ?? true,
+    };
     // A pool that may grow keeps a task no worker fits (none may have joined yet).
     if (
       this.#backend.fixedPool === true &&

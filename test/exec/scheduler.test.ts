@@ -326,3 +326,44 @@ describe("Scheduler", () => {
     expect(running.size + queued.size).toBeGreaterThan(0);
   });
 });
+
+describe("Scheduler with worker queues (queuePerCore)", () => {
+  const ids = (placed: ReturnType<Scheduler["schedule"]>) =>
+    placed.map((p) => p.taskId);
+
+  it("queues one task per core beyond those running, and the worker's queue starts them in order as slots free", () => {
+    const scheduler = new Scheduler({ queuePerCore: 1 });
+    scheduler.addWorker(worker("w2", 2));
+    for (let i = 0; i < 6; i++)
+      scheduler.submit({
+        id: `t${i}`,
+        resources: { cores: 1 },
+        queueable: true,
+      });
+    expect(ids(scheduler.schedule())).toEqual(["t0", "t1", "t2", "t3"]);
+    expect(scheduler.queued).toBe(2);
+    // t0 ends: the worker starts t2 itself; its queue has room for one more.
+    scheduler.release("t0");
+    expect(ids(scheduler.schedule())).toEqual(["t4"]);
+    // A queued task that ends (canceled, say) frees its place, not a core.
+    scheduler.release("t4");
+    expect(ids(scheduler.schedule())).toEqual(["t5"]);
+    expect(scheduler.schedule()).toEqual([]);
+  });
+
+  it("queues only tasks that may be queued, where the worker's whole size holds them, never behind a larger one", () => {
+    const scheduler = new Scheduler({ queuePerCore: 2 });
+    scheduler.addWorker(worker("w2", 2));
+    scheduler.submit({ id: "run", resources: { cores: 2 }, queueable: true });
+    scheduler.submit({ id: "big", resources: { cores: 2 }, queueable: true });
+    scheduler.submit({ id: "small", resources: { cores: 1 }, queueable: true });
+    scheduler.submit({ id: "huge", resources: { cores: 3 }, queueable: true });
+    scheduler.submit({ id: "fixed", resources: { cores: 1 } });
+    // "small" behind "big" would start first each time a core frees.
+    expect(ids(scheduler.schedule())).toEqual(["run", "big"]);
+    scheduler.release("run");
+    // big starts on the worker; now small may queue behind nothing larger.
+    expect(ids(scheduler.schedule())).toEqual(["small"]);
+    expect(scheduler.removeWorker("w2").sort()).toEqual(["big", "small"]);
+  });
+});

@@ -112,6 +112,11 @@ export class WorkQueueBackend implements ExecBackend {
    * status module plugs its handlers in here.
    */
   readonly requests = new Map<string, StatusHandler>();
+  /**
+   * One task queued on each worker per core beyond those running: the worker starts it as soon
+   * as a slot frees, where the C manager waits a round trip per slot (§11).
+   */
+  readonly queuePerCore = 1;
   readonly #options: WorkQueueOptions;
   readonly #links = new Map<string, WorkerLink>();
   readonly #sockets = new Set<Socket>();
@@ -252,6 +257,16 @@ export class WorkQueueBackend implements ExecBackend {
   /** Where workers connect: `work_queue_worker HOST PORT`. Undefined until started. */
   address(): { host: string; port: number } | undefined {
     return this.#address;
+  }
+
+  /**
+   * A module app in a warm runtime is not queued on a worker: its runtime is placed when it
+   * starts (and makes room by ending idle runtimes); every other task may wait in a worker's queue.
+   */
+  mayQueue(task: TaskSpec): boolean {
+    return !(
+      task.payload.kind === "module" && this.#options.reuseRuntimes !== false
+    );
   }
 
   snapshot(): ManagerSnapshot {

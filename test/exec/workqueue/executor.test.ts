@@ -2,12 +2,15 @@
 // on workers of different sizes, a worker killed mid-run, an over-memory task under autolabel.
 
 import { once, EventEmitter } from "node:events";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   Executor,
   type EnvpackEvent,
   type ExecutorOptions,
 } from "../../../src/index.js";
+import { tempDir } from "../../helpers/temp-dir.js";
 import { startWorker, type TestWorker } from "../../helpers/wq-worker.js";
 
 type StateEvent = Extract<EnvpackEvent, { type: "task:state" }>;
@@ -178,6 +181,63 @@ describe("Executor on Work Queue workers", () => {
     }
     const lost = m.results().filter((e) => e.result.reason === "worker-lost");
     expect(lost.length).toBeGreaterThan(0);
+  });
+
+  it("queues a task on a busy worker, and runs it elsewhere (not a failed attempt) when that worker dies", async () => {
+    const dir = await tempDir("envpack-wq-queued-");
+    const flag = join(dir, "flag");
+    const m = await manager();
+    try {
+      const first = await startWorker({ port: m.port, cores: 1 });
+      await m.workers(1);
+      const a = m.joinedIds()[0];
+      // The first attempt of "long" waits a minute; once the flag exists it ends at once.
+      const long = m.executor.command(`[ -e ${flag} ] || sleep 60; echo long`, {
+        resources: { cores: 1 },
+      });
+      const short = m.executor.command("echo short", {
+        resources: { cores: 1 },
+      });
+      const calls = [long(), short()];
+      // Both placed on the 1-core worker: one runs, one waits in the worker's queue.
+      const placed = () =>
+        m.events.filter(
+          (e) => e.type === "task:state" && e.state === "running",
+        ) as StateEvent[];
+      // Placing follows queueing at once: both are placed once both are queued.
+      const queued = () =>
+        m.events.filter((e) => e.type === "task:state" && e.state === "queued")
+          .length;
+      while (queued() < 2) await once(m.bus, "state");
+      expect(placed().map((e) => e.workerId)).toEqual([a, a]);
+      await writeFile(flag, "");
+      process.kill(first.pid, "SIGKILL");
+      await startWorker({ port: m.port, cores: 1 });
+      expect((await Promise.all(calls)).map((r) => r.stdout)).toEqual([
+        "long\n",
+        "short\n",
+      ]);
+    } finally {
+      await m.executor.shutdown();
+    }
+    const [a, b] = m.joinedIds();
+    const attempts = m.results().map((e) => e.result);
+    // Each ran once on the first worker (lost, not failed), then on the second.
+    expect(
+      attempts.map((r) => [
+        r.workerId === a ? "a" : r.workerId === b ? "b" : "?",
+        r.reason,
+        r.attempt,
+      ]),
+    ).toEqual(
+      expect.arrayContaining([
+        ["a", "worker-lost", 0],
+        ["a", "worker-lost", 0],
+        ["b", "ok", 1],
+        ["b", "ok", 1],
+      ]),
+    );
+    expect(attempts).toHaveLength(4);
   });
 
   it("refuses a bad keepaliveMs, and Work Queue options on the local backend", () => {
