@@ -1,6 +1,6 @@
 // What a bundle says about itself, in `.envpack/bundle.json`, and where it keeps its manifest.
 
-import { canonicalJson, type Manifest } from "../src/core/index.js";
+import { canonicalJson, type Manifest } from "../src/core/light.js";
 
 /** Bumped whenever the bundle layout or how entries are compiled changes. */
 export const BUNDLE_FORMAT = 2;

@@ -1,5 +1,5 @@
 // Enforces STYLE.md §2: imports point down the layers, L1 folders do not import each other,
-// across folders only a folder's index.ts is imported (static and dynamic imports alike), each
+// across folders only a folder's index.ts (or its light.ts) is imported (static and dynamic imports alike), each
 // layer uses only the packages its job needs, runtime/ uses only Node's builtins, and no module
 // imports itself through others (type-only imports included).
 
@@ -71,6 +71,9 @@ const PACKAGES: Record<string, string[]> = {
   // Benchmarks time envpack against its peers.
   bench: ["@vercel/nft", "esbuild", "execa"],
 };
+
+/** A folder's barrels: index.js, and light.js, the second barrel it offers for start-up paths (STYLE §2). */
+const BARRELS = ["index.js", "light.js"];
 
 function folderOf(file: string): string {
   const rel = relative(repo, file).split(sep).join("/");
@@ -190,9 +193,12 @@ describe("architecture", async () => {
         const where = `${relative(repo, from)} → ${specifier}`;
         if (!(ALLOWED[fromFolder] ?? []).includes(toFolder)) {
           violations.push(`${where}: ${fromFolder} may not import ${toFolder}`);
-        } else if (toFolder !== "src" && !target.endsWith(`${sep}index.js`)) {
+        } else if (
+          toFolder !== "src" &&
+          !BARRELS.some((barrel) => target.endsWith(`${sep}${barrel}`))
+        ) {
           violations.push(
-            `${where}: import ${toFolder}/index.js, not a file inside it`,
+            `${where}: import ${toFolder}/index.js (or light.js), not a file inside it`,
           );
         }
       }

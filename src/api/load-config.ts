@@ -4,8 +4,8 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { UsageError, isNotFound } from "../core/index.js";
-import { credentialsFrom } from "../registry/index.js";
+import { UsageError, isNotFound } from "../core/light.js";
+import { credentialsFrom } from "../registry/light.js";
 import type { RegistryCredentials, RegistryOptions } from "./registry.js";
 
 /** Settings that come from the environment or flags. */

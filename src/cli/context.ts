@@ -1,6 +1,6 @@
 // What every command handler gets: output mode, progress callback, cancellation, and one way to finish.
 
-import type { OnEvent } from "../core/index.js";
+import type { OnEvent } from "../core/light.js";
 import type { OutputMode } from "./render/output.js";
 
 /** Passed to a command's body. */

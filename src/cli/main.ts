@@ -2,8 +2,8 @@
 // The envpack command line: parses arguments, runs one command, renders its result, sets the exit code.
 
 import { Command, CommanderError } from "commander";
-import { UsageError } from "../core/index.js";
-import { envpackVersion, loadConfig } from "../api/index.js";
+import { UsageError } from "../core/light.js";
+import { envpackVersion, loadConfig } from "../api/light.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCache } from "./commands/cache.js";
 import { registerRegistry } from "./commands/registry.js";

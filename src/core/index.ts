@@ -4,6 +4,7 @@ export * from "./errors.js";
 export * from "./events.js";
 export * from "./digest.js";
 export * from "./manifest.js";
+export * from "./canonical-json.js";
 export * from "./conda-meta.js";
 export * from "./safe-path.js";
 export * from "./fs-errors.js";

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { digestOf, type Digest } from "./digest.js";
 import { InputError } from "./errors.js";
 import { isSafeRelativePath } from "./safe-path.js";
+import { canonicalJson, compare } from "./canonical-json.js";
 
 /** Bumped on any change to the manifest's shape or to what the input digest covers. */
 export const MANIFEST_SCHEMA_VERSION = 2 as const;
@@ -163,24 +164,6 @@ export type ImportRecord = z.infer<typeof importRecord>;
 export type UnresolvedEntry = z.infer<typeof unresolvedEntry>;
 export type UnresolvedReason = UnresolvedEntry["reason"];
 
-/** JSON with object keys sorted at every level and no insignificant white space. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) out[key] = sortKeys(v);
-    }
-    return out;
-  }
-  return value;
-}
-
 /**
  * The canonical input digest: sha256 over the canonical JSON of what determines a bundle's
  * contents — schema version, kind, runtime identity and platform, entries, app file hashes and
@@ -219,11 +202,6 @@ export function computeInputDigest(
         .sort(byKey((p) => p.id)),
     }),
   );
-}
-
-/** Code-unit string order, independent of locale. */
-export function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Validates a manifest read from disk or the network. */

@@ -21,7 +21,7 @@ import {
   UsageError,
   writeAtomic,
   type Digest,
-} from "../core/index.js";
+} from "../core/light.js";
 
 /** What the index records for one key. */
 export interface IndexRecord {

@@ -1,7 +1,7 @@
 // `envpack build`: entries or a manifest → a cached, content-addressed bundle.
 
 import { Option, type Command } from "commander";
-import { UsageError } from "../../core/index.js";
+import { UsageError } from "../../core/light.js";
 import type { CommandContext } from "../context.js";
 import { intOption } from "./options.js";
 

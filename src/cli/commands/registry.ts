@@ -1,7 +1,7 @@
 // `envpack push` and `envpack pull`: move bundles between the cache and a registry.
 
 import type { Command } from "commander";
-import { UsageError } from "../../core/index.js";
+import { UsageError } from "../../core/light.js";
 import type { CommandContext } from "../context.js";
 
 interface RegistryFlags {

@@ -1,7 +1,7 @@
 // `envpack scan`: entries → manifest.
 
 import type { Command } from "commander";
-import type { Manifest } from "../../core/index.js";
+import type { Manifest } from "../../core/light.js";
 import type { CommandContext } from "../context.js";
 
 interface ScanFlags {

@@ -1,7 +1,7 @@
 // How the CLI talks to a person or a script: stdout for results, stderr for progress and errors.
 
-import type { EnvpackEvent } from "../../core/index.js";
-import { isEnvpackError } from "../../core/index.js";
+import type { EnvpackEvent } from "../../core/light.js";
+import { isEnvpackError } from "../../core/light.js";
 
 /** Output settings fixed by the global flags and the environment. */
 export interface OutputMode {

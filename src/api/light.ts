@@ -1,0 +1,10 @@
+// The api layer's light barrel for start-up paths: what the CLI needs before a command runs.
+
+export { envpackVersion } from "./version.js";
+export {
+  loadConfig,
+  loadRegistryConfig,
+  type Config,
+  type ConfigFlags,
+  type RegistryFlags,
+} from "./load-config.js";

@@ -1,0 +1,23 @@
+// The core layer's light barrel for start-up paths (the CLI, a cache hit): everything in index.ts
+// but the schemas (manifest, conda-meta), which load zod.
+
+export * from "./errors.js";
+export * from "./events.js";
+export * from "./digest.js";
+export * from "./canonical-json.js";
+export * from "./safe-path.js";
+export * from "./fs-errors.js";
+export * from "./resources.js";
+export * from "./resource-spec.js";
+export * from "./task.js";
+export * from "./redact.js";
+export * from "./atomic-write.js";
+export * from "./own-files.js";
+export * from "./bundle-env.js";
+export type {
+  Manifest,
+  PackageEntry,
+  AppFile,
+  ImportRecord,
+  UnresolvedEntry,
+} from "./manifest.js";
