@@ -1,7 +1,53 @@
 // The manager's end of one remote warm runtime's TCP connection: newline-delimited JSON
 // (RuntimeWire, TaskRequest, TaskReply in core/task.ts), read one message at a time.
 
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
+import type { RuntimeWire } from "../../core/index.js";
+
+type Hello = Extract<RuntimeWire, { type: "hello" }>;
+
+/**
+ * The manager's side of a runtime's handshake: a fresh challenge, answered with
+ * HMAC-SHA256(token, nonce). Resolves with the runtime's hello, or why it failed.
+ */
+export async function proveToken(
+  conn: RuntimeLink,
+  token: Buffer,
+  timeoutMs: number,
+): Promise<Hello | "wrong" | "timeout" | "closed"> {
+  const nonce = randomBytes(32).toString("hex");
+  conn.send({ type: "challenge", nonce } satisfies RuntimeWire);
+  let timer: NodeJS.Timeout | undefined;
+  const message = await Promise.race([
+    conn.next(),
+    new Promise<"timeout">(
+      (resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)),
+    ),
+  ]);
+  clearTimeout(timer);
+  if (message === "timeout") return "timeout";
+  if (message === undefined) return "closed";
+  const hello = message as Partial<Hello>;
+  const expected = createHmac("sha256", token).update(nonce).digest();
+  const answer = Buffer.from(
+    typeof hello.answer === "string" ? hello.answer : "",
+    "hex",
+  );
+  if (
+    hello.type !== "hello" ||
+    answer.length !== expected.length ||
+    !timingSafeEqual(answer, expected)
+  )
+    return "wrong";
+  return {
+    type: "hello",
+    protocol: hello.protocol as Hello["protocol"],
+    answer: hello.answer as string,
+    pid: typeof hello.pid === "number" ? hello.pid : 0,
+    restMB: typeof hello.restMB === "number" ? hello.restMB : 0,
+  };
+}
 
 /** Bytes a peer may send without a newline before it is dropped (a task's result may be large). */
 const MAX_LINE = 256 << 20;

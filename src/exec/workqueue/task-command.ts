@@ -108,7 +108,13 @@ export function workerTask(
     `for f in 3 4 5 6 7 8 9; do [ -S /proc/$$/fd/$f ] && eval "exec $f>&-"; done`,
     `exec 2>${OUT_DIR}/${OUT.stderr}`,
   ];
-  const env: Record<string, string> = { ...task.env };
+  const env: Record<string, string> =
+    connect === undefined
+      ? { ...task.env }
+      : // glibc's mmap threshold grows after a large free, after which freed buffers stay resident
+        // in the heap: a warm runtime's rest would then carry earlier tasks' memory into later
+        // tasks' peaks (label creep). A fixed threshold returns large blocks on free.
+        { MALLOC_MMAP_THRESHOLD_: "131072", ...task.env };
   let program: string[];
   let request: TaskRequest | RuntimeConnect | undefined;
   const payload = task.payload;

@@ -2,11 +2,13 @@
 // node with runtime/module-runner.mjs --connect, which connects back to the manager, proves its
 // one-time token and runs many tasks, one at a time, over that connection.
 
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import {
   TASK_PROTOCOL,
+  addResources,
+  fits,
   type OnEvent,
   type Resources,
   type RuntimeConnect,
@@ -16,7 +18,7 @@ import {
   type TaskSpec,
 } from "../../core/index.js";
 import { canceledOutcome, processOutcome, type Outcome } from "../outcome.js";
-import { RuntimeLink } from "./runtime-link.js";
+import { RuntimeLink, proveToken } from "./runtime-link.js";
 import type { WorkerLink } from "./worker-link.js";
 
 /** The first line a runtime sends on its connection: `envpack-runtime PROTOCOL ID`. */
@@ -204,22 +206,22 @@ export class WarmRuntimes {
    * tasks hold: the scheduler counts only busy runtimes, but the worker counts idle ones too.
    */
   makeRoom(worker: WorkerLink, label: Resources): void {
-    const held: Resources = { cores: 0, memory: 0, disk: 0, gpus: 0 };
+    let held: Resources = { cores: 0, memory: 0, disk: 0, gpus: 0 };
     const ending = new Set<number>();
     for (const rt of this.#all)
       if (rt.worker === worker && rt.state === "ending")
         ending.add(rt.run.wqId);
     for (const task of worker.tasks.values())
-      if (!ending.has(task.wqId)) add(held, task.label);
-    add(held, label);
+      if (!ending.has(task.wqId)) held = addResources(held, task.label);
+    held = addResources(held, label);
     const idle = [...this.#all].filter(
       (rt) => rt.worker === worker && rt.state === "idle",
     );
-    while (exceeds(held, worker.resources)) {
+    while (!fits(held, worker.resources)) {
       const rt = idle.shift();
       if (rt === undefined) return;
       this.#retire(rt);
-      add(held, rt.label, -1);
+      held = addResources(held, rt.label, -1);
     }
   }
 
@@ -243,34 +245,16 @@ export class WarmRuntimes {
     if (rt === undefined || this.#closing)
       return refuse(`no runtime ${JSON.stringify(id)} is expected`);
     const conn = new RuntimeLink(socket);
-    const nonce = randomBytes(32).toString("hex");
-    const timer = setTimeout(
-      () => refuse("it did not answer the challenge"),
-      HANDSHAKE_MS,
-    );
-    timer.unref();
-    conn.send({ type: "challenge", nonce } satisfies RuntimeWire);
-    void conn.next().then((message) => {
-      clearTimeout(timer);
-      if (message === undefined) return;
-      const hello = message as Partial<Extract<RuntimeWire, { type: "hello" }>>;
-      const expected = createHmac("sha256", rt.token).update(nonce).digest();
-      const answer = Buffer.from(
-        typeof hello.answer === "string" ? hello.answer : "",
-        "hex",
-      );
-      if (
-        hello.type !== "hello" ||
-        answer.length !== expected.length ||
-        !timingSafeEqual(answer, expected)
-      )
-        return refuse(`wrong token for runtime ${id}`);
+    void proveToken(conn, rt.token, HANDSHAKE_MS).then((hello) => {
+      if (hello === "closed") return;
+      if (hello === "timeout") return refuse("it did not answer the challenge");
+      if (hello === "wrong") return refuse(`wrong token for runtime ${id}`);
       // One-time: the token is spent; a second connection with it is refused.
       if (this.#starting.get(id) !== rt || rt.isEnded)
         return refuse(`runtime ${id} has already joined or ended`);
       this.#starting.delete(id);
       rt.conn = conn;
-      rt.pid = typeof hello.pid === "number" ? hello.pid : undefined;
+      rt.pid = hello.pid;
       conn.onClose(() => {
         // Gone while idle: its Work Queue task's report follows. A busy one's task sees it.
         if (rt.state === "idle") {
@@ -465,21 +449,4 @@ function runtimeKey(task: TaskSpec, label: Resources): string {
     label.disk,
     label.gpus,
   ].join("\0");
-}
-
-function add(to: Resources, from: Resources, sign = 1): void {
-  to.cores += sign * from.cores;
-  to.memory += sign * from.memory;
-  to.disk += sign * from.disk;
-  to.gpus += sign * from.gpus;
-}
-
-function exceeds(used: Resources, total: Resources): boolean {
-  const eps = 1e-9;
-  return (
-    used.cores > total.cores + eps ||
-    used.memory > total.memory + eps ||
-    used.disk > total.disk + eps ||
-    used.gpus > total.gpus + eps
-  );
 }

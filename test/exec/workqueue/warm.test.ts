@@ -289,11 +289,11 @@ describe("warm runtimes on Work Queue workers", () => {
     await echo(0);
     const baseline = m.results()[0]?.usage.peakMemory ?? 0;
     expect(baseline).toBeGreaterThan(10);
-    for (let i = 0; i < 50; i++) expect(await alloc(60, 0)).toBe(60);
+    for (let i = 0; i < 50; i++) expect(await alloc(30, 0)).toBe(30);
     await m.executor.shutdown();
     const peaks = m
       .results()
-      .filter((r) => r.ok && r.usage.peakMemory > baseline + 40)
+      .filter((r) => r.ok && r.usage.peakMemory > baseline + 20)
       .map((r) => r.usage.peakMemory);
     expect(peaks).toHaveLength(50);
     // Each task is measured from the runtime at rest: the last ones as the first ones.
@@ -304,8 +304,8 @@ describe("warm runtimes on Work Queue workers", () => {
     expect(last?.label.memory).toBeLessThan(1000);
     const label = m.executor.summary().find((c) => c.category === "alloc")
       ?.label?.memory;
-    expect(label).toBeGreaterThanOrEqual(60);
-    expect(label).toBeLessThanOrEqual(1.2 * (60 + baseline));
+    expect(label).toBeGreaterThanOrEqual(30);
+    expect(label).toBeLessThanOrEqual(1.2 * (30 + baseline));
     expect(last?.label.memory).toBe(label);
   });
 
