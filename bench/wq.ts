@@ -55,6 +55,21 @@ interface Overhead {
   tasksPerSecond: number;
   latencyCalls: number;
   medianLatencyMs: number;
+  /** CPU per task over the whole run (warm-up, throughput, round trips), ms. */
+  cpu?: { workerMs: number; managerMs: number } | undefined;
+}
+
+/** CPU ms per task: the worker and its task processes, and the manager. */
+function cpuPerTask(
+  workerSeconds: number | undefined,
+  managerSeconds: number,
+  tasks: number,
+): Overhead["cpu"] {
+  if (workerSeconds === undefined) return undefined;
+  return {
+    workerMs: (workerSeconds * 1000) / tasks,
+    managerMs: (managerSeconds * 1000) / tasks,
+  };
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -113,12 +128,18 @@ async function runCManager(monitor: boolean): Promise<Outcome<Overhead>> {
     const peer = JSON.parse(lines[lines.length - 1] as string) as Omit<
       Overhead,
       "mode"
-    >;
+    > & { cpuSeconds: number; allTasks: number };
+    await worker?.exited;
     return {
       ok: true,
       value: {
         mode: `Debian C manager${monitor ? " (resource_monitor)" : ""}`,
         ...peer,
+        cpu: cpuPerTask(
+          await worker?.cpuSeconds,
+          peer.cpuSeconds,
+          peer.allTasks,
+        ),
       },
     };
   } finally {
@@ -140,14 +161,16 @@ async function runEnvpack(
   work: string,
   tasks: number,
   makeCall: (executor: Executor) => () => Promise<unknown>,
-  pack: boolean,
+  options: { pack: boolean; monitor: boolean },
 ): Promise<Overhead> {
   const executor = new Executor({
     backend: "workqueue",
     port: 0,
-    pack,
+    pack: options.pack,
+    monitor: options.monitor,
     cacheDir: join(work, "cache"),
   });
+  const cpuAtStart = process.cpuUsage();
   let worker: BenchWorker | undefined;
   try {
     worker = await startBenchWorker({
@@ -166,6 +189,10 @@ async function runEnvpack(
       await call();
       latencies.push(performance.now() - t);
     }
+    // The worker is single-shot: it exits once shutdown releases it, and its CPU is read then.
+    await executor.shutdown();
+    const used = process.cpuUsage(cpuAtStart);
+    await worker.exited;
     return {
       mode,
       tasks,
@@ -173,6 +200,11 @@ async function runEnvpack(
       tasksPerSecond: tasks / seconds,
       latencyCalls: LATENCY_CALLS,
       medianLatencyMs: median(latencies),
+      cpu: cpuPerTask(
+        await worker.cpuSeconds,
+        (used.user + used.system) / 1e6,
+        WARMUP_TASKS + tasks + LATENCY_CALLS,
+      ),
     };
   } finally {
     await executor.shutdown();
@@ -289,14 +321,20 @@ async function runBundle(work: string, noopEntry: string): Promise<BundleRun> {
 }
 
 function overheadRow(row: Outcome<Overhead>, label: string): string[] {
-  return row.ok
-    ? [
-        label,
-        String(row.value.tasks),
-        row.value.tasksPerSecond.toFixed(0),
-        `${row.value.medianLatencyMs.toFixed(2)} ms (${row.value.latencyCalls} calls)`,
-      ]
-    : [label, "", "n/a", row.reason];
+  if (!row.ok) return [label, "", "n/a", row.reason, "", ""];
+  const { cpu } = row.value;
+  return [
+    label,
+    String(row.value.tasks),
+    row.value.tasksPerSecond.toFixed(0),
+    `${row.value.medianLatencyMs.toFixed(2)} ms (${row.value.latencyCalls} calls)`,
+    cpu === undefined
+      ? "n/a"
+      : `${(cpu.workerMs + cpu.managerMs).toFixed(1)} ms: ${cpu.workerMs.toFixed(1)} + ${cpu.managerMs.toFixed(1)}`,
+    cpu === undefined
+      ? "n/a"
+      : `${((cpus().length * 1000) / (cpu.workerMs + cpu.managerMs)).toFixed(0)} tasks/s`,
+  ];
 }
 
 async function main(): Promise<void> {
@@ -316,15 +354,26 @@ async function main(): Promise<void> {
     log(
       `bench:wq: envpack's manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
     );
+    const noopCommand = (executor: Executor) => {
+      const noop = executor.command(["true"], { resources: { cores: 1 } });
+      return () => noop();
+    };
     const commands = await runEnvpack(
-      "envpack command tasks",
+      "envpack command tasks, monitor: false",
       work,
       COMMAND_TASKS,
-      (executor) => {
-        const noop = executor.command(["true"], { resources: { cores: 1 } });
-        return () => noop();
-      },
-      false,
+      noopCommand,
+      { pack: false, monitor: false },
+    );
+    log(
+      `bench:wq: envpack's manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    );
+    const commandsMonitored = await runEnvpack(
+      "envpack command tasks, resource_monitor",
+      work,
+      COMMAND_TASKS,
+      noopCommand,
+      { pack: false, monitor: true },
     );
     log(
       `bench:wq: envpack's manager, ${MODULE_TASKS} no-op pack: true module apps + ${LATENCY_CALLS} round trips`,
@@ -339,7 +388,7 @@ async function main(): Promise<void> {
         });
         return () => noop();
       },
-      true,
+      { pack: true, monitor: true },
     );
     log(
       `bench:wq: a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
@@ -354,8 +403,9 @@ async function main(): Promise<void> {
       ? ratio(c.value.medianLatencyMs, commands.medianLatencyMs)
       : null;
     const vsCMonitored = cMonitored.ok
-      ? ratio(commands.tasksPerSecond, cMonitored.value.tasksPerSecond)
+      ? ratio(commandsMonitored.tasksPerSecond, cMonitored.value.tasksPerSecond)
       : null;
+    const cores = cpus().length;
     const worstBundles = Math.max(...bundle.workers.map((w) => w.bundlesSent));
     if (json) {
       process.stdout.write(
@@ -366,6 +416,7 @@ async function main(): Promise<void> {
             c,
             cMonitored,
             commands,
+            commandsMonitored,
             modules,
             bundle,
             warm,
@@ -389,13 +440,24 @@ async function main(): Promise<void> {
       `envpack's manager wraps every task in resource_monitor (measured, limited by its label) when one is on this host; the C manager does only with monitoring enabled, so it runs both ways`,
       "",
       formatTable(
-        ["manager", "tasks", "tasks/s", "median round trip"],
+        [
+          "manager",
+          "tasks",
+          "tasks/s",
+          "median round trip",
+          "CPU/task: worker+tasks, manager",
+          "CPU ceiling",
+        ],
         [
           overheadRow(
             { ok: true, value: commands },
-            "envpack: `true` commands",
+            "envpack: `true` commands, monitor: false",
           ),
           overheadRow(c, `Debian C manager (${C_PYTHON}): \`true\` commands`),
+          overheadRow(
+            { ok: true, value: commandsMonitored },
+            "envpack: `true` commands in resource_monitor (default)",
+          ),
           overheadRow(
             cMonitored,
             "Debian C manager, every task in resource_monitor",
@@ -428,13 +490,13 @@ async function main(): Promise<void> {
         ["ratio", "value", "target", "met"],
         [
           [
-            "envpack / C manager tasks/s (commands)",
+            "envpack / C manager tasks/s (commands, no monitor)",
             ratioText(vsC),
             `≥ ${TARGET_VS_C}`,
             met(vsC, (v) => v >= TARGET_VS_C),
           ],
           [
-            "envpack / C manager with resource_monitor tasks/s",
+            "envpack / C manager tasks/s (both in resource_monitor)",
             ratioText(vsCMonitored),
             `≥ ${TARGET_VS_C}`,
             met(vsCMonitored, (v) => v >= TARGET_VS_C),
@@ -456,7 +518,8 @@ async function main(): Promise<void> {
       "",
       ...formatWarmSection(warm),
       "",
-      "resource_monitor keeps each task on its core ~0.3 s however short it is (start-up, then a fixed 200 ms pause after the task exits, seen with strace), so a monitored manager runs at most ~3 no-op tasks/s per core, C or envpack.",
+      `CPU ceiling = ${cores} cores × 1000 / (CPU ms per task, worker + its task processes + manager, measured over the whole run): the rate this machine could reach if nothing else ran. Every task is a process tree on the worker (fork, sh, the worker's sandbox), the same for both managers; 2× the C manager's ${c.ok ? c.value.tasksPerSecond.toFixed(0) : "n/a"} tasks/s would need ${c.ok ? ((cores * 1000) / (2 * c.value.tasksPerSecond)).toFixed(1) : "n/a"} ms of CPU per task at most, against ${commands.cpu === undefined ? "n/a" : (commands.cpu.workerMs + commands.cpu.managerMs).toFixed(1)} ms measured for envpack (${c.ok && c.value.cpu !== undefined ? (c.value.cpu.workerMs + c.value.cpu.managerMs).toFixed(1) : "n/a"} ms for the C manager).`,
+      "resource_monitor pauses 200 ms after its program exits unless a signal ends the pause (rmonitor_final_cleanup, seen with strace); envpack's wrapper signals it when the program's end of a FIFO closes, the C manager's tasks wait it out whenever they lose that race.",
     ];
     process.stdout.write(`${lines.join("\n")}\n`);
   } finally {

@@ -11,9 +11,17 @@ export interface BenchWorker {
   pid: number;
   /** Resolves once the process is gone. */
   exited: Promise<void>;
-  /** SIGKILL if still running, then removes its directory. */
+  /**
+   * CPU seconds of the worker and every process under it (its tasks), read by the shell that
+   * reaped it (`cutime + cstime`); resolves once it exited, undefined if that was not read.
+   */
+  cpuSeconds: Promise<number | undefined>;
+  /** SIGKILL if still running (the worker's whole group), then removes its directory. */
   stop(): Promise<void>;
 }
+
+/** Clock ticks per second of /proc/PID/stat on Linux (USER_HZ). */
+const USER_HZ = 100;
 
 /** Starts `work_queue_worker 127.0.0.1 PORT` (single shot) with the given size, in a fresh directory. */
 export async function startBenchWorker(options: {
@@ -26,9 +34,14 @@ export async function startBenchWorker(options: {
   const env = { ...process.env };
   // The worker takes these as its defaults.
   for (const key of ["CORES", "MEMORY", "DISK", "GPUS"]) delete env[key];
+  // A shell runs the worker and, once it has reaped it, prints its own /proc stat: its children's
+  // CPU times (fields 16 and 17) are the worker's and its tasks'.
   const child = spawn(
-    "work_queue_worker",
+    "/bin/sh",
     [
+      "-c",
+      'work_queue_worker "$@"; read -r l </proc/$$/stat; echo "$l"',
+      "sh",
       "127.0.0.1",
       String(options.port),
       "--cores",
@@ -43,21 +56,37 @@ export async function startBenchWorker(options: {
       "--workdir",
       dir,
     ],
-    { env, stdio: "ignore" },
+    { env, stdio: ["ignore", "pipe", "ignore"], detached: true },
   );
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   const exited = new Promise<void>((resolve) =>
-    child.once("exit", () => resolve()),
+    child.once("close", () => resolve()),
   );
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", resolve);
     child.once("error", reject);
   });
+  const cpuSeconds = exited.then(() => {
+    // "pid (sh) S ppid …": fields after the command name, 16 and 17 overall.
+    const fields = out.trim().split(") ")[1]?.split(" ") ?? [];
+    const cutime = Number(fields[16 - 3]);
+    const cstime = Number(fields[17 - 3]);
+    return Number.isFinite(cutime + cstime)
+      ? (cutime + cstime) / USER_HZ
+      : undefined;
+  });
   return {
     pid: child.pid as number,
     exited,
+    cpuSeconds,
     async stop() {
       if (child.exitCode === null && child.signalCode === null)
-        child.kill("SIGKILL");
+        try {
+          process.kill(-(child.pid as number), "SIGKILL");
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+        }
       await exited;
       await rm(dir, { recursive: true, force: true });
     },

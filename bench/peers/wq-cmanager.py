@@ -85,6 +85,9 @@ def main():
             "tasksPerSecond": args.tasks / throughput_seconds,
             "latencyCalls": args.latency_calls,
             "medianLatencyMs": statistics.median(latencies),
+            # This process's CPU (the C manager runs inside it), for every task of the run.
+            "cpuSeconds": time.process_time(),
+            "allTasks": args.warmup + args.tasks + args.latency_calls,
         },
         sys.stdout,
     )
