@@ -1,8 +1,9 @@
 // Unpacks a bundle once per machine into an environments directory, relocating Conda
 // environments, with a completion marker so that a crash half-way is redone, never used.
 
-import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { execa } from "execa";
 import {
   isNotFound,
@@ -14,6 +15,14 @@ import {
 } from "../src/core/index.js";
 import { readLockHolder, withDirLock } from "./dir-lock.js";
 import { unpackBundle } from "./unpack-bundle.js";
+import { assembleTree } from "./layers/assemble-tree.js";
+import type { BundleIndex } from "./layers/bundle-index.js";
+import { ensureLayer } from "./layers/ensure-layer.js";
+import {
+  LAYERS_DIR,
+  layerBeside,
+  readLayeredIndex,
+} from "./layers/read-layered.js";
 
 /** Marker written last, after unpacking and relocation succeeded. */
 export const COMPLETE_MARKER = ".envpack/complete";
@@ -70,13 +79,16 @@ async function unpackOnce(
       // Holding the lock, no other unpack of this bundle is running: its temps are leftovers.
       await removeTemps(options.envsDir, hex);
       await rm(dir, { recursive: true, force: true });
-      await unpackBundle({
-        file: options.file,
-        dest: dir,
-        expectedDigest: options.digest,
-        onEvent: options.onEvent,
-        signal: options.signal,
-      });
+      const index = await readLayeredIndex(options.file, options.digest);
+      if (index === undefined)
+        await unpackBundle({
+          file: options.file,
+          dest: dir,
+          expectedDigest: options.digest,
+          onEvent: options.onEvent,
+          signal: options.signal,
+        });
+      else await assembleLayers(options, index, dir);
       if (await pathExists(join(dir, RELOCATION)))
         await relocate(dir, options.signal);
       await mkdir(join(dir, dirname(COMPLETE_MARKER)), { recursive: true });
@@ -95,6 +107,41 @@ async function unpackOnce(
         }),
     },
   );
+}
+
+/**
+ * A layered bundle (format 3): each layer unpacked once per machine under `<envsDir>/layers/`
+ * (found beside the index, named by its hex digest, with or without `.tar.zst`), then the tree
+ * assembled from them in a temp directory renamed to `dir`.
+ */
+async function assembleLayers(
+  options: EnsureUnpackedOptions,
+  index: BundleIndex,
+  dir: string,
+): Promise<void> {
+  const layerDirs: string[] = [];
+  for (const layer of index.layers) {
+    const { dir: layerDir } = await ensureLayer({
+      file: await layerBeside(options.file, layer.digest),
+      digest: layer.digest,
+      layersDir: join(options.envsDir, LAYERS_DIR),
+      onEvent: options.onEvent,
+      signal: options.signal,
+      lockTimeoutMs: options.lockTimeoutMs,
+    });
+    layerDirs.push(layerDir);
+  }
+  const temp = join(
+    options.envsDir,
+    `.${basename(dir)}.${randomBytes(6).toString("hex")}.tmp`,
+  );
+  try {
+    await mkdir(temp);
+    await assembleTree(layerDirs, temp, basename(options.file));
+    await rename(temp, dir);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
 }
 
 /** Temp directories of unpacks (ours: `.<hex>.<random>.tmp`; envpack-run's: `.<hex>.<pid>.tmp`). */

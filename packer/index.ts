@@ -36,3 +36,19 @@ export {
   checkNodeTarget,
   fetchNodeRuntime,
 } from "./node/fetch-node-runtime.js";
+export {
+  LAYERED_BUNDLE_FORMAT,
+  LAYER_ROLES,
+  encodeBundleIndex,
+  parseBundleIndex,
+  type BundleIndex,
+  type LayerRef,
+  type LayerRole,
+} from "./layers/bundle-index.js";
+export {
+  splitLayers,
+  writeBundleIndex,
+  writeLayer,
+  writeLayeredBundle,
+} from "./layers/write-layered.js";
+export { readLayeredIndex, layerBeside } from "./layers/read-layered.js";

@@ -14,6 +14,7 @@ import {
   type Digest,
   type OnEvent,
 } from "../src/core/index.js";
+import type { LayerRole } from "./layers/bundle-index.js";
 
 /** One thing to put in a bundle. */
 export interface BundleEntry {
@@ -28,6 +29,11 @@ export interface BundleEntry {
   executable?: boolean | undefined;
   /** Symlinks: the link's target, as stored. */
   linkTarget?: string | undefined;
+  /**
+   * The layer of a layered bundle (format 3) the entry belongs to; untagged entries are the
+   * app's. A single-blob bundle ignores it.
+   */
+  layer?: LayerRole | undefined;
 }
 
 /** Options of {@link writeBundle}. */

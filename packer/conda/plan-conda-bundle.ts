@@ -67,6 +67,8 @@ export interface CondaBundleEntry {
   data?: Uint8Array;
   executable?: boolean;
   linkTarget?: string;
+  /** The interpreter's package is the runtime layer; the rest of the prefix the packages layer. */
+  layer?: "runtime" | "packages";
 }
 
 /** One file the relocation script rewrites. */
@@ -249,7 +251,21 @@ export async function planCondaBundle(
     type: "file",
     data: relocate,
   });
-  const entries = [...out.values()].sort((a, b) => compare(a.path, b.path));
+  // The python package (its files and record) is the runtime layer, shared by every environment
+  // with that interpreter build; the prefix is relocated as a whole once assembled.
+  const runtime = new Set<string>();
+  for (const pkg of keptConda.filter(
+    (p) => p.metaPath === env.python.metaPath,
+  )) {
+    runtime.add(pkg.metaPath);
+    for (const file of pkg.files) runtime.add(file.target);
+  }
+  const entries = [...out.values()]
+    .map((e): CondaBundleEntry => ({
+      ...e,
+      layer: runtime.has(e.path) ? "runtime" : "packages",
+    }))
+    .sort((a, b) => compare(a.path, b.path));
   return { entries, relocation: record };
 }
 

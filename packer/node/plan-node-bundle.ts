@@ -41,6 +41,7 @@ export function nodeRuntimeEntries(nodeBinary: string): BundleEntry[] {
       // Synchronous: a caller starts packing these while a busy scan holds the event loop.
       source: realpathSync(nodeBinary),
       executable: true,
+      layer: "runtime",
     },
   ];
 }
@@ -73,6 +74,7 @@ export async function planNodeBundle(
       type: "file",
       data: Buffer.from(NODE_LAUNCHER),
       executable: true,
+      layer: "runtime",
     },
   ];
   for (const pkg of manifest.packages) {
@@ -86,6 +88,7 @@ export async function planNodeBundle(
         path: posix.join(APP_DIR, link),
         type: "symlink",
         linkTarget: target,
+        layer: "packages",
       });
     }
   }
@@ -126,18 +129,25 @@ function packageEntries(
   bundleDir: string,
   onWarn: ((warning: WarnEvent) => void) | undefined,
 ): BundleEntry[] {
-  const out: BundleEntry[] = [{ path: bundleDir, type: "directory" }];
+  const out: BundleEntry[] = [
+    { path: bundleDir, type: "directory", layer: "packages" },
+  ];
   const walk = (current: string, rel: string): void => {
     for (const entry of readdirSync(current, { withFileTypes: true })) {
       const path = join(current, entry.name);
       const bundlePath = posix.join(bundleDir, rel, entry.name);
       if (entry.isDirectory()) {
         if (entry.name === "node_modules") continue;
-        out.push({ path: bundlePath, type: "directory" });
+        out.push({ path: bundlePath, type: "directory", layer: "packages" });
         walk(path, posix.join(rel, entry.name));
       } else if (entry.isFile()) {
         // The writer reads the execute bit from the same stat it takes for the size.
-        out.push({ path: bundlePath, type: "file", source: path });
+        out.push({
+          path: bundlePath,
+          type: "file",
+          source: path,
+          layer: "packages",
+        });
       } else if (entry.isSymbolicLink()) {
         const target = readlinkSync(path);
         const resolved = resolve(dirname(path), target);
@@ -145,7 +155,12 @@ function packageEntries(
           !target.startsWith("/") &&
           (resolved === dir || resolved.startsWith(dir + sep))
         ) {
-          out.push({ path: bundlePath, type: "symlink", linkTarget: target });
+          out.push({
+            path: bundlePath,
+            type: "symlink",
+            linkTarget: target,
+            layer: "packages",
+          });
         } else {
           onWarn?.({
             type: "warn",

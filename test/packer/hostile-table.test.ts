@@ -9,7 +9,11 @@ import { mkdir, readdir, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { unpackBundle } from "../../packer/index.js";
+import {
+  ensureUnpacked,
+  unpackBundle,
+  writeBundleIndex,
+} from "../../packer/index.js";
 import type { Digest } from "../../src/core/index.js";
 import {
   HOSTILE_CASES,
@@ -122,9 +126,60 @@ const withEnvpackRun: Unpacker = async ({ root, file, digest, row }) => {
   };
 };
 
+/**
+ * The same archive as the layer of a layered bundle (format 3), unpacked by ensureUnpacked: the
+ * layer is refused exactly as the bundle is, and neither a layer nor a tree is left behind.
+ */
+const asLayer: Unpacker = async ({ root, file, digest, row }) => {
+  const envs = join(root, "envs");
+  const index = await writeBundleIndex(
+    {
+      format: 3,
+      kind: "node",
+      layers: [{ role: "app", digest, size: (await stat(file)).size }],
+    },
+    root,
+  );
+  const outcome = await ensureUnpacked({
+    file: index.path,
+    digest: index.digest,
+    envsDir: envs,
+  }).then(
+    () => ({ code: "none" }),
+    (error: { code?: string; details?: { entry?: unknown } }) => ({
+      code: String(error.code),
+      ...(error.details?.entry === undefined
+        ? {}
+        : { entry: String(error.details.entry) }),
+    }),
+  );
+  const tree = join(envs, index.digest.slice("sha256:".length));
+  const unpacked = await stat(tree).then(
+    () => true,
+    () => false,
+  );
+  const layers = (await readdir(join(envs, "layers"))).filter(
+    (n) => !n.endsWith(".lock"),
+  );
+  expect(layers, "layers left").toEqual(
+    unpacked ? [digest.slice("sha256:".length)] : [],
+  );
+  expect(
+    (await readdir(envs)).filter((n) => n !== "layers").length,
+    "trees left",
+  ).toBe(unpacked ? 1 : 0);
+  return {
+    ...outcome,
+    outside: await readdir(join(root, "outside")),
+    unpacked,
+    ...(unpacked && row.sizes ? { sizes: await sizesIn(tree, row) } : {}),
+  };
+};
+
 const UNPACKERS: [string, Unpacker][] = [
   ["unpackBundle", withUnpackBundle],
   ["runtime/envpack-run", withEnvpackRun],
+  ["a layer of a layered bundle", asLayer],
 ];
 
 describe.each(UNPACKERS)("%s obeys the unpack contract", (_, unpacker) => {
