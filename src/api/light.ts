@@ -8,3 +8,10 @@ export {
   type ConfigFlags,
   type RegistryFlags,
 } from "./load-config.js";
+// The report command needs only Node's builtins (Chart.js is read as a file, not imported).
+export {
+  report,
+  type ReportOptions,
+  type ReportResult,
+  type RunFigures,
+} from "./report.js";

@@ -2,7 +2,7 @@
 // killed writer, or a line that is not JSON, is a coded warning and the rest is still read.
 
 import { createReadStream } from "node:fs";
-import { InputError, isNotFound, type WarnEvent } from "../core/index.js";
+import { InputError, isNotFound, type WarnEvent } from "../core/light.js";
 
 /** One record of a run log: an event (or run:start / run:end) with its time `t` in ms. */
 export interface LogRecord {
@@ -23,7 +23,7 @@ export async function readRunLog(
   take: (record: LogRecord) => void,
 ): Promise<WarnEvent[]> {
   const warnings: WarnEvent[] = [];
-  let rest = "";
+  let rest: Buffer = Buffer.alloc(0);
   let lineNo = 0;
   let bad = 0;
   let firstBad = 0;
@@ -55,22 +55,20 @@ export async function readRunLog(
     take(record);
   };
   try {
-    const stream = createReadStream(path, {
-      encoding: "utf8",
-      highWaterMark: 1 << 20,
-    });
-    for await (const chunk of stream as AsyncIterable<string>) {
-      const text = rest + chunk;
+    // Bytes, split at newlines, each line decoded alone: no decoder state, no big string.
+    const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const bytes = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
       let start = 0;
       for (
-        let end = text.indexOf("\n");
+        let end = bytes.indexOf(10);
         end !== -1;
-        end = text.indexOf("\n", start)
+        end = bytes.indexOf(10, start)
       ) {
-        handle(text.slice(start, end), false);
+        handle(bytes.toString("utf8", start, end), false);
         start = end + 1;
       }
-      rest = text.slice(start);
+      rest = bytes.subarray(start);
     }
   } catch (error) {
     if (isNotFound(error))
@@ -85,8 +83,8 @@ export async function readRunLog(
       );
     throw error;
   }
-  if (rest !== "") handle(rest, true);
-  if (lineNo === 0 || (lineNo === 1 && rest !== "" && warnings.length > 0))
+  if (rest.length > 0) handle(rest.toString("utf8"), true);
+  if (lineNo === 0 || (lineNo === 1 && rest.length > 0 && warnings.length > 0))
     notRunLog(path);
   if (bad > 0)
     warnings.push({

@@ -179,7 +179,7 @@ function usage(data: RunData, s: (ms: number) => number): PageData["util"] {
         a.label?.memory ?? 0,
         a.peakMemory ?? 0,
       ];
-      changes.push([a.start, ...v]);
+      changes.push([a.start, v[0], v[1], v[2], v[3]]);
       changes.push([a.end ?? end, -v[0], -v[1], -v[2], -v[3]]);
     }
     changes.sort((x, y) => x[0] - y[0]);

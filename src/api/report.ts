@@ -2,7 +2,7 @@
 
 import { writeFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
-import { writeAtomic, writeFailure, type OnEvent } from "../core/index.js";
+import { writeAtomic, writeFailure, type OnEvent } from "../core/light.js";
 import { reportHtml } from "./report-html.js";
 import { loadRunData, runFigures, type RunFigures } from "./run-report.js";
 

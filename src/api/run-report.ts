@@ -1,7 +1,7 @@
 // A run log folded into what a report shows: every task and attempt, workers and their presence,
 // apps, labels over time, bundle steps — and the aggregated figures `envpack report --json` prints.
 
-import type { Resources, WarnEvent } from "../core/index.js";
+import type { Resources, WarnEvent } from "../core/light.js";
 import { readRunLog, type LogRecord } from "./read-run-log.js";
 
 /** One attempt of a task, times in ms since the run started. */

@@ -28,7 +28,7 @@ export function registerReport(
     )
     .action(async (log: string, flags: ReportFlags) => {
       await context.run(async ({ onEvent, mode }) => {
-        const { report } = await import("../../api/index.js");
+        const { report } = await import("../../api/light.js");
         const result = await report({
           log,
           output: flags.output ?? (mode.json ? null : undefined),
