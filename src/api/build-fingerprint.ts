@@ -23,6 +23,7 @@ export interface FingerprintKeyOptions {
   platform?: string | undefined;
   engine?: "builtin" | "conda-pack" | undefined;
   onlyImported?: boolean | undefined;
+  trace?: string[] | undefined;
 }
 
 /** Stats of every file and directory a scan's result depends on, to answer rebuilds without scanning. */
@@ -51,6 +52,7 @@ export function fingerprintKey(
       engine: options.engine ?? "builtin",
       // Absent unless set, so that default builds keep their fingerprints.
       onlyImported: options.onlyImported === true ? true : undefined,
+      trace: options.trace,
     }),
   );
 }

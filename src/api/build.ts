@@ -58,6 +58,8 @@ export interface BuildOptions {
   engine?: "builtin" | "conda-pack" | undefined;
   /** Ship only the import graph's closure (the scan option `onlyImported`). */
   onlyImported?: boolean | undefined;
+  /** Trace a run of the app (the scan option `trace`); the command is part of the fingerprint key. */
+  trace?: string[] | undefined;
   /** zstd level (default 3) and worker threads (default: all cores). */
   level?: number | undefined;
   threads?: number | undefined;
@@ -162,7 +164,11 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   // already: a hit then reads no package contents. Its digest equals the full scan's unless a
   // package imports what it does not declare; then it misses and the full scan decides.
   let quick: Manifest | undefined;
-  if (registry !== undefined && options.manifest === undefined) {
+  if (
+    registry !== undefined &&
+    options.manifest === undefined &&
+    options.trace === undefined
+  ) {
     quick = await loadManifest(inputs, cwd, false);
     const quickDigest = quick.inputDigest as Digest;
     const quickKey = bundleKey(quickDigest, options);

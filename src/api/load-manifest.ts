@@ -27,6 +27,8 @@ export interface LoadManifestOptions {
   platform?: string | undefined;
   /** See {@link ScanOptions.onlyImported}. */
   onlyImported?: boolean | undefined;
+  /** See {@link ScanOptions.trace}. */
+  trace?: string[] | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -112,6 +114,7 @@ async function readOrScan(
       cwd,
       parsePackages,
       onlyImported: options.onlyImported,
+      trace: options.trace,
       onEvent: options.onEvent,
       signal: options.signal,
     },

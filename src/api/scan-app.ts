@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import {
   InputError,
+  UsageError,
   writeFailure,
   writeFileAtomic,
   type Manifest,
@@ -10,7 +11,7 @@ import {
   type UnresolvedEntry,
 } from "../core/index.js";
 import type { CondaEnvReader } from "../conda/index.js";
-import { scan as scanEntries } from "../scan/index.js";
+import { runTraced, scan as scanEntries } from "../scan/index.js";
 import { envpackVersion } from "./version.js";
 
 /** Options of {@link scan}. */
@@ -32,6 +33,13 @@ export interface ScanOptions {
    * requirements) declares that no import reaches (default false: they ship, reason `declared`).
    */
   onlyImported?: boolean | undefined;
+  /**
+   * Run the app once here with envpack's loader hooks and fs recording, and add what it loaded
+   * or opened that the analysis missed (reason `traced`): the command's argv (a Node program),
+   * or `[]` to run the first entry with this node. Node entries only. Nothing is written into the
+   * project or the cache but the output manifest (the app's own writes are its own).
+   */
+  trace?: string[] | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -58,6 +66,10 @@ export async function scanWith(
   readCondaEnv: CondaEnvReader | undefined,
 ): Promise<Manifest> {
   const cwd = options.cwd ?? process.cwd();
+  const traced =
+    options.trace === undefined
+      ? undefined
+      : await traceApp(options.entries, options.trace, cwd, options.signal);
   const manifest = await scanEntries({
     entries: options.entries,
     env: options.env,
@@ -66,6 +78,7 @@ export async function scanWith(
     generatorVersion: envpackVersion(),
     parsePackages: options.parsePackages,
     declared: options.onlyImported !== true,
+    traced,
     onEvent: options.onEvent,
     signal: options.signal,
   });
@@ -91,6 +104,29 @@ export async function scanWith(
       JSON.stringify(manifest, null, 2) + "\n",
     );
   return manifest;
+}
+
+/** Runs the traced command (default: the first entry with this node) and returns what it touched. */
+async function traceApp(
+  entries: string[],
+  command: string[],
+  cwd: string,
+  signal: AbortSignal | undefined,
+): Promise<string[]> {
+  if (entries.some((e) => e.endsWith(".py"))) {
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      "--trace runs Node apps only",
+      {
+        hint: "Scan Python apps without --trace; list what they load dynamically in requirements.txt.",
+      },
+    );
+  }
+  const argv =
+    command.length > 0
+      ? command
+      : [process.execPath, resolve(cwd, entries[0] ?? "")];
+  return runTraced(argv, { cwd, signal });
 }
 
 /**

@@ -28,6 +28,8 @@ export interface ScanOptions {
   parsePackages?: boolean | undefined;
   /** See {@link ScannerOptions.declared}. */
   declared?: boolean | undefined;
+  /** See {@link ScannerOptions.traced}. */
+  traced?: string[] | undefined;
   /**
    * Python: reads the Conda prefix (default: a read of its own); a build passes the reader its
    * packer uses, so both decide from one read of the environment.
@@ -67,6 +69,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     entries,
     parsePackages: options.parsePackages,
     declared: options.declared,
+    traced: options.traced,
     onEvent: options.onEvent,
     signal: options.signal,
   };
@@ -135,6 +138,19 @@ async function checkEntry(entry: string): Promise<void> {
 }
 
 export { JS_EXTENSIONS } from "./scan-result.js";
+
+/**
+ * Runs a Node app once with envpack's trace hooks (see `runTraced` in trace/run-traced.ts),
+ * loading the process machinery only when asked.
+ * @throws InputError ENVPACK_INPUT_TRACE_FAILED
+ */
+export async function runTraced(
+  command: string[],
+  options: { cwd: string; signal?: AbortSignal | undefined },
+): Promise<string[]> {
+  const traced = await import("./trace/run-traced.js");
+  return traced.runTraced(command, options);
+}
 export { rewriteSpecifiers } from "./js/rewrite-specifiers.js";
 export { packageTreeDigest } from "./npm/package-catalog.js";
 export { packageTreeStamp } from "./npm/package-tree.js";

@@ -33,6 +33,12 @@ export interface ScannerOptions {
    * import graph's closure.
    */
   declared?: boolean | undefined;
+  /**
+   * Real paths a traced run of the app loaded or opened: files of the app's project join as app
+   * files and packages under node_modules as packages, with reason `traced` unless the analysis
+   * reached them too.
+   */
+  traced?: string[] | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }

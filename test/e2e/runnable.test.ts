@@ -2,7 +2,7 @@
 // unpacked by runtime/envpack-run on a PATH with only the worker tools (no node, no python), run
 // from an empty directory, and must print what it prints from its project.
 
-import { readFile } from "node:fs/promises";
+import { lstat, readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
@@ -114,4 +114,59 @@ describe("bundles that run", () => {
         ).toEqual(["src/views/hello.ejs", "src/views/partials/footer.ejs"]);
     }
   });
+
+  it("--trace: finds a plugin that neither the analysis nor the declared dependencies name, and the traced bundle runs; nothing is written into the project", async () => {
+    const dir = inject("fixtures").runnable["trace-plugin"] as string;
+    const settings = await readCase(dir);
+    const before = await listing(dir);
+    const scanned = await envpack(["scan", "--json", "src/main.js"], {
+      cwd: dir,
+    });
+    expect(scanned.exitCode).toBe(0);
+    const plain = JSON.parse(scanned.stdout) as {
+      packages: Array<{ name: string }>;
+      files: Array<{ path: string }>;
+    };
+    expect(plain.packages.map((p) => p.name)).not.toContain("ms");
+    expect(plain.files.map((f) => f.path)).not.toContain(
+      "src/plugins/shout.js",
+    );
+
+    const traced = await envpack(
+      ["scan", "--json", "src/main.js", "--trace", "--", "node", "src/main.js"],
+      { cwd: dir },
+    );
+    expect(traced.exitCode, traced.stderr).toBe(0);
+    const manifest = JSON.parse(traced.stdout) as {
+      packages: Array<{ name: string; reason: string }>;
+      files: Array<{ path: string; reason?: string }>;
+    };
+    expect(manifest.packages.find((p) => p.name === "ms")?.reason).toBe(
+      "traced",
+    );
+    expect(
+      manifest.files.find((f) => f.path === "src/plugins/shout.js")?.reason,
+    ).toBe("traced");
+
+    const expected = await runInProject(dir, "src/main.js");
+    expect(expected).toContain(settings.stdout);
+    const { stdout } = await buildAndRunOnWorker(dir, [
+      "src/main.js",
+      "--trace",
+    ]);
+    expect(stdout).toBe(expected);
+    expect(await listing(dir)).toEqual(before);
+  });
 });
+
+/** Every path under `dir` with its size and mtime: a write anywhere changes it. */
+async function listing(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return Promise.all(
+    entries.map(async (e) => {
+      const path = join(e.parentPath, e.name);
+      const info = await lstat(path);
+      return `${path} ${info.size} ${info.mtimeMs}`;
+    }),
+  ).then((lines) => lines.sort());
+}

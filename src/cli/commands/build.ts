@@ -3,7 +3,7 @@
 import { Option, type Command } from "commander";
 import { UsageError } from "../../core/light.js";
 import type { CommandContext } from "../context.js";
-import { intOption } from "./options.js";
+import { intOption, splitAtDashes } from "./options.js";
 
 interface BuildFlags {
   manifest?: string;
@@ -18,6 +18,7 @@ interface BuildFlags {
   registry?: string;
   insecure?: boolean;
   onlyImported?: boolean;
+  trace?: boolean;
 }
 
 /** Registers `envpack build`. */
@@ -58,6 +59,10 @@ export function registerBuild(program: Command, context: CommandContext): void {
       "--only-imported",
       "leave out declared dependencies no import reaches (the smallest bundle)",
     )
+    .option(
+      "--trace",
+      "run the app once here (the command after --, default: node ENTRY) and add what it loaded",
+    )
     .option("--level <n>", "zstd compression level, 1-19", intOption(1, 19), 3)
     .option(
       "--threads <n>",
@@ -73,7 +78,8 @@ export function registerBuild(program: Command, context: CommandContext): void {
       "after",
       "\nExample:\n  envpack build src/main.ts --out dist/\n  envpack build src/main.ts --registry oci://ghcr.io/acme/envpack --json\n  envpack scan src/main.ts -o app.manifest.json && envpack build --manifest app.manifest.json --json",
     )
-    .action(async (entries: string[], flags: BuildFlags) => {
+    .action(async (operands: string[], flags: BuildFlags, command: Command) => {
+      const { entries, command: traced } = splitAtDashes(operands, command);
       await context.run(async ({ onEvent, signal, cacheDir }) => {
         if (entries.length > 0 === (flags.manifest !== undefined)) {
           throw new UsageError(
@@ -98,6 +104,7 @@ export function registerBuild(program: Command, context: CommandContext): void {
           platform: flags.platform,
           engine: flags.engine,
           onlyImported: flags.onlyImported,
+          trace: flags.trace ? traced : undefined,
           level: flags.level,
           threads: flags.threads,
           registry: loadRegistryConfig({

@@ -1,6 +1,25 @@
 // Option parsers shared by commands: values are checked at parse time, errors exit 2.
 
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
+
+/**
+ * Splits a command's operands at `--` (which commander drops): the entries before it, and the
+ * command line after it (`envpack scan src/main.js --trace -- node src/main.js`).
+ */
+export function splitAtDashes(
+  operands: string[],
+  command: Command,
+): { entries: string[]; command: string[] } {
+  // commander keeps the whole argv on the program (untyped): the only place that still has `--`.
+  const raw =
+    (command.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
+  const at = raw.indexOf("--");
+  const after = at < 0 ? 0 : raw.length - at - 1;
+  return {
+    entries: operands.slice(0, operands.length - after),
+    command: operands.slice(operands.length - after),
+  };
+}
 
 /** Parses an integer option within [min, max]. */
 export function intOption(min: number, max: number): (value: string) => number {

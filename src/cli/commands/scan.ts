@@ -1,7 +1,8 @@
 // `envpack scan`: entries → manifest.
 
 import type { Command } from "commander";
-import type { Manifest } from "../../core/light.js";
+import { UsageError, type Manifest } from "../../core/light.js";
+import { splitAtDashes } from "./options.js";
 import type { CommandContext } from "../context.js";
 
 interface ScanFlags {
@@ -9,6 +10,7 @@ interface ScanFlags {
   output?: string;
   strict?: boolean;
   onlyImported?: boolean;
+  trace?: boolean;
 }
 
 /** Registers `envpack scan`. */
@@ -35,11 +37,24 @@ export function registerScan(program: Command, context: CommandContext): void {
       "--only-imported",
       "leave out declared dependencies no import reaches (the smallest bundle)",
     )
+    .option(
+      "--trace",
+      "run the app once here (the command after --, default: node ENTRY) and add what it loaded",
+    )
     .addHelpText(
       "after",
-      "\nExample:\n  envpack scan src/main.ts -o envpack.manifest.json\n  envpack scan app.py --env ~/miniconda3/envs/demo --json",
+      "\nExample:\n  envpack scan src/main.ts -o envpack.manifest.json\n  envpack scan app.py --env ~/miniconda3/envs/demo --json\n  envpack scan src/main.js --trace -- node src/main.js --dry-run",
     )
-    .action(async (entries: string[], flags: ScanFlags) => {
+    .action(async (operands: string[], flags: ScanFlags, command: Command) => {
+      const { entries, command: traced } = splitAtDashes(operands, command);
+      if (!flags.trace && traced.length > 0)
+        throw new UsageError(
+          "ENVPACK_USAGE_BAD_ARGUMENT",
+          "a command after -- is only for --trace",
+          {
+            hint: "e.g. `envpack scan src/main.js --trace -- node src/main.js`.",
+          },
+        );
       await context.run(async ({ onEvent, signal, mode }) => {
         const { scan, loadConfig } = await import("../../api/index.js");
         const config = loadConfig({ env: flags.env });
@@ -49,6 +64,7 @@ export function registerScan(program: Command, context: CommandContext): void {
           strict: flags.strict,
           output: flags.output,
           onlyImported: flags.onlyImported,
+          trace: flags.trace ? traced : undefined,
           onEvent,
           signal,
         });
@@ -86,6 +102,14 @@ function summarise(manifest: Manifest, output: string | undefined): string {
       `unresolved: ${u.file}:${u.line} '${u.specifier}' ${u.reason}${u.optional ? " (optional)" : ""}${where}`,
     );
   }
+  const traced = [
+    ...manifest.files.filter((f) => f.reason === "traced").map((f) => f.path),
+    ...manifest.packages
+      .filter((p) => p.reason === "traced")
+      .map((p) => `${p.name}@${p.version}`),
+  ];
+  for (const item of traced)
+    lines.push(`traced: ${item} (loaded by the run; the analysis missed it)`);
   if (output) lines.push(`manifest written to ${output}`);
   return lines.join("\n");
 }

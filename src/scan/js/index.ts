@@ -44,7 +44,7 @@ type Owner = { type: "app" } | { type: "package"; dir: string };
 interface ClosureEntry {
   pkg: InstalledPackage;
   deps: Map<string, boolean>;
-  reason: "import" | "dependency" | "declared";
+  reason: "import" | "dependency" | "declared" | "traced";
 }
 
 interface PendingFile {
@@ -70,6 +70,8 @@ class JsScanner {
   readonly #imported = new Set<string>();
   /** Package directories the app's package.json declares (dependencies and optional ones), by real path → optional. */
   readonly #declared = new Map<string, boolean>();
+  /** Package directories only a traced run loaded. */
+  readonly #traced = new Set<string>();
   /** Package directories reached from inside other packages, by importer. */
   readonly #packageEdges = new Map<string, Set<string>>();
   readonly #optionalOnly = new Map<string, boolean>();
@@ -97,6 +99,10 @@ class JsScanner {
       this.#enqueue(real, { type: "app" }, "entry");
     }
     await this.#drain();
+    if (this.#options.traced !== undefined) {
+      await this.#addTraced(this.#options.traced);
+      await this.#drain();
+    }
     await this.#addAppPackageJsons();
     if (this.#options.declared !== false) await this.#findDeclared();
     const packages = await this.#packages();
@@ -224,6 +230,39 @@ class JsScanner {
           dep.optional && this.#declared.get(dir) !== false,
         );
       }
+    }
+  }
+
+  /**
+   * What a traced run loaded that the analysis did not reach: files of the app's project (the
+   * directory of the entries' package.json, else of the entries) and installed packages.
+   */
+  async #addTraced(paths: string[]): Promise<void> {
+    const first = await realpath(this.#options.entries[0] as string);
+    const manifest = await nearestPackageJson(dirname(first));
+    const project =
+      manifest !== null && this.#catalog.packageDirOf(manifest) === null
+        ? dirname(manifest)
+        : commonDirectory(
+            await Promise.all(this.#options.entries.map((e) => realpath(e))),
+          );
+    for (const path of paths) {
+      const packageDir = this.#catalog.packageDirOf(path);
+      if (packageDir !== null) {
+        if ((await this.#catalog.read(packageDir)) !== null)
+          this.#traced.add(packageDir);
+        continue;
+      }
+      if (!path.startsWith(project + sep) || this.#seen.has(path)) continue;
+      let info;
+      try {
+        info = await stat(path);
+      } catch (error) {
+        if (isNotFound(error)) continue;
+        throw error;
+      }
+      if (info.isFile())
+        this.#enqueue(path, { type: "app" }, roleOf(extname(path)), "traced");
     }
   }
 
@@ -527,6 +566,7 @@ class JsScanner {
     // Declared packages come last: one the import graph reaches keeps its reason.
     const declared = [...this.#declared.keys()].reverse();
     pending.unshift(...declared);
+    pending.unshift(...[...this.#traced].reverse());
     while (pending.length > 0) {
       const dir = pending.pop() as string;
       if (out.has(dir)) continue;
@@ -557,21 +597,30 @@ class JsScanner {
       out.set(dir, {
         pkg,
         deps,
-        reason: this.#imported.has(dir)
-          ? "import"
-          : this.#declared.has(dir) && !this.#reachedFromPackages(dir)
-            ? "declared"
-            : "dependency",
+        reason: this.#imported.has(dir) ? "import" : "dependency",
       });
     }
+    // A package is declared (or traced) only when nothing found before reaches it.
+    const reached = closureOf(
+      [
+        ...this.#imported,
+        ...this.#packageEdges.keys(),
+        ...[...this.#packageEdges.values()].flatMap((s) => [...s]),
+      ],
+      out,
+    );
+    for (const [extra, reason] of [
+      [this.#declared.keys(), "declared"],
+      [this.#traced.values(), "traced"],
+    ] as const) {
+      const roots = [...extra].filter((dir) => !reached.has(dir));
+      for (const dir of roots) {
+        const entry = out.get(dir);
+        if (entry !== undefined) entry.reason = reason;
+      }
+      for (const dir of closureOf(roots, out)) reached.add(dir);
+    }
     return out;
-  }
-
-  /** Whether another package's import reached `dir` (then it is a dependency, not only declared). */
-  #reachedFromPackages(dir: string): boolean {
-    for (const edges of this.#packageEdges.values())
-      if (edges.has(dir)) return true;
-    return false;
   }
 
   /**
@@ -686,6 +735,7 @@ class JsScanner {
         (dir) => this.#optionalOnly.get(dir) === false,
       ),
       ...[...this.#declared].filter(([, opt]) => !opt).map(([dir]) => dir),
+      ...this.#traced,
     ];
     while (stack.length > 0) {
       const dir = stack.pop() as string;
@@ -891,4 +941,20 @@ async function declaredDependencies(path: string): Promise<Declared[]> {
 function lineOf(text: string, needle: string): number {
   const at = text.indexOf(needle);
   return at < 0 ? 1 : text.slice(0, at).split("\n").length;
+}
+
+/** `roots` and every package their dependencies reach within `packages`. */
+function closureOf(
+  roots: string[],
+  packages: Map<string, { deps: Map<string, boolean> }>,
+): Set<string> {
+  const seen = new Set<string>();
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const dir = stack.pop() as string;
+    if (seen.has(dir)) continue;
+    seen.add(dir);
+    for (const dep of packages.get(dir)?.deps.keys() ?? []) stack.push(dep);
+  }
+  return seen;
 }
