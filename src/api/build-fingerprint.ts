@@ -10,8 +10,8 @@ import {
   writeFileAtomic,
   type Digest,
   type Manifest,
-} from "../core/index.js";
-import { packageTreeStamp } from "../scan/index.js";
+} from "../core/light.js";
+import { packageTreeStamp } from "../scan/light.js";
 
 /** The build options that decide which scan a fingerprint stands for. */
 export interface FingerprintKeyOptions {

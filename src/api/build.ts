@@ -10,15 +10,9 @@ import {
   type Digest,
   type Manifest,
   type OnEvent,
-} from "../core/index.js";
-import {
-  nodeRuntimeEntries,
-  openBundleWriter,
-  type BundleWriter,
-  type WrittenBundle,
-} from "../../packer/index.js";
-import { sharedCondaEnvReader } from "../conda/index.js";
-import { LocalStore } from "../registry/index.js";
+} from "../core/light.js";
+import type { BundleWriter, WrittenBundle } from "../../packer/index.js";
+import { LocalStore } from "../registry/light.js";
 import {
   fingerprintKey,
   readFingerprint,
@@ -26,14 +20,7 @@ import {
 } from "./build-fingerprint.js";
 import { bundleKey } from "./bundle-key.js";
 import { builtMeta, cacheHit, exportBundle } from "./bundle-cache.js";
-import { loadManifest } from "./load-manifest.js";
-import { hostNodeBinary, planBundle, scansHostNode } from "./plan-bundle.js";
-import {
-  open as openRegistryOf,
-  publish,
-  pullForInput,
-  type RegistryOptions,
-} from "./registry.js";
+import type { RegistryOptions } from "./registry.js";
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -138,8 +125,6 @@ function destinationFailure(error: unknown, options: BuildOptions): unknown {
 async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   const cwd = options.cwd ?? process.cwd();
   const store = new LocalStore(options.cacheDir);
-  // The scan and the packer read a Conda prefix once, together.
-  const inputs = { ...options, readCondaEnv: sharedCondaEnvReader() };
   const finish = async (
     result: Omit<BuildResult, "path">,
   ): Promise<BuildResult> => ({
@@ -152,6 +137,32 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     const hit = await cacheHit(store, remembered.inputDigest, options);
     if (hit) return finish({ ...hit, kind: remembered.kind, source: "cache" });
   }
+
+  // Past the fingerprint hit: the scanner, the packer and the registry client load only now.
+  const [
+    { sharedCondaEnvReader },
+    { loadManifest },
+    { hostNodeBinary, planBundle, scansHostNode },
+    { open: openRegistryOf, publish, pullForInput },
+    { nodeRuntimeEntries, openBundleWriter },
+  ] = await Promise.all([
+    import("../conda/index.js"),
+    import("./load-manifest.js"),
+    import("./plan-bundle.js"),
+    import("./registry.js"),
+    import("../../packer/index.js"),
+  ]);
+  // The scan and the packer read a Conda prefix once, together.
+  const inputs = { ...options, readCondaEnv: sharedCondaEnvReader() };
+  /** A bundle writer into the build's temp directory, with the build's zstd settings. */
+  const openWriter = (outDir: string): BundleWriter =>
+    openBundleWriter({
+      outDir,
+      level: options.level,
+      threads: options.threads,
+      onEvent: options.onEvent,
+      signal: options.signal,
+    });
 
   const registry =
     options.registry === undefined
@@ -203,7 +214,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   let writer: BundleWriter | undefined;
   let writesHostNode = false;
   if (scansHostNode(options)) {
-    writer = openWriter(options, tmp);
+    writer = openWriter(tmp);
     writer.add(nodeRuntimeEntries(process.execPath));
     writesHostNode = true;
   }
@@ -247,7 +258,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       writesHostNode = false;
     }
     // Otherwise the packing worker boots while the entries are planned.
-    writer ??= openWriter(options, tmp);
+    writer ??= openWriter(tmp);
     const plan = await planBundle(manifest, inputs);
     let written: WrittenBundle;
     try {
@@ -298,15 +309,4 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     await writer?.abort();
     await rm(tmp, { recursive: true, force: true });
   }
-}
-
-/** A bundle writer into the build's temp directory, with the build's zstd settings. */
-function openWriter(options: BuildOptions, outDir: string): BundleWriter {
-  return openBundleWriter({
-    outDir,
-    level: options.level,
-    threads: options.threads,
-    onEvent: options.onEvent,
-    signal: options.signal,
-  });
 }

@@ -10,9 +10,9 @@ import {
   type Digest,
   type Manifest,
   type OnEvent,
-} from "../core/index.js";
-import { BUNDLE_FORMAT } from "../../packer/index.js";
-import type { LocalStore } from "../registry/index.js";
+} from "../core/light.js";
+import { BUNDLE_FORMAT } from "../../packer/light.js";
+import type { LocalStore } from "../registry/light.js";
 import { bundleKey, type BundleKeyOptions } from "./bundle-key.js";
 import { dropDamagedBlob } from "./cache.js";
 import { envpackVersion } from "./version.js";

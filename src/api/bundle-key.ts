@@ -1,8 +1,8 @@
 // The key a bundle is cached and published under: its manifest's input digest plus every build
 // option that changes the bundle's bytes.
 
-import { canonicalJson, digestOf, type Digest } from "../core/index.js";
-import { BUNDLE_FORMAT } from "../../packer/index.js";
+import { canonicalJson, digestOf, type Digest } from "../core/light.js";
+import { BUNDLE_FORMAT } from "../../packer/light.js";
 
 /** The zstd level a bundle is written with when none is given (writeBundle's default). */
 const DEFAULT_LEVEL = 3;

@@ -8,9 +8,8 @@ import {
   hashFile,
   isDigest,
   type Digest,
-} from "../core/index.js";
-import { removeStaleUnpacks } from "../../packer/index.js";
-import { LocalStore, type BlobInfo } from "../registry/index.js";
+} from "../core/light.js";
+import { LocalStore, type BlobInfo } from "../registry/light.js";
 
 /** Every cached bundle, most recently used first. */
 export async function cacheList(cacheDir: string): Promise<BlobInfo[]> {
@@ -62,6 +61,8 @@ export async function cacheGc(
       rm(join(cacheDir, "envs", d.slice(7)), { recursive: true, force: true }),
     ),
   );
+  // The packer (tar, zstd) loads only here: a cache hit that finds a damaged blob needs it.
+  const { removeStaleUnpacks } = await import("../../packer/index.js");
   await removeStaleUnpacks(join(cacheDir, "envs"));
   return result;
 }

@@ -8,6 +8,7 @@ export {
   type ConfigFlags,
   type RegistryFlags,
 } from "./load-config.js";
+export { build, type BuildOptions, type BuildResult } from "./build.js";
 // The report command needs only Node's builtins (Chart.js is read as a file, not imported).
 export {
   report,

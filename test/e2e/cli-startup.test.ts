@@ -1,12 +1,13 @@
-// The CLI loads only what a command needs: `--help` loads no parser, tar, zstd, HTTP client,
-// process library, schema library or compiler (the modules are listed, nothing is timed).
+// The CLI loads only what a command needs: `--help` and a cache-hit build load no parser, tar,
+// zstd, HTTP client, process library, schema library or compiler (modules listed, nothing timed).
 
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { BIN } from "../helpers/cli.js";
+import { appCopy } from "../helpers/app-copy.js";
+import { BIN, envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /** The packages no start-up path may load. */
@@ -24,11 +25,11 @@ const HEAVY = [
   "zod",
 ];
 
-/** Runs `envpack ARGS` with a module hook that records every module URL loaded; returns the URLs. */
+/** Runs `envpack ARGS` with a module hook that records every module URL loaded; returns them and stdout. */
 async function loadedModules(
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<string[]> {
+): Promise<{ urls: string[]; stdout: string }> {
   const dir = await tempDir();
   const log = join(dir, "modules.txt");
   const hooks = join(dir, "hooks.mjs");
@@ -59,7 +60,10 @@ register(${JSON.stringify(pathToFileURL(hooks).href)});
     },
   );
   expect(run.exitCode, run.stderr).toBe(0);
-  return (await readFile(log, "utf8")).trim().split("\n");
+  return {
+    urls: (await readFile(log, "utf8")).trim().split("\n"),
+    stdout: String(run.stdout),
+  };
 }
 
 /** The heavy packages among loaded module URLs. */
@@ -71,12 +75,32 @@ function heavyIn(urls: string[]): string[] {
 
 describe("start-up", () => {
   it("`envpack --help` loads none of the heavy modules", async () => {
-    const urls = await loadedModules(["--help"]);
+    const { urls } = await loadedModules(["--help"]);
     // The hook saw the CLI itself: the listing is real.
     expect(urls.some((url) => url.endsWith("/cli/main.js"))).toBe(true);
     expect(urls.some((url) => url.includes("/node_modules/commander/"))).toBe(
       true,
     );
+    expect(heavyIn(urls)).toEqual([]);
+  });
+
+  it("a cache-hit `envpack build` loads none of the heavy modules", async () => {
+    const app = await appCopy("hello");
+    const env = { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") };
+    const first = await envpack(["build", "--json", "src/main.ts"], {
+      cwd: app,
+      env,
+    });
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ source: "built" });
+
+    const hit = await loadedModules(["build", "--json", "src/main.ts"], {
+      cwd: app,
+      env,
+    });
+    expect(JSON.parse(hit.stdout)).toMatchObject({ source: "cache" });
+    const { urls } = hit;
+    expect(urls.some((url) => url.endsWith("/api/build.js"))).toBe(true);
     expect(heavyIn(urls)).toEqual([]);
   });
 });

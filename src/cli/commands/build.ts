@@ -91,7 +91,7 @@ export function registerBuild(program: Command, context: CommandContext): void {
           );
         }
         const { build, loadConfig, loadRegistryConfig } =
-          await import("../../api/index.js");
+          await import("../../api/light.js");
         const config = loadConfig({ env: flags.env });
         const result = await build({
           entries,

@@ -1,0 +1,3 @@
+// The packer's light barrel for start-up paths (a cache hit): the bundle format, no tar or zstd.
+
+export { BUNDLE_FORMAT } from "./bundle-meta.js";
