@@ -43,6 +43,10 @@ export async function assembleTree(
   const walk = async (layer: string, rel: string): Promise<void> => {
     const entries = await readdir(join(layer, rel), { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Decided in order (so the entry refused is always the same one); a directory's links and
+    // symlinks are then made together, its subdirectories after them.
+    const made: Array<Promise<void>> = [];
+    const subdirs: string[] = [];
     for (const entry of entries) {
       const path = rel === "" ? entry.name : posix.join(rel, entry.name);
       const source = join(layer, path);
@@ -50,29 +54,38 @@ export async function assembleTree(
       const existing = kinds.get(path);
       if (entry.isDirectory()) {
         if (existing === undefined) {
-          await mkdir(target, { mode: (await lstat(source)).mode & 0o777 });
           kinds.set(path, "dir");
           count++;
+          made.push(
+            lstat(source).then((info) =>
+              mkdir(target, { mode: info.mode & 0o777 }),
+            ),
+          );
         } else if (existing !== "dir")
           throw refuse(path, `a directory over another layer's ${existing}`);
-        await walk(layer, path);
+        subdirs.push(path);
         continue;
       }
       if (existing !== undefined)
         throw refuse(path, `also in an earlier layer (as a ${existing})`);
       if (entry.isSymbolicLink()) {
-        const linkTarget = await readlink(source);
-        await symlink(linkTarget, target);
         kinds.set(path, "symlink");
-        links.set(path, linkTarget);
+        made.push(
+          readlink(source).then((linkTarget) => {
+            links.set(path, linkTarget);
+            return symlink(linkTarget, target);
+          }),
+        );
       } else if (entry.isFile()) {
-        await linkOrCopyFile(source, target);
         kinds.set(path, "file");
+        made.push(linkOrCopyFile(source, target));
       } else {
         throw refuse(path, "not a file, directory or symlink");
       }
       count++;
     }
+    await settleAll(made);
+    for (const path of subdirs) await walk(layer, path);
   };
   for (const layer of layerDirs) await walk(layer, "");
   // An entry under a symlink was refused above (its parent would be a symlink, not a directory);
@@ -81,6 +94,13 @@ export async function assembleTree(
     if (resolveLinkTarget(path, target, (p) => links.get(p)) === null)
       throw refuse(path, `links outside the bundle (${target})`);
   return count;
+}
+
+/** Waits for every promise; the first failure (in order) is thrown once none is still running. */
+async function settleAll(pending: Array<Promise<void>>): Promise<void> {
+  const results = await Promise.allSettled(pending);
+  for (const result of results)
+    if (result.status === "rejected") throw result.reason;
 }
 
 async function linkOrCopyFile(source: string, target: string): Promise<void> {
