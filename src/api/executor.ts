@@ -266,7 +266,7 @@ export class Executor {
             status?.onEvent(event);
             listener?.(event);
           };
-    this.#backend = openBackend(name, {
+    this.#backend = this.#openBackend(name, {
       workDir: this.#workDir,
       onEvent: this.#onEvent,
       workers: given.workers,
@@ -298,6 +298,20 @@ export class Executor {
         () => void this.shutdown({ cancel: true }),
         { once: true },
       );
+  }
+
+  /** Opens the backend; when it refuses its options, the log and status opened for it are closed. */
+  #openBackend(
+    name: string,
+    options: Parameters<typeof openBackend>[1],
+  ): ReturnType<typeof openBackend> {
+    try {
+      return openBackend(name, options);
+    } catch (error) {
+      this.#status?.dispose();
+      this.#log?.close({ error: isEnvpackError(error) ? error.code : "bug" });
+      throw error;
+    }
   }
 
   /**

@@ -105,6 +105,12 @@ export class RunStatus {
     this.#out.write(this.#interactive ? `\r\x1b[2K${line}\n` : `${line}\n`);
   }
 
+  /** Stops the timer and prints nothing (the run never started). */
+  dispose(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+  }
+
   /** The status line (no escape codes). */
   line(): string {
     const c = this.#counts;

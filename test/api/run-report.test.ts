@@ -192,6 +192,21 @@ describe("run log and report (local backend)", () => {
     expect(figures.tasks).toMatchObject({ total: 3, done: 2, unfinished: 1 });
   });
 
+  it("closes the log of an executor whose backend refuses its options", async () => {
+    const log = join(await tempDir("envpack-report-refused-"), "run.jsonl");
+    expect(() => new Executor({ backend: "workqueue", port: -1, log })).toThrow(
+      expect.objectContaining({ code: "ENVPACK_USAGE_BAD_CONFIG" }),
+    );
+    const records = (await readFile(log, "utf8"))
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string });
+    expect(records).toMatchObject([
+      { type: "run:start", backend: "workqueue" },
+      { type: "run:end", error: "ENVPACK_USAGE_BAD_CONFIG" },
+    ]);
+  });
+
   it("refuses a file that is not a run log, and a missing one, with coded errors", async () => {
     const dir = await tempDir("envpack-report-bad-");
     await writeFile(join(dir, "x.jsonl"), '{"hello":1}\n');
