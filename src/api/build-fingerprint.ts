@@ -24,6 +24,7 @@ export interface FingerprintKeyOptions {
   engine?: "builtin" | "conda-pack" | undefined;
   onlyImported?: boolean | undefined;
   trace?: string[] | undefined;
+  include?: string[] | undefined;
 }
 
 /** Stats of every file and directory a scan's result depends on, to answer rebuilds without scanning. */
@@ -53,6 +54,10 @@ export function fingerprintKey(
       // Absent unless set, so that default builds keep their fingerprints.
       onlyImported: options.onlyImported === true ? true : undefined,
       trace: options.trace,
+      include:
+        options.include === undefined || options.include.length === 0
+          ? undefined
+          : options.include,
     }),
   );
 }

@@ -47,6 +47,8 @@ export interface BuildOptions {
   onlyImported?: boolean | undefined;
   /** Trace a run of the app (the scan option `trace`); the command is part of the fingerprint key. */
   trace?: string[] | undefined;
+  /** Package names or app-file globs to ship too (the scan option `include`). */
+  include?: string[] | undefined;
   /** zstd level (default 3) and worker threads (default: all cores). */
   level?: number | undefined;
   threads?: number | undefined;

@@ -29,6 +29,8 @@ export interface LoadManifestOptions {
   onlyImported?: boolean | undefined;
   /** See {@link ScanOptions.trace}. */
   trace?: string[] | undefined;
+  /** See {@link ScanOptions.include}. */
+  include?: string[] | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -115,6 +117,7 @@ async function readOrScan(
       parsePackages,
       onlyImported: options.onlyImported,
       trace: options.trace,
+      include: options.include,
       onEvent: options.onEvent,
       signal: options.signal,
     },

@@ -40,6 +40,11 @@ export interface ScanOptions {
    * project or the cache but the output manifest (the app's own writes are its own).
    */
   trace?: string[] | undefined;
+  /**
+   * Ship these too, with reason `included` (as `envpack.include` in the entry's package.json):
+   * installed package names, or globs of app files relative to that package.json's directory.
+   */
+  include?: string[] | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -79,6 +84,7 @@ export async function scanWith(
     parsePackages: options.parsePackages,
     declared: options.onlyImported !== true,
     traced,
+    include: options.include,
     onEvent: options.onEvent,
     signal: options.signal,
   });

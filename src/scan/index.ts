@@ -30,6 +30,8 @@ export interface ScanOptions {
   declared?: boolean | undefined;
   /** See {@link ScannerOptions.traced}. */
   traced?: string[] | undefined;
+  /** See {@link ScannerOptions.include}. */
+  include?: string[] | undefined;
   /**
    * Python: reads the Conda prefix (default: a read of its own); a build passes the reader its
    * packer uses, so both decide from one read of the environment.
@@ -70,6 +72,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     parsePackages: options.parsePackages,
     declared: options.declared,
     traced: options.traced,
+    include: options.include,
     onEvent: options.onEvent,
     signal: options.signal,
   };

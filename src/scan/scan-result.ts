@@ -39,6 +39,12 @@ export interface ScannerOptions {
    * reached them too.
    */
   traced?: string[] | undefined;
+  /**
+   * What no analysis can see, named by the user (besides `envpack.include` in the entry's
+   * package.json): installed package names, or globs of app files relative to the project (the
+   * entry's package.json directory). Each ships with reason `included`.
+   */
+  include?: string[] | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }

@@ -3,7 +3,7 @@
 import { Option, type Command } from "commander";
 import { UsageError } from "../../core/light.js";
 import type { CommandContext } from "../context.js";
-import { intOption, splitAtDashes } from "./options.js";
+import { collect, intOption, splitAtDashes } from "./options.js";
 
 interface BuildFlags {
   manifest?: string;
@@ -19,6 +19,7 @@ interface BuildFlags {
   insecure?: boolean;
   onlyImported?: boolean;
   trace?: boolean;
+  include?: string[];
 }
 
 /** Registers `envpack build`. */
@@ -58,6 +59,11 @@ export function registerBuild(program: Command, context: CommandContext): void {
     .option(
       "--only-imported",
       "leave out declared dependencies no import reaches (the smallest bundle)",
+    )
+    .option(
+      "--include <pkg|glob>",
+      "ship this installed package or these app files too (repeatable)",
+      collect,
     )
     .option(
       "--trace",
@@ -105,6 +111,7 @@ export function registerBuild(program: Command, context: CommandContext): void {
           engine: flags.engine,
           onlyImported: flags.onlyImported,
           trace: flags.trace ? traced : undefined,
+          include: flags.include,
           level: flags.level,
           threads: flags.threads,
           registry: loadRegistryConfig({

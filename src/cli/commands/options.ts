@@ -21,6 +21,11 @@ export function splitAtDashes(
   };
 }
 
+/** Collects a repeatable option's values. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 /** Parses an integer option within [min, max]. */
 export function intOption(min: number, max: number): (value: string) => number {
   return (value) => {

@@ -2,7 +2,7 @@
 
 import type { Command } from "commander";
 import { UsageError, type Manifest } from "../../core/light.js";
-import { splitAtDashes } from "./options.js";
+import { collect, splitAtDashes } from "./options.js";
 import type { CommandContext } from "../context.js";
 
 interface ScanFlags {
@@ -11,6 +11,7 @@ interface ScanFlags {
   strict?: boolean;
   onlyImported?: boolean;
   trace?: boolean;
+  include?: string[];
 }
 
 /** Registers `envpack scan`. */
@@ -36,6 +37,11 @@ export function registerScan(program: Command, context: CommandContext): void {
     .option(
       "--only-imported",
       "leave out declared dependencies no import reaches (the smallest bundle)",
+    )
+    .option(
+      "--include <pkg|glob>",
+      "ship this installed package or these app files too (repeatable)",
+      collect,
     )
     .option(
       "--trace",
@@ -65,6 +71,7 @@ export function registerScan(program: Command, context: CommandContext): void {
           output: flags.output,
           onlyImported: flags.onlyImported,
           trace: flags.trace ? traced : undefined,
+          include: flags.include,
           onEvent,
           signal,
         });

@@ -4,6 +4,7 @@
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import { dirname, extname, join, resolve, sep } from "node:path";
 import {
+  InputError,
   isNotFound,
   compare,
   type AppFile,
@@ -44,7 +45,7 @@ type Owner = { type: "app" } | { type: "package"; dir: string };
 interface ClosureEntry {
   pkg: InstalledPackage;
   deps: Map<string, boolean>;
-  reason: "import" | "dependency" | "declared" | "traced";
+  reason: "import" | "dependency" | "declared" | "traced" | "included";
 }
 
 interface PendingFile {
@@ -72,6 +73,8 @@ class JsScanner {
   readonly #declared = new Map<string, boolean>();
   /** Package directories only a traced run loaded. */
   readonly #traced = new Set<string>();
+  /** Package directories named by an include. */
+  readonly #included = new Set<string>();
   /** Package directories reached from inside other packages, by importer. */
   readonly #packageEdges = new Map<string, Set<string>>();
   readonly #optionalOnly = new Map<string, boolean>();
@@ -103,6 +106,8 @@ class JsScanner {
       await this.#addTraced(this.#options.traced);
       await this.#drain();
     }
+    await this.#addIncluded();
+    await this.#drain();
     await this.#addAppPackageJsons();
     if (this.#options.declared !== false) await this.#findDeclared();
     const packages = await this.#packages();
@@ -238,14 +243,7 @@ class JsScanner {
    * directory of the entries' package.json, else of the entries) and installed packages.
    */
   async #addTraced(paths: string[]): Promise<void> {
-    const first = await realpath(this.#options.entries[0] as string);
-    const manifest = await nearestPackageJson(dirname(first));
-    const project =
-      manifest !== null && this.#catalog.packageDirOf(manifest) === null
-        ? dirname(manifest)
-        : commonDirectory(
-            await Promise.all(this.#options.entries.map((e) => realpath(e))),
-          );
+    const { project } = await this.#project();
     for (const path of paths) {
       const packageDir = this.#catalog.packageDirOf(path);
       if (packageDir !== null) {
@@ -263,6 +261,66 @@ class JsScanner {
       }
       if (info.isFile())
         this.#enqueue(path, { type: "app" }, roleOf(extname(path)), "traced");
+    }
+  }
+
+  /** The app's project directory (its entry's package.json's, else the entries') and that package.json. */
+  async #project(): Promise<{ project: string; manifest: string | null }> {
+    const first = await realpath(this.#options.entries[0] as string);
+    const found = await nearestPackageJson(dirname(first));
+    const manifest =
+      found !== null && this.#catalog.packageDirOf(found) === null
+        ? found
+        : null;
+    const project =
+      manifest !== null
+        ? dirname(manifest)
+        : commonDirectory(
+            await Promise.all(this.#options.entries.map((e) => realpath(e))),
+          );
+    return { project, manifest };
+  }
+
+  /**
+   * The includes of `envpack.include` in the project's package.json and of the options: an
+   * installed package name ships with its closure, a glob adds the app files it matches.
+   * @throws InputError ENVPACK_INPUT_INCLUDE_MISSING naming an include that matches nothing
+   */
+  async #addIncluded(): Promise<void> {
+    const { project, manifest } = await this.#project();
+    const includes = [
+      ...(manifest === null ? [] : await packageJsonIncludes(manifest)),
+      ...(this.#options.include ?? []),
+    ];
+    let files: string[] | undefined;
+    for (const include of includes) {
+      const name = packageNameOf(include);
+      if (name === include) {
+        const dir = await this.#catalog.findInstalled(project, include);
+        if (dir !== null) {
+          this.#included.add(dir);
+          continue;
+        }
+      }
+      files ??= (await listFiles(project, Infinity)).map((f) =>
+        toPosixRelative(project, f),
+      );
+      const pattern = globPattern(include.replace(/^\.\//, ""));
+      const matched = files.filter((f) => pattern.test(f));
+      if (matched.length === 0) {
+        throw new InputError(
+          "ENVPACK_INPUT_INCLUDE_MISSING",
+          `include ${JSON.stringify(include)} names no installed package and no file under ${project}`,
+          {
+            hint: "Install the package, or fix the glob (relative to the directory of the app's package.json).",
+            details: { include, project },
+          },
+        );
+      }
+      for (const file of matched) {
+        const path = await realpath(join(project, ...file.split("/")));
+        this.#enqueue(path, { type: "app" }, roleOf(extname(path)), "included");
+      }
     }
   }
 
@@ -567,6 +625,7 @@ class JsScanner {
     const declared = [...this.#declared.keys()].reverse();
     pending.unshift(...declared);
     pending.unshift(...[...this.#traced].reverse());
+    pending.unshift(...[...this.#included].reverse());
     while (pending.length > 0) {
       const dir = pending.pop() as string;
       if (out.has(dir)) continue;
@@ -610,6 +669,7 @@ class JsScanner {
       out,
     );
     for (const [extra, reason] of [
+      [this.#included.values(), "included"],
       [this.#declared.keys(), "declared"],
       [this.#traced.values(), "traced"],
     ] as const) {
@@ -736,6 +796,7 @@ class JsScanner {
       ),
       ...[...this.#declared].filter(([, opt]) => !opt).map(([dir]) => dir),
       ...this.#traced,
+      ...this.#included,
     ];
     while (stack.length > 0) {
       const dir = stack.pop() as string;
@@ -957,4 +1018,46 @@ function closureOf(
     for (const dep of packages.get(dir)?.deps.keys() ?? []) stack.push(dep);
   }
   return seen;
+}
+
+/** `envpack.include` of a package.json: a list of package names and globs. */
+async function packageJsonIncludes(path: string): Promise<string[]> {
+  let json: { envpack?: { include?: unknown } };
+  try {
+    json = JSON.parse(await readFile(path, "utf8")) as typeof json;
+  } catch (error) {
+    if (error instanceof SyntaxError) return [];
+    throw error;
+  }
+  const include = json.envpack?.include;
+  if (include === undefined) return [];
+  if (!Array.isArray(include) || !include.every((i) => typeof i === "string"))
+    throw new InputError(
+      "ENVPACK_INPUT_INCLUDE_MISSING",
+      `${path}: envpack.include must be a list of package names and globs`,
+      {
+        hint: 'e.g. "envpack": { "include": ["pino-pretty", "views/**"] }',
+        details: { path },
+      },
+    );
+  return include as string[];
+}
+
+/**
+ * A glob over POSIX relative paths as a regular expression: `**` any depth, `*` and `?` within
+ * one segment; a pattern naming a directory also matches everything under it.
+ */
+function globPattern(glob: string): RegExp {
+  let source = "";
+  for (let i = 0; i < glob.length; i++) {
+    const char = glob[i] as string;
+    if (char === "*" && glob[i + 1] === "*") {
+      source += ".*";
+      i++;
+      if (glob[i + 1] === "/") i++;
+    } else if (char === "*") source += "[^/]*";
+    else if (char === "?") source += "[^/]";
+    else source += char.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${source.replace(/\/$/, "")}(?:/.*)?$`);
 }
