@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { build, type BuildResult } from "../src/api/index.js";
+import { build, scan, type BuildResult } from "../src/api/index.js";
 import { unpackBundle } from "../packer/index.js";
 import { prepareApp, prepareConda } from "./lib/fixtures.js";
 import { requireTools, runPipeline, shellQuote } from "./lib/shell.js";
@@ -223,6 +223,28 @@ function rowsOf(result: TargetResult): string[][] {
   ];
 }
 
+/** The realworld bundle's size with declared dependencies (the default) and with only the import closure. */
+async function declaredSizeChange(
+  appDir: string,
+  work: string,
+): Promise<{ bytes: number; onlyImportedBytes: number; packages: number }> {
+  log("bench:build: node-realworld: with and without declared dependencies");
+  const once = (onlyImported: boolean) =>
+    build({
+      entries: ["src/main.ts"],
+      cwd: appDir,
+      cacheDir: join(work, `declared-${onlyImported}`),
+      onlyImported,
+    });
+  const full = await once(false);
+  const strict = await once(true);
+  const manifest = await scan({ entries: ["src/main.ts"], cwd: appDir });
+  const packages = manifest.packages.filter(
+    (p) => p.reason === "declared",
+  ).length;
+  return { bytes: full.size, onlyImportedBytes: strict.size, packages };
+}
+
 async function main(): Promise<void> {
   const json = wantsJson(process.argv.slice(2));
   await requireTools(["tar", "zstd", "bash"]);
@@ -249,6 +271,7 @@ async function main(): Promise<void> {
     ];
     const results: TargetResult[] = [];
     for (const target of targets) results.push(await benchTarget(target, work));
+    const declared = await declaredSizeChange(appDir, work);
 
     if (json) {
       process.stdout.write(
@@ -270,6 +293,9 @@ async function main(): Promise<void> {
         `${r.name}: ${r.bundle.entries} entries, ${megabytes(r.bundle.bytes)} in regular files; of the cold build, ${secs(r.scanSeconds)} until the scan was done; bundle ${r.bundle.digest.slice(0, 19)}…`,
       );
     }
+    lines.push(
+      `node-realworld: declared dependencies change the bundle by ${declared.bytes - declared.onlyImportedBytes} bytes (${declared.bytes} with them, ${declared.onlyImportedBytes} with --only-imported; ${declared.packages} declared packages no import reaches)`,
+    );
     process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     await rm(work, { recursive: true, force: true });
