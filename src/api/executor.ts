@@ -147,6 +147,11 @@ export interface AppOptions {
   resources?: ResourceSpec | undefined;
   /** Its category name under autocategory (default: the export or file name). */
   name?: string | undefined;
+  /**
+   * With `pack`: installed package names or app-file globs its bundle ships too, as `--include`
+   * (for plugins loaded by names no analysis sees).
+   */
+  include?: string[] | undefined;
 }
 
 /** A callable app: each call is a task. */
@@ -172,6 +177,8 @@ interface AppDef {
   command?: string[] | string;
   /** Conda prefix of a Python app. */
   env?: string;
+  /** With pack: what its bundle ships besides what the scan finds. */
+  include?: string[];
 }
 
 /**
@@ -346,6 +353,7 @@ export class Executor {
         kind: "module",
         file,
         exportName,
+        ...(options.include ? { include: options.include } : {}),
       },
       parseResourceSpec(options.resources, `app ${exportName}`),
     );
@@ -516,7 +524,7 @@ export class Executor {
 
   /** The scan's unresolved imports of a packed app (scanned again once, only after a failure). */
   #findingsOf(def: AppDef): Promise<UnresolvedEntry[] | undefined> {
-    const key = `${def.file}\0${def.env ?? ""}`;
+    const key = `${def.file}\0${def.env ?? ""}\0${(def.include ?? []).join("\0")}`;
     let pending = this.#findings.get(key);
     if (pending === undefined) {
       const config = loadConfig({
@@ -586,6 +594,7 @@ export class Executor {
         env: def.kind === "python" ? config.env : undefined,
         cwd: process.cwd(),
         cacheDir: config.cacheDir,
+        include: def.include,
         onEvent: this.#onEvent,
         signal: this.#options.signal,
       }).then(
