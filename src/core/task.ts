@@ -104,7 +104,8 @@ export interface RuntimeReady {
 
 /**
  * One task for a runtime wrapper: runtime/module-runner.mjs receives module requests over its IPC
- * channel (one after another, warm); runtime/python-runner.py reads one Python request on stdin.
+ * channel (one after another, warm); runtime/python-runner.py reads one Python request on stdin
+ * (or, both, many over a remote warm runtime's connection: RuntimeWire).
  * Paths are absolute; `cwd` is the task's sandbox.
  */
 export type TaskRequest =
@@ -130,7 +131,8 @@ export type TaskRequest =
 
 /**
  * A runtime wrapper's answer for one task: over IPC from the module runner, on file descriptor 3
- * from the Python runner (so the app's own stdout is never mistaken for it).
+ * from a one-shot runner (so the app's own stdout is never mistaken for it), over its connection
+ * from a remote warm runtime.
  */
 export interface TaskReply {
   type: "result";
@@ -141,13 +143,13 @@ export interface TaskReply {
   value?: unknown;
   /** What it threw: the error's name, message and stack. */
   error?: { name: string; message: string; stack?: string | undefined };
-  /** Module runner: CPU ms the runtime used for the task (all its threads). */
+  /** Module runner, warm Python runner: CPU ms the runtime used for the task (all its threads). */
   cpuMs?: number;
-  /** Module runner: the runtime's resident MB after the task. */
+  /** Module runner, warm Python runner: the runtime's resident MB after the task. */
   rssMB?: number;
-  /** Module runner: its resident MB once the task's garbage is collected (the next task's start). */
+  /** Warm runners: resident MB once the task's garbage is collected (the next task's start). */
   restMB?: number;
-  /** Module runner: MB the task left in its sandbox (measured, then emptied). */
+  /** Warm runners: MB the task left in its sandbox (measured, then emptied). */
   diskMB?: number;
   /**
    * Remote warm runtime: the runtime's peak resident MB during this task alone (its high-water
@@ -157,9 +159,10 @@ export interface TaskReply {
 }
 
 /**
- * What a remote warm runtime (runtime/module-runner.mjs `--connect`, a long-lived Work Queue task)
- * reads on stdin: where the manager listens, and the one-time token that proves, over a challenge,
- * that the runtime was started by the manager's own task (the token travels only inside that task).
+ * What a remote warm runtime (runtime/module-runner.mjs or python-runner.py `--connect`, a
+ * long-lived Work Queue task) reads on stdin: where the manager listens, and the one-time token
+ * that proves, over a challenge, that the runtime was started by the manager's own task (the token
+ * travels only inside that task).
  */
 export interface RuntimeConnect {
   type: "connect";

@@ -76,8 +76,8 @@ export interface WorkQueueOptions {
   /** A password file, the same one workers get with `--password` (its exact bytes). */
   password?: string | undefined;
   /**
-   * Module apps in warm runtimes on the workers (default true): a long-lived Work Queue task per
-   * slot that runs many tasks; false: a node process per task.
+   * Apps (module and Python) in warm runtimes on the workers (default true): a long-lived Work
+   * Queue task per slot that runs many tasks; false: a node or python process per task.
    */
   reuseRuntimes?: boolean | undefined;
   /** A warm runtime idle this long ends, so its worker can idle out (default 10 s). */
@@ -136,9 +136,9 @@ export class WorkQueueBackend implements ExecBackend {
   /** Status answers on the port and, with a project, catalog updates (status-service.ts). */
   readonly #status: StatusService;
   #keepalive: NodeJS.Timeout | undefined;
-  /** Module apps' warm runtimes on the workers (with reuseRuntimes). */
+  /** Apps' warm runtimes on the workers (with reuseRuntimes). */
   readonly #warm: WarmRuntimes;
-  /** The files of module tasks being placed in a warm runtime, by task id (for its launch). */
+  /** The files of app tasks being placed in a warm runtime, by task id (for its launch). */
   readonly #files = new Map<string, TaskFiles>();
 
   constructor(options: WorkQueueOptions) {
@@ -260,13 +260,11 @@ export class WorkQueueBackend implements ExecBackend {
   }
 
   /**
-   * A module app in a warm runtime is not queued on a worker: its runtime is placed when it
+   * An app in a warm runtime is not queued on a worker: its runtime is placed when it
    * starts (and makes room by ending idle runtimes); every other task may wait in a worker's queue.
    */
   mayQueue(task: TaskSpec): boolean {
-    return !(
-      task.payload.kind === "module" && this.#options.reuseRuntimes !== false
-    );
+    return !this.#isWarm(task);
   }
 
   snapshot(): ManagerSnapshot {
@@ -301,7 +299,7 @@ export class WorkQueueBackend implements ExecBackend {
     if (link === undefined || link.closed) return finish(lostOutcome());
     if (signal.aborted || this.#closing) return finish(canceledOutcome());
     const untrack = this.#status.running(task, placement);
-    if (task.payload.kind === "module" && this.#options.reuseRuntimes !== false)
+    if (this.#isWarm(task))
       try {
         this.#files.set(task.id, files);
         const { outcome } = await this.#warm.run(
@@ -338,6 +336,13 @@ export class WorkQueueBackend implements ExecBackend {
     });
   }
 
+  /** Whether a task runs in a warm runtime: an app's, with reuseRuntimes. */
+  #isWarm(task: TaskSpec): boolean {
+    return (
+      task.payload.kind !== "command" && this.#options.reuseRuntimes !== false
+    );
+  }
+
   /** Warm runtimes alive now, for tests and status. */
   runtimes(): ReturnType<WarmRuntimes["list"]> {
     return this.#warm.list();
@@ -345,7 +350,7 @@ export class WorkQueueBackend implements ExecBackend {
 
   /**
    * Sends one task to a worker: its files (each once per connection), its request, the task.
-   * `connect` makes a module task a warm runtime (warm-runtimes.ts).
+   * `connect` makes an app task a warm runtime (warm-runtimes.ts).
    */
   #dispatch(
     link: WorkerLink,

@@ -97,7 +97,7 @@ export function workerTask(
   label: Resources,
   files: TaskFiles,
   monitor: MonitorChoice,
-  /** A module task only: instead of running it once, start a warm runtime that connects here. */
+  /** An app task: instead of running it once, start a warm runtime that connects here. */
   connect?: RuntimeConnect,
 ): WorkerTask {
   const cached = (f: ShippedFile) => `../cache/${f.cacheName}`;
@@ -126,35 +126,13 @@ export function workerTask(
     const runner = files.runner;
     if (runner === undefined)
       throw new Error("an app task needs its runner shipped");
+    const mode = connect === undefined ? "--once" : "--connect";
     program =
       payload.kind !== "module"
-        ? ["python3", "-I", "-B", cached(runner)]
-        : connect === undefined
-          ? ["node", cached(runner), "--once"]
-          : // --expose-gc: the runner collects a task's garbage before the next task is measured.
-            ["node", "--expose-gc", cached(runner), "--connect"];
-    request =
-      connect !== undefined
-        ? connect
-        : payload.kind === "module"
-          ? {
-              type: "run",
-              protocol: TASK_PROTOCOL,
-              id: task.id,
-              module: payload.module,
-              exportName: payload.exportName,
-              args: payload.args,
-              cwd: ".",
-            }
-          : {
-              type: "run",
-              protocol: TASK_PROTOCOL,
-              id: task.id,
-              file: payload.file,
-              function: payload.functionName,
-              args: payload.args,
-              cwd: ".",
-            };
+        ? ["python3", "-I", "-B", cached(runner), mode]
+        : // --expose-gc: a warm runner collects a task's garbage before the next task is measured.
+          ["node", ...(connect ? ["--expose-gc"] : []), cached(runner), mode];
+    request = connect ?? taskRequest(task, ".");
     if (task.bundle !== undefined) {
       if (files.bundle === undefined || files.envpackRun === undefined)
         throw new Error(
@@ -252,6 +230,23 @@ export function workerTask(
     env,
     dirs: [OUT_DIR],
   };
+}
+
+/** The request a runner reads for an app task (module or Python), run in `cwd`. */
+export function taskRequest(task: TaskSpec, cwd: string): TaskRequest {
+  const payload = task.payload;
+  if (payload.kind === "command")
+    throw new Error("a command task has no runner request");
+  const common = {
+    type: "run",
+    protocol: TASK_PROTOCOL,
+    id: task.id,
+    args: payload.args,
+    cwd,
+  } as const;
+  return payload.kind === "module"
+    ? { ...common, module: payload.module, exportName: payload.exportName }
+    : { ...common, file: payload.file, function: payload.functionName };
 }
 
 /** What came back for a task: the worker's `result` and the files of its `out/` directory. */

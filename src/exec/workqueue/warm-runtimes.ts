@@ -1,6 +1,7 @@
-// Warm runtimes on Work Queue workers: a long-lived Work Queue task per slot runs a module app's
-// node with runtime/module-runner.mjs --connect, which connects back to the manager, proves its
-// one-time token and runs many tasks, one at a time, over that connection.
+// Warm runtimes on Work Queue workers: a long-lived Work Queue task per slot runs an app's node
+// with runtime/module-runner.mjs --connect (or its python with runtime/python-runner.py
+// --connect), which connects back to the manager, proves its one-time token and runs many tasks,
+// one at a time, over that connection.
 
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
@@ -14,11 +15,11 @@ import {
   type RuntimeConnect,
   type RuntimeWire,
   type TaskReply,
-  type TaskRequest,
   type TaskSpec,
 } from "../../core/index.js";
 import { canceledOutcome, processOutcome, type Outcome } from "../outcome.js";
 import { RuntimeLink, proveToken } from "./runtime-link.js";
+import { taskRequest } from "./task-command.js";
 import type { WorkerLink } from "./worker-link.js";
 
 /** The first line a runtime sends on its connection: `envpack-runtime PROTOCOL ID`. */
@@ -113,8 +114,9 @@ export class WarmRuntimes {
   }
 
   /**
-   * Runs a module task in a warm runtime of its key on `worker`: an idle one, or a new one (after
-   * ending idle runtimes whose resources the worker needs). Resolves with the task's outcome.
+   * Runs an app task (module or Python) in a warm runtime of its key on `worker`: an idle one, or
+   * a new one (after ending idle runtimes whose resources the worker needs). Resolves with the
+   * task's outcome.
    */
   async run(
     task: TaskSpec,
@@ -122,9 +124,9 @@ export class WarmRuntimes {
     label: Resources,
     signal: AbortSignal,
   ): Promise<{ outcome: Outcome; wallMs?: number }> {
-    const payload = task.payload;
-    if (payload.kind !== "module")
-      throw new Error("a warm runtime runs module tasks only");
+    const kind = task.payload.kind;
+    if (kind === "command")
+      throw new Error("a warm runtime runs module and Python tasks only");
     const key = runtimeKey(task, label);
     let rt = this.#idle(worker, key);
     if (rt === undefined) {
@@ -161,15 +163,7 @@ export class WarmRuntimes {
           : outcome,
       };
     }
-    const request: TaskRequest = {
-      type: "run",
-      protocol: TASK_PROTOCOL,
-      id: task.id,
-      module: payload.module,
-      exportName: payload.exportName,
-      args: payload.args,
-      cwd: ".",
-    };
+    const request = taskRequest(task, ".");
     const sent = performance.now();
     conn.send(request);
     const reply = (await Promise.race([conn.next(), aborted])) as
@@ -185,7 +179,7 @@ export class WarmRuntimes {
     const cpuMs = reply.cpuMs ?? 0;
     return {
       outcome: processOutcome({
-        kind: "module",
+        kind,
         exitCode: 0,
         signal: undefined,
         reply,
@@ -439,9 +433,10 @@ export class WarmRuntimes {
   }
 }
 
-/** What a runtime is fixed to at its start: its bundle, its extra environment, its label. */
+/** What a runtime is fixed to at its start: its language, its bundle, its extra environment, its label. */
 function runtimeKey(task: TaskSpec, label: Resources): string {
   return [
+    task.payload.kind,
     task.bundle?.digest ?? "",
     task.env === undefined ? "" : JSON.stringify(task.env),
     label.cores,

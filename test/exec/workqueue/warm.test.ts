@@ -2,20 +2,24 @@
 // connect back to the manager, prove a one-time token and run many tasks each.
 
 import { once } from "node:events";
-import { chmod, readFile, readdir, writeFile } from "node:fs/promises";
+import { chmod, writeFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { build } from "../../../src/api/index.js";
-import type { EnvpackEvent, TaskBundle } from "../../../src/core/index.js";
-import { Executor } from "../../../src/index.js";
+import type { TaskBundle } from "../../../src/core/index.js";
 import { tempDir } from "../../helpers/temp-dir.js";
-import {
-  processesLeftUnder,
-  startWorker,
-  type TestWorker,
-} from "../../helpers/wq-worker.js";
+import { processesLeftUnder, startWorker } from "../../helpers/wq-worker.js";
 import { harness } from "./harness.js";
+import {
+  expectFewRuntimes,
+  expectOnlyKilledTaskRetried,
+  expectOverLabelRetried,
+  expectSteadyLabel,
+  manager,
+  runtimePids,
+  until,
+} from "./warm-harness.js";
 
 const APP = `
 import { existsSync, writeFileSync } from "node:fs";
@@ -45,91 +49,11 @@ export async function alloc(mb, holdMs) {
 }
 `;
 
-type StateEvent = Extract<EnvpackEvent, { type: "task:state" }>;
-
 async function appFile(source = APP): Promise<string> {
   const dir = await tempDir("envpack-wq-warm-");
   const file = join(dir, "app.mjs");
   await writeFile(file, source);
   return file;
-}
-
-/** Polls `check` until it returns a value, failing clearly after `ms`. */
-async function until<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`gave up after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** An executor on a free port, its events and a wait for N workers to join. */
-async function manager(options: {
-  autolabel?: boolean;
-  maxRetries?: number;
-  reuseRuntimes?: boolean;
-}) {
-  const events: EnvpackEvent[] = [];
-  const executor = new Executor({
-    backend: "workqueue",
-    port: 0,
-    ...options,
-    onEvent: (event) => events.push(event),
-  });
-  const { port } = await executor.listening();
-  const joined = () =>
-    events.flatMap((e) =>
-      e.type === "debug"
-        ? (/^worker (\S+) joined/.exec(e.message)?.[1] ?? [])
-        : [],
-    );
-  return {
-    executor,
-    events,
-    port: port as number,
-    joined,
-    /** Starts a worker and waits for it to join; returns it with its id. */
-    async worker(cores: number, memory = 1000) {
-      const before = joined().length;
-      const worker = await startWorker({ port: port as number, cores, memory });
-      const id = await until(
-        () => joined()[before],
-        `worker ${worker.pid} to join`,
-      );
-      return { worker, id };
-    },
-    results(): Array<NonNullable<StateEvent["result"]>> {
-      return events.flatMap((e) =>
-        e.type === "task:state" && e.result !== undefined ? [e.result] : [],
-      );
-    },
-  };
-}
-
-/** The pids of the warm runtimes (module-runner --connect) running under a worker's directory. */
-async function runtimePids(worker: TestWorker): Promise<number[]> {
-  const { processesUnder } = await import("../../helpers/wq-worker.js");
-  const pids: number[] = [];
-  for (const pid of await processesUnder(worker.dir)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(
-      (error: NodeJS.ErrnoException) => {
-        if (error.code === "ENOENT" || error.code === "ESRCH") return "";
-        throw error;
-      },
-    );
-    // The node itself, not the shells and the monitor that name it in their arguments.
-    const argv = cmdline.split("\0");
-    if (/(^|\/)node$/.test(argv[0] ?? "") && argv.includes("--connect"))
-      pids.push(pid);
-  }
-  return pids;
 }
 
 async function bundleOf(entry: string): Promise<TaskBundle> {
@@ -152,16 +76,8 @@ describe("warm runtimes on Work Queue workers", () => {
       "echo",
       { resources: { cores: 1 } },
     );
-    const results = await Promise.all(
-      Array.from({ length: 300 }, (_, i) => echo(i)),
-    );
-    expect(results.map((r) => r.i)).toEqual(
-      Array.from({ length: 300 }, (_, i) => i),
-    );
     // Two 1-core slots on a 2-core worker: at most two runtimes served all 300.
-    const pids = new Set(results.map((r) => r.pid));
-    expect(pids.size).toBeGreaterThanOrEqual(1);
-    expect(pids.size).toBeLessThanOrEqual(2);
+    const { pids } = await expectFewRuntimes(echo, 300);
     // Per-task measurements came back with every result.
     for (const r of m.results()) {
       expect(r.ok).toBe(true);
@@ -198,23 +114,7 @@ describe("warm runtimes on Work Queue workers", () => {
     const echo = m.executor.app<[number], { i: number }>(file, "echo", {
       resources: { cores: 1 },
     });
-    const blocked = block(dir);
-    const pidFile = await until(
-      async () => (await readdir(dir)).find((n) => n.startsWith("pid-")),
-      "the blocking task to start",
-    );
-    const victim = Number(pidFile.slice("pid-".length));
-    const others = Array.from({ length: 50 }, (_, i) => echo(i));
-    await writeFile(join(dir, "release"), "");
-    process.kill(victim, "SIGKILL");
-    const retriedPid = await blocked;
-    expect(retriedPid).not.toBe(victim);
-    expect((await Promise.all(others)).map((r) => r.i)).toEqual(
-      Array.from({ length: 50 }, (_, i) => i),
-    );
-    const attempts = m.results().filter((r) => r.reason !== "ok");
-    expect(attempts).toHaveLength(1);
-    expect(attempts[0]).toMatchObject({ reason: "signal", signal: "SIGKILL" });
+    await expectOnlyKilledTaskRetried(m, block, echo, dir);
     await m.executor.shutdown();
     expect(await processesLeftUnder(worker.dir)).toEqual([]);
   });
@@ -260,18 +160,7 @@ describe("warm runtimes on Work Queue workers", () => {
       name: "alloc",
     });
     // Measured on a whole worker: the label is about one runtime and a small task.
-    expect(await alloc(1, 0)).toBe(1);
-    expect(await alloc(300, 3000)).toBe(300);
-    await m.executor.shutdown();
-    const attempts = m.results();
-    const over = attempts.find((r) => r.reason === "over-resources");
-    expect(over).toMatchObject({ exceeded: "memory" });
-    expect(over?.usage.peakMemory).toBeGreaterThan(over?.label.memory ?? 0);
-    const retried = attempts.find(
-      (r) => r.id === over?.id && r.attempt > (over?.attempt ?? 0),
-    );
-    expect(retried).toMatchObject({ ok: true });
-    expect(retried?.label.memory).toBe(1000);
+    await expectOverLabelRetried(m, alloc);
   });
 
   it("keeps an autolabel memory label at one task's peak over 50 tasks in one warm runtime", async () => {
@@ -286,27 +175,7 @@ describe("warm runtimes on Work Queue workers", () => {
     const alloc = m.executor.app<[number, number], number>(file, "alloc", {
       name: "alloc",
     });
-    await echo(0);
-    const baseline = m.results()[0]?.usage.peakMemory ?? 0;
-    expect(baseline).toBeGreaterThan(10);
-    for (let i = 0; i < 50; i++) expect(await alloc(30, 0)).toBe(30);
-    await m.executor.shutdown();
-    const peaks = m
-      .results()
-      .filter((r) => r.ok && r.usage.peakMemory > baseline + 20)
-      .map((r) => r.usage.peakMemory);
-    expect(peaks).toHaveLength(50);
-    // Each task is measured from the runtime at rest: the last ones as the first ones.
-    const first = Math.min(...peaks.slice(0, 5));
-    expect(Math.max(...peaks.slice(-10))).toBeLessThanOrEqual(first * 1.1);
-    // The last tasks ran with the category's label, not on a whole worker.
-    const last = m.results().at(-1);
-    expect(last?.label.memory).toBeLessThan(1000);
-    const label = m.executor.summary().find((c) => c.category === "alloc")
-      ?.label?.memory;
-    expect(label).toBeGreaterThanOrEqual(30);
-    expect(label).toBeLessThanOrEqual(1.2 * (30 + baseline));
-    expect(last?.label.memory).toBe(label);
+    await expectSteadyLabel(m, () => echo(0), alloc);
   });
 
   it("never serves a task of one bundle from another bundle's runtime", async () => {
@@ -314,7 +183,8 @@ describe("warm runtimes on Work Queue workers", () => {
     const two = await appFile(`${APP}\nexport const which = "two";\n`);
     const [a, b] = await Promise.all([bundleOf(one), bundleOf(two)]);
     expect(a.digest).not.toBe(b.digest);
-    const h = await harness();
+    // Idle runtimes stay while the other bundle is sent and unpacked, however long that takes.
+    const h = await harness({ runtimeIdleMs: 600_000 });
     await startWorker({ port: h.port, cores: 2 });
     const worker = await h.nextWorker();
     const echo = (bundle: TaskBundle, i: number) =>
