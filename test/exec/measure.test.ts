@@ -115,7 +115,8 @@ describe("Monitor", () => {
 
   it("does not charge a warm process's earlier CPU to the task", async () => {
     const child = await start(
-      `const end = Date.now() + 500; while (Date.now() < end); console.log("ready"); setInterval(() => {}, 1000);`,
+      // Busy for 500 ms of its own CPU time (not wall time: a loaded machine gives it less).
+      `const t = process.cpuUsage(); while (process.cpuUsage(t).user < 500_000); console.log("ready"); setInterval(() => {}, 1000);`,
     );
     const pid = child.pid as number;
     const before = cpuOf(pid);

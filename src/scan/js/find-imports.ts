@@ -426,10 +426,11 @@ function firstAtOrAfter(sorted: number[], value: number): number {
 }
 
 /**
- * Words in the text of every site: require(…), import …, export … from, new URL(…), and of every
- * createRequire(…) that names another require.
+ * Words in the text of every site: require(…), import …, export … from, new URL(…),
+ * join/resolve(__dirname, …) (import.meta.dirname holds "import"), and of every createRequire(…)
+ * that names another require.
  */
-const SITE_WORDS = ["require", "Require", "import", "export", "URL"];
+const SITE_WORDS = ["require", "Require", "import", "export", "URL", "dirname"];
 
 /** Sorted offsets of every SITE_WORDS occurrence in `text` (as substrings: a superset). */
 function siteMarks(text: string): number[] {
