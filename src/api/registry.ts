@@ -1,9 +1,6 @@
 // The registry use cases: push a cached bundle, pull one into the cache, and the lookup-or-publish
 // steps `build --registry` uses.
 
-import { randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
 import {
   InputError,
   UsageError,
@@ -14,13 +11,20 @@ import {
 } from "../core/index.js";
 import { BUNDLE_FORMAT } from "../../packer/index.js";
 import { bundleKey } from "./bundle-key.js";
-import { dropDamagedBlob, verifyCachedBlob } from "./cache.js";
+import {
+  fetchBundle,
+  pushEntryFor,
+  type FetchedBundle,
+  type Transfer,
+} from "./bundle-transfer.js";
+import { verifyCachedBlob } from "./cache.js";
 import {
   LocalStore,
   openRegistry,
   type Registry,
   type RegistryCredentials,
   type RegistryEntry,
+  type RegistryLayer,
 } from "../registry/index.js";
 
 export type { RegistryCredentials };
@@ -57,6 +61,10 @@ export interface PushResult {
   keys: Digest[];
   size: number;
   registry: string;
+  /** A layered bundle's layers (format 3); absent for a single-blob bundle. */
+  layers?: RegistryLayer[] | undefined;
+  /** Bytes uploaded: blobs the registry already held (shared layers) are not sent again. */
+  sentBytes: number;
 }
 
 /**
@@ -84,19 +92,27 @@ export async function push(options: PushOptions): Promise<PushResult> {
   await verifyCachedBlob(options.cacheDir, digest);
   const registry = open(options.registry);
   const inputDigests = new Set<Digest>();
+  let sentBytes = 0;
+  let layers: RegistryLayer[] | undefined;
   for (const key of blob.keys) {
     const record = await store.lookup(key);
     if (record === null) continue;
-    await registry.push(
-      blob.path,
-      {
-        digest,
-        size: blob.size,
-        inputDigest: key,
-        meta: { ...stringMeta(record.meta), inputDigest: record.inputDigest },
-      },
-      { onEvent: options.onEvent, signal: options.signal },
-    );
+    const entry = await pushEntryFor(blob.path, {
+      digest,
+      size: blob.size,
+      inputDigest: key,
+      meta: { ...stringMeta(record.meta), inputDigest: record.inputDigest },
+    });
+    const report = await registry.push(blob.path, entry, {
+      onEvent: options.onEvent,
+      signal: options.signal,
+    });
+    sentBytes += report.bytes;
+    layers = entry.layers?.map(({ digest, size, role }) => ({
+      digest,
+      size,
+      role,
+    }));
     inputDigests.add(record.inputDigest);
   }
   return {
@@ -105,6 +121,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
     keys: blob.keys,
     size: blob.size,
     registry: registry.displayUrl,
+    ...(layers === undefined ? {} : { layers }),
+    sentBytes,
   };
 }
 
@@ -125,10 +143,15 @@ export interface PullResult {
   path: string;
   size: number;
   registry: string;
+  /** A layered bundle's layers, each with whether it was downloaded (false: the cache had it). */
+  layers?: Array<RegistryLayer & { pulled: boolean }> | undefined;
+  /** Bytes downloaded: blobs the cache already held count nothing. */
+  transferred: number;
 }
 
 /**
- * Pulls a bundle into the cache, verified against its digest (nothing is cached otherwise).
+ * Pulls a bundle into the cache, verified against its digest (nothing is cached otherwise); of
+ * a layered bundle, only the layers the cache lacks are downloaded, each verified.
  * With `inputDigest`, the bundle built from it with default options (zstd level 3, no prune,
  * builtin engine) is pulled and recorded, so a build of that input is a cache hit.
  * @throws UsageError, InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (the registry has no such bundle),
@@ -160,7 +183,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const digest = checkDigest(options.digest as string, "DIGEST");
   if (!(await registry.has(digest, transfer)))
     throw notInRegistry(registry, `bundle ${digest}`);
-  const put = await fetchBlob(store, registry, digest, transfer);
+  const put = await fetchBundle(store, registry, digest, transfer);
   return { ...put, inputDigest: null, registry: registry.displayUrl };
 }
 
@@ -172,7 +195,7 @@ export async function pullForInput(
   store: LocalStore,
   registry: Registry,
   build: { key: Digest; inputDigest: Digest },
-  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
+  transfer: Transfer,
 ): Promise<{ digest: Digest; size: number } | null> {
   const entry = await registry.lookup(build.key, transfer);
   if (entry === null || entry.meta["format"] !== String(BUNDLE_FORMAT))
@@ -188,19 +211,20 @@ export async function pullForInput(
 }
 
 /**
- * Publishes a freshly built bundle. A failure does not fail the build: it is reported as a
- * `warn` event (ENVPACK_WARN_REGISTRY_PUSH) and returned.
+ * Publishes a freshly built bundle (a layered one with its layers, found beside its index, of
+ * which only those the registry lacks are sent). A failure does not fail the build: it is
+ * reported as a `warn` event (ENVPACK_WARN_REGISTRY_PUSH) and returned.
  */
 export async function publish(
   registry: Registry,
   file: string,
   entry: RegistryEntry,
-  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
+  transfer: Transfer,
 ): Promise<
   { pushed: true } | { pushed: false; pushError: Record<string, unknown> }
 > {
   try {
-    await registry.push(file, entry, transfer);
+    await registry.push(file, await pushEntryFor(file, entry), transfer);
     return { pushed: true };
   } catch (error) {
     transfer.signal?.throwIfAborted();
@@ -229,9 +253,9 @@ async function pullEntry(
   registry: Registry,
   entry: RegistryEntry,
   inputDigest: Digest,
-  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
-): Promise<{ digest: Digest; size: number; path: string }> {
-  const put = await fetchBlob(store, registry, entry.digest, transfer);
+  transfer: Transfer,
+): Promise<FetchedBundle> {
+  const put = await fetchBundle(store, registry, entry.digest, transfer);
   await store.record({
     key: entry.inputDigest,
     inputDigest,
@@ -239,44 +263,17 @@ async function pullEntry(
     size: put.size,
     usedAt: Date.now(),
     meta: { ...entry.meta, source: "registry" },
+    ...(put.layers === undefined
+      ? {}
+      : {
+          layers: put.layers.map(({ digest, size, role }) => ({
+            digest,
+            size,
+            role,
+          })),
+        }),
   });
   return put;
-}
-
-/** The blob in the cache: already there, or downloaded, verified and moved in. */
-async function fetchBlob(
-  store: LocalStore,
-  registry: Registry,
-  digest: Digest,
-  transfer: { onEvent?: OnEvent | undefined; signal?: AbortSignal | undefined },
-): Promise<{ digest: Digest; size: number; path: string }> {
-  if (await store.has(digest)) {
-    // A damaged copy is dropped and downloaded again.
-    try {
-      return await store.putFile(store.blobPath(digest), digest);
-    } catch (error) {
-      if (
-        (error as { code?: unknown }).code !==
-        "ENVPACK_INTEGRITY_DIGEST_MISMATCH"
-      )
-        throw error;
-      await dropDamagedBlob(store.root, digest);
-    }
-  }
-  const dir = join(
-    store.root,
-    "tmp",
-    `pull-${process.pid}-${randomBytes(6).toString("hex")}`,
-  );
-  await mkdir(dir, { recursive: true });
-  try {
-    const file = join(dir, "bundle.tar.zst");
-    // The pull verified the very bytes it wrote against the digest.
-    await registry.pull(digest, file, transfer);
-    return await store.putFile(file, digest, { hashedByWriter: true });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 function notInRegistry(registry: Registry, what: string): InputError {

@@ -9,7 +9,13 @@ import {
   type Digest,
 } from "../core/index.js";
 import { LocalStore, linkOrCopy } from "./local-store.js";
-import type { Registry, RegistryEntry, TransferOptions } from "./registry.js";
+import type {
+  PushEntry,
+  PushReport,
+  Registry,
+  RegistryEntry,
+  TransferOptions,
+} from "./registry.js";
 
 /** A {@link LocalStore} seen as a registry. */
 export class LocalRegistry implements Registry {
@@ -23,29 +29,69 @@ export class LocalRegistry implements Registry {
 
   async lookup(inputDigest: Digest): Promise<RegistryEntry | null> {
     const record = await this.#store.lookup(inputDigest);
-    if (record === null || !(await this.#store.has(record.digest))) return null;
+    if (record === null) return null;
+    for (const digest of [
+      ...(record.layers ?? []).map((l) => l.digest),
+      record.digest,
+    ])
+      if (!(await this.#store.has(digest))) return null;
     const meta: Record<string, string> = {};
     for (const [key, value] of Object.entries(record.meta ?? {}))
       if (typeof value === "string") meta[key] = value;
-    return { digest: record.digest, size: record.size, inputDigest, meta };
+    return {
+      digest: record.digest,
+      size: record.size,
+      inputDigest,
+      meta,
+      ...(record.layers === undefined ? {} : { layers: record.layers }),
+    };
   }
 
   has(digest: Digest): Promise<boolean> {
     return this.#store.has(digest);
   }
 
-  async push(file: string, entry: RegistryEntry): Promise<void> {
-    const put = await this.#store.putFile(file, entry.digest);
+  async push(file: string, entry: PushEntry): Promise<PushReport> {
+    const report: PushReport = { sent: [], skipped: [], bytes: 0 };
+    // Layers first, the bundle's blob next, the record last: no record names a missing blob.
+    for (const layer of entry.layers ?? [])
+      await this.#ensure(layer.file, layer, report);
+    await this.#ensure(file, entry, report);
     const source = entry.meta["inputDigest"];
     await this.#store.record({
       key: entry.inputDigest,
       inputDigest:
         source !== undefined && isDigest(source) ? source : entry.inputDigest,
-      digest: put.digest,
-      size: put.size,
+      digest: entry.digest,
+      size: entry.size,
       usedAt: Date.now(),
       meta: entry.meta,
+      ...(entry.layers === undefined
+        ? {}
+        : {
+            layers: entry.layers.map(({ digest, size, role }) => ({
+              digest,
+              size,
+              role,
+            })),
+          }),
     });
+    return report;
+  }
+
+  /** A blob stored from a file (hashed and verified) unless one of its size is already there. */
+  async #ensure(
+    file: string,
+    blob: { digest: Digest; size: number },
+    report: PushReport,
+  ): Promise<void> {
+    if ((await this.#store.sizeOf(blob.digest)) === blob.size) {
+      report.skipped.push(blob.digest);
+      return;
+    }
+    const put = await this.#store.putFile(file, blob.digest);
+    report.sent.push(put.digest);
+    report.bytes += put.size;
   }
 
   async pull(

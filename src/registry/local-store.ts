@@ -38,6 +38,11 @@ export interface IndexRecord {
   usedAt: number;
   /** Free-form data the caller wants back on a hit (e.g. a stat fingerprint). */
   meta?: Record<string, unknown>;
+  /**
+   * A layered bundle's layers (each a blob of this store), when the writer recorded them: the
+   * bundle's index blob (`digest`) names them too.
+   */
+  layers?: Array<{ digest: Digest; size: number; role: string }>;
 }
 
 /** One blob in the store. */
@@ -150,8 +155,12 @@ export class LocalStore {
 
   /** Writes the index record (atomically) once its blob is in the store. */
   async record(record: IndexRecord): Promise<void> {
-    if (!(await this.has(record.digest)))
-      throw new Error(`refusing to index missing blob ${record.digest}`);
+    for (const digest of [
+      record.digest,
+      ...(record.layers ?? []).map((l) => l.digest),
+    ])
+      if (!(await this.has(digest)))
+        throw new Error(`refusing to index missing blob ${digest}`);
     const path = this.#indexPath(record.key);
     await writeAtomic(
       path,

@@ -1,46 +1,38 @@
-// Bundles in an OCI distribution registry: the bundle is a blob, named by an image manifest with
-// envpack's artifact type, tagged `input-<hex of the input digest>` so a lookup is one request.
+// Bundles in an OCI distribution registry: a bundle's blobs named by an image manifest with
+// envpack's artifact type (see oci-manifest.ts), tagged `input-<hex of the input digest>` so a
+// lookup is one request.
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, stat, type FileHandle } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import {
   IntegrityError,
   RemoteError,
-  digestOf,
   redactUrl,
-  isDigest,
   writeAtomic,
   type Digest,
-  type OnEvent,
 } from "../core/index.js";
 import { OciClient, type OciClientOptions } from "./oci-client.js";
 import type { Deadline } from "./deadline.js";
+import {
+  EMPTY_CONFIG,
+  MANIFEST_TYPE,
+  bundleManifest,
+  entryOf,
+  inputTag,
+} from "./oci-manifest.js";
+import { counted, receive } from "./oci-transfer.js";
 import type { Watchdog } from "./watchdog.js";
-import type { Registry, RegistryEntry, TransferOptions } from "./registry.js";
+import type {
+  PushEntry,
+  PushReport,
+  Registry,
+  RegistryEntry,
+  TransferOptions,
+} from "./registry.js";
 
-/** The manifest's `artifactType`: what the artifact is. */
-export const BUNDLE_ARTIFACT_TYPE = "application/vnd.envpack.bundle.v1";
-/** The one layer's media type: the bundle file itself. */
-export const BUNDLE_LAYER_TYPE = "application/vnd.envpack.bundle.v1.tar+zstd";
-const MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
-/** The OCI empty descriptor, used as config: artifacts carry no image config. */
-const EMPTY_CONFIG = {
-  mediaType: "application/vnd.oci.empty.v1+json",
-  content: Buffer.from("{}"),
-};
-const INPUT_ANNOTATION = "dev.envpack.input-digest";
-const META_PREFIX = "dev.envpack.meta.";
-/** Progress at most this often (besides a transfer's first and last event), in ms. */
-const PROGRESS_INTERVAL_MS = 250;
-
-/** The tag under which a bundle is found by its input digest. */
-export function inputTag(inputDigest: Digest): string {
-  return `input-${inputDigest.slice("sha256:".length)}`;
-}
+export { inputTag };
 
 /** A registry at `origin`, one repository. */
 export class OciRegistry implements Registry {
@@ -107,65 +99,23 @@ export class OciRegistry implements Registry {
 
   async push(
     file: string,
-    entry: RegistryEntry,
+    entry: PushEntry,
     options: TransferOptions = {},
-  ): Promise<void> {
-    const size = (await stat(file)).size;
-    if (size !== entry.size)
-      throw new IntegrityError(
-        "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
-        `${basename(file)} has ${size} bytes, its entry says ${entry.size}`,
-        { details: { digest: entry.digest } },
-      );
-    const configDigest = digestOf(EMPTY_CONFIG.content);
-    // Blobs first, the tag last: an interrupted push never leaves a tag naming a missing blob.
-    if (!(await this.has(configDigest, options)))
-      await this.#upload(
-        configDigest,
-        EMPTY_CONFIG.content.length,
+  ): Promise<PushReport> {
+    const report: PushReport = { sent: [], skipped: [], bytes: 0 };
+    // Blobs first (each checked with a HEAD, sent only when missing), the tag last: an
+    // interrupted push never leaves a tag naming a missing blob.
+    if (entry.layers === undefined)
+      await this.#ensureBlob(
+        { digest: EMPTY_CONFIG.digest, size: EMPTY_CONFIG.content.length },
         () => EMPTY_CONFIG.content,
+        undefined,
         options,
       );
-    if (!(await this.has(entry.digest, options))) {
-      await this.#upload(
-        entry.digest,
-        size,
-        () =>
-          counted(
-            createReadStream(file),
-            "push",
-            entry.digest,
-            size,
-            options.onEvent,
-          ),
-        options,
-      );
-    }
-    const manifest = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MANIFEST_TYPE,
-      artifactType: BUNDLE_ARTIFACT_TYPE,
-      config: {
-        mediaType: EMPTY_CONFIG.mediaType,
-        digest: configDigest,
-        size: EMPTY_CONFIG.content.length,
-      },
-      layers: [
-        {
-          mediaType: BUNDLE_LAYER_TYPE,
-          digest: entry.digest,
-          size,
-        },
-      ],
-      annotations: {
-        [INPUT_ANNOTATION]: entry.inputDigest,
-        ...Object.fromEntries(
-          Object.entries(entry.meta)
-            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-            .map(([k, v]) => [`${META_PREFIX}${k}`, v]),
-        ),
-      },
-    });
+    for (const layer of entry.layers ?? [])
+      await this.#ensureFile(layer.file, layer, report, options);
+    await this.#ensureFile(file, entry, report, options);
+    const manifest = bundleManifest(entry);
     const response = await this.#client.send({
       method: "PUT",
       url: this.#path(`manifests/${inputTag(entry.inputDigest)}`),
@@ -177,6 +127,52 @@ export class OciRegistry implements Registry {
     if (response.status !== 201)
       throw await this.#client.statusError(response, "PUT manifest");
     await response.arrayBuffer();
+    return report;
+  }
+
+  /** A file's blob in the registry: sent (its size checked first) unless already there. */
+  async #ensureFile(
+    file: string,
+    blob: { digest: Digest; size: number },
+    report: PushReport,
+    options: TransferOptions,
+  ): Promise<void> {
+    const size = (await stat(file)).size;
+    if (size !== blob.size)
+      throw new IntegrityError(
+        "ENVPACK_INTEGRITY_DIGEST_MISMATCH",
+        `${basename(file)} has ${size} bytes, its entry says ${blob.size}`,
+        { details: { digest: blob.digest } },
+      );
+    await this.#ensureBlob(
+      blob,
+      () =>
+        counted(
+          createReadStream(file),
+          "push",
+          blob.digest,
+          size,
+          options.onEvent,
+        ),
+      report,
+      options,
+    );
+  }
+
+  async #ensureBlob(
+    blob: { digest: Digest; size: number },
+    body: () => NodeJS.ReadableStream | Buffer,
+    report: PushReport | undefined,
+    options: TransferOptions,
+  ): Promise<void> {
+    if (await this.has(blob.digest, options)) {
+      report?.skipped.push(blob.digest);
+      return;
+    }
+    // The registry checks the bytes against the digest the upload is closed with.
+    await this.#upload(blob.digest, blob.size, body, options);
+    report?.sent.push(blob.digest);
+    if (report !== undefined) report.bytes += blob.size;
   }
 
   async pull(
@@ -309,191 +305,4 @@ export class OciRegistry implements Registry {
   #path(rest: string): string {
     return `/v2/${this.#repository}/${rest}`;
   }
-}
-
-/**
- * Writes a response body to a new file while hashing it. The socket's chunks are gathered into
- * batches of 4 MB, each written with one writev while the next one arrives (at most one write in
- * flight): an awaited write per chunk, or a receive stalled by every write, would cost more than
- * the transfer. A failure of the body itself (the connection dropped) goes through `lost`; file
- * errors pass unchanged.
- */
-async function receive(
-  body: NodeJS.ReadableStream,
-  file: string,
-  how: {
-    hash: ReturnType<typeof createHash>;
-    /** Called for every chunk. */
-    arrived: () => void;
-    /** Bytes so far: 0 first, the total last, at most every 250 ms between. */
-    progress: (bytes: number) => void;
-    lost: (error: unknown) => Error;
-  },
-): Promise<void> {
-  const { hash, arrived, lost } = how;
-  const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  let handle: FileHandle | undefined;
-  let writing: Promise<unknown> = Promise.resolve();
-  try {
-    handle = await open(file, "wx");
-    const to = handle;
-    let batch: Buffer[] = [];
-    let batched = 0;
-    let position = 0;
-    let bytes = 0;
-    const report = throttled(how.progress);
-    report(0);
-    const flush = async () => {
-      await writing;
-      const buffers = batch;
-      const at = position;
-      position += batched;
-      batch = [];
-      batched = 0;
-      writing = writeAll(to, buffers, at);
-      // Seen by the next flush, or by the final await; not unhandled meanwhile.
-      writing.catch(() => {});
-    };
-    for (;;) {
-      let next: IteratorResult<Buffer>;
-      try {
-        next = await chunks.next();
-      } catch (error) {
-        throw lost(error);
-      }
-      if (next.done === true) break;
-      const chunk = next.value;
-      arrived();
-      hash.update(chunk);
-      bytes += chunk.length;
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched >= WRITE_BATCH) await flush();
-      report(bytes);
-    }
-    await flush();
-    await writing;
-    report(bytes, true);
-  } finally {
-    // Stops the body when a write failed (a no-op once it ended).
-    await chunks.return?.();
-    await writing.catch(() => {});
-    await handle?.close();
-  }
-}
-
-/** Bytes of received chunks gathered into one write. */
-const WRITE_BATCH = 4 * 1024 * 1024;
-
-/** Writes `buffers` at `position`, however many calls that takes. */
-async function writeAll(
-  handle: FileHandle,
-  buffers: Buffer[],
-  position: number,
-): Promise<void> {
-  let at = position;
-  let rest = buffers;
-  while (rest.length > 0) {
-    let { bytesWritten } = await handle.writev(rest, at);
-    at += bytesWritten;
-    const left: Buffer[] = [];
-    for (const buffer of rest) {
-      if (bytesWritten >= buffer.length) bytesWritten -= buffer.length;
-      else {
-        left.push(buffer.subarray(bytesWritten));
-        bytesWritten = 0;
-      }
-    }
-    rest = left;
-  }
-}
-
-/** The registry entry a manifest describes, or null when it is not an envpack bundle's. */
-function entryOf(json: unknown, inputDigest: Digest): RegistryEntry | null {
-  // Read from the network: any JSON at all may arrive here.
-  if (json === null || typeof json !== "object") return null;
-  const manifest = json as {
-    artifactType?: unknown;
-    layers?: unknown;
-    annotations?: Record<string, unknown> | null;
-  };
-  const layer = Array.isArray(manifest.layers)
-    ? (manifest.layers as unknown[]).find(
-        (l): l is { digest?: unknown; size?: unknown } =>
-          l !== null &&
-          typeof l === "object" &&
-          (l as { mediaType?: unknown }).mediaType === BUNDLE_LAYER_TYPE,
-      )
-    : undefined;
-  if (
-    manifest.artifactType !== BUNDLE_ARTIFACT_TYPE ||
-    layer === undefined ||
-    typeof layer.digest !== "string" ||
-    !isDigest(layer.digest) ||
-    typeof layer.size !== "number" ||
-    !Number.isSafeInteger(layer.size) ||
-    layer.size < 0 ||
-    manifest.annotations?.[INPUT_ANNOTATION] !== inputDigest
-  )
-    return null;
-  const meta: Record<string, string> = {};
-  for (const [key, value] of Object.entries(manifest.annotations ?? {}))
-    if (key.startsWith(META_PREFIX) && typeof value === "string")
-      meta[key.slice(META_PREFIX.length)] = value;
-  return { digest: layer.digest, size: layer.size, inputDigest, meta };
-}
-
-/**
- * An upload body: the source piped through a pass-through that counts bytes into
- * `registry:transfer` events.
- */
-function counted(
-  source: NodeJS.ReadableStream,
-  direction: "push" | "pull",
-  digest: Digest,
-  total: number,
-  onEvent: OnEvent | undefined,
-): Transform {
-  let bytes = 0;
-  const report = throttled((sent) =>
-    onEvent?.({
-      type: "registry:transfer",
-      direction,
-      digest,
-      bytes: sent,
-      total,
-    }),
-  );
-  report(0);
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      bytes += chunk.length;
-      report(bytes);
-      callback(null, chunk);
-    },
-    flush(callback) {
-      report(bytes, true);
-      callback();
-    },
-  });
-  pipeline(source, counter).catch((error: unknown) =>
-    counter.destroy(error as Error),
-  );
-  return counter;
-}
-
-/**
- * A progress reporter that passes on the first call, the last (`end`), and otherwise at most one
- * call per {@link PROGRESS_INTERVAL_MS}: a loopback transfer moves hundreds of MB a second.
- */
-function throttled(
-  report: (bytes: number) => void,
-): (bytes: number, end?: boolean) => void {
-  let at = -Infinity;
-  return (bytes, end = false) => {
-    const now = Date.now();
-    if (!end && now - at < PROGRESS_INTERVAL_MS) return;
-    at = now;
-    report(bytes);
-  };
 }

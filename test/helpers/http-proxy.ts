@@ -37,14 +37,19 @@ export interface Proxy {
   host: string;
   /** Every request seen, as `METHOD path`. */
   requests: string[];
+  /** Body bytes passed on, by request index: `up` to the server, `down` to the client. */
+  bodies: Array<{ up: number; down: number }>;
   close(): Promise<void>;
 }
 
 /** Starts the proxy; `decide` sees requests in arrival order. */
 export async function startProxy(options: ProxyOptions): Promise<Proxy> {
   const requests: string[] = [];
+  const bodies: Array<{ up: number; down: number }> = [];
   const server = createServer((req, res) => {
     const index = requests.push(`${req.method} ${req.url}`) - 1;
+    const counts = { up: 0, down: 0 };
+    bodies[index] = counts;
     const decision = options.decide?.(req, index) ?? { forward: true };
     if (!("forward" in decision)) {
       req.resume();
@@ -52,7 +57,7 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
       res.end(decision.body ?? "");
       return;
     }
-    forward(req, res, options, decision);
+    forward(req, res, options, { ...decision, counts });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -61,6 +66,7 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
   return {
     host: `127.0.0.1:${address.port}`,
     requests,
+    bodies,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
@@ -73,7 +79,9 @@ function forward(
   req: IncomingMessage,
   res: ServerResponse,
   options: ProxyOptions,
-  decision: Extract<ProxyDecision, { forward: true }>,
+  decision: Extract<ProxyDecision, { forward: true }> & {
+    counts: { up: number; down: number };
+  },
 ): void {
   const [hostname, port] = options.target.split(":");
   // The socket itself: a response that already ended has let go of it (keep-alive).
@@ -97,7 +105,7 @@ function forward(
         );
       res.writeHead(answer.statusCode ?? 502, headers);
       const body: Readable = answer;
-      const stages: Transform[] = [];
+      const stages: Transform[] = [count((n) => (decision.counts.down += n))];
       if (decision.corrupt === true) stages.push(flipFirstByte());
       if (decision.cutResponseAfter !== undefined)
         stages.push(cutAfter(decision.cutResponseAfter, dropClient));
@@ -108,7 +116,10 @@ function forward(
   );
   upstream.on("error", () => res.destroy());
   const limit = options.uploadBytesPerSecond;
-  const stages: Transform[] = [limit ? throttle(limit) : passThrough()];
+  const stages: Transform[] = [
+    limit ? throttle(limit) : passThrough(),
+    count((n) => (decision.counts.up += n)),
+  ];
   if (decision.cutRequestAfter !== undefined)
     stages.push(
       cutAfter(decision.cutRequestAfter, () => {
@@ -121,6 +132,15 @@ function forward(
 
 function passThrough(): Transform {
   return new Transform({ transform: (chunk, _e, done) => done(null, chunk) });
+}
+
+function count(add: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      add(chunk.length);
+      done(null, chunk);
+    },
+  });
 }
 
 function flipFirstByte(): Transform {

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { hashFile, type Digest } from "../../src/core/index.js";
-import type { RegistryEntry } from "../../src/registry/index.js";
+import type { PushEntry } from "../../src/registry/index.js";
 import { tempDir } from "./temp-dir.js";
 
 /** A new random input digest. */
@@ -15,7 +15,7 @@ export const someInput = (): Digest =>
 /** A file of `size` random bytes and the entry (this bundle format) that describes it. */
 export async function blobFile(
   size = 3 * 1024 * 1024,
-): Promise<{ file: string; entry: RegistryEntry }> {
+): Promise<{ file: string; entry: PushEntry }> {
   const file = join(await tempDir(), "bundle.tar.zst");
   await writeFile(file, randomBytes(size));
   const { digest } = await hashFile(file);

@@ -38,7 +38,7 @@ export function registerRegistry(
         });
         return {
           json: { ...result },
-          human: `pushed ${result.digest} (${(result.size / 1e6).toFixed(1)} MB) to ${result.registry}\n${result.inputDigests.map((d) => `input ${d}`).join("\n")}`,
+          human: `pushed ${result.digest} (${megabytes(result.size)}${result.layers === undefined ? "" : `, ${result.layers.length} layers`}; sent ${megabytes(result.sentBytes)}) to ${result.registry}\n${result.inputDigests.map((d) => `input ${d}`).join("\n")}`,
         };
       });
     });
@@ -68,11 +68,15 @@ export function registerRegistry(
           });
           return {
             json: { ...result },
-            human: `pulled ${result.digest} (${(result.size / 1e6).toFixed(1)} MB) from ${result.registry}\n${result.path}`,
+            human: `pulled ${result.digest} (${result.layers === undefined ? megabytes(result.size) : `${result.layers.length} layers`}; fetched ${megabytes(result.transferred)}) from ${result.registry}\n${result.path}`,
           };
         });
       },
     );
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(bytes < 1e5 ? 3 : 1)} MB`;
 }
 
 /** `--registry` and `--insecure`, as push and pull take them. */
