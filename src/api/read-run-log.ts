@@ -58,17 +58,23 @@ export async function readRunLog(
     // Bytes, split at newlines, each line decoded alone: no decoder state, no big string.
     const stream = createReadStream(path, { highWaterMark: 1 << 20 });
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      const bytes = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
       let start = 0;
-      for (
-        let end = bytes.indexOf(10);
-        end !== -1;
-        end = bytes.indexOf(10, start)
-      ) {
-        handle(bytes.toString("utf8", start, end), false);
+      let end = chunk.indexOf(10);
+      if (rest.length > 0) {
+        // Only the line that spans two chunks is copied, not the whole chunk.
+        if (end === -1) {
+          rest = Buffer.concat([rest, chunk]);
+          continue;
+        }
+        handle(Buffer.concat([rest, chunk.subarray(0, end)]).toString(), false);
+        start = end + 1;
+        end = chunk.indexOf(10, start);
+      }
+      for (; end !== -1; end = chunk.indexOf(10, start)) {
+        handle(chunk.toString("utf8", start, end), false);
         start = end + 1;
       }
-      rest = bytes.subarray(start);
+      rest = chunk.subarray(start);
     }
   } catch (error) {
     if (isNotFound(error))
