@@ -122,6 +122,11 @@ export interface WorkQueueExecutorOptions extends CommonExecutorOptions {
    * its tasks run elsewhere (default 30000).
    */
   keepaliveMs?: number | undefined;
+  /**
+   * A warm runtime (reuseRuntimes) idle this long (ms) ends, so its worker's own idle timeout can
+   * release the worker (default 10000).
+   */
+  runtimeIdleMs?: number | undefined;
 }
 
 /** Options of {@link Executor}: `backend` says which others apply. */
@@ -139,6 +144,7 @@ type AnyExecutorOptions = CommonExecutorOptions & {
   monitor?: boolean | undefined;
   resourceMonitor?: string | null | undefined;
   keepaliveMs?: number | undefined;
+  runtimeIdleMs?: number | undefined;
 };
 
 /** Options of an app. */
@@ -286,6 +292,7 @@ export class Executor {
       monitor: given.monitor,
       resourceMonitor: given.resourceMonitor,
       keepaliveMs: given.keepaliveMs,
+      runtimeIdleMs: given.runtimeIdleMs,
     });
     this.#engine = new TaskEngine({
       backend: this.#backend,

@@ -35,6 +35,8 @@ export interface OpenBackendOptions {
   resourceMonitor?: string | null | undefined;
   /** workqueue: a silent worker is checked after this long, dropped after as long again (ms). */
   keepaliveMs?: number | undefined;
+  /** workqueue: a warm runtime idle this long ends, so its worker can idle out (ms). */
+  runtimeIdleMs?: number | undefined;
 }
 
 type Opener = (options: OpenBackendOptions) => ExecBackend;
@@ -50,6 +52,7 @@ const OPENERS: Record<BackendName, Opener> = {
       "monitor",
       "resourceMonitor",
       "keepaliveMs",
+      "runtimeIdleMs",
     ]);
     return new LocalBackend({
       workers: options.workers,
@@ -78,6 +81,7 @@ const OPENERS: Record<BackendName, Opener> = {
       monitor: options.monitor,
       resourceMonitor: options.resourceMonitor,
       keepaliveMs: options.keepaliveMs,
+      runtimeIdleMs: options.runtimeIdleMs,
       onEvent: options.onEvent,
     });
   },

@@ -60,5 +60,13 @@ describe("Executor backends", () => {
     expect(codeOf(() => new Executor({ backend: "workqueue" } as never))).toBe(
       "ENVPACK_USAGE_BAD_CONFIG",
     );
+    expect(codeOf(() => new Executor({ runtimeIdleMs: 100 } as never))).toBe(
+      "ENVPACK_USAGE_BAD_CONFIG",
+    );
+    expect(
+      codeOf(
+        () => new Executor({ backend: "workqueue", port: 0, runtimeIdleMs: 0 }),
+      ),
+    ).toBe("ENVPACK_USAGE_BAD_CONFIG");
   });
 });

@@ -152,16 +152,8 @@ export class WorkQueueBackend implements ExecBackend {
         `port must be an integer from 0 to 65535, got ${JSON.stringify(options.port)}`,
         { hint: "Give port: 0 to pick a free one." },
       );
-    const keepalive = options.keepaliveMs;
-    if (
-      keepalive !== undefined &&
-      (!Number.isFinite(keepalive) || keepalive <= 0)
-    )
-      throw new UsageError(
-        "ENVPACK_USAGE_BAD_CONFIG",
-        `keepaliveMs must be a number of milliseconds above 0, got ${JSON.stringify(keepalive)}`,
-        { hint: "Leave it out for the default (30000)." },
-      );
+    mustBeMs("keepaliveMs", options.keepaliveMs, 30_000);
+    mustBeMs("runtimeIdleMs", options.runtimeIdleMs, 10_000);
     if (options.monitor !== undefined && typeof options.monitor !== "boolean")
       throw new UsageError(
         "ENVPACK_USAGE_BAD_CONFIG",
@@ -762,6 +754,22 @@ export class WorkQueueBackend implements ExecBackend {
     this.#warned.add(code);
     this.#warn(code, message);
   }
+}
+
+/**
+ * A duration option: undefined (its default) or milliseconds above 0.
+ * @throws UsageError ENVPACK_USAGE_BAD_CONFIG otherwise
+ */
+function mustBeMs(name: string, value: unknown, fallback: number): void {
+  if (
+    value !== undefined &&
+    (typeof value !== "number" || !Number.isFinite(value) || value <= 0)
+  )
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_CONFIG",
+      `${name} must be a number of milliseconds above 0, got ${JSON.stringify(value)}`,
+      { hint: `Leave it out for the default (${fallback}).` },
+    );
 }
 
 /**

@@ -89,6 +89,23 @@ describe("warm runtimes on Work Queue workers", () => {
     expect(await processesLeftUnder(worker.dir)).toEqual([]);
   });
 
+  it("ends a runtime idle for runtimeIdleMs; the worker stays", async () => {
+    const m = await manager({ runtimeIdleMs: 200 });
+    const file = await appFile();
+    const { worker } = await m.worker(1);
+    const echo = m.executor.app<[number], { pid: number }>(file, "echo");
+    const { pid } = await echo(1);
+    expect(await runtimePids(worker)).toEqual([pid]);
+    await until(
+      async () => ((await runtimePids(worker)).length === 0 ? true : undefined),
+      "the idle runtime to end",
+    );
+    // The next call starts a runtime anew on the same worker.
+    expect((await echo(2)).pid).not.toBe(pid);
+    await m.executor.shutdown();
+    expect(await worker.exited).toBe(0);
+  });
+
   it("runs a process per task with reuseRuntimes: false", async () => {
     const m = await manager({ reuseRuntimes: false });
     const file = await appFile();
