@@ -59,6 +59,8 @@ const PACKAGES: Record<string, string[]> = {
     "web-tree-sitter",
     // Asks the environment's interpreter for its builtin modules.
     "execa",
+    // Reads a Python app's pyproject.toml.
+    "smol-toml",
   ],
   packer: ["tar", "zstd-napi", "zod", "execa"],
   "src/registry": ["node-fetch"],

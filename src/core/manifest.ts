@@ -43,9 +43,11 @@ const appFile = z.object({
   role: z.enum(["entry", "module", "json", "native", "asset"]),
   /**
    * How a file no import reaches got here: named through a path the code builds from its own
-   * location (`asset`), by an include, or read during a traced run. Absent for imported files.
+   * location (`asset`), by an include, read during a traced run, or the Python project's file
+   * declaring its dependencies (`declared`: pyproject.toml, requirements*.txt). Absent for
+   * imported files.
    */
-  reason: z.enum(["asset", "included", "traced"]).optional(),
+  reason: z.enum(["asset", "included", "traced", "declared"]).optional(),
   /** Set when the file could not be analysed; it is still listed and packed. */
   problem: fileProblem.optional(),
 });

@@ -90,10 +90,18 @@ function summarise(manifest: Manifest, output: string | undefined): string {
     `input digest: ${manifest.inputDigest}`,
   ];
   const declared = manifest.packages.filter((p) => p.reason === "declared");
-  if (declared.length > 0)
+  if (declared.length > 0) {
+    const sources = manifest.files
+      .filter((f) => f.reason === "declared")
+      .map((f) => f.path);
+    const where =
+      manifest.kind === "node" || sources.length === 0
+        ? "package.json"
+        : sources.join(", ");
     lines.push(
-      `declared: ${declared.map((p) => p.name).join(", ")} (in package.json, reached by no import) ${declared.length === 1 ? "ships" : "ship"}; --only-imported leaves ${declared.length === 1 ? "it" : "them"} out`,
+      `declared: ${declared.map((p) => p.name).join(", ")} (in ${where}, reached by no import) ${declared.length === 1 ? "ships" : "ship"}; --only-imported leaves ${declared.length === 1 ? "it" : "them"} out`,
     );
+  }
   const broken = manifest.files.filter((f) => f.problem);
   for (const file of broken) {
     const at = file.problem?.line

@@ -31,6 +31,13 @@ export interface CondaPrefix {
   modules: Map<string, ModuleOwner>;
   /** Modules compiled into the interpreter (no file). */
   builtins: ReadonlySet<string>;
+  /**
+   * PEP 503-normalised distribution name → package id: conda record names, the dist-info names
+   * conda records install (a conda name may differ from the PyPI one) and pip dist-infos.
+   */
+  distributions: ReadonlyMap<string, string>;
+  /** Prefix-relative file → the id of the package that installed it (built on first call). */
+  fileOwners(): ReadonlyMap<string, string>;
 }
 
 /**
@@ -80,6 +87,17 @@ export async function readCondaPrefix(
   const byNormalisedName = new Map<string, string>();
   for (const id of packages.keys())
     byNormalisedName.set(normaliseName(id.slice("conda:".length)), id);
+  for (const { record } of records)
+    for (const file of record.files ?? []) {
+      if (!file.endsWith(".dist-info/METADATA")) continue;
+      const distInfo =
+        /^[^/]+\/[^/]+\/site-packages\/([^/]+)-[^-/]+\.dist-info\/METADATA$/.exec(
+          file,
+        );
+      const key = distInfo?.[1] === undefined ? "" : normaliseName(distInfo[1]);
+      if (key !== "" && !byNormalisedName.has(key))
+        byNormalisedName.set(key, `conda:${record.name}`);
+    }
   for (const pip of pips)
     if (!pip.editable) byNormalisedName.set(pip.key, `pip:${pip.key}`);
   for (const pip of pips) {
@@ -116,6 +134,19 @@ export async function readCondaPrefix(
 
   const python = packages.get("conda:python") as InstalledPythonPackage;
   const builtins = await builtinModules(env.prefix, pythonMajorMinor, signal);
+  let owners: Map<string, string> | undefined;
+  const fileOwners = () => {
+    if (owners !== undefined) return owners;
+    owners = new Map();
+    for (const { record } of records)
+      for (const file of record.files ?? [])
+        if (!owners.has(file)) owners.set(file, `conda:${record.name}`);
+    for (const pip of pips)
+      if (!pip.editable)
+        for (const file of pip.files)
+          if (!owners.has(file)) owners.set(file, `pip:${pip.key}`);
+    return owners;
+  };
   return {
     prefix: env.prefix,
     python,
@@ -125,6 +156,8 @@ export async function readCondaPrefix(
     packages,
     modules,
     builtins,
+    distributions: byNormalisedName,
+    fileOwners,
   };
 }
 function condaPackage(

@@ -8,7 +8,6 @@ import {
   compare,
   type AppFile,
   type ImportRecord,
-  type PackageEntry,
   type UnresolvedEntry,
 } from "../../core/index.js";
 import type { CondaEnvReader } from "../../conda/index.js";
@@ -27,7 +26,9 @@ import {
   type ModuleSite,
   type PythonImportSite,
 } from "./find-imports.js";
+import { findProjectDir, readDeclarations } from "./declared.js";
 import { LocalModuleFinder, type LocalModule } from "./local-modules.js";
+import { packageClosure } from "./package-closure.js";
 import { createPythonParser } from "./parser.js";
 
 /** Options of {@link scanPython}: entries plus the absolute Conda prefix. */
@@ -86,12 +87,14 @@ class PythonScan {
   readonly #queue: string[] = [];
   readonly #files = new Map<
     string,
-    { source: ReadSource; role: AppFile["role"] }
+    { source: ReadSource; role: AppFile["role"]; reason?: AppFile["reason"] }
   >();
   readonly #imports: PendingImport[] = [];
   readonly #unresolved: PendingUnresolved[] = [];
   /** Package id → needed only through optional imports. */
   readonly #used = new Map<string, boolean>();
+  /** Package id → declared only under an environment marker. */
+  readonly #declared = new Map<string, boolean>();
 
   constructor(options: PythonScanOptions, env: CondaPrefix, parser: Parser) {
     this.#options = options;
@@ -106,13 +109,11 @@ class PythonScan {
     this.#roots = [...new Set(entries.map((e) => dirname(e)))];
     const entrySet = new Set(entries);
     this.#queue.push(...entries);
-    // One file at a time: the parser is not re-entrant, and reads are cheap next to parsing.
-    while (this.#queue.length > 0) {
-      this.#options.signal?.throwIfAborted();
-      const file = this.#queue.shift() as string;
-      if (this.#files.has(file)) continue;
-      await this.#scanFile(file, entrySet.has(file) ? "entry" : "module");
-    }
+    await this.#drain(entrySet);
+    const project =
+      (await findProjectDir(dirname(entries[0] as string))) ??
+      commonDirectory(entries);
+    if (this.#options.declared !== false) await this.#addDeclared(project);
     const root = commonDirectory([...this.#files.keys()]);
     const rel = (path: string) => toPosixRelative(root, path);
     const env = this.#env;
@@ -128,9 +129,16 @@ class PythonScan {
       env: { prefix: env.prefix, sitePackages: env.sitePackages },
       entries: entries.map(rel),
       files: [...this.#files]
-        .map(([path, f]) => appFile(rel(path), f.source, f.role))
+        .map(([path, f]) => ({
+          ...appFile(rel(path), f.source, f.role),
+          ...(f.reason ? { reason: f.reason } : {}),
+        }))
         .sort((a, b) => compare(a.path, b.path)),
-      packages: this.#packages(),
+      packages: packageClosure(env, {
+        imported: this.#used,
+        declared: this.#declared,
+        traced: new Set(),
+      }),
       imports: this.#importRecords(rel),
       unresolved: this.#unresolvedEntries(rel),
     };
@@ -144,6 +152,16 @@ class PythonScan {
     return result;
   }
 
+  /** Scans the queue, one file at a time: the parser is not re-entrant, and reads are cheap next to parsing. */
+  async #drain(entries: ReadonlySet<string>): Promise<void> {
+    while (this.#queue.length > 0) {
+      this.#options.signal?.throwIfAborted();
+      const file = this.#queue.shift() as string;
+      if (this.#files.has(file)) continue;
+      await this.#scanFile(file, entries.has(file) ? "entry" : "module");
+    }
+  }
+
   async #scanFile(file: string, role: AppFile["role"]): Promise<void> {
     const source = await readSource(file);
     this.#files.set(file, { source, role });
@@ -155,7 +173,10 @@ class PythonScan {
     if (source.text === undefined) return;
     const { sites, problem } = findPythonImports(this.#parser, source.text);
     if (problem)
-      this.#files.set(file, { source: { ...source, problem }, role });
+      this.#files.set(file, {
+        ...(this.#files.get(file) as { role: AppFile["role"] }),
+        source: { ...source, problem },
+      });
     for (const site of sites) await this.#resolveSite(file, site);
   }
 
@@ -331,42 +352,45 @@ class PythonScan {
     });
   }
 
-  /** Imported packages, their dependency closure and the interpreter, sorted by id. */
-  #packages(): PackageEntry[] {
-    const { packages, python } = this.#env;
-    const closure = (start: string[]): Set<string> => {
-      const seen = new Set<string>();
-      const pending = [...start];
-      while (pending.length > 0) {
-        const id = pending.pop() as string;
-        if (seen.has(id) || !packages.has(id)) continue;
-        seen.add(id);
-        pending.push(...(packages.get(id)?.dependencies ?? []));
+  /**
+   * The packages the project's pyproject.toml and requirements files declare ship (reason
+   * `declared` unless an import reaches them), and those files with them (they are what the
+   * bundle's contents follow from). A declared package not installed is a finding on its line,
+   * as a package.json dependency is; one guarded by a marker is no finding.
+   */
+  async #addDeclared(project: string): Promise<void> {
+    const read = await readDeclarations(project);
+    for (const file of read.files) {
+      if (this.#files.has(file)) continue;
+      this.#files.set(file, {
+        source: await readSource(file),
+        role: "asset",
+        reason: "declared",
+      });
+    }
+    for (const missing of read.missing)
+      this.#unresolved.push({
+        specifier: missing.target,
+        file: missing.file,
+        line: missing.line,
+        reason: "file-not-found",
+        message: `requirements file ${missing.target} (named by -r) does not exist`,
+      });
+    for (const req of read.requirements) {
+      const id = this.#env.distributions.get(req.key);
+      if (id === undefined) {
+        if (!req.optional)
+          this.#unresolved.push({
+            specifier: req.name,
+            file: req.file,
+            line: req.line,
+            reason: "not-installed",
+            message: `${req.name} is declared but not installed in ${this.#env.prefix}`,
+          });
+        continue;
       }
-      return seen;
-    };
-    const required = closure([
-      python.id,
-      ...[...this.#used].filter(([, optional]) => !optional).map(([id]) => id),
-    ]);
-    const all = closure([python.id, ...this.#used.keys()]);
-    return [...all].sort(compare).map((id) => {
-      const pkg = packages.get(id) as NonNullable<
-        ReturnType<typeof packages.get>
-      >;
-      const reason: PackageEntry["reason"] =
-        id === python.id
-          ? "interpreter"
-          : this.#used.has(id)
-            ? "import"
-            : "dependency";
-      return {
-        ...pkg,
-        dependencies: [...pkg.dependencies],
-        reason,
-        ...(required.has(id) ? {} : { optional: true }),
-      };
-    });
+      this.#declared.set(id, req.optional && this.#declared.get(id) !== false);
+    }
   }
 
   #importRecords(rel: (path: string) => string): ImportRecord[] {
