@@ -1,9 +1,8 @@
 // The scan use case: scan entries, apply --strict, write the manifest atomically.
 
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import {
   InputError,
-  UsageError,
   writeFailure,
   writeFileAtomic,
   type Manifest,
@@ -34,10 +33,13 @@ export interface ScanOptions {
    */
   onlyImported?: boolean | undefined;
   /**
-   * Run the app once here with envpack's loader hooks and fs recording, and add what it loaded
-   * or opened that the analysis missed (reason `traced`): the command's argv (a Node program),
-   * or `[]` to run the first entry with this node. Node entries only. Nothing is written into the
-   * project or the cache but the output manifest (the app's own writes are its own).
+   * Run the app once here with envpack's hooks and add what it loaded or opened that the analysis
+   * missed (reason `traced`; `manifest.trace` lists what the analysis ships that the run never
+   * loaded): the command's argv, or `[]` to run the first entry with this node (Node entries) or
+   * with the environment's `bin/python` (Python entries). Node apps are traced through loader
+   * hooks and fs recording, Python apps through an audit hook on `import` and `open`. Nothing is
+   * written into the project or the cache but the output manifest (the app's own writes are its
+   * own).
    */
   trace?: string[] | undefined;
   /**
@@ -74,7 +76,7 @@ export async function scanWith(
   const traced =
     options.trace === undefined
       ? undefined
-      : await traceApp(options.entries, options.trace, cwd, options.signal);
+      : await traceApp(options, options.trace, cwd);
   const manifest = await scanEntries({
     entries: options.entries,
     env: options.env,
@@ -112,27 +114,30 @@ export async function scanWith(
   return manifest;
 }
 
-/** Runs the traced command (default: the first entry with this node) and returns what it touched. */
+/**
+ * Runs the traced command (default: the first entry with this node, or a Python entry with the
+ * environment's python) and returns what it touched. Python entries without an environment are
+ * not run: the scan refuses them.
+ */
 async function traceApp(
-  entries: string[],
+  options: ScanOptions,
   command: string[],
   cwd: string,
-  signal: AbortSignal | undefined,
-): Promise<string[]> {
-  if (entries.some((e) => e.endsWith(".py"))) {
-    throw new UsageError(
-      "ENVPACK_USAGE_BAD_ARGUMENT",
-      "--trace runs Node apps only",
-      {
-        hint: "Scan Python apps without --trace; list what they load dynamically in requirements.txt.",
-      },
-    );
-  }
+): Promise<string[] | undefined> {
+  const entry = resolve(cwd, options.entries[0] ?? "");
+  const python = options.entries.some((e) => e.endsWith(".py"));
+  if (python && (options.env === undefined || options.env === "")) return;
   const argv =
     command.length > 0
       ? command
-      : [process.execPath, resolve(cwd, entries[0] ?? "")];
-  return runTraced(argv, { cwd, signal });
+      : python
+        ? [join(resolve(cwd, options.env as string), "bin", "python"), entry]
+        : [process.execPath, entry];
+  return runTraced(argv, {
+    cwd,
+    runtime: python ? "python" : "node",
+    signal: options.signal,
+  });
 }
 
 /**

@@ -152,6 +152,19 @@ export const manifestSchema = z.object({
   packages: z.array(packageEntry),
   imports: z.array(importRecord),
   unresolved: z.array(unresolvedEntry),
+  /**
+   * Set by a traced scan: what the analysis and the declarations ship that the run never loaded
+   * (root-relative app files and package ids); what the run loaded that they missed has reason
+   * `traced`. Informational: not part of the input digest.
+   */
+  trace: z
+    .object({
+      notLoaded: z.object({
+        files: z.array(z.string()),
+        packages: z.array(z.string()),
+      }),
+    })
+    .optional(),
   inputDigest: z.string(),
 });
 

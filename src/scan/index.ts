@@ -143,13 +143,17 @@ async function checkEntry(entry: string): Promise<void> {
 export { JS_EXTENSIONS } from "./scan-result.js";
 
 /**
- * Runs a Node app once with envpack's trace hooks (see `runTraced` in trace/run-traced.ts),
- * loading the process machinery only when asked.
+ * Runs a Node or Python app once with envpack's trace hooks (see `runTraced` in
+ * trace/run-traced.ts), loading the process machinery only when asked.
  * @throws InputError ENVPACK_INPUT_TRACE_FAILED
  */
 export async function runTraced(
   command: string[],
-  options: { cwd: string; signal?: AbortSignal | undefined },
+  options: {
+    cwd: string;
+    runtime?: "node" | "python" | undefined;
+    signal?: AbortSignal | undefined;
+  },
 ): Promise<string[]> {
   const traced = await import("./trace/run-traced.js");
   return traced.runTraced(command, options);

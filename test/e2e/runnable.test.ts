@@ -7,10 +7,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import { envpack } from "../helpers/cli.js";
-import { tempDir } from "../helpers/temp-dir.js";
-import { workerPath } from "../helpers/min-path.js";
-
-const RUNNER = join(import.meta.dirname, "..", "..", "runtime", "envpack-run");
+import { buildAndRunOnWorker } from "../helpers/run-on-worker.js";
 
 interface RunnableCase {
   description: string;
@@ -32,36 +29,6 @@ async function readCase(dir: string): Promise<RunnableCase> {
   return JSON.parse(
     await readFile(join(dir, "case.json"), "utf8"),
   ) as RunnableCase;
-}
-
-/** Builds the app's bundle, then runs it with envpack-run on the worker PATH from an empty directory. */
-async function buildAndRunOnWorker(
-  dir: string,
-  args: string[],
-): Promise<{ stdout: string; build: Record<string, unknown> }> {
-  const cache = join(await tempDir("envpack-runnable-cache-"), "cache");
-  const out = join(cache, "out");
-  const built = await envpack(["build", "--json", "--out", out, ...args], {
-    cwd: dir,
-    env: { ENVPACK_CACHE_DIR: cache },
-  });
-  expect(built.stderr).not.toMatch(/internal error/);
-  expect(built.exitCode, built.stdout + built.stderr).toBe(0);
-  const result = JSON.parse(built.stdout) as { path: string };
-  const worker = await tempDir("envpack-runnable-worker-");
-  const ran = await execa(RUNNER, [result.path], {
-    cwd: worker,
-    env: {
-      PATH: await workerPath(),
-      HOME: worker,
-      ENVPACK_WORKER_CACHE: join(worker, "cache"),
-    },
-    extendEnv: false,
-    reject: false,
-  });
-  expect(ran.stderr, ran.stderr).not.toMatch(/Cannot find|ENOENT|unable to/);
-  expect(ran.exitCode, String(ran.stderr)).toBe(0);
-  return { stdout: String(ran.stdout), build: result };
 }
 
 async function runInProject(dir: string, entry: string): Promise<string> {
@@ -140,6 +107,7 @@ describe("bundles that run", () => {
     const manifest = JSON.parse(traced.stdout) as {
       packages: Array<{ name: string; reason: string }>;
       files: Array<{ path: string; reason?: string }>;
+      trace?: { notLoaded: { files: string[]; packages: string[] } };
     };
     expect(manifest.packages.find((p) => p.name === "ms")?.reason).toBe(
       "traced",
@@ -147,6 +115,16 @@ describe("bundles that run", () => {
     expect(
       manifest.files.find((f) => f.path === "src/plugins/shout.js")?.reason,
     ).toBe("traced");
+    // The other direction: the run read the config through an ES import of node:fs too.
+    expect(manifest.trace).toEqual({ notLoaded: { files: [], packages: [] } });
+    const idle = await envpack(
+      ["scan", "src/main.js", "--trace", "--", "node", "-e", ""],
+      { cwd: dir },
+    );
+    expect(idle.exitCode, idle.stderr).toBe(0);
+    expect(idle.stdout).toMatch(
+      /^not loaded: src\/main\.js, src\/plugins\.json \(found by the analysis/m,
+    );
 
     const expected = await runInProject(dir, "src/main.js");
     expect(expected).toContain(settings.stdout);

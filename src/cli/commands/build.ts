@@ -67,7 +67,7 @@ export function registerBuild(program: Command, context: CommandContext): void {
     )
     .option(
       "--trace",
-      "run the app once here (the command after --, default: node ENTRY) and add what it loaded",
+      "run the app once here (the command after --; default: node ENTRY, or the env's python ENTRY) and add what it loaded",
     )
     .option("--level <n>", "zstd compression level, 1-19", intOption(1, 19), 3)
     .option(

@@ -45,7 +45,7 @@ export function registerScan(program: Command, context: CommandContext): void {
     )
     .option(
       "--trace",
-      "run the app once here (the command after --, default: node ENTRY) and add what it loaded",
+      "run the app once here (the command after --; default: node ENTRY, or the env's python ENTRY) and add what it loaded",
     )
     .addHelpText(
       "after",
@@ -125,6 +125,20 @@ function summarise(manifest: Manifest, output: string | undefined): string {
   ];
   for (const item of traced)
     lines.push(`traced: ${item} (loaded by the run; the analysis missed it)`);
+  if (manifest.trace !== undefined) {
+    const { files, packages } = manifest.trace.notLoaded;
+    const names = [
+      ...files,
+      ...manifest.packages
+        .filter((p) => packages.includes(p.id))
+        .map((p) => `${p.name}@${p.version}`),
+    ];
+    lines.push(
+      names.length === 0
+        ? "not loaded: nothing (the run loaded everything the analysis found)"
+        : `not loaded: ${names.slice(0, 10).join(", ")}${names.length > 10 ? `, and ${names.length - 10} more` : ""} (found by the analysis, kept; the run did not reach them)`,
+    );
+  }
   if (output) lines.push(`manifest written to ${output}`);
   return lines.join("\n");
 }

@@ -2,7 +2,7 @@
 // closes the package set over the packages' own run-time dependencies.
 
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
-import { dirname, extname, join, resolve, sep } from "node:path";
+import { basename, dirname, extname, join, resolve, sep } from "node:path";
 import {
   InputError,
   isNotFound,
@@ -139,6 +139,18 @@ class JsScanner {
         .sort(byLocation),
       unresolved: await this.#unresolvedEntries(rel),
     };
+    if (this.#options.traced !== undefined)
+      result.trace = notLoaded(
+        this.#options.traced,
+        [...this.#appFiles.keys()],
+        [...packages]
+          .filter(
+            ([dir, entry]) =>
+              entry.reason !== "traced" && !this.#traced.has(dir),
+          )
+          .map(([dir]) => rel(dir)),
+        (path) => toPosixRelative(root, path),
+      );
     this.#options.onEvent?.({
       type: "scan:done",
       files: this.#parsed,
@@ -1002,6 +1014,28 @@ async function declaredDependencies(path: string): Promise<Declared[]> {
 function lineOf(text: string, needle: string): number {
   const at = text.indexOf(needle);
   return at < 0 ? 1 : text.slice(0, at).split("\n").length;
+}
+
+/**
+ * A traced scan's other direction: the app files (real paths) and package directories the scan
+ * ships that the run never touched. Package.json files are metadata Node reads on its own.
+ */
+function notLoaded(
+  traced: string[],
+  files: string[],
+  packages: string[],
+  rel: (path: string) => string,
+): NonNullable<ScanResult["trace"]> {
+  const touched = new Set(traced);
+  return {
+    notLoaded: {
+      files: files
+        .filter((f) => !touched.has(f) && basename(f) !== "package.json")
+        .map(rel)
+        .sort(compare),
+      packages: packages.sort(compare),
+    },
+  };
 }
 
 /** `roots` and every package their dependencies reach within `packages`. */

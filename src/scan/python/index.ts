@@ -2,7 +2,7 @@
 // import to the standard library, a conda or pip package, or an unresolved finding.
 
 import { realpath } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, extname } from "node:path";
 import type { Parser } from "web-tree-sitter";
 import {
   compare,
@@ -30,6 +30,7 @@ import { findProjectDir, readDeclarations } from "./declared.js";
 import { LocalModuleFinder, type LocalModule } from "./local-modules.js";
 import { packageClosure } from "./package-closure.js";
 import { createPythonParser } from "./parser.js";
+import { sortTraced, type TracedPython } from "./traced.js";
 
 /** Options of {@link scanPython}: entries plus the absolute Conda prefix. */
 export interface PythonScanOptions extends ScannerOptions {
@@ -89,6 +90,8 @@ class PythonScan {
     string,
     { source: ReadSource; role: AppFile["role"]; reason?: AppFile["reason"] }
   >();
+  /** Project files only a traced run reached. */
+  readonly #tracedFiles = new Set<string>();
   readonly #imports: PendingImport[] = [];
   readonly #unresolved: PendingUnresolved[] = [];
   /** Package id → needed only through optional imports. */
@@ -113,6 +116,16 @@ class PythonScan {
     const project =
       (await findProjectDir(dirname(entries[0] as string))) ??
       commonDirectory(entries);
+    let traced: TracedPython | undefined;
+    if (this.#options.traced !== undefined) {
+      traced = await sortTraced(this.#options.traced, this.#env, project);
+      for (const file of traced.files)
+        if (!this.#files.has(file)) {
+          this.#tracedFiles.add(file);
+          this.#queue.push(file);
+        }
+      await this.#drain(entrySet);
+    }
     if (this.#options.declared !== false) await this.#addDeclared(project);
     const root = commonDirectory([...this.#files.keys()]);
     const rel = (path: string) => toPosixRelative(root, path);
@@ -137,11 +150,15 @@ class PythonScan {
       packages: packageClosure(env, {
         imported: this.#used,
         declared: this.#declared,
-        traced: new Set(),
+        traced: new Set(
+          [...(traced?.packages ?? [])].filter((id) => !this.#used.has(id)),
+        ),
       }),
       imports: this.#importRecords(rel),
       unresolved: this.#unresolvedEntries(rel),
     };
+    if (traced !== undefined)
+      result.trace = this.#notLoaded(result, traced, rel);
     this.#options.onEvent?.({
       type: "scan:done",
       files: this.#files.size,
@@ -164,13 +181,20 @@ class PythonScan {
 
   async #scanFile(file: string, role: AppFile["role"]): Promise<void> {
     const source = await readSource(file);
-    this.#files.set(file, { source, role });
+    const reason = this.#tracedFiles.has(file) ? "traced" : undefined;
+    // A file a traced run read that is not Python source (a config file) ships as it is.
+    const isSource = extname(file) === ".py" || !this.#tracedFiles.has(file);
+    this.#files.set(file, {
+      source,
+      role: isSource ? role : "asset",
+      ...(reason ? { reason } : {}),
+    });
     this.#options.onEvent?.({
       type: "scan:file",
       file,
       count: this.#files.size,
     });
-    if (source.text === undefined) return;
+    if (source.text === undefined || !isSource) return;
     const { sites, problem } = findPythonImports(this.#parser, source.text);
     if (problem)
       this.#files.set(file, {
@@ -391,6 +415,30 @@ class PythonScan {
       }
       this.#declared.set(id, req.optional && this.#declared.get(id) !== false);
     }
+  }
+
+  /** What the analysis and declarations ship that the traced run never loaded. */
+  #notLoaded(
+    result: ScanResult,
+    traced: TracedPython,
+    rel: (path: string) => string,
+  ): NonNullable<ScanResult["trace"]> {
+    const loaded = new Set([...traced.files].map(rel));
+    return {
+      notLoaded: {
+        files: result.files
+          .filter((f) => f.reason === undefined && !loaded.has(f.path))
+          .map((f) => f.path),
+        packages: result.packages
+          .filter(
+            (p) =>
+              p.reason !== "interpreter" &&
+              p.reason !== "traced" &&
+              !traced.packages.has(p.id),
+          )
+          .map((p) => p.id),
+      },
+    };
   }
 
   #importRecords(rel: (path: string) => string): ImportRecord[] {

@@ -1,26 +1,41 @@
 // Runs an app once on this machine with the trace hooks loaded, and returns what it loaded and opened.
 
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, realpath, rm } from "node:fs/promises";
+import {
+  mkdir,
+  mkdtemp,
+  readFile,
+  realpath,
+  rm,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { InputError, isNotFound, sanitizeText } from "../../core/index.js";
+import { PYTHON_TRACE_HOOK } from "./python-trace-hook.js";
 
 /** Options of {@link runTraced}. */
 export interface RunTracedOptions {
   /** Where the command runs. */
   cwd: string;
+  /** What the command runs: a Node program (default) or a Python one. */
+  runtime?: "node" | "python" | undefined;
   signal?: AbortSignal | undefined;
 }
 
+const HEADER = "#envpack-trace";
+
 /**
- * Runs `command` (argv; a Node program, e.g. `node src/main.js`) with envpack's loader hooks and
- * fs recording preloaded through NODE_OPTIONS, and returns the real paths of every module it
- * loaded and file it opened or listed, sorted. The trace log lives in a temporary directory
- * outside the project and the cache, removed before this returns.
- * @throws InputError ENVPACK_INPUT_TRACE_FAILED when the command cannot start or exits non-zero
+ * Runs `command` (argv) with envpack's hooks and returns the real paths of every module it loaded
+ * and file it opened or listed, sorted. A Node program (`node src/main.js`) gets the loader hooks
+ * and fs recording through NODE_OPTIONS; a Python one (`python app.py`) an audit hook through a
+ * `sitecustomize` first on PYTHONPATH, with bytecode writing off so that imports leave no
+ * `__pycache__` in the project. The hook and the log live in a temporary directory outside the
+ * project and the cache, removed before this returns.
+ * @throws InputError ENVPACK_INPUT_TRACE_FAILED when the command cannot start, exits non-zero, or
+ *   (Python) never loaded the hook
  */
 export async function runTraced(
   command: string[],
@@ -31,14 +46,20 @@ export async function runTraced(
   const dir = await mkdtemp(join(tmpdir(), "envpack-trace-"));
   const out = join(dir, "trace.log");
   try {
+    const python = options.runtime === "python";
     const run = await execa(file, args, {
       cwd: options.cwd,
-      env: {
-        ENVPACK_TRACE_OUT: out,
-        NODE_OPTIONS: [process.env["NODE_OPTIONS"], `--import=${registerUrl()}`]
-          .filter(Boolean)
-          .join(" "),
-      },
+      env: python
+        ? await pythonEnv(dir, out)
+        : {
+            ENVPACK_TRACE_OUT: out,
+            NODE_OPTIONS: [
+              process.env["NODE_OPTIONS"],
+              `--import=${registerUrl()}`,
+            ]
+              .filter(Boolean)
+              .join(" "),
+          },
       stdin: "ignore",
       reject: false,
       cancelSignal: options.signal,
@@ -63,11 +84,21 @@ export async function runTraced(
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
+    if (python && !log.startsWith(HEADER)) {
+      throw new InputError(
+        "ENVPACK_INPUT_TRACE_FAILED",
+        `the traced command ran no Python that loaded the trace hook: ${command.join(" ")}`,
+        {
+          hint: "Run the app with the environment's python and without -I, -E or -S (they ignore PYTHONPATH or skip site), e.g. `--trace -- python app.py`.",
+          details: { command },
+        },
+      );
+    }
     const paths = new Set<string>();
     for (const line of new Set(log.split("\n"))) {
-      if (line === "") continue;
+      if (line === "" || line === HEADER) continue;
       try {
-        paths.add(await realpath(line));
+        paths.add(await realpath(resolve(options.cwd, line)));
       } catch (error) {
         if (
           !isNotFound(error) &&
@@ -80,6 +111,23 @@ export async function runTraced(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A Python's environment for a traced run: the hook first on PYTHONPATH, no bytecode written. */
+async function pythonEnv(
+  dir: string,
+  out: string,
+): Promise<Record<string, string>> {
+  const boot = join(dir, "boot");
+  await mkdir(boot);
+  await writeFile(join(boot, "sitecustomize.py"), PYTHON_TRACE_HOOK);
+  return {
+    ENVPACK_TRACE_OUT: out,
+    PYTHONPATH: [boot, process.env["PYTHONPATH"]]
+      .filter(Boolean)
+      .join(delimiter),
+    PYTHONDONTWRITEBYTECODE: "1",
+  };
 }
 
 /** The compiled trace-register module beside this one (under `dist/`). */

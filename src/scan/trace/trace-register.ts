@@ -2,7 +2,7 @@
 // one path a line, appended to $ENVPACK_TRACE_OUT. Node builtins only; it runs inside the app.
 
 import { appendFileSync } from "node:fs";
-import { createRequire, register } from "node:module";
+import { createRequire, register, syncBuiltinESMExports } from "node:module";
 import { fileURLToPath } from "node:url";
 
 const out = process.env["ENVPACK_TRACE_OUT"];
@@ -46,6 +46,8 @@ if (out !== undefined) {
   ])
     wrap(fs, name);
   for (const name of ["readFile", "open", "readdir"]) wrap(fs.promises, name);
+  // ES modules importing named fs functions get the wrapped ones too.
+  syncBuiltinESMExports();
   const dlopen = process.dlopen;
   process.dlopen = function (
     module: { exports: unknown },
