@@ -541,6 +541,7 @@ export class Executor {
       pending = scan({
         entries: [def.file as string],
         env: def.kind === "python" ? config.env : undefined,
+        include: def.include,
       }).then(
         (manifest) => strictFindings(manifest.unresolved),
         (error: unknown) => {
@@ -588,7 +589,8 @@ export class Executor {
 
   /** Scans and builds an app's bundle once (a cache hit after the first time). */
   #bundleOf(def: AppDef): Promise<{ bundle: TaskBundle }> {
-    const key = `${def.file}\0${def.env ?? ""}`;
+    // Apps of one file with other includes have other bundles.
+    const key = `${def.file}\0${def.env ?? ""}\0${(def.include ?? []).join("\0")}`;
     let pending = this.#bundles.get(key);
     if (pending === undefined) {
       const config = loadConfig({
