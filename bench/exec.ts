@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import { execa } from "execa";
 import { Executor, type EnvpackEvent } from "../src/index.js";
 import { prepareApp, repoRoot } from "./lib/fixtures.js";
-import { median, ratio } from "./lib/stats.js";
+import { median, ratio, type Throughput } from "./lib/stats.js";
 import { formatTable, ratioText, secs, wantsJson } from "./lib/table.js";
 import { seededRandom } from "./lib/seeded-random.js";
 
@@ -31,14 +31,7 @@ const TARGET_PACKING = 1.1;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Throughput and latency of one way of running no-op tasks. */
-interface Overhead {
-  mode: string;
-  tasks: number;
-  seconds: number;
-  tasksPerSecond: number;
-  latencyCalls: number;
-  medianLatencyMs: number;
-}
+type Overhead = Throughput;
 
 interface Packing {
   workers: { cores: number }[];

@@ -1,14 +1,22 @@
-// bench:wq's warm-runtime section: no-op pack: true module apps on one 2-core work_queue_worker,
-// through warm runtimes (long-lived Work Queue tasks, reuseRuntimes: true) and through a process
-// per task (reuseRuntimes: false), in the same run, with their ratio.
+// bench:wq's warm-runtime section, on two real 2-core work_queue_workers: no-op pack: true module
+// apps through warm runtimes (long-lived Work Queue tasks, reuseRuntimes: true) and through a
+// process per task (reuseRuntimes: false), no-op Python apps of the Conda fixture through warm
+// runtimes, and Debian's C manager running `true` on the same two workers as the floor; with
+// their ratios, in the same run.
 
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Executor } from "../src/index.js";
-import { median, ratio } from "./lib/stats.js";
+import { median, ratio, type Throughput } from "./lib/stats.js";
 import { formatTable, ratioText } from "./lib/table.js";
-import { startBenchWorker, type BenchWorker } from "./lib/wq-worker.js";
+import { runCManager, type Outcome, type Overhead } from "./lib/wq-cmanager.js";
+import {
+  queryStatus,
+  startBenchWorker,
+  type BenchWorker,
+} from "./lib/wq-worker.js";
 
+const WORKERS = 2;
 const WORKER = { cores: 2, memory: 1000, disk: 4000 };
 const WARMUP_TASKS = 20;
 /** Targets of the warm-runtime issue on this machine. */
@@ -17,26 +25,34 @@ const TARGET_VS_PROCESS = 10;
 const TARGET_P50_MS = 2;
 
 /** Throughput and round trip of one mode. */
-export interface WarmRun {
-  mode: string;
-  tasks: number;
-  seconds: number;
-  tasksPerSecond: number;
-  latencyCalls: number;
-  medianLatencyMs: number;
-}
+export type WarmRun = Throughput;
 
 /** The section's figures, for `--json` and the printed table. */
 export interface WarmSection {
+  workers: number;
+  worker: typeof WORKER;
   warm: WarmRun;
   perProcess: WarmRun;
+  python: WarmRun;
+  /** Debian's C manager running `true` (no monitoring) on the same workers. */
+  floor: Outcome<Overhead>;
   warmVsProcess: number | null;
+  warmVsFloor: number | null;
+}
+
+/** What the section runs: the exec-tasks app's no-op in TypeScript and in Python. */
+export interface WarmApps {
+  work: string;
+  noopEntry: string;
+  pythonEntry: string;
+  /** The Conda fixture's prefix, packed with the Python app. */
+  condaPrefix: string;
 }
 
 async function runMode(
-  work: string,
-  noopEntry: string,
-  reuseRuntimes: boolean,
+  mode: string,
+  apps: WarmApps,
+  options: { python: boolean; reuseRuntimes: boolean },
   tasks: number,
   latencyCalls: number,
 ): Promise<WarmRun> {
@@ -44,16 +60,31 @@ async function runMode(
     backend: "workqueue",
     port: 0,
     pack: true,
-    reuseRuntimes,
-    cacheDir: join(work, "cache"),
+    reuseRuntimes: options.reuseRuntimes,
+    // Runtimes that joined first stay while the last ones start (a Conda bundle unpacks for
+    // seconds on a loaded machine): none starts inside the timed part.
+    runtimeIdleMs: 600_000,
+    cacheDir: join(apps.work, "cache"),
   });
-  let worker: BenchWorker | undefined;
+  const workers: BenchWorker[] = [];
   try {
     const { port } = await executor.listening();
     if (port === undefined) throw new Error("bench:wq: no manager port");
-    worker = await startBenchWorker({ port, ...WORKER });
-    const noop = executor.app(noopEntry, "noop", { resources: { cores: 1 } });
-    // Untimed: the worker joins, the bundle is built, sent and unpacked, runtimes start.
+    for (let i = 0; i < WORKERS; i++)
+      workers.push(await startBenchWorker({ port, ...WORKER }));
+    // Both workers join before the first task, so the runtimes spread over both.
+    while (
+      ((await queryStatus(port, "queue_status"))[0]?.workers as number) <
+      WORKERS
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const noop = options.python
+      ? executor.pythonApp(apps.pythonEntry, "noop", {
+          env: apps.condaPrefix,
+          resources: { cores: 1 },
+        })
+      : executor.app(apps.noopEntry, "noop", { resources: { cores: 1 } });
+    // Untimed: the bundle is built, sent and unpacked, runtimes start.
     await Promise.all(Array.from({ length: WARMUP_TASKS }, () => noop()));
     const start = performance.now();
     await Promise.all(Array.from({ length: tasks }, () => noop()));
@@ -65,7 +96,7 @@ async function runMode(
       latencies.push(performance.now() - t);
     }
     return {
-      mode: reuseRuntimes ? "warm runtimes" : "a process per task",
+      mode,
       tasks,
       seconds,
       tasksPerSecond: tasks / seconds,
@@ -74,40 +105,68 @@ async function runMode(
     };
   } finally {
     await executor.shutdown();
-    await worker?.stop();
+    await Promise.all(workers.map((w) => w.stop()));
   }
 }
 
 /**
- * Runs both modes. `scale` scales the task counts (1: 2,000 warm tasks; a process per task runs
- * ~3 tasks/s per core under resource_monitor, so it gets 60).
+ * Runs every mode. `scale` scales the task counts (1: 4,000 warm module tasks, 2,000 warm Python
+ * tasks and 2,000 C manager tasks; a process per task runs ~3 tasks/s per core under
+ * resource_monitor, so it gets 80).
  */
 export async function runWarmSection(
-  work: string,
-  noopEntry: string,
+  apps: WarmApps,
   scale: number,
   log: (line: string) => void,
 ): Promise<WarmSection> {
-  const warmTasks = Math.max(10, Math.round(2000 * scale));
-  const processTasks = Math.max(10, Math.round(60 * scale));
-  log(
-    `bench:wq: ${warmTasks} no-op pack: true module apps through warm runtimes on one ${WORKER.cores}-core worker`,
-  );
+  const count = (n: number) => Math.max(10, Math.round(n * scale));
+  const where = `on ${WORKERS} ${WORKER.cores}-core workers`;
+  log(`bench:wq: ${count(4000)} no-op module apps, warm runtimes, ${where}`);
   const warm = await runMode(
-    work,
-    noopEntry,
-    true,
-    warmTasks,
-    Math.max(10, Math.round(200 * scale)),
+    "module apps, warm runtimes",
+    apps,
+    { python: false, reuseRuntimes: true },
+    count(4000),
+    count(400),
+  );
+  log(`bench:wq: ${count(80)} no-op module apps, a process per task, ${where}`);
+  const perProcess = await runMode(
+    "module apps, a process per task",
+    apps,
+    { python: false, reuseRuntimes: false },
+    count(80),
+    10,
+  );
+  log(`bench:wq: ${count(2000)} no-op Python apps, warm runtimes, ${where}`);
+  const python = await runMode(
+    "Python apps (Conda), warm runtimes",
+    apps,
+    { python: true, reuseRuntimes: true },
+    count(2000),
+    count(200),
   );
   log(
-    `bench:wq: ${processTasks} no-op pack: true module apps, a process per task (reuseRuntimes: false)`,
+    `bench:wq: Debian's C manager, ${count(2000)} \`true\` commands, ${where}`,
   );
-  const perProcess = await runMode(work, noopEntry, false, processTasks, 10);
+  const floor = await runCManager({
+    monitor: false,
+    tasks: count(2000),
+    latencyCalls: count(200),
+    warmup: WARMUP_TASKS,
+    workers: WORKERS,
+    worker: WORKER,
+  });
   return {
+    workers: WORKERS,
+    worker: WORKER,
     warm,
     perProcess,
+    python,
+    floor,
     warmVsProcess: ratio(warm.tasksPerSecond, perProcess.tasksPerSecond),
+    warmVsFloor: floor.ok
+      ? ratio(warm.tasksPerSecond, floor.value.tasksPerSecond)
+      : null,
   };
 }
 
@@ -120,20 +179,28 @@ export function formatWarmSection(section: WarmSection): string[] {
     `${r.medianLatencyMs.toFixed(2)} ms`,
   ];
   const met = (ok: boolean) => (ok ? "yes" : "NO");
-  const { warm, perProcess, warmVsProcess } = section;
+  const { warm, perProcess, python, floor, warmVsProcess, warmVsFloor } =
+    section;
   return [
     formatTable(
       [
-        `module apps, pack: true, one ${WORKER.cores}-core worker`,
+        `no-op tasks, pack: true, ${section.workers} ${section.worker.cores}-core workers`,
         "tasks",
         "tasks/s",
         "median round trip",
       ],
-      [row(warm), row(perProcess)],
+      [
+        row(warm),
+        row(perProcess),
+        row(python),
+        floor.ok
+          ? row({ ...floor.value, mode: "Debian C manager, `true` (floor)" })
+          : ["Debian C manager, `true` (floor)", "", "n/a", floor.reason],
+      ],
     ),
     "",
     formatTable(
-      ["warm runtimes", "value", "target", "met"],
+      ["warm runtimes (module apps)", "value", "target", "met"],
       [
         [
           "tasks/s",
@@ -152,6 +219,13 @@ export function formatWarmSection(section: WarmSection): string[] {
           `${warm.medianLatencyMs.toFixed(2)} ms`,
           `≤ ${TARGET_P50_MS} ms`,
           met(warm.medianLatencyMs <= TARGET_P50_MS),
+        ],
+        ["warm / C manager `true` tasks/s", ratioText(warmVsFloor), "", ""],
+        [
+          "Python warm / module warm tasks/s",
+          ratioText(ratio(python.tasksPerSecond, warm.tasksPerSecond)),
+          "",
+          "",
         ],
       ],
     ),

@@ -1,20 +1,26 @@
 // `npm run bench:wq`: envpack's Work Queue manager driving real work_queue_workers on 127.0.0.1,
 // against Debian's C manager (python3-workqueue) in the same run: no-op command tasks on one
-// 2-core worker, pack: true module apps, and a 40 MB bundle shipped to three workers.
+// 2-core worker, pack: true module apps, a 40 MB bundle shipped to three workers, and warm
+// runtimes on two workers (bench/wq-warm.ts; `--warm` runs that section alone).
 
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { createInterface } from "node:readline";
 import { build, Executor, type EnvpackEvent } from "../src/index.js";
-import { prepareApp, repoRoot } from "./lib/fixtures.js";
+import { prepareApp, prepareConda } from "./lib/fixtures.js";
 import { median, ratio } from "./lib/stats.js";
 import { formatTable, ratioText, wantsJson } from "./lib/table.js";
 import { formatWarmSection, runWarmSection } from "./wq-warm.js";
+import {
+  C_PYTHON,
+  cpuPerTask,
+  runCManager,
+  type CManagerRun,
+  type Outcome,
+  type Overhead,
+} from "./lib/wq-cmanager.js";
 import {
   queryStatus,
   startBenchWorker,
@@ -23,6 +29,8 @@ import {
 
 /** `--tasks N` scales the runs down for a quick look (the figures of record use the defaults). */
 const SCALE = scaleFromArgs(process.argv.slice(2));
+/** `--warm`: only the warm-runtime section (bench/wq-warm.ts). */
+const WARM_ONLY = process.argv.includes("--warm");
 const COMMAND_TASKS = Math.round(2000 * SCALE);
 const MODULE_TASKS = Math.round(500 * SCALE);
 const LATENCY_CALLS = Math.max(10, Math.round(200 * SCALE));
@@ -33,8 +41,6 @@ const BUNDLE_WORKERS = 3;
 const BUNDLE_ROUNDS = 2;
 const TARGET_VS_C = 2;
 const TARGET_BUNDLES_PER_WORKER = 1;
-// Debian's interpreter has python3-workqueue; the python3 first on PATH may not.
-const C_PYTHON = "/usr/bin/python3";
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -47,105 +53,16 @@ function scaleFromArgs(args: string[]): number {
   return tasks / 2000;
 }
 
-/** Throughput and round trip of one way of running no-op tasks. */
-interface Overhead {
-  mode: string;
-  tasks: number;
-  seconds: number;
-  tasksPerSecond: number;
-  latencyCalls: number;
-  medianLatencyMs: number;
-  /** CPU per task over the whole run (warm-up, throughput, round trips), ms. */
-  cpu?: { workerMs: number; managerMs: number } | undefined;
-}
-
-/** CPU ms per task: the worker and its task processes, and the manager. */
-function cpuPerTask(
-  workerSeconds: number | undefined,
-  managerSeconds: number,
-  tasks: number,
-): Overhead["cpu"] {
-  if (workerSeconds === undefined) return undefined;
+/** The C manager's run beside envpack's: the same tasks on one worker of the same size. */
+function cRun(monitor: boolean): CManagerRun {
   return {
-    workerMs: (workerSeconds * 1000) / tasks,
-    managerMs: (managerSeconds * 1000) / tasks,
+    monitor,
+    tasks: COMMAND_TASKS,
+    latencyCalls: LATENCY_CALLS,
+    warmup: WARMUP_TASKS,
+    workers: 1,
+    worker: WORKER,
   };
-}
-
-type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
-
-/** Debian's C manager (bench/peers/wq-cmanager.py) with one worker of {@link WORKER}'s size. */
-async function runCManager(monitor: boolean): Promise<Outcome<Overhead>> {
-  const script = join(repoRoot(), "bench", "peers", "wq-cmanager.py");
-  // The C manager binds the first free port from TCP_LOW_PORT up (on every interface: its API
-  // has no bind address); a random base keeps parallel runs apart. Workers connect via 127.0.0.1.
-  const low = 20_000 + Math.floor(Math.random() * 20_000);
-  const child = spawn(
-    C_PYTHON,
-    [
-      script,
-      "--tasks",
-      String(COMMAND_TASKS),
-      "--latency-calls",
-      String(LATENCY_CALLS),
-      "--warmup",
-      String(WARMUP_TASKS),
-      ...(monitor ? ["--monitor"] : []),
-    ],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        ...process.env,
-        TCP_LOW_PORT: String(low),
-        TCP_HIGH_PORT: String(low + 2000),
-      },
-    },
-  );
-  let stderr = "";
-  child.stderr.on("data", (c: Buffer) => {
-    stderr = (stderr + c.toString()).slice(-2000);
-  });
-  const exited = once(child, "exit");
-  const lines: string[] = [];
-  const reader = createInterface({ input: child.stdout });
-  let worker: BenchWorker | undefined;
-  try {
-    for await (const line of reader) {
-      lines.push(line);
-      if (lines.length === 1) {
-        const { port } = JSON.parse(line) as { port: number };
-        worker = await startBenchWorker({ port, ...WORKER });
-      }
-    }
-    const [code] = (await exited) as [number | null];
-    if (code !== 0 || lines.length < 2) {
-      const tail = stderr.trim().split("\n").slice(-3).join(" | ");
-      return {
-        ok: false,
-        reason: `${C_PYTHON} wq-cmanager.py failed (exit ${code}): ${tail} — install python3-workqueue (scripts/system-deps.sh)`,
-      };
-    }
-    const peer = JSON.parse(lines[lines.length - 1] as string) as Omit<
-      Overhead,
-      "mode"
-    > & { cpuSeconds: number; allTasks: number };
-    await worker?.exited;
-    return {
-      ok: true,
-      value: {
-        mode: `Debian C manager${monitor ? " (resource_monitor)" : ""}`,
-        ...peer,
-        cpu: cpuPerTask(
-          await worker?.cpuSeconds,
-          peer.cpuSeconds,
-          peer.allTasks,
-        ),
-      },
-    };
-  } finally {
-    if (child.exitCode === null) child.kill("SIGKILL");
-    await worker?.stop();
-  }
 }
 
 /** The port of an executor's manager (its workers connect there). */
@@ -342,15 +259,30 @@ async function main(): Promise<void> {
   const appDir = await prepareApp("exec-tasks", log);
   const noopEntry = join(appDir, "src", "tasks.ts");
   const work = await mkdtemp(join(tmpdir(), "envpack-bench-wq-"));
+  const warmApps = async () => ({
+    work,
+    noopEntry,
+    pythonEntry: join(appDir, "src", "tasks.py"),
+    condaPrefix: (await prepareConda("small", log)).prefix,
+  });
   try {
+    if (WARM_ONLY) {
+      const warm = await runWarmSection(await warmApps(), SCALE, log);
+      process.stdout.write(
+        json
+          ? `${JSON.stringify({ cores: cpus().length, warm }, null, 2)}\n`
+          : `${formatWarmSection(warm).join("\n")}\n`,
+      );
+      return;
+    }
     log(
       `bench:wq: Debian's C manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
     );
-    const c = await runCManager(false);
+    const c = await runCManager(cRun(false));
     log(
       `bench:wq: Debian's C manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
     );
-    const cMonitored = await runCManager(true);
+    const cMonitored = await runCManager(cRun(true));
     log(
       `bench:wq: envpack's manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
     );
@@ -394,7 +326,7 @@ async function main(): Promise<void> {
       `bench:wq: a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
     );
     const bundle = await runBundle(work, noopEntry);
-    const warm = await runWarmSection(work, noopEntry, SCALE, log);
+    const warm = await runWarmSection(await warmApps(), SCALE, log);
 
     const vsC = c.ok
       ? ratio(commands.tasksPerSecond, c.value.tasksPerSecond)

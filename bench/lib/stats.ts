@@ -44,3 +44,13 @@ export async function repeat<T>(
 export function ratio(a: number, b: number): number | null {
   return b === 0 ? null : a / b;
 }
+
+/** Throughput and round trip of one way of running no-op tasks. */
+export interface Throughput {
+  mode: string;
+  tasks: number;
+  seconds: number;
+  tasksPerSecond: number;
+  latencyCalls: number;
+  medianLatencyMs: number;
+}

@@ -1,10 +1,10 @@
 """bench:wq's peer: no-op command tasks through Debian's C Work Queue manager (python3-workqueue).
 
 Run with Debian's interpreter, which has the bindings:
-    /usr/bin/python3 bench/peers/wq-cmanager.py [--tasks N] [--latency-calls N] [--warmup N]
+    /usr/bin/python3 bench/peers/wq-cmanager.py [--tasks N] [--latency-calls N] [--warmup N] [--workers N]
 With --monitor every task is wrapped in resource_monitor (measured and limited, as envpack's
 manager does by default). Listens on 127.0.0.1 (a free port) and prints {"port": P} as its first stdout line; the caller
-then starts the worker(s). Once a worker has run the untimed warm-up tasks, it times N `true`
+then starts the worker(s). Once --workers (default 1) have connected and run the untimed warm-up tasks, it times N `true`
 tasks (1 core each) submitted at once, then sequential submit -> result round trips, tells the
 workers to exit and prints one JSON document as its last stdout line.
 """
@@ -36,6 +36,7 @@ def main():
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--latency-calls", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--command", default="true")
     parser.add_argument(
         "--monitor",
@@ -56,7 +57,10 @@ def main():
         t.specify_cores(1)
         return t
 
-    # Untimed: the worker connects and runs a few tasks.
+    # Untimed: the workers connect and run a few tasks.
+    while q.stats.workers_connected < args.workers:
+        q.wait(1)  # accepts connections; returns at once while no task is queued
+        time.sleep(0.05)
     for _ in range(args.warmup):
         q.submit(task())
     drain(q, args.warmup)
