@@ -27,6 +27,7 @@ import {
   type ScanResult,
   type ScannerOptions,
 } from "../scan-result.js";
+import { globPattern, listFiles } from "../file-globs.js";
 import { findImports, type ImportSite } from "./find-imports.js";
 import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
 
@@ -567,13 +568,15 @@ class JsScanner {
     if (prefix.startsWith(".")) {
       const base = resolve(dirname(from), prefix);
       const dir = prefix.endsWith("/") ? base : dirname(base);
-      const matches = (await listFiles(dir)).filter((file) => {
-        return (
-          file.startsWith(base) &&
-          file.endsWith(suffix) &&
-          file.length >= base.length + suffix.length
-        );
-      });
+      const matches = (await listFiles(dir, MAX_PATTERN_FILES)).filter(
+        (file) => {
+          return (
+            file.startsWith(base) &&
+            file.endsWith(suffix) &&
+            file.length >= base.length + suffix.length
+          );
+        },
+      );
       if (matches.length === 0)
         return miss("dynamic-expression", `no file matches ${target.text}`);
       for (const file of matches)
@@ -937,36 +940,6 @@ async function findPackageRoot(
   }
 }
 
-/** Regular files under `dir` (not following symlinked directories, no node_modules or .git), at most `limit`. */
-async function listFiles(
-  dir: string,
-  limit = MAX_PATTERN_FILES,
-): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(current: string): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(current, { withFileTypes: true });
-    } catch (error) {
-      if (isNotFound(error)) return;
-      throw error;
-    }
-    for (const entry of entries) {
-      if (out.length >= limit) return;
-      const path = join(current, entry.name);
-      if (
-        entry.isDirectory() &&
-        entry.name !== "node_modules" &&
-        entry.name !== ".git"
-      )
-        await walk(path);
-      else if (entry.isFile()) out.push(path);
-    }
-  }
-  await walk(dir);
-  return out.sort();
-}
-
 /** The nearest package.json at or above `dir`, or null. */
 async function nearestPackageJson(dir: string): Promise<string | null> {
   for (let current = dir; ; current = dirname(current)) {
@@ -1075,23 +1048,4 @@ async function packageJsonIncludes(path: string): Promise<string[]> {
       },
     );
   return include as string[];
-}
-
-/**
- * A glob over POSIX relative paths as a regular expression: `**` any depth, `*` and `?` within
- * one segment; a pattern naming a directory also matches everything under it.
- */
-function globPattern(glob: string): RegExp {
-  let source = "";
-  for (let i = 0; i < glob.length; i++) {
-    const char = glob[i] as string;
-    if (char === "*" && glob[i + 1] === "*") {
-      source += ".*";
-      i++;
-      if (glob[i + 1] === "/") i++;
-    } else if (char === "*") source += "[^/]*";
-    else if (char === "?") source += "[^/]";
-    else source += char.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${source.replace(/\/$/, "")}(?:/.*)?$`);
 }

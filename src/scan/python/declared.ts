@@ -3,7 +3,7 @@
 
 import { readFile, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { InputError, compare } from "../../core/index.js";
+import { InputError, compare, isNotFound } from "../../core/index.js";
 import {
   declared,
   parseRequirement,
@@ -62,17 +62,45 @@ export async function readDeclarations(dir: string): Promise<RequirementsRead> {
   return read;
 }
 
-/** Adds `[project] dependencies` and `[tool.poetry.dependencies]` (less `python`) to `into`. */
-async function readPyproject(
-  path: string,
-  into: RequirementsRead,
-): Promise<void> {
-  const text = await readFile(path, "utf8");
-  into.files.push(path);
-  const { parse, TomlError } = await import("smol-toml");
-  let toml: Record<string, unknown>;
+/**
+ * `[tool.envpack] include` of the project's pyproject.toml (none without one): distribution
+ * names and globs of project files.
+ * @throws InputError ENVPACK_INPUT_SYNTAX_ERROR for a pyproject.toml that is not TOML,
+ *   ENVPACK_INPUT_INCLUDE_MISSING when the include is not a list of strings
+ */
+export async function readPyprojectIncludes(dir: string): Promise<string[]> {
+  const path = join(dir, "pyproject.toml");
+  let text: string;
   try {
-    toml = parse(text);
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+  const include = table(
+    table((await parseToml(path, text))["tool"])?.["envpack"],
+  )?.["include"];
+  if (include === undefined) return [];
+  if (!Array.isArray(include) || !include.every((i) => typeof i === "string"))
+    throw new InputError(
+      "ENVPACK_INPUT_INCLUDE_MISSING",
+      `${path}: [tool.envpack] include must be a list of distribution names and globs`,
+      {
+        hint: 'e.g. [tool.envpack]\ninclude = ["six", "templates/**"]',
+        details: { file: path },
+      },
+    );
+  return include as string[];
+}
+
+/** Parses a TOML file's text. @throws InputError ENVPACK_INPUT_SYNTAX_ERROR */
+async function parseToml(
+  path: string,
+  text: string,
+): Promise<Record<string, unknown>> {
+  const { parse, TomlError } = await import("smol-toml");
+  try {
+    return parse(text);
   } catch (error) {
     if (!(error instanceof TomlError)) throw error;
     throw new InputError(
@@ -85,6 +113,16 @@ async function readPyproject(
       },
     );
   }
+}
+
+/** Adds `[project] dependencies` and `[tool.poetry.dependencies]` (less `python`) to `into`. */
+async function readPyproject(
+  path: string,
+  into: RequirementsRead,
+): Promise<void> {
+  const text = await readFile(path, "utf8");
+  into.files.push(path);
+  const toml = await parseToml(path, text);
   const project = table(toml["project"]);
   const dependencies = project?.["dependencies"];
   if (Array.isArray(dependencies)) {

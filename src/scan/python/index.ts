@@ -5,7 +5,9 @@ import { realpath } from "node:fs/promises";
 import { dirname, extname } from "node:path";
 import type { Parser } from "web-tree-sitter";
 import {
+  InputError,
   compare,
+  normaliseName,
   type AppFile,
   type ImportRecord,
   type UnresolvedEntry,
@@ -26,7 +28,12 @@ import {
   type ModuleSite,
   type PythonImportSite,
 } from "./find-imports.js";
-import { findProjectDir, readDeclarations } from "./declared.js";
+import { globPattern, listFiles } from "../file-globs.js";
+import {
+  findProjectDir,
+  readDeclarations,
+  readPyprojectIncludes,
+} from "./declared.js";
 import { LocalModuleFinder, type LocalModule } from "./local-modules.js";
 import { packageClosure } from "./package-closure.js";
 import { createPythonParser } from "./parser.js";
@@ -90,8 +97,10 @@ class PythonScan {
     string,
     { source: ReadSource; role: AppFile["role"]; reason?: AppFile["reason"] }
   >();
-  /** Project files only a traced run reached. */
-  readonly #tracedFiles = new Set<string>();
+  /** Project files only a traced run or an include reached, and which. */
+  readonly #extraFiles = new Map<string, "traced" | "included">();
+  /** Package ids named by an include. */
+  readonly #included = new Set<string>();
   readonly #imports: PendingImport[] = [];
   readonly #unresolved: PendingUnresolved[] = [];
   /** Package id → needed only through optional imports. */
@@ -121,11 +130,13 @@ class PythonScan {
       traced = await sortTraced(this.#options.traced, this.#env, project);
       for (const file of traced.files)
         if (!this.#files.has(file)) {
-          this.#tracedFiles.add(file);
+          this.#extraFiles.set(file, "traced");
           this.#queue.push(file);
         }
       await this.#drain(entrySet);
     }
+    await this.#addIncluded(project);
+    await this.#drain(entrySet);
     if (this.#options.declared !== false) await this.#addDeclared(project);
     const root = commonDirectory([...this.#files.keys()]);
     const rel = (path: string) => toPosixRelative(root, path);
@@ -150,6 +161,7 @@ class PythonScan {
       packages: packageClosure(env, {
         imported: this.#used,
         declared: this.#declared,
+        included: this.#included,
         traced: new Set(
           [...(traced?.packages ?? [])].filter((id) => !this.#used.has(id)),
         ),
@@ -181,9 +193,9 @@ class PythonScan {
 
   async #scanFile(file: string, role: AppFile["role"]): Promise<void> {
     const source = await readSource(file);
-    const reason = this.#tracedFiles.has(file) ? "traced" : undefined;
-    // A file a traced run read that is not Python source (a config file) ships as it is.
-    const isSource = extname(file) === ".py" || !this.#tracedFiles.has(file);
+    const reason = this.#extraFiles.get(file);
+    // A file a traced run read or an include named that is not Python source ships as it is.
+    const isSource = extname(file) === ".py" || reason === undefined;
     this.#files.set(file, {
       source,
       role: isSource ? role : "asset",
@@ -414,6 +426,57 @@ class PythonScan {
         continue;
       }
       this.#declared.set(id, req.optional && this.#declared.get(id) !== false);
+    }
+  }
+
+  /**
+   * The includes of `[tool.envpack] include` in the project's pyproject.toml and of the options:
+   * an installed distribution's name ships it with its closure, a glob (relative to the project
+   * directory) adds the project files it matches (`.py` scanned as modules).
+   * @throws InputError ENVPACK_INPUT_INCLUDE_MISSING naming an include that matches nothing
+   */
+  async #addIncluded(project: string): Promise<void> {
+    const includes = [
+      ...(await readPyprojectIncludes(project)),
+      ...(this.#options.include ?? []),
+    ];
+    let files: string[] | undefined;
+    for (const include of includes) {
+      const id = this.#env.distributions.get(normaliseName(include));
+      if (id !== undefined) {
+        this.#included.add(id);
+        continue;
+      }
+      // The prefix may live inside the project (`./env`): its files are packages, not the app's.
+      files ??= await listFiles(
+        project,
+        Infinity,
+        new Set([
+          "node_modules",
+          ".git",
+          "__pycache__",
+          await realpath(this.#env.prefix),
+        ]),
+      );
+      const pattern = globPattern(include.replace(/^\.\//, ""));
+      const matched = files.filter((f) =>
+        pattern.test(toPosixRelative(project, f)),
+      );
+      if (matched.length === 0)
+        throw new InputError(
+          "ENVPACK_INPUT_INCLUDE_MISSING",
+          `include ${JSON.stringify(include)} names no installed distribution and no file under ${project}`,
+          {
+            hint: "Install the package, or fix the glob (relative to the directory of the app's pyproject.toml or requirements.txt).",
+            details: { include, project },
+          },
+        );
+      for (const file of matched) {
+        const path = await realpath(file);
+        if (this.#files.has(path) || this.#extraFiles.has(path)) continue;
+        this.#extraFiles.set(path, "included");
+        this.#queue.push(path);
+      }
     }
   }
 

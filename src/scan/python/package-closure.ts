@@ -10,13 +10,15 @@ export interface PackageRoots {
   imported: ReadonlyMap<string, boolean>;
   /** Declared by pyproject.toml / requirements (optional: guarded by a marker). */
   declared: ReadonlyMap<string, boolean>;
+  /** Named by an include. */
+  included: ReadonlySet<string>;
   /** Loaded by a traced run. */
   traced: ReadonlySet<string>;
 }
 
 /**
- * The manifest's packages, sorted by id. A package is `declared` (or `traced`) only when nothing
- * found before it (imports, then declarations) reaches it; what only they reach is `dependency`.
+ * The manifest's packages, sorted by id. A package is `included`, `declared` or `traced` only
+ * when nothing found before it (imports, then includes, then declarations) reaches it; what only they reach is `dependency`.
  */
 export function packageClosure(
   env: CondaPrefix,
@@ -40,11 +42,13 @@ export function packageClosure(
     python.id,
     ...requiredRoots(roots.imported),
     ...requiredRoots(roots.declared),
+    ...roots.included,
     ...roots.traced,
   ]);
   const reasons = new Map<string, PackageEntry["reason"]>();
   const reached = closure([python.id, ...roots.imported.keys()]);
   for (const [extra, reason] of [
+    [[...roots.included], "included"],
     [[...roots.declared.keys()], "declared"],
     [[...roots.traced], "traced"],
   ] as const) {
