@@ -78,6 +78,11 @@ export interface ExecBackend {
   /** Whether a task may wait in a worker's queue (default: all, when queuePerCore > 0). */
   mayQueue?(task: TaskSpec): boolean;
   /**
+   * The part of a worker's queue place a task takes (default 1): below 1 for tasks the backend
+   * runs several to one of its own tasks, so that a worker holds enough of them to fill those.
+   */
+  queueShare?(task: TaskSpec): number;
+  /**
    * Starts the backend (for a manager: listens); workers are reported through the listener,
    * possibly before this resolves and at any time after it.
    */

@@ -22,6 +22,11 @@ export interface SchedulableTask {
    * has room for it now.
    */
   queueable?: boolean | undefined;
+  /**
+   * The part of a queue place it takes when queued (default 1): a backend that runs several such
+   * tasks as one of its own (Work Queue command batches) lets a worker queue more of them.
+   */
+  queueShare?: number | undefined;
 }
 
 /** Options of {@link Scheduler}. */
@@ -47,7 +52,9 @@ interface WorkerState {
   free: Resources;
   running: Set<string>;
   /** Placed on it, waiting in its own queue (in order) until it has room: they hold nothing yet. */
-  queued: Array<{ id: string; label: Resources }>;
+  queued: Array<{ id: string; label: Resources; share: number }>;
+  /** The queue places its queued tasks take (the sum of their shares). */
+  queuedShare: number;
   /** The free-cores bucket it is filed under (whole free cores). */
   bucket: number;
 }
@@ -206,6 +213,7 @@ export class Scheduler {
       free: { ...info.resources },
       running: new Set(),
       queued: [],
+      queuedShare: 0,
       bucket: -1,
     };
     this.#workers.set(info.id, state);
@@ -235,7 +243,7 @@ export class Scheduler {
   /** Whether a worker may queue one more task. */
   #fileQueue(state: WorkerState): void {
     const room = Math.max(1, state.info.resources.cores) * this.#queuePerCore;
-    if (state.queued.length < room) this.#roomy.add(state);
+    if (state.queuedShare < room - 1e-9) this.#roomy.add(state);
     else this.#roomy.delete(state);
   }
 
@@ -455,23 +463,29 @@ export class Scheduler {
     if (state === undefined) return;
     const at = state.queued.findIndex((q) => q.id === taskId);
     if (at >= 0) {
-      state.queued.splice(at, 1);
+      this.#unqueue(state, at);
       this.#fileQueue(state);
       return;
     }
     state.free = addResources(state.free, placement.label);
     state.running.delete(taskId);
     for (let i = 0; i < state.queued.length;) {
-      const next = state.queued[i] as { id: string; label: Resources };
+      const next = state.queued[i] as WorkerState["queued"][number];
       if (fits(next.label, state.free)) {
         state.free = addResources(state.free, next.label, -1);
         state.running.add(next.id);
-        state.queued.splice(i, 1);
+        this.#unqueue(state, i);
       } else i++;
     }
     this.#fileQueue(state);
     this.#file(state);
     this.#dirty.add(state);
+  }
+
+  #unqueue(state: WorkerState, at: number): void {
+    const [gone] = state.queued.splice(at, 1);
+    state.queuedShare =
+      state.queued.length === 0 ? 0 : state.queuedShare - (gone?.share ?? 0);
   }
 
   /** Queues a task on a worker with queue room that could run it (fewest queued first). */
@@ -483,11 +497,13 @@ export class Scheduler {
       if (!fits(label, state.info.resources)) continue;
       // Never behind a larger queued task: the worker would start this one first, and again.
       if (!state.queued.every((q) => fits(q.label, label))) continue;
-      if (best === undefined || state.queued.length < best.state.queued.length)
+      if (best === undefined || state.queuedShare < best.state.queuedShare)
         best = { state, label };
     }
     if (best === undefined) return undefined;
-    best.state.queued.push({ id: task.id, label: best.label });
+    const share = task.queueShare ?? 1;
+    best.state.queued.push({ id: task.id, label: best.label, share });
+    best.state.queuedShare += share;
     this.#fileQueue(best.state);
     const placement = { workerId: best.state.info.id, label: best.label };
     this.#placed.set(task.id, placement);

@@ -220,6 +220,7 @@ export class TaskEngine {
       id: spec.id,
       resources: spec.resources,
       queueable: this.#backend.mayQueue?.(spec) ?? true,
+      queueShare: this.#backend.queueShare?.(spec),
     };
     // A pool that may grow keeps a task no worker fits (none may have joined yet).
     if (

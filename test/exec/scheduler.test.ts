@@ -351,6 +351,27 @@ describe("Scheduler with worker queues (queuePerCore)", () => {
     expect(scheduler.schedule()).toEqual([]);
   });
 
+  it("queues tasks by their share of a queue place: a third each, three to a place", () => {
+    const scheduler = new Scheduler({ queuePerCore: 1 });
+    scheduler.addWorker(worker("w1", 1));
+    const third = (id: string) => ({
+      id,
+      resources: { cores: 1 },
+      queueable: true,
+      queueShare: 1 / 3,
+    });
+    for (let i = 0; i < 6; i++) scheduler.submit(third(`t${i}`));
+    // One runs; three share the one place.
+    expect(ids(scheduler.schedule())).toEqual(["t0", "t1", "t2", "t3"]);
+    scheduler.release("t0");
+    scheduler.release("t1");
+    // The worker started t1 when t0 ended, then t2: two thirds of the place are free again.
+    expect(ids(scheduler.schedule())).toEqual(["t4", "t5"]);
+    // The place is full again: nothing more queues.
+    scheduler.submit({ id: "whole", resources: { cores: 1 }, queueable: true });
+    expect(scheduler.schedule()).toEqual([]);
+  });
+
   it("queues only tasks that may be queued, where the worker's whole size holds them, never behind a larger one", () => {
     const scheduler = new Scheduler({ queuePerCore: 2 });
     scheduler.addWorker(worker("w2", 2));
