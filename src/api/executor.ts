@@ -113,6 +113,15 @@ export interface WorkQueueExecutorOptions extends CommonExecutorOptions {
    */
   monitor?: boolean | undefined;
   /**
+   * Short command tasks in batches (default true): once a category's command tasks are seen to
+   * run for a second or less, the ones placed on a worker beyond its free slots go out up to 16
+   * to one Work Queue task, which runs them one after another, each as its own process with its
+   * own stdout, stderr, exit code and (with `monitor`) resource_monitor, and reports each as it
+   * ends. A worker lost mid-batch loses only the tasks not yet reported. false: one Work Queue
+   * task per task.
+   */
+  batchCommands?: boolean | undefined;
+  /**
    * The `resource_monitor` sent to workers (default: the one on this machine's PATH, if any);
    * null sends none, and workers use their own if they have one.
    */
@@ -142,6 +151,7 @@ type AnyExecutorOptions = CommonExecutorOptions & {
   project?: string | undefined;
   catalog?: string | undefined;
   monitor?: boolean | undefined;
+  batchCommands?: boolean | undefined;
   resourceMonitor?: string | null | undefined;
   keepaliveMs?: number | undefined;
   runtimeIdleMs?: number | undefined;
@@ -290,6 +300,7 @@ export class Executor {
       project: given.project,
       catalog: given.catalog,
       monitor: given.monitor,
+      batchCommands: given.batchCommands,
       resourceMonitor: given.resourceMonitor,
       keepaliveMs: given.keepaliveMs,
       runtimeIdleMs: given.runtimeIdleMs,

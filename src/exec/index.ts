@@ -45,4 +45,5 @@ export {
   type StatusClient,
   type StatusHandler,
   type WorkQueueOptions,
+  MAX_BATCH,
 } from "./workqueue/index.js";

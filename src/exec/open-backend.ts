@@ -31,6 +31,8 @@ export interface OpenBackendOptions {
   catalog?: string | undefined;
   /** workqueue: measure and limit tasks with resource_monitor (default true). */
   monitor?: boolean | undefined;
+  /** workqueue: short command tasks several to a Work Queue task (default true). */
+  batchCommands?: boolean | undefined;
   /** workqueue: the resource_monitor sent to workers (default: this host's); null sends none. */
   resourceMonitor?: string | null | undefined;
   /** workqueue: a silent worker is checked after this long, dropped after as long again (ms). */
@@ -50,6 +52,7 @@ const OPENERS: Record<BackendName, Opener> = {
       "project",
       "catalog",
       "monitor",
+      "batchCommands",
       "resourceMonitor",
       "keepaliveMs",
       "runtimeIdleMs",
@@ -79,6 +82,7 @@ const OPENERS: Record<BackendName, Opener> = {
       catalog: options.catalog,
       reuseRuntimes: options.reuseRuntimes,
       monitor: options.monitor,
+      batchCommands: options.batchCommands,
       resourceMonitor: options.resourceMonitor,
       keepaliveMs: options.keepaliveMs,
       runtimeIdleMs: options.runtimeIdleMs,

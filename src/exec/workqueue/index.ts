@@ -7,3 +7,4 @@ export type {
   StatusHandler,
 } from "./manager-view.js";
 export { PROTOCOL_VERSION } from "./protocol.js";
+export { MAX_BATCH } from "./command-batches.js";

@@ -33,6 +33,7 @@ import {
   type Outcome,
 } from "../outcome.js";
 import { runtimeFile } from "../runtime-file.js";
+import { CommandBatches, awaitRemote } from "./command-batches.js";
 import {
   AUTH_LINE,
   CHECK,
@@ -82,6 +83,12 @@ export interface WorkQueueOptions {
   reuseRuntimes?: boolean | undefined;
   /** A warm runtime idle this long ends, so its worker can idle out (default 10 s). */
   runtimeIdleMs?: number | undefined;
+  /**
+   * Short command tasks in batches (default true): once a category's command tasks are seen to
+   * run for a second or less, those placed on a worker beyond its slots go out several to one
+   * Work Queue task, run one after another, each with its own result as it ends.
+   */
+  batchCommands?: boolean | undefined;
   /** Measure and limit tasks with resource_monitor (default true). */
   monitor?: boolean | undefined;
   /**
@@ -140,6 +147,8 @@ export class WorkQueueBackend implements ExecBackend {
   readonly #warm: WarmRuntimes;
   /** The files of app tasks being placed in a warm runtime, by task id (for its launch). */
   readonly #files = new Map<string, TaskFiles>();
+  /** Short command tasks sent several to a Work Queue task. */
+  readonly #commands: CommandBatches;
 
   constructor(options: WorkQueueOptions) {
     if (
@@ -154,11 +163,12 @@ export class WorkQueueBackend implements ExecBackend {
       );
     mustBeMs("keepaliveMs", options.keepaliveMs, 30_000);
     mustBeMs("runtimeIdleMs", options.runtimeIdleMs, 10_000);
-    if (options.monitor !== undefined && typeof options.monitor !== "boolean")
-      throw new UsageError(
-        "ENVPACK_USAGE_BAD_CONFIG",
-        `monitor must be true or false, got ${JSON.stringify(options.monitor)}`,
-      );
+    for (const key of ["monitor", "batchCommands"] as const)
+      if (options[key] !== undefined && typeof options[key] !== "boolean")
+        throw new UsageError(
+          "ENVPACK_USAGE_BAD_CONFIG",
+          `${key} must be true or false, got ${JSON.stringify(options[key])}`,
+        );
     this.#options = options;
     this.#warm = new WarmRuntimes({
       launch: (link, task, label, connect) =>
@@ -172,6 +182,12 @@ export class WorkQueueBackend implements ExecBackend {
       port: () => this.#address?.port ?? 0,
       idleMs: options.runtimeIdleMs,
       onEvent: options.onEvent,
+    });
+    this.#commands = new CommandBatches({
+      enabled: options.batchCommands !== false,
+      nextId: () => this.#newId(),
+      monitorFor: (link) => this.#monitorFor(link),
+      single: (link, task, label) => this.#dispatch(link, task, label, {}),
     });
     this.#status = new StatusService(this, {
       project: options.project,
@@ -259,6 +275,11 @@ export class WorkQueueBackend implements ExecBackend {
     return !this.#isWarm(task);
   }
 
+  /** A command task that may share a Work Queue task takes a part of a queue place (command-batches.ts). */
+  queueShare(task: TaskSpec): number {
+    return this.#commands.share(task);
+  }
+
   snapshot(): ManagerSnapshot {
     const workers = [...this.#links.values()].map((link) => ({
       ...link.identity,
@@ -306,26 +327,25 @@ export class WorkQueueBackend implements ExecBackend {
         untrack();
       }
     this.#warm.makeRoom(link, placement.label);
-    const remote = this.#dispatch(link, task, placement.label, files);
-    return new Promise<TaskResult>((resolve) => {
-      let settled = false;
-      const settle = (outcome: Outcome) => {
-        if (settled) return;
-        settled = true;
-        untrack();
-        signal.removeEventListener("abort", cancel);
+    let outcome: Outcome;
+    try {
+      if (
+        this.#commands.batchable(task) &&
+        this.#monitorFor(link).kind !== "worker"
+      )
+        outcome = await this.#commands.run(task, link, placement.label, signal);
+      else {
+        const remote = this.#dispatch(link, task, placement.label, files);
+        const run = awaitRemote(remote, signal);
+        this.#cancels.set(remote.wqId, run.cancel);
+        outcome = await run.outcome;
         this.#cancels.delete(remote.wqId);
-        resolve(finish(outcome));
-      };
-      // Killing a young task stalls that worker up to 3 s (§8); nothing here waits for it.
-      const cancel = () => {
-        remote.kill();
-        settle(canceledOutcome());
-      };
-      signal.addEventListener("abort", cancel, { once: true });
-      this.#cancels.set(remote.wqId, cancel);
-      void remote.ended.then(settle);
-    });
+      }
+    } finally {
+      untrack();
+    }
+    this.#commands.record(task, outcome);
+    return finish(outcome);
   }
 
   /** Whether a task runs in a warm runtime: an app's, with reuseRuntimes. */
@@ -352,8 +372,7 @@ export class WorkQueueBackend implements ExecBackend {
     connect?: RuntimeConnect,
   ): RemoteRun {
     const monitor = this.#monitorFor(link);
-    const wqId = this.#nextTask;
-    this.#nextTask = this.#nextTask >= 2 ** 31 - 1 ? 1 : this.#nextTask + 1;
+    const wqId = this.#newId();
     const run = workerTask(task, wqId, label, files, monitor, connect);
     const outName = `out-${wqId}`;
     const requestName = run.request === undefined ? undefined : `req-${wqId}`;
@@ -396,12 +415,20 @@ export class WorkQueueBackend implements ExecBackend {
     return { wqId, ended, kill: () => link.kill(wqId) };
   }
 
+  /** A Work Queue task id not in use on any worker (below 2^31, §7). */
+  #newId(): number {
+    const id = this.#nextTask;
+    this.#nextTask = this.#nextTask >= 2 ** 31 - 1 ? 1 : this.#nextTask + 1;
+    return id;
+  }
+
   async shutdown(): Promise<void> {
     this.#closing = true;
     await this.#warm.shutdown();
     await this.#status.stop();
     clearInterval(this.#keepalive);
     for (const cancel of [...this.#cancels.values()]) cancel();
+    this.#commands.shutdown();
     for (const link of this.#links.values())
       link.send(this.#started.has(link.identity.id) ? EXIT : RELEASE);
     await Promise.all([...this.#links.values()].map((link) => link.flushed()));

@@ -251,8 +251,14 @@ export interface TaskMessage {
   env?: Record<string, string> | undefined;
   /** Cached files hard-linked into the sandbox as `path`. */
   inputs?: Array<{ cacheName: string; path: string }> | undefined;
-  /** Sandbox paths moved into the cache as `cacheName` when the task ends. */
-  outputs?: Array<{ cacheName: string; path: string }> | undefined;
+  /**
+   * Sandbox paths moved into the cache as `cacheName` when the task ends, in this order. A
+   * watched one (WATCH, flag 16) is also streamed while it grows, as `update` messages in the
+   * replies to `send_results`, in this order within each reply (§8).
+   */
+  outputs?:
+    | Array<{ cacheName: string; path: string; watch?: boolean | undefined }>
+    | undefined;
   /**
    * Empty directories the worker makes in the sandbox (mode 0700) before the task starts; one
    * may also be an output's path (it is then moved to the cache when the task ends).
@@ -297,7 +303,7 @@ export function encodeTask(task: TaskMessage): Buffer {
   for (const input of task.inputs ?? [])
     body += `infile ${cacheToken(input.cacheName)} ${encodeName(input.path)} 0\n`;
   for (const output of task.outputs ?? [])
-    body += `outfile ${cacheToken(output.cacheName)} ${encodeName(output.path)} 0\n`;
+    body += `outfile ${cacheToken(output.cacheName)} ${encodeName(output.path)} ${output.watch === true ? WATCH : 0}\n`;
   // After the outfiles: the worker refuses an outfile whose sandbox path an input (a dir line
   // is one) already has, but a dir line checks only other inputs (work_queue.c at 065268945).
   for (const dir of task.dirs ?? []) body += `dir ${cacheToken(dir)}\n`;
@@ -337,6 +343,9 @@ export const CHECK = "check\n";
 export const RELEASE = "release\n";
 /** The worker kills its tasks, deletes its workspace and exits. */
 export const EXIT = "exit\n";
+
+/** The outfile flag that streams a file while it grows (WORK_QUEUE_WATCH). */
+const WATCH = 16;
 
 function token(value: string): string {
   const t = value.replace(/[^A-Za-z0-9._:+-]/g, "_");

@@ -34,6 +34,10 @@ export interface RemoteTask {
   done(report: WorkerReport): void;
   /** Called instead when the worker left first. */
   lost(): void;
+  /** A watched output grew (`update`): `data` is its part from `offset`. */
+  update?(path: string, offset: number, data: Buffer): void;
+  /** A reply to `send_results` that carried updates for this task has ended. */
+  updated?(): void;
 }
 
 /** Who the worker says it is. */
@@ -71,6 +75,8 @@ export class WorkerLink {
   /** Cache names already sent (or queued) on this connection: the worker keeps them until it leaves. */
   readonly #sent = new Set<string>();
   readonly #owed: Owed[] = [];
+  /** Tasks with updates in the reply to `send_results` being read. */
+  readonly #updated = new Set<RemoteTask>();
   /**
    * Tasks and the files they need go out before everything else queued in the same turn (kills,
    * unlinks, gets): the worker reads one message per turn of its loop and starts what it can
@@ -156,7 +162,7 @@ export class WorkerLink {
   kill(wqId: number): void {
     const task = this.tasks.get(wqId);
     this.tasks.delete(wqId);
-    this.send(encodePut(cancelName(wqId), 0, 0o600));
+    this.flag(cancelName(wqId));
     this.send(encodeKill(wqId));
     this.send(encodeUnlink(cancelName(wqId)));
     if (task !== undefined) this.#drop(task);
@@ -200,8 +206,21 @@ export class WorkerLink {
           );
         return;
       }
+      case "update": {
+        const task = this.tasks.get(message.taskId);
+        if (task?.update === undefined) return;
+        task.update(message.path, message.offset, message.data);
+        this.#updated.add(task);
+        return;
+      }
       case "end": {
         const head = this.#owed.shift();
+        if (head?.kind === "results") {
+          const updated = [...this.#updated];
+          this.#updated.clear();
+          for (const task of updated)
+            if (this.tasks.get(task.wqId) === task) task.updated?.();
+        }
         if (head?.kind !== "get") return;
         const { task, report } = head;
         if (this.tasks.get(task.wqId) !== task) return;
@@ -213,7 +232,7 @@ export class WorkerLink {
         return;
       }
       default:
-        // alive, info, resource, feature, update, dir, missing: nothing to do here.
+        // alive, info, resource, feature, dir, missing: nothing to do here.
         return;
     }
   }
@@ -249,6 +268,16 @@ export class WorkerLink {
   #shift(): void {
     if (this.#urgent.length > 0) this.#urgent.shift();
     else this.#queue.shift();
+  }
+
+  /** Puts an empty file under a name used once (a flag the task looks for). */
+  flag(cacheName: string): void {
+    this.send(encodePut(cacheName, 0, 0o600));
+  }
+
+  /** Removes a file from the worker's cache (a missing one is no error). */
+  unlink(cacheName: string): void {
+    this.send(encodeUnlink(cacheName));
   }
 
   #drop(task: RemoteTask): void {
