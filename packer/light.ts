@@ -1,3 +1,17 @@
-// The packer's light barrel for start-up paths (a cache hit): the bundle format, no tar or zstd.
+// The packer's light barrel for start-up paths (a cache hit): the bundle format and the layered
+// bundle's index, no tar or zstd.
 
 export { BUNDLE_FORMAT } from "./bundle-meta.js";
+export {
+  LAYER_ROLES,
+  looksLikeBundleIndex,
+  parseBundleIndex,
+  type BundleIndex,
+  type LayerRef,
+  type LayerRole,
+} from "./layers/bundle-index.js";
+export {
+  LAYERS_DIR,
+  readLayeredIndex,
+  layerBeside,
+} from "./layers/read-layered.js";

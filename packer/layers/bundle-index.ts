@@ -1,12 +1,12 @@
 // A layered bundle's index: the small canonical document naming its ordered layers, each a
 // deterministic tar.zst by its own sha256. The index's own sha256 is the bundle's digest.
 
-import { z } from "zod";
 import {
   IntegrityError,
   canonicalJson,
+  isDigest,
   type Digest,
-} from "../../src/core/index.js";
+} from "../../src/core/light.js";
 
 /** The bundle format a layered bundle's index carries. */
 export const LAYERED_BUNDLE_FORMAT = 3;
@@ -36,27 +36,45 @@ export interface BundleIndex {
   layers: LayerRef[];
 }
 
-const digestSchema = z
-  .string()
-  .regex(/^sha256:[0-9a-f]{64}$/) as unknown as z.ZodType<Digest>;
+/** Whether a parsed JSON value is a format-3 index (read on a cache hit, so without zod). */
+function isBundleIndex(json: unknown): json is BundleIndex {
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    return false;
+  const index = json as Record<string, unknown>;
+  const layers = index["layers"];
+  return (
+    hasOnlyKeys(index, ["format", "kind", "layers"]) &&
+    index["format"] === LAYERED_BUNDLE_FORMAT &&
+    (index["kind"] === "node" || index["kind"] === "conda") &&
+    Array.isArray(layers) &&
+    layers.length > 0 &&
+    layers.every(isLayerRef)
+  );
+}
 
-const indexSchema = z
-  .object({
-    format: z.literal(LAYERED_BUNDLE_FORMAT),
-    kind: z.enum(["node", "conda"]),
-    layers: z
-      .array(
-        z
-          .object({
-            role: z.enum(LAYER_ROLES),
-            digest: digestSchema,
-            size: z.number().int().nonnegative(),
-          })
-          .strict(),
-      )
-      .min(1),
-  })
-  .strict();
+function isLayerRef(json: unknown): json is LayerRef {
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    return false;
+  const ref = json as Record<string, unknown>;
+  const size = ref["size"];
+  return (
+    hasOnlyKeys(ref, ["role", "digest", "size"]) &&
+    (LAYER_ROLES as readonly unknown[]).includes(ref["role"]) &&
+    typeof ref["digest"] === "string" &&
+    isDigest(ref["digest"]) &&
+    typeof size === "number" &&
+    Number.isSafeInteger(size) &&
+    size >= 0
+  );
+}
+
+function hasOnlyKeys(
+  object: Record<string, unknown>,
+  keys: readonly string[],
+): boolean {
+  const own = Object.keys(object);
+  return own.length === keys.length && own.every((k) => keys.includes(k));
+}
 
 /**
  * The index's bytes: canonical JSON (sorted keys, no spaces) and a newline, so the same layers
@@ -81,22 +99,16 @@ export function looksLikeBundleIndex(head: Uint8Array): boolean {
  *   layers in role order, each role at most once
  */
 export function parseBundleIndex(bytes: Uint8Array, name: string): BundleIndex {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(bytes).toString("utf8"));
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
-    json = undefined;
-  }
-  const parsed = indexSchema.safeParse(json);
-  const roles = parsed.success ? parsed.data.layers.map((l) => l.role) : [];
+  const json = parseJson(bytes);
+  const valid = isBundleIndex(json);
+  const roles = valid ? json.layers.map((l) => l.role) : [];
   const ordered = roles.every(
     (role, i) =>
       i === 0 ||
       LAYER_ROLES.indexOf(role) >
         LAYER_ROLES.indexOf(roles[i - 1] as LayerRole),
   );
-  if (!parsed.success || !ordered) {
+  if (!valid || !ordered) {
     throw new IntegrityError(
       "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE",
       `${name} is not a bundle index of format ${LAYERED_BUNDLE_FORMAT}`,
@@ -106,5 +118,14 @@ export function parseBundleIndex(bytes: Uint8Array, name: string): BundleIndex {
       },
     );
   }
-  return parsed.data as BundleIndex;
+  return json;
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString("utf8")) as unknown;
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    return undefined;
+  }
 }

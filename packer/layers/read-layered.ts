@@ -8,7 +8,7 @@ import {
   digestOf,
   isNotFound,
   type Digest,
-} from "../../src/core/index.js";
+} from "../../src/core/light.js";
 import {
   looksLikeBundleIndex,
   parseBundleIndex,

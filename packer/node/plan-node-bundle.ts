@@ -10,6 +10,7 @@ import {
 } from "../../src/core/index.js";
 import type { BundleEntry, WriteBundleOptions } from "../write-bundle.js";
 import { appLauncherEntry, metaEntries } from "../bundle-meta.js";
+import type { LayerRole } from "../layers/bundle-index.js";
 
 /** Where the app and its node_modules live inside a Node bundle. */
 export const APP_DIR = "app";
@@ -17,8 +18,8 @@ export const APP_DIR = "app";
 /** Options of {@link planNodeBundle}. */
 export interface NodeBundlePlan {
   manifest: Manifest;
-  /** Absolute path of the node executable the bundle carries. */
-  nodeBinary: string;
+  /** Absolute path of the node executable the bundle carries; needed when the runtime is planned. */
+  nodeBinary?: string | undefined;
   /**
    * App files whose bundled bytes differ from the source (compiled TypeScript), by root-relative
    * source path; a promise is awaited once the packages are listed (compile meanwhile).
@@ -27,6 +28,11 @@ export interface NodeBundlePlan {
     | ReadonlyMap<string, { path: string; data: Uint8Array }>
     | Promise<ReadonlyMap<string, { path: string; data: Uint8Array }>>;
   onWarn?: (warning: WarnEvent) => void;
+  /**
+   * The layers to plan (default: all): a build that has the others cached skips their work
+   * (walking the package directories, awaiting `compiled`).
+   */
+  roles?: ReadonlySet<LayerRole> | undefined;
 }
 
 /**
@@ -67,17 +73,23 @@ export async function planNodeBundle(
       },
     );
   }
-  const leading = nodeRuntimeEntries(plan.nodeBinary);
-  const entries: BundleEntry[] = [
-    {
+  const wants = (role: LayerRole) => plan.roles?.has(role) ?? true;
+  if (wants("runtime") && plan.nodeBinary === undefined)
+    throw new Error("planNodeBundle: the runtime needs nodeBinary");
+  const leading =
+    wants("runtime") && plan.nodeBinary !== undefined
+      ? nodeRuntimeEntries(plan.nodeBinary)
+      : [];
+  const entries: BundleEntry[] = [];
+  if (wants("runtime"))
+    entries.push({
       path: "bin/envpack-node",
       type: "file",
       data: Buffer.from(NODE_LAUNCHER),
       executable: true,
       layer: "runtime",
-    },
-  ];
-  for (const pkg of manifest.packages) {
+    });
+  for (const pkg of wants("packages") ? manifest.packages : []) {
     const dir = join(manifest.root, ...pkg.path.split("/"));
     entries.push(
       ...packageEntries(dir, posix.join(APP_DIR, pkg.path), plan.onWarn),
@@ -92,6 +104,7 @@ export async function planNodeBundle(
       });
     }
   }
+  if (!wants("app")) return { leading, entries };
   const compiled =
     (await plan.compiled) ??
     new Map<string, { path: string; data: Uint8Array }>();
