@@ -2,10 +2,18 @@
 // environments, with a completion marker so that a crash half-way is redone, never used.
 
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import {
+  mkdir,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  writeFile,
+} from "node:fs/promises";
+import { basename, dirname, join, posix } from "node:path";
 import { execa } from "execa";
 import {
+  IntegrityError,
   isNotFound,
   pathExists,
   ToolError,
@@ -137,11 +145,63 @@ async function assembleLayers(
   );
   try {
     await mkdir(temp);
-    await assembleTree(layerDirs, temp, basename(options.file));
+    await assembleTree(layerDirs, temp, basename(options.file), {
+      realDirs: await relocatedDirs(layerDirs),
+      linkable: new Set(
+        index.layers.flatMap((l, i) => (l.role === "app" ? [] : [i])),
+      ),
+    });
     await rename(temp, dir);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The directories holding a Conda prefix's relocation targets and their ancestors (relocation
+ * replaces those files in the assembled tree, never in a shared layer); none for a Node bundle.
+ */
+async function relocatedDirs(
+  layerDirs: readonly string[],
+): Promise<Set<string>> {
+  const dirs = new Set<string>();
+  for (const layer of layerDirs) {
+    let text: string;
+    try {
+      text = await readFile(join(layer, RELOCATION), "utf8");
+    } catch (error) {
+      if (isNotFound(error)) continue;
+      throw error;
+    }
+    let record: { files?: unknown };
+    try {
+      record = JSON.parse(text) as { files?: unknown };
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      throw new IntegrityError(
+        "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE",
+        `${basename(layer)}: ${RELOCATION} is not JSON`,
+        {
+          hint: "Do not use this bundle; build it again.",
+          details: { layer },
+        },
+      );
+    }
+    const files = Array.isArray(record.files)
+      ? (record.files as Array<{ path?: unknown } | null>)
+      : [];
+    for (const file of files) {
+      if (typeof file?.path !== "string") continue;
+      // Ancestors up to the root ("." for a relative path, "/" for an absolute one).
+      for (
+        let dir = posix.dirname(file.path);
+        dir !== "." && dir !== "/";
+        dir = posix.dirname(dir)
+      )
+        dirs.add(dir);
+    }
+  }
+  return dirs;
 }
 
 /** Temp directories of unpacks (ours: `.<hex>.<random>.tmp`; envpack-run's: `.<hex>.<pid>.tmp`). */

@@ -5,7 +5,9 @@
 import {
   mkdir,
   readdir,
+  lstat,
   readFile,
+  realpath,
   stat,
   symlink,
   writeFile,
@@ -94,17 +96,18 @@ describe("layered Node bundles", () => {
     const files = resolved.stdout.trim().split("\n");
     expect(files).toHaveLength(2);
     for (const file of files) {
-      expect(file.startsWith(join(first.dir, "app", "node_modules"))).toBe(
-        true,
-      );
-      const inTree = await stat(file);
-      const inLayer = await stat(
-        join(packages, file.slice(first.dir.length + 1)),
-      );
-      expect(inTree.ino).toBe(inLayer.ino);
+      // Each package directory is one link to the packages layer's: node resolves the package
+      // to the layer's own file, which the tree's path reaches.
+      expect(file.startsWith(join(packages, "app", "node_modules"))).toBe(true);
+      const inTree = join(first.dir, file.slice(packages.length + 1));
+      expect(await realpath(inTree)).toBe(file);
       // Shared read-only: an edit in place cannot reach another bundle.
-      expect(inLayer.mode & 0o222).toBe(0);
+      expect((await stat(file)).mode & 0o222).toBe(0);
     }
+    // node_modules itself is the tree's own directory (tools write caches there).
+    expect(
+      (await lstat(join(first.dir, "app", "node_modules"))).isDirectory(),
+    ).toBe(true);
 
     // Edit one app file: only the app layer (and the index) change.
     const greet = join(app, "src", "greet.ts");
@@ -286,14 +289,33 @@ describe("assembling layers refuses what each layer alone allows", () => {
   });
 
   it("a link that climbs out through another layer's link", async () => {
-    // Alone each stays inside; together b/up → a/.. → ../x, outside the tree.
+    // Alone each stays inside; together b/up → a/.. → ../x, outside the tree. (b is in both
+    // layers, so it is made and its links checked with every layer's.)
     const error = await twoLayers(
-      [{ path: "a", type: "symlink", linkTarget: "." }],
+      [
+        { path: "a", type: "symlink", linkTarget: "." },
+        { path: "b/keep", type: "file", data: Buffer.from("1") },
+      ],
       [{ path: "b/up", type: "symlink", linkTarget: "../a/../x" }],
     );
     expect(error).toMatchObject({
       code: "ENVPACK_INTEGRITY_UNSAFE_ENTRY",
       details: { entry: "b/up" },
+    });
+  });
+
+  it("a link that enters a directory linked whole from one layer and climbs back out", async () => {
+    // app/lib is the packages layer's alone: one link to it, where `..` is that layer's app/.
+    const error = await twoLayers(
+      [{ path: "app/lib/x.js", type: "file", data: Buffer.from("2") }],
+      [
+        { path: "app/main.js", type: "file", data: Buffer.from("1") },
+        { path: "app/p", type: "symlink", linkTarget: "lib/../main.js" },
+      ],
+    );
+    expect(error).toMatchObject({
+      code: "ENVPACK_INTEGRITY_UNSAFE_ENTRY",
+      details: { entry: "app/p" },
     });
   });
 });
