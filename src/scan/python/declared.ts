@@ -3,7 +3,13 @@
 
 import { readFile, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { InputError, compare, isNotFound } from "../../core/index.js";
+import {
+  InputError,
+  compare,
+  isNotFound,
+  type UnresolvedEntry,
+} from "../../core/index.js";
+import type { CondaPrefix } from "../conda/index.js";
 import {
   declared,
   parseRequirement,
@@ -175,4 +181,41 @@ function keyLine(text: string, key: string): number {
     return match?.[1] === key;
   });
   return index + 1 || 1;
+}
+
+/** An unresolved finding on an absolute file, before the scan makes it root-relative. */
+export type DeclaredFinding = UnresolvedEntry & { file: string };
+
+/**
+ * The installed packages the declarations select (id → declared only under a marker or as
+ * optional) and the findings: a declared distribution that is not installed (unless optional),
+ * a `-r` file that does not exist.
+ */
+export function selectDeclared(
+  read: RequirementsRead,
+  env: CondaPrefix,
+): { declared: Map<string, boolean>; findings: DeclaredFinding[] } {
+  const declared = new Map<string, boolean>();
+  const findings: DeclaredFinding[] = read.missing.map((missing) => ({
+    specifier: missing.target,
+    file: missing.file,
+    line: missing.line,
+    reason: "file-not-found",
+    message: `requirements file ${missing.target} (named by -r) does not exist`,
+  }));
+  for (const req of read.requirements) {
+    const id = env.distributions.get(req.key);
+    if (id !== undefined) {
+      declared.set(id, req.optional && declared.get(id) !== false);
+    } else if (!req.optional) {
+      findings.push({
+        specifier: req.name,
+        file: req.file,
+        line: req.line,
+        reason: "not-installed",
+        message: `${req.name} is declared but not installed in ${env.prefix}`,
+      });
+    }
+  }
+  return { declared, findings };
 }

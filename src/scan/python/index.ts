@@ -5,9 +5,7 @@ import { realpath } from "node:fs/promises";
 import { dirname, extname } from "node:path";
 import type { Parser } from "web-tree-sitter";
 import {
-  InputError,
   compare,
-  normaliseName,
   type AppFile,
   type ImportRecord,
   type UnresolvedEntry,
@@ -28,16 +26,24 @@ import {
   type ModuleSite,
   type PythonImportSite,
 } from "./find-imports.js";
-import { globPattern, listFiles } from "../file-globs.js";
 import {
   findProjectDir,
   readDeclarations,
   readPyprojectIncludes,
+  selectDeclared,
 } from "./declared.js";
+import { resolveIncludes } from "./includes.js";
 import { LocalModuleFinder, type LocalModule } from "./local-modules.js";
 import { packageClosure } from "./package-closure.js";
+import {
+  importRecords,
+  unresolvedEntries,
+  type PendingImport,
+  type PendingUnresolved,
+  type Target,
+} from "./records.js";
 import { createPythonParser } from "./parser.js";
-import { sortTraced, type TracedPython } from "./traced.js";
+import { notLoaded, sortTraced, type TracedPython } from "./traced.js";
 
 /** Options of {@link scanPython}: entries plus the absolute Conda prefix. */
 export interface PythonScanOptions extends ScannerOptions {
@@ -67,23 +73,6 @@ export async function scanPython(
     parser.delete();
   }
 }
-
-type Target =
-  | { type: "builtin" }
-  | { type: "package"; id: string }
-  | { type: "file"; path: string }
-  | { type: "unresolved" };
-
-interface PendingImport {
-  specifier: string;
-  file: string;
-  line: number;
-  kind: ImportRecord["kind"];
-  target: Target;
-  optional: boolean;
-}
-
-type PendingUnresolved = Omit<UnresolvedEntry, "file"> & { file: string };
 
 class PythonScan {
   readonly #options: PythonScanOptions;
@@ -166,11 +155,10 @@ class PythonScan {
           [...(traced?.packages ?? [])].filter((id) => !this.#used.has(id)),
         ),
       }),
-      imports: this.#importRecords(rel),
-      unresolved: this.#unresolvedEntries(rel),
+      imports: importRecords(this.#imports, rel),
+      unresolved: unresolvedEntries(this.#unresolved, rel),
     };
-    if (traced !== undefined)
-      result.trace = this.#notLoaded(result, traced, rel);
+    if (traced !== undefined) result.trace = notLoaded(result, traced, rel);
     this.#options.onEvent?.({
       type: "scan:done",
       files: this.#files.size,
@@ -404,29 +392,9 @@ class PythonScan {
         reason: "declared",
       });
     }
-    for (const missing of read.missing)
-      this.#unresolved.push({
-        specifier: missing.target,
-        file: missing.file,
-        line: missing.line,
-        reason: "file-not-found",
-        message: `requirements file ${missing.target} (named by -r) does not exist`,
-      });
-    for (const req of read.requirements) {
-      const id = this.#env.distributions.get(req.key);
-      if (id === undefined) {
-        if (!req.optional)
-          this.#unresolved.push({
-            specifier: req.name,
-            file: req.file,
-            line: req.line,
-            reason: "not-installed",
-            message: `${req.name} is declared but not installed in ${this.#env.prefix}`,
-          });
-        continue;
-      }
-      this.#declared.set(id, req.optional && this.#declared.get(id) !== false);
-    }
+    const { declared, findings } = selectDeclared(read, this.#env);
+    for (const [id, optional] of declared) this.#declared.set(id, optional);
+    this.#unresolved.push(...findings);
   }
 
   /**
@@ -436,122 +404,19 @@ class PythonScan {
    * @throws InputError ENVPACK_INPUT_INCLUDE_MISSING naming an include that matches nothing
    */
   async #addIncluded(project: string): Promise<void> {
-    const includes = [
-      ...(await readPyprojectIncludes(project)),
-      ...(this.#options.include ?? []),
-    ];
-    let files: string[] | undefined;
-    for (const include of includes) {
-      const id = this.#env.distributions.get(normaliseName(include));
-      if (id !== undefined) {
-        this.#included.add(id);
-        continue;
-      }
-      // The prefix may live inside the project (`./env`): its files are packages, not the app's.
-      files ??= await listFiles(
-        project,
-        Infinity,
-        new Set([
-          "node_modules",
-          ".git",
-          "__pycache__",
-          await realpath(this.#env.prefix),
-        ]),
-      );
-      const pattern = globPattern(include.replace(/^\.\//, ""));
-      const matched = files.filter((f) =>
-        pattern.test(toPosixRelative(project, f)),
-      );
-      if (matched.length === 0)
-        throw new InputError(
-          "ENVPACK_INPUT_INCLUDE_MISSING",
-          `include ${JSON.stringify(include)} names no installed distribution and no file under ${project}`,
-          {
-            hint: "Install the package, or fix the glob (relative to the directory of the app's pyproject.toml or requirements.txt).",
-            details: { include, project },
-          },
-        );
-      for (const file of matched) {
-        const path = await realpath(file);
-        if (this.#files.has(path) || this.#extraFiles.has(path)) continue;
-        this.#extraFiles.set(path, "included");
-        this.#queue.push(path);
-      }
-    }
-  }
-
-  /** What the analysis and declarations ship that the traced run never loaded. */
-  #notLoaded(
-    result: ScanResult,
-    traced: TracedPython,
-    rel: (path: string) => string,
-  ): NonNullable<ScanResult["trace"]> {
-    const loaded = new Set([...traced.files].map(rel));
-    return {
-      notLoaded: {
-        files: result.files
-          .filter((f) => f.reason === undefined && !loaded.has(f.path))
-          .map((f) => f.path),
-        packages: result.packages
-          .filter(
-            (p) =>
-              p.reason !== "interpreter" &&
-              p.reason !== "traced" &&
-              !traced.packages.has(p.id),
-          )
-          .map((p) => p.id),
-      },
-    };
-  }
-
-  #importRecords(rel: (path: string) => string): ImportRecord[] {
-    const unique = new Map<string, ImportRecord>();
-    for (const imp of this.#imports) {
-      const resolved =
-        imp.target.type === "builtin"
-          ? "builtin"
-          : imp.target.type === "package"
-            ? `package:${imp.target.id}`
-            : imp.target.type === "file"
-              ? `file:${rel(imp.target.path)}`
-              : "unresolved";
-      const record: ImportRecord = {
-        specifier: imp.specifier,
-        file: rel(imp.file),
-        line: imp.line,
-        kind: imp.kind,
-        resolved,
-        ...(imp.optional ? { optional: true } : {}),
-      };
-      unique.set(
-        `${record.file}\0${record.line}\0${record.specifier}\0${record.kind}`,
-        record,
-      );
-    }
-    return [...unique.values()].sort(
-      (a, b) =>
-        compare(a.file, b.file) ||
-        a.line - b.line ||
-        compare(a.specifier, b.specifier) ||
-        compare(a.kind, b.kind),
+    const { packages, files } = await resolveIncludes(
+      project,
+      [
+        ...(await readPyprojectIncludes(project)),
+        ...(this.#options.include ?? []),
+      ],
+      this.#env,
     );
-  }
-
-  #unresolvedEntries(rel: (path: string) => string): UnresolvedEntry[] {
-    const unique = new Map<string, UnresolvedEntry>();
-    for (const u of this.#unresolved) {
-      const entry = { ...u, file: rel(u.file) };
-      unique.set(
-        `${entry.file}\0${entry.line}\0${entry.column ?? 0}\0${entry.specifier}`,
-        entry,
-      );
+    for (const id of packages) this.#included.add(id);
+    for (const path of files) {
+      if (this.#files.has(path) || this.#extraFiles.has(path)) continue;
+      this.#extraFiles.set(path, "included");
+      this.#queue.push(path);
     }
-    return [...unique.values()].sort(
-      (a, b) =>
-        compare(a.file, b.file) ||
-        a.line - b.line ||
-        (a.column ?? 0) - (b.column ?? 0) ||
-        compare(a.specifier, b.specifier),
-    );
   }
 }

@@ -6,6 +6,7 @@ import { basename, dirname, join, relative, sep } from "node:path";
 import { isNotFound } from "../../core/index.js";
 import { moduleNameOf } from "../../conda/index.js";
 import type { CondaPrefix } from "../conda/index.js";
+import type { ScanResult } from "../scan-result.js";
 
 /** A traced run's paths sorted out. */
 export interface TracedPython {
@@ -64,4 +65,31 @@ async function isRegularFile(path: string): Promise<boolean> {
     if (isNotFound(error)) return false;
     throw error;
   }
+}
+
+/**
+ * The other direction of the comparison: the app files (with no reason: imported ones) and the
+ * packages (less the interpreter) the scan ships that the traced run never loaded.
+ */
+export function notLoaded(
+  result: ScanResult,
+  traced: TracedPython,
+  rel: (path: string) => string,
+): NonNullable<ScanResult["trace"]> {
+  const loaded = new Set([...traced.files].map(rel));
+  return {
+    notLoaded: {
+      files: result.files
+        .filter((f) => f.reason === undefined && !loaded.has(f.path))
+        .map((f) => f.path),
+      packages: result.packages
+        .filter(
+          (p) =>
+            p.reason !== "interpreter" &&
+            p.reason !== "traced" &&
+            !traced.packages.has(p.id),
+        )
+        .map((p) => p.id),
+    },
+  };
 }
