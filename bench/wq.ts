@@ -5,9 +5,10 @@
 
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { MAX_BATCH } from "../src/exec/index.js";
 import { build, Executor, type EnvpackEvent } from "../src/index.js";
 import { prepareApp, prepareConda } from "./lib/fixtures.js";
 import { median, ratio } from "./lib/stats.js";
@@ -31,6 +32,8 @@ import {
 const SCALE = scaleFromArgs(process.argv.slice(2));
 /** `--warm`: only the warm-runtime section (bench/wq-warm.ts). */
 const WARM_ONLY = process.argv.includes("--warm");
+/** `--commands`: only the command tasks against the C manager (issue 12's figure). */
+const COMMANDS_ONLY = process.argv.includes("--commands");
 const COMMAND_TASKS = Math.round(2000 * SCALE);
 const MODULE_TASKS = Math.round(500 * SCALE);
 const LATENCY_CALLS = Math.max(10, Math.round(200 * SCALE));
@@ -87,7 +90,6 @@ async function runEnvpack(
     monitor: options.monitor,
     cacheDir: join(work, "cache"),
   });
-  const cpuAtStart = process.cpuUsage();
   let worker: BenchWorker | undefined;
   try {
     worker = await startBenchWorker({
@@ -97,19 +99,20 @@ async function runEnvpack(
     const call = makeCall(executor);
     // Untimed: the worker joins, the bundle (if any) is built and sent.
     await Promise.all(Array.from({ length: WARMUP_TASKS }, () => call()));
+    const workerAtStart = await worker.cpuNow();
+    const managerAtStart = process.cpuUsage();
     const start = performance.now();
     await Promise.all(Array.from({ length: tasks }, () => call()));
     const seconds = (performance.now() - start) / 1000;
+    const managerUsed = process.cpuUsage(managerAtStart);
+    const workerAtEnd = await worker.cpuNow();
     const latencies: number[] = [];
     for (let i = 0; i < LATENCY_CALLS; i++) {
       const t = performance.now();
       await call();
       latencies.push(performance.now() - t);
     }
-    // The worker is single-shot: it exits once shutdown releases it, and its CPU is read then.
     await executor.shutdown();
-    const used = process.cpuUsage(cpuAtStart);
-    await worker.exited;
     return {
       mode,
       tasks,
@@ -118,9 +121,11 @@ async function runEnvpack(
       latencyCalls: LATENCY_CALLS,
       medianLatencyMs: median(latencies),
       cpu: cpuPerTask(
-        await worker.cpuSeconds,
-        (used.user + used.system) / 1e6,
-        WARMUP_TASKS + tasks + LATENCY_CALLS,
+        workerAtStart === undefined || workerAtEnd === undefined
+          ? undefined
+          : workerAtEnd - workerAtStart,
+        (managerUsed.user + managerUsed.system) / 1e6,
+        tasks,
       ),
     };
   } finally {
@@ -237,6 +242,10 @@ async function runBundle(work: string, noopEntry: string): Promise<BundleRun> {
   }
 }
 
+function cpuMs(cpu: NonNullable<Overhead["cpu"]>): number {
+  return cpu.workerMs + cpu.managerMs;
+}
+
 function overheadRow(row: Outcome<Overhead>, label: string): string[] {
   if (!row.ok) return [label, "", "n/a", row.reason, "", ""];
   const { cpu } = row.value;
@@ -275,21 +284,18 @@ async function main(): Promise<void> {
       );
       return;
     }
+    const noopCommand = (executor: Executor) => {
+      const noop = executor.command(["true"], { resources: { cores: 1 } });
+      return () => noop();
+    };
+    // Each pair runs back to back (the C manager, then envpack): both see about the same load.
     log(
       `bench:wq: Debian's C manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
     );
     const c = await runCManager(cRun(false));
     log(
-      `bench:wq: Debian's C manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
-    );
-    const cMonitored = await runCManager(cRun(true));
-    log(
       `bench:wq: envpack's manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
     );
-    const noopCommand = (executor: Executor) => {
-      const noop = executor.command(["true"], { resources: { cores: 1 } });
-      return () => noop();
-    };
     const commands = await runEnvpack(
       "envpack command tasks, monitor: false",
       work,
@@ -297,6 +303,10 @@ async function main(): Promise<void> {
       noopCommand,
       { pack: false, monitor: false },
     );
+    log(
+      `bench:wq: Debian's C manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    );
+    const cMonitored = await runCManager(cRun(true));
     log(
       `bench:wq: envpack's manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
     );
@@ -307,26 +317,31 @@ async function main(): Promise<void> {
       noopCommand,
       { pack: false, monitor: true },
     );
-    log(
-      `bench:wq: envpack's manager, ${MODULE_TASKS} no-op pack: true module apps + ${LATENCY_CALLS} round trips`,
-    );
-    const modules = await runEnvpack(
-      "envpack module apps (pack: true)",
-      work,
-      MODULE_TASKS,
-      (executor) => {
-        const noop = executor.app(noopEntry, "noop", {
-          resources: { cores: 1 },
-        });
-        return () => noop();
-      },
-      { pack: true, monitor: true },
-    );
-    log(
-      `bench:wq: a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
-    );
-    const bundle = await runBundle(work, noopEntry);
-    const warm = await runWarmSection(await warmApps(), SCALE, log);
+    let modules: Overhead | undefined;
+    let bundle: BundleRun | undefined;
+    let warm: Awaited<ReturnType<typeof runWarmSection>> | undefined;
+    if (!COMMANDS_ONLY) {
+      log(
+        `bench:wq: envpack's manager, ${MODULE_TASKS} no-op pack: true module apps + ${LATENCY_CALLS} round trips`,
+      );
+      modules = await runEnvpack(
+        "envpack module apps (pack: true)",
+        work,
+        MODULE_TASKS,
+        (executor) => {
+          const noop = executor.app(noopEntry, "noop", {
+            resources: { cores: 1 },
+          });
+          return () => noop();
+        },
+        { pack: true, monitor: true },
+      );
+      log(
+        `bench:wq: a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
+      );
+      bundle = await runBundle(work, noopEntry);
+      warm = await runWarmSection(await warmApps(), SCALE, log);
+    }
 
     const vsC = c.ok
       ? ratio(commands.tasksPerSecond, c.value.tasksPerSecond)
@@ -337,13 +352,21 @@ async function main(): Promise<void> {
     const vsCMonitored = cMonitored.ok
       ? ratio(commandsMonitored.tasksPerSecond, cMonitored.value.tasksPerSecond)
       : null;
-    const cores = cpus().length;
-    const worstBundles = Math.max(...bundle.workers.map((w) => w.bundlesSent));
+    const cpuVsC =
+      c.ok && c.value.cpu !== undefined && commands.cpu !== undefined
+        ? ratio(cpuMs(c.value.cpu), cpuMs(commands.cpu))
+        : null;
+    const worstBundles =
+      bundle === undefined
+        ? undefined
+        : Math.max(...bundle.workers.map((w) => w.bundlesSent));
+    const [load1, load5] = loadavg();
     if (json) {
       process.stdout.write(
         `${JSON.stringify(
           {
             cores: cpus().length,
+            loadAverage: loadavg(),
             worker: WORKER,
             c,
             cMonitored,
@@ -355,6 +378,7 @@ async function main(): Promise<void> {
             ratios: {
               commandsVsC: vsC,
               commandsVsCMonitored: vsCMonitored,
+              cCpuPerTaskVsCommands: cpuVsC,
               cLatencyVsCommands: latencyVsC,
             },
           },
@@ -364,12 +388,70 @@ async function main(): Promise<void> {
       );
       return;
     }
-    const met = (value: number | null, ok: (v: number) => boolean) =>
-      value === null || Number.isNaN(value) ? "n/a" : ok(value) ? "yes" : "NO";
+    const met = (
+      value: number | null | undefined,
+      ok: (v: number) => boolean,
+    ) =>
+      value === null || value === undefined || Number.isNaN(value)
+        ? "n/a"
+        : ok(value)
+          ? "yes"
+          : "NO";
+    const rows = [
+      overheadRow(
+        { ok: true, value: commands },
+        "envpack: `true` commands, monitor: false",
+      ),
+      overheadRow(c, `Debian C manager (${C_PYTHON}): \`true\` commands`),
+      overheadRow(
+        { ok: true, value: commandsMonitored },
+        "envpack: `true` commands in resource_monitor (default)",
+      ),
+      overheadRow(
+        cMonitored,
+        "Debian C manager, every task in resource_monitor",
+      ),
+    ];
+    if (modules !== undefined)
+      rows.push(
+        overheadRow(
+          { ok: true, value: modules },
+          "envpack: no-op module apps, pack: true (no C peer)",
+        ),
+      );
+    const ratios = [
+      [
+        "envpack / C manager tasks/s (commands, no monitor)",
+        ratioText(vsC),
+        `≥ ${TARGET_VS_C}`,
+        met(vsC, (v) => v >= TARGET_VS_C),
+      ],
+      [
+        "C manager / envpack CPU per task (commands, no monitor)",
+        ratioText(cpuVsC),
+        "",
+        "",
+      ],
+      [
+        "envpack / C manager tasks/s (both in resource_monitor)",
+        ratioText(vsCMonitored),
+        `≥ ${TARGET_VS_C}`,
+        met(vsCMonitored, (v) => v >= TARGET_VS_C),
+      ],
+      ["C manager / envpack median round trip", ratioText(latencyVsC), "", ""],
+    ];
+    if (worstBundles !== undefined)
+      ratios.push([
+        "bundles sent per worker (worst worker)",
+        ratioText(worstBundles),
+        `≤ ${TARGET_BUNDLES_PER_WORKER} (+ small files)`,
+        met(worstBundles, (v) => v < TARGET_BUNDLES_PER_WORKER + 0.1),
+      ]);
     const lines = [
-      `bench:wq — this machine: ${cpus().length} cores, shared with other engineers' work while it ran (figures vary run to run)`,
-      `one work_queue_worker --cores ${WORKER.cores} --memory ${WORKER.memory} on 127.0.0.1; tasks declare 1 core and are all submitted at once, then round trips are timed one after another`,
-      `envpack's manager wraps every task in resource_monitor (measured, limited by its label) when one is on this host; the C manager does only with monitoring enabled, so it runs both ways`,
+      `bench:wq — this machine: ${cpus().length} cores, load average ${load1?.toFixed(1)} (1 min) / ${load5?.toFixed(1)} (5 min) at the end, shared with other work while it ran: tasks/s vary run to run; each ratio compares two runs made back to back`,
+      `one work_queue_worker --cores ${WORKER.cores} --memory ${WORKER.memory} on 127.0.0.1; ${COMMAND_TASKS} tasks declaring 1 core, submitted at once after ${WARMUP_TASKS} untimed warm-up tasks, then ${LATENCY_CALLS} round trips one after another`,
+      `C manager: one Work Queue task per task, \`/bin/sh -c true\` (the worker forks, makes a sandbox, runs sh, reports; the manager fetches the result). envpack: command tasks of a category seen to run ≤ 1 s, placed on a worker beyond its slots, go out up to ${MAX_BATCH} to one Work Queue task whose shell runs each in a process of its own (a fork running \`true\`, sh's builtin as in \`/bin/sh -c true\`), in its own directory, with its own stdout, stderr and exit code streamed back as it ends; alone (the warm-up, the round trips) a task is its own Work Queue task`,
+      "with resource_monitor: every task, batched or not, runs under its own resource_monitor, limited by its label and measured (the C manager: enable_monitoring())",
       "",
       formatTable(
         [
@@ -380,79 +462,36 @@ async function main(): Promise<void> {
           "CPU/task: worker+tasks, manager",
           "CPU ceiling",
         ],
-        [
-          overheadRow(
-            { ok: true, value: commands },
-            "envpack: `true` commands, monitor: false",
-          ),
-          overheadRow(c, `Debian C manager (${C_PYTHON}): \`true\` commands`),
-          overheadRow(
-            { ok: true, value: commandsMonitored },
-            "envpack: `true` commands in resource_monitor (default)",
-          ),
-          overheadRow(
-            cMonitored,
-            "Debian C manager, every task in resource_monitor",
-          ),
-          overheadRow(
-            { ok: true, value: modules },
-            "envpack: no-op module apps, pack: true (no C peer)",
-          ),
-        ],
+        rows,
       ),
       "",
-      formatTable(
-        [
-          `${(bundle.bundleBytes / 1e6).toFixed(1)} MB bundle`,
-          "bytes sent",
-          "bundles sent",
-          "tasks",
-          "first result",
-        ],
-        bundle.workers.map((w, i) => [
-          `worker ${i + 1}`,
-          `${(w.bytesSent / 1e6).toFixed(1)} MB`,
-          w.bundlesSent.toFixed(2),
-          String(w.tasks),
-          `${w.firstResultSeconds.toFixed(2)} s`,
-        ]),
-      ),
-      "",
-      formatTable(
-        ["ratio", "value", "target", "met"],
-        [
-          [
-            "envpack / C manager tasks/s (commands, no monitor)",
-            ratioText(vsC),
-            `≥ ${TARGET_VS_C}`,
-            met(vsC, (v) => v >= TARGET_VS_C),
-          ],
-          [
-            "envpack / C manager tasks/s (both in resource_monitor)",
-            ratioText(vsCMonitored),
-            `≥ ${TARGET_VS_C}`,
-            met(vsCMonitored, (v) => v >= TARGET_VS_C),
-          ],
-          [
-            "C manager / envpack median round trip",
-            ratioText(latencyVsC),
-            "",
-            "",
-          ],
-          [
-            "bundles sent per worker (worst worker)",
-            ratioText(worstBundles),
-            `≤ ${TARGET_BUNDLES_PER_WORKER} (+ small files)`,
-            met(worstBundles, (v) => v < TARGET_BUNDLES_PER_WORKER + 0.1),
-          ],
-        ],
-      ),
-      "",
-      ...formatWarmSection(warm),
-      "",
-      `CPU ceiling = ${cores} cores × 1000 / (CPU ms per task, worker + its task processes + manager, measured over the whole run): the rate this machine could reach if nothing else ran. Every task is a process tree on the worker (fork, sh, the worker's sandbox), the same for both managers; 2× the C manager's ${c.ok ? c.value.tasksPerSecond.toFixed(0) : "n/a"} tasks/s would need ${c.ok ? ((cores * 1000) / (2 * c.value.tasksPerSecond)).toFixed(1) : "n/a"} ms of CPU per task at most, against ${commands.cpu === undefined ? "n/a" : (commands.cpu.workerMs + commands.cpu.managerMs).toFixed(1)} ms measured for envpack (${c.ok && c.value.cpu !== undefined ? (c.value.cpu.workerMs + c.value.cpu.managerMs).toFixed(1) : "n/a"} ms for the C manager).`,
-      "resource_monitor pauses 200 ms after its program exits unless a signal ends the pause (rmonitor_final_cleanup, seen with strace); envpack's wrapper signals it when the program's end of a FIFO closes, the C manager's tasks wait it out whenever they lose that race.",
     ];
+    if (bundle !== undefined)
+      lines.push(
+        formatTable(
+          [
+            `${(bundle.bundleBytes / 1e6).toFixed(1)} MB bundle`,
+            "bytes sent",
+            "bundles sent",
+            "tasks",
+            "first result",
+          ],
+          bundle.workers.map((w, i) => [
+            `worker ${i + 1}`,
+            `${(w.bytesSent / 1e6).toFixed(1)} MB`,
+            w.bundlesSent.toFixed(2),
+            String(w.tasks),
+            `${w.firstResultSeconds.toFixed(2)} s`,
+          ]),
+        ),
+        "",
+      );
+    lines.push(formatTable(["ratio", "value", "target", "met"], ratios), "");
+    if (warm !== undefined) lines.push(...formatWarmSection(warm), "");
+    lines.push(
+      `CPU/task: the CPU of the timed tasks (the worker with the task processes it reaped, from its /proc stat; the manager's process) over their number. CPU ceiling = ${cpus().length} cores × 1000 / that: the rate if nothing else ran here. With other work on the machine every process waits its turn for a core, and a task is a chain of such turns (fork, exit, wake-up, message), so tasks/s fall below the ceiling by an amount that depends on the load; CPU per task does not.`,
+      "resource_monitor pauses 200 ms after its program exits unless a signal ends the pause (rmonitor_final_cleanup, seen with strace); envpack's wrapper signals it when the program's end of a FIFO closes, the C manager's tasks wait it out whenever they lose that race.",
+    );
     process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     await rm(work, { recursive: true, force: true });

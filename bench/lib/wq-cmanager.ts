@@ -14,7 +14,7 @@ export const C_PYTHON = "/usr/bin/python3";
 
 /** A {@link Throughput} with the CPU it cost. */
 export interface Overhead extends Throughput {
-  /** CPU per task over the whole run (warm-up, throughput, round trips), ms. */
+  /** CPU per task of the timed tasks (submitted at once), ms. */
   cpu?: { workerMs: number; managerMs: number } | undefined;
 }
 
@@ -68,7 +68,7 @@ export async function runCManager(
       ...(run.monitor ? ["--monitor"] : []),
     ],
     {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
       env: {
         ...process.env,
         TCP_LOW_PORT: String(low),
@@ -85,7 +85,19 @@ export async function runCManager(
   const reader = createInterface({ input: child.stdout });
   const workers: BenchWorker[] = [];
   try {
+    // The workers' CPU at the peer's marks around the timed tasks (it waits for an answer).
+    const marks: Array<number | undefined> = [];
     for await (const line of reader) {
+      if (lines.length > 0 && line.startsWith('{"phase"')) {
+        const cpu = await Promise.all(workers.map((w) => w.cpuNow()));
+        marks.push(
+          cpu.some((s) => s === undefined)
+            ? undefined
+            : cpu.reduce((a = 0, b = 0) => a + b, 0),
+        );
+        child.stdin.write("\n");
+        continue;
+      }
       lines.push(line);
       if (lines.length === 1) {
         const { port } = JSON.parse(line) as { port: number };
@@ -104,19 +116,19 @@ export async function runCManager(
     const peer = JSON.parse(lines[lines.length - 1] as string) as Omit<
       Overhead,
       "mode"
-    > & { cpuSeconds: number; allTasks: number };
-    const cpu = await Promise.all(workers.map((w) => w.cpuSeconds));
+    > & { timedCpuSeconds: number };
+    const [before, after] = marks;
     return {
       ok: true,
       value: {
         mode: `Debian C manager${run.monitor ? " (resource_monitor)" : ""}`,
         ...peer,
         cpu: cpuPerTask(
-          cpu.some((s) => s === undefined)
+          before === undefined || after === undefined
             ? undefined
-            : cpu.reduce((a = 0, b = 0) => a + b, 0),
-          peer.cpuSeconds,
-          peer.allTasks,
+            : after - before,
+          peer.timedCpuSeconds,
+          peer.tasks,
         ),
       },
     };

@@ -1,7 +1,7 @@
 // Real work_queue_worker processes and status queries for bench:wq, on 127.0.0.1.
 
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,11 @@ export interface BenchWorker {
    * reaped it (`cutime + cstime`); resolves once it exited, undefined if that was not read.
    */
   cpuSeconds: Promise<number | undefined>;
+  /**
+   * CPU seconds so far of the worker and of the task processes it has reaped (its /proc stat:
+   * utime, stime, cutime, cstime), or undefined once it is gone.
+   */
+  cpuNow(): Promise<number | undefined>;
   /** SIGKILL if still running (the worker's whole group), then removes its directory. */
   stop(): Promise<void>;
 }
@@ -80,6 +85,26 @@ export async function startBenchWorker(options: {
     pid: child.pid as number,
     exited,
     cpuSeconds,
+    async cpuNow() {
+      const shell = child.pid as number;
+      let children: string;
+      try {
+        children = await readFile(
+          `/proc/${shell}/task/${shell}/children`,
+          "utf8",
+        );
+        const worker = children.trim().split(" ")[0];
+        if (worker === undefined || worker === "") return undefined;
+        const stat = await readFile(`/proc/${worker}/stat`, "utf8");
+        // Fields 14–17 (utime stime cutime cstime), counted after the ") " closing the name.
+        const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+        return [11, 12, 13, 14].reduce((n, i) => n + Number(f[i]), 0) / USER_HZ;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT")
+          return undefined;
+        throw error;
+      }
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null)
         try {

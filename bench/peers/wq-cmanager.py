@@ -4,8 +4,9 @@ Run with Debian's interpreter, which has the bindings:
     /usr/bin/python3 bench/peers/wq-cmanager.py [--tasks N] [--latency-calls N] [--warmup N] [--workers N]
 With --monitor every task is wrapped in resource_monitor (measured and limited, as envpack's
 manager does by default). Listens on 127.0.0.1 (a free port) and prints {"port": P} as its first stdout line; the caller
-then starts the worker(s). Once --workers (default 1) have connected and run the untimed warm-up tasks, it times N `true`
-tasks (1 core each) submitted at once, then sequential submit -> result round trips, tells the
+then starts the worker(s). Once --workers (default 1) have connected and run the untimed warm-up tasks, it prints
+{"phase": "timed-start"}, waits for a line on stdin, times N `true` tasks (1 core each) submitted
+at once, prints {"phase": "timed-end"} and waits for a line again, then sequential submit -> result round trips, tells the
 workers to exit and prints one JSON document as its last stdout line.
 """
 
@@ -65,11 +66,20 @@ def main():
         q.submit(task())
     drain(q, args.warmup)
 
+    # The caller reads the workers' CPU at each mark, then answers with a line.
+    def mark(phase):
+        print(json.dumps({"phase": phase}), flush=True)
+        sys.stdin.readline()
+
+    mark("timed-start")
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     for _ in range(args.tasks):
         q.submit(task())
     drain(q, args.tasks)
     throughput_seconds = time.perf_counter() - t0
+    timed_cpu = time.process_time() - cpu0
+    mark("timed-end")
 
     latencies = []
     for _ in range(args.latency_calls):
@@ -92,6 +102,8 @@ def main():
             # This process's CPU (the C manager runs inside it), for every task of the run.
             "cpuSeconds": time.process_time(),
             "allTasks": args.warmup + args.tasks + args.latency_calls,
+            # The same for the timed tasks alone.
+            "timedCpuSeconds": timed_cpu,
         },
         sys.stdout,
     )
