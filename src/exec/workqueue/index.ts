@@ -1,6 +1,7 @@
 // The Work Queue backend: a manager for real work_queue_worker processes (protocol 9).
 
-export { WorkQueueBackend, type WorkQueueOptions } from "./manager.js";
+export { WorkQueueBackend } from "./manager.js";
+export type { WorkQueueOptions } from "./manager-options.js";
 export type {
   ManagerSnapshot,
   StatusClient,

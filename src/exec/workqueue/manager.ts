@@ -2,9 +2,6 @@
 // work_queue_worker processes (protocol 9). Workers join and leave at any time; each is a
 // scheduler worker with the resources it reports. Reference: ../shared/reference/work-queue-protocol.md.
 
-import { createHash } from "node:crypto";
-import { constants as fsConstants } from "node:fs";
-import { access, readFile, stat } from "node:fs/promises";
 import {
   createServer,
   type AddressInfo,
@@ -12,15 +9,11 @@ import {
   type Socket,
 } from "node:net";
 import { arch as hostArch, platform } from "node:os";
-import { delimiter, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import {
   UsageError,
-  isNotFound,
-  type OnEvent,
   type Resources,
   type RuntimeConnect,
-  type TaskBundle,
   type TaskResult,
   type TaskSpec,
   type WarningCode,
@@ -32,7 +25,6 @@ import {
   taskResult,
   type Outcome,
 } from "../outcome.js";
-import { runtimeFile } from "../runtime-file.js";
 import { CommandBatches, awaitRemote } from "./command-batches.js";
 import {
   AUTH_LINE,
@@ -55,6 +47,13 @@ import {
   type ShippedFile,
   type TaskFiles,
 } from "./task-command.js";
+import {
+  checkOptions,
+  onPath,
+  readPassword,
+  type WorkQueueOptions,
+} from "./manager-options.js";
+import { ShippedFiles } from "./shipped-files.js";
 import type { ManagerSnapshot, StatusHandler } from "./manager-view.js";
 import { StatusService } from "./status-service.js";
 import {
@@ -63,47 +62,6 @@ import {
   type RemoteRun,
 } from "./warm-runtimes.js";
 import { WorkerLink, type WorkerIdentity } from "./worker-link.js";
-
-/** Options of {@link WorkQueueBackend}. */
-export interface WorkQueueOptions {
-  /** TCP port to listen on; 0 picks a free one (see {@link WorkQueueBackend.address}). */
-  port: number;
-  /** Address to listen on (default 127.0.0.1; the protocol is plain TCP). */
-  host?: string | undefined;
-  /** Advertise to a catalog under this name (workers' and factories' `-M NAME`). */
-  project?: string | undefined;
-  /** The catalog server(s), `HOST:PORT[,HOST:PORT]` (default cctools' own); with `project`. */
-  catalog?: string | undefined;
-  /** A password file, the same one workers get with `--password` (its exact bytes). */
-  password?: string | undefined;
-  /**
-   * Apps (module and Python) in warm runtimes on the workers (default true): a long-lived Work
-   * Queue task per slot that runs many tasks; false: a node or python process per task.
-   */
-  reuseRuntimes?: boolean | undefined;
-  /** A warm runtime idle this long ends, so its worker can idle out (default 10 s). */
-  runtimeIdleMs?: number | undefined;
-  /**
-   * Short command tasks in batches (default true): once a category's command tasks are seen to
-   * run for a second or less, those placed on a worker beyond its slots go out several to one
-   * Work Queue task, run one after another, each with its own result as it ends.
-   */
-  batchCommands?: boolean | undefined;
-  /** Measure and limit tasks with resource_monitor (default true). */
-  monitor?: boolean | undefined;
-  /**
-   * The resource_monitor shipped to workers (default: the one on this host's PATH, if any); null
-   * ships none (workers use their own, if they have one).
-   */
-  resourceMonitor?: string | null | undefined;
-  /**
-   * A worker silent this long gets a `check`; one that stays silent as long again is dropped
-   * (its tasks run elsewhere). Default 30 s. A SIGKILLed worker's connection can stay open:
-   * its orphaned tasks inherit the socket.
-   */
-  keepaliveMs?: number | undefined;
-  onEvent?: OnEvent | undefined;
-}
 
 /** How long shutdown waits for workers to close their connections before closing them. */
 const CLOSE_WAIT_MS = 10_000;
@@ -130,8 +88,7 @@ export class WorkQueueBackend implements ExecBackend {
   /** Ids of the workers this process started: they get `exit` at shutdown, the others `release`. */
   readonly #started = new Set<string>();
   readonly #cancels = new Map<number, () => void>();
-  readonly #shipped = new Map<string, Promise<ShippedFile>>();
-  readonly #small = new Map<string, Promise<Buffer>>();
+  readonly #shipper = new ShippedFiles();
   readonly #warned = new Set<string>();
   #server: Server | undefined;
   #listener: BackendListener | undefined;
@@ -151,24 +108,7 @@ export class WorkQueueBackend implements ExecBackend {
   readonly #commands: CommandBatches;
 
   constructor(options: WorkQueueOptions) {
-    if (
-      !Number.isInteger(options.port) ||
-      options.port < 0 ||
-      options.port > 65535
-    )
-      throw new UsageError(
-        "ENVPACK_USAGE_BAD_CONFIG",
-        `port must be an integer from 0 to 65535, got ${JSON.stringify(options.port)}`,
-        { hint: "Give port: 0 to pick a free one." },
-      );
-    mustBeMs("keepaliveMs", options.keepaliveMs, 30_000);
-    mustBeMs("runtimeIdleMs", options.runtimeIdleMs, 10_000);
-    for (const key of ["monitor", "batchCommands"] as const)
-      if (options[key] !== undefined && typeof options[key] !== "boolean")
-        throw new UsageError(
-          "ENVPACK_USAGE_BAD_CONFIG",
-          `${key} must be true or false, got ${JSON.stringify(options[key])}`,
-        );
+    checkOptions(options);
     this.#options = options;
     this.#warm = new WarmRuntimes({
       launch: (link, task, label, connect) =>
@@ -206,7 +146,11 @@ export class WorkQueueBackend implements ExecBackend {
           ? await onPath("resource_monitor")
           : this.#options.resourceMonitor;
       if (path !== undefined && path !== null)
-        this.#monitor = await this.#ship(path, "resource_monitor", 0o755);
+        this.#monitor = await this.#shipper.ship(
+          path,
+          "resource_monitor",
+          0o755,
+        );
     }
     const host = this.#options.host ?? "127.0.0.1";
     const server = createServer((socket) => this.#accept(socket));
@@ -306,7 +250,7 @@ export class WorkQueueBackend implements ExecBackend {
     const finish = (outcome: Outcome): TaskResult =>
       taskResult(task, placement, outcome, performance.now() - started);
     if (signal.aborted || this.#closing) return finish(canceledOutcome());
-    const files = await this.#filesFor(task);
+    const files = await this.#shipper.forTask(task);
     // The worker may have left while the files were looked at.
     const link = this.#links.get(placement.workerId);
     if (link === undefined || link.closed) return finish(lostOutcome());
@@ -628,7 +572,7 @@ export class WorkQueueBackend implements ExecBackend {
       identity,
       resources,
       socket,
-      readSmall: (file) => this.#readSmall(file.path),
+      readSmall: (file) => this.#shipper.read(file.path),
     });
     this.#links.set(identity.id, link);
     this.#options.onEvent?.({
@@ -699,70 +643,6 @@ export class WorkQueueBackend implements ExecBackend {
     );
   }
 
-  async #filesFor(task: TaskSpec): Promise<TaskFiles> {
-    const kind = task.payload.kind;
-    if (kind === "command") return {};
-    const runner = await this.#ship(
-      runtimeFile(kind === "module" ? "module-runner.mjs" : "python-runner.py"),
-      kind === "module" ? "module-runner" : "python-runner",
-      0o644,
-      kind === "module" ? ".mjs" : ".py",
-    );
-    if (task.bundle === undefined) return { runner };
-    const [envpackRun, bundle] = await Promise.all([
-      this.#ship(runtimeFile("envpack-run"), "envpack-run", 0o755),
-      this.#bundleFile(task.bundle),
-    ]);
-    return { runner, envpackRun, bundle };
-  }
-
-  /** A file under a content-addressed cache name (`PREFIX-<sha256 prefix>EXT`), read once. */
-  #ship(
-    path: string,
-    prefix: string,
-    mode: number,
-    ext = "",
-  ): Promise<ShippedFile> {
-    let pending = this.#shipped.get(path);
-    if (pending === undefined) {
-      pending = this.#readSmall(path).then((data) => ({
-        cacheName: `${prefix}-${createHash("sha256").update(data).digest("hex").slice(0, 32)}${ext}`,
-        path,
-        size: data.length,
-        mode,
-      }));
-      this.#shipped.set(path, pending);
-      pending.catch(() => this.#shipped.delete(path));
-    }
-    return pending;
-  }
-
-  /** A bundle is named by its digest, as runtime/envpack-run requires (`<hex>.tar.zst`). */
-  #bundleFile(bundle: TaskBundle): Promise<ShippedFile> {
-    let pending = this.#shipped.get(bundle.digest);
-    if (pending === undefined) {
-      pending = stat(bundle.path).then((s) => ({
-        cacheName: `${bundle.digest.slice("sha256:".length)}.tar.zst`,
-        path: bundle.path,
-        size: s.size,
-        mode: 0o644,
-      }));
-      this.#shipped.set(bundle.digest, pending);
-      pending.catch(() => this.#shipped.delete(bundle.digest));
-    }
-    return pending;
-  }
-
-  #readSmall(path: string): Promise<Buffer> {
-    let pending = this.#small.get(path);
-    if (pending === undefined) {
-      pending = readFile(path);
-      this.#small.set(path, pending);
-      pending.catch(() => this.#small.delete(path));
-    }
-    return pending;
-  }
-
   #warn(
     code: WarningCode,
     message: string,
@@ -781,72 +661,6 @@ export class WorkQueueBackend implements ExecBackend {
     this.#warned.add(code);
     this.#warn(code, message);
   }
-}
-
-/**
- * A duration option: undefined (its default) or milliseconds above 0.
- * @throws UsageError ENVPACK_USAGE_BAD_CONFIG otherwise
- */
-function mustBeMs(name: string, value: unknown, fallback: number): void {
-  if (
-    value !== undefined &&
-    (typeof value !== "number" || !Number.isFinite(value) || value <= 0)
-  )
-    throw new UsageError(
-      "ENVPACK_USAGE_BAD_CONFIG",
-      `${name} must be a number of milliseconds above 0, got ${JSON.stringify(value)}`,
-      { hint: `Leave it out for the default (${fallback}).` },
-    );
-}
-
-/**
- * The password file's exact bytes: the worker hashes the whole file, its final newline included
- * (§3), so nothing is trimmed.
- * @throws UsageError ENVPACK_USAGE_BAD_CONFIG when it cannot be read or is empty
- */
-async function readPassword(path: string): Promise<Buffer> {
-  let data: Buffer;
-  try {
-    data = await readFile(path);
-  } catch (error) {
-    throw new UsageError(
-      "ENVPACK_USAGE_BAD_CONFIG",
-      `cannot read the password file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      {
-        hint: "Give password: the path of the file the workers get with --password.",
-        cause: error,
-      },
-    );
-  }
-  if (data.length === 0)
-    throw new UsageError(
-      "ENVPACK_USAGE_BAD_CONFIG",
-      `the password file ${path} is empty`,
-      {
-        hint: "Write the password into the file (the workers get the same file with --password).",
-      },
-    );
-  return data;
-}
-
-/** An executable on this host's PATH, or undefined. */
-async function onPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
-    if (dir === "") continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch (error) {
-      // Not there, or there but not executable: look further along PATH.
-      if (
-        !isNotFound(error) &&
-        (error as NodeJS.ErrnoException).code !== "EACCES"
-      )
-        throw error;
-    }
-  }
-  return undefined;
 }
 
 /** Node's arch as `uname -m` says it (what the worker's greeting carries). */

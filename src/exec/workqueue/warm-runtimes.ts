@@ -17,8 +17,9 @@ import {
   type TaskReply,
   type TaskSpec,
 } from "../../core/index.js";
-import { canceledOutcome, processOutcome, type Outcome } from "../outcome.js";
+import { canceledOutcome, type Outcome } from "../outcome.js";
 import { RuntimeLink, proveToken } from "./runtime-link.js";
+import { replyOutcome, runtimeEnded, runtimeLost } from "./runtime-outcome.js";
 import { taskRequest } from "./task-command.js";
 import type { WorkerLink } from "./worker-link.js";
 
@@ -146,23 +147,14 @@ export class WarmRuntimes {
       this.#kill(rt);
       return { outcome: canceledOutcome() };
     }
-    if (conn === undefined) {
-      const outcome = await rt.ended;
+    if (conn === undefined)
       return {
-        outcome: outcome.ok
-          ? {
-              ok: false,
-              reason: "exit",
-              error: {
-                name: "RuntimeStartError",
-                message:
-                  "the warm runtime ended before it connected to the manager",
-              },
-              usage: outcome.usage,
-            }
-          : outcome,
+        outcome: runtimeEnded(
+          await rt.ended,
+          "RuntimeStartError",
+          "the warm runtime ended before it connected to the manager",
+        ),
       };
-    }
     const request = taskRequest(task, ".");
     const sent = performance.now();
     conn.send(request);
@@ -176,23 +168,7 @@ export class WarmRuntimes {
     if (reply === undefined || reply.type !== "result" || reply.id !== task.id)
       return { outcome: await this.#died(rt), wallMs };
     this.#release(rt, reply);
-    const cpuMs = reply.cpuMs ?? 0;
-    return {
-      outcome: processOutcome({
-        kind,
-        exitCode: 0,
-        signal: undefined,
-        reply,
-        usage: {
-          peakMemory: Math.max(reply.peakMB ?? 0, reply.rssMB ?? 0),
-          cpuMs,
-          disk: reply.diskMB ?? 0,
-          wallMs,
-          cores: wallMs > 0 ? cpuMs / wallMs : 0,
-        },
-      }),
-      wallMs,
-    };
+    return { outcome: replyOutcome(kind, reply, wallMs), wallMs };
   }
 
   /**
@@ -409,31 +385,17 @@ export class WarmRuntimes {
     ]);
     clearTimeout(timer);
     if (outcome !== undefined)
-      return outcome.ok
-        ? {
-            ok: false,
-            reason: "exit",
-            error: {
-              name: "RuntimeExited",
-              message: "the warm runtime exited while it ran the task",
-            },
-            usage: outcome.usage,
-          }
-        : outcome;
+      return runtimeEnded(
+        outcome,
+        "RuntimeExited",
+        "the warm runtime exited while it ran the task",
+      );
     this.#kill(rt);
-    return {
-      ok: false,
-      reason: "exit",
-      error: {
-        name: "RuntimeLost",
-        message: `the warm runtime's connection dropped and its worker reported nothing for ${REPORT_WAIT_MS / 1000} s`,
-      },
-      usage: (await rt.ended).usage,
-    };
+    return runtimeLost((await rt.ended).usage, REPORT_WAIT_MS);
   }
 }
 
-/** What a runtime is fixed to at its start: its language, its bundle, its extra environment, its label. */
+/** What a runtime is fixed to at its start: its language, bundle, extra environment and label. */
 function runtimeKey(task: TaskSpec, label: Resources): string {
   return [
     task.payload.kind,
