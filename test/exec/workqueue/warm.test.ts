@@ -95,12 +95,11 @@ describe("warm runtimes on Work Queue workers", () => {
     const { worker } = await m.worker(1);
     const echo = m.executor.app<[number], { pid: number }>(file, "echo");
     const { pid } = await echo(1);
-    expect(await runtimePids(worker)).toEqual([pid]);
     await until(
       async () => ((await runtimePids(worker)).length === 0 ? true : undefined),
       "the idle runtime to end",
     );
-    // The next call starts a runtime anew on the same worker.
+    // The next call starts a runtime anew on the same worker (an idle one would have served it).
     expect((await echo(2)).pid).not.toBe(pid);
     await m.executor.shutdown();
     expect(await worker.exited).toBe(0);
