@@ -2,8 +2,8 @@
 
 import { canonicalJson, type Manifest } from "../src/core/light.js";
 
-/** Bumped whenever the bundle layout or how entries are compiled changes. */
-export const BUNDLE_FORMAT = 2;
+/** Bumped whenever the bundle layout or how entries are compiled changes (3: an index of layers). */
+export const BUNDLE_FORMAT = 3;
 
 /** Path of the bundle metadata inside every bundle. */
 export const BUNDLE_META_PATH = ".envpack/bundle.json";

@@ -11,7 +11,7 @@ import {
   type Manifest,
   type OnEvent,
 } from "../core/light.js";
-import type { BundleWriter, WrittenBundle } from "../../packer/index.js";
+import type { BundleWriter } from "../../packer/index.js";
 import { LocalStore } from "../registry/light.js";
 import {
   fingerprintKey,
@@ -19,7 +19,15 @@ import {
   writeFingerprint,
 } from "./build-fingerprint.js";
 import { bundleKey } from "./bundle-key.js";
-import { builtMeta, cacheHit, exportBundle } from "./bundle-cache.js";
+import {
+  builderIdentity,
+  builtMeta,
+  cacheHit,
+  exportBundle,
+  layerHit,
+  type BuiltLayer,
+} from "./bundle-cache.js";
+import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
 import type { RegistryOptions } from "./registry.js";
 
 /** Options of {@link build}. */
@@ -63,9 +71,12 @@ export interface BuildOptions {
 
 /** What {@link build} produced. */
 export interface BuildResult {
-  /** sha256 of the bundle's bytes. */
+  /** sha256 of the bundle's index (format 3), which names its layers by their sha256. */
   digest: Digest;
-  /** The bundle file (in `outDir` when given, else in the cache). */
+  /**
+   * The index file: in `outDir` as `<hex>.json` beside its layers (`<hex>.tar.zst`) when given,
+   * else the cache's blob (its layers are blobs beside it).
+   */
   path: string;
   /** True when the bundle came from the cache or a registry, without building. */
   cached: boolean;
@@ -78,8 +89,11 @@ export interface BuildResult {
   inputDigest: Digest;
   /** What the cache and registry know the bundle by: the input digest plus the build options that change bytes. */
   key: Digest;
+  /** Bytes of the index and all its layers (what a machine holding none of them fetches). */
   size: number;
   kind: Manifest["kind"];
+  /** The layers in assembly order, each with whether the cache already had it. */
+  layers: BuiltLayer[];
 }
 
 /**
@@ -131,7 +145,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     result: Omit<BuildResult, "path">,
   ): Promise<BuildResult> => ({
     ...result,
-    path: await exportBundle(store, result.digest, options.outDir, cwd),
+    path: await exportBundle(store, result, options.outDir, cwd),
   });
   const fingerprint = fingerprintKey(options, cwd);
   const remembered = await readFingerprint(options.cacheDir, fingerprint);
@@ -144,15 +158,17 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   const [
     { sharedCondaEnvReader },
     { loadManifest },
-    { hostNodeBinary, planBundle, scansHostNode },
+    { hostNodeBinary, scansHostNode },
     { open: openRegistryOf, publish, pullForInput },
     { nodeRuntimeEntries, openBundleWriter },
+    { buildLayers },
   ] = await Promise.all([
     import("../conda/index.js"),
     import("./load-manifest.js"),
     import("./plan-bundle.js"),
     import("./registry.js"),
     import("../../packer/index.js"),
+    import("./build-layers.js"),
   ]);
   // The scan and the packer read a Conda prefix once, together.
   const inputs = { ...options, readCondaEnv: sharedCondaEnvReader() };
@@ -188,11 +204,13 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     const cached = await cacheHit(store, quickDigest, options);
     const pulled =
       cached ??
-      (await pullForInput(
-        store,
-        registry,
-        { key: quickKey, inputDigest: quickDigest },
-        transfer,
+      (await pullBundle({ key: quickKey, inputDigest: quickDigest }, () =>
+        pullForInput(
+          store,
+          registry,
+          { key: quickKey, inputDigest: quickDigest },
+          transfer,
+        ),
       ));
     if (pulled) {
       await writeFingerprint(options.cacheDir, fingerprint, quick, []);
@@ -211,14 +229,19 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     "tmp",
     `build-${process.pid}-${randomBytes(6).toString("hex")}`,
   );
-  // A Node app scanned for this machine's node: its bundle leads with the node binary, the bulk
-  // of its bytes and known before the scan, so the packing worker compresses it meanwhile.
-  let writer: BundleWriter | undefined;
-  let writesHostNode = false;
-  if (scansHostNode(options)) {
-    writer = openWriter(tmp);
-    writer.add(nodeRuntimeEntries(process.execPath));
-    writesHostNode = true;
+  const builder = builderIdentity();
+  // A Node app scanned for this machine's node whose runtime layer is not cached: that layer is
+  // the node binary, the bulk of the bytes and known before the scan, so it is packed meanwhile.
+  let runtimeWriter: BundleWriter | undefined;
+  const hostRuntimeKey = scansHostNode(options)
+    ? hostNodeRuntimeKey(builder, options)
+    : undefined;
+  if (
+    hostRuntimeKey !== undefined &&
+    (await layerHit(store, hostRuntimeKey)) === null
+  ) {
+    runtimeWriter = openWriter(tmp);
+    runtimeWriter.add(nodeRuntimeEntries(process.execPath));
   }
   try {
     const manifest =
@@ -237,78 +260,79 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     if (hit)
       return await finish({ ...hit, kind: manifest.kind, source: "cache" });
     if (registry !== undefined && inputDigest !== quick?.inputDigest) {
-      const pulled = await pullForInput(
-        store,
-        registry,
-        { key, inputDigest },
-        transfer,
+      const pulled = await pullBundle({ key, inputDigest }, () =>
+        pullForInput(store, registry, { key, inputDigest }, transfer),
       );
       if (pulled)
         return await finish({
           ...pulled,
-          inputDigest,
-          key,
-          cached: true,
           kind: manifest.kind,
           source: "registry",
         });
     }
 
-    if (writesHostNode && hostNodeBinary(manifest) === undefined) {
-      await writer?.abort();
-      writer = undefined;
-      writesHostNode = false;
+    const keys = layerKeys(manifest, builder, options);
+    if (
+      runtimeWriter !== undefined &&
+      (keys.runtime !== hostRuntimeKey ||
+        hostNodeBinary(manifest) === undefined)
+    ) {
+      await runtimeWriter.abort();
+      runtimeWriter = undefined;
     }
-    // Otherwise the packing worker boots while the entries are planned.
-    writer ??= openWriter(tmp);
-    const plan = await planBundle(manifest, inputs);
-    let written: WrittenBundle;
-    try {
-      if (!writesHostNode) writer.add(plan.leading);
-      writer.add(plan.entries);
-      written = await writer.finish();
-    } finally {
-      await plan.dispose();
-    }
-    // The writer hashed the very bytes it wrote: the store moves them in without reading them again.
-    const put = await store.putFile(written.path, written.digest, {
-      hashedByWriter: true,
+    const built = await buildLayers({
+      store,
+      manifest,
+      keys,
+      bundleKey: key,
+      plan: inputs,
+      openWriter: () => openWriter(tmp),
+      runtimeWriter,
+      tmp,
     });
-    const meta = builtMeta(manifest.kind);
-    await store.record({
-      key,
-      inputDigest,
-      digest: put.digest,
-      size: put.size,
-      usedAt: Date.now(),
-      meta,
-    });
+    runtimeWriter = undefined;
+    const size =
+      built.indexSize + built.layers.reduce((sum, l) => sum + l.size, 0);
     const published =
       registry === undefined
         ? {}
         : await publish(
             registry,
-            put.path,
+            built.path,
             {
-              digest: put.digest,
-              size: put.size,
+              digest: built.digest,
+              size: built.indexSize,
               inputDigest: key,
-              meta: { ...meta, inputDigest },
+              meta: { ...builtMeta(manifest.kind), inputDigest },
             },
             transfer,
           );
     return await finish({
-      digest: put.digest,
+      digest: built.digest,
       inputDigest,
       key,
-      size: put.size,
+      size,
       cached: false,
       kind: manifest.kind,
       source: "built",
+      layers: built.layers,
       ...published,
     });
   } finally {
-    await writer?.abort();
+    await runtimeWriter?.abort();
     await rm(tmp, { recursive: true, force: true });
+  }
+
+  /**
+   * A bundle pulled from the registry for a key, once the cache holds its index and every layer
+   * (read back as a cache hit); null when the registry has none usable.
+   */
+  async function pullBundle(
+    build: { key: Digest; inputDigest: Digest },
+    pull: () => Promise<unknown>,
+  ): Promise<Omit<BuildResult, "path" | "kind" | "source"> | null> {
+    if ((await pull()) === null) return null;
+    const hit = await cacheHit(store, build.inputDigest, options);
+    return hit === null ? null : { ...hit, key: build.key };
   }
 }

@@ -15,7 +15,8 @@ export interface BundleKeyOptions {
 }
 
 /**
- * sha256 over the input digest, the bundle format, the zstd level, `prune` and the engine (the
+ * sha256 over the input digest, the bundle format (another to find an older format's record),
+ * the zstd level, `prune` and the engine (the
  * last two change only Conda bundles; a Node build given them gets a key of its own, harmlessly). The manifest's input digest stays what the scan says; the cache index and the
  * registry (OCI tag `input-<hex of this key>`) are keyed by this, so a bundle built with other
  * byte-changing options is never answered for these. `--node`/`--platform` are in the input
@@ -24,12 +25,13 @@ export interface BundleKeyOptions {
 export function bundleKey(
   inputDigest: Digest,
   options: BundleKeyOptions = {},
+  format: number = BUNDLE_FORMAT,
 ): Digest {
   return digestOf(
     canonicalJson({
       key: "envpack-bundle-key/1",
       inputDigest,
-      format: BUNDLE_FORMAT,
+      format,
       level: options.level ?? DEFAULT_LEVEL,
       prune: options.prune === true,
       engine: options.engine ?? "builtin",

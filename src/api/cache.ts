@@ -1,4 +1,5 @@
-// The cache commands: list, remove and garbage-collect bundles (and their unpacked environments).
+// The cache commands: list, remove and garbage-collect bundles and their layers (and their
+// unpacked environments). A layer is one blob however many bundles list it.
 
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
@@ -9,24 +10,108 @@ import {
   isDigest,
   type Digest,
 } from "../core/light.js";
+import {
+  LAYER_ROLES,
+  LAYERS_DIR,
+  readLayeredIndex,
+  type BundleIndex,
+  type LayerRef,
+  type LayerRole,
+} from "../../packer/light.js";
 import { LocalStore, type BlobInfo } from "../registry/light.js";
 
-/** Every cached bundle, most recently used first. */
-export async function cacheList(cacheDir: string): Promise<BlobInfo[]> {
-  return new LocalStore(cacheDir).list();
+/** A bundle in the cache: a format-3 index with its layers, or a format-2 single blob. */
+export interface CachedBundleInfo extends BlobInfo {
+  format: 2 | 3;
+  /** Its layers (format 3), in assembly order, each also listed once in `layers`. */
+  layers: LayerRef[];
+  /** Bytes of the index and its layers (the blob alone for format 2). */
+  bytes: number;
+}
+
+/** A layer in the cache, listed once however many bundles use it. */
+export interface CachedLayerInfo extends BlobInfo {
+  role: LayerRole | null;
+  /** Digests of the cached bundles that list it (none: a layer kept for the next build). */
+  bundles: Digest[];
+}
+
+/** What {@link cacheList} finds. */
+export interface CacheListing {
+  /** Most recently used first. */
+  bundles: CachedBundleInfo[];
+  layers: CachedLayerInfo[];
+  /** Bytes of every blob, each counted once. */
+  bytes: number;
+}
+
+/** Every cached bundle and layer, most recently used first. */
+export async function cacheList(cacheDir: string): Promise<CacheListing> {
+  const store = new LocalStore(cacheDir);
+  const blobs = await store.list();
+  const indexes = new Map<Digest, BundleIndex>();
+  for (const blob of blobs) {
+    const index = await readIndexBlob(blob);
+    if (index !== undefined) indexes.set(blob.digest, index);
+  }
+  const users = new Map<Digest, BlobInfo[]>();
+  for (const [digest, index] of indexes)
+    for (const layer of index.layers) {
+      const list = users.get(layer.digest) ?? [];
+      list.push(blobs.find((b) => b.digest === digest) as BlobInfo);
+      users.set(layer.digest, list);
+    }
+  const bundles: CachedBundleInfo[] = [];
+  const layers: CachedLayerInfo[] = [];
+  for (const blob of blobs) {
+    const index = indexes.get(blob.digest);
+    const usedBy = users.get(blob.digest) ?? [];
+    const role = await layerRoleOf(store, blob);
+    if (index !== undefined) {
+      const present = index.layers.filter((l) =>
+        blobs.some((b) => b.digest === l.digest),
+      );
+      bundles.push({
+        ...blob,
+        format: 3,
+        layers: index.layers,
+        bytes: blob.size + present.reduce((sum, l) => sum + l.size, 0),
+      });
+    } else if (usedBy.length > 0 || role !== null) {
+      layers.push({
+        ...blob,
+        role:
+          role ??
+          [...indexes.values()]
+            .flatMap((i) => i.layers)
+            .find((l) => l.digest === blob.digest)?.role ??
+          null,
+        bundles: usedBy.map((b) => b.digest),
+        // A layer is as recently used as the newest bundle that lists it.
+        usedAt: Math.max(blob.usedAt, ...usedBy.map((b) => b.usedAt)),
+      });
+    } else {
+      bundles.push({ ...blob, format: 2, layers: [], bytes: blob.size });
+    }
+  }
+  layers.sort((a, b) => b.usedAt - a.usedAt);
+  return {
+    bundles,
+    layers,
+    bytes: blobs.reduce((sum, b) => sum + b.size, 0),
+  };
 }
 
 /**
- * Removes bundles and their unpacked environments.
- * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a malformed digest
+ * Removes bundles and their unpacked environments, with each of their layers no other cached
+ * bundle lists (and its unpacked copy).
+ * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a malformed digest, or a layer that a cached
+ *   bundle lists (remove the bundle instead)
  */
 export async function cacheRemove(
   cacheDir: string,
   digests: string[],
-): Promise<{ removed: Digest[]; missing: string[] }> {
-  const store = new LocalStore(cacheDir);
-  const removed: Digest[] = [];
-  const missing: string[] = [];
+): Promise<{ removed: Digest[]; missing: string[]; layers: Digest[] }> {
   for (const digest of digests) {
     if (!isDigest(digest)) {
       throw new UsageError(
@@ -37,34 +122,155 @@ export async function cacheRemove(
         },
       );
     }
+  }
+  const listing = await cacheList(cacheDir);
+  for (const digest of digests) {
+    const layer = listing.layers.find((l) => l.digest === digest);
+    if (layer !== undefined && layer.bundles.length > 0)
+      throw new UsageError(
+        "ENVPACK_USAGE_BAD_ARGUMENT",
+        `${digest} is a layer of ${layer.bundles.length} cached bundle(s), not a bundle`,
+        {
+          hint: `Remove the bundles that list it (e.g. \`envpack cache rm ${layer.bundles[0]}\`); its last one takes it along.`,
+          details: { layer: digest, bundles: layer.bundles },
+        },
+      );
+  }
+  const store = new LocalStore(cacheDir);
+  const removed: Digest[] = [];
+  const missing: string[] = [];
+  const gone = new Set(digests);
+  const layers: Digest[] = [];
+  for (const digest of digests as Digest[]) {
     await rm(join(cacheDir, "envs", digest.slice(7)), {
       recursive: true,
       force: true,
     });
     if (await store.remove(digest)) removed.push(digest);
     else missing.push(digest);
+    const bundle = listing.bundles.find((b) => b.digest === digest);
+    for (const layer of bundle?.layers ?? []) {
+      const info = listing.layers.find((l) => l.digest === layer.digest);
+      if (info === undefined || info.bundles.some((b) => !gone.has(b)))
+        continue;
+      if (layers.includes(layer.digest)) continue;
+      await removeLayer(store, layer.digest);
+      layers.push(layer.digest);
+    }
   }
-  return { removed, missing };
+  return { removed, missing, layers };
 }
 
 /**
- * Removes least recently used bundles until the cache's bundles total at most `maxBytes`, and
- * the temp directories of unpacks that were killed (never one a live process is writing).
+ * Removes least recently used bundles (with the layers only they list) and layers no bundle
+ * lists, until the cache's blobs total at most `maxBytes`, each blob counted once. A layer a
+ * kept bundle lists is never removed. Also removes the temp directories of unpacks that were
+ * killed (never one a live process is writing).
+ * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a negative or non-finite size
  */
 export async function cacheGc(
   cacheDir: string,
   maxBytes: number,
-): Promise<{ removed: Digest[]; freed: number; kept: number }> {
-  const result = await new LocalStore(cacheDir).gc(maxBytes);
-  await Promise.all(
-    result.removed.map((d) =>
-      rm(join(cacheDir, "envs", d.slice(7)), { recursive: true, force: true }),
-    ),
-  );
+): Promise<{
+  removed: Digest[];
+  layers: Digest[];
+  freed: number;
+  kept: number;
+}> {
+  if (!Number.isFinite(maxBytes) || maxBytes < 0) {
+    throw new UsageError(
+      "ENVPACK_USAGE_BAD_ARGUMENT",
+      `--max-size must be a non-negative size, got ${maxBytes}`,
+    );
+  }
+  const store = new LocalStore(cacheDir);
+  const listing = await cacheList(cacheDir);
+  let total = listing.bytes;
+  const removed: Digest[] = [];
+  const layers: Digest[] = [];
+  const kept = new Set(listing.bundles.map((b) => b.digest));
+  const sizeOf = new Map(listing.layers.map((l) => [l.digest, l.size]));
+  const units = [
+    ...listing.bundles.map((b) => ({ ...b, isBundle: true })),
+    ...listing.layers
+      .filter((l) => l.bundles.length === 0)
+      .map((l) => ({ ...l, isBundle: false })),
+  ].sort((a, b) => a.usedAt - b.usedAt);
+  const listedByKept = (layer: Digest) =>
+    listing.bundles.some(
+      (b) => kept.has(b.digest) && b.layers.some((l) => l.digest === layer),
+    );
+  for (const unit of units) {
+    if (total <= maxBytes) break;
+    if (!unit.isBundle) {
+      await removeLayer(store, unit.digest);
+      layers.push(unit.digest);
+      total -= unit.size;
+      continue;
+    }
+    kept.delete(unit.digest);
+    await store.remove(unit.digest);
+    await rm(join(cacheDir, "envs", unit.digest.slice(7)), {
+      recursive: true,
+      force: true,
+    });
+    removed.push(unit.digest);
+    total -= unit.size;
+    for (const layer of "layers" in unit ? unit.layers : []) {
+      const size = sizeOf.get(layer.digest);
+      if (size === undefined || layers.includes(layer.digest)) continue;
+      if (listedByKept(layer.digest)) continue;
+      await removeLayer(store, layer.digest);
+      layers.push(layer.digest);
+      total -= size;
+    }
+  }
+  await rm(join(cacheDir, "tmp"), { recursive: true, force: true });
   // The packer (tar, zstd) loads only here: a cache hit that finds a damaged blob needs it.
   const { removeStaleUnpacks } = await import("../../packer/index.js");
   await removeStaleUnpacks(join(cacheDir, "envs"));
-  return result;
+  await removeStaleUnpacks(join(cacheDir, "envs", LAYERS_DIR));
+  return {
+    removed,
+    layers,
+    freed: listing.bytes - total,
+    kept: total,
+  };
+}
+
+/** A layer's blob, its records and its unpacked copy. */
+async function removeLayer(store: LocalStore, digest: Digest): Promise<void> {
+  await store.remove(digest);
+  await rm(join(store.root, "envs", LAYERS_DIR, digest.slice(7)), {
+    recursive: true,
+    force: true,
+  });
+}
+
+/** The index a blob holds, when it is one (verified against its name); else undefined. */
+async function readIndexBlob(blob: BlobInfo): Promise<BundleIndex | undefined> {
+  try {
+    return await readLayeredIndex(blob.path, blob.digest);
+  } catch (error) {
+    if (error instanceof IntegrityError) return undefined;
+    throw error;
+  }
+}
+
+/** The role a layer was recorded with by the build that made it, or null. */
+async function layerRoleOf(
+  store: LocalStore,
+  blob: BlobInfo,
+): Promise<LayerRole | null> {
+  for (const key of blob.keys) {
+    const role = (await store.lookup(key))?.meta?.["layer"];
+    if (
+      typeof role === "string" &&
+      (LAYER_ROLES as readonly string[]).includes(role)
+    )
+      return role as LayerRole;
+  }
+  return null;
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   planCondaBundle,
   planNodeBundle,
   type BundleEntry,
+  type LayerRole,
 } from "../../packer/index.js";
 import type { CondaEnvReader } from "../conda/index.js";
 import { compileApp } from "./compile-app.js";
@@ -23,11 +24,16 @@ export interface PlanBundleOptions {
   engine?: "builtin" | "conda-pack" | undefined;
   /** Reads the Conda prefix; a build passes the reader its scan used. */
   readCondaEnv?: CondaEnvReader | undefined;
+  /** The layers to plan (default: all); the others' work is skipped (a build has them cached). */
+  roles?: ReadonlySet<LayerRole> | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
 
-/** A bundle's planned entries (`leading` packed first), and what to clean up once written. */
+/**
+ * A bundle's planned entries (`leading` packed first: the runtime's bulk), each tagged with its
+ * layer, and what to clean up once written.
+ */
 export interface PlannedBundle {
   leading: BundleEntry[];
   entries: BundleEntry[];
@@ -84,6 +90,7 @@ export async function planBundle(
       },
     );
   }
+  const wants = (role: LayerRole) => options.roles?.has(role) ?? true;
   const keep = options.prune
     ? new Set(manifest.packages.map((p) => p.id))
     : undefined;
@@ -93,8 +100,10 @@ export async function planBundle(
     onWarn: options.onEvent,
     signal: options.signal,
   };
-  const plan =
-    options.engine === "conda-pack"
+  // The environment is planned whole (relocation spans it) or not at all.
+  const plan = !(wants("runtime") || wants("packages"))
+    ? { entries: [], dispose: async () => {} }
+    : options.engine === "conda-pack"
       ? await packCondaWithCondaPack(common)
       : {
           ...(await planCondaBundle({
@@ -115,10 +124,15 @@ export async function planBundle(
   return {
     leading: [],
     entries: [
-      ...plan.entries,
-      ...appFiles,
-      appLauncherEntry("python3", entryPaths[0] ?? ""),
-      ...metaEntries(manifest, entryPaths),
+      // conda-pack's repacked prefix carries no runtime split: all of it is the packages layer.
+      ...plan.entries.map((e) => ({ ...e, layer: e.layer ?? "packages" })),
+      ...(wants("app")
+        ? [
+            ...appFiles,
+            appLauncherEntry("python3", entryPaths[0] ?? ""),
+            ...metaEntries(manifest, entryPaths),
+          ]
+        : []),
     ],
     dispose: plan.dispose,
   };
@@ -129,17 +143,19 @@ async function planNode(
   options: PlanBundleOptions,
 ): Promise<PlannedBundle> {
   const { runtime } = manifest;
+  const wants = (role: LayerRole) => options.roles?.has(role) ?? true;
   // esbuild compiles the app (in its own process) while the runtime is fetched and the packages
   // are listed; awaited together, so a failure of either is seen.
-  const compiling = compileApp(manifest);
-  const binary =
-    hostNodeBinary(manifest) ??
-    fetchNodeRuntime({
-      version: runtime.version,
-      platform: runtime.platform,
-      runtimesDir: join(options.cacheDir, "runtimes"),
-      signal: options.signal,
-    });
+  const compiling = wants("app") ? compileApp(manifest) : undefined;
+  const binary = !wants("runtime")
+    ? undefined
+    : (hostNodeBinary(manifest) ??
+      fetchNodeRuntime({
+        version: runtime.version,
+        platform: runtime.platform,
+        runtimesDir: join(options.cacheDir, "runtimes"),
+        signal: options.signal,
+      }));
   const [plan] = await Promise.all([
     Promise.resolve(binary).then((nodeBinary) =>
       planNodeBundle({
@@ -147,6 +163,7 @@ async function planNode(
         nodeBinary,
         compiled: compiling,
         onWarn: options.onEvent,
+        roles: options.roles,
       }),
     ),
     compiling,

@@ -57,13 +57,16 @@ export async function run(options: RunOptions): Promise<RunResult> {
     onEvent: options.onEvent,
     signal: options.signal,
   }).catch(async (error: unknown) => {
-    // A damaged cached blob is dropped with its index records, so the next build rebuilds it.
+    // A damaged cached blob (the index, or the layer the error names) is dropped with its index
+    // records, so the next build rebuilds it.
     if (
       isDigest(options.bundle) &&
       isEnvpackError(error) &&
       error.code === "ENVPACK_INTEGRITY_DIGEST_MISMATCH"
-    )
-      await dropDamagedBlob(options.cacheDir, digest);
+    ) {
+      const named = `sha256:${basename(String(error.details?.["file"] ?? ""))}`;
+      await dropDamagedBlob(options.cacheDir, isDigest(named) ? named : digest);
+    }
     throw error;
   });
   const [command, ...args] =
@@ -134,7 +137,7 @@ async function locateBundle(
         hint: "Pass a .tar.zst file written by `envpack build`, or a sha256:… digest from the cache.",
       },
     );
-  const named = /^([0-9a-f]{64})\.tar\.zst$/.exec(basename(file));
+  const named = /^([0-9a-f]{64})\.(?:tar\.zst|json)$/.exec(basename(file));
   // A file named by its digest is checked against the name; any other is named by its bytes.
   return {
     file,

@@ -29,6 +29,8 @@ export type WarningCode =
   | "ENVPACK_WARN_REGISTRY_PUSH"
   /** A cached bundle did not match its digest (or recorded size); it was dropped and is rebuilt. */
   | "ENVPACK_WARN_CACHE_DAMAGED"
+  /** The cache holds the app's bundle in an older bundle format; it is built again in this one. */
+  | "ENVPACK_WARN_CACHE_OLD_FORMAT"
   /** A registry request failed in a way another attempt may mend; envpack tries again. */
   | "ENVPACK_WARN_REGISTRY_RETRY"
   /** An unpack waits for another process's lock on the same bundle (the holder's pid in `data`). */

@@ -13,7 +13,12 @@ interface Built {
   digest: `sha256:${string}`;
   source: string;
   path: string;
+  layers: Array<{ digest: string }>;
 }
+
+/** The blobs a bundle's layers leave in the cache once its damaged index is dropped. */
+const layerBlobs = (built: Built) =>
+  built.layers.map((l) => l.digest.slice(7)).sort();
 
 async function flipByte(file: string): Promise<void> {
   const bytes = await readFile(file);
@@ -39,6 +44,7 @@ async function setup() {
   return { app, cache, env, build, first, blob };
 }
 
+// The bundle's blob here is its index (format 3): its layers are intact and stay cached.
 describe("a damaged cached bundle", () => {
   it("truncated or emptied: the next build drops it (with a warning) and rebuilds the right bytes", async () => {
     const { build, first, blob } = await setup();
@@ -75,8 +81,33 @@ describe("a damaged cached bundle", () => {
     expect(
       (JSON.parse(run.stdout) as { error: { code: string } }).error.code,
     ).toBe("ENVPACK_INTEGRITY_DIGEST_MISMATCH");
-    expect(await readdir(join(cache, "blobs", "sha256"))).toEqual([]);
-    expect(await readdir(join(cache, "index", "sha256"))).toEqual([]);
+    expect((await readdir(join(cache, "blobs", "sha256"))).sort()).toEqual(
+      layerBlobs(first),
+    );
+    // Only the layers' records are left (one per layer key).
+    expect(await readdir(join(cache, "index", "sha256"))).toHaveLength(
+      first.layers.length,
+    );
+    expect(await build()).toMatchObject({
+      source: "built",
+      digest: first.digest,
+    });
+  });
+
+  it("run of a flipped layer: IntegrityError, and that layer alone is dropped, then packed again", async () => {
+    const { build, cache, env, first } = await setup();
+    const app = first.layers.at(-1)?.digest.slice(7) as string;
+    await flipByte(join(cache, "blobs", "sha256", app));
+    const run = await envpack(["run", "--json", first.digest, "--", "true"], {
+      env,
+    });
+    expect(run.exitCode).toBe(1);
+    expect(
+      (JSON.parse(run.stdout) as { error: { code: string } }).error.code,
+    ).toBe("ENVPACK_INTEGRITY_DIGEST_MISMATCH");
+    const left = await readdir(join(cache, "blobs", "sha256"));
+    expect(left).not.toContain(app);
+    expect(left).toContain(first.digest.slice(7));
     expect(await build()).toMatchObject({
       source: "built",
       digest: first.digest,
@@ -97,6 +128,8 @@ describe("a damaged cached bundle", () => {
     };
     expect(error.code).toBe("ENVPACK_INTEGRITY_DIGEST_MISMATCH");
     expect(error.message).toContain(first.digest);
-    expect(await readdir(join(cache, "blobs", "sha256"))).toEqual([]);
+    expect((await readdir(join(cache, "blobs", "sha256"))).sort()).toEqual(
+      layerBlobs(first),
+    );
   });
 });

@@ -58,11 +58,14 @@ describe("envpack build --node / --platform", () => {
       },
     );
     expect(built.exitCode).toBe(0);
-    const { path } = JSON.parse(built.stdout) as { path: string };
+    const { layers } = JSON.parse(built.stdout) as {
+      layers: Array<{ role: string; digest: string }>;
+    };
+    const runtime = layers.find((l) => l.role === "runtime");
     const dest = await tempDir();
     await execa("sh", [
       "-c",
-      `zstd -dc "${path}" | tar -xf - -C "${dest}" bin/node .envpack/bundle.json`,
+      `zstd -dc "${join(out, `${runtime?.digest.slice(7)}.tar.zst`)}" | tar -xf - -C "${dest}" bin/node`,
     ]);
     const handle = await open(join(dest, "bin", "node"));
     const header = Buffer.alloc(20);

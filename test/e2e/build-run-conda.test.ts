@@ -9,7 +9,7 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import { envpack } from "../helpers/cli.js";
@@ -98,8 +98,9 @@ describe("envpack build + run (Conda)", () => {
     const { path, digest } = await buildApp();
     const worker = await tempDir("envpack-worker-");
     const bin = await workerPath();
-    const bundle = join(worker, `${digest.slice(7)}.tar.zst`);
-    await cp(path, bundle);
+    // The index and its layers, as --out wrote them.
+    await cp(dirname(path), join(worker, "bundle"), { recursive: true });
+    const bundle = join(worker, "bundle", `${digest.slice(7)}.json`);
     const env = {
       PATH: bin,
       HOME: worker,
@@ -142,16 +143,25 @@ describe("envpack build + run (Conda)", () => {
     };
     expect(doc.error.code).toBe("ENVPACK_TOOL_FAILED");
     expect(doc.error.message).toMatch(/locator\.bin/);
-    expect(await readdir(join(long, "envs"))).toEqual([]);
+    // Only the unpacked layers stay (complete, shared by the next try): no tree, no temp.
+    expect(await readdir(join(long, "envs"))).toEqual(["layers"]);
+    for (const name of await readdir(join(long, "envs", "layers")))
+      expect(name).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it("packs no absolute path of the build machine into the bundle's manifest", async () => {
     const { path, cache } = await buildApp();
     const dest = join(cache, "peek");
     await mkdir(dest);
+    // The manifest travels in the app layer.
+    const index = JSON.parse(await readFile(path, "utf8")) as {
+      layers: Array<{ role: string; digest: string }>;
+    };
+    const app = index.layers.find((l) => l.role === "app");
+    const layer = join(dirname(path), `${app?.digest.slice(7)}.tar.zst`);
     await execa("sh", [
       "-c",
-      `zstd -dc "${path}" | tar -xf - -C "${dest}" .envpack/manifest.json`,
+      `zstd -dc "${layer}" | tar -xf - -C "${dest}" .envpack/manifest.json`,
     ]);
     const manifest = JSON.parse(
       await readFile(join(dest, ".envpack", "manifest.json"), "utf8"),

@@ -3,7 +3,6 @@
 
 import {
   cp,
-  mkdir,
   readFile,
   readdir,
   stat,
@@ -29,7 +28,11 @@ interface BuildJson {
   cached: boolean;
   inputDigest: string;
   size: number;
+  layers: Array<{ role: string; digest: string; size: number }>;
 }
+
+const sha256Of = (bytes: Uint8Array) =>
+  `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 
 async function buildJson(
   cwd: string,
@@ -52,12 +55,27 @@ describe("envpack build + run (Node)", () => {
     const out = join(await tempDir(), "out");
     const first = await buildJson(app, cache, ["src/main.ts", "--out", out]);
     expect(first).toMatchObject({ ok: true, cached: false });
-    expect(first.path).toBe(join(out, `${first.digest.slice(7)}.tar.zst`));
+    // --out holds the index, named by its digest (the bundle's), and each layer beside it.
+    expect(first.path).toBe(join(out, `${first.digest.slice(7)}.json`));
     const bytes = await readFile(first.path);
-    expect(`sha256:${createHash("sha256").update(bytes).digest("hex")}`).toBe(
-      first.digest,
-    );
-    expect(first.size).toBe(bytes.length);
+    expect(sha256Of(bytes)).toBe(first.digest);
+    expect(JSON.parse(bytes.toString())).toMatchObject({
+      format: 3,
+      layers: first.layers.map(({ role, digest, size }) => ({
+        role,
+        digest,
+        size,
+      })),
+    });
+    let size = bytes.length;
+    for (const layer of first.layers) {
+      const file = await readFile(
+        join(out, `${layer.digest.slice(7)}.tar.zst`),
+      );
+      expect(sha256Of(file)).toBe(layer.digest);
+      size += file.length;
+    }
+    expect(first.size).toBe(size);
 
     // Backdate the access time of every package file but package.json: any read moves it.
     const backdated: string[] = [];
@@ -109,17 +127,22 @@ describe("envpack build + run (Node)", () => {
     expect(c.digest).not.toBe(a.digest);
   });
 
-  it("leads with the node binary, packed during the scan: a --manifest build gives the same bytes, a scan ending in a cache hit leaves nothing", async () => {
+  it("packs the node binary (the runtime layer) during the scan: a --manifest build gives the same bytes, a scan ending in a cache hit leaves nothing", async () => {
     const app = await appCopy("hello");
     const cacheA = join(await tempDir(), "cache");
     const a = await buildJson(app, cacheA, ["src/main.ts"]);
+    const runtime = a.layers.find((l) => l.role === "runtime");
     const { stdout: listing } = await execa("sh", [
       "-c",
       'zstd -dc "$1" | tar -tf -',
       "sh",
-      a.path,
+      join(cacheA, "blobs", "sha256", String(runtime?.digest.slice(7))),
     ]);
-    expect(listing.split("\n").slice(0, 2)).toEqual(["bin/", "bin/node"]);
+    expect(listing.split("\n")).toEqual([
+      "bin/",
+      "bin/node",
+      "bin/envpack-node",
+    ]);
 
     const manifest = join(await tempDir(), "manifest.json");
     const scanned = await envpack(["scan", "src/main.ts", "-o", manifest], {
@@ -177,9 +200,9 @@ describe("envpack build + run (Node)", () => {
     ]);
     const worker = await tempDir("envpack-worker-");
     const isolated = join(worker, "bundle");
-    await mkdir(isolated);
-    const bundle = join(isolated, `${built.digest.slice(7)}.tar.zst`);
-    await cp(built.path, bundle);
+    // The index and its layers, as --out wrote them.
+    await cp(join(cache, "out"), isolated, { recursive: true });
+    const bundle = join(isolated, `${built.digest.slice(7)}.json`);
     // The app's own node_modules must not be reachable: run from an unrelated directory.
     const env = {
       PATH: await workerPath(),
@@ -202,8 +225,9 @@ describe("envpack build + run (Node)", () => {
       expect(run.stdout).toContain("90s is 90000 ms, or 2 minutes");
     }
     expect(new Set(runs.map((r) => r.stdout)).size).toBe(1);
-    expect(await readdir(join(worker, "cache", "envs"))).toEqual([
+    expect((await readdir(join(worker, "cache", "envs"))).sort()).toEqual([
       built.digest.slice(7),
+      "layers",
     ]);
     const noNode = await execa("sh", ["-c", "command -v node || echo none"], {
       env,

@@ -10,7 +10,7 @@ import { tempDir } from "../helpers/temp-dir.js";
 const json = <T>(stdout: string) => JSON.parse(stdout) as T;
 
 describe("envpack cache", () => {
-  it("two builds of the same input at once both succeed and leave one blob", async () => {
+  it("two builds of the same input at once both succeed and leave one blob per layer and the index", async () => {
     const app = await appCopy("hello");
     const cache = join(await tempDir(), "cache");
     const env = { ENVPACK_CACHE_DIR: cache };
@@ -19,10 +19,11 @@ describe("envpack cache", () => {
       envpack(["build", "--json", "src/main.ts"], { cwd: app, env }),
     ]);
     expect([a?.exitCode, b?.exitCode]).toEqual([0, 0]);
-    expect(json<{ digest: string }>(a!.stdout).digest).toBe(
-      json<{ digest: string }>(b!.stdout).digest,
+    const built = json<{ digest: string; layers: unknown[] }>(a!.stdout);
+    expect(built.digest).toBe(json<{ digest: string }>(b!.stdout).digest);
+    expect(await readdir(join(cache, "blobs", "sha256"))).toHaveLength(
+      1 + built.layers.length,
     );
-    expect(await readdir(join(cache, "blobs", "sha256"))).toHaveLength(1);
     expect(await readdir(join(cache, "tmp"))).toEqual([]);
   });
 
@@ -37,7 +38,10 @@ describe("envpack cache", () => {
     expect(
       (await envpack(["run", digest, "--", "true"], { env })).exitCode,
     ).toBe(0);
-    expect(await readdir(join(cache, "envs"))).toEqual([digest.slice(7)]);
+    expect((await readdir(join(cache, "envs"))).sort()).toEqual([
+      digest.slice(7),
+      "layers",
+    ]);
 
     const ls = json<{ bundles: Array<{ digest: string; size: number }> }>(
       (await envpack(["cache", "ls", "--json"], { env })).stdout,
@@ -46,7 +50,9 @@ describe("envpack cache", () => {
 
     const rm = await envpack(["cache", "rm", "--json", digest], { env });
     expect(json<{ removed: string[] }>(rm.stdout).removed).toEqual([digest]);
-    expect(await readdir(join(cache, "envs"))).toEqual([]);
+    // Its layers went with it (no other bundle lists them), unpacked copies included.
+    expect(await readdir(join(cache, "envs"))).toEqual(["layers"]);
+    expect(await readdir(join(cache, "envs", "layers"))).toEqual([]);
     expect(await readdir(join(cache, "blobs", "sha256"))).toEqual([]);
 
     await envpack(["build", "src/main.ts"], { cwd: app, env });

@@ -38,7 +38,10 @@ export function registerBuild(program: Command, context: CommandContext): void {
       "--env <prefix>",
       "Conda prefix for Python entries (default: $CONDA_PREFIX)",
     )
-    .option("--out <dir>", "also copy the bundle to DIR as <sha256>.tar.zst")
+    .option(
+      "--out <dir>",
+      "also copy the bundle to DIR: its index as <sha256>.json, each layer beside it",
+    )
     .option(
       "--node <version>",
       "Node: bundle this Node version (from the npm registry) instead of this machine's",
@@ -121,9 +124,10 @@ export function registerBuild(program: Command, context: CommandContext): void {
           onEvent,
           signal,
         });
+        const packed = result.layers.filter((l) => !l.cached).length;
         return {
           json: { ...result },
-          human: `${result.source === "built" ? "built" : result.source === "cache" ? "cached" : "pulled"} ${result.kind} bundle ${result.digest} (${(result.size / 1e6).toFixed(1)} MB)\n${result.path}`,
+          human: `${result.source === "built" ? "built" : result.source === "cache" ? "cached" : "pulled"} ${result.kind} bundle ${result.digest} (${(result.size / 1e6).toFixed(1)} MB${result.source === "built" ? `, ${packed} of ${result.layers.length} layers packed` : ""})\n${result.path}`,
         };
       });
     });

@@ -10,22 +10,27 @@ export function registerCache(program: Command, context: CommandContext): void {
     .description("list, remove or garbage-collect cached bundles");
   cache
     .command("ls")
-    .description("list cached bundles, most recently used first")
+    .description(
+      "list cached bundles (most recently used first) and their layers, each counted once",
+    )
     .addHelpText("after", "\nExample:\n  envpack cache ls --json")
     .action(async () => {
       await context.run(async ({ cacheDir }) => {
         const { cacheList } = await import("../../api/index.js");
-        const bundles = await cacheList(cacheDir);
-        const human = bundles
-          .map(
-            (b) =>
-              `${b.digest}  ${(b.size / 1e6).toFixed(1)} MB  ${new Date(b.usedAt).toISOString()}`,
-          )
-          .join("\n");
-        return {
-          json: { cacheDir, bundles },
-          human: human || `no bundles in ${cacheDir}`,
-        };
+        const listing = await cacheList(cacheDir);
+        const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+        const lines = listing.bundles.map(
+          (b) =>
+            `${b.digest}  ${mb(b.bytes)}  ${new Date(b.usedAt).toISOString()}${b.format === 2 ? "  (format 2)" : `  ${b.layers.length} layers`}`,
+        );
+        const human =
+          lines.length === 0
+            ? `no bundles in ${cacheDir}`
+            : [
+                ...lines,
+                `${listing.bundles.length} bundles, ${listing.layers.length} layers, ${mb(listing.bytes)} (each layer counted once)`,
+              ].join("\n");
+        return { json: { cacheDir, ...listing }, human };
       });
     });
   cache
@@ -41,6 +46,7 @@ export function registerCache(program: Command, context: CommandContext): void {
           json: { ...result },
           human: [
             ...result.removed.map((d) => `removed ${d}`),
+            ...result.layers.map((d) => `removed layer ${d}`),
             ...result.missing.map((d) => `not cached: ${d}`),
           ].join("\n"),
         };
@@ -59,7 +65,7 @@ export function registerCache(program: Command, context: CommandContext): void {
         const result = await cacheGc(cacheDir, parseSize(flags.maxSize));
         return {
           json: { ...result },
-          human: `removed ${result.removed.length} bundles, freed ${(result.freed / 1e6).toFixed(1)} MB, ${(result.kept / 1e6).toFixed(1)} MB kept`,
+          human: `removed ${result.removed.length} bundles and ${result.layers.length} layers, freed ${(result.freed / 1e6).toFixed(1)} MB, ${(result.kept / 1e6).toFixed(1)} MB kept`,
         };
       });
     });

@@ -1,0 +1,160 @@
+// A build's layers: each a cache hit by its own key or packed and put in the cache, then the
+// index naming them, recorded under the bundle key. Only what changed is planned and packed.
+
+import type { Digest, Manifest } from "../core/light.js";
+import {
+  LAYER_ROLES,
+  LAYERED_BUNDLE_FORMAT,
+  writeBundleIndex,
+  type BundleEntry,
+  type BundleWriter,
+  type LayerRole,
+} from "../../packer/index.js";
+import type { LocalStore } from "../registry/light.js";
+import { builtMeta, layerHit, type BuiltLayer } from "./bundle-cache.js";
+import { planBundle, type PlanBundleOptions } from "./plan-bundle.js";
+
+/** Options of {@link buildLayers}. */
+export interface BuildLayersOptions {
+  store: LocalStore;
+  manifest: Manifest;
+  /** Each layer's key (layerKeys) and the bundle's (bundleKey). */
+  keys: Record<LayerRole, Digest>;
+  bundleKey: Digest;
+  /** What planBundle reads; `roles` is set here. */
+  plan: Omit<PlanBundleOptions, "roles">;
+  /** Opens a writer into the build's temp directory, with its zstd settings. */
+  openWriter: () => BundleWriter;
+  /**
+   * A writer already packing the runtime's leading entries (this machine's node binary, started
+   * before the scan because its layer was missing): finished here as the runtime layer.
+   */
+  runtimeWriter?: BundleWriter | undefined;
+  /** The build's temp directory (the index is written there before it enters the cache). */
+  tmp: string;
+}
+
+/** The bundle {@link buildLayers} put in the cache. */
+export interface LayeredBuild {
+  digest: Digest;
+  /** The index blob in the cache; its layers are blobs beside it. */
+  path: string;
+  /** Bytes of the index alone (what the bundle key's record names). */
+  indexSize: number;
+  layers: BuiltLayer[];
+}
+
+/**
+ * The roles a bundle of these options can have: a conda-pack prefix is one packages layer (no
+ * runtime split), so its build never waits for a runtime layer that cannot exist.
+ */
+export function rolesOf(engine: PlanBundleOptions["engine"]): LayerRole[] {
+  return engine === "conda-pack"
+    ? LAYER_ROLES.filter((r) => r !== "runtime")
+    : [...LAYER_ROLES];
+}
+
+/**
+ * Writes the bundle of a manifest into the cache: layers found under their keys are reused;
+ * the others are planned (their work alone), packed at once and recorded under their keys; then
+ * the index is written and recorded under the bundle key. Every layer has the same bytes
+ * whether it was packed alone or in a cold build (the runtime always as two batches: its leading
+ * entries, then the rest).
+ * @throws as planBundle and the writers; nothing of a failed build is recorded
+ */
+export async function buildLayers(
+  options: BuildLayersOptions,
+): Promise<LayeredBuild> {
+  const { store, manifest, keys } = options;
+  const roles = rolesOf(options.plan.engine);
+  const hits = new Map<LayerRole, { digest: Digest; size: number }>();
+  for (const role of roles) {
+    if (role === "runtime" && options.runtimeWriter !== undefined) continue;
+    const hit = await layerHit(store, keys[role]);
+    if (hit !== null) hits.set(role, hit);
+  }
+  const missing = new Set(roles.filter((r) => !hits.has(r)));
+  const built = new Map<LayerRole, { digest: Digest; size: number }>();
+  // The packing workers boot while the entries are planned.
+  const writers = new Map<LayerRole, BundleWriter>(
+    [...missing].map((role) => [
+      role,
+      (role === "runtime" ? options.runtimeWriter : undefined) ??
+        options.openWriter(),
+    ]),
+  );
+  let plan: Awaited<ReturnType<typeof planBundle>> | undefined;
+  try {
+    plan =
+      missing.size === 0
+        ? undefined
+        : await planBundle(manifest, { ...options.plan, roles: missing });
+    const byRole = (list: readonly BundleEntry[], role: LayerRole) =>
+      list.filter((e) => (e.layer ?? "app") === role);
+    const packing = [...missing].map(async (role) => {
+      const leading = byRole(plan?.leading ?? [], role);
+      const rest = byRole(plan?.entries ?? [], role);
+      const preStarted = role === "runtime" ? options.runtimeWriter : undefined;
+      const writer = writers.get(role) as BundleWriter;
+      if (preStarted === undefined && leading.length + rest.length === 0) {
+        await writer.abort();
+        return;
+      }
+      if (preStarted === undefined && leading.length > 0) writer.add(leading);
+      if (rest.length > 0) writer.add(rest);
+      const written = await writer.finish();
+      // The writer hashed the very bytes it wrote: the store moves them in without reading them again.
+      const put = await store.putFile(written.path, written.digest, {
+        hashedByWriter: true,
+      });
+      await store.record({
+        key: keys[role],
+        inputDigest: manifest.inputDigest as Digest,
+        digest: put.digest,
+        size: put.size,
+        usedAt: Date.now(),
+        meta: builtMeta(manifest.kind, role),
+      });
+      built.set(role, { digest: put.digest, size: put.size });
+    });
+    await Promise.all(packing);
+  } finally {
+    await Promise.all([...writers.values()].map((w) => w.abort()));
+    await options.runtimeWriter?.abort();
+    await plan?.dispose();
+  }
+
+  const layers: BuiltLayer[] = [];
+  for (const role of roles) {
+    const hit = hits.get(role);
+    const made = built.get(role);
+    if (hit !== undefined) layers.push({ role, ...hit, cached: true });
+    else if (made !== undefined) layers.push({ role, ...made, cached: false });
+  }
+  const index = await writeBundleIndex(
+    {
+      format: LAYERED_BUNDLE_FORMAT,
+      kind: manifest.kind,
+      layers: layers.map(({ role, digest, size }) => ({ role, digest, size })),
+    },
+    options.tmp,
+    "",
+  );
+  const put = await store.putFile(index.path, index.digest, {
+    hashedByWriter: true,
+  });
+  await store.record({
+    key: options.bundleKey,
+    inputDigest: manifest.inputDigest as Digest,
+    digest: put.digest,
+    size: put.size,
+    usedAt: Date.now(),
+    meta: builtMeta(manifest.kind),
+  });
+  return {
+    digest: put.digest,
+    path: put.path,
+    indexSize: put.size,
+    layers,
+  };
+}
