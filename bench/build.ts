@@ -2,13 +2,13 @@
 // for the large Conda fixture and the realworld Node app. A bundle is layered (format 3): its
 // size is the index and every layer, its unpack every layer unpacked and the tree assembled.
 
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { build, scan, type BuildResult } from "../src/api/index.js";
 import { ensureUnpacked } from "../packer/index.js";
-import { prepareApp, prepareConda } from "./lib/fixtures.js";
+import { prepareApp, prepareConda, writeNumpyApp } from "./lib/fixtures.js";
 import { requireTools, runPipeline, shellQuote } from "./lib/shell.js";
 import { ratio, repeat } from "./lib/stats.js";
 import {
@@ -266,12 +266,7 @@ async function main(): Promise<void> {
   ]);
   const work = await mkdtemp(join(tmpdir(), "envpack-bench-build-"));
   try {
-    const condaApp = join(work, "conda-app");
-    await mkdir(condaApp);
-    await writeFile(
-      join(condaApp, "app.py"),
-      "import numpy\n\nprint(numpy.__version__)\n",
-    );
+    const condaApp = await writeNumpyApp(work);
     const targets: Target[] = [
       {
         name: "conda-large",

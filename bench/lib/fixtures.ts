@@ -1,6 +1,7 @@
 // Locates the repository and loads the project's fixture scripts (plain .mjs) with typed signatures.
 
 import { existsSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -78,4 +79,15 @@ export async function prepareConda(
     "scripts/fixtures/conda.mjs",
   );
   return prepareCondaFixture({ dir: fixturesDir(), profile, log });
+}
+
+/** A one-file Python app importing numpy (the large Conda fixture's app), made in `work`. */
+export async function writeNumpyApp(work: string): Promise<string> {
+  const app = join(work, "conda-app");
+  await mkdir(app, { recursive: true });
+  await writeFile(
+    join(app, "app.py"),
+    "import numpy\n\nprint(numpy.__version__)\n",
+  );
+  return app;
 }
