@@ -1,6 +1,7 @@
 // Layered bundles (format 3) of fixture apps for tests, written by the packer's own writer (the
 // way a build writes them), and stored in a cache as a build records them.
 
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeLayeredBundle } from "../../packer/index.js";
 import { scan } from "../../src/api/index.js";
@@ -61,3 +62,36 @@ export async function cacheLayeredApp(
 /** Where a layered bundle's blob lies in a cache. */
 export const cachedBlob = (cacheDir: string, digest: Digest): string =>
   join(cacheDir, "blobs", "sha256", digest.slice("sha256:".length));
+
+/**
+ * Versions 1 and 2 of a one-module app (v2 with a line added) whose `probe()` reports where it
+ * ran and the inode of the node binary running it, written as layered bundles in `dir/out`.
+ */
+export async function twoProbeVersions(
+  dir: string,
+): Promise<[LayeredApp, LayeredApp]> {
+  const entry = join(dir, "probe.mjs");
+  await writeFile(
+    entry,
+    `import { statSync } from "node:fs";
+export function probe() {
+  return { env: process.env.ENVPACK_ENV, node: String(statSync(process.execPath).ino) };
+}
+`,
+  );
+  const out = join(dir, "out");
+  const cacheDir = join(dir, "build-cache");
+  const v1 = await writeLayeredApp([entry], dir, out, { cacheDir });
+  await writeFile(entry, `${await readFile(entry, "utf8")}// version 2\n`);
+  const v2 = await writeLayeredApp([entry], dir, out, { cacheDir });
+  return [v1, v2];
+}
+
+/** Inode of each unpacked layer directory under `dir`, by name (locks, temps, entries left out). */
+export async function layerInodes(dir: string): Promise<Map<string, bigint>> {
+  const out = new Map<string, bigint>();
+  for (const name of await readdir(dir))
+    if (/^[0-9a-f]{64}$/.test(name))
+      out.set(name, (await stat(join(dir, name), { bigint: true })).ino);
+  return out;
+}

@@ -63,6 +63,19 @@ async function sizesIn(
   return sizes;
 }
 
+/** The code and entry an unpacker's error names. */
+function codeOf(error: { code?: string; details?: { entry?: unknown } }): {
+  code: string;
+  entry?: string;
+} {
+  return {
+    code: String(error.code),
+    ...(error.details?.entry === undefined
+      ? {}
+      : { entry: String(error.details.entry) }),
+  };
+}
+
 const withUnpackBundle: Unpacker = async ({ root, file, digest, row }) => {
   const work = join(root, "work");
   await mkdir(work);
@@ -71,15 +84,7 @@ const withUnpackBundle: Unpacker = async ({ root, file, digest, row }) => {
     file,
     dest,
     expectedDigest: digest,
-  }).then(
-    () => ({ code: "none" }),
-    (error: { code?: string; details?: { entry?: unknown } }) => ({
-      code: String(error.code),
-      ...(error.details?.entry === undefined
-        ? {}
-        : { entry: String(error.details.entry) }),
-    }),
-  );
+  }).then(() => ({ code: "none" }), codeOf);
   const left = await readdir(work);
   const unpacked = left.length === 1 && left[0] === "dest";
   expect(unpacked || left.length === 0, `left in ${work}: ${left}`).toBe(true);
@@ -126,13 +131,9 @@ const withEnvpackRun: Unpacker = async ({ root, file, digest, row }) => {
   };
 };
 
-/**
- * The same archive as the layer of a layered bundle (format 3), unpacked by ensureUnpacked: the
- * layer is refused exactly as the bundle is, and neither a layer nor a tree is left behind.
- */
-const asLayer: Unpacker = async ({ root, file, digest, row }) => {
-  const envs = join(root, "envs");
-  const index = await writeBundleIndex(
+/** A layered bundle (format 3) beside `file` whose one layer is `file`. */
+async function indexOfOne(root: string, file: string, digest: Digest) {
+  return writeBundleIndex(
     {
       format: 3,
       kind: "node",
@@ -140,46 +141,94 @@ const asLayer: Unpacker = async ({ root, file, digest, row }) => {
     },
     root,
   );
-  const outcome = await ensureUnpacked({
-    file: index.path,
-    digest: index.digest,
-    envsDir: envs,
-  }).then(
-    () => ({ code: "none" }),
-    (error: { code?: string; details?: { entry?: unknown } }) => ({
-      code: String(error.code),
-      ...(error.details?.entry === undefined
-        ? {}
-        : { entry: String(error.details.entry) }),
-    }),
-  );
-  const tree = join(envs, index.digest.slice("sha256:".length));
+}
+
+/**
+ * What a layered bundle's unpack left in `envs`: its tree and its one layer when it succeeded
+ * (the sh runner keeps the layer's checked entries beside it), nothing otherwise.
+ */
+async function layeredOutcome(
+  envs: string,
+  bundle: Digest,
+  layer: Digest,
+  found: { code: string; entry?: string | undefined },
+  options: { root: string; row: HostileCase; entriesFile: boolean },
+): Promise<Outcome> {
+  const tree = join(envs, bundle.slice("sha256:".length));
   const unpacked = await stat(tree).then(
     () => true,
     () => false,
   );
+  const hex = layer.slice("sha256:".length);
   const layers = (await readdir(join(envs, "layers"))).filter(
     (n) => !n.endsWith(".lock"),
   );
-  expect(layers, "layers left").toEqual(
-    unpacked ? [digest.slice("sha256:".length)] : [],
+  expect(layers.sort(), "layers left").toEqual(
+    unpacked ? (options.entriesFile ? [hex, `${hex}.entries`] : [hex]) : [],
   );
   expect(
     (await readdir(envs)).filter((n) => n !== "layers").length,
     "trees left",
   ).toBe(unpacked ? 1 : 0);
   return {
-    ...outcome,
-    outside: await readdir(join(root, "outside")),
+    code: found.code,
+    ...(found.entry === undefined ? {} : { entry: found.entry }),
+    outside: await readdir(join(options.root, "outside")),
     unpacked,
-    ...(unpacked && row.sizes ? { sizes: await sizesIn(tree, row) } : {}),
+    ...(unpacked && options.row.sizes
+      ? { sizes: await sizesIn(tree, options.row) }
+      : {}),
   };
+}
+
+/**
+ * The same archive as the layer of a layered bundle (format 3), unpacked by ensureUnpacked: the
+ * layer is refused exactly as the bundle is, and neither a layer nor a tree is left behind.
+ */
+const asLayer: Unpacker = async ({ root, file, digest, row }) => {
+  const envs = join(root, "envs");
+  const index = await indexOfOne(root, file, digest);
+  const found = await ensureUnpacked({
+    file: index.path,
+    digest: index.digest,
+    envsDir: envs,
+  }).then(() => ({ code: "none" }), codeOf);
+  return layeredOutcome(envs, index.digest, digest, found, {
+    root,
+    row,
+    entriesFile: false,
+  });
+};
+
+/** The same, run by runtime/envpack-run. */
+const asLayerOfEnvpackRun: Unpacker = async ({ root, file, digest, row }) => {
+  const cache = join(root, "cache");
+  const index = await indexOfOne(root, file, digest);
+  const result = await execa("sh", [RUNNER, index.path, "--", "true"], {
+    env: { ENVPACK_WORKER_CACHE: cache },
+    reject: false,
+    stdin: "ignore",
+  });
+  const stderr = String(result.stderr);
+  const code = /envpack-run: (ENVPACK_[A-Z_]+): /.exec(stderr)?.[1];
+  if (code === undefined) expect(result.exitCode, `stderr: ${stderr}`).toBe(0);
+  else expect(result.exitCode).toBe(4);
+  const found = {
+    code: code ?? "none",
+    entry: /: unsafe entry "(.*)": /.exec(stderr)?.[1],
+  };
+  return layeredOutcome(join(cache, "envs"), index.digest, digest, found, {
+    root,
+    row,
+    entriesFile: true,
+  });
 };
 
 const UNPACKERS: [string, Unpacker][] = [
   ["unpackBundle", withUnpackBundle],
   ["runtime/envpack-run", withEnvpackRun],
   ["a layer of a layered bundle", asLayer],
+  ["a layer of a layered bundle, by runtime/envpack-run", asLayerOfEnvpackRun],
 ];
 
 describe.each(UNPACKERS)("%s obeys the unpack contract", (_, unpacker) => {
