@@ -323,8 +323,12 @@ export class WorkQueueBackend implements ExecBackend {
     if (monitor.kind === "shipped") link.ensure(monitor.file);
     for (const file of [files.envpackRun, files.runner])
       if (file !== undefined) link.ensure(file);
-    if (files.bundle !== undefined && link.ensure(files.bundle))
-      this.#timeTransfer(link, task, files.bundle);
+    // A layered bundle's layers before its index: each once per connection, shared by every
+    // bundle that lists it.
+    let sent = 0;
+    for (const file of [...(files.layers ?? []), files.bundle])
+      if (file !== undefined && link.ensure(file)) sent += file.size;
+    if (sent > 0) this.#timeTransfer(link, task, sent);
     if (requestName !== undefined && run.request !== undefined)
       link.put(requestName, run.request);
     link.sendTask(
@@ -604,8 +608,8 @@ export class WorkQueueBackend implements ExecBackend {
     for (const task of tasks) task.lost();
   }
 
-  /** A `bundle:step` transfer event once the bundle queued now has been handed to the socket. */
-  #timeTransfer(link: WorkerLink, task: TaskSpec, file: ShippedFile): void {
+  /** A `bundle:step` transfer event once the bundle bytes queued now have been handed to the socket. */
+  #timeTransfer(link: WorkerLink, task: TaskSpec, bytes: number): void {
     const onEvent = this.#options.onEvent;
     const digest = task.bundle?.digest;
     if (onEvent === undefined || digest === undefined) return;
@@ -618,7 +622,7 @@ export class WorkQueueBackend implements ExecBackend {
         digest,
         workerId: link.identity.id,
         durationMs: performance.now() - began,
-        bytes: file.size,
+        bytes,
       });
     });
   }

@@ -2,17 +2,22 @@
 // this host once: the runners, envpack-run, bundles, resource_monitor.
 
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import type { TaskBundle, TaskSpec } from "../../core/index.js";
 import { runtimeFile } from "../runtime-file.js";
+import { bundleFiles, type BundleFiles } from "./bundle-files.js";
 import type { ShippedFile, TaskFiles } from "./task-command.js";
 
 /** Shipped files by path (or bundle digest), and small files' bytes, shared by every worker. */
 export class ShippedFiles {
   readonly #shipped = new Map<string, Promise<ShippedFile>>();
   readonly #read = new Map<string, Promise<Buffer>>();
+  readonly #bundles = new Map<string, Promise<BundleFiles>>();
 
-  /** The files a task needs: its runner; with a bundle, envpack-run and the bundle. */
+  /**
+   * The files a task needs: its runner; with a bundle, envpack-run and the bundle (a layered
+   * bundle's index with its layers).
+   */
   async forTask(task: TaskSpec): Promise<TaskFiles> {
     const kind = task.payload.kind;
     if (kind === "command") return {};
@@ -27,7 +32,7 @@ export class ShippedFiles {
       this.ship(runtimeFile("envpack-run"), "envpack-run", 0o755),
       this.#bundle(task.bundle),
     ]);
-    return { runner, envpackRun, bundle };
+    return { runner, envpackRun, ...bundle };
   }
 
   /** A file under a content-addressed cache name (`PREFIX-<sha256 prefix>EXT`), read once. */
@@ -51,18 +56,13 @@ export class ShippedFiles {
     return pending;
   }
 
-  /** A bundle is named by its digest, as runtime/envpack-run requires (`<hex>.tar.zst`). */
-  #bundle(bundle: TaskBundle): Promise<ShippedFile> {
-    let pending = this.#shipped.get(bundle.digest);
+  /** A bundle's cached files (bundle-files.ts), looked at once per bundle. */
+  #bundle(bundle: TaskBundle): Promise<BundleFiles> {
+    let pending = this.#bundles.get(bundle.digest);
     if (pending === undefined) {
-      pending = stat(bundle.path).then((s) => ({
-        cacheName: `${bundle.digest.slice("sha256:".length)}.tar.zst`,
-        path: bundle.path,
-        size: s.size,
-        mode: 0o644,
-      }));
-      this.#shipped.set(bundle.digest, pending);
-      pending.catch(() => this.#shipped.delete(bundle.digest));
+      pending = bundleFiles(bundle);
+      this.#bundles.set(bundle.digest, pending);
+      pending.catch(() => this.#bundles.delete(bundle.digest));
     }
     return pending;
   }

@@ -56,7 +56,10 @@ export const OUT = {
 /** The files a task needs shipped (each once per connection), by role. */
 export interface TaskFiles {
   envpackRun?: ShippedFile | undefined;
+  /** The bundle file envpack-run is given: a single-blob bundle, or a layered bundle's index. */
   bundle?: ShippedFile | undefined;
+  /** A layered bundle's layers, which envpack-run finds beside its index in the cache. */
+  layers?: ShippedFile[] | undefined;
   runner?: ShippedFile | undefined;
 }
 

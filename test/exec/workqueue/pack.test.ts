@@ -97,7 +97,8 @@ describe("pack: true on Work Queue workers", () => {
     const results = [...first, ...later];
     for (const r of results)
       expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
-    const bundleName = `${bundle.digest.slice("sha256:".length)}.tar.zst`;
+    // A layered bundle (format 3): its index, with its layers each a cached file of its own.
+    const bundleName = `${bundle.digest.slice("sha256:".length)}.json`;
     const snapshot = h.backend.snapshot();
     for (const w of workers) {
       const ran = results
