@@ -17,6 +17,7 @@ import {
   repoRoot,
   writeNumpyApp,
 } from "./lib/fixtures.js";
+import { registryBytesSection } from "./lib/layers-registry.js";
 import { median, ratio, timed } from "./lib/stats.js";
 import {
   formatTable,
@@ -73,7 +74,7 @@ export type LayersBenchSection = (context: {
   after: BuildResult;
   work: string;
 }) => Promise<Row[]>;
-const SECTIONS: LayersBenchSection[] = [];
+const SECTIONS: LayersBenchSection[] = [registryBytesSection];
 
 function figure(seconds: number[], peerSeconds: number[]): Figure {
   const envpack = median(seconds);
