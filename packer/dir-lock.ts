@@ -5,7 +5,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { InputError, isNotFound } from "../src/core/index.js";
+import { InputError, isNotFound } from "../src/core/light.js";
 
 /** Who holds a lock, as its pid file says. */
 export interface LockHolder {

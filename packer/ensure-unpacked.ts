@@ -20,7 +20,7 @@ import {
   writeFailure,
   type Digest,
   type OnEvent,
-} from "../src/core/index.js";
+} from "../src/core/light.js";
 import { readLockHolder, withDirLock } from "./dir-lock.js";
 import { unpackBundle } from "./unpack-bundle.js";
 import { assembleTree } from "./layers/assemble-tree.js";

@@ -19,7 +19,7 @@ import {
   type Digest,
   type OnEvent,
   writeFailure,
-} from "../src/core/index.js";
+} from "../src/core/light.js";
 import { decompressZstd } from "./decompress-zstd.js";
 import { UnpackWriter } from "./unpack-writer.js";
 

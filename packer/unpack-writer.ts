@@ -2,7 +2,7 @@
 // worker that writes them, and holds the reader back while too much is in flight.
 
 import { Worker } from "node:worker_threads";
-import { envpackCodeFile } from "../src/core/index.js";
+import { envpackCodeFile } from "../src/core/light.js";
 
 /** One operation of the worker (see its JSDoc `Op`). */
 export type UnpackOp =

@@ -13,7 +13,7 @@ import {
   tempPathFor,
   type Digest,
   type OnEvent,
-} from "../src/core/index.js";
+} from "../src/core/light.js";
 import type { LayerRole } from "./layers/bundle-index.js";
 
 /** One thing to put in a bundle. */

@@ -10,7 +10,7 @@ import {
   isNotFound,
   sanitizeText,
   type WarnEvent,
-} from "../../src/core/index.js";
+} from "../../src/core/light.js";
 import { planCondaBundle, type CondaBundlePlan } from "./plan-conda-bundle.js";
 
 /** What conda-pack adds to an environment; envpack's own relocation replaces them. */

@@ -2,7 +2,7 @@
 
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import type { WarnEvent } from "../../src/core/index.js";
+import type { WarnEvent } from "../../src/core/light.js";
 
 /** What a prefix-relative path is. */
 export type PrefixItemKind = "file" | "symlink" | "empty-directory";

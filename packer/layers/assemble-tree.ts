@@ -13,7 +13,7 @@ import {
 } from "node:fs/promises";
 import { dirname, join, posix, relative } from "node:path";
 import type { Dirent } from "node:fs";
-import { IntegrityError, resolveLinkTarget } from "../../src/core/index.js";
+import { IntegrityError, resolveLinkTarget } from "../../src/core/light.js";
 
 /** Options of {@link assembleTree}. */
 export interface AssembleTreeOptions {

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { pathExists, type Digest, type OnEvent } from "../../src/core/index.js";
+import { pathExists, type Digest, type OnEvent } from "../../src/core/light.js";
 import { withDirLock } from "../dir-lock.js";
 import { unpackBundle } from "../unpack-bundle.js";
 

@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
-import { digestOf, writeAtomic, type Digest } from "../../src/core/index.js";
+import { digestOf, writeAtomic, type Digest } from "../../src/core/light.js";
 import {
   openBundleWriter,
   type BundleEntry,

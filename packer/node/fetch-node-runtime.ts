@@ -12,7 +12,7 @@ import {
   UsageError,
   isNotFound,
   sanitizeText,
-} from "../../src/core/index.js";
+} from "../../src/core/light.js";
 
 /** `<os>-<arch>` as Node names its release builds. */
 const PLATFORM = /^(linux|darwin|win)-(x64|arm64|armv7l|ppc64le|s390x)$/;

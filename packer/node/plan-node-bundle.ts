@@ -7,7 +7,7 @@ import {
   InputError,
   type Manifest,
   type WarnEvent,
-} from "../../src/core/index.js";
+} from "../../src/core/light.js";
 import type { BundleEntry, WriteBundleOptions } from "../write-bundle.js";
 import { appLauncherEntry, metaEntries } from "../bundle-meta.js";
 import type { LayerRole } from "../layers/bundle-index.js";

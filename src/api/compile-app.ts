@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { transform, type Format, type Loader } from "esbuild";
-import { InputError, type Manifest } from "../core/index.js";
+import { InputError, type Manifest } from "../core/light.js";
 import { rewriteSpecifiers } from "../scan/index.js";
 
 const OUTPUT_EXT: Record<string, string> = {

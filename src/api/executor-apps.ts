@@ -12,7 +12,7 @@ import {
   parseResourceSpec,
   writeFileAtomic,
   type TaskPayload,
-} from "../core/index.js";
+} from "../core/light.js";
 import type { WorkerSpec } from "../exec/index.js";
 
 /** An app's file is checked when the app is made, not on every call. */

@@ -16,7 +16,7 @@ import {
   type TaskBundle,
   type TaskPayload,
   type UnresolvedEntry,
-} from "../core/index.js";
+} from "../core/light.js";
 import {
   TaskEngine,
   openBackend,

@@ -9,6 +9,8 @@ export {
   type RegistryFlags,
 } from "./load-config.js";
 export { build, type BuildOptions, type BuildResult } from "./build.js";
+// Both load their scanner, packer and registry client when called.
+export { scan, type ScanOptions } from "./scan-app.js";
 // The report command needs only Node's builtins (Chart.js is read as a file, not imported).
 export {
   report,

@@ -10,7 +10,7 @@ import {
   writeFileAtomic,
   type Manifest,
   type PackageEntry,
-} from "../core/index.js";
+} from "../core/light.js";
 import { packageTreeDigest, packageTreeStamp } from "../scan/index.js";
 
 /** What the cache remembers of one installed package directory. */

@@ -2,7 +2,7 @@
 // node binary a build for this machine can start packing before the scan is done.
 
 import { join, posix } from "node:path";
-import { InputError, type Manifest, type OnEvent } from "../core/index.js";
+import { InputError, type Manifest, type OnEvent } from "../core/light.js";
 import {
   APP_DIR,
   appLauncherEntry,
@@ -15,7 +15,6 @@ import {
   type LayerRole,
 } from "../../packer/index.js";
 import type { CondaEnvReader } from "../conda/index.js";
-import { compileApp } from "./compile-app.js";
 
 /** Options of {@link planBundle}: the build options planning reads. */
 export interface PlanBundleOptions {
@@ -146,7 +145,10 @@ async function planNode(
   const wants = (role: LayerRole) => options.roles?.has(role) ?? true;
   // esbuild compiles the app (in its own process) while the runtime is fetched and the packages
   // are listed; awaited together, so a failure of either is seen.
-  const compiling = wants("app") ? compileApp(manifest) : undefined;
+  // esbuild loads only for a Node bundle's app layer.
+  const compiling = wants("app")
+    ? (await import("./compile-app.js")).compileApp(manifest)
+    : undefined;
   const binary = !wants("runtime")
     ? undefined
     : (hostNodeBinary(manifest) ??

@@ -8,7 +8,7 @@ import {
   isEnvpackError,
   type Digest,
   type OnEvent,
-} from "../core/index.js";
+} from "../core/light.js";
 import { BUNDLE_FORMAT } from "../../packer/index.js";
 import { bundleKey } from "./bundle-key.js";
 import {

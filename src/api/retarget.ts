@@ -9,7 +9,7 @@ import {
   isNotFound,
   type Manifest,
   type PackageEntry,
-} from "../core/index.js";
+} from "../core/light.js";
 
 /** The Node version and platform a bundle is built for. */
 export interface NodeTarget {

@@ -2,7 +2,7 @@
 // submitting process is killed (what `envpack report` reads).
 
 import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
-import { writeFailure, type EnvpackEvent } from "../core/index.js";
+import { writeFailure, type EnvpackEvent } from "../core/light.js";
 
 /** Version of the run log's records; bumped when a record changes shape. */
 export const RUN_LOG_VERSION = 1;

@@ -1,7 +1,7 @@
 // The live status of an executor's run: tasks waiting, running, done and failed, workers, and
 // throughput, as one redrawn line on a terminal or a plain line now and then elsewhere.
 
-import type { EnvpackEvent } from "../core/index.js";
+import type { EnvpackEvent } from "../core/light.js";
 
 /** Where status lines go (the executor's `progress: true` gives stderr). */
 export interface StatusOutput {

@@ -12,7 +12,7 @@ import {
   isNotFound,
   type Digest,
   type OnEvent,
-} from "../core/index.js";
+} from "../core/light.js";
 import { ensureUnpacked } from "../../packer/index.js";
 import { LocalStore } from "../registry/index.js";
 import { dropDamagedBlob } from "./cache.js";

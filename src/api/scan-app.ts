@@ -8,9 +8,8 @@ import {
   type Manifest,
   type OnEvent,
   type UnresolvedEntry,
-} from "../core/index.js";
+} from "../core/light.js";
 import type { CondaEnvReader } from "../conda/index.js";
-import { runTraced, scan as scanEntries } from "../scan/index.js";
 import { envpackVersion } from "./version.js";
 
 /** Options of {@link scan}. */
@@ -77,6 +76,8 @@ export async function scanWith(
     options.trace === undefined
       ? undefined
       : await traceApp(options, options.trace, cwd);
+  // The scan layer loads with the first scan: the CLI's start-up path imports this module.
+  const { scan: scanEntries } = await import("../scan/index.js");
   const manifest = await scanEntries({
     entries: options.entries,
     env: options.env,
@@ -133,6 +134,7 @@ async function traceApp(
       : python
         ? [join(resolve(cwd, options.env as string), "bin", "python"), entry]
         : [process.execPath, entry];
+  const { runTraced } = await import("../scan/index.js");
   return runTraced(argv, {
     cwd,
     runtime: python ? "python" : "node",

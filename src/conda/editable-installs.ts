@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compare, isNotFound } from "../core/index.js";
+import { compare, isNotFound } from "../core/light.js";
 import type { CondaEnv } from "./conda-env.js";
 
 /** One editable install: the package (or the `.pth` line when no dist-info owns it) and its source. */

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { z } from "zod";
-import { isNotFound } from "../core/index.js";
+import { isNotFound } from "../core/light.js";
 import type { CondaMetaRecord } from "./conda-env.js";
 
 /** conda-build's placeholder in packages without `paths.json` whose `has_prefix` line names only the path. */

@@ -14,10 +14,15 @@ export * from "./redact.js";
 export * from "./atomic-write.js";
 export * from "./own-files.js";
 export * from "./bundle-env.js";
+export * from "./input-digest.js";
 export type {
   Manifest,
+  NodeRuntime,
   PackageEntry,
   AppFile,
+  FileProblem,
+  ImportKind,
   ImportRecord,
   UnresolvedEntry,
+  UnresolvedReason,
 } from "./manifest.js";

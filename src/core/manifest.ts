@@ -1,13 +1,13 @@
-// The dependency manifest: its versioned schema, canonical JSON and the input digest the packer keys on.
+// The dependency manifest: its versioned schema and its validation when read from disk.
 
 import { z } from "zod";
-import { digestOf, type Digest } from "./digest.js";
 import { InputError } from "./errors.js";
 import { isSafeRelativePath } from "./safe-path.js";
-import { canonicalJson, compare } from "./canonical-json.js";
+import { MANIFEST_SCHEMA_VERSION, computeInputDigest } from "./input-digest.js";
 
-/** Bumped on any change to the manifest's shape or to what the input digest covers. */
-export const MANIFEST_SCHEMA_VERSION = 2 as const;
+// The schema version and the input digest live apart from the schema: a scan seals its manifest
+// without loading zod.
+export { MANIFEST_SCHEMA_VERSION, computeInputDigest } from "./input-digest.js";
 
 const nodeRuntime = z.object({
   name: z.literal("node"),
@@ -178,46 +178,6 @@ export type ImportKind = z.infer<typeof importKind>;
 export type ImportRecord = z.infer<typeof importRecord>;
 export type UnresolvedEntry = z.infer<typeof unresolvedEntry>;
 export type UnresolvedReason = UnresolvedEntry["reason"];
-
-/**
- * The canonical input digest: sha256 over the canonical JSON of what determines a bundle's
- * contents — schema version, kind, runtime identity and platform, entries, app file hashes and
- * packages with their integrity and where they are read from (path, links). Never absolute paths, mtimes or host names, so moving the
- * project does not change it; editing an app file or upgrading a package does.
- */
-export function computeInputDigest(
-  manifest: Omit<Manifest, "inputDigest">,
-): Digest {
-  const byKey =
-    <T>(key: (t: T) => string) =>
-    (a: T, b: T) =>
-      compare(key(a), key(b));
-  return digestOf(
-    canonicalJson({
-      schemaVersion: manifest.schemaVersion,
-      kind: manifest.kind,
-      runtime: manifest.runtime,
-      sitePackages: manifest.env?.sitePackages,
-      entries: [...manifest.entries].sort(compare),
-      files: manifest.files
-        .map((f) => ({ path: f.path, sha256: f.sha256 }))
-        .sort(byKey((f) => f.path)),
-      packages: manifest.packages
-        .map((p) => ({
-          id: p.id,
-          name: p.name,
-          version: p.version,
-          manager: p.manager,
-          build: p.build,
-          path: p.path,
-          integrity: p.integrity,
-          dependencies: [...p.dependencies].sort(compare),
-          links: p.links,
-        }))
-        .sort(byKey((p) => p.id)),
-    }),
-  );
-}
 
 /** Validates a manifest read from disk or the network. */
 export function parseManifest(json: unknown, source: string): Manifest {

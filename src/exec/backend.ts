@@ -2,7 +2,7 @@
 // (open-backend.ts). The local backend runs tasks on this machine; the Work Queue backend drives
 // remote workers that join and leave at any time and cache files by name per connection.
 
-import type { Resources, TaskResult, TaskSpec } from "../core/index.js";
+import type { Resources, TaskResult, TaskSpec } from "../core/light.js";
 
 /** A worker as a backend reports it: what it detected (or was declared) to have. */
 export interface WorkerInfo {

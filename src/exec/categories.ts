@@ -7,7 +7,7 @@ import type {
   ResourceSpec,
   Resources,
   TaskUsage,
-} from "../core/index.js";
+} from "../core/light.js";
 
 export type { CategorySummary };
 

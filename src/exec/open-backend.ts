@@ -1,7 +1,7 @@
 // Opens an execution backend by name, as openRegistry opens a registry by URL: the one place that
 // knows which backends exist and which options each takes.
 
-import { UsageError, type OnEvent } from "../core/index.js";
+import { UsageError, type OnEvent } from "../core/light.js";
 import type { ExecBackend } from "./backend.js";
 import { LocalBackend, type WorkerSpec } from "./local/local-backend.js";
 import { WorkQueueBackend } from "./workqueue/index.js";

@@ -10,7 +10,7 @@ import {
   type TaskResult,
   type TaskSpec,
   type TaskUsage,
-} from "../core/index.js";
+} from "../core/light.js";
 import type { Placement } from "./backend.js";
 
 /** A run's outcome before the backend adds who ran it and how long it took. */

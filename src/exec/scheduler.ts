@@ -9,7 +9,7 @@ import {
   fits,
   type ResourceSpec,
   type Resources,
-} from "../core/index.js";
+} from "../core/light.js";
 import type { Placement, WorkerInfo } from "./backend.js";
 
 /** What the scheduler needs of a task. */

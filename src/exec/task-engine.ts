@@ -11,7 +11,7 @@ import {
   type TaskPayload,
   type TaskResult,
   type TaskSpec,
-} from "../core/index.js";
+} from "../core/light.js";
 import type {
   BackendAddress,
   ExecBackend,

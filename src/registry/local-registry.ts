@@ -7,7 +7,7 @@ import {
   isDigest,
   writeAtomic,
   type Digest,
-} from "../core/index.js";
+} from "../core/light.js";
 import { LocalStore, linkOrCopy } from "./local-store.js";
 import type {
   PushEntry,

@@ -9,7 +9,7 @@ import {
   redactUrl,
   sanitizeText,
   type OnEvent,
-} from "../core/index.js";
+} from "../core/light.js";
 import type { RegistryCredentials } from "./credentials.js";
 import { Deadline } from "./deadline.js";
 import { Watchdog } from "./watchdog.js";

@@ -12,7 +12,7 @@ import {
   redactUrl,
   writeAtomic,
   type Digest,
-} from "../core/index.js";
+} from "../core/light.js";
 import { OciClient, type OciClientOptions } from "./oci-client.js";
 import type { Deadline } from "./deadline.js";
 import {

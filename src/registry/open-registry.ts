@@ -2,7 +2,7 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { UsageError, redactUrl } from "../core/index.js";
+import { UsageError, redactUrl } from "../core/light.js";
 import type { RegistryCredentials } from "./credentials.js";
 import { LocalRegistry } from "./local-registry.js";
 import { OciRegistry } from "./oci-registry.js";

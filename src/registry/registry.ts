@@ -1,6 +1,6 @@
 // The one interface every bundle registry backend implements (local directory, OCI distribution).
 
-import type { Digest, OnEvent } from "../core/index.js";
+import type { Digest, OnEvent } from "../core/light.js";
 
 /** What a registry knows about the bundle published for an input digest. */
 export interface RegistryEntry {

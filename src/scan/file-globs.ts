@@ -2,7 +2,7 @@
 
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { isNotFound } from "../core/index.js";
+import { isNotFound } from "../core/light.js";
 
 const SKIPPED: ReadonlySet<string> = new Set(["node_modules", ".git"]);
 

@@ -10,7 +10,7 @@ import {
   isNotFound,
   type Manifest,
   type OnEvent,
-} from "../core/index.js";
+} from "../core/light.js";
 import type { CondaEnvReader } from "../conda/index.js";
 import { JS_EXTENSIONS, type ScanResult } from "./scan-result.js";
 

@@ -9,7 +9,7 @@ import {
 } from "node:fs";
 import { dirname, relative, sep } from "node:path";
 import { createHash } from "node:crypto";
-import type { AppFile, FileProblem, Manifest, OnEvent } from "../core/index.js";
+import type { AppFile, FileProblem, Manifest, OnEvent } from "../core/light.js";
 
 /** A manifest before the dispatcher adds schema version, generator and input digest. */
 export type ScanResult = Omit<

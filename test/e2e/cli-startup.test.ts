@@ -1,11 +1,12 @@
 // The CLI loads only what a command needs: `--help` and a cache-hit build load no parser, tar,
-// zstd, HTTP client, process library, schema library or compiler (modules listed, nothing timed).
+// zstd, HTTP client, process library, schema library or compiler; a scan loads its own language's
+// parser and nothing of the packer (modules listed, nothing timed).
 
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { appCopy } from "../helpers/app-copy.js";
 import { BIN, envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -25,7 +26,11 @@ const HEAVY = [
   "zod",
 ];
 
-/** Runs `envpack ARGS` with a module hook that records every module URL loaded; returns them and stdout. */
+/**
+ * Runs `envpack ARGS` with a module hook that records every module URL loaded (ES modules as they
+ * load; CommonJS ones, which a `require` loads past the hook, from the require cache at exit,
+ * leaving out package.json files read for a version); returns them and stdout.
+ */
 async function loadedModules(
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
@@ -45,8 +50,17 @@ export async function load(url, context, next) {
   const preload = join(dir, "preload.mjs");
   await writeFile(
     preload,
-    `import { register } from "node:module";
+    `import { appendFileSync } from "node:fs";
+import { createRequire, register } from "node:module";
+import { pathToFileURL } from "node:url";
 register(${JSON.stringify(pathToFileURL(hooks).href)});
+const { cache } = createRequire(import.meta.url);
+process.on("exit", () => {
+  const urls = Object.keys(cache)
+    .filter((path) => !path.endsWith(".json"))
+    .map((path) => pathToFileURL(path).href);
+  appendFileSync(${JSON.stringify(log)}, urls.map((url) => url + "\\n").join(""));
+});
 `,
   );
   const run = await execa(
@@ -102,5 +116,51 @@ describe("start-up", () => {
     const { urls } = hit;
     expect(urls.some((url) => url.endsWith("/api/build.js"))).toBe(true);
     expect(heavyIn(urls)).toEqual([]);
+  });
+
+  it("`envpack scan` of a Node app loads its parsers, none of the packer, registry or compiler", async () => {
+    const app = await appCopy("hello");
+    const { urls, stdout } = await loadedModules(
+      ["scan", "--json", "src/main.ts"],
+      { cwd: app },
+    );
+    expect(JSON.parse(stdout)).toMatchObject({ kind: "node" });
+    // The listing sees the parsers this scan needs, CommonJS ones included.
+    expect(heavyIn(urls)).toEqual(
+      expect.arrayContaining(["@babel/parser", "oxc-resolver"]),
+    );
+    const packerAndBeyond = [
+      "web-tree-sitter",
+      "tar",
+      "zstd-napi",
+      "node-fetch",
+      "execa",
+      "esbuild",
+      "zod",
+    ];
+    expect(heavyIn(urls).filter((n) => packerAndBeyond.includes(n))).toEqual(
+      [],
+    );
+  });
+
+  it("`envpack scan` of a Python app loads no JavaScript parser, resolver or compiler", async () => {
+    const conda = inject("fixtures").conda;
+    if (!conda) throw new Error("the Conda fixture was not built");
+    const app = await tempDir("envpack-pyapp-");
+    await writeFile(join(app, "app.py"), "import json\nimport six\n");
+    const { urls, stdout } = await loadedModules(
+      ["scan", "--json", "app.py", "--env", conda.prefix],
+      { cwd: app },
+    );
+    expect(JSON.parse(stdout)).toMatchObject({ kind: "conda" });
+    expect(heavyIn(urls)).toContain("web-tree-sitter");
+    const forJavaScript = [
+      "@babel/parser",
+      "@babel/types",
+      "meriyah",
+      "oxc-resolver",
+      "esbuild",
+    ];
+    expect(heavyIn(urls).filter((n) => forJavaScript.includes(n))).toEqual([]);
   });
 });

@@ -62,7 +62,7 @@ export function registerScan(program: Command, context: CommandContext): void {
           },
         );
       await context.run(async ({ onEvent, signal, mode }) => {
-        const { scan, loadConfig } = await import("../../api/index.js");
+        const { scan, loadConfig } = await import("../../api/light.js");
         const config = loadConfig({ env: flags.env });
         const manifest = await scan({
           entries,

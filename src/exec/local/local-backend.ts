@@ -17,7 +17,7 @@ import {
   type TaskResult,
   type TaskSpec,
   type TaskUsage,
-} from "../../core/index.js";
+} from "../../core/light.js";
 import { ensureUnpacked } from "../../../packer/index.js";
 import type {
   BackendListener,

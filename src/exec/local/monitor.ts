@@ -1,7 +1,7 @@
 // Watches a running task: samples its process tree and sandbox while it runs, keeps the peaks,
 // and calls `onExceeded` once when it goes over its memory or disk label.
 
-import type { Resources } from "../../core/index.js";
+import type { Resources } from "../../core/light.js";
 import { diskUsage, sampleTree } from "./proc-tree.js";
 
 /** First sample after this long: most short tasks finish before any sampling cost. */

@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { isNotFound } from "../../core/index.js";
+import { isNotFound } from "../../core/light.js";
 
 const PAGE = 4096;
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat. */

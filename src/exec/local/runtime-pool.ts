@@ -7,7 +7,7 @@ import {
   type RuntimeReady,
   type TaskReply,
   type TaskRequest,
-} from "../../core/index.js";
+} from "../../core/light.js";
 
 /** What runtime/module-runner.mjs answers for one task. */
 export type RunnerReply = TaskReply;

@@ -5,7 +5,7 @@
 // `wq_master`/`wq_manager` whose `project` matches its pattern, and connects to `address:port`.
 
 import { createSocket, type Socket } from "node:dgram";
-import { UsageError, type OnEvent } from "../../core/index.js";
+import { UsageError, type OnEvent } from "../../core/light.js";
 import { catalogRecord, type QueueSnapshot } from "./status.js";
 
 /** The catalog servers cctools tools use when given none. */

@@ -1,7 +1,7 @@
 // What a manager shows of itself to status answers: its clients that are not workers, and a
 // snapshot of its state (kept apart from manager.ts so that status-service.ts needs no import of it).
 
-import type { Resources } from "../../core/index.js";
+import type { Resources } from "../../core/light.js";
 
 /** A client on the manager's port that is not a worker (work_queue_status, a factory). */
 export interface StatusClient {

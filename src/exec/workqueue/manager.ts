@@ -17,7 +17,7 @@ import {
   type TaskResult,
   type TaskSpec,
   type WarningCode,
-} from "../../core/index.js";
+} from "../../core/light.js";
 import type { BackendListener, ExecBackend, Placement } from "../backend.js";
 import {
   canceledOutcome,

@@ -3,7 +3,7 @@
 
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
-import type { RuntimeWire } from "../../core/index.js";
+import type { RuntimeWire } from "../../core/light.js";
 
 type Hello = Extract<RuntimeWire, { type: "hello" }>;
 

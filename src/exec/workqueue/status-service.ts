@@ -8,7 +8,7 @@ import type {
   Resources,
   TaskPayload,
   TaskSpec,
-} from "../../core/index.js";
+} from "../../core/light.js";
 import type { Placement } from "../backend.js";
 import {
   CatalogAdvertiser,

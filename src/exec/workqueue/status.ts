@@ -3,7 +3,7 @@
 // requests and to the catalog, built from a snapshot of the queue and its workers.
 
 import { userInfo } from "node:os";
-import type { ResourceSpec, Resources } from "../../core/index.js";
+import type { ResourceSpec, Resources } from "../../core/light.js";
 
 /** A connected worker as the manager sees it. */
 export interface WorkerSnapshot {

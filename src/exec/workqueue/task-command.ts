@@ -10,7 +10,7 @@ import {
   type TaskRequest,
   type TaskSpec,
   type TaskUsage,
-} from "../../core/index.js";
+} from "../../core/light.js";
 import {
   lostOutcome,
   overResourcesOutcome,

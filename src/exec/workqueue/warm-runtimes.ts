@@ -16,7 +16,7 @@ import {
   type RuntimeWire,
   type TaskReply,
   type TaskSpec,
-} from "../../core/index.js";
+} from "../../core/light.js";
 import { canceledOutcome, type Outcome } from "../outcome.js";
 import { RuntimeLink, proveToken } from "./runtime-link.js";
 import { replyOutcome, runtimeEnded, runtimeLost } from "./runtime-outcome.js";

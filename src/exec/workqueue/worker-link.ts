@@ -5,7 +5,7 @@ import { createReadStream } from "node:fs";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { pipeline } from "node:stream/promises";
-import type { Resources } from "../../core/index.js";
+import type { Resources } from "../../core/light.js";
 import {
   SEND_RESULTS,
   encodeGet,

@@ -3,7 +3,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
-import { compare, isNotFound } from "../../core/index.js";
+import { compare, isNotFound } from "../../core/light.js";
 
 /** Per interpreter binary (path, size, mtime): the answer never changes while the file doesn't. */
 const cache = new Map<string, Promise<ReadonlySet<string>>>();

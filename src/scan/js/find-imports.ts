@@ -7,10 +7,11 @@
 // so the sites found never depend on which parser succeeded (a differential test holds the two
 // to the same answer).
 
-import { parse, type ParserPlugin } from "@babel/parser";
-import { VISITOR_KEYS, type Node } from "@babel/types";
-import { parse as parseEstree, type Options as EstreeOptions } from "meriyah";
-import type { FileProblem, ImportKind } from "../../core/index.js";
+import { createRequire } from "node:module";
+import type { ParserPlugin } from "@babel/parser";
+import type { Node } from "@babel/types";
+import type { Options as EstreeOptions } from "meriyah";
+import type { FileProblem, ImportKind } from "../../core/light.js";
 
 /** A specifier the code names statically, or the static parts of a computed one. */
 export type ImportTarget =
@@ -47,13 +48,48 @@ const TYPE_KEYS = new Set([
   "superTypeParameters",
 ]);
 
-/** Per node type, the keys that hold child nodes (from babel's own table), minus type-only ones. */
-const CHILD_KEYS = new Map(
-  Object.entries(VISITOR_KEYS).map(([type, keys]) => [
-    type,
-    keys.filter((k) => !TYPE_KEYS.has(k)),
-  ]),
-);
+const require = createRequire(import.meta.url);
+
+/** meriyah's parser, loaded on first use (a Python scan loads this module and never parses JS). */
+let meriyahParse: typeof import("meriyah").parse | undefined;
+
+function parseEstree(
+  ...args: Parameters<typeof import("meriyah").parse>
+): ReturnType<typeof import("meriyah").parse> {
+  meriyahParse ??= (require("meriyah") as typeof import("meriyah")).parse;
+  return meriyahParse(...args);
+}
+
+/** What a babel reading needs: the parser and, per node type, the keys that hold child nodes. */
+interface Babel {
+  parse: typeof import("@babel/parser").parse;
+  /** From babel's own table, minus type-only keys. */
+  childKeys: Map<string, string[]>;
+}
+
+let babel: Babel | undefined;
+
+/**
+ * Babel, loaded on first use: a Python scan, which loads this module with the scan layer, never
+ * pays for it. Required rather than imported: both packages are CommonJS, and an ESM import of
+ * them first scans their whole source for export names. The visitor table comes from the
+ * definitions alone (the rest of @babel/types, its builders and validators, costs several times
+ * as much to load).
+ */
+function loadBabel(): Babel {
+  if (babel !== undefined) return babel;
+  const { parse } = require("@babel/parser") as typeof import("@babel/parser");
+  const { VISITOR_KEYS } = require("@babel/types/lib/definitions/index.js") as {
+    VISITOR_KEYS: Record<string, string[]>;
+  };
+  const childKeys = new Map(
+    Object.entries(VISITOR_KEYS).map(([type, keys]) => [
+      type,
+      keys.filter((k) => !TYPE_KEYS.has(k)),
+    ]),
+  );
+  return (babel = { parse, childKeys });
+}
 
 /** Node types that cannot contain runtime imports (TypeScript-only declarations). */
 const TYPE_ONLY_NODES = new Set([
@@ -102,6 +138,7 @@ export function findImports(
 
 /** The import sites babel finds (the reference reading, and the only one for app files). */
 export function findImportsWithBabel(text: string, ext: string): FoundImports {
+  const { parse } = loadBabel();
   let ast: Node;
   try {
     ast = parse(text, {
@@ -178,12 +215,15 @@ class SiteFinder {
   readonly #text: string;
   /** An ESTree from meriyah (children under every key, no `loc`) rather than babel's AST. */
   readonly #estree: boolean;
+  /** Babel's child keys per node type; unused for an ESTree. */
+  readonly #childKeys: Map<string, string[]> | undefined;
   /** Offsets where lines start, built on the first site of a tree without `loc`. */
   #lineStarts: number[] | undefined;
 
   constructor(text: string, estree: boolean) {
     this.#text = text;
     this.#estree = estree;
+    this.#childKeys = estree ? undefined : loadBabel().childKeys;
   }
 
   /** Local names bound to `createRequire(...)` results. */
@@ -210,7 +250,7 @@ class SiteFinder {
       for (const key in fields)
         if (key !== "type") this.#visitChild(fields[key], optional);
     } else {
-      for (const key of CHILD_KEYS.get(node.type) ?? [])
+      for (const key of this.#childKeys?.get(node.type) ?? [])
         this.#visitChild(fields[key], optional);
     }
   }

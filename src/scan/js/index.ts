@@ -12,7 +12,7 @@ import {
   type NodeRuntime,
   type PackageEntry,
   type UnresolvedEntry,
-} from "../../core/index.js";
+} from "../../core/light.js";
 import {
   PackageCatalog,
   packageTreeDigest,

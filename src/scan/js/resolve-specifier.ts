@@ -2,7 +2,7 @@
 
 import { isBuiltin } from "node:module";
 import { ResolverFactory, type NapiResolveOptions } from "oxc-resolver";
-import type { UnresolvedReason } from "../../core/index.js";
+import type { UnresolvedReason } from "../../core/light.js";
 import { JS_EXTENSIONS } from "../scan-result.js";
 
 /** Where a specifier leads. Paths are absolute and symlink-free. */

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { createHash } from "node:crypto";
-import { isNotFound, sha256File } from "../../core/index.js";
+import { isNotFound, sha256File } from "../../core/light.js";
 
 /** One installed package, keyed by its real directory. */
 export interface InstalledPackage {

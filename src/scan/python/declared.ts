@@ -8,7 +8,7 @@ import {
   compare,
   isNotFound,
   type UnresolvedEntry,
-} from "../../core/index.js";
+} from "../../core/light.js";
 import type { CondaPrefix } from "../conda/index.js";
 import {
   declared,

@@ -1,7 +1,7 @@
 // Finds the import sites of one Python source file from its tree-sitter syntax tree.
 
 import type { Node, Parser } from "web-tree-sitter";
-import type { FileProblem } from "../../core/index.js";
+import type { FileProblem } from "../../core/light.js";
 
 /** Where an import site is, 1-based, and whether a failure is tolerated at run time. */
 interface SiteBase {

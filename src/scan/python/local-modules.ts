@@ -2,7 +2,7 @@
 
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { isNotFound } from "../../core/index.js";
+import { isNotFound } from "../../core/light.js";
 
 /** A module found under a directory: the files executed to import it, and what it is. */
 export interface LocalModule {

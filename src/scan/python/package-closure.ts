@@ -1,7 +1,7 @@
 // The packages a Python manifest lists: the interpreter, what the app imports, declares or a traced
 // run loaded, closed over their dependencies, each with the reason it is there.
 
-import { compare, type PackageEntry } from "../../core/index.js";
+import { compare, type PackageEntry } from "../../core/light.js";
 import type { CondaPrefix } from "../conda/index.js";
 
 /** The roots a Python scan found, by package id → needed only optionally. */

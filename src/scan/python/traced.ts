@@ -3,7 +3,7 @@
 
 import { realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
-import { isNotFound } from "../../core/index.js";
+import { isNotFound } from "../../core/light.js";
 import { moduleNameOf } from "../../conda/index.js";
 import type { CondaPrefix } from "../conda/index.js";
 import type { ScanResult } from "../scan-result.js";

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { InputError, isNotFound, sanitizeText } from "../../core/index.js";
+import { InputError, isNotFound, sanitizeText } from "../../core/light.js";
 import { PYTHON_TRACE_HOOK } from "./python-trace-hook.js";
 
 /** Options of {@link runTraced}. */
