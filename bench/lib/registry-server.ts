@@ -1,7 +1,7 @@
 // Starts Debian's docker-registry (the distribution registry) on 127.0.0.1 for tests and benches.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,9 +12,9 @@ export interface RegistryServer {
   /** `127.0.0.1:PORT`. */
   host: string;
   storageDir: string;
-  /** Stops it (SIGTERM) and waits for the exit. */
+  /** Stops it (SIGTERM), waits for the exit and removes its temp dir (storage included). */
   stop(): Promise<void>;
-  /** SIGKILL, at once: a crash in the middle of whatever it was doing. */
+  /** SIGKILL, at once: a crash in the middle of whatever it was doing. Keeps the storage. */
   kill(): Promise<void>;
 }
 
@@ -88,6 +88,7 @@ export async function startRegistry(
     async stop() {
       child.kill("SIGTERM");
       await exited;
+      await rm(dir, { recursive: true, force: true });
     },
     async kill() {
       child.kill("SIGKILL");

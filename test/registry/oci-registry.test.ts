@@ -196,6 +196,7 @@ describe("OCI registry (docker-registry)", () => {
     } finally {
       await slow.close();
       await second?.stop();
+      await first.stop();
     }
   });
 
