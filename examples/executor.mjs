@@ -10,6 +10,7 @@ const executor = new Executor({
   workers: [{ cores: 4, memory: 4000 }, { cores: 2 }], // default: one worker = this machine
   pack: true, // scan + build + unpack once per worker; tasks run with the bundle's node
   autolabel: true, // measure, then label each app's tasks from its peaks
+  autolabelWindow: 2, // ...after its first 2 tasks, run on whole workers
   onEvent: (e) => {
     if (e.type === "label:chosen")
       console.error(`label for ${e.category}: ${JSON.stringify(e.label)}`);
