@@ -49,7 +49,24 @@ export function registerScan(program: Command, context: CommandContext): void {
     )
     .addHelpText(
       "after",
-      "\nExample:\n  envpack scan src/main.ts -o envpack.manifest.json\n  envpack scan app.py --env ~/miniconda3/envs/demo --json\n  envpack scan src/main.js --trace -- node src/main.js --dry-run",
+      [
+        "",
+        "Declared dependencies ship unless --only-imported:",
+        "  Node: package.json dependencies and optionalDependencies, not devDependencies.",
+        "  Python: pyproject.toml [project] dependencies and [tool.poetry.dependencies],",
+        "  setup.cfg install_requires, setup.py's literal install_requires (parsed, never",
+        "  run), Pipfile [packages] and requirements*.txt. Not read: extras, PEP 735",
+        "  [dependency-groups], other Poetry groups, [dev-packages], and requirements",
+        "  files whose name, split at - _ or ., has a word dev, devel, develop,",
+        "  development, test, tests, testing, doc, docs, lint, typing or ci",
+        "  (requirements-dev.txt, requirements_test.txt). Markers are evaluated for the",
+        "  env's Python version and platform. --include ships what they leave out.",
+        "",
+        "Example:",
+        "  envpack scan src/main.ts -o envpack.manifest.json",
+        "  envpack scan app.py --env ~/miniconda3/envs/demo --json",
+        "  envpack scan src/main.js --trace -- node src/main.js --dry-run",
+      ].join("\n"),
     )
     .action(async (operands: string[], flags: ScanFlags, command: Command) => {
       const { entries, command: traced } = splitAtDashes(operands, command);

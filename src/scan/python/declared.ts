@@ -1,25 +1,45 @@
-// What a Python app declares it needs: pyproject.toml ([project] dependencies, Poetry's
-// dependencies) and its requirements*.txt files, found at or above the entry's directory.
+// What a Python app declares it needs: pyproject.toml ([project] dependencies, Poetry's main
+// dependencies), setup.cfg, setup.py, Pipfile and requirements*.txt files, found at or above the
+// entry's directory, selected by their environment markers.
 
 import { readFile, readdir } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   InputError,
   compare,
   isNotFound,
   type UnresolvedEntry,
 } from "../../core/light.js";
+import type { Parser } from "web-tree-sitter";
 import type { CondaPrefix } from "../conda/index.js";
+import {
+  evaluateMarker,
+  markerEnvironment,
+  poetryPythonMarker,
+} from "./markers.js";
 import {
   declared,
   parseRequirement,
   readRequirementsFile,
   type RequirementsRead,
 } from "./requirements.js";
+import {
+  readPipfile,
+  readSetupCfg,
+  readSetupPy,
+  type UnreadSetupPy,
+} from "./setup-files.js";
+
+/** Files besides requirements*.txt that make a directory a Python project and declare its needs. */
+const PROJECT_FILES = ["pyproject.toml", "setup.cfg", "setup.py", "Pipfile"];
 
 /**
  * Requirements files that are the Python world's devDependencies (test, lint, docs, CI tools):
- * not read, as Node's devDependencies are not.
+ * not read, as Node's devDependencies are not. The name between `requirements` and `.txt` decides:
+ * a word of it, split at `-`, `_` or `.`, is one of these (case-insensitive), e.g.
+ * `requirements-dev.txt`, `requirements_test.txt`, `requirements.docs.txt`, `requirements-ci-lint.txt`;
+ * `requirements-prod.txt` or `requirements-gpu.txt` are read. `--include` adds a package a dev
+ * file names.
  */
 const DEV_REQUIREMENTS =
   /(?:^|[-_.])(?:dev|devel|develop|development|test|tests|testing|docs?|lint|typing|ci)(?:[-_.]|$)/i;
@@ -34,8 +54,8 @@ function requirementsFiles(names: string[]): string[] {
 
 /**
  * The app's project directory: the nearest directory at or above `entryDir` that holds a
- * `pyproject.toml` or a `requirements*.txt` (the search stops at a directory with `.git`).
- * Null when there is none.
+ * `pyproject.toml`, `setup.cfg`, `setup.py`, `Pipfile` or a `requirements*.txt` (the search stops
+ * at a directory with `.git`). Null when there is none.
  */
 export async function findProjectDir(entryDir: string): Promise<string | null> {
   for (let dir = entryDir; ; dir = dirname(dir)) {
@@ -48,21 +68,47 @@ export async function findProjectDir(entryDir: string): Promise<string | null> {
       if (code === "EACCES" || code === "EPERM") return null;
       throw error;
     }
-    if (names.includes("pyproject.toml") || requirementsFiles(names).length > 0)
+    if (
+      PROJECT_FILES.some((name) => names.includes(name)) ||
+      requirementsFiles(names).length > 0
+    )
       return dir;
     if (names.includes(".git") || dirname(dir) === dir) return null;
   }
 }
 
+/** What a project declares, and the setup.py `install_requires` it could not read statically. */
+export type Declarations = RequirementsRead & { unread: UnreadSetupPy[] };
+
 /**
- * What the project directory's pyproject.toml and requirements files declare (none: empty).
- * @throws InputError ENVPACK_INPUT_SYNTAX_ERROR for a pyproject.toml that is not TOML
+ * What the project directory's pyproject.toml, setup.cfg, setup.py (parsed with `parser`, never
+ * run), Pipfile and requirements files declare (none: empty).
+ * @throws InputError ENVPACK_INPUT_SYNTAX_ERROR for a pyproject.toml or Pipfile that is not TOML
  */
-export async function readDeclarations(dir: string): Promise<RequirementsRead> {
+export async function readDeclarations(
+  dir: string,
+  parser: Parser,
+): Promise<Declarations> {
   const names = await readdir(dir);
-  const read: RequirementsRead = { requirements: [], missing: [], files: [] };
+  const read: Declarations = {
+    requirements: [],
+    missing: [],
+    files: [],
+    unread: [],
+  };
   if (names.includes("pyproject.toml"))
     await readPyproject(join(dir, "pyproject.toml"), read);
+  if (names.includes("setup.cfg"))
+    await readSetupCfg(join(dir, "setup.cfg"), read);
+  if (names.includes("setup.py"))
+    read.unread.push(
+      ...(await readSetupPy(join(dir, "setup.py"), parser, read)),
+    );
+  if (names.includes("Pipfile")) {
+    const path = join(dir, "Pipfile");
+    const text = await readFile(path, "utf8");
+    readPipfile(path, text, await parseToml(path, text), read);
+  }
   for (const name of requirementsFiles(names))
     await readRequirementsFile(join(dir, name), read);
   return read;
@@ -113,7 +159,7 @@ async function parseToml(
       "ENVPACK_INPUT_SYNTAX_ERROR",
       `${path}:${error.line}:${error.column}: not valid TOML: ${error.message.split("\n")[0] ?? ""}`,
       {
-        hint: "Fix pyproject.toml, or scan with --only-imported to read no declarations.",
+        hint: `Fix ${basename(path)}, or scan with --only-imported to read no declarations.`,
         details: { file: path, line: error.line, column: error.column },
         cause: error,
       },
@@ -121,7 +167,11 @@ async function parseToml(
   }
 }
 
-/** Adds `[project] dependencies` and `[tool.poetry.dependencies]` (less `python`) to `into`. */
+/**
+ * Adds `[project] dependencies` and Poetry's main group, `[tool.poetry.dependencies]` (less
+ * `python`), to `into`. Optional dependencies, PEP 735 `[dependency-groups]` and Poetry's other
+ * groups and `dev-dependencies` are not read: they are extras and development tools.
+ */
 async function readPyproject(
   path: string,
   into: RequirementsRead,
@@ -137,7 +187,9 @@ async function readPyproject(
       const parsed = parseRequirement(item);
       if (parsed !== undefined)
         into.requirements.push(
-          declared(parsed.name, path, lineOf(text, item), parsed.marker),
+          declared(parsed.name, path, lineOf(text, item), {
+            marker: parsed.marker,
+          }),
         );
     }
   }
@@ -148,17 +200,33 @@ async function readPyproject(
     if (name.toLowerCase() === "python") continue;
     // A table may make the dependency optional (an extra) or conditional; a list holds
     // alternatives for different conditions.
-    const conditional =
-      Array.isArray(spec) ||
-      (table(spec) !== undefined &&
-        (table(spec)?.["optional"] === true ||
-          table(spec)?.["markers"] !== undefined ||
-          table(spec)?.["python"] !== undefined ||
-          table(spec)?.["platform"] !== undefined));
+    const alternatives = (Array.isArray(spec) ? spec : [spec]).map(table);
+    const markers = alternatives.map((alt) => alt && poetryMarker(alt));
     into.requirements.push(
-      declared(name, path, keyLine(text, name), conditional),
+      declared(name, path, keyLine(text, name), {
+        optional: alternatives.some((alt) => alt?.["optional"] === true),
+        marker: markers.some((m) => m === undefined)
+          ? undefined
+          : markers.map((m) => `(${m})`).join(" or "),
+      }),
     );
   }
+}
+
+/** A Poetry dependency table's `python`, `platform` and `markers` as one PEP 508 marker. */
+function poetryMarker(spec: Record<string, unknown>): string | undefined {
+  const parts: string[] = [];
+  const python = spec["python"];
+  const platform = spec["platform"];
+  const markers = spec["markers"];
+  if (typeof python === "string") {
+    const marker = poetryPythonMarker(python);
+    if (marker !== undefined) parts.push(`(${marker})`);
+  }
+  if (typeof platform === "string")
+    parts.push(`sys_platform == ${JSON.stringify(platform)}`);
+  if (typeof markers === "string") parts.push(`(${markers})`);
+  return parts.length > 0 ? parts.join(" and ") : undefined;
 }
 
 function table(value: unknown): Record<string, unknown> | undefined {
@@ -187,27 +255,45 @@ function keyLine(text: string, key: string): number {
 export type DeclaredFinding = UnresolvedEntry & { file: string };
 
 /**
- * The installed packages the declarations select (id → declared only under a marker or as
- * optional) and the findings: a declared distribution that is not installed (unless optional),
- * a `-r` file that does not exist.
+ * The installed packages the declarations select (id → declared only as optional, or under a
+ * marker that cannot be decided) and the findings: a declared distribution that is not installed
+ * (unless optional), a `-r` or `file:` requirements file that does not exist, a setup.py
+ * `install_requires` that is not a literal. Markers are evaluated against `env`'s Python and
+ * platform: a requirement whose marker is false is not declared.
  */
 export function selectDeclared(
-  read: RequirementsRead,
+  read: Declarations,
   env: CondaPrefix,
 ): { declared: Map<string, boolean>; findings: DeclaredFinding[] } {
   const declared = new Map<string, boolean>();
+  const target = markerEnvironment(env.python.version, env.platform);
   const findings: DeclaredFinding[] = read.missing.map((missing) => ({
     specifier: missing.target,
     file: missing.file,
     line: missing.line,
     reason: "file-not-found",
-    message: `requirements file ${missing.target} (named by -r) does not exist`,
+    message: `requirements file ${missing.target} (named by -r or file:) does not exist`,
   }));
+  for (const unread of read.unread)
+    findings.push({
+      specifier: unread.text,
+      file: unread.file,
+      line: unread.line,
+      column: unread.column,
+      reason: "dynamic-expression",
+      message:
+        "install_requires is not a literal list; setup.py is never run, so what it declares is not read (name the packages with --include)",
+      optional: true,
+    });
   for (const req of read.requirements) {
+    const holds =
+      req.marker === undefined ? true : evaluateMarker(req.marker, target);
+    if (holds === false) continue;
+    const optional = req.optional || holds === undefined;
     const id = env.distributions.get(req.key);
     if (id !== undefined) {
-      declared.set(id, req.optional && declared.get(id) !== false);
-    } else if (!req.optional) {
+      declared.set(id, optional && declared.get(id) !== false);
+    } else if (!optional) {
       findings.push({
         specifier: req.name,
         file: req.file,

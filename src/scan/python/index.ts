@@ -383,7 +383,7 @@ class PythonScan {
    * as a package.json dependency is; one guarded by a marker is no finding.
    */
   async #addDeclared(project: string): Promise<void> {
-    const read = await readDeclarations(project);
+    const read = await readDeclarations(project, this.#parser);
     for (const file of read.files) {
       if (this.#files.has(file)) continue;
       this.#files.set(file, {

@@ -14,24 +14,26 @@ export interface DeclaredRequirement {
   file: string;
   /** 1-based line of the declaration. */
   line: number;
-  /**
-   * Guarded by an environment marker (`; sys_platform == "win32"`) or marked optional: markers are
-   * not evaluated, so such a package ships when installed and is no finding when it is not.
-   */
+  /** Marked optional (Poetry's `optional = true`): ships when installed, no finding when not. */
   optional: boolean;
+  /**
+   * The PEP 508 environment marker guarding it (`sys_platform == "win32"`), evaluated against
+   * the target environment when the scan selects packages.
+   */
+  marker?: string;
 }
 
 /** A PEP 508 name: letters and digits, with `.`, `_`, `-` inside. */
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?/;
 
 /**
- * The name and whether an environment marker guards it, of one PEP 508 requirement
+ * The name and the environment marker (if any) of one PEP 508 requirement
  * (`name [extras] (specifiers | @ url) [; marker]`); extras, versions and URLs are ignored.
  * Undefined when the text does not start with a name.
  */
 export function parseRequirement(
   text: string,
-): { name: string; marker: boolean } | undefined {
+): { name: string; marker?: string } | undefined {
   const trimmed = text.trim();
   const name = NAME.exec(trimmed)?.[0];
   if (name === undefined) return undefined;
@@ -39,8 +41,11 @@ export function parseRequirement(
   // After the name only extras, a specifier, a URL or a marker may follow.
   if (rest !== "" && !/^[[(<>=!~;@,]/.test(rest)) return undefined;
   // `;` starts the marker, except inside a URL (`@ url ; marker` needs the space before it).
-  const marker = rest.startsWith("@") ? / ;/.test(rest) : rest.includes(";");
-  return { name, marker };
+  const at = rest.startsWith("@")
+    ? rest.search(/\s;/) + 1 || -1
+    : rest.indexOf(";");
+  const marker = at >= 0 ? rest.slice(at + 1).trim() : "";
+  return marker === "" ? { name } : { name, marker };
 }
 
 /** A `-r FILE` line whose file does not exist. */
@@ -92,8 +97,7 @@ export async function readRequirementsFile(
       first.startsWith("--editable") ||
       isUrlOrPath(first)
     ) {
-      if (egg !== undefined)
-        into.requirements.push(declared(egg, path, line, false));
+      if (egg !== undefined) into.requirements.push(declared(egg, path, line));
       continue;
     }
     if (first.startsWith("-")) continue;
@@ -101,7 +105,9 @@ export async function readRequirementsFile(
     const requirement = logical.split(/\s--?[a-z]/)[0] as string;
     const parsed = parseRequirement(requirement);
     if (parsed !== undefined)
-      into.requirements.push(declared(parsed.name, path, line, parsed.marker));
+      into.requirements.push(
+        declared(parsed.name, path, line, { marker: parsed.marker }),
+      );
   }
 }
 
@@ -110,9 +116,16 @@ export function declared(
   name: string,
   file: string,
   line: number,
-  optional: boolean,
+  guard: { optional?: boolean; marker?: string | undefined } = {},
 ): DeclaredRequirement {
-  return { name, key: normaliseName(name), file, line, optional };
+  return {
+    name,
+    key: normaliseName(name),
+    file,
+    line,
+    optional: guard.optional === true,
+    ...(guard.marker ? { marker: guard.marker } : {}),
+  };
 }
 
 /** Requirement lines with continuations joined and comments removed, each with its first line number. */
