@@ -19,6 +19,9 @@ import zstd from "zstd-napi/binding.js";
  * @typedef {{ type: "start", temp: string, level: number, threads: number,
  *   mtimeMs: number }} Start
  * @typedef {{ type: "entries", entries: Entry[], last: boolean }} Batch
+ * @typedef {{ type: "progress", bytes: number, total: number, files: number }} Progress
+ * @typedef {{ changed: boolean, name: string, message: string, stack?: string, code?: string,
+ *   errno?: number, syscall?: string, path?: string }} ErrorReport
  */
 
 /** Bytes handed to the compressor at a time; files are read into it directly. */
@@ -36,10 +39,12 @@ class ChangedWhilePacking extends Error {}
 
 /**
  * The packing state of one bundle: entries arrive in batches (each already in bundle order) and
- * are packed as they come; `finish` ends the archive and the zstd frame.
+ * are packed as they come; `finish` ends the archive and the zstd frame. Also run on the host's
+ * own thread for small bundles (pack-in-thread.ts), so both give the same bytes.
  * @param {Start} job
+ * @param {(progress: Progress) => void} onProgress
  */
-function createPacker(job) {
+export function createPacker(job, onProgress) {
   const mtime = new Date(job.mtimeMs);
   const cctx = new zstd.CCtx();
   cctx.setParameter(zstd.CParameter.compressionLevel, job.level);
@@ -101,12 +106,7 @@ function createPacker(job) {
   // The total is the bytes packed once they all are; until then it is 0, unknown: summing the
   // sizes first would cost a stat of every file before the first byte.
   const report = (/** @type {boolean} */ done = false) =>
-    parentPort?.postMessage({
-      type: "progress",
-      bytes,
-      total: done ? bytes : 0,
-      files,
-    });
+    onProgress({ type: "progress", bytes, total: done ? bytes : 0, files });
   /** Counts file bytes packed; reports every PROGRESS_EVERY of them, inside big files too. */
   const advance = (/** @type {number} */ n) => {
     bytes += n;
@@ -228,6 +228,26 @@ function createPacker(job) {
   };
 }
 
+/**
+ * A packing failure as plain data (it crosses a thread): file-system fields kept, and whether a
+ * source changed size while it was packed.
+ * @param {unknown} error
+ * @returns {ErrorReport}
+ */
+export function errorReport(error) {
+  const e = /** @type {NodeJS.ErrnoException} */ (error);
+  return {
+    changed: error instanceof ChangedWhilePacking,
+    name: e.name,
+    message: e.message,
+    stack: e.stack,
+    code: e.code,
+    errno: e.errno,
+    syscall: e.syscall,
+    path: e.path,
+  };
+}
+
 // The job arrives as messages, so the host can start this worker (about 0.1 s to boot) before it
 // knows the entries, and hand it the first of them while it is still planning the rest.
 /** @type {ReturnType<typeof createPacker> | undefined} */
@@ -235,7 +255,9 @@ let packer;
 parentPort?.on("message", (/** @type {Start | Batch} */ message) => {
   try {
     if (message.type === "start") {
-      packer = createPacker(message);
+      packer = createPacker(message, (progress) =>
+        parentPort?.postMessage(progress),
+      );
       return;
     }
     if (packer === undefined) throw new Error("entries before start");
@@ -248,19 +270,6 @@ parentPort?.on("message", (/** @type {Start | Batch} */ message) => {
   } catch (error) {
     packer?.close();
     packer = undefined;
-    const e = /** @type {NodeJS.ErrnoException} */ (error);
-    parentPort?.postMessage({
-      type: "error",
-      error: {
-        changed: error instanceof ChangedWhilePacking,
-        name: e.name,
-        message: e.message,
-        stack: e.stack,
-        code: e.code,
-        errno: e.errno,
-        syscall: e.syscall,
-        path: e.path,
-      },
-    });
+    parentPort?.postMessage({ type: "error", error: errorReport(error) });
   }
 });

@@ -4,10 +4,8 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
 import {
   InputError,
-  envpackCodeFile,
   commitAtomic,
   isSafeRelativePath,
   tempPathFor,
@@ -15,6 +13,11 @@ import {
   type OnEvent,
 } from "../src/core/light.js";
 import type { LayerRole } from "./layers/bundle-index.js";
+import {
+  startPackInThread,
+  startPackWorker,
+  type PackJob,
+} from "./pack-host.js";
 
 /** One thing to put in a bundle. */
 export interface BundleEntry {
@@ -82,7 +85,13 @@ export const BUNDLE_MTIME = new Date(Date.UTC(2000, 0, 1));
 export type BundleWriterOptions = Omit<
   WriteBundleOptions,
   "leading" | "entries"
->;
+> & {
+  /**
+   * Pack on the calling thread instead of a worker: no worker to boot (about 0.1 s), but the
+   * thread is busy while each batch packs. For small bundles (an app layer). Same bytes.
+   */
+  inThread?: boolean | undefined;
+};
 
 /** A bundle being written: batches go in as they are known, {@link BundleWriter.finish} names it. */
 export interface BundleWriter {
@@ -118,7 +127,9 @@ export interface BundleWriter {
 export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
   options.signal?.throwIfAborted();
   const temp = tempPathFor(join(options.outDir, "unnamed"), options.outDir);
-  const worker = startPackWorker(options);
+  const worker = options.inThread
+    ? startPackInThread(options)
+    : startPackWorker(options);
   // Messages wait for the directory, in the order they were posted; a failure to make it is
   // the bundle's failure, reported by finish.
   const ready = mkdir(options.outDir, { recursive: true }).then(
@@ -201,125 +212,6 @@ export async function writeBundle(
   } finally {
     await writer.abort();
   }
-}
-
-/** What packer/pack-worker.mjs is given (its JSDoc `Start` and `Batch`). */
-type PackJob =
-  | {
-      type: "start";
-      temp: string;
-      level: number;
-      threads: number;
-      mtimeMs: number;
-    }
-  | { type: "entries"; entries: BundleEntry[]; last: boolean };
-
-/** What packer/pack-worker.mjs posts. */
-type PackMessage =
-  | { type: "progress"; bytes: number; total: number; files: number }
-  | { type: "done"; digest: Digest; size: number }
-  | {
-      type: "error";
-      error: {
-        changed: boolean;
-        name: string;
-        message: string;
-        stack?: string;
-        code?: string;
-        errno?: number;
-        syscall?: string;
-        path?: string;
-      };
-    };
-
-/**
- * Boots the packing worker (see pack-worker.mjs) at once; `post` hands it a job; `done` settles
- * once the last batch is packed (or the worker failed, whenever that was), and progress is
- * relayed meanwhile. An abort or `fail` terminates the worker; `stop` terminates it if it is
- * still running and resolves once it is gone, so the temp file is closed before it is removed.
- */
-function startPackWorker(options: BundleWriterOptions): {
-  post(job: PackJob): void;
-  fail(error: unknown): void;
-  done: Promise<{ digest: Digest; size: number }>;
-  stop(): Promise<void>;
-} {
-  const worker = new Worker(envpackCodeFile("packer/pack-worker.mjs"));
-  const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
-  // Recorded from the start: the worker can fail while the entries are still being planned.
-  let failure: unknown;
-  worker.on("error", (error) => (failure ??= error));
-  const onAbort = (): void => void worker.terminate();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  const done = new Promise<{ digest: Digest; size: number }>(
-    (resolve, reject) => {
-      worker.on("message", (message: PackMessage) => {
-        if (message.type === "progress") {
-          const { bytes, total, files } = message;
-          options.onEvent?.({
-            type: "build:progress",
-            phase: "pack",
-            bytes,
-            total,
-            files,
-          });
-        } else if (message.type === "done") {
-          resolve({ digest: message.digest, size: message.size });
-        } else {
-          failure ??= packError(message.error);
-          void worker.terminate();
-        }
-      });
-      void exited.then((code) =>
-        reject(
-          options.signal?.aborted
-            ? options.signal.reason
-            : (failure ??
-                new Error(`the packing worker exited with code ${code}`)),
-        ),
-      );
-    },
-  );
-  // Awaited only by finish; a writer that is aborted instead never looks at it.
-  done.then(undefined, () => undefined);
-  return {
-    post: (job) => worker.postMessage(job),
-    fail: (error) => {
-      failure ??= error;
-      void worker.terminate();
-    },
-    done,
-    stop: async () => {
-      options.signal?.removeEventListener("abort", onAbort);
-      await worker.terminate();
-      await exited;
-    },
-  };
-}
-
-/** Turns the worker's error report back into the error writeBundle documents. */
-function packError(
-  report: Extract<PackMessage, { type: "error" }>["error"],
-): Error {
-  if (report.changed) {
-    return new InputError(
-      "ENVPACK_INPUT_MANIFEST_INVALID",
-      `${report.message} changed size while it was being packed`,
-      {
-        hint: "Build again once nothing is writing to the app or its packages.",
-      },
-    );
-  }
-  // File-system errors keep their code, syscall and path, as if thrown here.
-  const error = Object.assign(new Error(report.message), {
-    code: report.code,
-    errno: report.errno,
-    syscall: report.syscall,
-    path: report.path,
-  });
-  error.name = report.name;
-  if (report.stack !== undefined) error.stack = report.stack;
-  return error;
 }
 
 /**

@@ -23,8 +23,8 @@ export interface BuildLayersOptions {
   bundleKey: Digest;
   /** What planBundle reads; `roles` is set here. */
   plan: Omit<PlanBundleOptions, "roles">;
-  /** Opens a writer into the build's temp directory, with its zstd settings. */
-  openWriter: () => BundleWriter;
+  /** Opens a writer for a layer into the build's temp directory, with its zstd settings. */
+  openWriter: (role: LayerRole) => BundleWriter;
   /**
    * A writer already packing the runtime's leading entries (this machine's node binary, started
    * before the scan because its layer was missing): finished here as the runtime layer.
@@ -80,7 +80,7 @@ export async function buildLayers(
     [...missing].map((role) => [
       role,
       (role === "runtime" ? options.runtimeWriter : undefined) ??
-        options.openWriter(),
+        options.openWriter(role),
     ]),
   );
   let plan: Awaited<ReturnType<typeof planBundle>> | undefined;

@@ -11,7 +11,7 @@ import {
   type Manifest,
   type OnEvent,
 } from "../core/light.js";
-import type { BundleWriter } from "../../packer/index.js";
+import type { BundleWriter, LayerRole } from "../../packer/index.js";
 import { LocalStore } from "../registry/light.js";
 import {
   fingerprintKey,
@@ -172,12 +172,16 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   ]);
   // The scan and the packer read a Conda prefix once, together.
   const inputs = { ...options, readCondaEnv: sharedCondaEnvReader() };
-  /** A bundle writer into the build's temp directory, with the build's zstd settings. */
-  const openWriter = (outDir: string): BundleWriter =>
+  /**
+   * A bundle writer into the build's temp directory, with the build's zstd settings. The app
+   * layer is small: it packs on this thread rather than wait for a worker to boot.
+   */
+  const openWriter = (outDir: string, role: LayerRole): BundleWriter =>
     openBundleWriter({
       outDir,
       level: options.level,
       threads: options.threads,
+      inThread: role === "app",
       onEvent: options.onEvent,
       signal: options.signal,
     });
@@ -240,7 +244,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     hostRuntimeKey !== undefined &&
     (await layerHit(store, hostRuntimeKey)) === null
   ) {
-    runtimeWriter = openWriter(tmp);
+    runtimeWriter = openWriter(tmp, "runtime");
     runtimeWriter.add(nodeRuntimeEntries(process.execPath));
   }
   try {
@@ -286,7 +290,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       keys,
       bundleKey: key,
       plan: inputs,
-      openWriter: () => openWriter(tmp),
+      openWriter: (role) => openWriter(tmp, role),
       runtimeWriter,
       tmp,
     });

@@ -1,0 +1,213 @@
+// The host side of pack-worker.mjs's packer: in a worker thread (a big bundle packs beside the
+// caller's work), or on the calling thread (a small bundle, where booting a worker costs more
+// than packing). Both run the same packer, so both give the same bytes.
+
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import {
+  InputError,
+  envpackCodeFile,
+  type Digest,
+  type OnEvent,
+} from "../src/core/light.js";
+import type { BundleEntry } from "./write-bundle.js";
+
+/** What the packer is given (pack-worker.mjs's JSDoc `Start` and `Batch`). */
+export type PackJob =
+  | {
+      type: "start";
+      temp: string;
+      level: number;
+      threads: number;
+      mtimeMs: number;
+    }
+  | { type: "entries"; entries: BundleEntry[]; last: boolean };
+
+/** A packing failure as pack-worker.mjs reports it (its JSDoc `ErrorReport`). */
+interface ErrorReport {
+  changed: boolean;
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  code?: string | undefined;
+  errno?: number | undefined;
+  syscall?: string | undefined;
+  path?: string | undefined;
+}
+
+/** What the packing worker posts. */
+type PackMessage =
+  | { type: "progress"; bytes: number; total: number; files: number }
+  | { type: "done"; digest: Digest; size: number }
+  | { type: "error"; error: ErrorReport };
+
+/** What a host needs of the writer's options. */
+export interface PackHostOptions {
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A packer being fed: `post` hands it a job; `done` settles once the last batch is packed (or
+ * the packer failed, whenever that was), progress is relayed meanwhile; `stop` ends it if it is
+ * still running and resolves once it is gone, so the temp file is closed before it is removed.
+ */
+export interface PackHost {
+  post(job: PackJob): void;
+  fail(error: unknown): void;
+  done: Promise<{ digest: Digest; size: number }>;
+  stop(): Promise<void>;
+}
+
+/** Boots the packing worker (see pack-worker.mjs) at once. An abort or `fail` terminates it. */
+export function startPackWorker(options: PackHostOptions): PackHost {
+  const worker = new Worker(envpackCodeFile("packer/pack-worker.mjs"));
+  const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
+  // Recorded from the start: the worker can fail while the entries are still being planned.
+  let failure: unknown;
+  worker.on("error", (error) => (failure ??= error));
+  const onAbort = (): void => void worker.terminate();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const done = new Promise<{ digest: Digest; size: number }>(
+    (resolve, reject) => {
+      worker.on("message", (message: PackMessage) => {
+        if (message.type === "progress") relayProgress(options, message);
+        else if (message.type === "done")
+          resolve({ digest: message.digest, size: message.size });
+        else {
+          failure ??= packError(message.error);
+          void worker.terminate();
+        }
+      });
+      void exited.then((code) =>
+        reject(
+          options.signal?.aborted
+            ? options.signal.reason
+            : (failure ??
+                new Error(`the packing worker exited with code ${code}`)),
+        ),
+      );
+    },
+  );
+  // Awaited only by finish; a writer that is aborted instead never looks at it.
+  done.then(undefined, () => undefined);
+  return {
+    post: (job) => worker.postMessage(job),
+    fail: (error) => {
+      failure ??= error;
+      void worker.terminate();
+    },
+    done,
+    stop: async () => {
+      options.signal?.removeEventListener("abort", onAbort);
+      await worker.terminate();
+      await exited;
+    },
+  };
+}
+
+/**
+ * Packs on the calling thread: each job runs in turn, synchronously, once the packer module is
+ * loaded (the thread is busy while a batch packs). The signal is checked between jobs.
+ */
+export function startPackInThread(options: PackHostOptions): PackHost {
+  type Packer = ReturnType<
+    (typeof import("./pack-worker.mjs"))["createPacker"]
+  >;
+  let packer: Packer | undefined;
+  let settle!: {
+    resolve: (done: { digest: Digest; size: number }) => void;
+    reject: (error: unknown) => void;
+  };
+  const done = new Promise<{ digest: Digest; size: number }>(
+    (resolve, reject) => (settle = { resolve, reject }),
+  );
+  done.then(undefined, () => undefined);
+  let ended = false;
+  const end = (error: unknown): void => {
+    packer?.close();
+    packer = undefined;
+    if (!ended) settle.reject(error);
+    ended = true;
+  };
+  // Loaded here, not at start-up: tar and zstd only once a bundle is packed.
+  let queue: Promise<unknown> = import(
+    pathToFileURL(envpackCodeFile("packer/pack-worker.mjs")).href
+  ) as Promise<typeof import("./pack-worker.mjs")>;
+  return {
+    post(job) {
+      queue = queue.then((module) => {
+        if (ended) return module;
+        const { createPacker, errorReport } =
+          module as typeof import("./pack-worker.mjs");
+        try {
+          options.signal?.throwIfAborted();
+          if (job.type === "start") {
+            packer = createPacker(job, (progress) =>
+              relayProgress(options, progress),
+            );
+            return module;
+          }
+          if (packer === undefined) throw new Error("entries before start");
+          packer.add(job.entries);
+          if (job.last) {
+            const result = packer.finish();
+            packer.close();
+            packer = undefined;
+            ended = true;
+            settle.resolve(result as { digest: Digest; size: number });
+          }
+        } catch (error) {
+          end(
+            options.signal?.aborted
+              ? options.signal.reason
+              : packError(errorReport(error)),
+          );
+        }
+        return module;
+      }, end);
+    },
+    fail: end,
+    done,
+    stop: async () => {
+      await queue.then(undefined, () => undefined);
+      end(new Error("the bundle writer was stopped"));
+    },
+  };
+}
+
+function relayProgress(
+  options: PackHostOptions,
+  { bytes, total, files }: { bytes: number; total: number; files: number },
+): void {
+  options.onEvent?.({
+    type: "build:progress",
+    phase: "pack",
+    bytes,
+    total,
+    files,
+  });
+}
+
+/** Turns the packer's error report back into the error writeBundle documents. */
+function packError(report: ErrorReport): Error {
+  if (report.changed) {
+    return new InputError(
+      "ENVPACK_INPUT_MANIFEST_INVALID",
+      `${report.message} changed size while it was being packed`,
+      {
+        hint: "Build again once nothing is writing to the app or its packages.",
+      },
+    );
+  }
+  // File-system errors keep their code, syscall and path, as if thrown here.
+  const error = Object.assign(new Error(report.message), {
+    code: report.code,
+    errno: report.errno,
+    syscall: report.syscall,
+    path: report.path,
+  });
+  error.name = report.name;
+  if (report.stack !== undefined) error.stack = report.stack;
+  return error;
+}

@@ -1,0 +1,84 @@
+// A bundle writer packing on the calling thread (`inThread`, the app layer's) gives the bytes
+// the worker gives, and fails the same way, leaving nothing behind.
+
+import { readFile, readdir, symlink, writeFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { openBundleWriter, type BundleEntry } from "../../packer/index.js";
+import type { EnvpackEvent } from "../../src/core/index.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+async function entriesIn(dir: string): Promise<BundleEntry[][]> {
+  await mkdir(join(dir, "lib"), { recursive: true });
+  await writeFile(join(dir, "lib", "a.js"), "module.exports = 1;\n");
+  await writeFile(join(dir, "big.bin"), Buffer.alloc(3 << 20, 7));
+  await symlink("a.js", join(dir, "lib", "link.js"));
+  return [
+    [{ path: "big.bin", type: "file", source: join(dir, "big.bin") }],
+    [
+      { path: "app/lib/a.js", type: "file", source: join(dir, "lib", "a.js") },
+      { path: "app/run", type: "file", data: Buffer.from("#!/bin/sh\n") },
+      {
+        path: `deep/${"n".repeat(120)}.txt`,
+        type: "file",
+        data: Buffer.from("x"),
+      },
+      { path: "app/lib/link.js", type: "symlink", linkTarget: "a.js" },
+      { path: "empty", type: "directory" },
+    ],
+  ];
+}
+
+async function write(
+  batches: BundleEntry[][],
+  inThread: boolean,
+  onEvent?: (event: EnvpackEvent) => void,
+) {
+  const outDir = await tempDir();
+  const writer = openBundleWriter({ outDir, inThread, onEvent });
+  try {
+    for (const batch of batches) writer.add(batch);
+    return { outDir, written: await writer.finish() };
+  } finally {
+    await writer.abort();
+  }
+}
+
+describe("openBundleWriter inThread", () => {
+  it("writes the bytes the packing worker writes, with progress", async () => {
+    const batches = await entriesIn(await tempDir());
+    const events: EnvpackEvent[] = [];
+    const inThread = await write(batches, true, (e) => events.push(e));
+    const worker = await write(batches, false);
+    expect(inThread.written.digest).toBe(worker.written.digest);
+    expect(await readFile(inThread.written.path)).toEqual(
+      await readFile(worker.written.path),
+    );
+    expect(events.at(-1)).toMatchObject({
+      type: "build:progress",
+      files: 4,
+    });
+  });
+
+  it("fails on a missing source with its code, and leaves nothing", async () => {
+    const outDir = await tempDir();
+    const writer = openBundleWriter({ outDir, inThread: true });
+    writer.add([{ path: "gone", type: "file", source: join(outDir, "nope") }]);
+    await expect(writer.finish()).rejects.toMatchObject({ code: "ENOENT" });
+    expect(await readdir(outDir)).toEqual([]);
+  });
+
+  it("refuses an aborted signal between batches, and leaves nothing", async () => {
+    const outDir = await tempDir();
+    const controller = new AbortController();
+    const writer = openBundleWriter({
+      outDir,
+      inThread: true,
+      signal: controller.signal,
+    });
+    writer.add([{ path: "a", type: "file", data: Buffer.from("a") }]);
+    controller.abort(new Error("stop"));
+    await expect(writer.finish()).rejects.toThrow("stop");
+    expect(await readdir(outDir)).toEqual([]);
+  });
+});
