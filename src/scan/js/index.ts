@@ -27,6 +27,7 @@ import {
   type ScanResult,
   type ScannerOptions,
 } from "../scan-result.js";
+import { assetDirectoryFiles } from "../asset-directory.js";
 import { globPattern, listFiles } from "../file-globs.js";
 import { findImports, type ImportSite } from "./find-imports.js";
 import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
@@ -36,8 +37,6 @@ const PARSED = new Set(JS_EXTENSIONS);
 const CONCURRENCY = 16;
 /** A computed `import()` whose static directory holds more files than this is reported, not expanded. */
 const MAX_PATTERN_FILES = 1000;
-/** An asset directory past either limit is left out with a warning (include it explicitly). */
-export const ASSET_DIRECTORY_BUDGET = { files: 1000, bytes: 64 * 1024 * 1024 };
 
 /** Where a file sits: the app's own code, or inside a package (by its real directory). */
 type Owner = { type: "app" } | { type: "package"; dir: string };
@@ -479,22 +478,12 @@ class JsScanner {
     line: number,
   ): Promise<void> {
     if (this.#catalog.packageDirOf(join(dir, "x")) !== null) return;
-    const files = await listFiles(dir, ASSET_DIRECTORY_BUDGET.files + 1);
-    let bytes = 0;
-    for (const file of files) bytes += (await stat(file)).size;
-    if (
-      files.length > ASSET_DIRECTORY_BUDGET.files ||
-      bytes > ASSET_DIRECTORY_BUDGET.bytes
-    ) {
-      this.#options.onEvent?.({
-        type: "warn",
-        code: "ENVPACK_WARN_ASSET_BUDGET",
-        message: `${dir} (named at ${from}:${line}) holds ${files.length > ASSET_DIRECTORY_BUDGET.files ? `over ${ASSET_DIRECTORY_BUDGET.files} files` : `${bytes} bytes`}, over the asset budget of ${ASSET_DIRECTORY_BUDGET.files} files and ${ASSET_DIRECTORY_BUDGET.bytes} bytes; not bundled`,
-        data: { dir, file: from, line, files: files.length, bytes },
-      });
-      return;
-    }
-    for (const file of files)
+    const files = await assetDirectoryFiles(
+      dir,
+      { how: `named at ${from}:${line}`, file: from, line },
+      this.#options.onEvent,
+    );
+    for (const file of files ?? [])
       this.#enqueue(
         await realpath(file),
         { type: "app" },
