@@ -10,6 +10,7 @@ import {
   type UnresolvedEntry,
 } from "../core/light.js";
 import type { CondaEnvReader } from "../conda/index.js";
+import type { TraceLog } from "../scan/index.js";
 import { envpackVersion } from "./version.js";
 
 /** Options of {@link scan}. */
@@ -124,7 +125,7 @@ async function traceApp(
   options: ScanOptions,
   command: string[],
   cwd: string,
-): Promise<string[] | undefined> {
+): Promise<TraceLog | undefined> {
   const entry = resolve(cwd, options.entries[0] ?? "");
   const python = options.entries.some((e) => e.endsWith(".py"));
   if (python && (options.env === undefined || options.env === "")) return;
@@ -167,11 +168,17 @@ export function syntaxError(manifest: Manifest): InputError | undefined {
   );
 }
 
-/** The findings --strict fails on: the app's own imports that are not guarded as optional. */
+/**
+ * The findings --strict fails on: the app's own imports that are not guarded as optional and
+ * that no traced run resolved.
+ */
 export function strictFindings(
   unresolved: UnresolvedEntry[],
 ): UnresolvedEntry[] {
-  return unresolved.filter((u) => !u.optional && u.package === undefined);
+  return unresolved.filter(
+    (u) =>
+      !u.optional && u.package === undefined && u.resolvedByTrace === undefined,
+  );
 }
 
 /**

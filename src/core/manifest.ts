@@ -136,6 +136,12 @@ const unresolvedEntry = z.object({
   optional: z.boolean().optional(),
   /** Set when the import is inside an installed package rather than the app. */
   package: z.string().optional(),
+  /**
+   * Set by a traced scan when the run imported modules at this site (a computed name): the
+   * absolute module names it loaded there. The finding is resolved by the trace; `--strict`
+   * passes it.
+   */
+  resolvedByTrace: z.array(z.string()).optional(),
 });
 
 export const manifestSchema = z.object({

@@ -12,7 +12,11 @@ import {
   type OnEvent,
 } from "../core/light.js";
 import type { CondaEnvReader } from "../conda/index.js";
-import { JS_EXTENSIONS, type ScanResult } from "./scan-result.js";
+import {
+  JS_EXTENSIONS,
+  type ScanResult,
+  type TraceLog,
+} from "./scan-result.js";
 
 /** Options of {@link scan}. */
 export interface ScanOptions {
@@ -28,8 +32,8 @@ export interface ScanOptions {
   parsePackages?: boolean | undefined;
   /** See {@link ScannerOptions.declared}. */
   declared?: boolean | undefined;
-  /** See {@link ScannerOptions.traced}. */
-  traced?: string[] | undefined;
+  /** What a traced run touched: its paths are {@link ScannerOptions.traced}. */
+  traced?: TraceLog | undefined;
   /** See {@link ScannerOptions.include}. */
   include?: string[] | undefined;
   /**
@@ -71,7 +75,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     entries,
     parsePackages: options.parsePackages,
     declared: options.declared,
-    traced: options.traced,
+    traced: options.traced?.paths,
     include: options.include,
     onEvent: options.onEvent,
     signal: options.signal,
@@ -83,6 +87,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
       ...common,
       prefix: resolve(options.cwd, requireEnv(options.env)),
       readEnv: options.readCondaEnv,
+      trace: options.traced,
     });
   } else {
     const { scanJs } = await import("./js/index.js");
@@ -141,6 +146,7 @@ async function checkEntry(entry: string): Promise<void> {
 }
 
 export { JS_EXTENSIONS } from "./scan-result.js";
+export type { TraceLog } from "./scan-result.js";
 
 /**
  * Runs a Node or Python app once with envpack's trace hooks (see `runTraced` in
@@ -154,7 +160,7 @@ export async function runTraced(
     runtime?: "node" | "python" | undefined;
     signal?: AbortSignal | undefined;
   },
-): Promise<string[]> {
+): Promise<TraceLog> {
   const traced = await import("./trace/run-traced.js");
   return traced.runTraced(command, options);
 }

@@ -17,6 +17,26 @@ export type ScanResult = Omit<
   "schemaVersion" | "generator" | "inputDigest"
 >;
 
+/** A module a traced run imported, and the line outside the import system that asked for it. */
+export interface TracedImport {
+  /** Absolute dotted name. */
+  module: string;
+  /** Real path of the calling file. */
+  file: string;
+  /** 1-based line of the call. */
+  line: number;
+}
+
+/** What a traced run touched (see `runTraced`). */
+export interface TraceLog {
+  /** Real paths of the modules it loaded and the files it opened. */
+  paths: string[];
+  /** Real paths of the directories the app listed (Python). */
+  listed: string[];
+  /** The imports it made, by calling line (Python). */
+  imports: TracedImport[];
+}
+
 /** Options every language scanner takes; `entries` are absolute paths to existing files. */
 export interface ScannerOptions {
   entries: string[];

@@ -109,6 +109,11 @@ describe("Python bundles that run", () => {
       traced.files.filter((f) => f.reason === "traced").map((f) => f.path),
     ).toEqual(["plugins.json", "plugins/__init__.py", "plugins/shout.py"]);
     expect(traced.trace).toEqual({ notLoaded: { files: [], packages: [] } });
+    // The computed import the analysis could not resolve is settled by what the run imported there.
+    expect(
+      traced.unresolved.map((u) => [u.file, u.line, u.resolvedByTrace]),
+    ).toEqual([["main.py", 8, ["plugins.shout", "six"]]]);
+    expect(plain.unresolved.map((u) => u.resolvedByTrace)).toEqual([undefined]);
     expect(await listing(dir)).toEqual(before);
     expect(await listing(cache)).toEqual([]);
 
@@ -118,6 +123,54 @@ describe("Python bundles that run", () => {
       expected,
     );
     expect(await listing(dir)).toEqual(before);
+  });
+
+  it("py-listed-dirs --trace: every file of a directory the app lists ships (not only those it opens), the computed import is resolved by the trace, directories only the import system listed do not ship; the traced bundle runs", async () => {
+    const { dir, settings } = await copyCase("py-listed-dirs");
+    const cache = join(await tempDir(), "cache");
+    const traced = await scanJson(dir, [...settings.entries, "--trace"], cache);
+    expect(traced.files.map((f) => `${f.path} ${f.reason ?? "-"}`)).toEqual([
+      "formats/__init__.py traced",
+      "formats/brackets.py traced",
+      "formats/plain.py traced",
+      "main.py -",
+      "templates/bye.txt traced",
+      "templates/hello.txt traced",
+    ]);
+    expect(traced.unresolved).toMatchObject([
+      {
+        file: "main.py",
+        line: 13,
+        reason: "dynamic-expression",
+        resolvedByTrace: ["formats.brackets"],
+      },
+    ]);
+
+    const expected = await runInProject(dir, settings.entries[0] as string);
+    expect(expected).toBe(settings.stdout);
+    expect(await buildAndRunPython(dir, [...settings.entries, "--trace"])).toBe(
+      expected,
+    );
+  });
+
+  it("--strict passes a computed import the trace resolved, and fails it without the trace", async () => {
+    const { dir, settings } = await copyCase("py-trace-plugin");
+    const env = { ENVPACK_CACHE_DIR: join(dir, "..", "cache") };
+    const args = [
+      "scan",
+      "--json",
+      "--strict",
+      "--env",
+      prefix(),
+      ...settings.entries,
+    ];
+    const plain = await envpack(args, { cwd: dir, env });
+    expect(plain.exitCode).toBe(2);
+    expect(
+      (JSON.parse(plain.stdout) as { error: { code: string } }).error.code,
+    ).toBe("ENVPACK_INPUT_UNRESOLVED");
+    const traced = await envpack([...args, "--trace"], { cwd: dir, env });
+    expect(traced.exitCode, traced.stderr).toBe(0);
   });
 
   it("the human summary compares both directions: traced: what the run loaded that the analysis missed, not loaded: what it found that the run never reached", async () => {

@@ -130,8 +130,11 @@ function summarise(manifest: Manifest, output: string | undefined): string {
   }
   for (const u of manifest.unresolved) {
     const where = u.package ? ` (in ${u.package})` : "";
+    const settled = u.resolvedByTrace
+      ? ` (resolved by the trace: ${u.resolvedByTrace.join(", ")})`
+      : "";
     lines.push(
-      `unresolved: ${u.file}:${u.line} '${u.specifier}' ${u.reason}${u.optional ? " (optional)" : ""}${where}`,
+      `unresolved: ${u.file}:${u.line} '${u.specifier}' ${u.reason}${u.optional ? " (optional)" : ""}${where}${settled}`,
     );
   }
   const traced = [
@@ -141,7 +144,9 @@ function summarise(manifest: Manifest, output: string | undefined): string {
       .map((p) => `${p.name}@${p.version}`),
   ];
   for (const item of traced)
-    lines.push(`traced: ${item} (loaded by the run; the analysis missed it)`);
+    lines.push(
+      `traced: ${item} (loaded or listed by the run; the analysis missed it)`,
+    );
   if (manifest.trace !== undefined) {
     const { files, packages } = manifest.trace.notLoaded;
     const names = [

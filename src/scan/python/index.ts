@@ -20,6 +20,7 @@ import {
   type ReadSource,
   type ScanResult,
   type ScannerOptions,
+  type TraceLog,
 } from "../scan-result.js";
 import {
   findPythonImports,
@@ -44,10 +45,25 @@ import {
 } from "./records.js";
 import { createPythonParser } from "./parser.js";
 import { notLoaded, sortTraced, type TracedPython } from "./traced.js";
+import { assetDirectoryFiles } from "../asset-directory.js";
+import { resolveByTrace } from "../traced-sites.js";
+
+/** Not entered when a listed directory ships: bytecode caches and what the JS side skips. */
+const LISTING_SKIPPED: ReadonlySet<string> = new Set([
+  "__pycache__",
+  "node_modules",
+  ".git",
+]);
 
 /** Options of {@link scanPython}: entries plus the absolute Conda prefix. */
 export interface PythonScanOptions extends ScannerOptions {
   prefix: string;
+  /**
+   * What a traced run touched, beyond `traced` (its paths): the directories the app listed (their
+   * files ship, within the asset budget) and the modules imported by calling line (settling
+   * computed-name findings).
+   */
+  trace?: TraceLog | undefined;
   /** Reads the prefix (default: a read of its own). */
   readEnv?: CondaEnvReader | undefined;
 }
@@ -116,12 +132,31 @@ class PythonScan {
       commonDirectory(entries);
     let traced: TracedPython | undefined;
     if (this.#options.traced !== undefined) {
-      traced = await sortTraced(this.#options.traced, this.#env, project);
-      for (const file of traced.files)
-        if (!this.#files.has(file)) {
-          this.#extraFiles.set(file, "traced");
-          this.#queue.push(file);
+      traced = await sortTraced(
+        {
+          paths: this.#options.traced,
+          listed: this.#options.trace?.listed ?? [],
+        },
+        this.#env,
+        project,
+      );
+      const listed: string[] = [];
+      for (const dir of traced.listed)
+        listed.push(
+          ...((await assetDirectoryFiles(
+            dir,
+            { how: "listed by the traced run" },
+            this.#options.onEvent,
+            LISTING_SKIPPED,
+          )) ?? []),
+        );
+      for (const file of [...traced.files, ...listed]) {
+        const real = await realpath(file);
+        if (!this.#files.has(real) && !this.#extraFiles.has(real)) {
+          this.#extraFiles.set(real, "traced");
+          this.#queue.push(real);
         }
+      }
       await this.#drain(entrySet);
     }
     await this.#addIncluded(project);
@@ -156,7 +191,10 @@ class PythonScan {
         ),
       }),
       imports: importRecords(this.#imports, rel),
-      unresolved: unresolvedEntries(this.#unresolved, rel),
+      unresolved: unresolvedEntries(
+        resolveByTrace(this.#unresolved, this.#options.trace?.imports ?? []),
+        rel,
+      ),
     };
     if (traced !== undefined) result.trace = notLoaded(result, traced, rel);
     this.#options.onEvent?.({

@@ -14,21 +14,33 @@ export interface TracedPython {
   packages: Set<string>;
   /** Regular files of the project it imported or read (real paths); a `.pyc` counts as its source. */
   files: Set<string>;
+  /** Directories of the project (outside the prefix) the app listed, sorted. */
+  listed: string[];
 }
 
 /**
  * Sorts the real paths a traced run touched: inside the prefix, by the package whose record or
  * RECORD lists the file (else by its top-level module name under site-packages); inside `project`
- * (and not the prefix), as app files. Anything else (system files, temp files) is not the app's.
+ * (and not the prefix), as app files, and the project's directories the app listed. Anything else
+ * (system files, temp files, the prefix's directories) is not the app's.
  */
 export async function sortTraced(
-  paths: string[],
+  trace: { paths: string[]; listed: readonly string[] },
   env: CondaPrefix,
   project: string,
 ): Promise<TracedPython> {
+  const { paths } = trace;
   const prefix = await realpath(env.prefix);
   const owners = env.fileOwners();
-  const out: TracedPython = { packages: new Set(), files: new Set() };
+  const inProject = (path: string) =>
+    (path === project || path.startsWith(project + sep)) &&
+    path !== prefix &&
+    !path.startsWith(prefix + sep);
+  const out: TracedPython = {
+    packages: new Set(),
+    files: new Set(),
+    listed: trace.listed.filter(inProject),
+  };
   for (const path of paths) {
     if (path.startsWith(prefix + sep)) {
       const rel = relative(prefix, path).split(sep).join("/");

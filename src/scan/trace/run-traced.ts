@@ -14,6 +14,7 @@ import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { InputError, isNotFound, sanitizeText } from "../../core/light.js";
+import type { TraceLog, TracedImport } from "../scan-result.js";
 import { PYTHON_TRACE_HOOK } from "./python-trace-hook.js";
 
 /** Options of {@link runTraced}. */
@@ -29,7 +30,8 @@ const HEADER = "#envpack-trace";
 
 /**
  * Runs `command` (argv) with envpack's hooks and returns the real paths of every module it loaded
- * and file it opened or listed, sorted. A Node program (`node src/main.js`) gets the loader hooks
+ * and file it opened (or, Node, listed), sorted; a Python run also gives the directories the app
+ * listed and the modules it imported with their calling lines. A Node program (`node src/main.js`) gets the loader hooks
  * and fs recording through NODE_OPTIONS; a Python one (`python app.py`) an audit hook through a
  * `sitecustomize` first on PYTHONPATH, with bytecode writing off so that imports leave no
  * `__pycache__` in the project. The hook and the log live in a temporary directory outside the
@@ -40,7 +42,7 @@ const HEADER = "#envpack-trace";
 export async function runTraced(
   command: string[],
   options: RunTracedOptions,
-): Promise<string[]> {
+): Promise<TraceLog> {
   const [file, ...args] = command;
   if (file === undefined) throw new Error("runTraced needs a command");
   const dir = await mkdtemp(join(tmpdir(), "envpack-trace-"));
@@ -94,23 +96,59 @@ export async function runTraced(
         },
       );
     }
-    const paths = new Set<string>();
-    for (const line of new Set(log.split("\n"))) {
-      if (line === "" || line === HEADER) continue;
-      try {
-        paths.add(await realpath(resolve(options.cwd, line)));
-      } catch (error) {
-        if (
-          !isNotFound(error) &&
-          (error as NodeJS.ErrnoException).code !== "ENOTDIR"
-        )
-          throw error;
-      }
-    }
-    return [...paths].sort();
+    return await parseTraceLog(log, options.cwd);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The real path of `path` (relative to `cwd`), or undefined when it is gone. */
+async function realPathOf(
+  cwd: string,
+  path: string,
+): Promise<string | undefined> {
+  try {
+    return await realpath(resolve(cwd, path));
+  } catch (error) {
+    if (
+      !isNotFound(error) &&
+      (error as NodeJS.ErrnoException).code !== "ENOTDIR"
+    )
+      throw error;
+    return undefined;
+  }
+}
+
+/** The hooks' log: plain paths, and the Python hook's `#listdir` and `#import` records. */
+async function parseTraceLog(log: string, cwd: string): Promise<TraceLog> {
+  const paths = new Set<string>();
+  const listed = new Set<string>();
+  const imports = new Map<string, TracedImport>();
+  const sources = new Map<string, Promise<string | undefined>>();
+  for (const line of new Set(log.split("\n"))) {
+    if (line === "" || line === HEADER) continue;
+    const [kind, ...fields] = line.split("\t");
+    if (kind === "#listdir" && fields[0] !== undefined) {
+      const dir = await realPathOf(cwd, fields[0]);
+      if (dir !== undefined) listed.add(dir);
+    } else if (kind === "#import" && fields.length === 3) {
+      const [module, from, at] = fields as [string, string, string];
+      let source = sources.get(from);
+      if (source === undefined)
+        sources.set(from, (source = realPathOf(cwd, from)));
+      const file = await source;
+      if (file !== undefined)
+        imports.set(line, { module, file, line: Number(at) });
+    } else {
+      const path = await realPathOf(cwd, line);
+      if (path !== undefined) paths.add(path);
+    }
+  }
+  return {
+    paths: [...paths].sort(),
+    listed: [...listed].sort(),
+    imports: [...imports.values()],
+  };
 }
 
 /** A Python's environment for a traced run: the hook first on PYTHONPATH, no bytecode written. */
