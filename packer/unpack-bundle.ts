@@ -21,7 +21,7 @@ import {
   writeFailure,
 } from "../src/core/light.js";
 import { decompressZstd } from "./decompress-zstd.js";
-import { UnpackWriter } from "./unpack-writer.js";
+import { openEntryWriter, type EntryWriter } from "./unpack-writer.js";
 
 /** Options of {@link unpackBundle}. */
 export interface UnpackBundleOptions {
@@ -168,10 +168,10 @@ export async function unpackBundle(
     total,
     files: 0,
   });
-  let writer: UnpackWriter | undefined;
+  let writer: EntryWriter | undefined;
   try {
     await writing(mkdir(temp));
-    writer = new UnpackWriter(temp);
+    writer = openEntryWriter(temp, total);
     const sink = extractInto(writer, guard, (path, reason) => {
       violation = refuse(path, reason);
       return violation;
@@ -224,7 +224,7 @@ export async function unpackBundle(
  * the stream with the error `refuse` makes. Finishes once the writer has written everything.
  */
 function extractInto(
-  writer: UnpackWriter,
+  writer: EntryWriter,
   guard: EntryGuard,
   refuse: (path: string, reason: string) => Error,
 ): Writable {

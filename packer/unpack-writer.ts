@@ -1,17 +1,100 @@
-// The host side of unpack-worker.mjs: queues checked entries and their bytes into batches for the
-// worker that writes them, and holds the reader back while too much is in flight.
+// Where unpackBundle's checked entries are written: on a worker thread for a large archive
+// (queued into batches, the reader held back while too much is in flight), on the reading thread
+// for a small one, which does not pay a thread's start.
 
 import { Worker } from "node:worker_threads";
 import { envpackCodeFile } from "../src/core/light.js";
+import { createOpApplier, type Op } from "./unpack-ops.mjs";
 
-/** One operation of the worker (see its JSDoc `Op`). */
-export type UnpackOp =
-  | { k: "d"; p: string; m: number }
-  | { k: "f"; p: string; m: number }
-  | { k: "w"; n: number }
-  | { k: "e" }
-  | { k: "s"; p: string; t: string }
-  | { k: "l"; p: string; t: string };
+/** One write operation (see unpack-ops.mjs). */
+export type UnpackOp = Op;
+
+/** The writer of one unpack's entries under its root. */
+export interface EntryWriter {
+  /** Settles with the first write error (an Error with the errno `code`, `syscall`, `path`). */
+  readonly failed: Promise<never>;
+  /** That error, once there is one. */
+  readonly error: Error | undefined;
+  /** Queues one operation (without data). */
+  op(op: UnpackOp): void;
+  /** Queues bytes for the file opened last. */
+  write(chunk: Uint8Array): void;
+  /** Calls `proceed` once the reader may go on. */
+  whenRoom(proceed: () => void): void;
+  /** Resolves once everything queued is written. */
+  finish(): Promise<void>;
+  /** Stops writing (at once) and releases what it holds. */
+  close(): Promise<void>;
+}
+
+/**
+ * A writer for an archive of `bytes` compressed bytes under `root` (an empty directory): inline
+ * below INLINE_BYTES, where a worker's start would cost more than the whole write, else a worker.
+ */
+export function openEntryWriter(root: string, bytes: number): EntryWriter {
+  return bytes < INLINE_BYTES ? new InlineWriter(root) : new UnpackWriter(root);
+}
+
+/** Archives smaller than this (compressed) are written on the reading thread: an app layer. */
+const INLINE_BYTES = 256 * 1024;
+
+/** Writes each operation as it comes, on the calling thread. */
+class InlineWriter implements EntryWriter {
+  readonly #applier: ReturnType<typeof createOpApplier>;
+  #error: Error | undefined;
+  readonly failed: Promise<never>;
+  #reject: (error: Error) => void = () => {};
+
+  constructor(root: string) {
+    this.#applier = createOpApplier(root);
+    this.failed = new Promise<never>((_, r) => (this.#reject = r));
+    // Observed here so an unawaited failure is not an unhandled rejection.
+    this.failed.catch(() => {});
+  }
+
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  op(op: UnpackOp): void {
+    this.#apply([op], EMPTY);
+  }
+
+  write(chunk: Uint8Array): void {
+    this.#apply([{ k: "w", n: chunk.length }], chunk);
+  }
+
+  whenRoom(proceed: () => void): void {
+    proceed();
+  }
+
+  async finish(): Promise<void> {
+    this.#apply([], EMPTY);
+    this.#applier.close();
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.#applier.close();
+    } catch (error) {
+      // Closing after a failure: the first error is the one reported.
+      this.#error ??= error as Error;
+    }
+  }
+
+  #apply(ops: UnpackOp[], data: Uint8Array): void {
+    if (this.#error !== undefined) return;
+    try {
+      this.#applier.apply(ops, data);
+    } catch (error) {
+      this.#error = error as Error;
+      this.#reject(this.#error);
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
 
 type FromWorker =
   | { type: "ack"; data: ArrayBuffer }
@@ -36,7 +119,7 @@ const IN_FLIGHT = 4;
  * Writes entries under `root` (an empty directory) from a worker thread. `failed` settles with the
  * worker's first error (an Error with the errno `code`, `syscall` and `path` it had).
  */
-export class UnpackWriter {
+class UnpackWriter implements EntryWriter {
   readonly #worker: Worker;
   readonly #free: Buffer[] = [];
   #ops: UnpackOp[] = [];
