@@ -2,22 +2,12 @@
 // environments, with a completion marker so that a crash half-way is redone, never used.
 
 import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import {
-  mkdir,
-  readFile,
-  readdir,
-  rename,
-  rm,
-  writeFile,
-} from "node:fs/promises";
-import { basename, dirname, join, posix } from "node:path";
-import { execa } from "execa";
-import {
-  IntegrityError,
-  isNotFound,
   pathExists,
-  ToolError,
   writeFailure,
+  isNotFound,
   type Digest,
   type OnEvent,
 } from "../src/core/light.js";
@@ -31,10 +21,16 @@ import {
   layerBeside,
   readLayeredIndex,
 } from "./layers/read-layered.js";
+import {
+  RELOCATION,
+  ensureRelocatedBase,
+  needsRelocation,
+  relocate,
+} from "./layers/relocated-base.js";
+import { removeTree } from "./layers/read-only-tree.js";
 
 /** Marker written last, after unpacking and relocation succeeded. */
 export const COMPLETE_MARKER = ".envpack/complete";
-const RELOCATION = ".envpack/relocate.json";
 
 /** Options of {@link ensureUnpacked}. */
 export interface EnsureUnpackedOptions {
@@ -88,7 +84,7 @@ async function unpackOnce(
       await removeTemps(options.envsDir, hex);
       await rm(dir, { recursive: true, force: true });
       const index = await readLayeredIndex(options.file, options.digest);
-      if (index === undefined)
+      if (index === undefined) {
         await unpackBundle({
           file: options.file,
           dest: dir,
@@ -96,9 +92,15 @@ async function unpackOnce(
           onEvent: options.onEvent,
           signal: options.signal,
         });
-      else await assembleLayers(options, index, dir);
-      if (await pathExists(join(dir, RELOCATION)))
-        await relocate(dir, options.signal);
+        if (await pathExists(join(dir, RELOCATION))) {
+          try {
+            await relocate(dir, options.signal);
+          } catch (error) {
+            await rm(dir, { recursive: true, force: true });
+            throw error;
+          }
+        }
+      } else await assembleLayers(options, index, dir);
       await mkdir(join(dir, dirname(COMPLETE_MARKER)), { recursive: true });
       await writeFile(join(dir, COMPLETE_MARKER), "");
       return { dir, unpacked: true };
@@ -120,7 +122,9 @@ async function unpackOnce(
 /**
  * A layered bundle (format 3): each layer unpacked once per machine under `<envsDir>/layers/`
  * (found beside the index, named by its hex digest, with or without `.tar.zst`), then the tree
- * assembled from them in a temp directory renamed to `dir`.
+ * assembled from them in a temp directory renamed to `dir`. A Conda prefix's lower layers are
+ * relocated once as a base shared by every bundle listing them (relocated-base.ts), which the
+ * tree links to: a bundle that differs only in its app layer needs no relocation.
  */
 async function assembleLayers(
   options: EnsureUnpackedOptions,
@@ -139,6 +143,24 @@ async function assembleLayers(
     });
     layerDirs.push(layerDir);
   }
+  const lower = index.layers.flatMap((l, i) => (l.role === "app" ? [] : [i]));
+  const lowerDirs = lower.map((i) => layerDirs[i] as string);
+  const base = (await needsRelocation(lowerDirs))
+    ? {
+        dir: await ensureRelocatedBase({
+          layers: lower.map(
+            (i) => index.layers[i] as BundleIndex["layers"][number],
+          ),
+          layerDirs: lowerDirs,
+          envsDir: options.envsDir,
+          bundleName: basename(options.file),
+          onEvent: options.onEvent,
+          signal: options.signal,
+          lockTimeoutMs: options.lockTimeoutMs,
+        }),
+        layers: new Set(lower),
+      }
+    : undefined;
   const temp = join(
     options.envsDir,
     `.${basename(dir)}.${randomBytes(6).toString("hex")}.tmp`,
@@ -146,62 +168,13 @@ async function assembleLayers(
   try {
     await mkdir(temp);
     await assembleTree(layerDirs, temp, basename(options.file), {
-      realDirs: await relocatedDirs(layerDirs),
-      linkable: new Set(
-        index.layers.flatMap((l, i) => (l.role === "app" ? [] : [i])),
-      ),
+      linkable: new Set(lower),
+      base,
     });
     await rename(temp, dir);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
-}
-
-/**
- * The directories holding a Conda prefix's relocation targets and their ancestors (relocation
- * replaces those files in the assembled tree, never in a shared layer); none for a Node bundle.
- */
-async function relocatedDirs(
-  layerDirs: readonly string[],
-): Promise<Set<string>> {
-  const dirs = new Set<string>();
-  for (const layer of layerDirs) {
-    let text: string;
-    try {
-      text = await readFile(join(layer, RELOCATION), "utf8");
-    } catch (error) {
-      if (isNotFound(error)) continue;
-      throw error;
-    }
-    let record: { files?: unknown };
-    try {
-      record = JSON.parse(text) as { files?: unknown };
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      throw new IntegrityError(
-        "ENVPACK_INTEGRITY_CORRUPT_ARCHIVE",
-        `${basename(layer)}: ${RELOCATION} is not JSON`,
-        {
-          hint: "Do not use this bundle; build it again.",
-          details: { layer },
-        },
-      );
-    }
-    const files = Array.isArray(record.files)
-      ? (record.files as Array<{ path?: unknown } | null>)
-      : [];
-    for (const file of files) {
-      if (typeof file?.path !== "string") continue;
-      // Ancestors up to the root ("." for a relative path, "/" for an absolute one).
-      for (
-        let dir = posix.dirname(file.path);
-        dir !== "." && dir !== "/";
-        dir = posix.dirname(dir)
-      )
-        dirs.add(dir);
-    }
-  }
-  return dirs;
 }
 
 /** Temp directories of unpacks (ours: `.<hex>.<random>.tmp`; envpack-run's: `.<hex>.<pid>.tmp`). */
@@ -210,7 +183,7 @@ const TEMP_NAME = /^\.([0-9a-f]{64})\.[^/]+\.tmp$/;
 async function removeTemps(envsDir: string, hex: string): Promise<void> {
   for (const name of await readdir(envsDir)) {
     if (TEMP_NAME.exec(name)?.[1] === hex)
-      await rm(join(envsDir, name), { recursive: true, force: true });
+      await removeTree(join(envsDir, name));
   }
 }
 
@@ -218,8 +191,8 @@ async function removeTemps(envsDir: string, hex: string): Promise<void> {
 const LOCK_NAME = /^([0-9a-f]{64})\.lock$/;
 
 /**
- * Removes what killed unpacks left in `envsDir`: locks whose holder is gone, and temp
- * directories whose bundle's lock is not held by a live process (a live unpack's temp is kept,
+ * Removes what killed unpacks left in `envsDir` (or its `layers/` or `bases/`): locks whose
+ * holder is gone, and temp directories whose bundle's lock is not held by a live process (a live unpack's temp is kept,
  * and so is the temp of a lock that has no pid yet). Returns the names removed.
  */
 export async function removeStaleUnpacks(envsDir: string): Promise<string[]> {
@@ -246,36 +219,8 @@ export async function removeStaleUnpacks(envsDir: string): Promise<string[]> {
   for (const name of names) {
     const hex = TEMP_NAME.exec(name)?.[1];
     if (hex === undefined || held.has(hex)) continue;
-    await rm(join(envsDir, name), { recursive: true, force: true });
+    await removeTree(join(envsDir, name));
     removed.push(name);
   }
   return removed;
-}
-
-/** Conda environments rewrite their prefix with their own interpreter, as conda-unpack does. */
-async function relocate(
-  dir: string,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  const result = await execa(
-    join(dir, "bin", "python3"),
-    ["-I", "-B", join(dir, ".envpack", "relocate.py")],
-    {
-      reject: false,
-      cancelSignal: signal,
-      stdin: "ignore",
-    },
-  );
-  if (result.exitCode !== 0) {
-    await rm(dir, { recursive: true, force: true });
-    const tail = String(result.stderr).split("\n").slice(-5).join("\n");
-    throw new ToolError(
-      "ENVPACK_TOOL_FAILED",
-      `relocating the Conda environment to ${dir} failed: ${tail}`,
-      {
-        hint: "Use a shorter cache path (ENVPACK_CACHE_DIR): the new prefix must be no longer than the build's placeholder.",
-        details: { dir, exitCode: result.exitCode },
-      },
-    );
-  }
 }

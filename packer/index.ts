@@ -52,3 +52,5 @@ export {
   writeLayeredBundle,
 } from "./layers/write-layered.js";
 export { readLayeredIndex, layerBeside } from "./layers/read-layered.js";
+export { BASES_DIR, baseName, removeBasesOf } from "./layers/relocated-base.js";
+export { removeTree } from "./layers/read-only-tree.js";

@@ -30,6 +30,12 @@ export interface AssembleTreeOptions {
    * sit beside the packages' `node_modules`, not in the app layer's directory.
    */
   linkable?: ReadonlySet<number> | undefined;
+  /**
+   * A relocated base of some layers (their indexes in `layers`; see relocated-base.ts): an entry
+   * only those layers hold is one symlink to the base's (files and symlinks included), so that a
+   * program reached through the tree runs from the base, the prefix it was relocated to.
+   */
+  base?: { dir: string; layers: ReadonlySet<number> } | undefined;
 }
 
 type Kind = "dir" | "file" | "symlink";
@@ -41,7 +47,8 @@ type Kind = "dir" | "file" | "symlink";
  * alone when unpacked, this checks them together. A directory held by one `linkable` layer alone
  * (and not in `realDirs`) is a relative symlink to that layer's directory: its links resolve
  * inside that layer, which was checked alone, and a package there finds its dependencies beside
- * it as in one tree (a package's own path is the layer's). Elsewhere
+ * it as in one tree (a package's own path is the layer's). With a `base`, what only its layers
+ * hold is a link to the base instead. Elsewhere
  * files are hard links (a copy where the file system refuses a link: another device), so a file
  * the app edits in place is refused by its mode, never changed for another bundle.
  * @returns the number of entries linked or made
@@ -118,6 +125,19 @@ export async function assembleTree(
       }
       const source = join(layerDirs[first.layer] as string, path);
       count++;
+      const base = options.base;
+      if (
+        base !== undefined &&
+        holders.every((h) => base.layers.has(h.layer)) &&
+        !(firstKind === "dir" && isReal(path))
+      ) {
+        // Checked with the base's layers when it was assembled; `..` out of it is refused below.
+        if (firstKind !== "file") whole.add(path);
+        made.push(
+          symlink(relative(dirname(target), join(base.dir, path)), target),
+        );
+        continue;
+      }
       if (firstKind === "dir") {
         if (
           holders.length === 1 &&

@@ -1,12 +1,13 @@
-// A layer unpacked once per machine under `<layers>/<hex>`, its files read-only so every bundle
-// tree linked from it shares it unchanged; a crash half-way leaves only a temp that is redone.
+// A layer unpacked once per machine under `<layers>/<hex>`, read-only (its directories too) so every
+// bundle tree linked from it shares it unchanged; a crash half-way leaves only a temp, redone.
 
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { pathExists, type Digest, type OnEvent } from "../../src/core/light.js";
 import { withDirLock } from "../dir-lock.js";
 import { unpackBundle } from "../unpack-bundle.js";
+import { makeReadOnly, removeTree } from "./read-only-tree.js";
 
 /** Options of {@link ensureLayer}. */
 export interface EnsureLayerOptions {
@@ -27,7 +28,7 @@ const TEMP_NAME = /^\.+([0-9a-f]{64})\.[^/]+\.tmp$/;
 /**
  * The directory a layer is unpacked in, unpacking it first when needed (under the safe-unpack
  * contract of unpackBundle, so a hostile layer is refused exactly as a hostile bundle). The
- * directory appears only complete and with every file's write bits cleared.
+ * directory appears only complete and read-only (see read-only-tree.ts for its removal).
  * @returns the directory and whether this call unpacked it
  * @throws as unpackBundle; InputError ENVPACK_INPUT_CACHE_LOCKED after `lockTimeoutMs`
  */
@@ -45,10 +46,7 @@ export async function ensureLayer(
       // Holding the lock, no other unpack of this layer runs: its temps are leftovers.
       for (const name of await readdir(options.layersDir))
         if (TEMP_NAME.exec(name)?.[1] === hex)
-          await rm(join(options.layersDir, name), {
-            recursive: true,
-            force: true,
-          });
+          await removeTree(join(options.layersDir, name));
       const stage = join(
         options.layersDir,
         `.${hex}.${randomBytes(6).toString("hex")}.tmp`,
@@ -61,23 +59,13 @@ export async function ensureLayer(
           onEvent: options.onEvent,
           signal: options.signal,
         });
-        await clearWriteBits(stage);
+        await makeReadOnly(stage);
         await rename(stage, dir);
       } finally {
-        await rm(stage, { recursive: true, force: true });
+        await removeTree(stage);
       }
       return { dir, unpacked: true };
     },
     { signal: options.signal, timeoutMs: options.lockTimeoutMs },
   );
-}
-
-/** Clears the write bits of every regular file under `dir` (directories stay writable, to be removed). */
-async function clearWriteBits(dir: string): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await clearWriteBits(path);
-    else if (entry.isFile())
-      await chmod(path, (await lstat(path)).mode & 0o7555);
-  }
 }

@@ -227,9 +227,11 @@ export async function cacheGc(
   }
   await rm(join(cacheDir, "tmp"), { recursive: true, force: true });
   // The packer (tar, zstd) loads only here: a cache hit that finds a damaged blob needs it.
-  const { removeStaleUnpacks } = await import("../../packer/index.js");
+  const { removeStaleUnpacks, BASES_DIR } =
+    await import("../../packer/index.js");
   await removeStaleUnpacks(join(cacheDir, "envs"));
   await removeStaleUnpacks(join(cacheDir, "envs", LAYERS_DIR));
+  await removeStaleUnpacks(join(cacheDir, "envs", BASES_DIR));
   return {
     removed,
     layers,
@@ -238,13 +240,16 @@ export async function cacheGc(
   };
 }
 
-/** A layer's blob, its records and its unpacked copy. */
+/**
+ * A layer's blob, its records and its unpacked copy (read-only), with the relocated bases that
+ * link to that copy.
+ */
 async function removeLayer(store: LocalStore, digest: Digest): Promise<void> {
   await store.remove(digest);
-  await rm(join(store.root, "envs", LAYERS_DIR, digest.slice(7)), {
-    recursive: true,
-    force: true,
-  });
+  const { removeBasesOf, removeTree } = await import("../../packer/index.js");
+  const envs = join(store.root, "envs");
+  await removeBasesOf(envs, new Set([digest.slice(7)]));
+  await removeTree(join(envs, LAYERS_DIR, digest.slice(7)));
 }
 
 /** The index a blob holds, when it is one (verified against its name); else undefined. */

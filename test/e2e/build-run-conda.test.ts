@@ -15,6 +15,7 @@ import { describe, expect, inject, it } from "vitest";
 import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { workerPath } from "../helpers/min-path.js";
+import { prefixOfTree } from "../helpers/layered-app.js";
 
 const RUNNER = join(import.meta.dirname, "..", "..", "runtime", "envpack-run");
 
@@ -88,10 +89,10 @@ describe("envpack build + run (Conda)", () => {
       env: { ENVPACK_CACHE_DIR: cache },
     });
     expect(run.exitCode).toBe(0);
-    expectRelocatedTo(
-      JSON.parse(run.stdout) as Report,
-      join(cache, "envs", digest.slice(7)),
-    );
+    // Python runs from the relocated base of the runtime and packages layers, which the tree links to.
+    const base = await prefixOfTree(join(cache, "envs", digest.slice(7)));
+    expect(dirname(base)).toBe(join(cache, "envs", "bases"));
+    expectRelocatedTo(JSON.parse(run.stdout) as Report, base);
   });
 
   it("runs on a worker whose PATH has no python (only sh, tar, zstd, coreutils)", async () => {
@@ -143,8 +144,12 @@ describe("envpack build + run (Conda)", () => {
     };
     expect(doc.error.code).toBe("ENVPACK_TOOL_FAILED");
     expect(doc.error.message).toMatch(/locator\.bin/);
-    // Only the unpacked layers stay (complete, shared by the next try): no tree, no temp.
-    expect(await readdir(join(long, "envs"))).toEqual(["layers"]);
+    // Only the unpacked layers stay (complete, shared by the next try): no tree, no base, no temp.
+    expect((await readdir(join(long, "envs"))).sort()).toEqual([
+      "bases",
+      "layers",
+    ]);
+    expect(await readdir(join(long, "envs", "bases"))).toEqual([]);
     for (const name of await readdir(join(long, "envs", "layers")))
       expect(name).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -1,14 +1,16 @@
 // Layered bundles (format 3) of fixture apps for tests, written by the packer's own writer (the
 // way a build writes them), and stored in a cache as a build records them.
 
-import { readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, realpath, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { expect } from "vitest";
 import { writeLayeredBundle } from "../../packer/index.js";
 import { scan } from "../../src/api/index.js";
 import { bundleKey } from "../../src/api/bundle-key.js";
 import { planBundle } from "../../src/api/plan-bundle.js";
 import type { Digest } from "../../src/core/index.js";
 import { LocalStore } from "../../src/registry/index.js";
+import { tempDir } from "./temp-dir.js";
 
 export type LayeredApp = Awaited<ReturnType<typeof writeLayeredBundle>> & {
   inputDigest: Digest;
@@ -94,4 +96,50 @@ export async function layerInodes(dir: string): Promise<Map<string, bigint>> {
     if (/^[0-9a-f]{64}$/.test(name))
       out.set(name, (await stat(join(dir, name), { bigint: true })).ino);
   return out;
+}
+
+/** What {@link writeCondaProbe}'s app prints. */
+export interface CondaProbeReport {
+  prefix: string;
+  check: Record<string, unknown>;
+}
+
+/**
+ * A Python app (`main.py`, in a new temp directory) printing `sys.prefix` and the Conda fixture's
+ * `fixturepkg.check()` as JSON; `version` makes apps that differ in their own file only.
+ */
+export async function writeCondaProbe(version = 1): Promise<string> {
+  const app = await tempDir("envpack-conda-probe-");
+  await writeFile(
+    join(app, "main.py"),
+    `import json, sys, fixturepkg, six, jsonpointer
+print(json.dumps({"prefix": sys.prefix, "check": fixturepkg.check()}))
+# version ${version}
+`,
+  );
+  return app;
+}
+
+/**
+ * Checks a probe's report: the prefix python ran from is `prefix` (whose `bin/python3` the
+ * bundle's tree reaches), every path the fixture reports is inside it, and every check holds.
+ */
+export function expectRelocatedInto(
+  report: CondaProbeReport,
+  prefix: string,
+): void {
+  expect(report.prefix).toBe(prefix);
+  const paths = Object.values(report.check).filter(
+    (v): v is string => typeof v === "string" && v.startsWith("/"),
+  );
+  expect(paths.length).toBeGreaterThan(0);
+  expect(
+    paths.filter((p) => p !== prefix && !p.startsWith(`${prefix}/`)),
+  ).toEqual([]);
+  expect(Object.values(report.check).filter((v) => v === false)).toEqual([]);
+}
+
+/** The prefix a bundle's tree runs python from: its `bin/python3`, links followed. */
+export async function prefixOfTree(tree: string): Promise<string> {
+  return dirname(dirname(await realpath(join(tree, "bin", "python3"))));
 }

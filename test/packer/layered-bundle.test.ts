@@ -1,8 +1,10 @@
 // Layered bundles (format 3) in the packer: layers split and written, shared by bundles that
 // have them in common, unpacked once per machine and assembled into one tree by links, with
-// Node resolution and Conda relocation exactly as in a single-blob bundle.
+// Node resolution as in a single-blob bundle, and a Conda prefix's lower layers relocated once as a
+// base that trees differing only in their app layer share.
 
 import {
+  chmod,
   mkdir,
   readdir,
   lstat,
@@ -12,22 +14,28 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import {
+  baseName,
   ensureUnpacked,
   writeBundleIndex,
   writeLayer,
-  writeLayeredBundle,
   type BundleEntry,
   type BundleIndex,
   type LayerRole,
 } from "../../packer/index.js";
-import { scan } from "../../src/api/index.js";
-import { planBundle } from "../../src/api/plan-bundle.js";
 import type { Digest } from "../../src/core/index.js";
 import { appCopy } from "../helpers/app-copy.js";
+import {
+  expectRelocatedInto,
+  layerInodes,
+  prefixOfTree,
+  writeCondaProbe,
+  writeLayeredApp,
+  type CondaProbeReport,
+} from "../helpers/layered-app.js";
 import { workerPath } from "../helpers/min-path.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -37,27 +45,6 @@ const byRole = (index: BundleIndex) =>
     Digest
   >;
 
-/** Scans, plans and writes a layered bundle of an app into `out`. */
-async function layered(
-  entries: string[],
-  cwd: string,
-  out: string,
-  cacheDir: string,
-  env?: string,
-) {
-  const manifest = await scan({ entries, cwd, env });
-  const plan = await planBundle(manifest, { cacheDir });
-  try {
-    return await writeLayeredBundle(
-      manifest.kind,
-      [...plan.leading, ...plan.entries],
-      { outDir: out },
-    );
-  } finally {
-    await plan.dispose();
-  }
-}
-
 describe("layered Node bundles", () => {
   it("share the runtime and packages layers across an app edit; a runner holding v1 unpacks only v2's app layer; the app resolves every package from the packages layer", async () => {
     const app = await appCopy("hello");
@@ -65,7 +52,9 @@ describe("layered Node bundles", () => {
     const out = join(work, "out");
     const cache = join(work, "cache");
     const envs = join(work, "envs");
-    const v1 = await layered(["src/main.ts"], app, out, cache);
+    const v1 = await writeLayeredApp(["src/main.ts"], app, out, {
+      cacheDir: cache,
+    });
     expect(v1.index.layers.map((l) => l.role)).toEqual([
       "runtime",
       "packages",
@@ -115,7 +104,9 @@ describe("layered Node bundles", () => {
       greet,
       (await readFile(greet, "utf8")).replace("hello,", "howdy,"),
     );
-    const v2 = await layered(["src/main.ts"], app, out, cache);
+    const v2 = await writeLayeredApp(["src/main.ts"], app, out, {
+      cacheDir: cache,
+    });
     expect(v2.digest).not.toBe(v1.digest);
     expect(byRole(v2.index).runtime).toBe(byRole(v1.index).runtime);
     expect(byRole(v2.index).packages).toBe(byRole(v1.index).packages);
@@ -148,87 +139,138 @@ describe("layered Node bundles", () => {
       'import ms from "ms";\nimport pc from "picocolors";\nconsole.log(pc.bold(String(ms("1m"))));\n',
     );
     const work = await tempDir("envpack-layered-");
-    const a = await layered(
-      ["src/main.ts"],
-      one,
-      join(work, "a"),
-      join(work, "cache"),
-    );
-    const b = await layered(
-      ["src/main.ts"],
-      two,
-      join(work, "b"),
-      join(work, "cache"),
-    );
+    const cacheDir = join(work, "cache");
+    const a = await writeLayeredApp(["src/main.ts"], one, join(work, "a"), {
+      cacheDir,
+    });
+    const b = await writeLayeredApp(["src/main.ts"], two, join(work, "b"), {
+      cacheDir,
+    });
     expect(byRole(b.index).packages).toBe(byRole(a.index).packages);
     expect(byRole(b.index).runtime).toBe(byRole(a.index).runtime);
     expect(byRole(b.index).app).not.toBe(byRole(a.index).app);
   });
 });
 
-/** Inode of each unpacked layer directory, by name (locks and temps left out). */
-async function layerInodes(dir: string): Promise<Map<string, bigint>> {
-  const out = new Map<string, bigint>();
-  for (const name of await readdir(dir))
-    if (/^[0-9a-f]{64}$/.test(name))
-      out.set(name, (await stat(join(dir, name), { bigint: true })).ino);
-  return out;
-}
-
 describe("layered Conda bundles", () => {
-  it("relocate the prefix as a whole once assembled from layers unpacked apart; the shared layers keep their placeholders", async () => {
+  it("relocate the lower layers once, as a base shared by bundles that differ in their app layer; the layers keep their placeholders", async () => {
     const conda = inject("fixtures").conda;
     if (!conda) throw new Error("the Conda fixture was not built");
-    const app = await tempDir("envpack-layered-py-");
-    await writeFile(
-      join(app, "main.py"),
-      "import json, fixturepkg, six, jsonpointer\nprint(json.dumps(fixturepkg.check()))\n",
-    );
     const work = await tempDir("envpack-layered-");
-    const bundle = await layered(
+    const out = join(work, "out");
+    const cacheDir = join(work, "cache");
+    const v1 = await writeLayeredApp(
       ["main.py"],
-      app,
-      join(work, "out"),
-      join(work, "cache"),
-      conda.prefix,
+      await writeCondaProbe(1),
+      out,
+      {
+        cacheDir,
+        env: conda.prefix,
+      },
     );
-    expect(bundle.index.layers.map((l) => l.role)).toEqual([
+    expect(v1.index.layers.map((l) => l.role)).toEqual([
       "runtime",
       "packages",
       "app",
     ]);
     const envs = join(work, "envs");
+    const first = await ensureUnpacked({
+      file: v1.path,
+      digest: v1.digest,
+      envsDir: envs,
+    });
+    const path = await workerPath();
+    const run = async (dir: string) =>
+      JSON.parse(
+        (
+          await execa(join(dir, "bin", "envpack-app"), [], {
+            env: { PATH: path },
+            extendEnv: false,
+          })
+        ).stdout,
+      ) as CondaProbeReport;
+    // Python runs from the relocated base (its layers unpacked apart), which the tree links to.
+    const base = await prefixOfTree(first.dir);
+    expect(dirname(base)).toBe(join(envs, "bases"));
+    expectRelocatedInto(await run(first.dir), base);
+    const packages = join(envs, "layers", byRole(v1.index).packages.slice(7));
+    expect(
+      await readFile(join(packages, "etc", "fixturepkg", "config.ini"), "utf8"),
+    ).toContain("_placehold");
+    expect(
+      await readFile(
+        join(first.dir, "etc", "fixturepkg", "config.ini"),
+        "utf8",
+      ),
+    ).toContain(`data_dir = ${base}/`);
+    // The base is shared and read-only, its directories included.
+    expect((await stat(base)).mode & 0o222).toBe(0);
+    expect((await stat(join(base, "etc", "fixturepkg"))).mode & 0o222).toBe(0);
+
+    // Version 2 differs in its app layer alone: its tree links to the same base, not relocated again.
+    const v2 = await writeLayeredApp(
+      ["main.py"],
+      await writeCondaProbe(2),
+      out,
+      {
+        cacheDir,
+        env: conda.prefix,
+      },
+    );
+    expect(byRole(v2.index).packages).toBe(byRole(v1.index).packages);
+    const relocated = join(base, ".envpack", "relocated.json");
+    const before = await stat(relocated, { bigint: true });
+    const second = await ensureUnpacked({
+      file: v2.path,
+      digest: v2.digest,
+      envsDir: envs,
+    });
+    expect(second.dir).not.toBe(first.dir);
+    expect(await prefixOfTree(second.dir)).toBe(base);
+    expect(await readdir(join(envs, "bases"))).toEqual([basename(base)]);
+    const after = await stat(relocated, { bigint: true });
+    expect([after.ino, after.mtimeNs]).toEqual([before.ino, before.mtimeNs]);
+    expectRelocatedInto(await run(second.dir), base);
+  });
+});
+
+describe("a relocated base left half-made", () => {
+  it("is made again, never used: a base without its marker, a temp and a dead holder's lock", async () => {
+    const conda = inject("fixtures").conda;
+    if (!conda) throw new Error("the Conda fixture was not built");
+    const work = await tempDir("envpack-layered-crash-");
+    const bundle = await writeLayeredApp(
+      ["main.py"],
+      await writeCondaProbe(),
+      join(work, "out"),
+      { cacheDir: join(work, "cache"), env: conda.prefix },
+    );
+    const envs = join(work, "envs");
+    const lower = bundle.index.layers.filter((l) => l.role !== "app");
+    const hex = baseName(lower);
+    const bases = join(envs, "bases");
+    // Killed after the rename, before relocation finished: its files still hold the placeholder.
+    const stale = join(bases, hex);
+    await mkdir(join(stale, "bin"), { recursive: true });
+    await writeFile(join(stale, "bin", "half"), "");
+    await chmod(stale, 0o555);
+    await mkdir(join(bases, `.${hex}.999999.tmp`, "lib"), { recursive: true });
+    await mkdir(join(bases, `${hex}.lock`));
+    await writeFile(join(bases, `${hex}.lock`, "pid"), "999999 1\n");
+
     const { dir } = await ensureUnpacked({
       file: bundle.path,
       digest: bundle.digest,
       envsDir: envs,
     });
+    expect((await readdir(bases)).sort()).toEqual([hex]);
+    expect(await readdir(join(stale, "bin"))).not.toContain("half");
+    expect(await prefixOfTree(dir)).toBe(stale);
     const ran = await execa(join(dir, "bin", "envpack-app"), [], {
       env: { PATH: await workerPath() },
       extendEnv: false,
     });
-    const check = JSON.parse(ran.stdout) as Record<string, unknown>;
-    // Every path the package reports is inside the assembled prefix, not a layer's directory.
-    const paths = Object.values(check).filter(
-      (v): v is string => typeof v === "string" && v.startsWith("/"),
-    );
-    expect(paths.length).toBeGreaterThan(0);
-    expect(paths.filter((p) => p !== dir && !p.startsWith(`${dir}/`))).toEqual(
-      [],
-    );
-    expect(Object.values(check).filter((v) => v === false)).toEqual([]);
-    // The relocated files are the tree's own; the layers still hold the placeholder.
-    const packages = join(
-      envs,
-      "layers",
-      byRole(bundle.index).packages.slice(7),
-    );
-    expect(
-      await readFile(join(packages, "etc", "fixturepkg", "config.ini"), "utf8"),
-    ).toContain("_placehold");
-    expect(
-      await readFile(join(dir, "etc", "fixturepkg", "config.ini"), "utf8"),
-    ).toContain(dir);
+    expectRelocatedInto(JSON.parse(ran.stdout) as CondaProbeReport, stale);
   });
 });
 
