@@ -406,7 +406,8 @@ export class Executor {
 
   /**
    * A Python app: `functionName` of the `.py` file, run by the Conda prefix `env`'s python (or
-   * python3 on PATH).
+   * python3 on PATH). With `pack`, `include` (distribution names, globs relative to the project
+   * directory) ships in its bundle too, as for {@link Executor.app}.
    * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND (no such file), UsageError
    *   ENVPACK_USAGE_BAD_RESOURCES
    */
@@ -424,6 +425,7 @@ export class Executor {
         file: path,
         exportName: functionName,
         env: options.env,
+        ...(options.include ? { include: options.include } : {}),
       },
       parseResourceSpec(options.resources, `python app ${functionName}`),
     );
