@@ -9,6 +9,7 @@ import {
   type Digest,
 } from "../core/light.js";
 import { LocalStore, linkOrCopy } from "./local-store.js";
+import { emptyPushReport, pushBlob } from "./push-report.js";
 import type {
   PushEntry,
   PushReport,
@@ -52,7 +53,7 @@ export class LocalRegistry implements Registry {
   }
 
   async push(file: string, entry: PushEntry): Promise<PushReport> {
-    const report: PushReport = { sent: [], skipped: [], bytes: 0 };
+    const report = emptyPushReport();
     // Layers first, the bundle's blob next, the record last: no record names a missing blob.
     for (const layer of entry.layers ?? [])
       await this.#ensure(layer.file, layer, report);
@@ -85,13 +86,11 @@ export class LocalRegistry implements Registry {
     blob: { digest: Digest; size: number },
     report: PushReport,
   ): Promise<void> {
-    if ((await this.#store.sizeOf(blob.digest)) === blob.size) {
-      report.skipped.push(blob.digest);
-      return;
-    }
-    const put = await this.#store.putFile(file, blob.digest);
-    report.sent.push(put.digest);
-    report.bytes += put.size;
+    await pushBlob(report, blob.digest, {
+      isStored: async () =>
+        (await this.#store.sizeOf(blob.digest)) === blob.size,
+      send: async () => (await this.#store.putFile(file, blob.digest)).size,
+    });
   }
 
   async pull(

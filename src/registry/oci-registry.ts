@@ -23,6 +23,7 @@ import {
   inputTag,
 } from "./oci-manifest.js";
 import { counted, receive } from "./oci-transfer.js";
+import { emptyPushReport, pushBlob } from "./push-report.js";
 import type { Watchdog } from "./watchdog.js";
 import type {
   PushEntry,
@@ -102,7 +103,7 @@ export class OciRegistry implements Registry {
     entry: PushEntry,
     options: TransferOptions = {},
   ): Promise<PushReport> {
-    const report: PushReport = { sent: [], skipped: [], bytes: 0 };
+    const report = emptyPushReport();
     // Blobs first (each checked with a HEAD, sent only when missing), the tag last: an
     // interrupted push never leaves a tag naming a missing blob.
     if (entry.layers === undefined)
@@ -165,14 +166,14 @@ export class OciRegistry implements Registry {
     report: PushReport | undefined,
     options: TransferOptions,
   ): Promise<void> {
-    if (await this.has(blob.digest, options)) {
-      report?.skipped.push(blob.digest);
-      return;
-    }
-    // The registry checks the bytes against the digest the upload is closed with.
-    await this.#upload(blob.digest, blob.size, body, options);
-    report?.sent.push(blob.digest);
-    if (report !== undefined) report.bytes += blob.size;
+    await pushBlob(report, blob.digest, {
+      isStored: () => this.has(blob.digest, options),
+      send: async () => {
+        // The registry checks the bytes against the digest the upload is closed with.
+        await this.#upload(blob.digest, blob.size, body, options);
+        return blob.size;
+      },
+    });
   }
 
   async pull(
