@@ -10,7 +10,7 @@ import {
   type Digest,
   type OnEvent,
 } from "../src/core/light.js";
-import type { BundleEntry } from "./write-bundle.js";
+import type { BundleEntry } from "./bundle-entry.js";
 
 /** What the packer is given (pack-worker.mjs's JSDoc `Start` and `Batch`). */
 export type PackJob =

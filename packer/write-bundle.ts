@@ -12,32 +12,14 @@ import {
   type Digest,
   type OnEvent,
 } from "../src/core/light.js";
-import type { LayerRole } from "./layers/bundle-index.js";
+import type { BundleEntry } from "./bundle-entry.js";
 import {
   startPackInThread,
   startPackWorker,
   type PackJob,
 } from "./pack-host.js";
 
-/** One thing to put in a bundle. */
-export interface BundleEntry {
-  /** POSIX path relative to the bundle root. */
-  path: string;
-  type: "file" | "directory" | "symlink";
-  /** Files: the absolute file to read the bytes from. */
-  source?: string | undefined;
-  /** Files: the bytes, when they come from memory (launchers, metadata). */
-  data?: Uint8Array | undefined;
-  /** Files: written 0755 instead of 0644; left undefined, the source file's execute bit decides. */
-  executable?: boolean | undefined;
-  /** Symlinks: the link's target, as stored. */
-  linkTarget?: string | undefined;
-  /**
-   * The layer of a layered bundle (format 3) the entry belongs to; untagged entries are the
-   * app's. A single-blob bundle ignores it.
-   */
-  layer?: LayerRole | undefined;
-}
+export type { BundleEntry } from "./bundle-entry.js";
 
 /** Options of {@link writeBundle}. */
 export interface WriteBundleOptions {
