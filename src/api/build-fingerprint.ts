@@ -1,7 +1,8 @@
 // The fingerprint cache of builds: the stats of everything a scan read, so an unchanged rebuild
 // is answered without scanning.
 
-import { readFile, stat } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join, posix, resolve } from "node:path";
 import {
   canonicalJson,
@@ -11,7 +12,11 @@ import {
   type Digest,
   type Manifest,
 } from "../core/light.js";
-import { packageTreeStamp } from "../scan/light.js";
+import {
+  recheckTreeStamp,
+  type PackageTrees,
+  type PackageTreeWalk,
+} from "../scan/light.js";
 
 /** The build options that decide which scan a fingerprint stands for. */
 export interface FingerprintKeyOptions {
@@ -32,8 +37,18 @@ export interface Fingerprint {
   inputDigest: Digest;
   kind: Manifest["kind"];
   stats: Array<[path: string, stamp: string]>;
-  /** {@link packageTreeStamp} of every npm package directory: a file edited inside one is seen. */
-  trees: Array<[dir: string, stamp: string]>;
+  /**
+   * The strict tree stamp of every npm package directory with the paths it covers: a file edited,
+   * added or removed inside one is seen by a stat of each path, without listing a directory.
+   */
+  trees: Array<[dir: string, strict: string, paths: string[], stamp: string]>;
+}
+
+/** A fingerprint read back: the hit, if every watched path is unchanged, and its package walks. */
+export interface RememberedFingerprint {
+  hit: Fingerprint | null;
+  /** The package tree walks it recorded (to seed packageTrees), whether or not it hit. */
+  walks: Map<string, PackageTreeWalk>;
 }
 
 /** What a build's fingerprint is stored under: its entries, manifest file and options, resolved against `cwd`. */
@@ -64,27 +79,26 @@ export function fingerprintKey(
 
 /**
  * Remembers `manifest` under `key` with the stats of what it was scanned from (and of `extra`
- * paths, e.g. the manifest file). Cheap to lose: written without fsync.
+ * paths, e.g. the manifest file) and its package trees as `trees` walked them (the build's
+ * walks, taken before the scan read the files). Cheap to lose: written without fsync.
  */
 export async function writeFingerprint(
   cacheDir: string,
   key: Digest,
   manifest: Manifest,
-  extra: string[],
+  options: { extra: string[]; trees: PackageTrees },
 ): Promise<void> {
-  const paths = [...watchedPaths(manifest), ...extra];
+  const paths = [...watchedPaths(manifest), ...options.extra];
   const fingerprint: Fingerprint = {
     inputDigest: manifest.inputDigest as Digest,
     kind: manifest.kind,
-    stats: await Promise.all(
-      paths.map(async (p): Promise<[string, string]> => [p, await stampOf(p)]),
-    ),
-    trees: await Promise.all(
-      packageDirs(manifest).map(async (d): Promise<[string, string]> => [
-        d,
-        await treeStampOf(d),
-      ]),
-    ),
+    stats: paths.map((p): [string, string] => [p, stampOf(p)]),
+    trees: packageDirs(manifest).map((dir): Fingerprint["trees"][number] => {
+      const walk = walkOf(dir, options.trees);
+      return walk === null
+        ? [dir, "missing", ["."], "missing"]
+        : [dir, walk.strict, walk.paths, walk.stamp];
+    }),
   };
   // A fingerprint that does not parse only means a full scan.
   await writeFileAtomic(
@@ -96,30 +110,53 @@ export async function writeFingerprint(
   );
 }
 
-/** The remembered fingerprint when every watched path still has the same stats; else null. */
+/**
+ * The remembered fingerprint as a hit when every watched path still has the same stats (else
+ * `hit` is null), with the package walks it recorded.
+ */
 export async function readFingerprint(
   cacheDir: string,
   key: Digest,
-): Promise<Fingerprint | null> {
+): Promise<RememberedFingerprint> {
+  const none = { hit: null, walks: new Map() };
   let fingerprint: Fingerprint;
   try {
     fingerprint = JSON.parse(
       await readFile(fingerprintPath(cacheDir, key), "utf8"),
     ) as Fingerprint;
   } catch (error) {
-    if (isNotFound(error) || error instanceof SyntaxError) return null;
+    if (isNotFound(error) || error instanceof SyntaxError) return none;
     throw error;
   }
-  // A fingerprint without package tree stamps predates them: it cannot vouch for edited packages.
-  if (!Array.isArray(fingerprint.trees)) return null;
-  for (const [path, stamp] of fingerprint.stats)
-    if ((await stampOf(path)) !== stamp) return null;
-  const trees = await Promise.all(
-    fingerprint.trees.map(
-      async ([dir, stamp]) => (await treeStampOf(dir)) === stamp,
-    ),
+  // A fingerprint without strict tree walks predates them: a full scan decides.
+  if (
+    !Array.isArray(fingerprint.stats) ||
+    !Array.isArray(fingerprint.trees) ||
+    !fingerprint.trees.every(
+      (tree) => Array.isArray(tree[2]) && typeof tree[3] === "string",
+    )
+  )
+    return none;
+  const walks = new Map(
+    fingerprint.trees.map(([dir, strict, paths, stamp]) => [
+      dir,
+      { strict, paths, stamp },
+    ]),
   );
-  return trees.every(Boolean) ? fingerprint : null;
+  return { hit: isUnchanged(fingerprint) ? fingerprint : null, walks };
+}
+
+/**
+ * Whether every watched path and package tree has the stats the fingerprint recorded.
+ * Synchronous: a few hundred stats and thousands of lstats from the inode cache cost less in one
+ * loop than as thread-pool round trips, and the first change ends the check.
+ */
+function isUnchanged(fingerprint: Fingerprint): boolean {
+  for (const [path, stamp] of fingerprint.stats)
+    if (stampOf(path) !== stamp) return false;
+  for (const [dir, strict, paths] of fingerprint.trees)
+    if (recheckTreeStamp(dir, paths) !== strict) return false;
+  return true;
 }
 
 function fingerprintPath(cacheDir: string, key: Digest): string {
@@ -133,18 +170,18 @@ function packageDirs(manifest: Manifest): string[] {
     : [];
 }
 
-async function treeStampOf(dir: string): Promise<string> {
+function walkOf(dir: string, trees: PackageTrees): PackageTreeWalk | null {
   try {
-    return await packageTreeStamp(dir);
+    return trees(dir);
   } catch (error) {
-    if (isNotFound(error)) return "missing";
+    if (isNotFound(error)) return null;
     throw error;
   }
 }
 
-async function stampOf(path: string): Promise<string> {
+function stampOf(path: string): string {
   try {
-    const info = await stat(path, { bigint: true });
+    const info = statSync(path, { bigint: true });
     return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
   } catch (error) {
     if (isNotFound(error)) return "missing";

@@ -13,6 +13,7 @@ import {
 } from "../core/light.js";
 import type { BundleWriter, LayerRole } from "../../packer/index.js";
 import { LocalStore } from "../registry/light.js";
+import { PackageScans, packageTrees as scanTrees } from "../scan/light.js";
 import {
   fingerprintKey,
   readFingerprint,
@@ -29,6 +30,7 @@ import {
 } from "./bundle-cache.js";
 import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
 import type { RegistryOptions } from "./registry.js";
+import { envpackVersion } from "./version.js";
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -149,9 +151,10 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   });
   const fingerprint = fingerprintKey(options, cwd);
   const remembered = await readFingerprint(options.cacheDir, fingerprint);
-  if (remembered !== null) {
-    const hit = await cacheHit(store, remembered.inputDigest, options);
-    if (hit) return finish({ ...hit, kind: remembered.kind, source: "cache" });
+  if (remembered.hit !== null) {
+    const { inputDigest, kind } = remembered.hit;
+    const hit = await cacheHit(store, inputDigest, options);
+    if (hit) return finish({ ...hit, kind, source: "cache" });
   }
 
   // Past the fingerprint hit: the scanner, the packer and the registry client load only now.
@@ -170,8 +173,19 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     import("../../packer/index.js"),
     import("./build-layers.js"),
   ]);
-  // The scan and the packer read a Conda prefix once, together.
-  const inputs = { ...options, readCondaEnv: sharedCondaEnvReader() };
+  // The scan and the packer read a Conda prefix once, together; the scan, the edited-package
+  // check and the fingerprint walk each package directory once, before the scan reads it.
+  const packageTrees = scanTrees(remembered.walks);
+  const inputs = {
+    ...options,
+    readCondaEnv: sharedCondaEnvReader(),
+    packageTrees,
+    packageScans: new PackageScans(
+      join(options.cacheDir, "scan", "npm"),
+      envpackVersion(),
+      packageTrees,
+    ),
+  };
   /**
    * A bundle writer into the build's temp directory, with the build's zstd settings. The app
    * layer is small: it packs on this thread rather than wait for a worker to boot.
@@ -217,7 +231,10 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
         ),
       ));
     if (pulled) {
-      await writeFingerprint(options.cacheDir, fingerprint, quick, []);
+      await writeFingerprint(options.cacheDir, fingerprint, quick, {
+        extra: [],
+        trees: packageTrees,
+      });
       return finish({
         ...pulled,
         inputDigest: quickDigest,
@@ -254,12 +271,10 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
         : await loadManifest(inputs, cwd, true);
     const inputDigest = manifest.inputDigest as Digest;
     const key = bundleKey(inputDigest, options);
-    await writeFingerprint(
-      options.cacheDir,
-      fingerprint,
-      manifest,
-      manifestFile,
-    );
+    await writeFingerprint(options.cacheDir, fingerprint, manifest, {
+      extra: manifestFile,
+      trees: packageTrees,
+    });
     const hit = await cacheHit(store, inputDigest, options);
     if (hit)
       return await finish({ ...hit, kind: manifest.kind, source: "cache" });

@@ -11,11 +11,16 @@ import {
   type Manifest,
   type OnEvent,
 } from "../core/index.js";
-import type { CondaEnvReader } from "../conda/index.js";
+import type { PackageTrees } from "../scan/light.js";
 import { checkNodeTarget } from "../../packer/index.js";
 import { markEditedPackages } from "./package-edits.js";
 import { retarget } from "./retarget.js";
-import { scanWith, syntaxError, type ScanOptions } from "./scan-app.js";
+import {
+  scanWith,
+  syntaxError,
+  type ScanOptions,
+  type ScanReaders,
+} from "./scan-app.js";
 
 /** Options of {@link loadManifest}: the build's inputs. */
 export interface LoadManifestOptions {
@@ -35,9 +40,12 @@ export interface LoadManifestOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** What a build reads its inputs with: the Conda prefix reader it shares with its packer. */
-export interface ManifestReaders {
-  readCondaEnv?: CondaEnvReader | undefined;
+/**
+ * What a build reads its inputs with: the Conda prefix reader it shares with its packer, the
+ * remembered package scans and the package tree walks it shares with its fingerprint.
+ */
+export interface ManifestReaders extends ScanReaders {
+  packageTrees?: PackageTrees | undefined;
 }
 
 /**
@@ -53,7 +61,11 @@ export async function loadManifest(
   const scanned = await readOrScan(options, cwd, parsePackages);
   const broken = syntaxError(scanned);
   if (broken !== undefined) throw broken;
-  const manifest = await markEditedPackages(scanned, options.cacheDir);
+  const manifest = await markEditedPackages(
+    scanned,
+    options.cacheDir,
+    options.packageTrees,
+  );
   if (options.node === undefined && options.platform === undefined)
     return manifest;
   if (manifest.runtime.name !== "node") {
@@ -109,7 +121,7 @@ async function readOrScan(
     }
     return parseManifest(json, path);
   }
-  return scanWith(
+  const manifest = await scanWith(
     {
       entries: options.entries ?? [],
       env: options.env,
@@ -121,6 +133,8 @@ async function readOrScan(
       onEvent: options.onEvent,
       signal: options.signal,
     },
-    options.readCondaEnv,
+    options,
   );
+  await options.packageScans?.save();
+  return manifest;
 }

@@ -11,7 +11,11 @@ import {
   type Manifest,
   type PackageEntry,
 } from "../core/light.js";
-import { packageTreeDigest, packageTreeStamp } from "../scan/index.js";
+import {
+  packageTreeDigest,
+  packageTreeStamp,
+  type PackageTrees,
+} from "../scan/index.js";
 
 /** What the cache remembers of one installed package directory. */
 interface TreeState {
@@ -37,6 +41,7 @@ interface TreeState {
 export async function markEditedPackages(
   manifest: Manifest,
   cacheDir: string,
+  trees?: PackageTrees,
 ): Promise<Manifest> {
   if (manifest.kind !== "node") return manifest;
   let edited = false;
@@ -50,7 +55,15 @@ export async function markEditedPackages(
       )
         return pkg;
       const dir = join(manifest.root, ...pkg.path.split("/"));
-      const tree = await editedTree(dir, pkg.integrity, install, cacheDir);
+      const stamp =
+        trees === undefined ? await packageTreeStamp(dir) : trees(dir).stamp;
+      const tree = await editedTree(
+        dir,
+        stamp,
+        pkg.integrity,
+        install,
+        cacheDir,
+      );
       if (tree === null) return pkg;
       edited = true;
       return { ...pkg, integrity: tree, integritySource: "tree" };
@@ -64,6 +77,7 @@ export async function markEditedPackages(
 /** The package's tree hash when its files differ from how they were installed; else null. */
 async function editedTree(
   dir: string,
+  stamp: string,
   integrity: string,
   install: string,
   cacheDir: string,
@@ -73,7 +87,6 @@ async function editedTree(
     "package-trees",
     `${createHash("sha256").update(dir).digest("hex")}.json`,
   );
-  const stamp = await packageTreeStamp(dir);
   const known = await readState(path);
   if (
     known === null ||

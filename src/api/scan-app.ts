@@ -10,7 +10,7 @@ import {
   type UnresolvedEntry,
 } from "../core/light.js";
 import type { CondaEnvReader } from "../conda/index.js";
-import type { TraceLog } from "../scan/index.js";
+import type { PackageScans, TraceLog } from "../scan/index.js";
 import { envpackVersion } from "./version.js";
 
 /** Options of {@link scan}. */
@@ -61,16 +61,24 @@ export interface ScanOptions {
  *   ENVPACK_INPUT_NO_SPACE
  */
 export async function scan(options: ScanOptions): Promise<Manifest> {
-  return scanWith(options, undefined);
+  return scanWith(options, {});
+}
+
+/** What a build's scan reads through, shared with the rest of the build. */
+export interface ScanReaders {
+  /** Reads a Conda prefix (a build shares it with its packer). */
+  readCondaEnv?: CondaEnvReader | undefined;
+  /** Remembered imports of npm package files (a build's, in its cache directory). */
+  packageScans?: PackageScans | undefined;
 }
 
 /**
- * {@link scan}, reading a Conda prefix through `readCondaEnv` (a build shares it with its packer).
+ * {@link scan}, reading through the build's `readers`.
  * @throws as {@link scan}
  */
 export async function scanWith(
   options: ScanOptions,
-  readCondaEnv: CondaEnvReader | undefined,
+  readers: ScanReaders,
 ): Promise<Manifest> {
   const cwd = options.cwd ?? process.cwd();
   const traced =
@@ -82,7 +90,8 @@ export async function scanWith(
   const manifest = await scanEntries({
     entries: options.entries,
     env: options.env,
-    readCondaEnv,
+    readCondaEnv: readers.readCondaEnv,
+    packageScans: readers.packageScans,
     cwd,
     generatorVersion: envpackVersion(),
     parsePackages: options.parsePackages,

@@ -12,6 +12,7 @@ import {
   type OnEvent,
 } from "../core/light.js";
 import type { CondaEnvReader } from "../conda/index.js";
+import type { PackageScans } from "./js/package-scans.js";
 import {
   JS_EXTENSIONS,
   type ScanResult,
@@ -41,6 +42,8 @@ export interface ScanOptions {
    * packer uses, so both decide from one read of the environment.
    */
   readCondaEnv?: CondaEnvReader | undefined;
+  /** JS: the imports of package files a build remembers (see PackageScans); default: parse all. */
+  packageScans?: PackageScans | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -91,7 +94,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
     });
   } else {
     const { scanJs } = await import("./js/index.js");
-    result = await scanJs(common);
+    result = await scanJs({ ...common, packageScans: options.packageScans });
   }
   const unsealed = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
@@ -167,3 +170,5 @@ export async function runTraced(
 export { rewriteSpecifiers } from "./js/rewrite-specifiers.js";
 export { packageTreeDigest } from "./npm/package-catalog.js";
 export { packageTreeStamp } from "./npm/package-tree.js";
+export { PackageScans } from "./js/package-scans.js";
+export { packageTrees, type PackageTrees } from "./npm/package-tree.js";

@@ -1,3 +1,12 @@
-// The scan layer's light barrel for start-up paths (a cache hit): package tree stamps, no parser.
+// The scan layer's light barrel for start-up paths (a cache hit): package tree stamps and the
+// package scans store, no parser.
 
-export { packageTreeStamp } from "./npm/package-tree.js";
+export { PackageScans } from "./js/package-scans.js";
+export {
+  packageTreeStamp,
+  packageTrees,
+  recheckTreeStamp,
+  walkPackageTree,
+  type PackageTreeWalk,
+  type PackageTrees,
+} from "./npm/package-tree.js";

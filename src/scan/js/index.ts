@@ -29,7 +29,12 @@ import {
 } from "../scan-result.js";
 import { assetDirectoryFiles } from "../asset-directory.js";
 import { globPattern, listFiles } from "../file-globs.js";
-import { findImports, type ImportSite } from "./find-imports.js";
+import {
+  findImports,
+  type FoundImports,
+  type ImportSite,
+} from "./find-imports.js";
+import type { PackageScans } from "./package-scans.js";
 import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
 
 const PARSED = new Set(JS_EXTENSIONS);
@@ -53,14 +58,20 @@ interface PendingFile {
   owner: Owner;
 }
 
+/** Options of {@link scanJs}. */
+export interface JsScannerOptions extends ScannerOptions {
+  /** Remembered imports of package files (a build's); without, every package file is parsed. */
+  packageScans?: PackageScans | undefined;
+}
+
 /** Scans JS/TS entries and the packages they reach. */
-export async function scanJs(options: ScannerOptions): Promise<ScanResult> {
+export async function scanJs(options: JsScannerOptions): Promise<ScanResult> {
   const scanner = new JsScanner(options);
   return scanner.run();
 }
 
 class JsScanner {
-  readonly #options: ScannerOptions;
+  readonly #options: JsScannerOptions;
   readonly #resolver = new SpecifierResolver();
   readonly #catalog = new PackageCatalog();
   /** Real path → owner, for every file queued so far. */
@@ -91,7 +102,7 @@ class JsScanner {
   /** Real package directory → the path it is placed at (see #placePackages). */
   readonly #placed = new Map<string, string>();
 
-  constructor(options: ScannerOptions) {
+  constructor(options: JsScannerOptions) {
     this.#options = options;
   }
 
@@ -354,37 +365,57 @@ class JsScanner {
 
   async #visit({ path, owner }: PendingFile): Promise<void> {
     const ext = extname(path);
-    const isApp = owner.type === "app";
-    if (!isApp && (!PARSED.has(ext) || this.#options.parsePackages === false))
+    if (
+      owner.type === "package" &&
+      (!PARSED.has(ext) || this.#options.parsePackages === false)
+    )
       return;
-    const source = await readSource(path, isApp);
-    if (isApp) {
-      const current = this.#appFiles.get(path);
-      const role = current?.role === "entry" ? "entry" : roleOf(ext);
-      this.#appFiles.set(path, {
-        ...appFile(path, source, role),
-        ...(current?.reason ? { reason: current.reason } : {}),
-      });
-    }
-    if (!PARSED.has(ext) || source.text === undefined) return;
-    const found = findImports(source.text, ext, !isApp);
+    const found =
+      owner.type === "app"
+        ? await this.#readAppFile(path, ext)
+        : await this.#packageImports(owner.dir, path, ext);
+    if (found === null) return;
     this.#parsed++;
     this.#options.onEvent?.({
       type: "scan:file",
       file: path,
       count: this.#parsed,
     });
-    if (found.problem) {
-      if (isApp) {
-        const current = this.#appFiles.get(path);
-        this.#appFiles.set(path, {
-          ...appFile(path, { ...source, problem: found.problem }, roleOf(ext)),
-          ...(current?.reason ? { reason: current.reason } : {}),
-        });
-      }
-      return;
-    }
+    if (found.problem) return;
     for (const site of found.sites) await this.#follow(path, owner, site);
+  }
+
+  /** Reads an app file into its manifest entry (with its problem, if any) and finds its imports. */
+  async #readAppFile(path: string, ext: string): Promise<FoundImports | null> {
+    const source = await readSource(path, true);
+    const current = this.#appFiles.get(path);
+    const role = current?.role === "entry" ? "entry" : roleOf(ext);
+    const reason = current?.reason ? { reason: current.reason } : {};
+    this.#appFiles.set(path, { ...appFile(path, source, role), ...reason });
+    if (!PARSED.has(ext) || source.text === undefined) return null;
+    const found = findImports(source.text, ext, false);
+    if (found.problem)
+      this.#appFiles.set(path, {
+        ...appFile(path, { ...source, problem: found.problem }, roleOf(ext)),
+        ...reason,
+      });
+    return found;
+  }
+
+  /** The imports of a package's file: remembered by the build's package scans, or read now. */
+  async #packageImports(
+    packageDir: string,
+    path: string,
+    ext: string,
+  ): Promise<FoundImports | null> {
+    const read = async (): Promise<FoundImports | null> => {
+      const source = await readSource(path, false);
+      return source.text === undefined
+        ? null
+        : findImports(source.text, ext, true);
+    };
+    const scans = this.#options.packageScans;
+    return scans === undefined ? read() : scans.imports(packageDir, path, read);
   }
 
   async #follow(from: string, owner: Owner, site: ImportSite): Promise<void> {
