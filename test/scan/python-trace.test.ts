@@ -68,6 +68,25 @@ describe("python --trace listings", () => {
     ]);
   });
 
+  it("__import__ of a computed name: the trace settles the finding with the module it imported there", async () => {
+    const dir = join(await tempDir("envpack-pyimport-"), "app");
+    await mkdir(dir);
+    await writeFile(
+      join(dir, "main.py"),
+      'name = "js" + "on"\nmodule = __import__(name)\nprint(module.dumps([1]))\n',
+    );
+    const options = { entries: ["main.py"], cwd: dir, env: prefix() };
+    const plain = await scan(options);
+    const traced = await scan({ ...options, trace: [] });
+    expect(plain.unresolved).toMatchObject([
+      { line: 2, reason: "dynamic-expression" },
+    ]);
+    expect(plain.unresolved[0]?.resolvedByTrace).toBeUndefined();
+    expect(traced.unresolved).toMatchObject([
+      { line: 2, reason: "dynamic-expression", resolvedByTrace: ["json"] },
+    ]);
+  });
+
   it("the hook runs the environment's own sitecustomize and prints no error of its own", async () => {
     const dir = await tempDir("envpack-pyhook-");
     await mkdir(join(dir, "boot"));

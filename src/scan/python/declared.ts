@@ -168,8 +168,9 @@ async function parseToml(
 }
 
 /**
- * Adds `[project] dependencies` and Poetry's main group, `[tool.poetry.dependencies]` (less
- * `python`), to `into`. Optional dependencies, PEP 735 `[dependency-groups]` and Poetry's other
+ * Adds `[project] dependencies` (and the requirements files `[tool.setuptools.dynamic]
+ * dependencies` names) and Poetry's main group, `[tool.poetry.dependencies]` (less `python`), to
+ * `into`. Optional dependencies, PEP 735 `[dependency-groups]` and Poetry's other
  * groups and `dev-dependencies` are not read: they are extras and development tools.
  */
 async function readPyproject(
@@ -191,6 +192,22 @@ async function readPyproject(
             marker: parsed.marker,
           }),
         );
+    }
+  }
+  // setuptools reads `dynamic = ["dependencies"]` from the requirements files it names.
+  const dynamic = table(
+    table(table(table(toml["tool"])?.["setuptools"])?.["dynamic"])?.[
+      "dependencies"
+    ],
+  )?.["file"];
+  const named = typeof dynamic === "string" ? [dynamic] : dynamic;
+  for (const target of Array.isArray(named) ? named : []) {
+    if (typeof target !== "string") continue;
+    try {
+      await readRequirementsFile(join(dirname(path), target), into);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      into.missing.push({ file: path, line: lineOf(text, target), target });
     }
   }
   const poetry = table(

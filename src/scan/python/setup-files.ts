@@ -179,7 +179,8 @@ function literalStrings(
 
 /**
  * Adds a Pipfile's `[packages]` to `into` (never `[dev-packages]`): each key a distribution, its
- * table's `markers` and marker-variable keys (`sys_platform = "== 'win32'"`) its marker.
+ * table's `markers` and marker-variable keys (`sys_platform = "== 'win32'"`) its marker; a
+ * `path` or `file` package (a local project or archive) is left out, as pip's path lines are.
  */
 export function readPipfile(
   path: string,
@@ -201,6 +202,8 @@ export function readPipfile(
   )) {
     const markers: string[] = [];
     if (spec !== null && typeof spec === "object" && !Array.isArray(spec)) {
+      // A local path or archive (often the project itself) names no installed distribution.
+      if ("path" in spec || "file" in spec) continue;
       for (const [key, value] of Object.entries(
         spec as Record<string, unknown>,
       )) {
