@@ -7,9 +7,10 @@
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Executor } from "../src/index.js";
-import { median, ratio, type Throughput } from "./lib/stats.js";
+import { ratio, type Throughput } from "./lib/stats.js";
 import { formatTable, ratioText } from "./lib/table.js";
 import { runCManager, type Outcome, type Overhead } from "./lib/wq-cmanager.js";
+import { figuresOf, roundTrips, tally, type Failures } from "./lib/wq-tally.js";
 import {
   queryStatus,
   startBenchWorker,
@@ -24,8 +25,8 @@ const TARGET_TASKS_PER_SECOND = 1500;
 const TARGET_VS_PROCESS = 10;
 const TARGET_P50_MS = 2;
 
-/** Throughput and round trip of one mode. */
-export type WarmRun = Throughput;
+/** Throughput and round trip of one mode, and the tasks that failed. */
+export type WarmRun = Throughput & Failures;
 
 /** The section's figures, for `--json` and the printed table. */
 export interface WarmSection {
@@ -85,24 +86,14 @@ async function runMode(
         })
       : executor.app(apps.noopEntry, "noop", { resources: { cores: 1 } });
     // Untimed: the bundle is built, sent and unpacked, runtimes start.
-    await Promise.all(Array.from({ length: WARMUP_TASKS }, () => noop()));
+    const warmup = tally();
+    await warmup.settleAll(WARMUP_TASKS, noop);
+    const timed = tally();
     const start = performance.now();
-    await Promise.all(Array.from({ length: tasks }, () => noop()));
+    await timed.settleAll(tasks, noop);
     const seconds = (performance.now() - start) / 1000;
-    const latencies: number[] = [];
-    for (let i = 0; i < latencyCalls; i++) {
-      const t = performance.now();
-      await noop();
-      latencies.push(performance.now() - t);
-    }
-    return {
-      mode,
-      tasks,
-      seconds,
-      tasksPerSecond: tasks / seconds,
-      latencyCalls,
-      medianLatencyMs: median(latencies),
-    };
+    const trips = await roundTrips(latencyCalls, noop);
+    return figuresOf({ mode, tasks, seconds, warmup, timed, trips });
   } finally {
     await executor.shutdown();
     await Promise.all(workers.map((w) => w.stop()));
@@ -177,6 +168,7 @@ export function formatWarmSection(section: WarmSection): string[] {
     String(r.tasks),
     r.tasksPerSecond.toFixed(1),
     `${r.medianLatencyMs.toFixed(2)} ms`,
+    `${r.failed} + ${r.latencyFailed}`,
   ];
   const met = (ok: boolean) => (ok ? "yes" : "NO");
   const { warm, perProcess, python, floor, warmVsProcess, warmVsFloor } =
@@ -188,6 +180,7 @@ export function formatWarmSection(section: WarmSection): string[] {
         "tasks",
         "tasks/s",
         "median round trip",
+        "failed",
       ],
       [
         row(warm),
@@ -195,8 +188,14 @@ export function formatWarmSection(section: WarmSection): string[] {
         row(python),
         floor.ok
           ? row({ ...floor.value, mode: "Debian C manager, `true` (floor)" })
-          : ["Debian C manager, `true` (floor)", "", "n/a", floor.reason],
+          : ["Debian C manager, `true` (floor)", "", "n/a", floor.reason, ""],
       ],
+    ),
+    ...[warm, perProcess, python, ...(floor.ok ? [floor.value] : [])].flatMap(
+      (r) =>
+        r.firstFailure === undefined
+          ? []
+          : [`failed tasks, ${r.mode}: first: ${r.firstFailure}`],
     ),
     "",
     formatTable(

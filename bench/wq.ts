@@ -1,32 +1,33 @@
 // `npm run bench:wq`: envpack's Work Queue manager driving real work_queue_workers on 127.0.0.1,
 // against Debian's C manager (python3-workqueue) in the same run: no-op command tasks on one
 // 2-core worker, pack: true module apps, a 40 MB bundle shipped to three workers, and warm
-// runtimes on two workers (bench/wq-warm.ts; `--warm` runs that section alone).
+// runtimes on two workers (bench/wq-warm.ts; `--warm` runs that section alone). A failed task
+// is counted and printed, never the end of the run.
 
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { MAX_BATCH } from "../src/exec/index.js";
-import { build, Executor, type EnvpackEvent } from "../src/index.js";
+import { Executor } from "../src/index.js";
 import { prepareApp, prepareConda } from "./lib/fixtures.js";
-import { median, ratio } from "./lib/stats.js";
+import { ratio } from "./lib/stats.js";
 import { formatTable, ratioText, wantsJson } from "./lib/table.js";
 import { formatWarmSection, runWarmSection } from "./wq-warm.js";
 import {
+  BUNDLE_BYTES,
+  BUNDLE_WORKERS,
+  runBundle,
+  type BundleRun,
+} from "./lib/wq-bundle.js";
+import {
   C_PYTHON,
-  cpuPerTask,
   runCManager,
   type CManagerRun,
   type Outcome,
   type Overhead,
 } from "./lib/wq-cmanager.js";
-import {
-  queryStatus,
-  startBenchWorker,
-  type BenchWorker,
-} from "./lib/wq-worker.js";
+import { runEnvpack, type Counts } from "./lib/wq-envpack.js";
 
 /** `--tasks N` scales the runs down for a quick look (the figures of record use the defaults). */
 const SCALE = scaleFromArgs(process.argv.slice(2));
@@ -35,13 +36,20 @@ const WARM_ONLY = process.argv.includes("--warm");
 /** `--commands`: only the command tasks against the C manager (issue 12's figure). */
 const COMMANDS_ONLY = process.argv.includes("--commands");
 const COMMAND_TASKS = Math.round(2000 * SCALE);
+/**
+ * The monitored pair runs fewer tasks: every task there is a resource_monitor (~25–50 ms of CPU
+ * each, ~10× an unmonitored one), and 2,000 on each side took minutes of the run.
+ */
 const MODULE_TASKS = Math.round(500 * SCALE);
 const LATENCY_CALLS = Math.max(10, Math.round(200 * SCALE));
+const COMMANDS: Counts = { tasks: COMMAND_TASKS, latencyCalls: LATENCY_CALLS };
+const MONITORED: Counts = {
+  tasks: Math.max(10, Math.round(500 * SCALE)),
+  // A monitored round trip is ~200 ms (resource_monitor's start and end): 200 would be 40 s.
+  latencyCalls: Math.max(10, Math.round(50 * SCALE)),
+};
 const WARMUP_TASKS = 20;
 const WORKER = { cores: 2, memory: 1000, disk: 4000 };
-const BUNDLE_BYTES = 40_000_000;
-const BUNDLE_WORKERS = 3;
-const BUNDLE_ROUNDS = 2;
 const TARGET_VS_C = 2;
 const TARGET_BUNDLES_PER_WORKER = 1;
 
@@ -57,188 +65,29 @@ function scaleFromArgs(args: string[]): number {
 }
 
 /** The C manager's run beside envpack's: the same tasks on one worker of the same size. */
-function cRun(monitor: boolean): CManagerRun {
+function cRun(monitor: boolean, counts: Counts): CManagerRun {
   return {
     monitor,
-    tasks: COMMAND_TASKS,
-    latencyCalls: LATENCY_CALLS,
+    ...counts,
     warmup: WARMUP_TASKS,
     workers: 1,
     worker: WORKER,
   };
 }
 
-/** The port of an executor's manager (its workers connect there). */
-async function managerPort(executor: Executor): Promise<number> {
-  const where = await executor.listening();
-  if (where.port === undefined) throw new Error("bench:wq: no manager port");
-  return where.port;
-}
+/** How long each section of the run took (wall seconds), in order. */
+const sections: Array<{ name: string; seconds: number }> = [];
 
-/** No-op tasks through envpack's manager: warm-up, all at once, then sequential round trips. */
-async function runEnvpack(
-  mode: string,
-  work: string,
-  tasks: number,
-  makeCall: (executor: Executor) => () => Promise<unknown>,
-  options: { pack: boolean; monitor: boolean },
-): Promise<Overhead> {
-  const executor = new Executor({
-    backend: "workqueue",
-    port: 0,
-    pack: options.pack,
-    monitor: options.monitor,
-    cacheDir: join(work, "cache"),
-  });
-  let worker: BenchWorker | undefined;
+/** Runs one section, logging its start and recording how long it took. */
+async function section<T>(name: string, step: () => Promise<T>): Promise<T> {
+  log(`bench:wq: ${name}`);
+  const start = performance.now();
   try {
-    worker = await startBenchWorker({
-      port: await managerPort(executor),
-      ...WORKER,
-    });
-    const call = makeCall(executor);
-    // Untimed: the worker joins, the bundle (if any) is built and sent.
-    await Promise.all(Array.from({ length: WARMUP_TASKS }, () => call()));
-    const workerAtStart = await worker.cpuNow();
-    const managerAtStart = process.cpuUsage();
-    const start = performance.now();
-    await Promise.all(Array.from({ length: tasks }, () => call()));
+    return await step();
+  } finally {
     const seconds = (performance.now() - start) / 1000;
-    const managerUsed = process.cpuUsage(managerAtStart);
-    const workerAtEnd = await worker.cpuNow();
-    const latencies: number[] = [];
-    for (let i = 0; i < LATENCY_CALLS; i++) {
-      const t = performance.now();
-      await call();
-      latencies.push(performance.now() - t);
-    }
-    await executor.shutdown();
-    return {
-      mode,
-      tasks,
-      seconds,
-      tasksPerSecond: tasks / seconds,
-      latencyCalls: LATENCY_CALLS,
-      medianLatencyMs: median(latencies),
-      cpu: cpuPerTask(
-        workerAtStart === undefined || workerAtEnd === undefined
-          ? undefined
-          : workerAtEnd - workerAtStart,
-        (managerUsed.user + managerUsed.system) / 1e6,
-        tasks,
-      ),
-    };
-  } finally {
-    await executor.shutdown();
-    await worker?.stop();
-  }
-}
-
-/** Per worker of the bundle run: what was sent to it and when its first result came back. */
-interface BundleWorker {
-  bytesSent: number;
-  bundlesSent: number;
-  tasks: number;
-  firstResultSeconds: number;
-}
-
-interface BundleRun {
-  bundleBytes: number;
-  tasks: number;
-  workers: BundleWorker[];
-}
-
-/**
- * A module app whose bundle is ~{@link BUNDLE_BYTES}: the exec-tasks app's noop next to a file of
- * random bytes it reads by `new URL(…, import.meta.url)` (incompressible, so the bundle keeps its size).
- */
-async function bigApp(work: string, baseBytes: number): Promise<string> {
-  const dir = join(work, "big-app");
-  await mkdir(dir, { recursive: true });
-  await writeFile(
-    join(dir, "package.json"),
-    JSON.stringify({ name: "bench-wq-big", private: true, type: "module" }),
-  );
-  await writeFile(
-    join(dir, "blob.bin"),
-    randomBytes(Math.max(1_000_000, BUNDLE_BYTES - baseBytes)),
-  );
-  const entry = join(dir, "big.mjs");
-  await writeFile(
-    entry,
-    [
-      'import { statSync } from "node:fs";',
-      'const blob = new URL("./blob.bin", import.meta.url);',
-      "export function size() {",
-      "  return statSync(blob).size;",
-      "}",
-      "",
-    ].join("\n"),
-  );
-  return entry;
-}
-
-/** Three workers, {@link BUNDLE_ROUNDS} rounds of one task per worker on the ~40 MB bundle. */
-async function runBundle(work: string, noopEntry: string): Promise<BundleRun> {
-  const cacheDir = join(work, "cache");
-  const base = await build({ entries: [noopEntry], cacheDir });
-  const entry = await bigApp(work, base.size);
-  const bundle = await build({ entries: [entry], cacheDir });
-  const firstResult = new Map<string, number>();
-  let start = 0;
-  const executor = new Executor({
-    backend: "workqueue",
-    port: 0,
-    pack: true,
-    cacheDir,
-    onEvent: (event: EnvpackEvent) => {
-      if (
-        event.type === "task:state" &&
-        event.state === "done" &&
-        event.workerId !== undefined &&
-        !firstResult.has(event.workerId)
-      )
-        firstResult.set(event.workerId, (performance.now() - start) / 1000);
-    },
-  });
-  const workers: BenchWorker[] = [];
-  try {
-    const port = await managerPort(executor);
-    for (let i = 0; i < BUNDLE_WORKERS; i++)
-      workers.push(
-        await startBenchWorker({ port, cores: 1, memory: 1000, disk: 4000 }),
-      );
-    // Every worker joins before the first task, so each gets one per round.
-    while (
-      ((await queryStatus(port, "queue_status"))[0]?.workers as number) <
-      BUNDLE_WORKERS
-    )
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    const size = executor.app<[], number>(entry, "size", {
-      resources: { cores: 1 },
-    });
-    start = performance.now();
-    for (let round = 0; round < BUNDLE_ROUNDS; round++)
-      await Promise.all(Array.from({ length: BUNDLE_WORKERS }, () => size()));
-    const status = await queryStatus(port, "worker_status");
-    return {
-      bundleBytes: bundle.size,
-      tasks: BUNDLE_WORKERS * BUNDLE_ROUNDS,
-      workers: status.map((w) => {
-        const bytes = w.total_bytes_transferred as number;
-        const id = w.worker_id as string | undefined;
-        return {
-          bytesSent: bytes,
-          bundlesSent: bytes / bundle.size,
-          tasks: w.total_tasks_complete as number,
-          firstResultSeconds:
-            (id === undefined ? undefined : firstResult.get(id)) ?? NaN,
-        };
-      }),
-    };
-  } finally {
-    await executor.shutdown();
-    await Promise.all(workers.map((w) => w.stop()));
+    sections.push({ name, seconds });
+    log(`bench:wq:   ${seconds.toFixed(1)} s`);
   }
 }
 
@@ -247,20 +96,30 @@ function cpuMs(cpu: NonNullable<Overhead["cpu"]>): number {
 }
 
 function overheadRow(row: Outcome<Overhead>, label: string): string[] {
-  if (!row.ok) return [label, "", "n/a", row.reason, "", ""];
+  if (!row.ok) return [label, "", "n/a", row.reason, "", "", ""];
   const { cpu } = row.value;
   return [
     label,
     String(row.value.tasks),
     row.value.tasksPerSecond.toFixed(0),
     `${row.value.medianLatencyMs.toFixed(2)} ms (${row.value.latencyCalls} calls)`,
+    `${row.value.failed} + ${row.value.latencyFailed}`,
     cpu === undefined
       ? "n/a"
-      : `${(cpu.workerMs + cpu.managerMs).toFixed(1)} ms: ${cpu.workerMs.toFixed(1)} + ${cpu.managerMs.toFixed(1)}`,
+      : `${cpuMs(cpu).toFixed(1)} ms: ${cpu.workerMs.toFixed(1)} + ${cpu.managerMs.toFixed(1)}`,
     cpu === undefined
       ? "n/a"
-      : `${((cpus().length * 1000) / (cpu.workerMs + cpu.managerMs)).toFixed(0)} tasks/s`,
+      : `${((cpus().length * 1000) / cpuMs(cpu)).toFixed(0)} tasks/s`,
   ];
+}
+
+/** The first failure of each run that had one, as printed lines. */
+function failureLines(runs: Array<[string, Outcome<Overhead>]>): string[] {
+  return runs.flatMap(([label, run]) =>
+    run.ok && run.value.firstFailure !== undefined
+      ? [`failed tasks, ${label}: first: ${run.value.firstFailure}`]
+      : [],
+  );
 }
 
 async function main(): Promise<void> {
@@ -288,74 +147,97 @@ async function main(): Promise<void> {
       const noop = executor.command(["true"], { resources: { cores: 1 } });
       return () => noop();
     };
+    const commandRun = (monitor: boolean, counts: Counts) =>
+      runEnvpack(
+        `envpack command tasks, ${monitor ? "resource_monitor" : "monitor: false"}`,
+        work,
+        counts,
+        noopCommand,
+        { pack: false, monitor, warmup: WARMUP_TASKS, worker: WORKER },
+      );
+    const ok = (value: Overhead): Outcome<Overhead> => ({ ok: true, value });
+    const what = (counts: Counts) =>
+      `${counts.tasks} no-op commands + ${counts.latencyCalls} round trips`;
     // Each pair runs back to back (the C manager, then envpack): both see about the same load.
-    log(
-      `bench:wq: Debian's C manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    const c = await section(`Debian's C manager, ${what(COMMANDS)}`, () =>
+      runCManager(cRun(false, COMMANDS)),
     );
-    const c = await runCManager(cRun(false));
-    log(
-      `bench:wq: envpack's manager, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    const commands = ok(
+      await section(`envpack's manager, ${what(COMMANDS)}`, () =>
+        commandRun(false, COMMANDS),
+      ),
     );
-    const commands = await runEnvpack(
-      "envpack command tasks, monitor: false",
-      work,
-      COMMAND_TASKS,
-      noopCommand,
-      { pack: false, monitor: false },
+    const cMonitored = await section(
+      `Debian's C manager with resource_monitor, ${what(MONITORED)}`,
+      () => runCManager(cRun(true, MONITORED)),
     );
-    log(
-      `bench:wq: Debian's C manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
+    const commandsMonitored = ok(
+      await section(
+        `envpack's manager with resource_monitor, ${what(MONITORED)}`,
+        () => commandRun(true, MONITORED),
+      ),
     );
-    const cMonitored = await runCManager(cRun(true));
-    log(
-      `bench:wq: envpack's manager with resource_monitor, ${COMMAND_TASKS} no-op commands + ${LATENCY_CALLS} round trips`,
-    );
-    const commandsMonitored = await runEnvpack(
-      "envpack command tasks, resource_monitor",
-      work,
-      COMMAND_TASKS,
-      noopCommand,
-      { pack: false, monitor: true },
-    );
-    let modules: Overhead | undefined;
+    let modules: Outcome<Overhead> | undefined;
     let bundle: BundleRun | undefined;
     let warm: Awaited<ReturnType<typeof runWarmSection>> | undefined;
     if (!COMMANDS_ONLY) {
-      log(
-        `bench:wq: envpack's manager, ${MODULE_TASKS} no-op pack: true module apps + ${LATENCY_CALLS} round trips`,
+      modules = ok(
+        await section(
+          `envpack's manager, ${MODULE_TASKS} no-op pack: true module apps + ${LATENCY_CALLS} round trips`,
+          () =>
+            runEnvpack(
+              "envpack module apps (pack: true)",
+              work,
+              { tasks: MODULE_TASKS, latencyCalls: LATENCY_CALLS },
+              (executor) => {
+                const noop = executor.app(noopEntry, "noop", {
+                  resources: { cores: 1 },
+                });
+                return () => noop();
+              },
+              {
+                pack: true,
+                monitor: true,
+                warmup: WARMUP_TASKS,
+                worker: WORKER,
+              },
+            ),
+        ),
       );
-      modules = await runEnvpack(
-        "envpack module apps (pack: true)",
-        work,
-        MODULE_TASKS,
-        (executor) => {
-          const noop = executor.app(noopEntry, "noop", {
-            resources: { cores: 1 },
-          });
-          return () => noop();
-        },
-        { pack: true, monitor: true },
+      bundle = await section(
+        `a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
+        () => runBundle(work, noopEntry),
       );
-      log(
-        `bench:wq: a ${(BUNDLE_BYTES / 1e6).toFixed(0)} MB bundle on ${BUNDLE_WORKERS} workers`,
+      const apps = await warmApps();
+      warm = await section("warm runtimes on two workers", () =>
+        runWarmSection(apps, SCALE, log),
       );
-      bundle = await runBundle(work, noopEntry);
-      warm = await runWarmSection(await warmApps(), SCALE, log);
     }
 
-    const vsC = c.ok
-      ? ratio(commands.tasksPerSecond, c.value.tasksPerSecond)
-      : null;
-    const latencyVsC = c.ok
-      ? ratio(c.value.medianLatencyMs, commands.medianLatencyMs)
-      : null;
-    const vsCMonitored = cMonitored.ok
-      ? ratio(commandsMonitored.tasksPerSecond, cMonitored.value.tasksPerSecond)
-      : null;
-    const cpuVsC =
-      c.ok && c.value.cpu !== undefined && commands.cpu !== undefined
-        ? ratio(cpuMs(c.value.cpu), cpuMs(commands.cpu))
-        : null;
+    const both = <T>(
+      a: Outcome<Overhead>,
+      b: Outcome<Overhead>,
+      f: (a: Overhead, b: Overhead) => T,
+    ): T | null => (a.ok && b.ok ? f(a.value, b.value) : null);
+    const vsC = both(commands, c, (e, c) =>
+      ratio(e.tasksPerSecond, c.tasksPerSecond),
+    );
+    const latencyVsC = both(commands, c, (e, c) =>
+      ratio(c.medianLatencyMs, e.medianLatencyMs),
+    );
+    const vsCMonitored = both(commandsMonitored, cMonitored, (e, c) =>
+      ratio(e.tasksPerSecond, c.tasksPerSecond),
+    );
+    const cpuVsC = both(commands, c, (e, c) =>
+      e.cpu === undefined || c.cpu === undefined
+        ? null
+        : ratio(cpuMs(c.cpu), cpuMs(e.cpu)),
+    );
+    const cpuVsCMonitored = both(commandsMonitored, cMonitored, (e, c) =>
+      e.cpu === undefined || c.cpu === undefined
+        ? null
+        : ratio(cpuMs(e.cpu), cpuMs(c.cpu)),
+    );
     const worstBundles =
       bundle === undefined
         ? undefined
@@ -379,8 +261,10 @@ async function main(): Promise<void> {
               commandsVsC: vsC,
               commandsVsCMonitored: vsCMonitored,
               cCpuPerTaskVsCommands: cpuVsC,
+              commandsCpuPerTaskVsCMonitored: cpuVsCMonitored,
               cLatencyVsCommands: latencyVsC,
             },
+            sections,
           },
           null,
           2,
@@ -397,28 +281,20 @@ async function main(): Promise<void> {
         : ok(value)
           ? "yes"
           : "NO";
-    const rows = [
-      overheadRow(
-        { ok: true, value: commands },
-        "envpack: `true` commands, monitor: false",
-      ),
-      overheadRow(c, `Debian C manager (${C_PYTHON}): \`true\` commands`),
-      overheadRow(
-        { ok: true, value: commandsMonitored },
+    const labelled: Array<[string, Outcome<Overhead>]> = [
+      ["envpack: `true` commands, monitor: false", commands],
+      [`Debian C manager (${C_PYTHON}): \`true\` commands`, c],
+      [
         "envpack: `true` commands in resource_monitor (default)",
-      ),
-      overheadRow(
-        cMonitored,
-        "Debian C manager, every task in resource_monitor",
-      ),
+        commandsMonitored,
+      ],
+      ["Debian C manager, every task in resource_monitor", cMonitored],
     ];
     if (modules !== undefined)
-      rows.push(
-        overheadRow(
-          { ok: true, value: modules },
-          "envpack: no-op module apps, pack: true (no C peer)",
-        ),
-      );
+      labelled.push([
+        "envpack: no-op module apps, pack: true, warm runtimes (default; no C peer)",
+        modules,
+      ]);
     const ratios = [
       [
         "envpack / C manager tasks/s (commands, no monitor)",
@@ -432,13 +308,19 @@ async function main(): Promise<void> {
         "",
         "",
       ],
+      ["C manager / envpack median round trip", ratioText(latencyVsC), "", ""],
       [
         "envpack / C manager tasks/s (both in resource_monitor)",
         ratioText(vsCMonitored),
         `≥ ${TARGET_VS_C}`,
         met(vsCMonitored, (v) => v >= TARGET_VS_C),
       ],
-      ["C manager / envpack median round trip", ratioText(latencyVsC), "", ""],
+      [
+        "envpack / C manager CPU per task (both in resource_monitor)",
+        ratioText(cpuVsCMonitored),
+        "",
+        "",
+      ],
     ];
     if (worstBundles !== undefined)
       ratios.push([
@@ -449,9 +331,10 @@ async function main(): Promise<void> {
       ]);
     const lines = [
       `bench:wq — this machine: ${cpus().length} cores, load average ${load1?.toFixed(1)} (1 min) / ${load5?.toFixed(1)} (5 min) at the end, shared with other work while it ran: tasks/s vary run to run; each ratio compares two runs made back to back`,
-      `one work_queue_worker --cores ${WORKER.cores} --memory ${WORKER.memory} on 127.0.0.1; ${COMMAND_TASKS} tasks declaring 1 core, submitted at once after ${WARMUP_TASKS} untimed warm-up tasks, then ${LATENCY_CALLS} round trips one after another`,
+      `one work_queue_worker --cores ${WORKER.cores} --memory ${WORKER.memory} on 127.0.0.1; ${COMMAND_TASKS} tasks declaring 1 core, submitted at once after ${WARMUP_TASKS} untimed warm-up tasks, then ${LATENCY_CALLS} round trips one after another; the resource_monitor pair runs ${MONITORED.tasks} tasks and ${MONITORED.latencyCalls} round trips on each side (each monitored task costs ~10× the CPU of a bare one: 2,000 made the run minutes longer; CPU per task and the ratio do not depend on the count)`,
       `C manager: one Work Queue task per task, \`/bin/sh -c true\` (the worker forks, makes a sandbox, runs sh, reports; the manager fetches the result). envpack: command tasks of a category seen to run ≤ 1 s, placed on a worker beyond its slots, go out up to ${MAX_BATCH} to one Work Queue task whose shell runs each in a process of its own (a fork running \`true\`, sh's builtin as in \`/bin/sh -c true\`), in its own directory, with its own stdout, stderr and exit code streamed back as it ends; alone (the warm-up, the round trips) a task is its own Work Queue task`,
       "with resource_monitor: every task, batched or not, runs under its own resource_monitor, limited by its label and measured (the C manager: enable_monitoring())",
+      "failed: tasks that did not succeed, of the timed ones + of the round trips (counted, not retried; tasks/s counts them as done)",
       "",
       formatTable(
         [
@@ -459,18 +342,20 @@ async function main(): Promise<void> {
           "tasks",
           "tasks/s",
           "median round trip",
+          "failed",
           "CPU/task: worker+tasks, manager",
           "CPU ceiling",
         ],
-        rows,
+        labelled.map(([label, run]) => overheadRow(run, label)),
       ),
+      ...failureLines(labelled),
       "",
     ];
     if (bundle !== undefined)
       lines.push(
         formatTable(
           [
-            `${(bundle.bundleBytes / 1e6).toFixed(1)} MB bundle`,
+            `${(bundle.bundleBytes / 1e6).toFixed(1)} MB bundle, pack: true`,
             "bytes sent",
             "bundles sent",
             "tasks",
@@ -484,11 +369,23 @@ async function main(): Promise<void> {
             `${w.firstResultSeconds.toFixed(2)} s`,
           ]),
         ),
+        `failed tasks: ${bundle.failed} of ${bundle.tasks}${bundle.firstFailure === undefined ? "" : `; first: ${bundle.firstFailure}`}`,
         "",
       );
     lines.push(formatTable(["ratio", "value", "target", "met"], ratios), "");
     if (warm !== undefined) lines.push(...formatWarmSection(warm), "");
     lines.push(
+      formatTable(
+        ["section", "wall time"],
+        [
+          ...sections.map((s) => [s.name, `${s.seconds.toFixed(1)} s`]),
+          [
+            "all",
+            `${sections.reduce((n, s) => n + s.seconds, 0).toFixed(1)} s`,
+          ],
+        ],
+      ),
+      "",
       `CPU/task: the CPU of the timed tasks (the worker with the task processes it reaped, from its /proc stat; the manager's process) over their number. CPU ceiling = ${cpus().length} cores × 1000 / that: the rate if nothing else ran here. With other work on the machine every process waits its turn for a core, and a task is a chain of such turns (fork, exit, wake-up, message), so tasks/s fall below the ceiling by an amount that depends on the load; CPU per task does not.`,
       "resource_monitor pauses 200 ms after its program exits unless a signal ends the pause (rmonitor_final_cleanup, seen with strace); envpack's wrapper signals it when the program's end of a FIFO closes, the C manager's tasks wait it out whenever they lose that race.",
     );

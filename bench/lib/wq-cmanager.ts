@@ -7,13 +7,14 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { repoRoot } from "./fixtures.js";
 import type { Throughput } from "./stats.js";
+import type { Failures } from "./wq-tally.js";
 import { startBenchWorker, type BenchWorker } from "./wq-worker.js";
 
 /** Debian's interpreter has python3-workqueue; the python3 first on PATH may not. */
 export const C_PYTHON = "/usr/bin/python3";
 
-/** A {@link Throughput} with the CPU it cost. */
-export interface Overhead extends Throughput {
+/** A {@link Throughput} with the CPU it cost and the tasks that failed. */
+export interface Overhead extends Throughput, Failures {
   /** CPU per task of the timed tasks (submitted at once), ms. */
   cpu?: { workerMs: number; managerMs: number } | undefined;
 }
@@ -115,14 +116,15 @@ export async function runCManager(
     }
     const peer = JSON.parse(lines[lines.length - 1] as string) as Omit<
       Overhead,
-      "mode"
-    > & { timedCpuSeconds: number };
+      "mode" | "firstFailure"
+    > & { timedCpuSeconds: number; firstFailure: string | null };
     const [before, after] = marks;
     return {
       ok: true,
       value: {
         mode: `Debian C manager${run.monitor ? " (resource_monitor)" : ""}`,
         ...peer,
+        firstFailure: peer.firstFailure ?? undefined,
         cpu: cpuPerTask(
           before === undefined || after === undefined
             ? undefined
