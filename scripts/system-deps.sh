@@ -16,6 +16,8 @@ declare -A needed=(
   [catalog_server]=coop-computing-tools
   [work_queue_factory]=coop-computing-tools
   [work_queue_status]=coop-computing-tools
+  # fault injection: a worker whose setpgid fails (a task that leads no process group)
+  [strace]=strace
   [dask-scheduler]=python3-distributed
   # headless browser the report tests open pages in (driven by playwright-core, no download)
   [chromium]=chromium

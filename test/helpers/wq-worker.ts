@@ -51,6 +51,11 @@ export interface WorkerOptions {
   args?: string[];
   /** The whole environment (default: this process's, minus the variables the worker reads). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * A program the worker runs under, with its arguments (e.g. strace injecting a fault); `pid`
+   * is then that program's, and teardown finds the worker by its working directory.
+   */
+  wrap?: string[];
 }
 
 /** Starts `work_queue_worker 127.0.0.1 PORT` (or `-M NAME`) with the given size. */
@@ -78,7 +83,8 @@ export async function startWorker(options: WorkerOptions): Promise<TestWorker> {
   // The worker takes these as its defaults (§12.12).
   for (const key of ["CORES", "MEMORY", "DISK", "GPUS"]) delete env[key];
   // Found on this process's PATH: the worker's own PATH may be a bare one.
-  const child = spawn(await workerBinary(), args, {
+  const command = [...(options.wrap ?? []), await workerBinary(), ...args];
+  const child = spawn(command[0] as string, command.slice(1), {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -60,16 +60,18 @@ export function batchTask(options: {
     `exec 2>${OUT_DIR}/${OUT.stderr}`,
     `w=$PWD; o=$PWD/${OUT_DIR}; N=${nonce}; c=`,
     // A shell the worker's kill misses (no group leader, see task-command.ts) ends itself and
-    // the member running when the manager puts cancel-ID in the cache.
-    `g=$$; read -r _ _ _ _ g _ </proc/$$/stat`,
-    `[ "$g" = $$ ] || { c=1; (while [ ! -e ../cache/${cancelName(wqId)} ] && kill -0 $$ 2>/dev/null; do sleep 1; done; ` +
-      `[ -e ../cache/${cancelName(wqId)} ] && { read -r q <.p; kill -9 $q $$; }) & }`,
+    // the member running when the manager puts cancel-ID in the cache. That member leads a
+    // process group of its own (setsid, where the worker has it; L) so that the processes it
+    // started go with it: in this shell's group they would outlive the cancel.
+    `g=$$; L=; read -r _ _ _ _ g _ </proc/$$/stat`,
+    `[ "$g" = $$ ] || { c=1; ! command -v setsid >/dev/null 2>&1 || L=1; (while [ ! -e ../cache/${cancelName(wqId)} ] && kill -0 $$ 2>/dev/null; do sleep 1; done; ` +
+      `[ -e ../cache/${cancelName(wqId)} ] && { read -r q <.p; kill -9 -$q $q $$ 2>/dev/null; }) & }`,
   ];
   let run: string;
   if (!monitored) {
     // As a single task runs it (task-command.ts): a builtin in the subshell, a program exec'd in
     // its place; never this shell's function.
-    run = `(unset -f r; cd b$i && "$@") >>"$o/s" 2>>"$o/e" & p=$!`;
+    run = `(unset -f r; cd b$i && \${L:+exec setsid} "$@") >>"$o/s" 2>>"$o/e" & p=$!`;
   } else {
     const limits = [
       "-L",

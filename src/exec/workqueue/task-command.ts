@@ -185,15 +185,19 @@ export function workerTask(
   // the task to end. A task that finds itself no leader ends itself when the manager, before its
   // kill, puts the file cancel-ID in the cache (§8, verified on coop-computing-tools 9.9). A
   // leader needs none of this: the worker's kill reaches its whole group.
+  // The program's group too, when it leads one (see below): what it started goes with it.
   const canceller =
     `[ "$g" = $$ ] || { (while [ ! -e ../cache/${cancelName(wqId)} ] && kill -0 $p 2>/dev/null; ` +
-    `do sleep 1; done; [ -e ../cache/${cancelName(wqId)} ] && kill -9 $p) 8>&- 9<&- & }`;
+    `do sleep 1; done; [ -e ../cache/${cancelName(wqId)} ] && kill -9 -$p $p 2>/dev/null) 8>&- 9<&- & }`;
   lines.push(`g=$$; read -r _ _ _ _ g _ </proc/$$/stat`);
   if (monitor.kind === "off") {
     // A leader runs the program in the foreground: the shell reports a signal as 128+N (the
     // worker alone would report it as a plain exit code, §12.7).
     lines.push(
       `if [ "$g" = $$ ]; then "$@"${io}; exit $?; fi`,
+      // No leader: the program leads a process group of its own (setsid, where the worker has
+      // it), which the canceller kills whole; in this shell's group its children would outlive it.
+      `! command -v setsid >/dev/null 2>&1 || set -- setsid "$@"`,
       `"$@"${io} & p=$!`,
       canceller,
       `wait $p; exit $?`,

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { TaskResult } from "../../../src/core/index.js";
 import type { WorkerInfo } from "../../../src/exec/index.js";
 import { tempDir } from "../../helpers/temp-dir.js";
-import { startWorker } from "../../helpers/wq-worker.js";
+import { processesLeftUnder, startWorker } from "../../helpers/wq-worker.js";
 import { harness, type Harness } from "./harness.js";
 
 /** Runs quick tasks of the category until the manager batches it (3 seen, all short). */
@@ -20,13 +20,38 @@ async function learn(h: Harness, worker: WorkerInfo): Promise<void> {
     );
 }
 
-/** A manager (no monitor) with one 1-core worker whose `true` tasks batch; a temp dir. */
-async function oneSlot(options: { keepaliveMs?: number } = {}) {
-  const h = await harness({ monitor: false, ...options });
+/**
+ * The worker under strace, every setpgid it makes failing: a task is then never its own process
+ * group's leader, as when it has exec'd sh before the worker's setpgid(child, 0) (EACCES).
+ */
+const NO_SETPGID = [
+  "strace",
+  "-o",
+  "/dev/null",
+  "-e",
+  "trace=setpgid",
+  "-e",
+  "inject=setpgid:error=EACCES",
+];
+
+/**
+ * A manager (no monitor) with one 1-core worker whose `true` tasks batch (unless `batch` is
+ * false: then each is its own Work Queue task); a temp dir.
+ */
+async function oneSlot(
+  options: {
+    keepaliveMs?: number;
+    monitor?: boolean;
+    wrap?: string[];
+    batch?: boolean;
+  } = {},
+) {
+  const { wrap, batch, ...managerOptions } = options;
+  const h = await harness({ monitor: false, ...managerOptions });
   const dir = await tempDir();
-  const started = await startWorker({ port: h.port, cores: 1 });
+  const started = await startWorker({ port: h.port, cores: 1, wrap });
   const worker = await h.nextWorker();
-  await learn(h, worker);
+  if (batch !== false) await learn(h, worker);
   return { h, dir, worker, started };
 }
 
@@ -140,6 +165,54 @@ describe("WorkQueueBackend command batches", () => {
     const pid = Number((await readFile(`${dir}/pid`, "utf8")).trim());
     await expect(alive(pid)).resolves.toBe(false);
   });
+
+  it.each([
+    { batch: true, monitor: false },
+    { batch: true, monitor: true },
+    { batch: false, monitor: false },
+  ])(
+    "kills a canceled running task whose shell leads no process group, and its children (%o)",
+    async ({ batch, monitor }) => {
+      const { h, dir, worker, started } = await oneSlot({
+        batch,
+        monitor,
+        wrap: NO_SETPGID,
+      });
+      const abort = new AbortController();
+      const running = h.run(
+        {
+          kind: "command",
+          // Up from itself to the shell the worker started: that shell's group.
+          shell:
+            `sleep 300 & p=$$; while read -r _ _ _ pp g _ </proc/$p/stat; ` +
+            `[ "$(cat /proc/$pp/comm)" != work_queue_work ]; do p=$pp; done; ` +
+            `echo $g >'${dir}/pgid'; touch '${dir}/started'; wait`,
+        },
+        worker,
+        { signal: abort.signal },
+      );
+      const after = [1, 2, 3].map(() =>
+        h.run({ kind: "command", argv: ["true"] }, worker),
+      );
+      await appears(`${dir}/started`);
+      // That shell is in the worker's own group (as are strace and this process).
+      const stat = await readFile(`/proc/${started.pid}/stat`, "utf8");
+      expect((await readFile(`${dir}/pgid`, "utf8")).trim()).toBe(
+        stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[2],
+      );
+      abort.abort();
+      expect(await running).toMatchObject({ ok: false, reason: "canceled" });
+      for (const r of await Promise.all(after))
+        expect(["ok", "worker-lost"]).toContain(r.reason);
+      // The worker answers again: its kill is done.
+      expect(
+        (await h.run({ kind: "command", argv: ["true"] }, worker)).ok,
+      ).toBe(true);
+      await h.backend.shutdown();
+      await started.exited;
+      expect(await processesLeftUnder(started.dir)).toEqual([]);
+    },
+  );
 
   it("keeps the results of a killed worker's finished batch members; only the others are lost", async () => {
     const { h, dir, worker, started } = await oneSlot({ keepaliveMs: 600_000 });
