@@ -1,65 +1,15 @@
 // new Executor({ backend: "workqueue" }) end to end with real work_queue_worker processes: packing
 // on workers of different sizes, a worker killed mid-run, an over-memory task under autolabel.
 
-import { once, EventEmitter } from "node:events";
+import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  Executor,
-  type EnvpackEvent,
-  type ExecutorOptions,
-} from "../../../src/index.js";
+import { Executor, type ExecutorOptions } from "../../../src/index.js";
 import { tempDir } from "../../helpers/temp-dir.js";
 import { startWorker, type TestWorker } from "../../helpers/wq-worker.js";
+import { manager, type StateEvent } from "./executor-harness.js";
 import { expectRetriedLarger } from "./warm-harness.js";
-
-type StateEvent = Extract<EnvpackEvent, { type: "task:state" }>;
-
-/** An executor listening on a free port, its events, and a wait for N workers to join. */
-async function manager(
-  options: { autolabel?: boolean; monitor?: boolean } = {},
-) {
-  const bus = new EventEmitter();
-  const events: EnvpackEvent[] = [];
-  let joined = 0;
-  const executor = new Executor({
-    backend: "workqueue",
-    port: 0,
-    ...options,
-    onEvent: (event) => {
-      events.push(event);
-      if (event.type === "debug" && / joined from /.test(event.message)) {
-        joined++;
-        bus.emit("joined");
-      }
-      if (event.type === "task:state") bus.emit("state", event);
-    },
-  });
-  const { port } = await executor.listening();
-  return {
-    executor,
-    events,
-    port: port as number,
-    bus,
-    joinedIds() {
-      return events.flatMap((e) =>
-        e.type === "debug"
-          ? (/^worker (\S+) joined/.exec(e.message)?.[1] ?? [])
-          : [],
-      );
-    },
-    async workers(n: number) {
-      while (joined < n) await once(bus, "joined");
-    },
-    results() {
-      return events.filter(
-        (e): e is StateEvent & { result: NonNullable<StateEvent["result"]> } =>
-          e.type === "task:state" && e.result !== undefined,
-      );
-    },
-  };
-}
 
 /** A task's tag, start and end (ns), as it printed them. */
 function printed(stdout: string): { tag: string; span: [number, number] } {
