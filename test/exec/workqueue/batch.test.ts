@@ -3,7 +3,7 @@
 // tasks they should.
 
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { TaskResult } from "../../../src/core/index.js";
@@ -64,6 +64,16 @@ async function appears(path: string): Promise<void> {
   while (!existsSync(path)) await new Promise((r) => setImmediate(r));
 }
 
+/** Resolves once a file named like `name` is in the cache of the worker started in `workDir`. */
+async function cached(workDir: string, name: RegExp): Promise<void> {
+  const [workspace] = (await readdir(workDir)).filter((n) =>
+    n.startsWith("worker-"),
+  );
+  const cache = join(workDir, workspace as string, "cache");
+  while (!(await readdir(cache)).some((n) => name.test(n)))
+    await new Promise((r) => setImmediate(r));
+}
+
 /** A shell line that waits until `path` exists. */
 const waitFor = (path: string) =>
   `while [ ! -e '${path}' ]; do sleep 0.05; done`;
@@ -111,7 +121,7 @@ describe("WorkQueueBackend command batches", () => {
   });
 
   it("skips a canceled task that waits its turn; the others run", async () => {
-    const { h, dir, worker } = await oneSlot();
+    const { h, dir, worker, started } = await oneSlot();
     const abort = new AbortController();
     const first = h.run(
       {
@@ -133,6 +143,8 @@ describe("WorkQueueBackend command batches", () => {
     await appears(`${dir}/a-started`);
     abort.abort();
     expect(await skipped).toMatchObject({ ok: false, reason: "canceled" });
+    // The worker has its skip file (cancel-ID-2) before the first task lets the second start.
+    await cached(started.dir, /^cancel-\d+-2$/);
     await writeFile(`${dir}/go`, "");
     expect(await first).toMatchObject({ ok: true, value: { stdout: "a\n" } });
     expect(await last).toMatchObject({ ok: true, value: { stdout: "c\n" } });
