@@ -2,8 +2,7 @@
 // The envpack command line: parses arguments, runs one command, renders its result, sets the exit code.
 
 import { Command, CommanderError } from "commander";
-import { UsageError } from "../core/light.js";
-import { envpackVersion, loadConfig } from "../api/light.js";
+import { UsageError, envpackPackageJson } from "../core/light.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCache } from "./commands/cache.js";
 import { registerRegistry } from "./commands/registry.js";
@@ -45,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const program = new Command("envpack")
     .description("make a workflow's environment travel with its tasks")
-    .version(envpackVersion())
+    .version(envpackPackageJson().version)
     .option(
       "--cache-dir <dir>",
       "bundle cache (default: $ENVPACK_CACHE_DIR or ~/.cache/envpack)",
@@ -62,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       const progress = progressRenderer(mode);
       try {
         const flags = program.opts<GlobalFlags>();
+        // Loaded here, not at start-up: its barrel reaches the build and scan modules.
+        const { loadConfig } = await import("../api/light.js");
         const result = await body({
           mode,
           onEvent: progress.onEvent,

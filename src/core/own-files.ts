@@ -8,7 +8,8 @@ import { isNotFound } from "./fs-errors.js";
 
 /**
  * The root of envpack's code: this module is `<root>/src/core/own-files.{ts,js}`, where `<root>`
- * is the repository (sources) or `dist/` (compiled).
+ * is the repository (sources) or `dist/` (compiled), or inside the CLI bundle, whose files are all
+ * in `dist/src/cli/`: two levels below the root either way.
  */
 const CODE_ROOT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
 

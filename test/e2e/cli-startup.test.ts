@@ -1,6 +1,8 @@
 // The CLI loads only what a command needs: `--help` and a cache-hit build load no parser, tar,
 // zstd, HTTP client, process library, schema library or compiler; a scan loads its own language's
-// parser and nothing of the packer (modules listed, nothing timed).
+// parser and nothing of the packer (modules listed, nothing timed). The CLI is one esbuild bundle
+// with chunks (scripts/bundle-cli.mjs): the chunks a command loads are mapped back to the source
+// modules they hold through the build's metafile.
 
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -27,13 +29,14 @@ const HEAVY = [
 ];
 
 /**
- * Runs `envpack ARGS` with a module hook that records every module URL loaded (ES modules as they
- * load; CommonJS ones, which a `require` loads past the hook, from the require cache at exit,
- * leaving out package.json files read for a version); returns them and stdout.
+ * Runs `envpack ARGS` (or the script `options.file`) with a module hook that records every module
+ * URL loaded (ES modules as they load; CommonJS ones, which a `require` loads past the hook, from
+ * the require cache at exit, leaving out package.json files read for a version); returns them and
+ * stdout.
  */
 async function loadedModules(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: { cwd?: string; env?: Record<string, string>; file?: string } = {},
 ): Promise<{ urls: string[]; stdout: string }> {
   const dir = await tempDir();
   const log = join(dir, "modules.txt");
@@ -65,7 +68,7 @@ process.on("exit", () => {
   );
   const run = await execa(
     process.execPath,
-    ["--import", pathToFileURL(preload).href, BIN, ...args],
+    ["--import", pathToFileURL(preload).href, options.file ?? BIN, ...args],
     {
       cwd: options.cwd,
       env: { CI: "true", ...options.env },
@@ -80,10 +83,47 @@ process.on("exit", () => {
   };
 }
 
-/** The heavy packages among loaded module URLs. */
-function heavyIn(urls: string[]): string[] {
+/** The CLI bundle's output files, by URL, with the source modules each holds. */
+async function bundleOutputs(): Promise<Map<string, string[]>> {
+  const dist = join(BIN, "..", "..", "..");
+  const meta = JSON.parse(
+    await readFile(join(dist, "cli-bundle.json"), "utf8"),
+  ) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+  const outputs = new Map<string, string[]>();
+  for (const [file, output] of Object.entries(meta.outputs))
+    outputs.set(
+      pathToFileURL(join(dist, "..", file)).href,
+      Object.keys(output.inputs),
+    );
+  return outputs;
+}
+
+/**
+ * What a run loaded: module URLs, with each bundle file replaced by the source modules it holds
+ * (`src/api/build.ts`, `node_modules/commander/lib/command.js`), so that a module bundled by
+ * mistake counts as loaded. Every envpack module the CLI loads must come from the bundle.
+ */
+async function loadedSources(urls: string[]): Promise<string[]> {
+  const outputs = await bundleOutputs();
+  const ownDist = pathToFileURL(join(BIN, "..", "..", "..")).href + "/";
+  const sources: string[] = [];
+  for (const url of urls) {
+    const inputs = outputs.get(url);
+    if (inputs !== undefined) sources.push(...inputs);
+    else {
+      expect(url.startsWith(ownDist), `${url} is outside the bundle`).toBe(
+        false,
+      );
+      sources.push(url);
+    }
+  }
+  return sources;
+}
+
+/** The heavy packages among loaded modules (URLs or bundled source paths). */
+function heavyIn(modules: string[]): string[] {
   return HEAVY.filter((name) =>
-    urls.some((url) => url.includes(`/node_modules/${name}/`)),
+    modules.some((module) => `/${module}`.includes(`/node_modules/${name}/`)),
   );
 }
 
@@ -92,10 +132,14 @@ describe("start-up", () => {
     const { urls } = await loadedModules(["--help"]);
     // The hook saw the CLI itself: the listing is real.
     expect(urls.some((url) => url.endsWith("/cli/main.js"))).toBe(true);
-    expect(urls.some((url) => url.includes("/node_modules/commander/"))).toBe(
-      true,
-    );
-    expect(heavyIn(urls)).toEqual([]);
+    const sources = await loadedSources(urls);
+    expect(sources).toContain("node_modules/commander/lib/command.js");
+    expect(sources).toContain("src/cli/main.ts");
+    expect(heavyIn(sources)).toEqual([]);
+    // Nothing past the command line and the core: no api, scanner, packer or registry module.
+    expect(
+      sources.filter((path) => /^(src\/(?!cli\/|core\/)|packer\/)/.test(path)),
+    ).toEqual([]);
   });
 
   it("a cache-hit `envpack build` loads none of the heavy modules", async () => {
@@ -113,9 +157,9 @@ describe("start-up", () => {
       env,
     });
     expect(JSON.parse(hit.stdout)).toMatchObject({ source: "cache" });
-    const { urls } = hit;
-    expect(urls.some((url) => url.endsWith("/api/build.js"))).toBe(true);
-    expect(heavyIn(urls)).toEqual([]);
+    const sources = await loadedSources(hit.urls);
+    expect(sources).toContain("src/api/build.ts");
+    expect(heavyIn(sources)).toEqual([]);
   });
 
   it("`envpack scan` of a Node app loads its parsers, none of the packer, registry or compiler", async () => {
@@ -125,8 +169,9 @@ describe("start-up", () => {
       { cwd: app },
     );
     expect(JSON.parse(stdout)).toMatchObject({ kind: "node" });
+    const sources = await loadedSources(urls);
     // The listing sees the parsers this scan needs, CommonJS ones included.
-    expect(heavyIn(urls)).toEqual(
+    expect(heavyIn(sources)).toEqual(
       expect.arrayContaining(["@babel/parser", "oxc-resolver"]),
     );
     const packerAndBeyond = [
@@ -138,7 +183,7 @@ describe("start-up", () => {
       "esbuild",
       "zod",
     ];
-    expect(heavyIn(urls).filter((n) => packerAndBeyond.includes(n))).toEqual(
+    expect(heavyIn(sources).filter((n) => packerAndBeyond.includes(n))).toEqual(
       [],
     );
   });
@@ -153,7 +198,8 @@ describe("start-up", () => {
       { cwd: app },
     );
     expect(JSON.parse(stdout)).toMatchObject({ kind: "conda" });
-    expect(heavyIn(urls)).toContain("web-tree-sitter");
+    const sources = await loadedSources(urls);
+    expect(heavyIn(sources)).toContain("web-tree-sitter");
     const forJavaScript = [
       "@babel/parser",
       "@babel/types",
@@ -161,6 +207,8 @@ describe("start-up", () => {
       "oxc-resolver",
       "esbuild",
     ];
-    expect(heavyIn(urls).filter((n) => forJavaScript.includes(n))).toEqual([]);
+    expect(heavyIn(sources).filter((n) => forJavaScript.includes(n))).toEqual(
+      [],
+    );
   });
 });

@@ -1,6 +1,5 @@
 // Runs an app once on this machine with the trace hooks loaded, and returns what it loaded and opened.
 
-import { existsSync } from "node:fs";
 import {
   mkdir,
   mkdtemp,
@@ -11,9 +10,14 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { pathToFileURL } from "node:url";
 import { execa } from "execa";
-import { InputError, isNotFound, sanitizeText } from "../../core/light.js";
+import {
+  InputError,
+  envpackCodeFile,
+  isNotFound,
+  sanitizeText,
+} from "../../core/light.js";
 import type { TraceLog, TracedImport } from "../scan-result.js";
 import { PYTHON_TRACE_HOOK } from "./python-trace-hook.js";
 
@@ -168,10 +172,11 @@ async function pythonEnv(
   };
 }
 
-/** The compiled trace-register module beside this one (under `dist/`). */
+/**
+ * The compiled trace-register module, `dist/src/scan/trace/trace-register.js`: a file of its own
+ * for `--import`, found from the code root (the CLI bundle holds this module, not beside it).
+ */
 function registerUrl(): string {
-  const url = new URL("./trace-register.js", import.meta.url);
-  if (!existsSync(fileURLToPath(url)))
-    throw new Error(`${fileURLToPath(url)} is missing: run \`npm run build\``);
-  return url.href;
+  return pathToFileURL(envpackCodeFile("src/scan/trace/trace-register.js"))
+    .href;
 }

@@ -1,0 +1,49 @@
+// `npm run build`, after tsc: bundles the CLI (src/cli/main.ts and all of envpack's own modules it
+// reaches) into dist/src/cli/main.js, so that a command resolves and loads a few files rather than
+// dozens. Packages stay external (native addons, wasm and workers find their files as installed),
+// except commander, which every command loads. Dynamic imports stay chunks beside main.js, loaded
+// when a command runs; esbuild's metafile goes to dist/cli-bundle.json for the start-up test.
+//
+// Every output file lives in dist/src/cli/, two levels below dist/ like the compiled modules, so
+// code that finds envpack's files from its own URL (src/core/own-files.ts) works the same in the
+// bundle. Worker threads (packer/*.mjs), runtime/ and the trace hooks stay files of their own.
+
+import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { build } from "esbuild";
+
+const root = join(import.meta.dirname, "..");
+const outdir = join(root, "dist", "src", "cli");
+const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
+const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
+  .filter((name) => name !== "commander")
+  .flatMap((name) => [name, `${name}/*`]);
+
+// Chunk names change with their contents: drop the previous build's.
+for (const file of await readdir(outdir))
+  if (/^chunk-.*\.js(\.map)?$/.test(file)) await rm(join(outdir, file));
+
+const result = await build({
+  entryPoints: [join(root, "src", "cli", "main.ts")],
+  absWorkingDir: root,
+  outdir,
+  entryNames: "[name]",
+  chunkNames: "chunk-[hash]",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  external,
+  // commander is CommonJS: its require() calls of Node builtins need a require in ES module scope.
+  banner: {
+    js: 'import { createRequire as __envpackCreateRequire } from "node:module"; const require = __envpackCreateRequire(import.meta.url);',
+  },
+  sourcemap: true,
+  metafile: true,
+  logLevel: "warning",
+});
+await writeFile(
+  join(root, "dist", "cli-bundle.json"),
+  JSON.stringify(result.metafile),
+);
