@@ -7,7 +7,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Parser, type ReadEntry } from "tar";
+import type { ReadEntry } from "tar";
 import {
   IntegrityError,
   hashFile,
@@ -20,7 +20,6 @@ import {
   type OnEvent,
   writeFailure,
 } from "../src/core/light.js";
-import { decompressZstd } from "./decompress-zstd.js";
 import { openEntryWriter, type EntryWriter } from "./unpack-writer.js";
 
 /** Options of {@link unpackBundle}. */
@@ -172,7 +171,9 @@ export async function unpackBundle(
   try {
     await writing(mkdir(temp));
     writer = openEntryWriter(temp, total);
-    const sink = extractInto(writer, guard, (path, reason) => {
+    // Loaded on the first unpack: importing envpack loads no native addon.
+    const { decompressZstd } = await import("./decompress-zstd.js");
+    const sink = await extractInto(writer, guard, (path, reason) => {
       violation = refuse(path, reason);
       return violation;
     });
@@ -222,12 +223,14 @@ export async function unpackBundle(
  * bad checksum or a truncated archive is an error), checks each entry with `guard` before
  * anything of it is written, and hands what passes to `writer`. The first unsafe entry stops
  * the stream with the error `refuse` makes. Finishes once the writer has written everything.
+ * node-tar is loaded here, on the first unpack: importing envpack loads none of it.
  */
-function extractInto(
+async function extractInto(
   writer: EntryWriter,
   guard: EntryGuard,
   refuse: (path: string, reason: string) => Error,
-): Writable {
+): Promise<Writable> {
+  const { Parser } = await import("tar");
   let failure: Error | undefined;
   const parser = new Parser({
     strict: true,

@@ -3,8 +3,6 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { execa } from "execa";
-import { x as extractTar } from "tar";
 import {
   ToolError,
   isNotFound,
@@ -65,6 +63,11 @@ export async function packCondaWithCondaPack(
   try {
     const archive = join(work, "env.tar.gz");
     const args = ["-p", prefix, "-o", archive, "--format", "tar.gz", "--quiet"];
+    // Loaded here: only the conda-pack engine uses them.
+    const [{ execa }, { x: extractTar }] = await Promise.all([
+      import("execa"),
+      import("tar"),
+    ]);
     const result = await execa(command, args, {
       reject: false,
       stdin: "ignore",

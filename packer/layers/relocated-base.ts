@@ -5,7 +5,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
 import { basename, join, posix } from "node:path";
-import { execa } from "execa";
 import {
   IntegrityError,
   ToolError,
@@ -176,6 +175,7 @@ export async function relocate(
   dir: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
+  const { execa } = await import("execa");
   const result = await execa(
     join(dir, "bin", "python3"),
     ["-I", "-B", join(dir, ".envpack", "relocate.py")],

@@ -5,8 +5,6 @@
 import { randomBytes } from "node:crypto";
 import { access, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { execa } from "execa";
-import { extract } from "tar";
 import {
   ToolError,
   UsageError,
@@ -48,6 +46,11 @@ export async function fetchNodeRuntime(options: {
   );
   await mkdir(work, { recursive: true });
   try {
+    // Loaded here: only a build for another Node version fetches one.
+    const [{ execa }, { extract }] = await Promise.all([
+      import("execa"),
+      import("tar"),
+    ]);
     const packed = await execa(
       "npm",
       ["pack", spec, "--pack-destination", work, "--silent"],

@@ -5,7 +5,6 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { build as esbuild } from "esbuild";
 import {
   InputError,
   UsageError,
@@ -48,6 +47,8 @@ export async function compileModuleApp(
     `${basename(file, extname(file))}-${createHash("sha256").update(file).digest("hex").slice(0, 12)}.mjs`,
   );
   await mkdir(dir, { recursive: true });
+  // Loaded here, for the first TypeScript app: importing envpack loads no compiler.
+  const { build: esbuild } = await import("esbuild");
   const result = await esbuild({
     entryPoints: [file],
     bundle: true,

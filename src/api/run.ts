@@ -2,7 +2,6 @@
 
 import { basename, join, resolve } from "node:path";
 import { stat } from "node:fs/promises";
-import { execa } from "execa";
 import {
   InputError,
   bundleEnv,
@@ -73,6 +72,8 @@ export async function run(options: RunOptions): Promise<RunResult> {
     options.command.length > 0
       ? options.command
       : [join(dir, "bin", "envpack-app"), ...(options.appArgs ?? [])];
+  // Loaded here: a library import of envpack loads no process library.
+  const { execa } = await import("execa");
   const result = await execa(command as string, args, {
     cwd: options.cwd,
     stdio: "inherit",

@@ -3,7 +3,7 @@
 
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import fetch, { type BodyInit, type Response } from "node-fetch";
+import type { BodyInit, Response } from "node-fetch";
 import {
   RemoteError,
   redactUrl,
@@ -93,13 +93,14 @@ export class OciClient {
     const deadline = request.deadline ?? this.deadline();
     const watchdog = request.watchdog ?? this.watchdog(deadline);
     let authenticated = false;
+    const fetchUrl = await nodeFetch();
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       if (deadline.expired) throw this.#deadlineError(what, attempt);
       watchdog.arm();
       const waiting = deadline.guard();
       try {
-        response = await fetch(url, {
+        response = await fetchUrl(url, {
           method: request.method,
           headers: {
             ...request.headers,
@@ -285,10 +286,11 @@ export class OciClient {
       if (value !== undefined) tokenUrl.searchParams.set(key, value);
     }
     let response: Response;
+    const fetchUrl = await nodeFetch();
     const watchdog = this.watchdog();
     watchdog.arm();
     try {
-      response = await fetch(tokenUrl.href, {
+      response = await fetchUrl(tokenUrl.href, {
         headers:
           credentials === undefined
             ? {}
@@ -509,4 +511,9 @@ function basic(credentials: { username: string; password: string }): string {
 /** Reads and discards a body so the connection can be reused. */
 async function drain(response: Response): Promise<void> {
   await response.arrayBuffer().catch(() => undefined);
+}
+
+/** node-fetch, imported on the first request: importing envpack loads no HTTP client. */
+async function nodeFetch(): Promise<typeof import("node-fetch").default> {
+  return (await import("node-fetch")).default;
 }

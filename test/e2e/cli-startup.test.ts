@@ -211,4 +211,24 @@ describe("start-up", () => {
       [],
     );
   });
+
+  it('`import { Executor } from "envpack"` loads no process library, HTTP client, tar, zstd or compiler', async () => {
+    const dir = await tempDir();
+    const script = join(dir, "import-envpack.mjs");
+    const index = join(BIN, "..", "..", "index.js");
+    await writeFile(
+      script,
+      `import { Executor } from ${JSON.stringify(pathToFileURL(index).href)};
+console.log(typeof Executor);
+`,
+    );
+    const { urls, stdout } = await loadedModules([], { file: script });
+    expect(stdout.trim()).toBe("function");
+    expect(urls.some((url) => url.endsWith("/api/executor.js"))).toBe(true);
+    expect(
+      heavyIn(urls).filter((n) =>
+        ["execa", "node-fetch", "tar", "zstd-napi", "esbuild"].includes(n),
+      ),
+    ).toEqual([]);
+  });
 });

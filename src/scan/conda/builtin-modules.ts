@@ -2,7 +2,6 @@
 
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { execa } from "execa";
 import { compare, isNotFound } from "../../core/light.js";
 
 /** Per interpreter binary (path, size, mtime): the answer never changes while the file doesn't. */
@@ -52,6 +51,7 @@ async function askInterpreter(
   python: string,
   signal?: AbortSignal,
 ): Promise<Set<string> | undefined> {
+  const { execa } = await import("execa");
   const result = await execa(python, ["-I", "-S", "-c", PROBE], {
     reject: false,
     timeout: 20_000,
