@@ -1,8 +1,9 @@
 // `npm run build`, after tsc: bundles the CLI (src/cli/main.ts and all of envpack's own modules it
 // reaches) into dist/src/cli/main.js, so that a command resolves and loads a few files rather than
-// dozens. Packages stay external (native addons, wasm and workers find their files as installed),
-// except commander, which every command loads. Dynamic imports stay chunks beside main.js, loaded
-// when a command runs; esbuild's metafile goes to dist/cli-bundle.json for the start-up test.
+// dozens. The pure JavaScript packages that read no file of their own (BUNDLED) are bundled too;
+// every other package stays external (native addons, wasm and esbuild's binary find their files
+// as installed). Dynamic imports stay chunks beside main.js, loaded when a command runs; esbuild's
+// metafile goes to dist/cli-bundle.json for the start-up test.
 //
 // Every output file lives in dist/src/cli/, two levels below dist/ like the compiled modules, so
 // code that finds envpack's files from its own URL (src/core/own-files.ts) works the same in the
@@ -14,9 +15,11 @@ import { build } from "esbuild";
 
 const root = join(import.meta.dirname, "..");
 const outdir = join(root, "dist", "src", "cli");
+/** Pure JavaScript packages of many small modules: cheaper to load as part of a chunk than file by file. */
+const BUNDLED = ["commander", "execa", "node-fetch", "smol-toml", "tar", "zod"];
 const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
 const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
-  .filter((name) => name !== "commander")
+  .filter((name) => !BUNDLED.includes(name))
   .flatMap((name) => [name, `${name}/*`]);
 
 // Chunk names change with their contents: drop the previous build's.
@@ -35,7 +38,8 @@ const result = await build({
   platform: "node",
   target: "node20",
   external,
-  // commander is CommonJS: its require() calls of Node builtins need a require in ES module scope.
+  // commander and execa's helpers are CommonJS: their require() calls of Node builtins need a
+  // require in ES module scope.
   banner: {
     js: 'import { createRequire as __envpackCreateRequire } from "node:module"; const require = __envpackCreateRequire(import.meta.url);',
   },
