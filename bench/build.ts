@@ -2,36 +2,32 @@
 // for the large Conda fixture and the realworld Node app. A bundle is layered (format 3): its
 // size is the index and every layer, its unpack every layer unpacked and the tree assembled.
 
-import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { build, scan, type BuildResult } from "../src/api/index.js";
 import { ensureUnpacked } from "../packer/index.js";
-import { prepareApp, prepareConda, writeNumpyApp } from "./lib/fixtures.js";
 import { requireTools, runPipeline, shellQuote } from "./lib/shell.js";
 import { ratio, repeat } from "./lib/stats.js";
 import {
+  FIGURE_HEADER,
   formatTable,
   megabytes,
+  metText,
   ratioText,
   secs,
   wantsJson,
 } from "./lib/table.js";
+import {
+  buildOptionsOf,
+  log,
+  withBenchFixtures,
+  type BenchTarget,
+} from "./lib/targets.js";
 
 const RUNS = 3;
 const ZSTD_LEVEL = 3;
 const ZSTD_THREADS = 2;
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
-
-/** What one target builds: entries scanned in `cwd`, with a Conda prefix for Python. */
-interface Target {
-  name: string;
-  entries: string[];
-  cwd: string;
-  env?: string;
-}
 
 /** One comparison: envpack's figure, the peer's, their ratio and the target it is held to. */
 interface Figure {
@@ -80,7 +76,7 @@ async function treeSize(
 }
 
 async function benchTarget(
-  target: Target,
+  target: BenchTarget,
   work: string,
 ): Promise<TargetResult> {
   const base = join(work, target.name);
@@ -91,10 +87,7 @@ async function benchTarget(
   const buildIn = (cacheDir: string) => {
     const started = performance.now();
     return build({
-      entries: target.entries,
-      cwd: target.cwd,
-      env: target.env,
-      cacheDir,
+      ...buildOptionsOf(target, cacheDir),
       onEvent: (event) => {
         if (event.type === "scan:done")
           scanSeconds = (performance.now() - started) / 1000;
@@ -194,7 +187,7 @@ async function benchTarget(
 }
 
 function rowsOf(result: TargetResult): string[][] {
-  const met = (f: Figure) => (f.met ? "yes" : "NO");
+  const met = (f: Figure) => metText(f.met);
   return [
     [
       result.name,
@@ -260,22 +253,9 @@ async function declaredSizeChange(
 async function main(): Promise<void> {
   const json = wantsJson(process.argv.slice(2));
   await requireTools(["tar", "zstd", "bash"]);
-  const [conda, appDir] = await Promise.all([
-    prepareConda("large", log),
-    prepareApp("realworld", log),
-  ]);
-  const work = await mkdtemp(join(tmpdir(), "envpack-bench-build-"));
-  try {
-    const condaApp = await writeNumpyApp(work);
-    const targets: Target[] = [
-      {
-        name: "conda-large",
-        entries: ["app.py"],
-        cwd: condaApp,
-        env: conda.prefix,
-      },
-      { name: "node-realworld", entries: ["src/main.ts"], cwd: appDir },
-    ];
+  await withBenchFixtures("build", async (fixtures) => {
+    const { work, appDir } = fixtures;
+    const targets = [fixtures.condaLarge, fixtures.nodeRealworld];
     const results: TargetResult[] = [];
     for (const target of targets) results.push(await benchTarget(target, work));
     const declared = await declaredSizeChange(appDir, work);
@@ -289,10 +269,7 @@ async function main(): Promise<void> {
     const lines = [
       `bench:build — median of ${RUNS} runs; peer = tar | zstd -${ZSTD_LEVEL} -T${ZSTD_THREADS} on the bundle's own unpacked content`,
       "",
-      formatTable(
-        ["fixture", "figure", "envpack", "peer", "ratio", "target", "met"],
-        results.flatMap(rowsOf),
-      ),
+      formatTable(FIGURE_HEADER, results.flatMap(rowsOf)),
       "",
     ];
     for (const r of results) {
@@ -304,9 +281,7 @@ async function main(): Promise<void> {
       `node-realworld: declared dependencies change the bundle by ${declared.bytes - declared.onlyImportedBytes} bytes (${declared.bytes} with them, ${declared.onlyImportedBytes} with --only-imported; ${declared.packages} declared packages no import reaches)`,
     );
     process.stdout.write(`${lines.join("\n")}\n`);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  });
 }
 
 await main();

@@ -3,42 +3,38 @@
 // time to a ready tree on a machine holding the previous version against a full unpack, each
 // in-process (the api) and as whole processes (the CLI).
 
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execa } from "execa";
 import { build, type BuildResult } from "../src/api/index.js";
 import { ensureUnpacked } from "../packer/index.js";
 import type { Digest } from "../src/core/index.js";
-import {
-  prepareApp,
-  prepareConda,
-  repoRoot,
-  writeNumpyApp,
-} from "./lib/fixtures.js";
+import { repoRoot } from "./lib/fixtures.js";
 import { registryBytesSection } from "./lib/layers-registry.js";
 import { median, ratio, timed } from "./lib/stats.js";
 import {
+  FIGURE_HEADER,
   formatTable,
   megabytes,
+  metText,
   ratioText,
   secs,
   wantsJson,
   type Row,
 } from "./lib/table.js";
+import {
+  buildOptionsOf,
+  log,
+  withBenchFixtures,
+  type BenchTarget,
+} from "./lib/targets.js";
 
 const RUNS = 3;
 const TARGET = 0.05;
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
-
-/** One fixture: entries scanned in `cwd` (a copy the bench edits), with a Conda prefix for Python. */
-interface Target {
-  name: string;
-  entries: string[];
-  cwd: string;
-  env?: string;
+/** One fixture, its `cwd` a copy the bench edits. */
+interface Target extends BenchTarget {
   /** The app file each run edits (appends a comment line to). */
   edit: string;
 }
@@ -125,12 +121,7 @@ async function benchTarget(
 ): Promise<{ result: TargetResult; section: Row[] }> {
   const base = join(work, target.name);
   await mkdir(base, { recursive: true });
-  const options = (cacheDir: string) => ({
-    entries: target.entries,
-    cwd: target.cwd,
-    env: target.env,
-    cacheDir,
-  });
+  const options = (cacheDir: string) => buildOptionsOf(target, cacheDir);
   const cliArgs = [
     "build",
     ...target.entries,
@@ -238,7 +229,7 @@ function rowsOf(result: TargetResult): Row[] {
     `${peerName}: ${secs(f.peer)}`,
     ratioText(f.ratio),
     `≤ ${TARGET.toFixed(2)}`,
-    f.met ? "yes" : "NO",
+    metText(f.met),
   ];
   return [
     [
@@ -253,29 +244,16 @@ function rowsOf(result: TargetResult): Row[] {
 
 async function main(): Promise<void> {
   const json = wantsJson(process.argv.slice(2));
-  const [conda, appDir] = await Promise.all([
-    prepareConda("large", log),
-    prepareApp("realworld", log),
-  ]);
-  const work = await mkdtemp(join(tmpdir(), "envpack-bench-layers-"));
-  try {
+  await withBenchFixtures("layers", async (fixtures) => {
+    const { work } = fixtures;
     const nodeApp = join(work, "realworld");
-    await cp(appDir, nodeApp, { recursive: true, verbatimSymlinks: true });
-    const condaApp = await writeNumpyApp(work);
+    await cp(fixtures.appDir, nodeApp, {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
     const targets: Target[] = [
-      {
-        name: "conda-large",
-        entries: ["app.py"],
-        cwd: condaApp,
-        env: conda.prefix,
-        edit: "app.py",
-      },
-      {
-        name: "node-realworld",
-        entries: ["src/main.ts"],
-        cwd: nodeApp,
-        edit: "src/text.ts",
-      },
+      { ...fixtures.condaLarge, edit: "app.py" },
+      { ...fixtures.nodeRealworld, cwd: nodeApp, edit: "src/text.ts" },
     ];
     const results: TargetResult[] = [];
     const sections: Row[] = [];
@@ -293,10 +271,7 @@ async function main(): Promise<void> {
     const lines = [
       `bench:layers — median of ${RUNS} runs; each figure against its peer from the same run, after appending one line to one app file`,
       "",
-      formatTable(
-        ["fixture", "figure", "envpack", "peer", "ratio", "target", "met"],
-        results.flatMap(rowsOf),
-      ),
+      formatTable(FIGURE_HEADER, results.flatMap(rowsOf)),
       "",
       ...results.map(
         (r) =>
@@ -311,9 +286,7 @@ async function main(): Promise<void> {
         "registry bytes after the edit: not measured by this run (LayersBenchSection hook)",
       );
     process.stdout.write(`${lines.join("\n")}\n`);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  });
 }
 
 await main();

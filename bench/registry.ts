@@ -4,33 +4,30 @@
 // latter, for the realworld Node app and the large Conda fixture.
 
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
 import { build, type BuildResult } from "../src/api/index.js";
 import { hashFile } from "../src/core/index.js";
 import { openRegistry } from "../src/registry/index.js";
-import { prepareApp, prepareConda } from "./lib/fixtures.js";
 import { startRegistry } from "./lib/registry-server.js";
 import { requireTools } from "./lib/shell.js";
 import { ratio, repeat, timed } from "./lib/stats.js";
 import {
   formatTable,
   megabytes,
+  metText,
   ratioText,
   secs,
   wantsJson,
 } from "./lib/table.js";
+import {
+  buildOptionsOf,
+  log,
+  withBenchFixtures,
+  type BenchTarget,
+} from "./lib/targets.js";
 
 const RUNS = 3;
-const log = (line: string) => process.stderr.write(`${line}\n`);
-
-interface Target {
-  name: string;
-  entries: string[];
-  cwd: string;
-  env?: string;
-}
 
 interface TargetResult {
   name: string;
@@ -47,7 +44,7 @@ interface TargetResult {
 }
 
 async function benchTarget(
-  target: Target,
+  target: BenchTarget,
   host: string,
   work: string,
 ): Promise<TargetResult> {
@@ -56,10 +53,7 @@ async function benchTarget(
   const fresh = () => mkdtemp(join(base, "cache-"));
   const buildWith = async (cacheDir: string, url?: string) =>
     build({
-      entries: target.entries,
-      cwd: target.cwd,
-      env: target.env,
-      cacheDir,
+      ...buildOptionsOf(target, cacheDir),
       registry: url === undefined ? undefined : { url, insecure: true },
     });
 
@@ -128,90 +122,85 @@ async function benchTarget(
 async function main(): Promise<void> {
   const json = wantsJson(process.argv.slice(2));
   await requireTools(["docker-registry"]);
-  const [conda, appDir] = await Promise.all([
-    prepareConda("large", log),
-    prepareApp("realworld", log),
-  ]);
-  const work = await mkdtemp(join(tmpdir(), "envpack-bench-registry-"));
-  const server = await startRegistry({ storageDir: join(work, "registry") });
-  try {
-    const condaApp = join(work, "conda-app");
-    await mkdir(condaApp);
-    await writeFile(
-      join(condaApp, "app.py"),
-      "import numpy\n\nprint(numpy.__version__)\n",
-    );
-    const targets: Target[] = [
-      { name: "node-realworld", entries: ["src/main.ts"], cwd: appDir },
-      {
-        name: "conda-large",
-        entries: ["app.py"],
-        cwd: condaApp,
-        env: conda.prefix,
-      },
-    ];
-    const results: TargetResult[] = [];
-    for (const target of targets)
-      results.push(await benchTarget(target, server.host, work));
-    if (json) {
-      process.stdout.write(
-        `${JSON.stringify({ runs: RUNS, targets: results }, null, 2)}\n`,
-      );
-      return;
+  await withBenchFixtures("registry", async (fixtures) => {
+    const { work } = fixtures;
+    const server = await startRegistry({ storageDir: join(work, "registry") });
+    try {
+      await report(json, server.host, work, [
+        fixtures.nodeRealworld,
+        fixtures.condaLarge,
+      ]);
+    } finally {
+      await server.stop();
     }
-    const rows = results.flatMap((r) => [
-      [
-        r.name,
-        "hit (local directory registry)",
-        secs(r.hitSeconds),
-        `cold build: ${secs(r.coldSeconds)}`,
-        ratioText(r.hitRatio),
-        "≤ 0.10",
-        r.hitRatio !== null && r.hitRatio <= 0.1 ? "yes" : "NO",
-      ],
-      [
-        "",
-        "hit (OCI registry, loopback)",
-        secs(r.ociHitSeconds),
-        `cold build: ${secs(r.coldSeconds)}`,
-        ratioText(r.ociHitRatio),
-        "",
-        "",
-      ],
-      [
-        "",
-        "push (loopback)",
-        `${r.pushMBps.toFixed(0)} MB/s`,
-        megabytes(r.size),
-        "",
-        "",
-        "",
-      ],
-      [
-        "",
-        "pull (loopback, verified)",
-        `${r.pullMBps.toFixed(0)} MB/s`,
-        megabytes(r.size),
-        "",
-        "",
-        "",
-      ],
-    ]);
+  });
+}
+
+/** Measures every target against the OCI registry at `host` and prints the table (or JSON). */
+async function report(
+  json: boolean,
+  host: string,
+  work: string,
+  targets: BenchTarget[],
+): Promise<void> {
+  const results: TargetResult[] = [];
+  for (const target of targets)
+    results.push(await benchTarget(target, host, work));
+  if (json) {
     process.stdout.write(
-      [
-        `bench:registry — median of ${RUNS} runs; hits are build-or-pull on a clean cache (quick scan, lookup, verified pull); OCI registry: docker-registry on ${server.host} (file-system storage)`,
-        "",
-        formatTable(
-          ["fixture", "figure", "envpack", "against", "ratio", "target", "met"],
-          rows,
-        ),
-        "",
-      ].join("\n"),
+      `${JSON.stringify({ runs: RUNS, targets: results }, null, 2)}\n`,
     );
-  } finally {
-    await server.stop();
-    await rm(work, { recursive: true, force: true });
+    return;
   }
+  const rows = results.flatMap((r) => [
+    [
+      r.name,
+      "hit (local directory registry)",
+      secs(r.hitSeconds),
+      `cold build: ${secs(r.coldSeconds)}`,
+      ratioText(r.hitRatio),
+      "≤ 0.10",
+      metText(r.hitRatio !== null && r.hitRatio <= 0.1),
+    ],
+    [
+      "",
+      "hit (OCI registry, loopback)",
+      secs(r.ociHitSeconds),
+      `cold build: ${secs(r.coldSeconds)}`,
+      ratioText(r.ociHitRatio),
+      "",
+      "",
+    ],
+    [
+      "",
+      "push (loopback)",
+      `${r.pushMBps.toFixed(0)} MB/s`,
+      megabytes(r.size),
+      "",
+      "",
+      "",
+    ],
+    [
+      "",
+      "pull (loopback, verified)",
+      `${r.pullMBps.toFixed(0)} MB/s`,
+      megabytes(r.size),
+      "",
+      "",
+      "",
+    ],
+  ]);
+  process.stdout.write(
+    [
+      `bench:registry — median of ${RUNS} runs; hits are build-or-pull on a clean cache (quick scan, lookup, verified pull); OCI registry: docker-registry on ${host} (file-system storage)`,
+      "",
+      formatTable(
+        ["fixture", "figure", "envpack", "against", "ratio", "target", "met"],
+        rows,
+      ),
+      "",
+    ].join("\n"),
+  );
 }
 
 await main();

@@ -20,6 +20,22 @@ export function formatTable(header: Row, rows: Row[]): string {
   ].join("\n");
 }
 
+/** The header of a table of figures, each against its peer and held to a target. */
+export const FIGURE_HEADER: Row = [
+  "fixture",
+  "figure",
+  "envpack",
+  "peer",
+  "ratio",
+  "target",
+  "met",
+];
+
+/** Whether a figure met its target, as its table prints it. */
+export function metText(met: boolean): string {
+  return met ? "yes" : "NO";
+}
+
 /** Seconds with three decimals. */
 export function secs(seconds: number): string {
   return `${seconds.toFixed(3)} s`;
