@@ -88,7 +88,11 @@ describe("Python bundles that run", () => {
     const before = await listing(dir);
     const plain = await scanJson(dir, settings.entries, cache);
     expect(plain.packages.map((p) => p.name)).not.toContain("six");
-    expect(plain.files.map((f) => f.path)).toEqual(["main.py"]);
+    // The config file is named by a self-relative path: the analysis finds it; what it names, not.
+    expect(plain.files.map((f) => `${f.path} ${f.reason ?? "-"}`)).toEqual([
+      "main.py -",
+      "plugins.json asset",
+    ]);
     expect(plain.trace).toBeUndefined();
 
     const traced = await scanJson(
@@ -107,7 +111,7 @@ describe("Python bundles that run", () => {
     );
     expect(
       traced.files.filter((f) => f.reason === "traced").map((f) => f.path),
-    ).toEqual(["plugins.json", "plugins/__init__.py", "plugins/shout.py"]);
+    ).toEqual(["plugins/__init__.py", "plugins/shout.py"]);
     expect(traced.trace).toEqual({ notLoaded: { files: [], packages: [] } });
     // The computed import the analysis could not resolve is settled by what the run imported there.
     expect(
@@ -130,6 +134,7 @@ describe("Python bundles that run", () => {
     const cache = join(await tempDir(), "cache");
     const traced = await scanJson(dir, [...settings.entries, "--trace"], cache);
     expect(traced.files.map((f) => `${f.path} ${f.reason ?? "-"}`)).toEqual([
+      "dirs.json asset",
       "formats/__init__.py traced",
       "formats/brackets.py traced",
       "formats/plain.py traced",
@@ -140,7 +145,7 @@ describe("Python bundles that run", () => {
     expect(traced.unresolved).toMatchObject([
       {
         file: "main.py",
-        line: 13,
+        line: 15,
         reason: "dynamic-expression",
         resolvedByTrace: ["formats.brackets"],
       },

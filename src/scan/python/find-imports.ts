@@ -2,6 +2,8 @@
 
 import type { Node, Parser } from "web-tree-sitter";
 import type { FileProblem } from "../../core/light.js";
+import { findAssetPaths, type AssetPathSite } from "./asset-paths.js";
+import { stringLiteral } from "./string-literal.js";
 
 /** Where an import site is, 1-based, and whether a failure is tolerated at run time. */
 interface SiteBase {
@@ -39,6 +41,8 @@ export type PythonImportSite = ModuleSite | DynamicSite;
 /** The sites of one file, and the first syntax error when the source does not parse cleanly. */
 export interface PythonImports {
   sites: PythonImportSite[];
+  /** Paths the module builds from its own location (see {@link findAssetPaths}). */
+  assets: AssetPathSite[];
   problem?: FileProblem;
 }
 
@@ -123,7 +127,8 @@ export function findPythonImports(
       pushChildren(node.children);
     }
     const problem = root.hasError ? firstSyntaxError(root) : undefined;
-    return problem ? { sites, problem } : { sites };
+    const assets = findAssetPaths(root);
+    return problem ? { sites, assets, problem } : { sites, assets };
   } finally {
     tree.delete();
   }
@@ -286,24 +291,6 @@ function dynamicImportSite(
     ...moduleSite(call, optional, 0, absolute, false, [], "python-dynamic"),
     specifier: absolute,
   };
-}
-
-/** The value of a plain string literal (no f-string interpolation, no implicit concatenation), or undefined. */
-function stringLiteral(node: Node): string | undefined {
-  if (node.type !== "string") return undefined;
-  let value = "";
-  for (const child of node.namedChildren) {
-    if (!child) continue;
-    if (child.type === "interpolation") return undefined;
-    if (child.type === "string_start") {
-      if (/[fF]/.test(child.text)) return undefined;
-    } else if (child.type === "string_content") {
-      value += child.text;
-    } else if (child.type !== "string_end") {
-      return undefined;
-    }
-  }
-  return value;
 }
 
 /** The first ERROR or MISSING node in document order, as a syntax-error problem. */

@@ -47,13 +47,7 @@ import { createPythonParser } from "./parser.js";
 import { notLoaded, sortTraced, type TracedPython } from "./traced.js";
 import { assetDirectoryFiles } from "../asset-directory.js";
 import { resolveByTrace } from "../traced-sites.js";
-
-/** Not entered when a listed directory ships: bytecode caches and what the JS side skips. */
-const LISTING_SKIPPED: ReadonlySet<string> = new Set([
-  "__pycache__",
-  "node_modules",
-  ".git",
-]);
+import { ASSET_SKIPPED, assetFiles, type PendingAsset } from "./assets.js";
 
 /** Options of {@link scanPython}: entries plus the absolute Conda prefix. */
 export interface PythonScanOptions extends ScannerOptions {
@@ -103,7 +97,9 @@ class PythonScan {
     { source: ReadSource; role: AppFile["role"]; reason?: AppFile["reason"] }
   >();
   /** Project files only a traced run or an include reached, and which. */
-  readonly #extraFiles = new Map<string, "traced" | "included">();
+  readonly #extraFiles = new Map<string, "asset" | "traced" | "included">();
+  /** Self-relative paths found in scanned modules, not yet looked up. */
+  #pendingAssets: PendingAsset[] = [];
   /** Package ids named by an include. */
   readonly #included = new Set<string>();
   readonly #imports: PendingImport[] = [];
@@ -130,6 +126,8 @@ class PythonScan {
     const project =
       (await findProjectDir(dirname(entries[0] as string))) ??
       commonDirectory(entries);
+    const settle = () => this.#settle(entrySet, project);
+    await settle();
     let traced: TracedPython | undefined;
     if (this.#options.traced !== undefined) {
       traced = await sortTraced(
@@ -147,20 +145,17 @@ class PythonScan {
             dir,
             { how: "listed by the traced run" },
             this.#options.onEvent,
-            LISTING_SKIPPED,
+            ASSET_SKIPPED,
           )) ?? []),
         );
-      for (const file of [...traced.files, ...listed]) {
-        const real = await realpath(file);
-        if (!this.#files.has(real) && !this.#extraFiles.has(real)) {
-          this.#extraFiles.set(real, "traced");
-          this.#queue.push(real);
-        }
-      }
-      await this.#drain(entrySet);
+      this.#addExtra(
+        await Promise.all([...traced.files, ...listed].map((f) => realpath(f))),
+        "traced",
+      );
+      await settle();
     }
     await this.#addIncluded(project);
-    await this.#drain(entrySet);
+    await settle();
     if (this.#options.declared !== false) await this.#addDeclared(project);
     const root = commonDirectory([...this.#files.keys()]);
     const rel = (path: string) => toPosixRelative(root, path);
@@ -207,6 +202,36 @@ class PythonScan {
     return result;
   }
 
+  /**
+   * Scans the queue, then the app files the scanned modules name by self-relative paths (with
+   * reason `asset`), until both are empty.
+   */
+  async #settle(entries: ReadonlySet<string>, project: string): Promise<void> {
+    for (;;) {
+      await this.#drain(entries);
+      if (this.#pendingAssets.length === 0) return;
+      const pending = this.#pendingAssets;
+      this.#pendingAssets = [];
+      this.#addExtra(
+        await assetFiles(pending, {
+          project,
+          prefix: this.#env.prefix,
+          onEvent: this.#options.onEvent,
+        }),
+        "asset",
+      );
+    }
+  }
+
+  /** Queues project files no import reached, with why they ship (the first reason stays). */
+  #addExtra(paths: string[], reason: "asset" | "traced" | "included"): void {
+    for (const path of paths) {
+      if (this.#files.has(path) || this.#extraFiles.has(path)) continue;
+      this.#extraFiles.set(path, reason);
+      this.#queue.push(path);
+    }
+  }
+
   /** Scans the queue, one file at a time: the parser is not re-entrant, and reads are cheap next to parsing. */
   async #drain(entries: ReadonlySet<string>): Promise<void> {
     while (this.#queue.length > 0) {
@@ -220,7 +245,8 @@ class PythonScan {
   async #scanFile(file: string, role: AppFile["role"]): Promise<void> {
     const source = await readSource(file);
     const reason = this.#extraFiles.get(file);
-    // A file a traced run read or an include named that is not Python source ships as it is.
+    // A file a traced run read, an include or a self-relative path named that is not Python
+    // source ships as it is.
     const isSource = extname(file) === ".py" || reason === undefined;
     this.#files.set(file, {
       source,
@@ -233,7 +259,11 @@ class PythonScan {
       count: this.#files.size,
     });
     if (source.text === undefined || !isSource) return;
-    const { sites, problem } = findPythonImports(this.#parser, source.text);
+    const { sites, assets, problem } = findPythonImports(
+      this.#parser,
+      source.text,
+    );
+    for (const site of assets) this.#pendingAssets.push({ file, site });
     if (problem)
       this.#files.set(file, {
         ...(this.#files.get(file) as { role: AppFile["role"] }),
@@ -451,10 +481,6 @@ class PythonScan {
       this.#env,
     );
     for (const id of packages) this.#included.add(id);
-    for (const path of files) {
-      if (this.#files.has(path) || this.#extraFiles.has(path)) continue;
-      this.#extraFiles.set(path, "included");
-      this.#queue.push(path);
-    }
+    this.#addExtra(files, "included");
   }
 }
