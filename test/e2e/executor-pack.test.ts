@@ -4,10 +4,11 @@
 // Conda bundle's interpreter.
 
 import { readdir, realpath, rename } from "node:fs/promises";
-import { join, sep } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { describe, expect, inject, it, vi } from "vitest";
 import { Executor, cacheList, type EnvpackEvent } from "../../src/index.js";
 import { appCopy } from "../helpers/app-copy.js";
+import { prefixOfTree } from "../helpers/layered-app.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /** What the fixture's runtimeInfo task reports. */
@@ -201,8 +202,13 @@ describe("Executor pack: true (local backend)", () => {
       const ran = await info();
       const [hex] = await bundlesIn(cacheDir);
       const env = join(workDir, "local-1", "envs", hex as string);
-      expect(ran.prefix).toBe(env);
+      // Python runs from the bundle's tree; its prefix is the relocated base of the Conda
+      // layers, which that tree links to.
       expect(ran.executable.startsWith(env + sep)).toBe(true);
+      expect(ran.prefix).toBe(await prefixOfTree(env));
+      expect(dirname(ran.prefix)).toBe(
+        join(workDir, "local-1", "envs", "bases"),
+      );
     } finally {
       await executor.shutdown();
     }

@@ -179,7 +179,8 @@ describe("pack: true on Work Queue workers", () => {
     ]);
     expect(echo).toMatchObject({ ok: true, value: { a: [1, "two", null] } });
     const ran = info.value as { executable: string; prefix: string };
-    expect(ran.executable.startsWith(ran.prefix + "/")).toBe(true);
-    expect(ran.prefix).toMatch(/envpack\/envs\/[0-9a-f]{64}$/);
+    // Python runs from the bundle's tree; its prefix is the relocated base of the Conda layers.
+    expect(ran.executable).toMatch(/envpack\/envs\/[0-9a-f]{64}\/bin\/python/);
+    expect(ran.prefix).toMatch(/envpack\/envs\/bases\/[0-9a-f]{64}$/);
   });
 });
