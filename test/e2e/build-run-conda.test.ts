@@ -115,10 +115,10 @@ describe("envpack build + run (Conda)", () => {
     });
     expect(run.stderr).toBe("");
     expect(run.exitCode).toBe(0);
-    expectRelocatedTo(
-      JSON.parse(run.stdout) as Report,
-      join(worker, "cache", "envs", digest.slice(7)),
-    );
+    const tree = join(worker, "cache", "envs", digest.slice(7));
+    const base = await prefixOfTree(tree);
+    expect(dirname(base)).toBe(join(worker, "cache", "envs", "bases"));
+    expectRelocatedTo(JSON.parse(run.stdout) as Report, base);
     const noPython = await execa(
       "sh",
       ["-c", "command -v python3 || command -v python || echo none"],

@@ -3,7 +3,7 @@
 
 import { readdir, readFile, realpath, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { expect } from "vitest";
+import { expect, inject } from "vitest";
 import { writeLayeredBundle } from "../../packer/index.js";
 import { scan } from "../../src/api/index.js";
 import { bundleKey } from "../../src/api/bundle-key.js";
@@ -142,4 +142,18 @@ export function expectRelocatedInto(
 /** The prefix a bundle's tree runs python from: its `bin/python3`, links followed. */
 export async function prefixOfTree(tree: string): Promise<string> {
   return dirname(dirname(await realpath(join(tree, "bin", "python3"))));
+}
+
+/** Version `version` of the Conda probe app, against the Conda fixture, as a layered bundle in `out`. */
+export async function condaProbeBundle(
+  version: number,
+  out: string,
+  cacheDir: string,
+): Promise<LayeredApp> {
+  const conda = inject("fixtures").conda;
+  if (!conda) throw new Error("the Conda fixture was not built");
+  return writeLayeredApp(["main.py"], await writeCondaProbe(version), out, {
+    cacheDir,
+    env: conda.prefix,
+  });
 }

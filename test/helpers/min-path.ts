@@ -21,6 +21,7 @@ const WORKER_TOOLS = [
   "tr",
   "mv",
   "cp",
+  "ln",
   "chmod",
   "tail",
   "rm",

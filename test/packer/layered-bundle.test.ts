@@ -16,7 +16,7 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { execa } from "execa";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   baseName,
   ensureUnpacked,
@@ -32,7 +32,7 @@ import {
   expectRelocatedInto,
   layerInodes,
   prefixOfTree,
-  writeCondaProbe,
+  condaProbeBundle,
   writeLayeredApp,
   type CondaProbeReport,
 } from "../helpers/layered-app.js";
@@ -154,20 +154,10 @@ describe("layered Node bundles", () => {
 
 describe("layered Conda bundles", () => {
   it("relocate the lower layers once, as a base shared by bundles that differ in their app layer; the layers keep their placeholders", async () => {
-    const conda = inject("fixtures").conda;
-    if (!conda) throw new Error("the Conda fixture was not built");
     const work = await tempDir("envpack-layered-");
     const out = join(work, "out");
     const cacheDir = join(work, "cache");
-    const v1 = await writeLayeredApp(
-      ["main.py"],
-      await writeCondaProbe(1),
-      out,
-      {
-        cacheDir,
-        env: conda.prefix,
-      },
-    );
+    const v1 = await condaProbeBundle(1, out, cacheDir);
     expect(v1.index.layers.map((l) => l.role)).toEqual([
       "runtime",
       "packages",
@@ -208,15 +198,7 @@ describe("layered Conda bundles", () => {
     expect((await stat(join(base, "etc", "fixturepkg"))).mode & 0o222).toBe(0);
 
     // Version 2 differs in its app layer alone: its tree links to the same base, not relocated again.
-    const v2 = await writeLayeredApp(
-      ["main.py"],
-      await writeCondaProbe(2),
-      out,
-      {
-        cacheDir,
-        env: conda.prefix,
-      },
-    );
+    const v2 = await condaProbeBundle(2, out, cacheDir);
     expect(byRole(v2.index).packages).toBe(byRole(v1.index).packages);
     const relocated = join(base, ".envpack", "relocated.json");
     const before = await stat(relocated, { bigint: true });
@@ -236,14 +218,11 @@ describe("layered Conda bundles", () => {
 
 describe("a relocated base left half-made", () => {
   it("is made again, never used: a base without its marker, a temp and a dead holder's lock", async () => {
-    const conda = inject("fixtures").conda;
-    if (!conda) throw new Error("the Conda fixture was not built");
     const work = await tempDir("envpack-layered-crash-");
-    const bundle = await writeLayeredApp(
-      ["main.py"],
-      await writeCondaProbe(),
+    const bundle = await condaProbeBundle(
+      1,
       join(work, "out"),
-      { cacheDir: join(work, "cache"), env: conda.prefix },
+      join(work, "cache"),
     );
     const envs = join(work, "envs");
     const lower = bundle.index.layers.filter((l) => l.role !== "app");

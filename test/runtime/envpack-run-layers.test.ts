@@ -1,6 +1,6 @@
 // runtime/envpack-run with layered bundles (format 3), on a PATH of worker tools only: each layer
 // unpacked once per machine and shared (also with layers the packer unpacked there), the tree
-// assembled by links, a Conda prefix relocated once assembled, layers that are each safe but
+// assembled by links, a Conda prefix's lower layers relocated once as a shared base, layers each safe but
 // unsafe together refused as the packer refuses them, and what a killed run left redone.
 
 import {
@@ -11,9 +11,9 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { execa } from "execa";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   ensureUnpacked,
   writeBundleIndex,
@@ -22,8 +22,12 @@ import {
 } from "../../packer/index.js";
 import { appCopy } from "../helpers/app-copy.js";
 import {
+  expectRelocatedInto,
   layerInodes,
+  prefixOfTree,
+  condaProbeBundle,
   writeLayeredApp,
+  type CondaProbeReport,
   type LayeredApp,
 } from "../helpers/layered-app.js";
 import { workerPath } from "../helpers/min-path.js";
@@ -99,39 +103,46 @@ describe("envpack-run with layered bundles", () => {
     expect(inLayer.mode & 0o222).toBe(0);
   });
 
-  it("relocates a Conda prefix assembled from layers unpacked apart; the layers keep their placeholders", async () => {
-    const conda = inject("fixtures").conda;
-    if (!conda) throw new Error("the Conda fixture was not built");
-    const app = await tempDir("envpack-run-layers-py-");
-    await writeFile(
-      join(app, "main.py"),
-      "import json, fixturepkg, six, jsonpointer\nprint(json.dumps(fixturepkg.check()))\n",
-    );
+  it("relocates a Conda prefix's lower layers once, as a base shared with the packer; version 2 of the app relocates nothing", async () => {
     const work = await tempDir("envpack-run-layers-");
-    const bundle = await writeLayeredApp(["main.py"], app, join(work, "out"), {
-      cacheDir: join(work, "build-cache"),
-      env: conda.prefix,
-    });
+    const out = join(work, "out");
+    const cacheDir = join(work, "build-cache");
+    const v1 = await condaProbeBundle(1, out, cacheDir);
     const cache = join(work, "worker");
-    const ran = await runner(bundle.path, cache);
+    const ran = await runner(v1.path, cache);
     expect(ran.exitCode, ran.stderr).toBe(0);
-    const dir = join(cache, "envs", bundle.digest.slice(7));
-    const check = JSON.parse(ran.stdout) as Record<string, unknown>;
-    const paths = Object.values(check).filter(
-      (v): v is string => typeof v === "string" && v.startsWith("/"),
-    );
-    expect(paths.length).toBeGreaterThan(0);
-    expect(paths.filter((p) => p !== dir && !p.startsWith(`${dir}/`))).toEqual(
-      [],
-    );
-    expect(Object.values(check).filter((v) => v === false)).toEqual([]);
-    const packages = join(cache, "envs", "layers", roleHex(bundle, "packages"));
+    const tree = join(cache, "envs", v1.digest.slice(7));
+    const base = await prefixOfTree(tree);
+    expect(dirname(base)).toBe(join(cache, "envs", "bases"));
+    expectRelocatedInto(JSON.parse(ran.stdout) as CondaProbeReport, base);
+    const packages = join(cache, "envs", "layers", roleHex(v1, "packages"));
     expect(
       await readFile(join(packages, "etc", "fixturepkg", "config.ini"), "utf8"),
     ).toContain("_placehold");
     expect(
-      await readFile(join(dir, "etc", "fixturepkg", "config.ini"), "utf8"),
-    ).toContain(dir);
+      await readFile(join(tree, "etc", "fixturepkg", "config.ini"), "utf8"),
+    ).toContain(`data_dir = ${base}/`);
+    expect((await stat(join(base, "etc"))).mode & 0o222).toBe(0);
+
+    // Version 2 by the packer, version 3 by the runner, on the same machine: both use that base.
+    const relocated = join(base, ".envpack", "relocated.json");
+    const before = await stat(relocated, { bigint: true });
+    const v2 = await condaProbeBundle(2, out, cacheDir);
+    const packed = await ensureUnpacked({
+      file: v2.path,
+      digest: v2.digest,
+      envsDir: join(cache, "envs"),
+    });
+    expect(await prefixOfTree(packed.dir)).toBe(base);
+    const v3 = await condaProbeBundle(3, out, cacheDir);
+    const third = await runner(v3.path, cache);
+    expect(third.exitCode, third.stderr).toBe(0);
+    expectRelocatedInto(JSON.parse(third.stdout) as CondaProbeReport, base);
+    expect(await readdir(join(cache, "envs", "bases"))).toEqual([
+      basename(base),
+    ]);
+    const after = await stat(relocated, { bigint: true });
+    expect([after.ino, after.mtimeNs]).toEqual([before.ino, before.mtimeNs]);
   });
 });
 
