@@ -10,8 +10,11 @@ export interface PackageTreeWalk {
   /** {@link packageTreeStamp}'s stamp. */
   stamp: string;
   /**
-   * A stricter stamp: every entry's and the directory's own path, mode, size, inode, mtime and
-   * ctime to the sub-millisecond. Checked again by {@link recheckTreeStamp} from `paths` alone.
+   * A stricter stamp: every entry's and the directory's own path, mode, size, inode and mtime to
+   * the millisecond. Checked again by {@link recheckTreeStamp} from `paths` alone. Not ctime, nor
+   * below the millisecond (what a JavaScript Date holds): bytes and times put back (a restore)
+   * are the same tree, as for {@link packageTreeStamp}, and setting atimes or linking a file
+   * elsewhere must not look like an edit.
    */
   strict: string;
   /** The relative paths walked, the directory itself (`.`) first, in walk order. */
@@ -128,5 +131,5 @@ export function packageTrees(
 }
 
 function strictLine(rel: string, info: Stats): string {
-  return `${rel}\0${info.mode}\0${info.size}\0${info.ino}\0${info.mtimeMs}\0${info.ctimeMs}\n`;
+  return `${rel}\0${info.mode}\0${info.size}\0${info.ino}\0${Math.round(info.mtimeMs)}\n`;
 }
