@@ -220,6 +220,21 @@ describe("envpack-run refuses layers unsafe together, as the packer does", () =>
     },
   );
 
+  it("assembles layers whose names tar lists with escapes (non-ASCII) by copying links", async () => {
+    const work = await tempDir("envpack-run-layers-names-");
+    const index = await twoLayers(
+      join(work, "out"),
+      [file("lib/café.txt", "A")],
+      [file("app/b.txt", "B")],
+    );
+    const cache = join(work, "worker");
+    const ran = await runner(index.path, cache, ["sh", "-c", ":"]);
+    expect(ran.stderr).toBe("");
+    const tree = join(cache, "envs", index.digest.slice(7));
+    expect(await readFile(join(tree, "lib", "café.txt"), "utf8")).toBe("A");
+    expect(await readFile(join(tree, "app", "b.txt"), "utf8")).toBe("B");
+  });
+
   it("redoes what a killed run left: a layer's temp, its lock, a tree without its marker", async () => {
     const work = await tempDir("envpack-run-layers-crash-");
     const out = join(work, "out");
