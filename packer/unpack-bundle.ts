@@ -3,7 +3,7 @@
 
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, stat } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -20,6 +20,7 @@ import {
   type OnEvent,
   writeFailure,
 } from "../src/core/light.js";
+import { removeTree } from "./layers/read-only-tree.js";
 import { openEntryWriter, type EntryWriter } from "./unpack-writer.js";
 
 /** Options of {@link unpackBundle}. */
@@ -33,6 +34,8 @@ export interface UnpackBundleOptions {
   /** Receives `build:progress` events with `phase: "unpack"` (compressed bytes read). */
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
+  /** Leave `dest` read-only (a shared layer): files made so, directories sealed before it appears. */
+  readOnly?: boolean | undefined;
 }
 
 /**
@@ -170,7 +173,7 @@ export async function unpackBundle(
   let writer: EntryWriter | undefined;
   try {
     await writing(mkdir(temp));
-    writer = openEntryWriter(temp, total);
+    writer = openEntryWriter(temp, total, options.readOnly === true);
     // Loaded on the first unpack: importing envpack loads no native addon.
     const { decompressZstd } = await import("./decompress-zstd.js");
     const sink = await extractInto(writer, guard, (path, reason) => {
@@ -203,6 +206,7 @@ export async function unpackBundle(
     }
     const escaping = guard.escapingLink();
     if (escaping !== undefined) throw refuse(escaping.path, escaping.reason);
+    await writing(writer.seal());
     options.onEvent?.({
       type: "build:progress",
       phase: "unpack",
@@ -214,7 +218,7 @@ export async function unpackBundle(
     return { entries: guard.entries };
   } finally {
     await writer?.close();
-    await rm(temp, { recursive: true, force: true });
+    await removeTree(temp); // sealed read-only when a rename failed after the seal
   }
 }
 

@@ -6,6 +6,7 @@
 // for a large archive (unpack-worker.mjs), on the reading thread for a small one.
 
 import {
+  chmodSync,
   closeSync,
   constants,
   linkSync,
@@ -23,7 +24,8 @@ import { join } from "node:path";
  *   | { k: "l", p: string, t: string }} Op
  *   Directory, open a file, write the next n bytes of the batch's data to it, close it, symlink
  *   (t: the link's text), hardlink (t: the bundle-relative path of a file written before).
- * @typedef {{ apply: (ops: Op[], data: Uint8Array) => void, close: () => void }} OpApplier
+ * @typedef {{ apply: (ops: Op[], data: Uint8Array) => void, close: () => void,
+ *   seal: () => void }} OpApplier
  */
 
 const CREATE =
@@ -40,11 +42,16 @@ const parentOf = (path) => {
 
 /**
  * Applies operations under `root` (a new, empty directory). `apply` throws the file system's
- * error (with its errno `code`); `close` closes the file left open, if any.
+ * error (with its errno `code`); `close` closes the file left open, if any. With `readOnly`,
+ * files are created without write bits (their open descriptor still writes) and `seal` then
+ * clears the write bits of every directory made, `root` included: a read-only tree without a
+ * second walk over its files.
  * @param {string} root
+ * @param {boolean} [readOnly]
  * @returns {OpApplier}
  */
-export function createOpApplier(root) {
+export function createOpApplier(root, readOnly = false) {
+  const fileBits = readOnly ? 0o555 : 0o777;
   /** Directories known to exist, by bundle-relative path ("" is the root). */
   const made = new Set([""]);
   let fd = -1;
@@ -89,7 +96,7 @@ export function createOpApplier(root) {
         case "f":
           close();
           ensureDir(parentOf(op.p));
-          fd = openSync(join(root, op.p), CREATE, op.m & 0o777);
+          fd = openSync(join(root, op.p), CREATE, op.m & fileBits);
           break;
         case "w":
           for (let done = 0; done < op.n;)
@@ -110,5 +117,14 @@ export function createOpApplier(root) {
       }
     }
   };
-  return { apply, close };
+  /** Clears the write bits of the directories made (as read-only-tree.ts's makeReadOnly). */
+  const seal = () => {
+    close();
+    if (!readOnly) return;
+    for (const dir of made) {
+      const path = join(root, dir);
+      chmodSync(path, lstatSync(path).mode & 0o7555);
+    }
+  };
+  return { apply, close, seal };
 }

@@ -23,6 +23,8 @@ export interface EntryWriter {
   whenRoom(proceed: () => void): void;
   /** Resolves once everything queued is written. */
   finish(): Promise<void>;
+  /** After finish: with `readOnly`, clears the write bits of every directory made. */
+  seal(): Promise<void>;
   /** Stops writing (at once) and releases what it holds. */
   close(): Promise<void>;
 }
@@ -30,9 +32,16 @@ export interface EntryWriter {
 /**
  * A writer for an archive of `bytes` compressed bytes under `root` (an empty directory): inline
  * below INLINE_BYTES, where a worker's start would cost more than the whole write, else a worker.
+ * With `readOnly`, files are created without write bits and `seal` makes the directories so.
  */
-export function openEntryWriter(root: string, bytes: number): EntryWriter {
-  return bytes < INLINE_BYTES ? new InlineWriter(root) : new UnpackWriter(root);
+export function openEntryWriter(
+  root: string,
+  bytes: number,
+  readOnly = false,
+): EntryWriter {
+  return bytes < INLINE_BYTES
+    ? new InlineWriter(root, readOnly)
+    : new UnpackWriter(root, readOnly);
 }
 
 /** Archives smaller than this (compressed) are written on the reading thread: an app layer. */
@@ -45,8 +54,8 @@ class InlineWriter implements EntryWriter {
   readonly failed: Promise<never>;
   #reject: (error: Error) => void = () => {};
 
-  constructor(root: string) {
-    this.#applier = createOpApplier(root);
+  constructor(root: string, readOnly: boolean) {
+    this.#applier = createOpApplier(root, readOnly);
     this.failed = new Promise<never>((_, r) => (this.#reject = r));
     // Observed here so an unawaited failure is not an unhandled rejection.
     this.failed.catch(() => {});
@@ -72,6 +81,10 @@ class InlineWriter implements EntryWriter {
     this.#apply([], EMPTY);
     this.#applier.close();
     if (this.#error !== undefined) throw this.#error;
+  }
+
+  async seal(): Promise<void> {
+    this.#applier.seal();
   }
 
   async close(): Promise<void> {
@@ -131,7 +144,7 @@ class UnpackWriter implements EntryWriter {
   #error: Error | undefined;
   readonly failed: Promise<never>;
 
-  constructor(root: string) {
+  constructor(root: string, readOnly: boolean) {
     this.#worker = new Worker(envpackCodeFile("packer/unpack-worker.mjs"));
     let reject: (error: Error) => void = () => {};
     this.failed = new Promise<never>((_, r) => (reject = r));
@@ -162,7 +175,7 @@ class UnpackWriter implements EntryWriter {
     this.#worker.on("exit", (code) =>
       fail(new Error(`the unpacking worker exited with code ${code}`)),
     );
-    this.#worker.postMessage({ type: "start", root });
+    this.#worker.postMessage({ type: "start", root, readOnly });
   }
 
   /** The worker's first error, once it has failed. */
@@ -199,8 +212,17 @@ class UnpackWriter implements EntryWriter {
   /** Sends what is queued and resolves when the worker has written everything. */
   async finish(): Promise<void> {
     this.#flush();
+    await this.#ask("end");
+  }
+
+  /** Clears the directories' write bits (with `readOnly`), on the worker: it knows them all. */
+  async seal(): Promise<void> {
+    await this.#ask("seal");
+  }
+
+  async #ask(type: "end" | "seal"): Promise<void> {
     const done = new Promise<void>((resolve) => (this.#done = resolve));
-    this.#worker.postMessage({ type: "end" });
+    this.#worker.postMessage({ type });
     await Promise.race([done, this.failed]);
   }
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { pathExists, type Digest, type OnEvent } from "../../src/core/light.js";
 import { withDirLock } from "../dir-lock.js";
 import { unpackBundle } from "../unpack-bundle.js";
-import { makeReadOnly, removeTree } from "./read-only-tree.js";
+import { removeTree } from "./read-only-tree.js";
 
 /** Options of {@link ensureLayer}. */
 export interface EnsureLayerOptions {
@@ -58,8 +58,8 @@ export async function ensureLayer(
           expectedDigest: options.digest,
           onEvent: options.onEvent,
           signal: options.signal,
+          readOnly: true,
         });
-        await makeReadOnly(stage);
         await rename(stage, dir);
       } finally {
         await removeTree(stage);

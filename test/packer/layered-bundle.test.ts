@@ -93,6 +93,22 @@ describe("layered Node bundles", () => {
       // Shared read-only: an edit in place cannot reach another bundle.
       expect((await stat(file)).mode & 0o222).toBe(0);
     }
+    // Every layer is read-only throughout, as unpacked (the runtime's by the worker thread, the
+    // app's inline): its root, directories and files, symlinks aside.
+    for (const layer of v1.index.layers) {
+      const root = join(envs, "layers", layer.digest.slice(7));
+      const writable: string[] = [];
+      if (((await lstat(root)).mode & 0o222) !== 0) writable.push(root);
+      for (const entry of await readdir(root, {
+        withFileTypes: true,
+        recursive: true,
+      })) {
+        if (entry.isSymbolicLink()) continue;
+        const path = join(entry.parentPath, entry.name);
+        if (((await lstat(path)).mode & 0o222) !== 0) writable.push(path);
+      }
+      expect(writable).toEqual([]);
+    }
     // node_modules itself is the tree's own directory (tools write caches there).
     expect(
       (await lstat(join(first.dir, "app", "node_modules"))).isDirectory(),
