@@ -131,18 +131,33 @@ async function assembleLayers(
   index: BundleIndex,
   dir: string,
 ): Promise<void> {
-  const layerDirs: string[] = [];
-  for (const layer of index.layers) {
-    const { dir: layerDir } = await ensureLayer({
-      file: await layerBeside(options.file, layer.digest),
-      digest: layer.digest,
-      layersDir: join(options.envsDir, LAYERS_DIR),
-      onEvent: options.onEvent,
-      signal: options.signal,
-      lockTimeoutMs: options.lockTimeoutMs,
-    });
-    layerDirs.push(layerDir);
-  }
+  // Layers are unpacked side by side (one decompresses while another's files are written); a
+  // digest listed twice is unpacked once. The first failure in index order is the one thrown.
+  const inFlight = new Map<Digest, Promise<string>>();
+  const onEvent = sumProgress(options.onEvent);
+  const unpacking = index.layers.map((layer) => {
+    let dir = inFlight.get(layer.digest);
+    if (dir === undefined) {
+      dir = layerBeside(options.file, layer.digest).then(async (file) => {
+        const unpacked = await ensureLayer({
+          file,
+          digest: layer.digest,
+          layersDir: join(options.envsDir, LAYERS_DIR),
+          onEvent: onEvent?.(layer.digest),
+          signal: options.signal,
+          lockTimeoutMs: options.lockTimeoutMs,
+        });
+        return unpacked.dir;
+      });
+      inFlight.set(layer.digest, dir);
+    }
+    return dir;
+  });
+  const settled = await Promise.allSettled(unpacking);
+  const layerDirs = settled.map((result) => {
+    if (result.status === "rejected") throw result.reason;
+    return result.value;
+  });
   const lower = index.layers.flatMap((l, i) => (l.role === "app" ? [] : [i]));
   const lowerDirs = lower.map((i) => layerDirs[i] as string);
   const base = (await needsRelocation(lowerDirs))
@@ -175,6 +190,34 @@ async function assembleLayers(
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Per layer, an `onEvent` that reports the unpack progress of all the layers unpacking side by
+ * side as one (bytes, totals and files summed), so a renderer sees one transfer that only grows.
+ */
+function sumProgress(
+  onEvent: OnEvent | undefined,
+): ((layer: Digest) => OnEvent) | undefined {
+  if (onEvent === undefined) return undefined;
+  const seen = new Map<
+    Digest,
+    { bytes: number; total: number; files: number }
+  >();
+  return (layer) => (event) => {
+    if (event.type !== "build:progress" || event.phase !== "unpack")
+      return onEvent(event);
+    seen.set(layer, event);
+    let bytes = 0;
+    let total = 0;
+    let files = 0;
+    for (const one of seen.values()) {
+      bytes += one.bytes;
+      total += one.total;
+      files += one.files;
+    }
+    onEvent({ ...event, bytes, total, files });
+  };
 }
 
 /** Temp directories of unpacks (ours: `.<hex>.<random>.tmp`; envpack-run's: `.<hex>.<pid>.tmp`). */
