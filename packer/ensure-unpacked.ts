@@ -134,7 +134,6 @@ async function assembleLayers(
   // Layers are unpacked side by side (one decompresses while another's files are written); a
   // digest listed twice is unpacked once. The first failure in index order is the one thrown.
   const inFlight = new Map<Digest, Promise<string>>();
-  const onEvent = sumProgress(options.onEvent);
   const unpacking = index.layers.map((layer) => {
     let dir = inFlight.get(layer.digest);
     if (dir === undefined) {
@@ -143,7 +142,7 @@ async function assembleLayers(
           file,
           digest: layer.digest,
           layersDir: join(options.envsDir, LAYERS_DIR),
-          onEvent: onEvent?.(layer.digest),
+          onEvent: options.onEvent,
           signal: options.signal,
           lockTimeoutMs: options.lockTimeoutMs,
         });
@@ -190,34 +189,6 @@ async function assembleLayers(
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
-}
-
-/**
- * Per layer, an `onEvent` that reports the unpack progress of all the layers unpacking side by
- * side as one (bytes, totals and files summed), so a renderer sees one transfer that only grows.
- */
-function sumProgress(
-  onEvent: OnEvent | undefined,
-): ((layer: Digest) => OnEvent) | undefined {
-  if (onEvent === undefined) return undefined;
-  const seen = new Map<
-    Digest,
-    { bytes: number; total: number; files: number }
-  >();
-  return (layer) => (event) => {
-    if (event.type !== "build:progress" || event.phase !== "unpack")
-      return onEvent(event);
-    seen.set(layer, event);
-    let bytes = 0;
-    let total = 0;
-    let files = 0;
-    for (const one of seen.values()) {
-      bytes += one.bytes;
-      total += one.total;
-      files += one.files;
-    }
-    onEvent({ ...event, bytes, total, files });
-  };
 }
 
 /** Temp directories of unpacks (ours: `.<hex>.<random>.tmp`; envpack-run's: `.<hex>.<pid>.tmp`). */
