@@ -4,7 +4,13 @@
 import { digestOf, type Digest } from "./digest.js";
 import { canonicalJson, compare } from "./canonical-json.js";
 
-/** Bumped on any change to the manifest's shape or to what the input digest covers. */
+/**
+ * Bumped on any change to what the input digest covers, and on any change to the manifest's shape
+ * that a reader of the previous version would misread (a field removed, renamed or retyped). An
+ * added optional field that is outside the digest and only informs (`trace`,
+ * `unresolved[].resolvedByTrace`) does not bump it: the schema's objects drop keys they do not
+ * know, so a previous reader loads such a manifest, and a manifest without the field still loads.
+ */
 export const MANIFEST_SCHEMA_VERSION = 2 as const;
 
 /**

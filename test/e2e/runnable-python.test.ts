@@ -174,8 +174,13 @@ describe("Python bundles that run", () => {
     expect(
       (JSON.parse(plain.stdout) as { error: { code: string } }).error.code,
     ).toBe("ENVPACK_INPUT_UNRESOLVED");
-    const traced = await envpack([...args, "--trace"], { cwd: dir, env });
+    const human = args.filter((a) => a !== "--json");
+    const traced = await envpack([...human, "--trace"], { cwd: dir, env });
     expect(traced.exitCode, traced.stderr).toBe(0);
+    // The summary counts a settled finding apart from the open ones.
+    expect(traced.stdout).toMatch(
+      /^conda app: \d+ files, \d+ packages, 0 unresolved \(1 more resolved by the trace\)$/m,
+    );
   });
 
   it("the human summary compares both directions: traced: what the run loaded that the analysis missed, not loaded: what it found that the run never reached", async () => {

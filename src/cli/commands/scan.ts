@@ -101,8 +101,12 @@ export function registerScan(program: Command, context: CommandContext): void {
 }
 
 function summarise(manifest: Manifest, output: string | undefined): string {
+  const settled = manifest.unresolved.filter(
+    (u) => u.resolvedByTrace !== undefined,
+  ).length;
+  const open = manifest.unresolved.length - settled;
   const lines = [
-    `${manifest.kind} app: ${manifest.files.length} files, ${manifest.packages.length} packages, ${manifest.unresolved.length} unresolved`,
+    `${manifest.kind} app: ${manifest.files.length} files, ${manifest.packages.length} packages, ${open} unresolved${settled > 0 ? ` (${settled} more resolved by the trace)` : ""}`,
     `runtime: ${manifest.runtime.name} ${manifest.runtime.version} (${manifest.runtime.platform})`,
     `input digest: ${manifest.inputDigest}`,
   ];
