@@ -123,7 +123,12 @@ await nodeFileTrace([${JSON.stringify(join(app, "build", "main.js"))}], { base: 
       },
       {
         name: "envpack scan (realworld, build/main.js)",
-        envpack: { argv: [node, bin, "scan", "build/main.js"], cwd: app },
+        // Its own cache directory (the scan remembers package imports there), warm after the warm-up.
+        envpack: {
+          argv: [node, bin, "scan", "build/main.js"],
+          cwd: app,
+          env: { ENVPACK_CACHE_DIR: join(work, "scan-cache") },
+        },
         peerName: "node: nft nodeFileTrace",
         peer: {
           argv: [node, "--input-type=module", "-e", nft],

@@ -47,6 +47,12 @@ export interface ScanOptions {
    * installed package names, or globs of app files relative to that package.json's directory.
    */
   include?: string[] | undefined;
+  /**
+   * A cache directory to remember what the scan found in installed packages' files (under
+   * `scan/npm`, as builds do): a later scan parses only the files of packages changed since. The
+   * manifest is the same with or without it; a store that cannot be written is left alone.
+   */
+  cacheDir?: string | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -61,7 +67,26 @@ export interface ScanOptions {
  *   ENVPACK_INPUT_NO_SPACE
  */
 export async function scan(options: ScanOptions): Promise<Manifest> {
-  return scanWith(options, {});
+  if (options.cacheDir === undefined) return scanWith(options, {});
+  const { PackageScans, packageTrees } = await import("../scan/light.js");
+  const store = join(options.cacheDir, "scan", "npm");
+  const packageScans = new PackageScans(
+    store,
+    envpackVersion(),
+    packageTrees(),
+  );
+  const manifest = await scanWith(options, { packageScans });
+  try {
+    await packageScans.save();
+  } catch (error) {
+    // The scan's result stands without its store: a read-only or full cache costs parsing.
+    if (!(writeFailure(error, store) instanceof InputError)) throw error;
+    options.onEvent?.({
+      type: "debug",
+      message: `package scans not remembered: ${(error as Error).message}`,
+    });
+  }
+  return manifest;
 }
 
 /** What a build's scan reads through, shared with the rest of the build. */

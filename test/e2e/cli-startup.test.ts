@@ -164,9 +164,10 @@ describe("start-up", () => {
 
   it("`envpack scan` of a Node app loads its parsers, none of the packer, registry or compiler", async () => {
     const app = await appCopy("hello");
+    // A fresh cache: a warm one could answer the scan without parsing.
     const { urls, stdout } = await loadedModules(
       ["scan", "--json", "src/main.ts"],
-      { cwd: app },
+      { cwd: app, env: { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") } },
     );
     expect(JSON.parse(stdout)).toMatchObject({ kind: "node" });
     const sources = await loadedSources(urls);

@@ -78,7 +78,7 @@ export function registerScan(program: Command, context: CommandContext): void {
             hint: "e.g. `envpack scan src/main.js --trace -- node src/main.js`.",
           },
         );
-      await context.run(async ({ onEvent, signal, mode }) => {
+      await context.run(async ({ onEvent, signal, mode, cacheDir }) => {
         const { scan, loadConfig } = await import("../../api/light.js");
         const config = loadConfig({ env: flags.env });
         const manifest = await scan({
@@ -89,6 +89,7 @@ export function registerScan(program: Command, context: CommandContext): void {
           onlyImported: flags.onlyImported,
           trace: flags.trace ? traced : undefined,
           include: flags.include,
+          cacheDir,
           onEvent,
           signal,
         });
