@@ -3,9 +3,22 @@
 
 import { readFileSync } from "node:fs";
 import { join, posix } from "node:path";
-import { transform, type Format, type Loader } from "esbuild";
-import { InputError, type Manifest } from "../core/light.js";
+import {
+  transform,
+  version as esbuildVersion,
+  type Format,
+  type Loader,
+  type TransformOptions,
+} from "esbuild";
+import {
+  InputError,
+  canonicalJson,
+  compare,
+  digestOf,
+  type Manifest,
+} from "../core/light.js";
 import { rewriteSpecifiers } from "../scan/index.js";
+import { readCompiled, writeCompiled } from "./compiled-files.js";
 
 const OUTPUT_EXT: Record<string, string> = {
   ".ts": ".js",
@@ -17,6 +30,16 @@ const OUTPUT_EXT: Record<string, string> = {
 /** The compiled bytes of each TypeScript app file, by root-relative source path. */
 export type CompiledFiles = Map<string, { path: string; data: Uint8Array }>;
 
+/** Options of {@link compileApp}. */
+export interface CompileAppOptions {
+  /**
+   * The build's cache directory: each file's output is kept under `compiled/`, keyed by its
+   * source, its import targets and the compiler's settings, so a rebuild compiles only the files
+   * that changed.
+   */
+  cacheDir?: string | undefined;
+}
+
 /**
  * Compiles the manifest's `.ts .tsx .mts .cts` app files, each on its own (esbuild, types stripped,
  * module syntax kept as Node will load it: ESM under `"type": "module"` or for `.mts`, CommonJS
@@ -26,15 +49,21 @@ export type CompiledFiles = Map<string, { path: string; data: Uint8Array }>;
  * @throws InputError ENVPACK_INPUT_ENTRY_UNSUPPORTED when a file does not compile (the first in
  *   the manifest's order)
  */
-export function compileApp(manifest: Manifest): Promise<CompiledFiles> {
+export function compileApp(
+  manifest: Manifest,
+  options: CompileAppOptions = {},
+): Promise<CompiledFiles> {
   try {
-    return compileAll(manifest);
+    return compileAll(manifest, options.cacheDir);
   } catch (error) {
     return Promise.reject(error as Error);
   }
 }
 
-function compileAll(manifest: Manifest): Promise<CompiledFiles> {
+function compileAll(
+  manifest: Manifest,
+  cacheDir: string | undefined,
+): Promise<CompiledFiles> {
   const out: CompiledFiles = new Map();
   const outputPath = (path: string) => {
     const ext = posix.extname(path);
@@ -84,9 +113,6 @@ function compileAll(manifest: Manifest): Promise<CompiledFiles> {
       join(manifest.root, ...file.path.split("/")),
       "utf8",
     );
-    const rewritten = rewriteSpecifiers(source, ext, (specifier) =>
-      targets.get(specifier),
-    );
     const format: Format =
       ext === ".mts"
         ? "esm"
@@ -95,7 +121,7 @@ function compileAll(manifest: Manifest): Promise<CompiledFiles> {
           : isEsmScope(file.path)
             ? "esm"
             : "cjs";
-    const compiling = transform(rewritten, {
+    const settings: TransformOptions = {
       loader: (ext === ".tsx" ? "tsx" : "ts") as Loader,
       format,
       target: `node${manifest.runtime.version.split(".")[0] ?? "20"}`,
@@ -105,22 +131,48 @@ function compileAll(manifest: Manifest): Promise<CompiledFiles> {
         "top-level-await": format === "esm",
         "import-attributes": true,
       },
-    }).then(
-      (result): [string, { path: string; data: Uint8Array }] => [
-        file.path,
-        { path: target, data: Buffer.from(result.code) },
-      ],
-      (error: unknown) => {
-        throw new InputError(
-          "ENVPACK_INPUT_ENTRY_UNSUPPORTED",
-          `${file.path} does not compile: ${firstLine(error)}`,
-          {
-            hint: "Fix the file (run tsc) and build again.",
-            cause: error,
-          },
-        );
-      },
+    };
+    // Everything the output depends on: the same key is the same bytes.
+    const key = digestOf(
+      canonicalJson({
+        esbuild: esbuildVersion,
+        settings,
+        targets: [...targets].sort(([a], [b]) => compare(a, b)),
+        source,
+      }),
     );
+    const known = cacheDir === undefined ? null : readCompiled(cacheDir, key);
+    const compiling =
+      known !== null
+        ? Promise.resolve<[string, { path: string; data: Uint8Array }]>([
+            file.path,
+            { path: target, data: known },
+          ])
+        : transform(
+            rewriteSpecifiers(source, ext, (specifier) =>
+              targets.get(specifier),
+            ),
+            settings,
+          ).then(
+            async (
+              result,
+            ): Promise<[string, { path: string; data: Uint8Array }]> => {
+              const data = Buffer.from(result.code);
+              if (cacheDir !== undefined)
+                await writeCompiled(cacheDir, key, data);
+              return [file.path, { path: target, data }];
+            },
+            (error: unknown) => {
+              throw new InputError(
+                "ENVPACK_INPUT_ENTRY_UNSUPPORTED",
+                `${file.path} does not compile: ${firstLine(error)}`,
+                {
+                  hint: "Fix the file (run tsc) and build again.",
+                  cause: error,
+                },
+              );
+            },
+          );
     pending.push(compiling);
   }
   // All settle before the first failure (in the manifest's order) is reported: the same error

@@ -147,7 +147,9 @@ async function planNode(
   // are listed; awaited together, so a failure of either is seen.
   // esbuild loads only for a Node bundle's app layer.
   const compiling = wants("app")
-    ? (await import("./compile-app.js")).compileApp(manifest)
+    ? (await import("./compile-app.js")).compileApp(manifest, {
+        cacheDir: options.cacheDir,
+      })
     : undefined;
   const binary = !wants("runtime")
     ? undefined
