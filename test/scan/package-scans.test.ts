@@ -44,8 +44,10 @@ describe("package scans", () => {
     const plain = await scanOf(false);
     const first = await scanOf(true);
     expect(first).toEqual(plain);
-    // Nothing was saved by the scan itself: the build saves. Save one and read it back.
-    const saving = new PackageScans(store, "test", packageTrees());
+    // Nothing was saved by the scan itself: the build saves. Save one and read it back (in a
+    // store of its own: the first scans' remembered traversal would read no package file).
+    const saved = join(await tempDir(), "scan");
+    const saving = new PackageScans(saved, "test", packageTrees());
     await scan({
       entries: ["main.js"],
       cwd: dir,
@@ -53,9 +55,9 @@ describe("package scans", () => {
       packageScans: saving,
     });
     await saving.save();
-    expect((await readdir(store)).length).toBe(1);
+    expect((await readdir(saved)).length).toBe(1);
     const parsed: string[] = [];
-    const reading = new PackageScans(store, "test", packageTrees());
+    const reading = new PackageScans(saved, "test", packageTrees());
     const found = await reading.imports(
       join(dir, "node_modules", "a"),
       join(dir, "node_modules", "a", "lib.js"),
@@ -72,7 +74,7 @@ describe("package scans", () => {
       join(dir, "node_modules", "a", "lib.js"),
       'exports.x = require("b");\n',
     );
-    const after = new PackageScans(store, "test", packageTrees());
+    const after = new PackageScans(saved, "test", packageTrees());
     const edited = await scan({
       entries: ["main.js"],
       cwd: dir,

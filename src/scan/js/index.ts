@@ -35,6 +35,7 @@ import {
   type ImportSite,
 } from "./find-imports.js";
 import type { PackageScans } from "./package-scans.js";
+import type { PackageTraversal } from "./package-traversals.js";
 import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
 
 const PARSED = new Set(JS_EXTENSIONS);
@@ -101,6 +102,14 @@ class JsScanner {
   #parsed = 0;
   /** Real package directory → the path it is placed at (see #placePackages). */
   readonly #placed = new Map<string, string>();
+  /**
+   * Package files the app reaches, held back until the app's own files are all read: the
+   * package side then starts from a known set (see #followPackages).
+   */
+  readonly #packageRoots: PendingFile[] = [];
+  #packagePhase = false;
+  /** An app file was queued from inside a package: that traversal is not remembered. */
+  #appFromPackages = false;
 
   constructor(options: JsScannerOptions) {
     this.#options = options;
@@ -119,6 +128,7 @@ class JsScanner {
     }
     await this.#addIncluded();
     await this.#drain();
+    await this.#followPackages();
     await this.#addAppPackageJsons();
     if (this.#options.declared !== false) await this.#findDeclared();
     const packages = await this.#packages();
@@ -180,6 +190,12 @@ class JsScanner {
   ): void {
     if (this.#seen.has(path)) return;
     this.#seen.set(path, owner);
+    if (owner.type === "package" && !this.#packagePhase) {
+      this.#packageRoots.push({ path, owner });
+      return;
+    }
+    if (owner.type === "app" && this.#packagePhase)
+      this.#appFromPackages = true;
     if (owner.type === "app") {
       this.#appFiles.set(path, {
         path,
@@ -392,14 +408,99 @@ class JsScanner {
     const role = current?.role === "entry" ? "entry" : roleOf(ext);
     const reason = current?.reason ? { reason: current.reason } : {};
     this.#appFiles.set(path, { ...appFile(path, source, role), ...reason });
-    if (!PARSED.has(ext) || source.text === undefined) return null;
-    const found = findImports(source.text, ext, false);
+    const text = source.text;
+    if (!PARSED.has(ext) || text === undefined) return null;
+    const scans = this.#options.packageScans;
+    const found =
+      scans === undefined
+        ? findImports(text, ext, false)
+        : scans.appImports(source.sha256, ext, () =>
+            findImports(text, ext, false),
+          );
     if (found.problem)
       this.#appFiles.set(path, {
         ...appFile(path, { ...source, problem: found.problem }, roleOf(ext)),
         ...reason,
       });
     return found;
+  }
+
+  /**
+   * Follows the imports inside packages from the package files the app reaches: replayed from
+   * the build's remembered traversal for the same files while it is valid (see
+   * PackageTraversals), else followed file by file and remembered.
+   */
+  async #followPackages(): Promise<void> {
+    const roots = this.#packageRoots.splice(0);
+    const memo =
+      this.#options.parsePackages === false
+        ? undefined
+        : this.#options.packageScans?.traversals;
+    const keys = roots.map(
+      ({ path, owner }) =>
+        [path, owner.type === "package" ? owner.dir : ""] as const,
+    );
+    const remembered = roots.length === 0 ? null : (memo?.recall(keys) ?? null);
+    if (remembered !== null) return this.#replay(remembered);
+    const before = {
+      unresolved: this.#unresolved.length,
+      parsed: this.#parsed,
+      linkDirs: new Set(this.#linkDirs),
+      links: new Set(this.#catalog.links.keys()),
+    };
+    this.#packagePhase = true;
+    this.#queue.push(...roots);
+    try {
+      await this.#drain();
+    } finally {
+      this.#packagePhase = false;
+    }
+    if (memo === undefined || roots.length === 0 || this.#appFromPackages)
+      return;
+    const packageDirs = new Set<string>();
+    const fileDirs = new Set<string>();
+    for (const [path, owner] of this.#seen) {
+      if (owner.type !== "package") continue;
+      packageDirs.add(owner.dir);
+      fileDirs.add(dirname(path));
+    }
+    const edges = [...this.#packageEdges].map(
+      ([dir, targets]): [string, string[]] => [dir, [...targets]],
+    );
+    for (const [, targets] of edges)
+      for (const dir of targets) packageDirs.add(dir);
+    const linkDirs = [...this.#linkDirs].filter((d) => !before.linkDirs.has(d));
+    for (const dir of linkDirs) packageDirs.add(dir);
+    memo.remember(
+      keys,
+      {
+        parsed: this.#parsed - before.parsed,
+        edges,
+        unresolved: this.#unresolved.slice(before.unresolved),
+        linkDirs,
+        links: [...this.#catalog.links].filter(
+          ([link]) => !before.links.has(link),
+        ),
+      },
+      { packageDirs: [...packageDirs], fileDirs: [...fileDirs] },
+    );
+  }
+
+  /** What a remembered traversal found, as if the package files were followed again. */
+  async #replay(traversal: PackageTraversal): Promise<void> {
+    this.#parsed += traversal.parsed;
+    for (const [dir, targets] of traversal.edges) {
+      let edges = this.#packageEdges.get(dir);
+      if (edges === undefined) this.#packageEdges.set(dir, (edges = new Set()));
+      for (const target of targets) edges.add(target);
+    }
+    this.#unresolved.push(...traversal.unresolved);
+    for (const [link, real] of traversal.links)
+      this.#catalog.addLink(link, real);
+    for (const dir of traversal.linkDirs) {
+      this.#linkDirs.add(dir);
+      await this.#catalog.read(dir, true);
+    }
   }
 
   /** The imports of a package's file: remembered by the build's package scans, or read now. */

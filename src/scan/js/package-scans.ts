@@ -2,17 +2,28 @@
 // stamp: a rebuild parses only the files of packages that changed since they were read.
 
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { isNotFound, writeFileAtomic } from "../../core/light.js";
 import type { PackageTrees } from "../npm/package-tree.js";
 import type { FoundImports } from "./find-imports.js";
+import { PackageTraversals } from "./package-traversals.js";
 
 /** The stored form; another version is read as empty. */
 const FORMAT = "envpack-package-scan/1";
 
 /** A file's imports, or null when it has no text to parse (binary, too large). */
 type Found = FoundImports | null;
+
+/** The stored form of an app file's imports, by its content; another version is read as absent. */
+const APP_FORMAT = "envpack-app-imports/1";
+
+interface StoredAppImports {
+  format: string;
+  scanner: string;
+  found: FoundImports;
+}
 
 interface StoredPackage {
   format: string;
@@ -41,6 +52,10 @@ export class PackageScans {
   readonly #scanner: string;
   readonly #trees: PackageTrees;
   readonly #packages = new Map<string, Promise<LoadedPackage>>();
+  /** App files' imports found by this build, by store path, to write on save. */
+  readonly #appLearnt = new Map<string, FoundImports>();
+  /** The package side of scans, by the package files the app reaches (a sibling store). */
+  readonly traversals: PackageTraversals;
 
   /**
    * @param dir where the store lives (e.g. `<cacheDir>/scan/npm`)
@@ -51,6 +66,46 @@ export class PackageScans {
     this.#dir = dir;
     this.#scanner = scanner;
     this.#trees = trees;
+    this.traversals = new PackageTraversals(
+      join(dirname(dir), "npm-traversals"),
+      scanner,
+      trees,
+    );
+  }
+
+  /**
+   * The imports of an app file's text (`sha256` of its bytes, parsed as `ext`): remembered by
+   * content in a sibling store, or found by `find` and remembered on save.
+   */
+  appImports(
+    sha256: string,
+    ext: string,
+    find: () => FoundImports,
+  ): FoundImports {
+    const path = join(
+      dirname(this.#dir),
+      "app",
+      `${sha256}${ext.replace(/[^.a-z]/g, "")}.json`,
+    );
+    let stored: StoredAppImports | null = null;
+    try {
+      stored = JSON.parse(readFileSync(path, "utf8")) as StoredAppImports;
+    } catch (error) {
+      if (!isNotFound(error) && !(error instanceof SyntaxError)) throw error;
+    }
+    if (
+      stored !== null &&
+      typeof stored === "object" &&
+      stored.format === APP_FORMAT &&
+      stored.scanner === this.#scanner &&
+      typeof stored.found === "object" &&
+      stored.found !== null &&
+      Array.isArray(stored.found.sites)
+    )
+      return stored.found;
+    const found = find();
+    this.#appLearnt.set(path, found);
+    return found;
   }
 
   /**
@@ -77,8 +132,21 @@ export class PackageScans {
     return found;
   }
 
-  /** Writes every package that learnt a file, each atomically (without fsync: cheap to lose). */
+  /**
+   * Writes what this build learnt (app files' imports, packages that learnt a file, traversals),
+   * each atomically (without fsync: cheap to lose).
+   */
   async save(): Promise<void> {
+    for (const [path, found] of this.#appLearnt) {
+      const stored: StoredAppImports = {
+        format: APP_FORMAT,
+        scanner: this.#scanner,
+        found,
+      };
+      await writeFileAtomic(path, JSON.stringify(stored), { fsync: false });
+    }
+    this.#appLearnt.clear();
+    await this.traversals.save();
     for (const loading of this.#packages.values()) {
       const { stored, learnt } = await loading;
       if (!learnt) continue;

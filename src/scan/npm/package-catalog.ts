@@ -110,6 +110,11 @@ export class PackageCatalog {
     return this.#links;
   }
 
+  /** Records a link found by an earlier scan (a remembered traversal: see PackageTraversals). */
+  addLink(link: string, real: string): void {
+    this.#links.set(link, real);
+  }
+
   /**
    * Installed package names visible from `fromDir` that start with `prefix` and end with
    * `suffix` — how `require(\`@scope/pkg-${platform}-${arch}\`)` finds its per-platform variant.

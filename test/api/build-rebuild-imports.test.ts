@@ -1,0 +1,128 @@
+// A rebuild after an app edit reuses the remembered package side of the scan (the traversal
+// inside packages, app files' imports by content, compiled outputs) and still gives exactly the
+// bundle a cold build of the same tree gives: imports added, removed or respelled, a package
+// installed where a lookup passes, damaged cache entries.
+
+import {
+  appendFile,
+  mkdir,
+  readFile,
+  readdir,
+  writeFile,
+} from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { build, type BuildResult } from "../../src/api/index.js";
+import { appCopy } from "../helpers/app-copy.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/** Builds `app` in a cache kept across calls, and compares each result with a cold build. */
+async function rebuilder(app: string) {
+  const cacheDir = join(await tempDir(), "cache");
+  const options = (cache: string) => ({
+    entries: ["src/main.ts"],
+    cwd: app,
+    cacheDir: cache,
+  });
+  return {
+    cacheDir,
+    /** A rebuild in the kept cache, checked against a cold build of the same tree. */
+    rebuild: async (): Promise<BuildResult> => {
+      const warm = await build(options(cacheDir));
+      const cold = await build(options(join(await tempDir(), "cache")));
+      expect(warm.source).toBe("built");
+      expect(warm.inputDigest).toBe(cold.inputDigest);
+      expect(warm.digest).toBe(cold.digest);
+      return warm;
+    },
+  };
+}
+
+/** A package `name` in `dir` whose index requires `requires`. */
+async function writePackage(
+  dir: string,
+  name: string,
+  version: string,
+  requires: string[],
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, "package.json"),
+    JSON.stringify({ name, version, main: "index.js" }),
+  );
+  await writeFile(
+    join(dir, "index.js"),
+    requires.map((r) => `require(${JSON.stringify(r)});\n`).join("") +
+      `module.exports = ${JSON.stringify(version)};\n`,
+  );
+}
+
+describe("rebuilds after app edits", () => {
+  it("follow imports added, removed and respelled as a cold build does", async () => {
+    const app = await appCopy("hello");
+    const { rebuild } = await rebuilder(app);
+    const main = join(app, "src", "main.ts");
+    const original = await readFile(main, "utf8");
+    const digests = [(await rebuild()).inputDigest];
+
+    // A package the app never reached, which reaches another.
+    await writePackage(join(app, "node_modules", "extra"), "extra", "1.0.0", [
+      "ms",
+    ]);
+    await appendFile(main, 'import "extra";\n');
+    digests.push((await rebuild()).inputDigest);
+    // Respelled: the same package's file by its path.
+    await writeFile(main, `${original}import "extra/index.js";\n`);
+    digests.push((await rebuild()).inputDigest);
+    // Removed again.
+    await writeFile(main, original.replace(/^import pc .*$/m, ""));
+    digests.push((await rebuild()).inputDigest);
+    // A comment only: the imports stay; the manifest's file digest changes.
+    await appendFile(main, "// edit\n");
+    digests.push((await rebuild()).inputDigest);
+    expect(new Set(digests).size).toBe(digests.length);
+  });
+
+  it("see a package installed where a lookup from a package passes", async () => {
+    const app = await appCopy("hello");
+    const extra = join(app, "node_modules", "extra");
+    await writePackage(extra, "extra", "1.0.0", ["ms"]);
+    // extra has a node_modules of its own already: installing into it changes no tree stamp.
+    await writePackage(
+      join(extra, "node_modules", "other"),
+      "other",
+      "1.0.0",
+      [],
+    );
+    const main = join(app, "src", "main.ts");
+    await appendFile(main, 'import "extra";\n');
+    const { rebuild } = await rebuilder(app);
+    const first = await rebuild();
+
+    await writePackage(join(extra, "node_modules", "ms"), "ms", "9.9.9", []);
+    await appendFile(main, "// edit\n");
+    const nested = await rebuild();
+    expect(nested.inputDigest).not.toBe(first.inputDigest);
+  });
+
+  it("give the same bundle with damaged scan and compile stores", async () => {
+    const app = await appCopy("hello");
+    const { rebuild, cacheDir } = await rebuilder(app);
+    await rebuild();
+    const stores = ["scan/npm", "scan/npm-traversals", "scan/app", "compiled"];
+    for (const store of stores) {
+      const files = await readdir(join(cacheDir, store));
+      expect(files.length, store).toBeGreaterThan(0);
+      // A short write, valid JSON of another shape, another format.
+      for (const [i, file] of files.entries())
+        await writeFile(
+          join(cacheDir, store, file),
+          ['{ "format', "[]", '{"format":"x"}'][i % 3] ?? "",
+        );
+    }
+    await appendFile(join(app, "src", "main.ts"), "// edit\n");
+    await rebuild();
+    await appendFile(join(app, "src", "greet.ts"), "// edit\n");
+    await rebuild();
+  });
+});
