@@ -13,10 +13,13 @@ import {
   type Manifest,
 } from "../core/light.js";
 import {
-  recheckTreeStamp,
+  isTreeUnchanged,
   type PackageTrees,
   type PackageTreeWalk,
 } from "../scan/light.js";
+
+/** The stored form's first field; another is read as no fingerprint. */
+const FORMAT = "envpack-fingerprint/2";
 
 /** The build options that decide which scan a fingerprint stands for. */
 export interface FingerprintKeyOptions {
@@ -38,10 +41,26 @@ export interface Fingerprint {
   kind: Manifest["kind"];
   stats: Array<[path: string, stamp: string]>;
   /**
-   * The strict tree stamp of every npm package directory with the paths it covers: a file edited,
-   * added or removed inside one is seen by a stat of each path, without listing a directory.
+   * The walk of every npm package directory (`null`: missing when written): a file edited,
+   * added or removed inside one is seen by a stat of each path its lines name, without listing a
+   * directory.
    */
-  trees: Array<[dir: string, strict: string, paths: string[], stamp: string]>;
+  trees: Array<[dir: string, walk: PackageTreeWalk | null]>;
+}
+
+/**
+ * The stored form: this JSON header on the first line, then every tree's lines, one after the
+ * other (`length` each), as they are: thousands of paths cost one string to read back, not one
+ * each (what made reading a fingerprint slower than the stats it asks for).
+ */
+interface StoredHeader {
+  format: string;
+  inputDigest: Digest;
+  kind: Manifest["kind"];
+  stats: Array<[path: string, stamp: string]>;
+  trees: Array<
+    [dir: string, strict: string, stamp: string, length: number] | [string]
+  >;
 }
 
 /** A fingerprint read back: the hit, if every watched path is unchanged, and its package walks. */
@@ -89,24 +108,24 @@ export async function writeFingerprint(
   options: { extra: string[]; trees: PackageTrees },
 ): Promise<void> {
   const paths = [...watchedPaths(manifest), ...options.extra];
-  const fingerprint: Fingerprint = {
+  const trees = packageDirs(manifest).map(
+    (dir): Fingerprint["trees"][number] => [dir, walkOf(dir, options.trees)],
+  );
+  const header: StoredHeader = {
+    format: FORMAT,
     inputDigest: manifest.inputDigest as Digest,
     kind: manifest.kind,
     stats: paths.map((p): [string, string] => [p, stampOf(p)]),
-    trees: packageDirs(manifest).map((dir): Fingerprint["trees"][number] => {
-      const walk = walkOf(dir, options.trees);
-      return walk === null
-        ? [dir, "missing", ["."], "missing"]
-        : [dir, walk.strict, walk.paths, walk.stamp];
-    }),
+    trees: trees.map(([dir, walk]) =>
+      walk === null ? [dir] : [dir, walk.strict, walk.stamp, walk.lines.length],
+    ),
   };
-  // A fingerprint that does not parse only means a full scan.
+  const body = trees.map(([, walk]) => walk?.lines ?? "").join("");
+  // A fingerprint that does not read back only means a full scan.
   await writeFileAtomic(
     fingerprintPath(cacheDir, key),
-    JSON.stringify(fingerprint),
-    {
-      fsync: false,
-    },
+    `${JSON.stringify(header)}\n${body}`,
+    { fsync: false },
   );
 }
 
@@ -119,31 +138,57 @@ export async function readFingerprint(
   key: Digest,
 ): Promise<RememberedFingerprint> {
   const none = { hit: null, walks: new Map() };
-  let fingerprint: Fingerprint;
+  let text: string;
   try {
-    fingerprint = JSON.parse(
-      await readFile(fingerprintPath(cacheDir, key), "utf8"),
-    ) as Fingerprint;
+    text = await readFile(fingerprintPath(cacheDir, key), "utf8");
   } catch (error) {
-    if (isNotFound(error) || error instanceof SyntaxError) return none;
+    if (isNotFound(error)) return none;
     throw error;
   }
-  // A fingerprint without strict tree walks predates them: a full scan decides.
-  if (
-    !Array.isArray(fingerprint.stats) ||
-    !Array.isArray(fingerprint.trees) ||
-    !fingerprint.trees.every(
-      (tree) => Array.isArray(tree[2]) && typeof tree[3] === "string",
-    )
-  )
-    return none;
-  const walks = new Map(
-    fingerprint.trees.map(([dir, strict, paths, stamp]) => [
-      dir,
-      { strict, paths, stamp },
-    ]),
-  );
+  const fingerprint = parseFingerprint(text);
+  if (fingerprint === null) return none;
+  const walks = new Map<string, PackageTreeWalk>();
+  for (const [dir, walk] of fingerprint.trees)
+    if (walk !== null) walks.set(dir, walk);
   return { hit: isUnchanged(fingerprint) ? fingerprint : null, walks };
+}
+
+/** A stored fingerprint, or null when it is not one of this format or was cut short. */
+function parseFingerprint(text: string): Fingerprint | null {
+  const headerEnd = text.indexOf("\n");
+  if (headerEnd === -1) return null;
+  let header: StoredHeader;
+  try {
+    header = JSON.parse(text.slice(0, headerEnd)) as StoredHeader;
+  } catch (error) {
+    if (error instanceof SyntaxError) return null;
+    throw error;
+  }
+  if (
+    header.format !== FORMAT ||
+    !Array.isArray(header.stats) ||
+    !Array.isArray(header.trees)
+  )
+    return null;
+  let at = headerEnd + 1;
+  const trees: Fingerprint["trees"] = [];
+  for (const [dir, strict, stamp, length] of header.trees) {
+    if (strict === undefined) {
+      trees.push([dir, null]);
+      continue;
+    }
+    if (
+      stamp === undefined ||
+      length === undefined ||
+      at + length > text.length
+    )
+      return null;
+    trees.push([dir, { strict, stamp, lines: text.slice(at, at + length) }]);
+    at += length;
+  }
+  if (at !== text.length) return null;
+  const { inputDigest, kind, stats } = header;
+  return { inputDigest, kind, stats, trees };
 }
 
 /**
@@ -154,13 +199,18 @@ export async function readFingerprint(
 function isUnchanged(fingerprint: Fingerprint): boolean {
   for (const [path, stamp] of fingerprint.stats)
     if (stampOf(path) !== stamp) return false;
-  for (const [dir, strict, paths] of fingerprint.trees)
-    if (recheckTreeStamp(dir, paths) !== strict) return false;
+  for (const [dir, walk] of fingerprint.trees)
+    if (
+      walk === null
+        ? stampOf(dir) !== "missing"
+        : !isTreeUnchanged(dir, walk.lines)
+    )
+      return false;
   return true;
 }
 
 function fingerprintPath(cacheDir: string, key: Digest): string {
-  return join(cacheDir, "fingerprints", `${key.slice("sha256:".length)}.json`);
+  return join(cacheDir, "fingerprints", `${key.slice("sha256:".length)}.fp`);
 }
 
 /** npm package directories of a Node manifest: a file edited inside one changes no watched path's stats. */

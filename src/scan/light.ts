@@ -5,7 +5,7 @@ export { PackageScans } from "./js/package-scans.js";
 export {
   packageTreeStamp,
   packageTrees,
-  recheckTreeStamp,
+  isTreeUnchanged,
   walkPackageTree,
   type PackageTreeWalk,
   type PackageTrees,

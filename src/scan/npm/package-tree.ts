@@ -10,15 +10,18 @@ export interface PackageTreeWalk {
   /** {@link packageTreeStamp}'s stamp. */
   stamp: string;
   /**
-   * A stricter stamp: every entry's and the directory's own path, mode, size, inode and mtime to
-   * the millisecond. Checked again by {@link recheckTreeStamp} from `paths` alone. Not ctime, nor
-   * below the millisecond (what a JavaScript Date holds): bytes and times put back (a restore)
-   * are the same tree, as for {@link packageTreeStamp}, and setting atimes or linking a file
-   * elsewhere must not look like an edit.
+   * A stricter stamp: `sha256:` over {@link lines}. Not ctime, nor below the millisecond (what a
+   * JavaScript Date holds): bytes and times put back (a restore) are the same tree, as for
+   * {@link packageTreeStamp}, and setting atimes or linking a file elsewhere must not look like
+   * an edit.
    */
   strict: string;
-  /** The relative paths walked, the directory itself (`.`) first, in walk order. */
-  paths: string[];
+  /**
+   * What `strict` hashes: a line per entry, the directory itself (`.`, through a link) first,
+   * in walk order: relative path, mode, size, inode and mtime to the millisecond, NUL between
+   * fields. {@link isTreeUnchanged} checks it again by one stat per line, listing no directory.
+   */
+  lines: string;
 }
 
 /**
@@ -28,13 +31,11 @@ export interface PackageTreeWalk {
  */
 export function walkPackageTree(dir: string): PackageTreeWalk {
   const hash = createHash("sha256");
-  const strict = createHash("sha256");
-  const paths = ["."];
   // Lines are hashed in batches and paths joined by hand: per entry, path.join and a hash
   // update cost as much as the lstat itself (thousands of entries on every build).
   let pending = "";
   // The directory itself through a link (a linked package): its entries are the target's.
-  let pendingStrict = strictLine(".", statSync(dir));
+  let lines = `.${strictFields(statSync(dir))}`;
   const walk = (current: string, rel: string): void => {
     const names = readdirSync(current).sort();
     for (const name of names) {
@@ -42,25 +43,27 @@ export function walkPackageTree(dir: string): PackageTreeWalk {
       const path = `${current}${sep}${name}`;
       const relPath = rel ? `${rel}/${name}` : name;
       const info = lstatSync(path);
-      paths.push(relPath);
       pending += `${relPath}\0${info.mode}\0${info.size}\0${Math.floor(info.mtimeMs / 1000)}\0${info.ino}\n`;
-      pendingStrict += strictLine(relPath, info);
+      lines += relPath + strictFields(info);
       if (pending.length >= 65536) {
         hash.update(pending);
-        strict.update(pendingStrict);
-        pending = pendingStrict = "";
+        pending = "";
       }
       if (info.isDirectory()) walk(path, relPath);
     }
   };
   walk(dir, "");
   hash.update(pending);
-  strict.update(pendingStrict);
   return {
     stamp: `sha256:${hash.digest("hex")}`,
-    strict: `sha256:${strict.digest("hex")}`,
-    paths,
+    strict: strictStamp(lines),
+    lines,
   };
+}
+
+/** {@link PackageTreeWalk.strict} of a walk's lines. */
+function strictStamp(lines: string): string {
+  return `sha256:${createHash("sha256").update(lines).digest("hex")}`;
 }
 
 /**
@@ -75,32 +78,29 @@ export async function packageTreeStamp(dir: string): Promise<string> {
 }
 
 /**
- * The strict stamp of `dir` from the paths a {@link walkPackageTree} listed, without listing a
- * directory: an entry added, removed or renamed changes its directory's times, an edit its
- * file's. `"missing"` when `dir` is gone; `"changed"` when one of the paths is.
+ * Whether `dir` still has the entries {@link PackageTreeWalk.lines} records, with the same
+ * stats: one stat per line, no directory listed and nothing hashed (an entry added, removed or
+ * renamed changes its directory's mtime, an edit its file's). The first difference ends the
+ * check; a missing path is a difference.
  */
-export function recheckTreeStamp(
-  dir: string,
-  paths: readonly string[],
-): string {
-  const strict = createHash("sha256");
-  let pending = "";
-  for (const rel of paths) {
+export function isTreeUnchanged(dir: string, lines: string): boolean {
+  let at = 0;
+  while (at < lines.length) {
+    const fieldsAt = lines.indexOf("\0", at);
+    if (fieldsAt === -1) return false;
+    const rel = lines.slice(at, fieldsAt);
     let info: Stats;
     try {
       info = rel === "." ? statSync(dir) : lstatSync(`${dir}${sep}${rel}`);
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      return rel === "." ? "missing" : "changed";
+      return false;
     }
-    pending += strictLine(rel, info);
-    if (pending.length >= 65536) {
-      strict.update(pending);
-      pending = "";
-    }
+    const fields = strictFields(info);
+    if (!lines.startsWith(fields, fieldsAt)) return false;
+    at = fieldsAt + fields.length;
   }
-  strict.update(pending);
-  return `sha256:${strict.digest("hex")}`;
+  return true;
 }
 
 /** Reads a package directory's walk at most once (a build's scan, edit check and fingerprint share it). */
@@ -108,8 +108,8 @@ export type PackageTrees = (dir: string) => PackageTreeWalk;
 
 /**
  * A {@link PackageTrees} for one build: each directory walked once, when first asked for. A walk
- * `remembered` from an earlier build is taken instead when its strict stamp still holds (a stat
- * of each of its paths, no directory listed): it covers every entry the walk's own stamp covers.
+ * `remembered` from an earlier build is taken instead when its lines still hold (a stat of each
+ * of its paths, no directory listed): they cover every entry the walk's own stamp covers.
  */
 export function packageTrees(
   remembered?: ReadonlyMap<string, PackageTreeWalk>,
@@ -120,8 +120,7 @@ export function packageTrees(
     if (walk === undefined) {
       const earlier = remembered?.get(dir);
       walk =
-        earlier !== undefined &&
-        recheckTreeStamp(dir, earlier.paths) === earlier.strict
+        earlier !== undefined && isTreeUnchanged(dir, earlier.lines)
           ? earlier
           : walkPackageTree(dir);
       walks.set(dir, walk);
@@ -130,6 +129,7 @@ export function packageTrees(
   };
 }
 
-function strictLine(rel: string, info: Stats): string {
-  return `${rel}\0${info.mode}\0${info.size}\0${info.ino}\0${Math.round(info.mtimeMs)}\n`;
+/** An entry's line of {@link PackageTreeWalk.lines} after its path (the path holds no NUL). */
+function strictFields(info: Stats): string {
+  return `\0${info.mode}\0${info.size}\0${info.ino}\0${Math.round(info.mtimeMs)}\n`;
 }

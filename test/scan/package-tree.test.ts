@@ -1,0 +1,96 @@
+// A package tree's walk checked again by stats alone: every change the strict stamp sees (an edit in
+// place, a mode, a file added, removed or replaced) fails the check; bytes and times put back pass.
+
+import {
+  chmod,
+  mkdir,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  isTreeUnchanged,
+  walkPackageTree,
+  type PackageTreeWalk,
+} from "../../src/scan/light.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const INSTALLED = new Date("1985-10-26T08:15:00Z");
+const LATER = new Date("1985-10-26T08:16:00Z");
+
+/** A package with a nested directory, a file whose name holds a newline, and a nested node_modules. */
+async function pkg(): Promise<string> {
+  const dir = join(await tempDir(), "pkg");
+  await mkdir(join(dir, "lib"), { recursive: true });
+  await mkdir(join(dir, "node_modules", "dep"), { recursive: true });
+  await writeFile(join(dir, "package.json"), '{"name":"pkg"}\n');
+  await writeFile(join(dir, "lib", "index.js"), "module.exports = 1;\n");
+  await writeFile(join(dir, "lib", "odd\nname.js"), "exports.x = 2;\n");
+  await writeFile(join(dir, "node_modules", "dep", "index.js"), "1;\n");
+  return dir;
+}
+
+/** Whether the walk still holds, and that its strict stamp says the same as a fresh walk. */
+function holds(dir: string, walk: PackageTreeWalk): boolean {
+  const unchanged = isTreeUnchanged(dir, walk.lines);
+  expect(walkPackageTree(dir).strict === walk.strict).toBe(unchanged);
+  return unchanged;
+}
+
+describe("isTreeUnchanged", () => {
+  it("holds for an untouched tree and for edits in a nested node_modules (another package)", async () => {
+    const dir = await pkg();
+    const walk = walkPackageTree(dir);
+    expect(walk.lines.startsWith(".\0")).toBe(true);
+    expect(holds(dir, walk)).toBe(true);
+    await writeFile(join(dir, "node_modules", "dep", "index.js"), "2;\n");
+    expect(holds(dir, walk)).toBe(true);
+  });
+
+  it("fails for a same-size edit in place that moves mtime, a mode change, and a file added, removed or replaced", async () => {
+    const file = (dir: string) => join(dir, "lib", "index.js");
+    const changes: Array<(dir: string) => Promise<void>> = [
+      async (dir) => {
+        await writeFile(file(dir), "module.exports = 2;\n");
+        await utimes(file(dir), LATER, LATER);
+      },
+      (dir) => chmod(file(dir), 0o755),
+      (dir) => writeFile(join(dir, "lib", "added.js"), ""),
+      (dir) => rm(join(dir, "lib", "odd\nname.js")),
+      async (dir) => {
+        // Same bytes and times under a new inode, the directory's times put back too.
+        const lib = join(dir, "lib");
+        const before = await stat(lib);
+        await writeFile(`${file(dir)}.new`, "module.exports = 1;\n");
+        await utimes(`${file(dir)}.new`, INSTALLED, INSTALLED);
+        await rename(`${file(dir)}.new`, file(dir));
+        await utimes(lib, before.atime, before.mtime);
+      },
+    ];
+    for (const change of changes) {
+      const dir = await pkg();
+      await utimes(file(dir), INSTALLED, INSTALLED);
+      const walk = walkPackageTree(dir);
+      await change(dir);
+      expect(holds(dir, walk), String(change)).toBe(false);
+    }
+  });
+
+  it("fails when the directory is gone, and holds once bytes and times are put back in place", async () => {
+    const dir = await pkg();
+    const file = join(dir, "lib", "index.js");
+    await utimes(file, INSTALLED, INSTALLED);
+    const walk = walkPackageTree(dir);
+    await writeFile(file, "module.exports = 3;\n");
+    expect(isTreeUnchanged(dir, walk.lines)).toBe(false);
+    await writeFile(file, "module.exports = 1;\n");
+    await utimes(file, INSTALLED, INSTALLED);
+    expect(holds(dir, walk)).toBe(true);
+    await rm(dir, { recursive: true });
+    expect(isTreeUnchanged(dir, walk.lines)).toBe(false);
+  });
+});
