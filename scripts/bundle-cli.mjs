@@ -26,6 +26,27 @@ const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
 for (const file of await readdir(outdir))
   if (/^chunk-.*\.js(\.map)?$/.test(file)) await rm(join(outdir, file));
 
+/**
+ * commander requires node:child_process at load for executable subcommands, which envpack has
+ * none of; loading it (with net, dgram and the stream stack) was a tenth of `--help`. commander's
+ * import of it is served by a stand-in that requires the real module on first use.
+ */
+const lazyChildProcess = {
+  name: "lazy-child-process",
+  setup(build) {
+    build.onResolve({ filter: /^node:child_process$/ }, (args) =>
+      args.importer.includes(`${join("node_modules", "commander")}`)
+        ? { path: "child_process", namespace: "lazy-builtin" }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, () => ({
+      contents:
+        'module.exports = { spawn: (...args) => require("node:child_process").spawn(...args) };',
+      loader: "js",
+    }));
+  },
+};
+
 const result = await build({
   entryPoints: [join(root, "src", "cli", "main.ts")],
   absWorkingDir: root,
@@ -38,6 +59,7 @@ const result = await build({
   platform: "node",
   target: "node20",
   external,
+  plugins: [lazyChildProcess],
   // commander and execa's helpers are CommonJS: their require() calls of Node builtins need a
   // require in ES module scope.
   banner: {

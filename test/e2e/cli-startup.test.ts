@@ -31,8 +31,8 @@ const HEAVY = [
 /**
  * Runs `envpack ARGS` (or the script `options.file`) with a module hook that records every module
  * URL loaded (ES modules as they load; CommonJS ones, which a `require` loads past the hook, from
- * the require cache at exit, leaving out package.json files read for a version); returns them and
- * stdout.
+ * the require cache at exit, leaving out package.json files read for a version; Node's public
+ * builtins as `node:NAME`); returns them and stdout.
  */
 async function loadedModules(
   args: string[],
@@ -62,6 +62,10 @@ process.on("exit", () => {
   const urls = Object.keys(cache)
     .filter((path) => !path.endsWith(".json"))
     .map((path) => pathToFileURL(path).href);
+  // Node's own modules, however loaded, as node:NAME.
+  for (const entry of process.moduleLoadList)
+    if (entry.startsWith("NativeModule ") && !entry.includes("internal/"))
+      urls.push("node:" + entry.slice("NativeModule ".length));
   appendFileSync(${JSON.stringify(log)}, urls.map((url) => url + "\\n").join(""));
 });
 `,
@@ -136,6 +140,9 @@ describe("start-up", () => {
     expect(sources).toContain("node_modules/commander/lib/command.js");
     expect(sources).toContain("src/cli/main.ts");
     expect(heavyIn(sources)).toEqual([]);
+    // commander's executable subcommands (unused) no longer load child processes and sockets.
+    expect(urls).toContain("node:fs");
+    expect(urls).not.toContain("node:child_process");
     // Nothing past the command line and the core: no api, scanner, packer or registry module.
     expect(
       sources.filter((path) => /^(src\/(?!cli\/|core\/)|packer\/)/.test(path)),
