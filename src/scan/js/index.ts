@@ -1,6 +1,7 @@
 // Scans JS/TS entries: follows the app's own files, identifies the npm packages they reach, and
 // closes the package set over the packages' own run-time dependencies.
 
+import { readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve, sep } from "node:path";
 import {
@@ -118,7 +119,7 @@ class JsScanner {
   async run(): Promise<ScanResult> {
     const started = performance.now();
     for (const entry of this.#options.entries) {
-      const real = await realpath(entry);
+      const real = realEntry(entry);
       this.#enqueue(real, { type: "app" }, "entry");
     }
     await this.#drain();
@@ -141,7 +142,7 @@ class JsScanner {
       root,
       entries: await Promise.all(
         this.#options.entries.map(async (e) =>
-          toPosixRelative(root, await realpath(e)),
+          toPosixRelative(root, realEntry(e)),
         ),
       ),
       files: [...this.#appFiles.entries()]
@@ -222,7 +223,7 @@ class JsScanner {
         pending = (async () => {
           const candidate = join(dir, "package.json");
           try {
-            if ((await stat(candidate)).isFile()) return candidate;
+            if (statSync(candidate).isFile()) return candidate;
           } catch (error) {
             if (!isNotFound(error)) throw error;
           }
@@ -249,7 +250,7 @@ class JsScanner {
   async #findDeclared(): Promise<void> {
     const manifests = new Set<string>();
     for (const entry of this.#options.entries) {
-      const path = await nearestPackageJson(dirname(await realpath(entry)));
+      const path = await nearestPackageJson(dirname(realEntry(entry)));
       if (path !== null && this.#catalog.packageDirOf(path) === null)
         manifests.add(path);
     }
@@ -305,7 +306,7 @@ class JsScanner {
 
   /** The app's project directory (its entry's package.json's, else the entries') and that package.json. */
   async #project(): Promise<{ project: string; manifest: string | null }> {
-    const first = await realpath(this.#options.entries[0] as string);
+    const first = realEntry(this.#options.entries[0] as string);
     const found = await nearestPackageJson(dirname(first));
     const manifest =
       found !== null && this.#catalog.packageDirOf(found) === null
@@ -1061,12 +1062,22 @@ async function findPackageRoot(
   }
 }
 
+/**
+ * The real path of an entry (as the promise API's realpath gives it). The scan's look-ups of
+ * entries, package.json files and lockfiles are synchronous: a handful of small reads and stats
+ * from the page cache, where each awaited call costs thread-pool round trips (a rebuild waits
+ * out dozens of them in a row).
+ */
+function realEntry(entry: string): string {
+  return realpathSync.native(entry);
+}
+
 /** The nearest package.json at or above `dir`, or null. */
 async function nearestPackageJson(dir: string): Promise<string | null> {
   for (let current = dir; ; current = dirname(current)) {
     const candidate = join(current, "package.json");
     try {
-      if ((await stat(candidate)).isFile()) return candidate;
+      if (statSync(candidate).isFile()) return candidate;
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
@@ -1083,7 +1094,7 @@ interface Declared {
 
 /** `dependencies` and `optionalDependencies` of a package.json (never devDependencies). */
 async function declaredDependencies(path: string): Promise<Declared[]> {
-  const text = await readFile(path, "utf8");
+  const text = readFileSync(path, "utf8");
   let json: { dependencies?: unknown; optionalDependencies?: unknown };
   try {
     json = JSON.parse(text) as typeof json;
@@ -1152,7 +1163,7 @@ function closureOf(
 async function packageJsonIncludes(path: string): Promise<string[]> {
   let json: { envpack?: { include?: unknown } };
   try {
-    json = JSON.parse(await readFile(path, "utf8")) as typeof json;
+    json = JSON.parse(readFileSync(path, "utf8")) as typeof json;
   } catch (error) {
     if (error instanceof SyntaxError) return [];
     throw error;

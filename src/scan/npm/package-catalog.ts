@@ -1,7 +1,7 @@
 // What the scan knows about installed npm packages: where each lives, its metadata, its integrity.
 
 import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { createHash } from "node:crypto";
 import { isNotFound, sha256File } from "../../core/light.js";
@@ -258,8 +258,9 @@ async function readLockfiles(projectDir: string): Promise<Map<string, string>> {
   ]) {
     let lock: { packages?: Record<string, { integrity?: unknown }> };
     try {
+      // Synchronous, as readPackage: small files, read once per scan.
       lock = JSON.parse(
-        await readFile(join(projectDir, name), "utf8"),
+        readFileSync(join(projectDir, name), "utf8"),
       ) as typeof lock;
     } catch (error) {
       if (isNotFound(error) || error instanceof SyntaxError) continue;
