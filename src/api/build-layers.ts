@@ -68,11 +68,13 @@ export async function buildLayers(
   const { store, manifest, keys } = options;
   const roles = rolesOf(options.plan.engine);
   const hits = new Map<LayerRole, { digest: Digest; size: number }>();
-  for (const role of roles) {
-    if (role === "runtime" && options.runtimeWriter !== undefined) continue;
-    const hit = await layerHit(store, keys[role]);
-    if (hit !== null) hits.set(role, hit);
-  }
+  await Promise.all(
+    roles.map(async (role) => {
+      if (role === "runtime" && options.runtimeWriter !== undefined) return;
+      const hit = await layerHit(store, keys[role]);
+      if (hit !== null) hits.set(role, hit);
+    }),
+  );
   const missing = new Set(roles.filter((r) => !hits.has(r)));
   const built = new Map<LayerRole, { digest: Digest; size: number }>();
   // The packing workers boot while the entries are planned.
@@ -91,7 +93,7 @@ export async function buildLayers(
         : await planBundle(manifest, { ...options.plan, roles: missing });
     const byRole = (list: readonly BundleEntry[], role: LayerRole) =>
       list.filter((e) => (e.layer ?? "app") === role);
-    const packing = [...missing].map(async (role) => {
+    const finishing = [...missing].map(async (role) => {
       const leading = byRole(plan?.leading ?? [], role);
       const rest = byRole(plan?.entries ?? [], role);
       const preStarted = role === "runtime" ? options.runtimeWriter : undefined;
@@ -103,6 +105,15 @@ export async function buildLayers(
       if (preStarted === undefined && leading.length > 0) writer.add(leading);
       if (rest.length > 0) writer.add(rest);
       const written = await writer.finish();
+      built.set(role, { digest: written.digest, size: written.size });
+      return { role, written };
+    });
+    // Each layer enters the store and its key's record while the index is written and stored:
+    // each step waits on a flush to disk, so the two chains overlap instead of adding up.
+    const storing = finishing.map(async (finished) => {
+      const done = await finished;
+      if (done === undefined) return;
+      const { role, written } = done;
       // The writer hashed the very bytes it wrote: the store moves them in without reading them again.
       const put = await store.putFile(written.path, written.digest, {
         hashedByWriter: true,
@@ -115,46 +126,53 @@ export async function buildLayers(
         usedAt: Date.now(),
         meta: builtMeta(manifest.kind, role),
       });
-      built.set(role, { digest: put.digest, size: put.size });
     });
-    await Promise.all(packing);
+    const indexing = Promise.all(finishing).then(async () => {
+      const layers: BuiltLayer[] = [];
+      for (const role of roles) {
+        const hit = hits.get(role);
+        const made = built.get(role);
+        if (hit !== undefined) layers.push({ role, ...hit, cached: true });
+        else if (made !== undefined)
+          layers.push({ role, ...made, cached: false });
+      }
+      const written = await writeBundleIndex(
+        {
+          format: LAYERED_BUNDLE_FORMAT,
+          kind: manifest.kind,
+          layers: layers.map(({ role, digest, size }) => ({
+            role,
+            digest,
+            size,
+          })),
+        },
+        options.tmp,
+        "",
+      );
+      const put = await store.putFile(written.path, written.digest, {
+        hashedByWriter: true,
+      });
+      return { put, layers };
+    });
+    const [{ put, layers }] = await Promise.all([indexing, ...storing]);
+    // Recorded last: a bundle key names an index whose layers are all in the store.
+    await store.record({
+      key: options.bundleKey,
+      inputDigest: manifest.inputDigest as Digest,
+      digest: put.digest,
+      size: put.size,
+      usedAt: Date.now(),
+      meta: builtMeta(manifest.kind),
+    });
+    return {
+      digest: put.digest,
+      path: put.path,
+      indexSize: put.size,
+      layers,
+    };
   } finally {
     await Promise.all([...writers.values()].map((w) => w.abort()));
     await options.runtimeWriter?.abort();
     await plan?.dispose();
   }
-
-  const layers: BuiltLayer[] = [];
-  for (const role of roles) {
-    const hit = hits.get(role);
-    const made = built.get(role);
-    if (hit !== undefined) layers.push({ role, ...hit, cached: true });
-    else if (made !== undefined) layers.push({ role, ...made, cached: false });
-  }
-  const index = await writeBundleIndex(
-    {
-      format: LAYERED_BUNDLE_FORMAT,
-      kind: manifest.kind,
-      layers: layers.map(({ role, digest, size }) => ({ role, digest, size })),
-    },
-    options.tmp,
-    "",
-  );
-  const put = await store.putFile(index.path, index.digest, {
-    hashedByWriter: true,
-  });
-  await store.record({
-    key: options.bundleKey,
-    inputDigest: manifest.inputDigest as Digest,
-    digest: put.digest,
-    size: put.size,
-    usedAt: Date.now(),
-    meta: builtMeta(manifest.kind),
-  });
-  return {
-    digest: put.digest,
-    path: put.path,
-    indexSize: put.size,
-    layers,
-  };
 }
