@@ -1,7 +1,8 @@
 // `npm run bench:layers`: what layered bundles (format 3) save after an edit of one app file, for
 // the realworld Node app and the large Conda fixture — the rebuild against a cold build, and the
 // time to a ready tree on a machine holding the previous version against a full unpack, each
-// in-process (the api) and as whole processes (the CLI).
+// in-process (the api) and as whole processes (the CLI). `--only conda-large` (or
+// `node-realworld`) measures one fixture.
 
 import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -243,7 +244,11 @@ function rowsOf(result: TargetResult): Row[] {
 }
 
 async function main(): Promise<void> {
-  const json = wantsJson(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const json = wantsJson(argv);
+  const only = argv.includes("--only")
+    ? argv[argv.indexOf("--only") + 1]
+    : undefined;
   await withBenchFixtures("layers", async (fixtures) => {
     const { work } = fixtures;
     const nodeApp = join(work, "realworld");
@@ -254,7 +259,11 @@ async function main(): Promise<void> {
     const targets: Target[] = [
       { ...fixtures.condaLarge, edit: "app.py" },
       { ...fixtures.nodeRealworld, cwd: nodeApp, edit: "src/text.ts" },
-    ];
+    ].filter((t) => only === undefined || t.name === only);
+    if (targets.length === 0)
+      throw new Error(
+        `bench:layers: --only ${only}: no such fixture (conda-large, node-realworld)`,
+      );
     const results: TargetResult[] = [];
     const sections: Row[] = [];
     for (const target of targets) {
