@@ -17,6 +17,7 @@ import {
   type PackageTrees,
   type PackageTreeWalk,
 } from "../scan/light.js";
+import { decodeWalks, encodeWalks, type Walks } from "./stored-walks.js";
 
 /** The stored form's first field; another is read as no fingerprint. */
 const FORMAT = "envpack-fingerprint/2";
@@ -45,22 +46,15 @@ export interface Fingerprint {
    * added or removed inside one is seen by a stat of each path its lines name, without listing a
    * directory.
    */
-  trees: Array<[dir: string, walk: PackageTreeWalk | null]>;
+  trees: Walks;
 }
 
-/**
- * The stored form: this JSON header on the first line, then every tree's lines, one after the
- * other (`length` each), as they are: thousands of paths cost one string to read back, not one
- * each (what made reading a fingerprint slower than the stats it asks for).
- */
+/** The stored form's header (the walks follow it, see encodeWalks). */
 interface StoredHeader {
   format: string;
   inputDigest: Digest;
   kind: Manifest["kind"];
   stats: Array<[path: string, stamp: string]>;
-  trees: Array<
-    [dir: string, strict: string, stamp: string, length: number] | [string]
-  >;
 }
 
 /** A fingerprint read back: the hit, if every watched path is unchanged, and its package walks. */
@@ -116,15 +110,11 @@ export async function writeFingerprint(
     inputDigest: manifest.inputDigest as Digest,
     kind: manifest.kind,
     stats: paths.map((p): [string, string] => [p, stampOf(p)]),
-    trees: trees.map(([dir, walk]) =>
-      walk === null ? [dir] : [dir, walk.strict, walk.stamp, walk.lines.length],
-    ),
   };
-  const body = trees.map(([, walk]) => walk?.lines ?? "").join("");
   // A fingerprint that does not read back only means a full scan.
   await writeFileAtomic(
     fingerprintPath(cacheDir, key),
-    `${JSON.stringify(header)}\n${body}`,
+    encodeWalks(header, trees),
     { fsync: false },
   );
 }
@@ -155,40 +145,10 @@ export async function readFingerprint(
 
 /** A stored fingerprint, or null when it is not one of this format or was cut short. */
 function parseFingerprint(text: string): Fingerprint | null {
-  const headerEnd = text.indexOf("\n");
-  if (headerEnd === -1) return null;
-  let header: StoredHeader;
-  try {
-    header = JSON.parse(text.slice(0, headerEnd)) as StoredHeader;
-  } catch (error) {
-    if (error instanceof SyntaxError) return null;
-    throw error;
-  }
-  if (
-    header.format !== FORMAT ||
-    !Array.isArray(header.stats) ||
-    !Array.isArray(header.trees)
-  )
-    return null;
-  let at = headerEnd + 1;
-  const trees: Fingerprint["trees"] = [];
-  for (const [dir, strict, stamp, length] of header.trees) {
-    if (strict === undefined) {
-      trees.push([dir, null]);
-      continue;
-    }
-    if (
-      stamp === undefined ||
-      length === undefined ||
-      at + length > text.length
-    )
-      return null;
-    trees.push([dir, { strict, stamp, lines: text.slice(at, at + length) }]);
-    at += length;
-  }
-  if (at !== text.length) return null;
-  const { inputDigest, kind, stats } = header;
-  return { inputDigest, kind, stats, trees };
+  const stored = decodeWalks<StoredHeader>(text, FORMAT);
+  if (stored === null || !Array.isArray(stored.header.stats)) return null;
+  const { inputDigest, kind, stats } = stored.header;
+  return { inputDigest, kind, stats, trees: stored.walks };
 }
 
 /**

@@ -49,8 +49,10 @@ export interface ScanOptions {
   include?: string[] | undefined;
   /**
    * A cache directory to remember what the scan found in installed packages' files (under
-   * `scan/npm`, as builds do): a later scan parses only the files of packages changed since. The
-   * manifest is the same with or without it; a store that cannot be written is left alone.
+   * `scan/`, as builds do) and the package trees it walked: a later scan parses only the files of
+   * packages changed since, and lists no directory of a package whose entries all kept their
+   * stats. The manifest is the same with or without it; a store that cannot be written is left
+   * alone.
    */
   cacheDir?: string | undefined;
   onEvent?: OnEvent | undefined;
@@ -68,16 +70,22 @@ export interface ScanOptions {
  */
 export async function scan(options: ScanOptions): Promise<Manifest> {
   if (options.cacheDir === undefined) return scanWith(options, {});
-  const { PackageScans, packageTrees } = await import("../scan/light.js");
-  const store = join(options.cacheDir, "scan", "npm");
-  const packageScans = new PackageScans(
-    store,
-    envpackVersion(),
-    packageTrees(),
+  const [{ PackageScans }, { rememberedTrees }] = await Promise.all([
+    import("../scan/light.js"),
+    import("./stored-walks.js"),
+  ]);
+  const cwd = options.cwd ?? process.cwd();
+  const { trees, save } = await rememberedTrees(
+    options.cacheDir,
+    options.entries,
+    cwd,
   );
+  const store = join(options.cacheDir, "scan", "npm");
+  const packageScans = new PackageScans(store, envpackVersion(), trees);
   const manifest = await scanWith(options, { packageScans });
   try {
     await packageScans.save();
+    await save();
   } catch (error) {
     // The scan's result stands without its store: a read-only or full cache costs parsing.
     if (!(writeFailure(error, store) instanceof InputError)) throw error;

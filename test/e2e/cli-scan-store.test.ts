@@ -1,6 +1,6 @@
-// `envpack scan` remembers what it found in installed packages under the cache directory, as builds
-// do: the same manifest every time, a package file edited in place read again, and a cache that
-// cannot be written costs nothing but the memory.
+// `envpack scan` remembers what it found in installed packages, and their tree walks, under the
+// cache directory, as builds do: the same manifest every time, a package file edited in place read
+// again, and a cache that cannot be written costs nothing but the memory.
 
 import { appendFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -28,9 +28,10 @@ describe("envpack scan with a cache directory", () => {
     const app = await appCopy("hello");
     const cacheDir = join(await tempDir(), "cache");
     const first = await scanJson(app, cacheDir);
-    expect(
-      (await readdir(join(cacheDir, "scan", "npm"))).length,
-    ).toBeGreaterThan(0);
+    for (const store of ["npm", "walks"])
+      expect(
+        (await readdir(join(cacheDir, "scan", store))).length,
+      ).toBeGreaterThan(0);
     expect(await scanJson(app, cacheDir)).toBe(first);
     expect(await scanJson(app, join(await tempDir(), "other"))).toBe(first);
 
