@@ -28,23 +28,13 @@ import {
   relocate,
 } from "./layers/relocated-base.js";
 import { removeTree } from "./layers/read-only-tree.js";
+import {
+  COMPLETE_MARKER,
+  unpackedDir,
+  type EnsureUnpackedOptions,
+} from "./env-dir.js";
 
-/** Marker written last, after unpacking and relocation succeeded. */
-export const COMPLETE_MARKER = ".envpack/complete";
-
-/** Options of {@link ensureUnpacked}. */
-export interface EnsureUnpackedOptions {
-  /** The bundle file. */
-  file: string;
-  /** Its digest: checked before anything is written, and the environment's name. */
-  digest: Digest;
-  /** Directory holding one environment per bundle digest. */
-  envsDir: string;
-  onEvent?: OnEvent | undefined;
-  signal?: AbortSignal | undefined;
-  /** How long to wait for another process's unpack of the same bundle; default 10 minutes. */
-  lockTimeoutMs?: number | undefined;
-}
+export { COMPLETE_MARKER, type EnsureUnpackedOptions };
 
 /**
  * Returns the directory the bundle is unpacked in, unpacking it first when needed. Concurrent
@@ -70,7 +60,7 @@ async function unpackOnce(
   options: EnsureUnpackedOptions,
 ): Promise<{ dir: string; unpacked: boolean }> {
   const hex = options.digest.slice("sha256:".length);
-  const dir = join(options.envsDir, hex);
+  const dir = unpackedDir(options.envsDir, options.digest);
   if (await pathExists(join(dir, COMPLETE_MARKER)))
     return { dir, unpacked: false };
   await mkdir(options.envsDir, { recursive: true });

@@ -15,3 +15,5 @@ export {
   readLayeredIndex,
   layerBeside,
 } from "./layers/read-layered.js";
+export { COMPLETE_MARKER, unpackedDir } from "./env-dir.js";
+export { openUnpacked } from "./unpacked-env.js";

@@ -18,3 +18,5 @@ export {
   type ReportResult,
   type RunFigures,
 } from "./report.js";
+// A ready tree runs without loading the unpacker (tar, zstd), which loads when a layer is missing.
+export { run, type RunOptions, type RunResult } from "./run.js";

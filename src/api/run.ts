@@ -1,5 +1,7 @@
 // The run use case: unpack a bundle once (from a file or the cache) and run a command inside it.
 
+import { spawn } from "node:child_process";
+import { constants } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { stat } from "node:fs/promises";
 import {
@@ -12,8 +14,8 @@ import {
   type Digest,
   type OnEvent,
 } from "../core/light.js";
-import { ensureUnpacked } from "../../packer/index.js";
-import { LocalStore } from "../registry/index.js";
+import { openUnpacked } from "../../packer/light.js";
+import { LocalStore } from "../registry/light.js";
 import { dropDamagedBlob } from "./cache.js";
 
 /** Options of {@link run}. */
@@ -49,7 +51,7 @@ export async function run(options: RunOptions): Promise<RunResult> {
     options.cacheDir,
     options.cwd ?? process.cwd(),
   );
-  const { dir } = await ensureUnpacked({
+  const { dir } = await openUnpacked({
     file,
     digest,
     envsDir: join(options.cacheDir, "envs"),
@@ -72,38 +74,80 @@ export async function run(options: RunOptions): Promise<RunResult> {
     options.command.length > 0
       ? options.command
       : [join(dir, "bin", "envpack-app"), ...(options.appArgs ?? [])];
-  // Loaded here: a library import of envpack loads no process library.
-  const { execa } = await import("execa");
-  const result = await execa(command as string, args, {
+  const exitCode = await runInherited(command as string, args, {
     cwd: options.cwd,
-    stdio: "inherit",
-    reject: false,
-    cancelSignal: options.signal,
     env: bundleEnv(process.env, dir),
-    extendEnv: false,
+    signal: options.signal,
   });
-  if (result.failed && result.exitCode === undefined && !result.isTerminated) {
-    throw new InputError(
-      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
-      `cannot run ${command}: ${result.shortMessage}`,
-      {
-        hint: "Check the command name; the bundle's bin/ is first on PATH.",
-      },
-    );
-  }
-  const signalNumber = result.signal
-    ? 128 + (signalNumbers[result.signal] ?? 0)
-    : undefined;
-  return { exitCode: result.exitCode ?? signalNumber ?? 1, env: dir, digest };
+  return { exitCode, env: dir, digest };
 }
 
-const signalNumbers: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGTERM: 15,
-};
+/** After a cancel's SIGTERM, SIGKILL follows this much later (as execa's forceKillAfterDelay). */
+const FORCE_KILL_AFTER_MS = 5000;
+
+/**
+ * Runs `command` with stdio inherited and resolves with its exit code, or 128 + the number of the
+ * signal that ended it (as a shell reports it). A cancel sends SIGTERM, then SIGKILL, and rejects
+ * with the signal's reason once the command has ended. Plain
+ * child_process, not execa: the ready path of `envpack run` loads no process library (execa is
+ * the largest module it would load).
+ * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND when the command cannot be started
+ */
+function runInherited(
+  command: string,
+  args: string[],
+  options: {
+    cwd?: string | undefined;
+    env: NodeJS.ProcessEnv;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: "inherit",
+    });
+    let forceKill: NodeJS.Timeout | undefined;
+    const cancel = () => {
+      child.kill("SIGTERM");
+      forceKill = setTimeout(() => child.kill("SIGKILL"), FORCE_KILL_AFTER_MS);
+      forceKill.unref();
+    };
+    const settle = () => {
+      options.signal?.removeEventListener("abort", cancel);
+      clearTimeout(forceKill);
+    };
+    child.once("error", (error) => {
+      // Only a failed start is the caller's mistake; a failed kill leaves the close to report.
+      if (child.pid !== undefined) return;
+      settle();
+      reject(
+        new InputError(
+          "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+          `cannot run ${command}: ${error.message}`,
+          {
+            hint: "Check the command name; the bundle's bin/ is first on PATH.",
+            cause: error,
+          },
+        ),
+      );
+    });
+    child.once("close", (code, signalName) => {
+      settle();
+      if (options.signal?.aborted) reject(options.signal.reason);
+      else if (code !== null) resolve(code);
+      else
+        resolve(
+          128 +
+            (signalName === null ? 0 : (constants.signals[signalName] ?? 0)),
+        );
+    });
+    if (child.pid === undefined) return;
+    if (options.signal?.aborted) cancel();
+    else options.signal?.addEventListener("abort", cancel, { once: true });
+  });
+}
 
 async function locateBundle(
   bundle: string,

@@ -24,7 +24,7 @@ export function registerRun(program: Command, context: CommandContext): void {
     )
     .action(async (bundle: string, command: string[]) => {
       await context.run(async ({ onEvent, signal, cacheDir, setExitCode }) => {
-        const { run } = await import("../../api/index.js");
+        const { run } = await import("../../api/light.js");
         const result = await run({
           bundle,
           command,
