@@ -101,19 +101,29 @@ let restMB = process.memoryUsage.rss() / MB;
 /**
  * Brings the runtime back to rest after a task that grew it by more than TIDY_MB, so the next task
  * is measured from there: V8 may keep a task's garbage (a released 250 MB buffer) resident well
- * into later tasks, whose peaks would count it and make autolabel's labels creep. Two collections:
- * the first finds the garbage, but array buffers and heap pages are freed by the concurrent
- * sweeper, which the second waits for. Live memory a task keeps (a cache) stays and becomes the
- * new rest. Returns whether it collected. @param {number} endMB the resident MB at the task's end
+ * into later tasks, whose peaks would count it and make autolabel's labels creep. A full
+ * collection finds the garbage, but V8 frees array buffers after it on a background thread: read
+ * at once, the resident size can be anywhere between the rest and the task's end (a buffer being
+ * unmapped), and such a reading taken as the rest hides the next task's growth, whose garbage then
+ * stays into the task after it. Every V8 collection first finishes the last one's array-buffer
+ * sweeping, so a minor collection after the full one (a few ms on this small heap) makes the
+ * reading final. A second round only when the runtime still holds more than TIDY_MB over its
+ * rest: garbage found only by a second full collection goes too; live memory a task keeps (a
+ * cache) stays and becomes the new rest. Returns whether it collected.
+ * @param {number} endMB the resident MB at the task's end
  */
 function tidy(endMB) {
   if (collect === undefined || endMB - restMB <= TIDY_MB) {
     restMB = Math.min(restMB, endMB);
     return false;
   }
-  collect();
-  if (process.memoryUsage.rss() / MB - restMB > TIDY_MB) collect();
-  restMB = process.memoryUsage.rss() / MB;
+  let nowMB = endMB;
+  for (let round = 0; round < 2 && nowMB - restMB > TIDY_MB; round++) {
+    collect();
+    collect({ type: "minor" });
+    nowMB = process.memoryUsage.rss() / MB;
+  }
+  restMB = nowMB;
   return true;
 }
 
