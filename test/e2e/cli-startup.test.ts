@@ -13,12 +13,17 @@ import { appCopy } from "../helpers/app-copy.js";
 import { BIN, envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
-/** The packages no start-up path may load. */
-const HEAVY = [
+/** The JavaScript parsers and resolver: only a Node scan may load them. */
+const FOR_JAVASCRIPT = [
   "@babel/parser",
   "@babel/types",
   "meriyah",
   "oxc-resolver",
+];
+
+/** The packages no start-up path may load. */
+const HEAVY = [
+  ...FOR_JAVASCRIPT,
   "web-tree-sitter",
   "tar",
   "zstd-napi",
@@ -169,56 +174,49 @@ describe("start-up", () => {
     expect(heavyIn(sources)).toEqual([]);
   });
 
-  it("`envpack scan` of a Node app loads its parsers, none of the packer, registry or compiler", async () => {
-    const app = await appCopy("hello");
-    // A fresh cache: a warm one could answer the scan without parsing.
-    const { urls, stdout } = await loadedModules(
-      ["scan", "--json", "src/main.ts"],
-      { cwd: app, env: { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") } },
-    );
-    expect(JSON.parse(stdout)).toMatchObject({ kind: "node" });
-    const sources = await loadedSources(urls);
-    // The listing sees the parsers this scan needs, CommonJS ones included.
-    expect(heavyIn(sources)).toEqual(
-      expect.arrayContaining(["@babel/parser", "oxc-resolver"]),
-    );
-    const packerAndBeyond = [
-      "web-tree-sitter",
-      "tar",
-      "zstd-napi",
-      "node-fetch",
-      "execa",
-      "esbuild",
-      "zod",
-    ];
-    expect(heavyIn(sources).filter((n) => packerAndBeyond.includes(n))).toEqual(
-      [],
-    );
-  });
-
-  it("`envpack scan` of a Python app loads no JavaScript parser, resolver or compiler", async () => {
-    const conda = inject("fixtures").conda;
-    if (!conda) throw new Error("the Conda fixture was not built");
-    const app = await tempDir("envpack-pyapp-");
-    await writeFile(join(app, "app.py"), "import json\nimport six\n");
-    const { urls, stdout } = await loadedModules(
-      ["scan", "--json", "app.py", "--env", conda.prefix],
-      { cwd: app },
-    );
-    expect(JSON.parse(stdout)).toMatchObject({ kind: "conda" });
-    const sources = await loadedSources(urls);
-    expect(heavyIn(sources)).toContain("web-tree-sitter");
-    const forJavaScript = [
-      "@babel/parser",
-      "@babel/types",
-      "meriyah",
-      "oxc-resolver",
-      "esbuild",
-    ];
-    expect(heavyIn(sources).filter((n) => forJavaScript.includes(n))).toEqual(
-      [],
-    );
-  });
+  /** Per language: an app to scan, the parsers its scan must load and what it must not. */
+  const scans = [
+    {
+      title:
+        "`envpack scan` of a Node app loads its parsers, none of the packer, registry or compiler",
+      kind: "node",
+      app: async () => ({
+        cwd: await appCopy("hello"),
+        args: ["src/main.ts"],
+        // A fresh cache: a warm one could answer the scan without parsing.
+        env: { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
+      }),
+      // The listing sees the parsers this scan needs, CommonJS ones included.
+      loads: ["@babel/parser", "oxc-resolver"],
+      never: HEAVY.filter((name) => !FOR_JAVASCRIPT.includes(name)),
+    },
+    {
+      title:
+        "`envpack scan` of a Python app loads no JavaScript parser, resolver or compiler",
+      kind: "conda",
+      app: async () => {
+        const conda = inject("fixtures").conda;
+        if (!conda) throw new Error("the Conda fixture was not built");
+        const cwd = await tempDir("envpack-pyapp-");
+        await writeFile(join(cwd, "app.py"), "import json\nimport six\n");
+        return { cwd, args: ["app.py", "--env", conda.prefix], env: {} };
+      },
+      loads: ["web-tree-sitter"],
+      never: [...FOR_JAVASCRIPT, "esbuild"],
+    },
+  ];
+  for (const scan of scans)
+    it(scan.title, async () => {
+      const { cwd, args, env } = await scan.app();
+      const { urls, stdout } = await loadedModules(
+        ["scan", "--json", ...args],
+        { cwd, env },
+      );
+      expect(JSON.parse(stdout)).toMatchObject({ kind: scan.kind });
+      const heavy = heavyIn(await loadedSources(urls));
+      expect(heavy).toEqual(expect.arrayContaining(scan.loads));
+      expect(heavy.filter((n) => scan.never.includes(n))).toEqual([]);
+    });
 
   it('`import { Executor } from "envpack"` loads no process library, HTTP client, tar, zstd or compiler', async () => {
     const dir = await tempDir();

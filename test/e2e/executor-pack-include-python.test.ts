@@ -2,10 +2,11 @@
 // the task imports by names it gets at call time ship only when the app includes them, and two
 // apps of one file with different includes get different bundles.
 
-import { mkdir, open, readdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, inject, it, vi } from "vitest";
-import { Executor, isEnvpackError } from "../../src/index.js";
+import { describe, expect, inject, it } from "vitest";
+import { isEnvpackError } from "../../src/index.js";
+import { bundlesIn, packExecutor } from "../helpers/pack-cache.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const TASKS = `"""Tasks that import their plugins by names known only at run time."""
@@ -30,15 +31,8 @@ describe("Executor pack: true with include, Python", () => {
     await writeFile(join(app, "src", "tasks.py"), TASKS);
     await writeFile(join(app, "src", "plugins", "__init__.py"), "");
     await writeFile(join(app, "src", "plugins", "shout.py"), 'TAG = "shout"\n');
-    const cacheDir = join(await tempDir("envpack-exec-cache-"), "cache");
-    vi.stubEnv("ENVPACK_CACHE_DIR", cacheDir);
     const file = join(app, "src", "tasks.py");
-    const executor = new Executor({
-      pack: true,
-      cacheDir,
-      workDir: await tempDir("envpack-exec-work-"),
-      workers: [{ cores: 1 }],
-    });
+    const { executor, cacheDir } = await packExecutor();
     let failure: unknown;
     try {
       const included = executor.pythonApp<[string[]], string[]>(file, "load", {
@@ -59,15 +53,7 @@ describe("Executor pack: true with include, Python", () => {
     }
     expect(isEnvpackError(failure) && failure.code).toBe("ENVPACK_TASK_FAILED");
     expect(String((failure as Error).message)).toMatch(/plugins/);
-    // Two bundles: two indexes (JSON) over layers they share but for their app layers.
-    const blobs = join(cacheDir, "blobs", "sha256");
-    const indexes: string[] = [];
-    for (const name of await readdir(blobs)) {
-      const handle = await open(join(blobs, name));
-      const { buffer } = await handle.read(Buffer.alloc(1), 0, 1, 0);
-      await handle.close();
-      if (buffer.toString() === "{") indexes.push(name);
-    }
-    expect(indexes).toHaveLength(2);
+    // Each include its own bundle (its own app layer over shared ones).
+    expect(await bundlesIn(cacheDir)).toHaveLength(2);
   });
 });

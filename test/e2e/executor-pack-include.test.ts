@@ -2,10 +2,11 @@
 // computed at run time ships only when the app includes it, and two apps of one module with
 // different includes get different bundles.
 
-import { mkdir, open, readdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it, vi } from "vitest";
-import { Executor, isEnvpackError } from "../../src/index.js";
+import { describe, expect, it } from "vitest";
+import { isEnvpackError } from "../../src/index.js";
+import { bundlesIn, packExecutor } from "../helpers/pack-cache.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const TASKS = `import { readFileSync } from "node:fs";
@@ -29,15 +30,8 @@ describe("Executor pack: true with include", () => {
       join(app, "src", "data", "greeting.txt"),
       "hello, included\n",
     );
-    const cacheDir = join(await tempDir("envpack-exec-cache-"), "cache");
-    vi.stubEnv("ENVPACK_CACHE_DIR", cacheDir);
     const entry = join(app, "src", "tasks.js");
-    const executor = new Executor({
-      pack: true,
-      cacheDir,
-      workDir: await tempDir("envpack-exec-work-"),
-      workers: [{ cores: 1 }],
-    });
+    const { executor, cacheDir } = await packExecutor();
     let failure: unknown;
     try {
       const included = executor.app<[string], string>(entry, "readBeside", {
@@ -52,15 +46,7 @@ describe("Executor pack: true with include", () => {
       await executor.shutdown();
     }
     expect(isEnvpackError(failure) && failure.code).toBe("ENVPACK_TASK_FAILED");
-    // Two bundles: two indexes (JSON) over layers they share but for their app layers.
-    const blobs = join(cacheDir, "blobs", "sha256");
-    const indexes: string[] = [];
-    for (const name of await readdir(blobs)) {
-      const file = await open(join(blobs, name));
-      const { buffer } = await file.read(Buffer.alloc(1), 0, 1, 0);
-      await file.close();
-      if (buffer.toString() === "{") indexes.push(name);
-    }
-    expect(indexes).toHaveLength(2);
+    // Each include its own bundle (its own app layer over shared ones).
+    expect(await bundlesIn(cacheDir)).toHaveLength(2);
   });
 });

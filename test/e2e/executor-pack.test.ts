@@ -5,10 +5,11 @@
 
 import { readdir, realpath, rename } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
-import { describe, expect, inject, it, vi } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { Executor, cacheList, type EnvpackEvent } from "../../src/index.js";
 import { appCopy } from "../helpers/app-copy.js";
 import { prefixOfTree } from "../helpers/layered-app.js";
+import { bundlesIn, useCache } from "../helpers/pack-cache.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /** What the fixture's runtimeInfo task reports. */
@@ -19,19 +20,7 @@ interface RuntimeInfo {
   cwd: string;
 }
 
-/** A fresh bundle cache for this test, also as ENVPACK_CACHE_DIR. */
-async function useCache(): Promise<string> {
-  const cacheDir = join(await tempDir("envpack-exec-cache-"), "cache");
-  vi.stubEnv("ENVPACK_CACHE_DIR", cacheDir);
-  return cacheDir;
-}
-
-/** The hex digests of the bundles in the cache. */
-/** The hex digests of the bundles (indexes) in a cache, and how many layers the first lists. */
-async function bundlesIn(cacheDir: string): Promise<string[]> {
-  return (await cacheList(cacheDir)).bundles.map((b) => b.digest.slice(7));
-}
-
+/** How many layers the first bundle in a cache lists. */
 async function layerCount(cacheDir: string): Promise<number> {
   return (await cacheList(cacheDir)).bundles[0]?.layers.length ?? 0;
 }
