@@ -2,7 +2,8 @@
 // lockfile integrity no longer describes their bytes, so their tree hash takes its place.
 
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   computeInputDigest,
@@ -115,7 +116,9 @@ async function editedTree(
 
 async function readState(path: string): Promise<TreeState | null> {
   try {
-    const state = JSON.parse(await readFile(path, "utf8")) as TreeState;
+    // Synchronous: one small record per package on every build that scans; awaited, the reads of
+    // a hundred packages queue on the thread pool (four round trips each).
+    const state = JSON.parse(readFileSync(path, "utf8")) as TreeState;
     return typeof state.pristine === "string" &&
       typeof state.integrity === "string" &&
       typeof state.install === "string"
