@@ -10,6 +10,7 @@ export {
   type WriteBundleOptions,
   type WrittenBundle,
 } from "./write-bundle.js";
+export { startPackThread, type PackThread } from "./pack-host.js";
 export { unpackBundle, type UnpackBundleOptions } from "./unpack-bundle.js";
 export {
   ensureUnpacked,

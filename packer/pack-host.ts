@@ -35,11 +35,13 @@ interface ErrorReport {
   path?: string | undefined;
 }
 
-/** What the packing worker posts. */
-type PackMessage =
+/** What the packing worker posts, each about the bundle of its id. */
+type PackMessage = { id: number } & (
   | { type: "progress"; bytes: number; total: number; files: number }
   | { type: "done"; digest: Digest; size: number }
-  | { type: "error"; error: ErrorReport };
+  | { type: "error"; error: ErrorReport }
+  | { type: "dropped" }
+);
 
 /** What a host needs of the writer's options. */
 export interface PackHostOptions {
@@ -59,51 +61,130 @@ export interface PackHost {
   stop(): Promise<void>;
 }
 
-/** Boots the packing worker (see pack-worker.mjs) at once. An abort or `fail` terminates it. */
-export function startPackWorker(options: PackHostOptions): PackHost {
+/**
+ * One packing worker (see pack-worker.mjs) that several bundle writers share: their jobs run one
+ * after another in the order posted, so bundles known together pack on one thread (and one set
+ * of zstd threads) instead of each booting its own. Each writer's bytes are as if it were alone.
+ */
+export interface PackThread {
+  /** A host for one more bundle on this thread. */
+  host(options: PackHostOptions): PackHost;
+  /** Terminates the worker once its hosts are stopped (at once if `now`, failing the rest). */
+  close(now?: boolean): Promise<void>;
+}
+
+/**
+ * Boots a packing worker at once. An abort of `signal` terminates it, failing every bundle on it
+ * with the signal's reason; so does a crash of the worker, with its error.
+ */
+export function startPackThread(signal?: AbortSignal): PackThread {
   const worker = new Worker(envpackCodeFile("packer/pack-worker.mjs"));
   const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
-  // Recorded from the start: the worker can fail while the entries are still being planned.
-  let failure: unknown;
-  worker.on("error", (error) => (failure ??= error));
-  const onAbort = (): void => void worker.terminate();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  const done = new Promise<{ digest: Digest; size: number }>(
-    (resolve, reject) => {
-      worker.on("message", (message: PackMessage) => {
-        if (message.type === "progress") relayProgress(options, message);
-        else if (message.type === "done")
-          resolve({ digest: message.digest, size: message.size });
-        else {
-          failure ??= packError(message.error);
-          void worker.terminate();
-        }
-      });
-      void exited.then((code) =>
-        reject(
-          options.signal?.aborted
-            ? options.signal.reason
-            : (failure ??
-                new Error(`the packing worker exited with code ${code}`)),
-        ),
-      );
-    },
+  const listeners = new Map<number, (message: PackMessage) => void>();
+  let crash: unknown;
+  let nextId = 0;
+  let live = 0;
+  let closing = false;
+  worker.on("error", (error) => (crash ??= error));
+  worker.on("message", (message: PackMessage) =>
+    listeners.get(message.id)?.(message),
   );
-  // Awaited only by finish; a writer that is aborted instead never looks at it.
-  done.then(undefined, () => undefined);
+  const onAbort = (): void => void worker.terminate();
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const exit = async (): Promise<void> => {
+    signal?.removeEventListener("abort", onAbort);
+    await worker.terminate();
+    await exited;
+  };
   return {
-    post: (job) => worker.postMessage(job),
-    fail: (error) => {
-      failure ??= error;
-      void worker.terminate();
+    host(options) {
+      const id = nextId++;
+      live++;
+      let settled = false;
+      let failure: unknown;
+      let stopped: Promise<void> | undefined;
+      let dropped!: () => void;
+      const gone = new Promise<void>((resolve) => (dropped = resolve));
+      const done = new Promise<{ digest: Digest; size: number }>(
+        (resolve, reject) => {
+          listeners.set(id, (message) => {
+            if (message.type === "progress") relayProgress(options, message);
+            else if (message.type === "dropped") {
+              settled = true;
+              reject(failure ?? new Error("the bundle writer was stopped"));
+              dropped();
+            } else {
+              settled = true;
+              if (message.type === "done")
+                failure === undefined
+                  ? resolve({ digest: message.digest, size: message.size })
+                  : reject(failure);
+              else reject((failure ??= packError(message.error)));
+              dropped();
+            }
+          });
+          void exited.then((code) => {
+            reject(
+              (options.signal ?? signal)?.aborted
+                ? (options.signal ?? signal)?.reason
+                : (failure ??
+                    crash ??
+                    new Error(`the packing worker exited with code ${code}`)),
+            );
+            dropped();
+          });
+        },
+      );
+      // Awaited only by finish; a writer that is aborted instead never looks at it.
+      done.then(undefined, () => undefined);
+      // The writer's own signal ends only its bundle; the thread's signal ends the thread.
+      const onWriterAbort = (): void => {
+        failure ??= options.signal?.reason;
+        if (!settled) worker.postMessage({ type: "drop", id });
+      };
+      if (options.signal !== signal)
+        options.signal?.addEventListener("abort", onWriterAbort, {
+          once: true,
+        });
+      return {
+        post: (job) => {
+          if (failure === undefined) worker.postMessage({ ...job, id });
+        },
+        fail: (error) => {
+          failure ??= error;
+          if (!settled) worker.postMessage({ type: "drop", id });
+        },
+        done,
+        stop: () => {
+          stopped ??= (async () => {
+            options.signal?.removeEventListener("abort", onWriterAbort);
+            if (!settled) worker.postMessage({ type: "drop", id });
+            await gone;
+            listeners.delete(id);
+            live--;
+            if (closing && live === 0) await exit();
+          })();
+          return stopped;
+        },
+      };
     },
-    done,
-    stop: async () => {
-      options.signal?.removeEventListener("abort", onAbort);
-      await worker.terminate();
-      await exited;
+    async close(now = false) {
+      closing = true;
+      if (now || live === 0) await exit();
     },
   };
+}
+
+/**
+ * Boots a packing worker of its own for one bundle (see {@link startPackThread}); it ends when
+ * the bundle's host is stopped.
+ */
+export function startPackWorker(options: PackHostOptions): PackHost {
+  const thread = startPackThread(options.signal);
+  const host = thread.host(options);
+  void thread.close();
+  return host;
 }
 
 /**

@@ -19,6 +19,8 @@ import zstd from "zstd-napi/binding.js";
  * @typedef {{ type: "start", temp: string, level: number, threads: number,
  *   mtimeMs: number }} Start
  * @typedef {{ type: "entries", entries: Entry[], last: boolean }} Batch
+ * @typedef {{ type: "drop" }} Drop
+ * @typedef {(Start | Batch | Drop) & { id: number }} Job
  * @typedef {{ type: "progress", bytes: number, total: number, files: number }} Progress
  * @typedef {{ changed: boolean, name: string, message: string, stack?: string, code?: string,
  *   errno?: number, syscall?: string, path?: string }} ErrorReport
@@ -60,7 +62,6 @@ export function createPacker(job, onProgress) {
   const stage = Buffer.allocUnsafe(STAGE);
   let fill = 0;
   const headerBlock = Buffer.alloc(BLOCK);
-  const probe = Buffer.allocUnsafe(1);
   let bytes = 0;
   let reported = 0;
   /** Files (not directories or links) packed or being packed. */
@@ -115,29 +116,28 @@ export function createPacker(job, onProgress) {
     report();
   };
 
-  /** Reads exactly `size` bytes of the open `file` into the stage; a file that changed size is an error. */
+  /**
+   * Reads exactly `size` bytes of the open `file` into the stage; a file that changed size is an
+   * error. Each read asks for one byte more than is left where the stage has room: a read that
+   * stops at the size is the end of the file, so most files take one read and no probe.
+   */
   const readInto = (
     /** @type {number} */ file,
     /** @type {string} */ source,
     /** @type {number} */ size,
   ) => {
-    for (let left = size; left > 0;) {
+    for (let left = size; ; ) {
       if (fill === STAGE) flushStage();
-      const got = readSync(
-        file,
-        stage,
-        fill,
-        Math.min(left, STAGE - fill),
-        null,
-      );
-      if (got === 0) throw new ChangedWhilePacking(source);
+      const want = Math.min(left + 1, STAGE - fill);
+      const got = readSync(file, stage, fill, want, null);
+      // A byte past the size, or the end before it: the size the header holds is wrong.
+      if (got > left || (got === 0 && left > 0))
+        throw new ChangedWhilePacking(source);
       fill += got;
       left -= got;
       advance(got);
+      if (left === 0 && got < want) return;
     }
-    // A short read above or a byte past the end here: the size the header holds is wrong.
-    if (readSync(file, probe, 0, 1, null) !== 0)
-      throw new ChangedWhilePacking(source);
   };
 
   /** The tar header (and pax record, for long names) of one entry. */
@@ -248,28 +248,41 @@ export function errorReport(error) {
   };
 }
 
-// The job arrives as messages, so the host can start this worker (about 0.1 s to boot) before it
-// knows the entries, and hand it the first of them while it is still planning the rest.
-/** @type {ReturnType<typeof createPacker> | undefined} */
-let packer;
-parentPort?.on("message", (/** @type {Start | Batch} */ message) => {
+// The jobs arrive as messages, so the host can start this worker (about 0.1 s to boot) before it
+// knows the entries, and hand it the first of them while it is still planning the rest. Several
+// bundles can share the worker, each under its own id: their jobs run in the order posted, each
+// bundle's bytes as if it were alone.
+/** @type {Map<number, ReturnType<typeof createPacker>>} */
+const packers = new Map();
+parentPort?.on("message", (/** @type {Job} */ job) => {
+  const { id } = job;
   try {
-    if (message.type === "start") {
-      packer = createPacker(message, (progress) =>
-        parentPort?.postMessage(progress),
+    if (job.type === "start") {
+      packers.set(
+        id,
+        createPacker(job, (progress) =>
+          parentPort?.postMessage({ ...progress, id }),
+        ),
       );
       return;
     }
+    const packer = packers.get(id);
+    if (job.type === "drop") {
+      packer?.close();
+      packers.delete(id);
+      parentPort?.postMessage({ type: "dropped", id });
+      return;
+    }
     if (packer === undefined) throw new Error("entries before start");
-    packer.add(message.entries);
-    if (!message.last) return;
+    packer.add(job.entries);
+    if (!job.last) return;
     const done = packer.finish();
     packer.close();
-    packer = undefined;
-    parentPort?.postMessage({ type: "done", ...done });
+    packers.delete(id);
+    parentPort?.postMessage({ type: "done", id, ...done });
   } catch (error) {
-    packer?.close();
-    packer = undefined;
-    parentPort?.postMessage({ type: "error", error: errorReport(error) });
+    packers.get(id)?.close();
+    packers.delete(id);
+    parentPort?.postMessage({ type: "error", id, error: errorReport(error) });
   }
 });

@@ -17,6 +17,7 @@ import {
   startPackInThread,
   startPackWorker,
   type PackJob,
+  type PackThread,
 } from "./pack-host.js";
 
 export type { BundleEntry } from "./bundle-entry.js";
@@ -73,6 +74,11 @@ export type BundleWriterOptions = Omit<
    * thread is busy while each batch packs. For small bundles (an app layer). Same bytes.
    */
   inThread?: boolean | undefined;
+  /**
+   * Pack on this worker (see startPackThread), after the jobs other writers posted to it, instead
+   * of booting a worker of its own. Same bytes.
+   */
+  thread?: PackThread | undefined;
 };
 
 /** A bundle being written: batches go in as they are known, {@link BundleWriter.finish} names it. */
@@ -111,7 +117,7 @@ export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
   const temp = tempPathFor(join(options.outDir, "unnamed"), options.outDir);
   const worker = options.inThread
     ? startPackInThread(options)
-    : startPackWorker(options);
+    : (options.thread?.host(options) ?? startPackWorker(options));
   // Messages wait for the directory, in the order they were posted; a failure to make it is
   // the bundle's failure, reported by finish.
   const ready = mkdir(options.outDir, { recursive: true }).then(

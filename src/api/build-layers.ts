@@ -93,7 +93,15 @@ export async function buildLayers(
         : await planBundle(manifest, { ...options.plan, roles: missing });
     const byRole = (list: readonly BundleEntry[], role: LayerRole) =>
       list.filter((e) => (e.layer ?? "app") === role);
-    const finishing = [...missing].map(async (role) => {
+    // Writers share one packing worker, which runs their jobs in the order posted: a runtime
+    // packing since before the scan is finished last, so the other layers' files are read while
+    // zstd ends its frame.
+    const order = [...missing].sort(
+      (a, b) =>
+        Number(a === "runtime" && options.runtimeWriter !== undefined) -
+        Number(b === "runtime" && options.runtimeWriter !== undefined),
+    );
+    const finishing = order.map(async (role) => {
       const leading = byRole(plan?.leading ?? [], role);
       const rest = byRole(plan?.entries ?? [], role);
       const preStarted = role === "runtime" ? options.runtimeWriter : undefined;
@@ -154,7 +162,22 @@ export async function buildLayers(
       });
       return { put, layers };
     });
-    const [{ put, layers }] = await Promise.all([indexing, ...storing]);
+    // Every step is over (stored, or stopped) before the build returns or fails: no store write
+    // of a layer that finished meanwhile happens after it. The first failure is the build's; the
+    // other layers stop rather than finish.
+    let failure: { error: unknown } | undefined;
+    const settle = <T>(step: Promise<T>): Promise<T | undefined> =>
+      step.catch(async (error: unknown) => {
+        failure ??= { error };
+        await Promise.all([...writers.values()].map((w) => w.abort()));
+        return undefined;
+      });
+    const [indexed] = await Promise.all([
+      settle(indexing),
+      ...storing.map(settle),
+    ]);
+    if (failure !== undefined || indexed === undefined) throw failure?.error;
+    const { put, layers } = indexed;
     // Recorded last: a bundle key names an index whose layers are all in the store.
     await store.record({
       key: options.bundleKey,

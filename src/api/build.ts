@@ -11,7 +11,11 @@ import {
   type Manifest,
   type OnEvent,
 } from "../core/light.js";
-import type { BundleWriter, LayerRole } from "../../packer/index.js";
+import type {
+  BundleWriter,
+  LayerRole,
+  PackThread,
+} from "../../packer/index.js";
 import { LocalStore } from "../registry/light.js";
 import { PackageScans, packageTrees as scanTrees } from "../scan/light.js";
 import {
@@ -163,7 +167,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     { loadManifest },
     { hostNodeBinary, scansHostNode },
     { open: openRegistryOf, publish, pullForInput },
-    { nodeRuntimeEntries, openBundleWriter },
+    { nodeRuntimeEntries, openBundleWriter, startPackThread },
     { buildLayers },
   ] = await Promise.all([
     import("../conda/index.js"),
@@ -186,6 +190,9 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       packageTrees,
     ),
   };
+  // The other layers share one packing worker, booted with the first of them: one boot and
+  // one set of zstd threads for the build, not one per layer competing for the same cores.
+  let packThread: PackThread | undefined;
   /**
    * A bundle writer into the build's temp directory, with the build's zstd settings. The app
    * layer is small: it packs on this thread rather than wait for a worker to boot.
@@ -196,6 +203,10 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       level: options.level,
       threads: options.threads,
       inThread: role === "app",
+      thread:
+        role === "app"
+          ? undefined
+          : (packThread ??= startPackThread(options.signal)),
       onEvent: options.onEvent,
       signal: options.signal,
     });
@@ -339,6 +350,8 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     });
   } finally {
     await runtimeWriter?.abort();
+    // Every writer on it is finished or aborted by now.
+    await packThread?.close(true);
     await rm(tmp, { recursive: true, force: true });
   }
 

@@ -2,6 +2,7 @@
 // same packages share that layer's blob, gc keeps what a kept bundle lists, and a format-2 blob
 // left by an older envpack is neither read wrongly nor lost.
 
+import { createHash } from "node:crypto";
 import { readFile, readdir, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -221,5 +222,51 @@ describe("layered builds", () => {
     const gc = await cacheGc(cacheDir, 0);
     expect(gc.removed.sort()).toEqual([blob.digest, built.digest].sort());
     expect(await readdir(join(cacheDir, "blobs", "sha256"))).toEqual([]);
+  });
+
+  it("a build aborted while its layers pack on the shared worker leaves no partial blob or temp", async () => {
+    const app = await appCopy("hello");
+    const cacheDir = join(await tempDir(), "cache");
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    await expect(
+      build({
+        entries: ["src/main.ts"],
+        cwd: app,
+        cacheDir,
+        signal: controller.signal,
+        // The node binary is packing: the abort lands mid-layer.
+        onEvent: (e) => {
+          if (e.type === "build:progress" && e.phase === "pack")
+            controller.abort(reason);
+        },
+      }),
+    ).rejects.toBe(reason);
+    const filesIn = async (dir: string) =>
+      (
+        await readdir(join(cacheDir, dir), {
+          recursive: true,
+          withFileTypes: true,
+        }).catch(() => [])
+      ).filter((e) => e.isFile());
+    expect(
+      (await filesIn("tmp")).map((e) => join(e.parentPath, e.name)),
+    ).toEqual([]);
+    // A layer finished before the abort may stay, whole: every blob left is named by its bytes.
+    const blobs = await filesIn("blobs");
+    expect(blobs.map((b) => b.name)).not.toContain(
+      layerOf(await buildHello(app, await tempDir()), "runtime")?.digest.slice(
+        7,
+      ),
+    );
+    for (const blob of blobs)
+      expect(
+        createHash("sha256")
+          .update(await readFile(join(blob.parentPath, blob.name)))
+          .digest("hex"),
+      ).toBe(blob.name);
+    // The next build into the same cache packs what the aborted one did not finish.
+    const again = await buildHello(app, cacheDir);
+    expect(layerOf(again, "runtime")?.cached).toBe(false);
   });
 });
