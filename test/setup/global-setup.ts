@@ -1,5 +1,12 @@
-// Builds the shared fixtures once per test run and provides their locations to every test.
+// Builds the shared fixtures once per test run and provides their locations to every test. Gives
+// the run its own default cache (XDG_CACHE_HOME, inherited by every test process and every CLI it
+// spawns), so that a test that does not name a cache never writes into the user's ~/.cache.
 
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { promisify } from "node:util";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { prepareFixtures } from "../../scripts/fixtures.mjs";
 
@@ -9,9 +16,18 @@ declare module "vitest" {
   }
 }
 
-export default async function setup(project: TestProject): Promise<void> {
+export default async function setup(
+  project: TestProject,
+): Promise<() => Promise<void>> {
+  const cacheHome = await mkdtemp(join(tmpdir(), "envpack-test-cache-"));
+  process.env.XDG_CACHE_HOME = cacheHome;
   project.provide(
     "fixtures",
     await prepareFixtures({ log: (line: string) => console.error(line) }),
   );
+  return async () => {
+    // Unpacked layers are read-only, directories included: writable first, then removed.
+    await promisify(execFile)("chmod", ["-R", "u+w", cacheHome]);
+    await rm(cacheHome, { recursive: true, force: true });
+  };
 }
