@@ -118,8 +118,9 @@ function runInherited(
       options.signal?.removeEventListener("abort", cancel);
       clearTimeout(forceKill);
     };
-    child.once("error", (error) => {
-      // Only a failed start is the caller's mistake; a failed kill leaves the close to report.
+    child.on("error", (error) => {
+      // Only a failed start is the caller's mistake; a failed kill (an error after the start,
+      // maybe more than one) leaves the close to report.
       if (child.pid !== undefined) return;
       settle();
       reject(
