@@ -105,6 +105,24 @@ describe("rebuilds after app edits", () => {
     expect(nested.inputDigest).not.toBe(first.inputDigest);
   });
 
+  it("see, without an app edit, a package installed into an existing nested node_modules or scope", async () => {
+    const app = await appCopy("hello");
+    const extra = join(app, "node_modules", "extra");
+    await writePackage(extra, "extra", "1.0.0", ["ms", "@x/a"]);
+    await writePackage(join(extra, "node_modules", "other"), "other", "1", []);
+    await writePackage(join(extra, "node_modules", "@x", "b"), "@x/b", "1", []);
+    await appendFile(join(app, "src", "main.ts"), 'import "extra";\n');
+    const { rebuild } = await rebuilder(app);
+    const digests = [(await rebuild()).inputDigest];
+    // Neither install changes a lockfile, a package tree walk or an app file: the fingerprint
+    // must still miss (rebuild() checks that it built and matches a cold build).
+    await writePackage(join(extra, "node_modules", "ms"), "ms", "9.9.9", []);
+    digests.push((await rebuild()).inputDigest);
+    await writePackage(join(extra, "node_modules", "@x", "a"), "@x/a", "1", []);
+    digests.push((await rebuild()).inputDigest);
+    expect(new Set(digests).size).toBe(3);
+  });
+
   it("give the same bundle with damaged scan and compile stores", async () => {
     const app = await appCopy("hello");
     const { rebuild, cacheDir } = await rebuilder(app);
