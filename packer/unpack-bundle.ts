@@ -87,8 +87,8 @@ const PROGRESS_STEP = 8 * 1024 * 1024;
  * symlinks), hardlinks to anything but a regular file unpacked before them, entries written
  * through or replacing a symlink, devices, fifos, GNU sparse files (old `S` entries and pax
  * `GNU.sparse.*` records) and setuid/setgid bits. It stops at the first unsafe entry.
- * Entries are read and checked on this thread and written by worker threads while the next
- * bytes are decompressed (links after every file: unpack-writer-pool.ts); decompression waits for the writer, so memory stays bounded (tens of
+ * Entries are read and checked on this thread and written by a worker thread while the next
+ * bytes are decompressed; decompression waits for the writer, so memory stays bounded (tens of
  * MB) however well the data compresses. Files are created exclusively, never through a link,
  * with the archive's mode (less the umask, without the sticky bit); mtimes are not restored.
  * Work happens in a temp directory `.<dest name>.<random>.tmp` beside `dest`, renamed into place

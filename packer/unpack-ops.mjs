@@ -44,8 +44,8 @@ const parentOf = (path) => {
  * Applies operations under `root` (a new, empty directory). `apply` throws the file system's
  * error (with its errno `code`); `close` closes the file left open, if any. With `readOnly`,
  * files are created without write bits (their open descriptor still writes) and `seal` then
- * clears the write bits of every directory this applier created, `root` included: a read-only
- * tree without a second walk over its files.
+ * clears the write bits of every directory made, `root` included: a read-only tree without a
+ * second walk over its files.
  * @param {string} root
  * @param {boolean} [readOnly]
  * @returns {OpApplier}
@@ -54,11 +54,6 @@ export function createOpApplier(root, readOnly = false) {
   const fileBits = readOnly ? 0o555 : 0o777;
   /** Directories known to exist, by bundle-relative path ("" is the root). */
   const made = new Set([""]);
-  /**
-   * Those this applier created (and the root): what `seal` makes read-only. Beside other
-   * appliers on the same root (several writer threads), each seals the directories it made.
-   */
-  const created = new Set([""]);
   let fd = -1;
 
   /**
@@ -72,10 +67,8 @@ export function createOpApplier(root, readOnly = false) {
     ensureDir(parentOf(dir));
     try {
       mkdirSync(join(root, dir), (mode & 0o777) | 0o700);
-      created.add(dir);
     } catch (error) {
-      // A directory listed twice (or made by another writer) is fine; anything else in its place
-      // is a conflict.
+      // A directory listed twice is fine; anything else in its place is a conflict.
       if (
         /** @type {NodeJS.ErrnoException} */ (error).code !== "EEXIST" ||
         !lstatSync(join(root, dir)).isDirectory()
@@ -124,11 +117,11 @@ export function createOpApplier(root, readOnly = false) {
       }
     }
   };
-  /** Clears the write bits of the directories created (as read-only-tree.ts's makeReadOnly). */
+  /** Clears the write bits of the directories made (as read-only-tree.ts's makeReadOnly). */
   const seal = () => {
     close();
     if (!readOnly) return;
-    for (const dir of created) {
+    for (const dir of made) {
       const path = join(root, dir);
       chmodSync(path, lstatSync(path).mode & 0o7555);
     }

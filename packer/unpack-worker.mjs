@@ -2,8 +2,8 @@
 // The writing half of unpackBundle for a large archive, run in a worker thread: it applies the
 // operations of unpack-ops.mjs while the host reads and decompresses what comes next. Creating
 // thousands of files is the slow part of an unpack (each open that creates a file costs the
-// kernel far more than its bytes); on threads of their own the writes overlap the decompression,
-// as `zstd -dc | tar -x` overlaps its two processes, and each other (unpack-writer-pool.ts).
+// kernel far more than its bytes); on its own thread it overlaps the decompression, as
+// `zstd -dc | tar -x` overlaps its two processes.
 
 import { parentPort } from "node:worker_threads";
 import { createOpApplier } from "./unpack-ops.mjs";
