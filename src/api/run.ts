@@ -1,6 +1,5 @@
 // The run use case: unpack a bundle once (from a file or the cache) and run a command inside it.
 
-import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { stat } from "node:fs/promises";
@@ -74,80 +73,30 @@ export async function run(options: RunOptions): Promise<RunResult> {
     options.command.length > 0
       ? options.command
       : [join(dir, "bin", "envpack-app"), ...(options.appArgs ?? [])];
-  const exitCode = await runInherited(command as string, args, {
+  // Loaded here: a library import of envpack loads no process library.
+  const { execa } = await import("execa");
+  const result = await execa(command as string, args, {
     cwd: options.cwd,
+    stdio: "inherit",
+    reject: false,
+    cancelSignal: options.signal,
     env: bundleEnv(process.env, dir),
-    signal: options.signal,
+    extendEnv: false,
   });
-  return { exitCode, env: dir, digest };
-}
-
-/** After a cancel's SIGTERM, SIGKILL follows this much later (as execa's forceKillAfterDelay). */
-const FORCE_KILL_AFTER_MS = 5000;
-
-/**
- * Runs `command` with stdio inherited and resolves with its exit code, or 128 + the number of the
- * signal that ended it (as a shell reports it). A cancel sends SIGTERM, then SIGKILL, and rejects
- * with the signal's reason once the command has ended. Plain
- * child_process, not execa: the ready path of `envpack run` loads no process library (execa is
- * the largest module it would load).
- * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND when the command cannot be started
- */
-function runInherited(
-  command: string,
-  args: string[],
-  options: {
-    cwd?: string | undefined;
-    env: NodeJS.ProcessEnv;
-    signal?: AbortSignal | undefined;
-  },
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd,
-      env: options.env,
-      stdio: "inherit",
-    });
-    let forceKill: NodeJS.Timeout | undefined;
-    const cancel = () => {
-      child.kill("SIGTERM");
-      forceKill = setTimeout(() => child.kill("SIGKILL"), FORCE_KILL_AFTER_MS);
-      forceKill.unref();
-    };
-    const settle = () => {
-      options.signal?.removeEventListener("abort", cancel);
-      clearTimeout(forceKill);
-    };
-    child.on("error", (error) => {
-      // Only a failed start is the caller's mistake; a failed kill (an error after the start,
-      // maybe more than one) leaves the close to report.
-      if (child.pid !== undefined) return;
-      settle();
-      reject(
-        new InputError(
-          "ENVPACK_INPUT_ENTRY_NOT_FOUND",
-          `cannot run ${command}: ${error.message}`,
-          {
-            hint: "Check the command name; the bundle's bin/ is first on PATH.",
-            cause: error,
-          },
-        ),
-      );
-    });
-    child.once("close", (code, signalName) => {
-      settle();
-      if (options.signal?.aborted) reject(options.signal.reason);
-      else if (code !== null) resolve(code);
-      else
-        resolve(
-          128 +
-            (signalName === null ? 0 : (constants.signals[signalName] ?? 0)),
-        );
-    });
-    if (child.pid === undefined) return;
-    if (options.signal?.aborted) cancel();
-    else options.signal?.addEventListener("abort", cancel, { once: true });
-  });
+  if (result.failed && result.exitCode === undefined && !result.isTerminated) {
+    throw new InputError(
+      "ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      `cannot run ${command}: ${result.shortMessage}`,
+      {
+        hint: "Check the command name; the bundle's bin/ is first on PATH.",
+      },
+    );
+  }
+  // As a shell reports a command a signal ended: 128 + the signal's number.
+  const signalNumber = result.signal
+    ? 128 + (constants.signals[result.signal] ?? 0)
+    : undefined;
+  return { exitCode: result.exitCode ?? signalNumber ?? 1, env: dir, digest };
 }
 
 async function locateBundle(
