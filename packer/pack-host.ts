@@ -149,7 +149,9 @@ export function startPackThread(signal?: AbortSignal): PackThread {
         });
       return {
         post: (job) => {
-          if (failure === undefined) worker.postMessage({ ...job, id });
+          // Nothing after a stop: a start arriving after its drop would open a temp no one removes.
+          if (failure === undefined && stopped === undefined)
+            worker.postMessage({ ...job, id });
         },
         fail: (error) => {
           failure ??= error;

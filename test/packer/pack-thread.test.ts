@@ -101,6 +101,9 @@ describe("writers sharing a pack thread", () => {
       return (await kept.finish()).digest;
     });
     expect(digest).toBe(await aloneDigest(second));
+    // Still nothing once the thread has handled every later message (a start that arrived after
+    // its drop used to open a temp here).
+    expect(await readdir(outFirst)).toEqual([]);
   });
 
   it("stop together when the thread's signal aborts, leaving nothing", async () => {
