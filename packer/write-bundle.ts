@@ -1,12 +1,13 @@
 // Writes a deterministic `.tar.zst` bundle from a list of entries: sorted, fixed mtime and
 // owners, normalised modes, streamed through zstd and sha256 into a file named by its digest.
 
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { availableParallelism } from "node:os";
 import {
   InputError,
   commitAtomic,
+  removeIfPresent,
   isSafeRelativePath,
   tempPathFor,
   type Digest,
@@ -141,7 +142,7 @@ export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
     state = "closed";
     // The worker has closed the temp before it is renamed or removed.
     await worker.stop();
-    await rm(temp, { force: true });
+    await removeIfPresent(temp);
   };
   return {
     add(entries) {

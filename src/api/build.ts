@@ -2,10 +2,10 @@
 // cache (and a registry). Fingerprints, the bundle cache, planning and manifest loading live in
 // modules of their own.
 
-import { rm } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import {
+  removeIfPresent,
   writeFailure,
   type Digest,
   type Manifest,
@@ -349,10 +349,14 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       ...published,
     });
   } finally {
-    await runtimeWriter?.abort();
-    // Every writer on it is finished or aborted by now.
-    await packThread?.close(true);
-    await rm(tmp, { recursive: true, force: true });
+    try {
+      await runtimeWriter?.abort();
+    } finally {
+      // Every writer on it is finished or aborted by now; a failed abort must not leave the
+      // worker keeping the process alive.
+      await packThread?.close(true);
+      await removeIfPresent(tmp, { recursive: true });
+    }
   }
 
   /**

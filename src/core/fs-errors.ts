@@ -1,13 +1,28 @@
 // Telling "not there" apart from real file-system failures, and naming the failures a user can fix
 // (an unwritable or full destination) with coded errors instead of internal ones.
 
-import { access } from "node:fs/promises";
+import { access, rm } from "node:fs/promises";
 import { InputError } from "./errors.js";
 
 /** True for ENOENT and ENOTDIR: the path (or a parent of it) does not exist as needed. */
 export function isNotFound(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/**
+ * Removes `path` (a tree with `recursive`) if it is there. Unlike `rm`'s `force`, a parent that is
+ * not a directory (ENOTDIR: a cache "directory" that is a file) also means nothing to remove.
+ */
+export async function removeIfPresent(
+  path: string,
+  options: { recursive?: boolean } = {},
+): Promise<void> {
+  try {
+    await rm(path, { ...options, force: true });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
 }
 
 /** Whether `path` exists; other errors (permissions, I/O) are thrown, not taken for "no". */
