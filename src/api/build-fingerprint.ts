@@ -1,7 +1,7 @@
 // The fingerprint cache of builds: the stats of everything a scan read, so an unchanged rebuild
 // is answered without scanning.
 
-import { readdirSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join, posix, resolve } from "node:path";
 import {
@@ -14,6 +14,8 @@ import {
 } from "../core/light.js";
 import {
   isTreeUnchanged,
+  lookupAncestors,
+  nodeModulesLookups,
   type PackageTrees,
   type PackageTreeWalk,
 } from "../scan/light.js";
@@ -195,7 +197,8 @@ function stampOf(path: string): string {
     return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
   } catch (error) {
     if (isNotFound(error)) return "missing";
-    if (isDenied(error)) return "denied";
+    // A directory above the project this user may not search (a lookup place).
+    if ((error as NodeJS.ErrnoException).code === "EACCES") return "denied";
     throw error;
   }
 }
@@ -223,53 +226,18 @@ function watchedPaths(manifest: Manifest): string[] {
       paths.add(at(manifest.root, pkg.path));
       paths.add(at(manifest.root, `${pkg.path}/package.json`));
     }
-    for (const dir of lookupDirs(manifest)) paths.add(dir);
+    // A package installed into a node_modules or scope that already exists (a nested one no
+    // package tree walk enters) changes only that directory's stats.
+    const starts = [
+      ...manifest.files.map((f) => dirname(at(manifest.root, f.path))),
+      ...manifest.packages.map((p) => at(manifest.root, p.path)),
+    ];
+    for (const dir of nodeModulesLookups(lookupAncestors(starts)))
+      paths.add(dir);
   } else if (manifest.env !== undefined) {
     paths.add(join(manifest.env.prefix, "conda-meta"));
     for (const pkg of manifest.packages)
       paths.add(at(manifest.env.prefix, pkg.path));
   }
   return [...paths].sort();
-}
-
-/**
- * The node_modules directories Node's lookups pass from the app's files and from its packages
- * (missing ones too), with the scope directories in each: a package installed into one of them
- * (a nested `node_modules` a package tree walk does not enter, a scope that already exists)
- * changes no other watched path's stats.
- */
-function lookupDirs(manifest: Manifest): string[] {
-  const from = new Set<string>();
-  for (const file of manifest.files) {
-    let dir = dirname(join(manifest.root, ...file.path.split("/")));
-    while (!from.has(dir)) {
-      from.add(dir);
-      const parent = dirname(dir);
-      if (parent === dir) break;
-      dir = parent;
-    }
-  }
-  for (const pkg of manifest.packages)
-    from.add(join(manifest.root, ...pkg.path.split("/")));
-  const dirs: string[] = [];
-  for (const dir of from) {
-    const modules = join(dir, "node_modules");
-    dirs.push(modules);
-    for (const scope of scopesIn(modules)) dirs.push(join(modules, scope));
-  }
-  return dirs;
-}
-
-function scopesIn(modules: string): string[] {
-  try {
-    return readdirSync(modules).filter((name) => name.startsWith("@"));
-  } catch (error) {
-    if (isNotFound(error) || isDenied(error)) return [];
-    throw error;
-  }
-}
-
-/** A directory above the project that this user may not search: Node's lookups skip it too. */
-function isDenied(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException).code === "EACCES";
 }

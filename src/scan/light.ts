@@ -2,6 +2,7 @@
 // package scans store, no parser.
 
 export { PackageScans } from "./js/package-scans.js";
+export { lookupAncestors, nodeModulesLookups } from "./npm/lookup-dirs.js";
 export {
   packageTreeStamp,
   packageTrees,

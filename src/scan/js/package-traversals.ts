@@ -3,13 +3,14 @@
 // files resolves nothing inside packages again.
 
 import { createHash } from "node:crypto";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
 import {
   isNotFound,
   writeFileAtomic,
   type UnresolvedEntry,
 } from "../../core/light.js";
+import { lookupAncestors, nodeModulesLookups } from "../npm/lookup-dirs.js";
 import type { PackageTrees } from "../npm/package-tree.js";
 
 /** The stored form; another is read as absent. */
@@ -163,35 +164,15 @@ function keyOf(roots: ReadonlyArray<readonly [string, string]>): string {
  * and `tsconfig.json` in each directory above them that no package tree covers.
  */
 function lookupPaths(dirs: readonly string[]): string[] {
-  const ancestors = new Set<string>();
-  for (const start of dirs) {
-    for (let dir = start; !ancestors.has(dir); dir = dirname(dir)) {
-      ancestors.add(dir);
-      if (dirname(dir) === dir) break;
-    }
-  }
-  const paths: string[] = [];
-  for (const dir of ancestors) {
+  const ancestors = lookupAncestors(dirs);
+  const paths = nodeModulesLookups(ancestors);
+  for (const dir of ancestors)
     if (
       !dir.includes(`${sep}node_modules${sep}`) &&
       basename(dir) !== "node_modules"
     )
       paths.push(join(dir, "tsconfig.json"));
-    if (basename(dir) === "node_modules") continue;
-    const modules = join(dir, "node_modules");
-    paths.push(modules);
-    for (const name of scopesIn(modules)) paths.push(join(modules, name));
-  }
   return paths.sort();
-}
-
-function scopesIn(modules: string): string[] {
-  try {
-    return readdirSync(modules).filter((name) => name.startsWith("@"));
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw error;
-  }
 }
 
 function statStamp(path: string): string {
