@@ -2,12 +2,11 @@
 // the run its own default cache (XDG_CACHE_HOME, inherited by every test process and every CLI it
 // spawns), so that a test that does not name a cache never writes into the user's ~/.cache.
 
-import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { promisify } from "node:util";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
+import { removeTree } from "../../packer/layers/read-only-tree.js";
 import { prepareFixtures } from "../../scripts/fixtures.mjs";
 
 declare module "vitest" {
@@ -25,9 +24,6 @@ export default async function setup(
     "fixtures",
     await prepareFixtures({ log: (line: string) => console.error(line) }),
   );
-  return async () => {
-    // Unpacked layers are read-only, directories included: writable first, then removed.
-    await promisify(execFile)("chmod", ["-R", "u+w", cacheHome]);
-    await rm(cacheHome, { recursive: true, force: true });
-  };
+  // Unpacked layers are read-only, directories included: removeTree gives them their write bit.
+  return () => removeTree(cacheHome);
 }
