@@ -236,6 +236,8 @@ function watchedPaths(manifest: Manifest): string[] {
       paths.add(dir);
   } else if (manifest.env !== undefined) {
     paths.add(join(manifest.env.prefix, "conda-meta"));
+    // A package pip installs (or removes) beside the records, which may settle an import.
+    paths.add(at(manifest.env.prefix, manifest.env.sitePackages));
     for (const pkg of manifest.packages)
       paths.add(at(manifest.env.prefix, pkg.path));
   }
