@@ -30,6 +30,11 @@ export interface BuildLayersOptions {
    * before the scan because its layer was missing): finished here as the runtime layer.
    */
   runtimeWriter?: BundleWriter | undefined;
+  /**
+   * Writers holding a whole layer each, packing since before the scan (a Conda prefix): finished
+   * as they are unless the layer is cached; their layers are not planned here.
+   */
+  prepacked?: ReadonlyMap<LayerRole, BundleWriter> | undefined;
   /** The build's temp directory (the index is written there before it enters the cache). */
   tmp: string;
 }
@@ -77,20 +82,31 @@ export async function buildLayers(
   );
   const missing = new Set(roles.filter((r) => !hits.has(r)));
   const built = new Map<LayerRole, { digest: Digest; size: number }>();
+  const preStartedOf = (role: LayerRole) =>
+    options.prepacked?.get(role) ??
+    (role === "runtime" ? options.runtimeWriter : undefined);
   // The packing workers boot while the entries are planned.
   const writers = new Map<LayerRole, BundleWriter>(
     [...missing].map((role) => [
       role,
-      (role === "runtime" ? options.runtimeWriter : undefined) ??
-        options.openWriter(role),
+      preStartedOf(role) ?? options.openWriter(role),
     ]),
+  );
+  const planned = new Set(
+    [...missing].filter((r) => options.prepacked?.has(r) !== true),
   );
   let plan: Awaited<ReturnType<typeof planBundle>> | undefined;
   try {
+    // A prepacked layer the cache holds after all stops now, not at the end of the build.
+    await Promise.all(
+      [...(options.prepacked ?? [])]
+        .filter(([role]) => hits.has(role))
+        .map(([, writer]) => writer.abort()),
+    );
     plan =
-      missing.size === 0
+      planned.size === 0
         ? undefined
-        : await planBundle(manifest, { ...options.plan, roles: missing });
+        : await planBundle(manifest, { ...options.plan, roles: planned });
     const byRole = (list: readonly BundleEntry[], role: LayerRole) =>
       list.filter((e) => (e.layer ?? "app") === role);
     // Writers share one packing worker, which runs their jobs in the order posted: a runtime
@@ -104,7 +120,7 @@ export async function buildLayers(
     const finishing = order.map(async (role) => {
       const leading = byRole(plan?.leading ?? [], role);
       const rest = byRole(plan?.entries ?? [], role);
-      const preStarted = role === "runtime" ? options.runtimeWriter : undefined;
+      const preStarted = preStartedOf(role);
       const writer = writers.get(role) as BundleWriter;
       if (preStarted === undefined && leading.length + rest.length === 0) {
         await writer.abort();

@@ -32,6 +32,7 @@ import {
   layerHit,
   type BuiltLayer,
 } from "./bundle-cache.js";
+import { CondaPrepack, prepacksConda } from "./conda-prepack.js";
 import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
 import type { RegistryOptions } from "./registry.js";
 import { envpackVersion } from "./version.js";
@@ -275,6 +276,19 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     runtimeWriter = openWriter(tmp, "runtime");
     runtimeWriter.add(nodeRuntimeEntries(process.execPath));
   }
+  // A Conda prefix whose layers are not cached is packed while the app is scanned.
+  const prepack = prepacksConda(options)
+    ? new CondaPrepack({
+        store,
+        prefix: resolve(cwd, options.env as string),
+        builder,
+        keyOptions: options,
+        readEnv: inputs.readCondaEnv,
+        openWriter: (role) => openWriter(tmp, role),
+        onEvent: options.onEvent,
+        signal: options.signal,
+      })
+    : undefined;
   try {
     const manifest =
       quick !== undefined && quick.kind !== "node"
@@ -318,6 +332,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       plan: inputs,
       openWriter: (role) => openWriter(tmp, role),
       runtimeWriter,
+      prepacked: await prepack?.writers(),
       tmp,
     });
     runtimeWriter = undefined;
@@ -350,7 +365,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     });
   } finally {
     try {
-      await runtimeWriter?.abort();
+      await Promise.all([runtimeWriter?.abort(), prepack?.dispose()]);
     } finally {
       // Every writer on it is finished or aborted by now; a failed abort must not leave the
       // worker keeping the process alive.

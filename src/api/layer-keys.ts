@@ -7,6 +7,7 @@ import {
   digestOf,
   type Digest,
   type Manifest,
+  type PackageEntry,
 } from "../core/light.js";
 import type { LayerRole } from "../../packer/index.js";
 import { bundleKey, type BundleKeyOptions } from "./bundle-key.js";
@@ -29,15 +30,77 @@ export function layerKeys(
   builder: string,
   options: LayerKeyOptions,
 ): Record<LayerRole, Digest> {
-  const conda =
-    manifest.kind === "conda"
-      ? {
-          prefix: manifest.env?.prefix ?? null,
-          sitePackages: manifest.env?.sitePackages ?? null,
-          engine: options.engine ?? "builtin",
-        }
-      : {};
-  const packages = manifest.packages
+  const keyOf = (role: LayerRole, inputs: object): Digest =>
+    layerKey(role, manifest.kind, builder, options, inputs);
+  const { name, version, platform } = manifest.runtime;
+  return {
+    runtime:
+      manifest.kind === "conda"
+        ? condaRuntimeKey(manifest, builder, options)
+        : keyOf("runtime", { runtime: { name, version, platform } }),
+    packages: keyOf("packages", {
+      packages: keyedPackages(manifest.packages),
+      ...(manifest.kind === "conda" ? condaInputs(manifest, options) : {}),
+      prune: options.prune === true,
+    }),
+    app: keyOf("app", {
+      bundle: bundleKey(manifest.inputDigest as Digest, options),
+    }),
+  };
+}
+
+/** The fields of a manifest's package a layer key reads. */
+type KeyedPackage = Pick<
+  PackageEntry,
+  | "id"
+  | "name"
+  | "version"
+  | "manager"
+  | "build"
+  | "path"
+  | "integrity"
+  | "dependencies"
+  | "links"
+>;
+
+/**
+ * The runtime key of a Conda bundle: {@link layerKeys}' for a manifest of kind `conda`. It reads
+ * only the runtime, the prefix and the `conda:python` package, so a build knows it from the
+ * prefix before its scan is done.
+ */
+export function condaRuntimeKey(
+  manifest: {
+    runtime: Pick<Manifest["runtime"], "name" | "version" | "platform">;
+    env?: Manifest["env"];
+    packages: readonly KeyedPackage[];
+  },
+  builder: string,
+  options: LayerKeyOptions,
+): Digest {
+  const { name, version, platform } = manifest.runtime;
+  return layerKey("runtime", "conda", builder, options, {
+    runtime: { name, version, platform },
+    interpreter: keyedPackages(manifest.packages).filter(
+      (p) => p.manager === "conda" && p.name === "python",
+    ),
+    ...condaInputs(manifest, options),
+  });
+}
+
+/** What a Conda layer key reads beyond its packages: the prefix and the engine. */
+function condaInputs(
+  manifest: { env?: Manifest["env"] },
+  options: LayerKeyOptions,
+) {
+  return {
+    prefix: manifest.env?.prefix ?? null,
+    sitePackages: manifest.env?.sitePackages ?? null,
+    engine: options.engine ?? "builtin",
+  };
+}
+
+function keyedPackages(packages: readonly KeyedPackage[]) {
+  return packages
     .map((p) => ({
       id: p.id,
       name: p.name,
@@ -50,30 +113,6 @@ export function layerKeys(
       links: p.links ?? [],
     }))
     .sort((a, b) => compare(a.id, b.id));
-  const { name, version, platform } = manifest.runtime;
-  const keyOf = (role: LayerRole, inputs: object): Digest =>
-    layerKey(role, manifest.kind, builder, options, inputs);
-  return {
-    runtime: keyOf("runtime", {
-      runtime: { name, version, platform },
-      ...(manifest.kind === "conda"
-        ? {
-            interpreter: packages.filter(
-              (p) => p.manager === "conda" && p.name === "python",
-            ),
-            ...conda,
-          }
-        : {}),
-    }),
-    packages: keyOf("packages", {
-      packages,
-      ...conda,
-      prune: options.prune === true,
-    }),
-    app: keyOf("app", {
-      bundle: bundleKey(manifest.inputDigest as Digest, options),
-    }),
-  };
 }
 
 /**

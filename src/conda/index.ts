@@ -14,4 +14,9 @@ export {
   findEditableInstalls,
   type EditableInstall,
 } from "./editable-installs.js";
+export {
+  interpreterPackage,
+  recordPackage,
+  type CondaPackageEntry,
+} from "./record-package.js";
 export { isIdentifier, moduleNameOf, normaliseName } from "./module-names.js";

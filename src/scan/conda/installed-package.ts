@@ -1,18 +1,12 @@
 // An installed Python package as the prefix reader and the dist-info reader both describe it.
 
-/** A package installed in the prefix, in the manifest's terms. */
-export interface InstalledPythonPackage {
-  /** `conda:<name>` or `pip:<normalised name>`. */
-  id: string;
-  manager: "conda" | "pip";
-  name: string;
-  version: string;
-  build?: string;
-  channel?: string;
-  /** The conda-meta record or dist-info directory, relative to the prefix. */
-  path: string;
-  integrity: string | null;
-  integritySource: "conda-meta" | "record" | "none";
-  /** Ids of installed packages this one declares it needs (conda `depends`, pip `Requires-Dist`). */
-  dependencies: string[];
-}
+import type { CondaPackageEntry } from "../../conda/index.js";
+
+/** A package installed in the prefix, in the manifest's terms: a conda record's or pip's. */
+export type InstalledPythonPackage =
+  | CondaPackageEntry
+  | (Omit<CondaPackageEntry, "manager" | "integritySource"> & {
+      /** `id` is `pip:<normalised name>`, `path` the dist-info directory. */
+      manager: "pip";
+      integritySource: "record" | "none";
+    });

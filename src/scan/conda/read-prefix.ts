@@ -1,11 +1,12 @@
 // A Conda prefix as the Python scanner sees it: the shared model's packages in the manifest's
 // terms, indexed by top-level module name.
 
-import { compare, matchSpecName, type CondaRecord } from "../../core/index.js";
+import { compare } from "../../core/index.js";
 import {
   moduleNameOf,
   normaliseName,
   readCondaEnv,
+  recordPackage,
   type CondaEnvReader,
 } from "../../conda/index.js";
 import { builtinModules } from "./builtin-modules.js";
@@ -53,6 +54,8 @@ export async function readCondaPrefix(
 ): Promise<CondaPrefix> {
   const env = await readEnv(prefix, signal);
   const { records, pythonMajorMinor, sitePackages } = env;
+  // The interpreter answers in its own process while the index is built here.
+  const builtinsPending = builtinModules(env.prefix, pythonMajorMinor, signal);
   const libDir = `lib/python${pythonMajorMinor}/`;
 
   const modules = new Map<string, ModuleOwner>();
@@ -62,7 +65,7 @@ export async function readCondaPrefix(
     const { record } = entry;
     const id = `conda:${record.name}`;
     if (packages.has(id)) continue;
-    packages.set(id, condaPackage(record, entry.metaPath, condaNames));
+    packages.set(id, recordPackage(record, entry.metaPath, condaNames));
     const isPython = entry === env.python;
     for (const file of record.files ?? []) {
       if (file.startsWith(`${sitePackages}/`)) {
@@ -133,7 +136,7 @@ export async function readCondaPrefix(
   }
 
   const python = packages.get("conda:python") as InstalledPythonPackage;
-  const builtins = await builtinModules(env.prefix, pythonMajorMinor, signal);
+  const builtins = await builtinsPending;
   let owners: Map<string, string> | undefined;
   const fileOwners = () => {
     if (owners !== undefined) return owners;
@@ -158,34 +161,5 @@ export async function readCondaPrefix(
     builtins,
     distributions: byNormalisedName,
     fileOwners,
-  };
-}
-function condaPackage(
-  record: CondaRecord,
-  path: string,
-  installed: Set<string>,
-): InstalledPythonPackage {
-  const dependencies = new Set<string>();
-  for (const spec of record.depends ?? []) {
-    const name = matchSpecName(spec);
-    if (name !== record.name && installed.has(name))
-      dependencies.add(`conda:${name}`);
-  }
-  const integrity = record.sha256
-    ? `sha256:${record.sha256}`
-    : record.md5
-      ? `md5:${record.md5}`
-      : null;
-  return {
-    id: `conda:${record.name}`,
-    manager: "conda",
-    name: record.name,
-    version: record.version,
-    ...(record.build === undefined ? {} : { build: record.build }),
-    ...(record.channel === undefined ? {} : { channel: record.channel }),
-    path,
-    integrity,
-    integritySource: integrity ? "conda-meta" : "none",
-    dependencies: [...dependencies].sort(compare),
   };
 }

@@ -1,0 +1,203 @@
+// A Conda prefix packed while the app is scanned: when the interpreter's layer is not cached, the
+// runtime and packages layers (the whole prefix, the bulk of the bytes) do not depend on what the
+// app imports, so they are planned and packed from the model the scan reads meanwhile.
+
+import { extname } from "node:path";
+import type { Digest, EnvpackEvent, OnEvent } from "../core/light.js";
+import {
+  planCondaBundle,
+  type BundleWriter,
+  type LayerRole,
+} from "../../packer/index.js";
+import type { LocalStore } from "../registry/light.js";
+import {
+  interpreterPackage,
+  type CondaEnv,
+  type CondaEnvReader,
+} from "../conda/index.js";
+import { layerHit } from "./bundle-cache.js";
+import { condaRuntimeKey, type LayerKeyOptions } from "./layer-keys.js";
+
+/** The layers a prepack packs: the prefix, planned whole. */
+const ROLES = ["runtime", "packages"] as const satisfies LayerRole[];
+
+/** The build options that decide whether a build prepacks its prefix. */
+export interface PrepackGateOptions {
+  entries?: string[] | undefined;
+  manifest?: string | undefined;
+  env?: string | undefined;
+  node?: string | undefined;
+  platform?: string | undefined;
+  prune?: boolean | undefined;
+  engine?: "builtin" | "conda-pack" | undefined;
+  trace?: string[] | undefined;
+  registry?: unknown;
+}
+
+/**
+ * Whether a build's prefix layers are known before its scan: Python entries with a prefix, the
+ * builtin engine and nothing pruned (the prefix is packed whole, whatever the app imports). Not
+ * with a manifest file, a registry (a pull may need no packing) or a trace (it runs the app first).
+ */
+export function prepacksConda(options: PrepackGateOptions): boolean {
+  const entries = options.entries ?? [];
+  return (
+    entries.length > 0 &&
+    entries.every((e) => extname(e) === ".py") &&
+    options.env !== undefined &&
+    options.env !== "" &&
+    options.manifest === undefined &&
+    options.registry === undefined &&
+    options.trace === undefined &&
+    options.node === undefined &&
+    options.platform === undefined &&
+    options.prune !== true &&
+    (options.engine ?? "builtin") === "builtin"
+  );
+}
+
+/** Options of {@link CondaPrepack}. */
+export interface CondaPrepackOptions {
+  store: LocalStore;
+  /** The prefix, resolved as the scan resolves it. */
+  prefix: string;
+  /** The builder identity and the options layer keys read. */
+  builder: string;
+  keyOptions: LayerKeyOptions;
+  /** The build's shared reader: the scan and the plan decide from one read. */
+  readEnv: CondaEnvReader;
+  /** Opens a layer writer on the build's pack thread. */
+  openWriter: (role: LayerRole) => BundleWriter;
+  onEvent?: OnEvent | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+type Outcome<T> = { value: T } | { error: unknown };
+
+/**
+ * The runtime and packages layers of a Conda prefix, packing from the start of a build. The
+ * plan's warnings are held back and given once a layer is used; a failure (of the plan or the
+ * packing) is the build's only when it uses a layer, as a build planning after its scan would
+ * have met it. {@link dispose} ends whatever was not used.
+ */
+export class CondaPrepack {
+  readonly #options: CondaPrepackOptions;
+  readonly #stop = new AbortController();
+  readonly #held: EnvpackEvent[] = [];
+  #given = false;
+  readonly #started: Promise<Outcome<Map<LayerRole, BundleWriter>>>;
+
+  constructor(options: CondaPrepackOptions) {
+    this.#options = options;
+    this.#started = settled(this.#start());
+  }
+
+  /**
+   * The writers of the layers it packs, each holding (or about to hold) its whole layer: empty
+   * when the cache has the interpreter's layer (the prefix was packed before).
+   * @throws what reading the prefix or the cache threw
+   */
+  async writers(): Promise<ReadonlyMap<LayerRole, BundleWriter>> {
+    const started = await this.#started;
+    if ("error" in started) throw started.error;
+    return started.value;
+  }
+
+  /** Stops the plan and every writer not finished, and resolves once nothing of them is left. */
+  async dispose(): Promise<void> {
+    this.#stop.abort();
+    const started = await this.#started;
+    if ("value" in started)
+      await Promise.all([...started.value.values()].map((w) => w.abort()));
+  }
+
+  async #start(): Promise<Map<LayerRole, BundleWriter>> {
+    const { readEnv, prefix, signal } = this.#options;
+    const env = await readEnv(prefix, signal);
+    const key = prefixRuntimeKey(
+      env,
+      this.#options.builder,
+      this.#options.keyOptions,
+    );
+    if ((await layerHit(this.#options.store, key)) !== null) return new Map();
+    const inner = new Map(
+      ROLES.map((role) => [role, this.#options.openWriter(role)]),
+    );
+    const planned = settled(
+      planCondaBundle({
+        prefix: env.prefix,
+        readEnv,
+        onWarn: (warning) => this.#held.push(warning),
+        signal:
+          signal === undefined
+            ? this.#stop.signal
+            : AbortSignal.any([signal, this.#stop.signal]),
+      }).then((plan) => {
+        for (const [role, writer] of inner)
+          writer.add(
+            plan.entries.filter((e) => (e.layer ?? "packages") === role),
+          );
+      }),
+    );
+    return new Map(
+      [...inner].map(([role, writer]) => [
+        role,
+        {
+          add: () => {
+            throw new Error(`a prepacked ${role} layer takes no more entries`);
+          },
+          finish: async () => {
+            const plan = await planned;
+            this.#give();
+            if ("error" in plan) throw plan.error;
+            return writer.finish();
+          },
+          abort: async () => {
+            this.#stop.abort();
+            await planned;
+            await writer.abort();
+          },
+        },
+      ]),
+    );
+  }
+
+  /** The plan's warnings, given once: when the build first uses a layer. */
+  #give(): void {
+    if (this.#given) return;
+    this.#given = true;
+    for (const event of this.#held) this.#options.onEvent?.(event);
+  }
+}
+
+/**
+ * The runtime key of a Conda bundle of `env`, from the prefix alone: equal to the one
+ * `layerKeys` gives the manifest of any app scanned against it.
+ */
+export function prefixRuntimeKey(
+  env: CondaEnv,
+  builder: string,
+  options: LayerKeyOptions,
+): Digest {
+  return condaRuntimeKey(
+    {
+      runtime: {
+        name: "python",
+        version: env.python.record.version,
+        platform: env.platform,
+      },
+      env: { prefix: env.prefix, sitePackages: env.sitePackages },
+      packages: [interpreterPackage(env)],
+    },
+    builder,
+    options,
+  );
+}
+
+/** A promise's outcome as data: held until used, never an unhandled rejection. */
+function settled<T>(work: Promise<T>): Promise<Outcome<T>> {
+  return work.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
