@@ -183,7 +183,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   const packageTrees = scanTrees(remembered.walks);
   const inputs = {
     ...options,
-    readCondaEnv: sharedCondaEnvReader(),
+    readCondaEnv: sharedCondaEnvReader({ cacheDir: options.cacheDir }),
     packageTrees,
     packageScans: new PackageScans(
       join(options.cacheDir, "scan", "npm"),

@@ -37,6 +37,17 @@ export interface CondaEnv {
   sitePackages: string;
   /** The site-packages dist-infos no record manages (pip-installed), sorted by directory name. */
   distInfos: DistInfo[];
+  /**
+   * Where answers about this prefix that cost a process (the interpreter's built-in modules) are
+   * remembered across processes: the reader's, under a build's cache. None: not kept.
+   */
+  memoDir?: string | undefined;
+}
+
+/** Options of {@link readCondaEnv} and {@link sharedCondaEnvReader}. */
+export interface CondaEnvReadOptions {
+  /** The cache directory (`<cacheDir>/conda/builtins` becomes the model's `memoDir`). */
+  cacheDir?: string | undefined;
 }
 
 /**
@@ -48,6 +59,7 @@ export interface CondaEnv {
 export async function readCondaEnv(
   prefix: string,
   signal?: AbortSignal,
+  options: CondaEnvReadOptions = {},
 ): Promise<CondaEnv> {
   const absolute = resolve(prefix);
   await requireDirectory(
@@ -108,6 +120,9 @@ export async function readCondaEnv(
     platform: python.record.subdir ?? "unknown",
     sitePackages,
     distInfos,
+    ...(options.cacheDir === undefined
+      ? {}
+      : { memoDir: join(options.cacheDir, "conda", "builtins") }),
   };
 }
 
@@ -122,13 +137,15 @@ export type CondaEnvReader = (
  * and packer then decide from the very same model. Its life is the caller's (one build), so an
  * environment changed later is read afresh by the next.
  */
-export function sharedCondaEnvReader(): CondaEnvReader {
+export function sharedCondaEnvReader(
+  options: CondaEnvReadOptions = {},
+): CondaEnvReader {
   const reads = new Map<string, Promise<CondaEnv>>();
   return (prefix, signal) => {
     const key = resolve(prefix);
     let read = reads.get(key);
     if (read === undefined) {
-      read = readCondaEnv(key, signal);
+      read = readCondaEnv(key, signal, options);
       reads.set(key, read);
       read.then(undefined, () => reads.delete(key));
     }

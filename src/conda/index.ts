@@ -5,6 +5,7 @@ export {
   readCondaEnv,
   sharedCondaEnvReader,
   type CondaEnv,
+  type CondaEnvReadOptions,
   type CondaEnvReader,
   type CondaMetaRecord,
 } from "./conda-env.js";

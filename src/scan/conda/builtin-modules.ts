@@ -1,10 +1,21 @@
 // The modules compiled into a prefix's Python interpreter (sys, builtins, posix, _io, …), which have no file.
 
-import { readFile, stat } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { compare, isNotFound } from "../../core/light.js";
+import {
+  InputError,
+  compare,
+  isNotFound,
+  sha256Hex,
+  writeFailure,
+  writeFileAtomic,
+} from "../../core/light.js";
 
-/** Per interpreter binary (path, size, mtime): the answer never changes while the file doesn't. */
+/** The first line of a remembered answer; another is asked again. */
+const FORMAT = "envpack-builtins/1";
+
+/** Per interpreter (its binary's and libpython's path and stats): the answer never changes while they don't. */
 const cache = new Map<string, Promise<ReadonlySet<string>>>();
 
 /**
@@ -16,29 +27,85 @@ const cache = new Map<string, Promise<ReadonlySet<string>>>();
  * misses them. It runs with `-I -S` (no site, no environment, no user directory), so nothing of
  * the prefix's packages executes. When the interpreter cannot run here (a prefix for another
  * platform), the `PyInit_<name>` symbols of libpython and the executable are the fallback.
+ * With `memoDir`, the answer is remembered there under the stats of the interpreter binary and
+ * libpython (where a shared build compiles the table in), so another process need not ask.
  */
 export async function builtinModules(
   prefix: string,
   majorMinor: string,
-  signal?: AbortSignal,
+  options: { memoDir?: string | undefined; signal?: AbortSignal } = {},
 ): Promise<ReadonlySet<string>> {
   const python = join(prefix, "bin", `python${majorMinor}`);
-  let key = python;
-  try {
-    const info = await stat(python);
-    key = `${python}\0${info.size}\0${info.mtimeMs}`;
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
+  const key = [
+    python,
+    stampOf(python),
+    stampOf(join(prefix, "lib", `libpython${majorMinor}.so.1.0`)),
+  ].join("\0");
   let pending = cache.get(key);
   if (!pending) {
-    pending = askInterpreter(python, signal).then(
-      (names) => names ?? initSymbols(prefix, majorMinor),
-    );
+    pending = answer(prefix, majorMinor, key, options);
     cache.set(key, pending);
     pending.catch(() => cache.delete(key));
   }
   return pending;
+}
+
+async function answer(
+  prefix: string,
+  majorMinor: string,
+  key: string,
+  options: { memoDir?: string | undefined; signal?: AbortSignal },
+): Promise<ReadonlySet<string>> {
+  const file =
+    options.memoDir === undefined
+      ? undefined
+      : join(options.memoDir, `${sha256Hex(key)}.txt`);
+  const remembered = file === undefined ? undefined : await readAnswer(file);
+  if (remembered !== undefined) return remembered;
+  const python = join(prefix, "bin", `python${majorMinor}`);
+  const names =
+    (await askInterpreter(python, options.signal)) ??
+    (await initSymbols(prefix, majorMinor));
+  if (file !== undefined) await rememberAnswer(file, names);
+  return names;
+}
+
+/** A remembered answer, or undefined when there is none (or it was cut short). */
+async function readAnswer(
+  file: string,
+): Promise<ReadonlySet<string> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  const [format, ...names] = text.split("\n");
+  if (format !== FORMAT || names.pop() !== "") return undefined;
+  return new Set(names);
+}
+
+/** Cheap to lose: without fsync, and a cache that cannot be written only means asking again. */
+async function rememberAnswer(
+  file: string,
+  names: ReadonlySet<string>,
+): Promise<void> {
+  try {
+    await writeFileAtomic(file, [FORMAT, ...names, ""].join("\n"), {
+      fsync: false,
+    });
+  } catch (error) {
+    if (!(writeFailure(error, file) instanceof InputError)) throw error;
+  }
+}
+
+/** The stats that change when a file is replaced or edited, or `missing`. */
+function stampOf(path: string): string {
+  const info = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return info === undefined
+    ? "missing"
+    : `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
 }
 
 const PROBE =

@@ -55,7 +55,10 @@ export async function readCondaPrefix(
   const env = await readEnv(prefix, signal);
   const { records, pythonMajorMinor, sitePackages } = env;
   // The interpreter answers in its own process while the index is built here.
-  const builtinsPending = builtinModules(env.prefix, pythonMajorMinor, signal);
+  const builtinsPending = builtinModules(env.prefix, pythonMajorMinor, {
+    memoDir: env.memoDir,
+    signal,
+  });
   const libDir = `lib/python${pythonMajorMinor}/`;
 
   const modules = new Map<string, ModuleOwner>();
