@@ -100,7 +100,7 @@ export async function cacheHit(
   }
   const layers = await intactLayers(store, record.digest, record.size, options);
   if (layers === null) return null;
-  await store.record({ ...record, usedAt: Date.now() });
+  await store.markUsed(record, Date.now());
   return {
     digest: record.digest,
     inputDigest,
@@ -186,7 +186,7 @@ export async function layerHit(
   if (record === null || record.meta?.["builder"] !== builderIdentity())
     return null;
   if ((await store.sizeOf(record.digest)) !== record.size) return null;
-  await store.record({ ...record, usedAt: Date.now() });
+  await store.markUsed(record, Date.now());
   return { digest: record.digest, size: record.size };
 }
 

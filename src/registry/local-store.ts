@@ -45,6 +45,9 @@ export interface IndexRecord {
   layers?: Array<{ digest: Digest; size: number; role: string }>;
 }
 
+/** Uses of a record closer together than this are one use to gc (see LocalStore.markUsed). */
+export const USE_RESOLUTION_MS = 60_000;
+
 /** One blob in the store. */
 export interface BlobInfo {
   digest: Digest;
@@ -161,12 +164,22 @@ export class LocalStore {
     ])
       if (!(await this.has(digest)))
         throw new Error(`refusing to index missing blob ${digest}`);
-    const path = this.#indexPath(record.key);
-    await writeAtomic(
-      path,
-      (temp) => writeFile(temp, JSON.stringify(record, null, 2) + "\n"),
-      { tempDir: await this.#tempDir() },
-    );
+    await this.#write(record, true);
+  }
+
+  /**
+   * Records a use of a record {@link lookup} returned: `usedAt` orders gc (least recently used
+   * first). A use within {@link USE_RESOLUTION_MS} after the recorded one writes nothing, so
+   * repeated hits (a Makefile's) cost no write; gc's order is exact between uses further apart.
+   * Otherwise the record is rewritten atomically but without fsync, and its blobs are not
+   * checked again (it names the same ones). A crash can lose the write, leaving the old record
+   * (an older use) or, where a file system does not order the rename after the data, one that
+   * reads as absent (one rebuild); neither can point a key at other bytes.
+   */
+  async markUsed(record: IndexRecord, usedAt: number): Promise<void> {
+    const since = usedAt - record.usedAt;
+    if (since >= 0 && since < USE_RESOLUTION_MS) return;
+    await this.#write({ ...record, usedAt }, false);
   }
 
   /** Every blob with the inputs that point at it, newest use first. */
@@ -249,6 +262,14 @@ export class LocalStore {
         .map((n) => this.lookup(`sha256:${n.slice(0, -5)}` as Digest)),
     );
     return records.filter((r): r is IndexRecord => r !== null);
+  }
+
+  async #write(record: IndexRecord, fsync: boolean): Promise<void> {
+    await writeAtomic(
+      this.#indexPath(record.key),
+      (temp) => writeFile(temp, JSON.stringify(record, null, 2) + "\n"),
+      { tempDir: await this.#tempDir(), fsync },
+    );
   }
 
   #indexPath(key: Digest): string {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { digestOf, type Digest } from "../../src/core/index.js";
 import { LocalStore } from "../../src/registry/index.js";
+import { USE_RESOLUTION_MS } from "../../src/registry/local-store.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 async function blobFile(dir: string, content: string): Promise<string> {
@@ -111,6 +112,42 @@ describe("LocalStore", () => {
     ]);
     expect(await store.remove(put.digest)).toBe(true);
     expect(await readdir(indexDir)).toEqual([]);
+  });
+
+  it("markUsed moves a record used a resolution later to the front of gc's order, and changes nothing else", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    // Later than the blobs' own mtimes, which list() also counts.
+    const later = Date.now() + 1000_000;
+    const records = [];
+    for (let i = 0; i < 2; i++) {
+      const put = await store.putFile(
+        await blobFile(dir, `blob-${i}-`.padEnd(100, "x")),
+      );
+      const record = {
+        key: input(i),
+        inputDigest: input(i),
+        digest: put.digest,
+        size: put.size,
+        usedAt: later + i,
+        meta: { builder: "test" },
+      };
+      await store.record(record);
+      records.push(record);
+    }
+    // A use within the resolution of the recorded one is the same use: nothing is written.
+    await store.markUsed(records[0]!, later + USE_RESOLUTION_MS - 1);
+    expect(await store.lookup(input(0))).toEqual(records[0]);
+    await store.markUsed(records[0]!, later + USE_RESOLUTION_MS);
+    expect(await store.lookup(input(0))).toEqual({
+      ...records[0],
+      usedAt: later + USE_RESOLUTION_MS,
+    });
+    expect((await store.list()).map((b) => b.digest)).toEqual([
+      records[0]!.digest,
+      records[1]!.digest,
+    ]);
+    expect(await readdir(join(dir, "store", "tmp"))).toEqual([]);
   });
 
   it("gc removes least recently used blobs down to the size bound, with their index records", async () => {
