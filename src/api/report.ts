@@ -3,8 +3,7 @@
 import { writeFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import { writeAtomic, writeFailure, type OnEvent } from "../core/light.js";
-import { reportHtml } from "./report-html.js";
-import { loadRunData, runFigures, type RunFigures } from "./run-report.js";
+import type { RunFigures } from "./run-report.js";
 
 export type { RunFigures } from "./run-report.js";
 
@@ -36,6 +35,12 @@ export interface ReportResult {
  *   run log), ENVPACK_INPUT_OUTPUT_UNWRITABLE / ENVPACK_INPUT_NO_SPACE (the page's destination)
  */
 export async function report(options: ReportOptions): Promise<ReportResult> {
+  // The log reader and the page (~45 KB of code) load here, not with the api barrel that a
+  // build or a scan loads too.
+  const [{ loadRunData, runFigures }, { reportHtml }] = await Promise.all([
+    import("./run-report.js"),
+    import("./report-html.js"),
+  ]);
   const log = resolve(options.log);
   const data = await loadRunData(log);
   for (const warning of data.warnings) options.onEvent?.(warning);
