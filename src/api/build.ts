@@ -32,7 +32,6 @@ import {
   layerHit,
   type BuiltLayer,
 } from "./bundle-cache.js";
-import { CondaPrepack, prepacksConda } from "./conda-prepack.js";
 import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
 import type { RegistryOptions } from "./registry.js";
 import { envpackVersion } from "./version.js";
@@ -170,6 +169,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     { open: openRegistryOf, publish, pullForInput },
     { nodeRuntimeEntries, openBundleWriter, startPackThread },
     { buildLayers },
+    { CondaPrepack, prepacksConda },
   ] = await Promise.all([
     import("../conda/index.js"),
     import("./load-manifest.js"),
@@ -177,6 +177,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     import("./registry.js"),
     import("../../packer/index.js"),
     import("./build-layers.js"),
+    import("./conda-prepack.js"),
   ]);
   // The scan and the packer read a Conda prefix once, together; the scan, the edited-package
   // check and the fingerprint walk each package directory once, before the scan reads it.
