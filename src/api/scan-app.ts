@@ -1,6 +1,6 @@
 // The scan use case: scan entries, apply --strict, write the manifest atomically.
 
-import { extname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import {
   InputError,
   writeFailure,
@@ -82,13 +82,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
   );
   const store = join(options.cacheDir, "scan", "npm");
   const packageScans = new PackageScans(store, envpackVersion(), trees);
-  // A Python scan keeps its interpreter's answers (built-in modules) in the cache as a build does.
-  const readCondaEnv = options.entries.some((e) => extname(e) === ".py")
-    ? (await import("../conda/index.js")).sharedCondaEnvReader({
-        cacheDir: options.cacheDir,
-      })
-    : undefined;
-  const manifest = await scanWith(options, { packageScans, readCondaEnv });
+  const manifest = await scanWith(options, { packageScans });
   try {
     await packageScans.save();
     await save();

@@ -13,8 +13,7 @@ import {
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
-import { describe, expect, inject, it } from "vitest";
-import { scan } from "../../src/api/index.js";
+import { describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const MODULE = pathToFileURL(
@@ -100,27 +99,5 @@ describe("the interpreter's built-in modules", () => {
     await writeFile(path, text.slice(0, text.length - 3));
     expect(await fake.ask()).toEqual(["builtins", "sys"]);
     expect(await fake.runs()).toBe(2);
-  });
-
-  it("are remembered by a scan with a cache directory, as by a build", async () => {
-    const conda = inject("fixtures").conda;
-    if (!conda) throw new Error("the Conda fixture was not built");
-    const app = await tempDir("envpack-builtins-app-");
-    await writeFile(join(app, "app.py"), "import sys, six\n");
-    const cacheDir = join(await tempDir(), "cache");
-    const manifest = await scan({
-      entries: ["app.py"],
-      cwd: app,
-      env: conda.prefix,
-      cacheDir,
-    });
-    expect(manifest.unresolved).toEqual([]);
-    const memo = join(cacheDir, "conda", "builtins");
-    const [file, ...more] = await readdir(memo);
-    expect(more).toEqual([]);
-    const names = (await readFile(join(memo, file as string), "utf8")).split(
-      "\n",
-    );
-    expect(names).toContain("sys");
   });
 });
