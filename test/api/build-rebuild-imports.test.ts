@@ -123,11 +123,58 @@ describe("rebuilds after app edits", () => {
     expect(new Set(digests).size).toBe(3);
   });
 
+  it("see a dependency added to, or installed for, a package no file imports", async () => {
+    const app = await appCopy("hello");
+    const modules = join(app, "node_modules");
+    // extra's code imports nothing: dep is reached only through package.json dependencies, so
+    // the remembered traversal of package files never looks at dep.
+    await writePackage(join(modules, "extra"), "extra", "1.0.0", []);
+    await writeFile(
+      join(modules, "extra", "package.json"),
+      JSON.stringify({
+        name: "extra",
+        version: "1.0.0",
+        dependencies: { dep: "1" },
+      }),
+    );
+    const dep = join(modules, "dep");
+    await writePackage(dep, "dep", "1.0.0", []);
+    await writePackage(join(dep, "node_modules", "other"), "other", "1", []);
+    await writePackage(join(modules, "late"), "late", "1.0.0", []);
+    const main = join(app, "src", "main.ts");
+    await appendFile(main, 'import "extra";\n');
+    const { rebuild } = await rebuilder(app);
+    const digests = [(await rebuild()).inputDigest];
+
+    // dep's package.json edited in place to depend on late (installed, reached by nothing else).
+    await writeFile(
+      join(dep, "package.json"),
+      JSON.stringify({
+        name: "dep",
+        version: "1.0.0",
+        dependencies: { late: "1", nested: "1" },
+      }),
+    );
+    await appendFile(main, "// edit\n");
+    digests.push((await rebuild()).inputDigest);
+    // nested, missing until now, installed into dep's existing node_modules: no tree stamp changes.
+    await writePackage(join(dep, "node_modules", "nested"), "nested", "1", []);
+    await appendFile(main, "// edit\n");
+    digests.push((await rebuild()).inputDigest);
+    expect(new Set(digests).size).toBe(3);
+  });
+
   it("give the same bundle with damaged scan and compile stores", async () => {
     const app = await appCopy("hello");
     const { rebuild, cacheDir } = await rebuilder(app);
     await rebuild();
-    const stores = ["scan/npm", "scan/npm-traversals", "scan/app", "compiled"];
+    const stores = [
+      "scan/npm",
+      "scan/npm-traversals",
+      "scan/npm-closures",
+      "scan/app",
+      "compiled",
+    ];
     for (const store of stores) {
       const files = await readdir(join(cacheDir, store));
       expect(files.length, store).toBeGreaterThan(0);

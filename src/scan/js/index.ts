@@ -35,6 +35,7 @@ import {
   type FoundImports,
   type ImportSite,
 } from "./find-imports.js";
+import { closeOverDependencies, type ClosureEntry } from "./package-closure.js";
 import type { PackageScans } from "./package-scans.js";
 import type { PackageTraversal } from "./package-traversals.js";
 import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
@@ -47,13 +48,6 @@ const MAX_PATTERN_FILES = 1000;
 
 /** Where a file sits: the app's own code, or inside a package (by its real directory). */
 type Owner = { type: "app" } | { type: "package"; dir: string };
-
-/** A package of the closure with its dependencies (real directory → needed only optionally). */
-interface ClosureEntry {
-  pkg: InstalledPackage;
-  deps: Map<string, boolean>;
-  reason: "import" | "dependency" | "declared" | "traced" | "included";
-}
 
 interface PendingFile {
   path: string;
@@ -748,9 +742,11 @@ class JsScanner {
       miss("dynamic-expression", `no installed package matches ${target.text}`);
   }
 
-  /** Every package reached, closed over declared dependencies that are installed. */
+  /**
+   * Every package reached, closed over declared dependencies that are installed: replayed from
+   * the build's remembered closure for the same start while it is valid (see PackageClosures).
+   */
   async #packages(): Promise<Map<string, ClosureEntry>> {
-    const out = new Map<string, ClosureEntry>();
     const pending = [
       ...new Set([
         ...this.#imported,
@@ -763,39 +759,26 @@ class JsScanner {
     pending.unshift(...declared);
     pending.unshift(...[...this.#traced].reverse());
     pending.unshift(...[...this.#included].reverse());
-    while (pending.length > 0) {
-      const dir = pending.pop() as string;
-      if (out.has(dir)) continue;
-      const pkg = await this.#catalog.read(dir, this.#linkDirs.has(dir));
-      if (pkg === null) continue;
-      const deps = new Map(
-        [...(this.#packageEdges.get(dir) ?? [])].map((d) => [d, false]),
-      );
-      for (const dep of pkg.dependencies) {
-        const depDir = await this.#catalog.findInstalled(dir, dep.name);
-        if (depDir === null) {
-          if (!dep.optional && !dep.peer) {
-            this.#unresolved.push({
-              specifier: dep.name,
-              file: join(dir, "package.json"),
-              line: 1,
-              reason: "not-installed",
-              message: `${pkg.name}@${pkg.version} depends on ${dep.name}, which is not installed`,
-              packageDir: dir,
-            });
-          }
-          continue;
-        }
-        deps.set(depDir, (deps.get(depDir) ?? true) && dep.optional);
-        pending.push(depDir);
-      }
-      deps.delete(dir);
-      out.set(dir, {
-        pkg,
-        deps,
-        reason: this.#imported.has(dir) ? "import" : "dependency",
-      });
+    const start = {
+      pending,
+      imported: this.#imported,
+      edges: this.#packageEdges,
+      linkDirs: this.#linkDirs,
+    };
+    const memo = this.#options.packageScans?.closures;
+    let closure = memo?.recall(start) ?? null;
+    if (closure === null) {
+      closure = await closeOverDependencies(this.#catalog, start);
+      memo?.remember(start, closure);
+    } else {
+      for (const [dir, { pkg }] of closure.packages)
+        this.#catalog.remember(dir, pkg);
+      for (const dir of closure.absent) this.#catalog.remember(dir, null);
+      for (const [link, real] of closure.links)
+        this.#catalog.addLink(link, real);
     }
+    this.#unresolved.push(...closure.unresolved);
+    const out = closure.packages;
     // A package is declared (or traced) only when nothing found before reaches it.
     const reached = closureOf(
       [

@@ -8,6 +8,7 @@ import { dirname, join, relative, sep } from "node:path";
 import { isNotFound, writeFileAtomic } from "../../core/light.js";
 import type { PackageTrees } from "../npm/package-tree.js";
 import type { FoundImports } from "./find-imports.js";
+import { PackageClosures } from "./package-closure.js";
 import { PackageTraversals } from "./package-traversals.js";
 
 /** The stored form; another version is read as empty. */
@@ -56,6 +57,8 @@ export class PackageScans {
   readonly #appLearnt = new Map<string, FoundImports>();
   /** The package side of scans, by the package files the app reaches (a sibling store). */
   readonly traversals: PackageTraversals;
+  /** The packages' dependency closures, by where they start (a sibling store). */
+  readonly closures: PackageClosures;
 
   /**
    * @param dir where the store lives (e.g. `<cacheDir>/scan/npm`)
@@ -68,6 +71,11 @@ export class PackageScans {
     this.#trees = trees;
     this.traversals = new PackageTraversals(
       join(dirname(dir), "npm-traversals"),
+      scanner,
+      trees,
+    );
+    this.closures = new PackageClosures(
+      join(dirname(dir), "npm-closures"),
       scanner,
       trees,
     );
@@ -133,8 +141,8 @@ export class PackageScans {
   }
 
   /**
-   * Writes what this build learnt (app files' imports, packages that learnt a file, traversals),
-   * each atomically (without fsync: cheap to lose).
+   * Writes what this build learnt (app files' imports, packages that learnt a file, traversals,
+   * closures), each atomically (without fsync: cheap to lose).
    */
   async save(): Promise<void> {
     for (const [path, found] of this.#appLearnt) {
@@ -147,6 +155,7 @@ export class PackageScans {
     }
     this.#appLearnt.clear();
     await this.traversals.save();
+    await this.closures.save();
     for (const loading of this.#packages.values()) {
       const { stored, learnt } = await loading;
       if (!learnt) continue;

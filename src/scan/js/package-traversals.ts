@@ -3,15 +3,16 @@
 // files resolves nothing inside packages again.
 
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
-import { basename, dirname, join, sep } from "node:path";
-import {
-  isNotFound,
-  writeFileAtomic,
-  type UnresolvedEntry,
-} from "../../core/light.js";
+import { basename, join, sep } from "node:path";
+import { writeFileAtomic, type UnresolvedEntry } from "../../core/light.js";
 import { lookupAncestors, nodeModulesLookups } from "../npm/lookup-dirs.js";
 import type { PackageTrees } from "../npm/package-tree.js";
+import {
+  layoutHolds,
+  readStored,
+  statStamp,
+  strictStampOf,
+} from "./stored-stamps.js";
 
 /** The stored form; another is read as absent. */
 const FORMAT = "envpack-package-traversal/1";
@@ -76,31 +77,20 @@ export class PackageTraversals {
     roots: ReadonlyArray<readonly [string, string]>,
   ): PackageTraversal | null {
     const key = keyOf(roots);
-    let stored: StoredTraversal;
-    try {
-      stored = JSON.parse(
-        readFileSync(this.#pathOf(key), "utf8"),
-      ) as StoredTraversal;
-    } catch (error) {
-      if (isNotFound(error) || error instanceof SyntaxError) return null;
-      throw error;
-    }
+    const stored = readStored<StoredTraversal>(
+      this.#pathOf(key),
+      { format: FORMAT, scanner: this.#scanner, key },
+      ["trees", "layout"],
+    );
     if (
       stored === null ||
-      typeof stored !== "object" ||
-      stored.format !== FORMAT ||
-      stored.scanner !== this.#scanner ||
-      stored.key !== key ||
-      !Array.isArray(stored.trees) ||
-      !Array.isArray(stored.layout) ||
       typeof stored.traversal !== "object" ||
-      stored.traversal === null
+      stored.traversal === null ||
+      !layoutHolds(stored.layout)
     )
       return null;
-    for (const [path, stamp] of stored.layout)
-      if (statStamp(path) !== stamp) return null;
     for (const [dir, strict] of stored.trees)
-      if (this.#strictOf(dir) !== strict) return null;
+      if (strictStampOf(this.#trees, dir) !== strict) return null;
     return stored.traversal;
   }
 
@@ -116,7 +106,7 @@ export class PackageTraversals {
     const key = keyOf(roots);
     const trees: StoredTraversal["trees"] = [];
     for (const dir of new Set(inputs.packageDirs)) {
-      const strict = this.#strictOf(dir);
+      const strict = strictStampOf(this.#trees, dir);
       // A directory gone since it was read: nothing stable to remember.
       if (strict === "missing") return;
       trees.push([dir, strict]);
@@ -137,15 +127,6 @@ export class PackageTraversals {
     for (const [path, stored] of this.#learnt)
       await writeFileAtomic(path, JSON.stringify(stored), { fsync: false });
     this.#learnt.clear();
-  }
-
-  #strictOf(dir: string): string {
-    try {
-      return this.#trees(dir).strict;
-    } catch (error) {
-      if (isNotFound(error)) return "missing";
-      throw error;
-    }
   }
 
   #pathOf(key: string): string {
@@ -173,11 +154,4 @@ function lookupPaths(dirs: readonly string[]): string[] {
     )
       paths.push(join(dir, "tsconfig.json"));
   return paths.sort();
-}
-
-function statStamp(path: string): string {
-  const info = statSync(path, { throwIfNoEntry: false, bigint: true });
-  return info === undefined
-    ? "missing"
-    : `${info.ino}:${info.mode}:${info.size}:${info.mtimeNs}`;
 }

@@ -83,6 +83,11 @@ export class PackageCatalog {
     return pending;
   }
 
+  /** Records a package's metadata read by an earlier scan (a remembered closure), unless read already. */
+  remember(dir: string, pkg: InstalledPackage | null): void {
+    if (!this.#packages.has(dir)) this.#packages.set(dir, Promise.resolve(pkg));
+  }
+
   /**
    * Finds `name` as Node would from inside `fromDir`: `node_modules/<name>` in `fromDir` and
    * each ancestor. Returns the real directory, or null when it is not installed.
