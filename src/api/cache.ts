@@ -19,6 +19,7 @@ import {
   type LayerRole,
 } from "../../packer/light.js";
 import { LocalStore, type BlobInfo } from "../registry/light.js";
+import type { MemoBytes } from "./cache-memo.js";
 
 /** A bundle in the cache: a format-3 index with its layers, or a format-2 single blob. */
 export interface CachedBundleInfo extends BlobInfo {
@@ -43,10 +44,22 @@ export interface CacheListing {
   layers: CachedLayerInfo[];
   /** Bytes of every blob, each counted once. */
   bytes: number;
+  /**
+   * Files and bytes of the build's and scan's memo stores (fingerprints, scan results, compiled
+   * files, package-trees records), apart from `bytes`.
+   */
+  memo: MemoBytes;
 }
 
-/** Every cached bundle and layer, most recently used first. */
+/** Every cached bundle and layer, most recently used first, and what the memo stores hold. */
 export async function cacheList(cacheDir: string): Promise<CacheListing> {
+  const { memoUsage } = await import("./cache-memo.js");
+  return { ...(await listBlobs(cacheDir)), memo: await memoUsage(cacheDir) };
+}
+
+async function listBlobs(
+  cacheDir: string,
+): Promise<Omit<CacheListing, "memo">> {
   const store = new LocalStore(cacheDir);
   const blobs = await store.list();
   const indexes = new Map<Digest, BundleIndex>();
@@ -123,7 +136,7 @@ export async function cacheRemove(
       );
     }
   }
-  const listing = await cacheList(cacheDir);
+  const listing = await listBlobs(cacheDir);
   for (const digest of digests) {
     const layer = listing.layers.find((l) => l.digest === digest);
     if (layer !== undefined && layer.bundles.length > 0)
@@ -164,8 +177,11 @@ export async function cacheRemove(
 /**
  * Removes least recently used bundles (with the layers only they list) and layers no bundle
  * lists, until the cache's blobs total at most `maxBytes`, each blob counted once. A layer a
- * kept bundle lists is never removed. Also removes the temp directories of unpacks that were
- * killed (never one a live process is writing).
+ * kept bundle lists is never removed. The memo stores do not count against `maxBytes`: an entry
+ * goes once it was last used before the least recently used blob kept (every entry when none
+ * is), with entries of retired formats.
+ * Also removes what killed unpacks and writers left (never what a live process is writing).
+ * @returns the bundles and layers removed, blob bytes freed and kept, memo files and bytes removed
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a negative or non-finite size
  */
 export async function cacheGc(
@@ -176,6 +192,7 @@ export async function cacheGc(
   layers: Digest[];
   freed: number;
   kept: number;
+  memo: MemoBytes;
 }> {
   if (!Number.isFinite(maxBytes) || maxBytes < 0) {
     throw new UsageError(
@@ -184,7 +201,7 @@ export async function cacheGc(
     );
   }
   const store = new LocalStore(cacheDir);
-  const listing = await cacheList(cacheDir);
+  const listing = await listBlobs(cacheDir);
   let total = listing.bytes;
   const removed: Digest[] = [];
   const layers: Digest[] = [];
@@ -225,7 +242,15 @@ export async function cacheGc(
       total -= size;
     }
   }
-  await rm(join(cacheDir, "tmp"), { recursive: true, force: true });
+  const keptUse = [...listing.bundles, ...listing.layers]
+    .filter((b) => !removed.includes(b.digest) && !layers.includes(b.digest))
+    .map((b) => b.usedAt);
+  const { pruneMemo, removeDeadTemps } = await import("./cache-memo.js");
+  const memo = await pruneMemo(
+    cacheDir,
+    keptUse.length === 0 ? Infinity : Math.min(...keptUse),
+  );
+  await removeDeadTemps(join(cacheDir, "tmp"));
   // The packer (tar, zstd) loads only here: a cache hit that finds a damaged blob needs it.
   const { removeStaleUnpacks, BASES_DIR } =
     await import("../../packer/index.js");
@@ -237,6 +262,7 @@ export async function cacheGc(
     layers,
     freed: listing.bytes - total,
     kept: total,
+    memo,
   };
 }
 

@@ -30,6 +30,12 @@ export function tempPathFor(path: string, dir = dirname(path)): string {
   );
 }
 
+/** The pid of the process that made a {@link tempPathFor} name, or undefined for another name. */
+export function tempWriterPid(name: string): number | undefined {
+  const pid = /^\..+\.(\d+)-[0-9a-f]+\.tmp$/.exec(name)?.[1];
+  return pid === undefined ? undefined : Number(pid);
+}
+
 /**
  * Creates `path` atomically: `fill(temp)` writes the temp file any way it likes (a stream, a copy,
  * a hard link), then the temp is flushed and renamed to `path`. Readers see the old file or the

@@ -43,10 +43,12 @@ describe("envpack cache", () => {
       "layers",
     ]);
 
-    const ls = json<{ bundles: Array<{ digest: string; size: number }> }>(
-      (await envpack(["cache", "ls", "--json"], { env })).stdout,
-    );
+    const ls = json<{
+      bundles: Array<{ digest: string; size: number }>;
+      memo: { files: number; bytes: number };
+    }>((await envpack(["cache", "ls", "--json"], { env })).stdout);
     expect(ls.bundles.map((b) => b.digest)).toEqual([digest]);
+    expect(ls.memo.files).toBeGreaterThan(0);
 
     const rm = await envpack(["cache", "rm", "--json", digest], { env });
     expect(json<{ removed: string[] }>(rm.stdout).removed).toEqual([digest]);
@@ -56,12 +58,19 @@ describe("envpack cache", () => {
     expect(await readdir(join(cache, "blobs", "sha256"))).toEqual([]);
 
     await envpack(["build", "src/main.ts"], { cwd: app, env });
-    const gc = json<{ removed: string[]; kept: number }>(
+    const gc = json<{
+      removed: string[];
+      kept: number;
+      memo: { files: number; bytes: number };
+    }>(
       (await envpack(["cache", "gc", "--json", "--max-size", "0"], { env }))
         .stdout,
     );
     expect(gc.removed).toEqual([digest]);
     expect(gc.kept).toBe(0);
+    // Every memo entry went with the last bundle (package-trees records of a live project stay).
+    expect(gc.memo.files).toBeGreaterThan(0);
+    expect(await readdir(join(cache, "fingerprints"))).toEqual([]);
 
     const bad = await Promise.all([
       envpack(["cache", "rm", "--json", "not-a-digest"], { env }),

@@ -28,7 +28,7 @@ export function registerCache(program: Command, context: CommandContext): void {
             ? `no bundles in ${cacheDir}`
             : [
                 ...lines,
-                `${listing.bundles.length} bundles, ${listing.layers.length} layers, ${mb(listing.bytes)} (each layer counted once)`,
+                `${listing.bundles.length} bundles, ${listing.layers.length} layers, ${mb(listing.bytes)} (each layer counted once); memo stores ${mb(listing.memo.bytes)} in ${listing.memo.files} files`,
               ].join("\n");
         return { json: { cacheDir, ...listing }, human };
       });
@@ -55,17 +55,33 @@ export function registerCache(program: Command, context: CommandContext): void {
   cache
     .command("gc")
     .description(
-      "remove least recently used bundles until the cache fits a size",
+      "remove least recently used bundles until the cache fits a size, and older memo entries",
     )
-    .requiredOption("--max-size <size>", "the size to fit, e.g. 2G or 500M")
-    .addHelpText("after", "\nExample:\n  envpack cache gc --max-size 5G")
+    .requiredOption(
+      "--max-size <size>",
+      "the size the bundle and layer blobs must fit, e.g. 2G or 500M",
+    )
+    .addHelpText(
+      "after",
+      [
+        "",
+        "The memo stores (fingerprints/, scan/, compiled/) do not count against",
+        "--max-size: an entry goes when it was last used (its access or modification",
+        "time, plus a day for relatime) before the least recently used bundle or layer",
+        "kept; all go when none is. Files in retired formats and temps of dead",
+        "processes always go. A removed entry makes the next build slower, never wrong.",
+        "",
+        "Example:",
+        "  envpack cache gc --max-size 5G",
+      ].join("\n"),
+    )
     .action(async (flags: { maxSize: string }) => {
       await context.run(async ({ cacheDir }) => {
         const { cacheGc, parseSize } = await import("../../api/index.js");
         const result = await cacheGc(cacheDir, parseSize(flags.maxSize));
         return {
           json: { ...result },
-          human: `removed ${result.removed.length} bundles and ${result.layers.length} layers, freed ${(result.freed / 1e6).toFixed(1)} MB, ${(result.kept / 1e6).toFixed(1)} MB kept`,
+          human: `removed ${result.removed.length} bundles and ${result.layers.length} layers, freed ${(result.freed / 1e6).toFixed(1)} MB, ${(result.kept / 1e6).toFixed(1)} MB kept; removed ${result.memo.files} memo files (${(result.memo.bytes / 1e6).toFixed(1)} MB)`,
         };
       });
     });

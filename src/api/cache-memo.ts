@@ -1,0 +1,155 @@
+// The memo stores builds and scans keep in the cache directory, and their pruning by `cache gc`.
+// An entry is one file, written whole by rename and checked by its reader, so removing one (an
+// unlink is atomic) makes the next build redo that work, never read a part of it.
+
+import type { Stats } from "node:fs";
+import { lstat, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { isNotFound, tempWriterPid } from "../core/light.js";
+
+/** A memo store: a directory of one file per entry. */
+interface MemoStore {
+  /** Under the cache directory. */
+  dir: string;
+  /** Name endings of entries in a format no reader uses any more. */
+  retired?: string[];
+}
+
+/**
+ * Every memo store (a test builds and scans real apps and fails on a cache file outside them and
+ * the blob store). `fingerprints/*.json` is the fingerprint format before `.fp`.
+ */
+export const MEMO_STORES: readonly MemoStore[] = [
+  { dir: "fingerprints", retired: [".json"] },
+  { dir: "scan/walks" },
+  { dir: "scan/npm" },
+  { dir: "scan/npm-traversals" },
+  { dir: "scan/app" },
+  { dir: "compiled" },
+];
+
+/** Records of packages edited in place: state, not memo (losing one could hide an edit). */
+export const PACKAGE_TREES_DIR = "package-trees";
+
+/**
+ * How long after its access time a memo entry may have been read: with `relatime` (Linux's
+ * default) a read moves the access time only when it is older than the last write or a day.
+ */
+const ACCESS_TIME_SLACK_MS = 24 * 60 * 60 * 1000;
+
+/** Files and bytes of memo entries. */
+export interface MemoBytes {
+  files: number;
+  bytes: number;
+}
+
+/** Every file in the memo stores and package-trees/, temps included. */
+export async function memoUsage(cacheDir: string): Promise<MemoBytes> {
+  const total: MemoBytes = { files: 0, bytes: 0 };
+  for (const dir of [...MEMO_STORES.map((s) => s.dir), PACKAGE_TREES_DIR])
+    for (const file of await filesIn(join(cacheDir, dir))) {
+      total.files += 1;
+      total.bytes += file.info.size;
+    }
+  return total;
+}
+
+/**
+ * Removes memo entries last used before `horizon` (Unix ms; a file's last use is its access or
+ * modification time, whichever is later, plus a day for `relatime`), entries in a retired format,
+ * and temps whose writer is gone (package-trees/ keeps its records). Nothing a
+ * running build needs to stay correct: it finds an entry whole or not at all.
+ */
+export async function pruneMemo(
+  cacheDir: string,
+  horizon: number,
+): Promise<MemoBytes> {
+  const removed: MemoBytes = { files: 0, bytes: 0 };
+  const remove = async (file: MemoFile) => {
+    await rm(file.path, { force: true });
+    removed.files += 1;
+    removed.bytes += file.info.size;
+  };
+  for (const store of MEMO_STORES)
+    for (const file of await filesIn(join(cacheDir, store.dir))) {
+      const lastUse =
+        Math.max(file.info.atimeMs, file.info.mtimeMs) + ACCESS_TIME_SLACK_MS;
+      const pid = tempWriterPid(file.name);
+      if (
+        pid !== undefined
+          ? !isRunning(pid)
+          : lastUse < horizon ||
+            (store.retired ?? []).some((end) => file.name.endsWith(end))
+      )
+        await remove(file);
+    }
+  for (const file of await filesIn(join(cacheDir, PACKAGE_TREES_DIR))) {
+    const pid = tempWriterPid(file.name);
+    if (pid !== undefined && !isRunning(pid)) await remove(file);
+  }
+  return removed;
+}
+
+/**
+ * Removes what writers left in `<cache>/tmp/` (a build's or pull's directory, a store's temp
+ * file) unless the process named in it still runs.
+ */
+export async function removeDeadTemps(tmpDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(tmpDir);
+  } catch (error) {
+    if (isNotFound(error)) return;
+    throw error;
+  }
+  for (const name of names) {
+    const pid =
+      tempWriterPid(name) ?? /^[a-z]+-(\d+)-[0-9a-f]+$/.exec(name)?.[1];
+    if (pid !== undefined && isRunning(Number(pid))) continue;
+    await rm(join(tmpDir, name), { recursive: true, force: true });
+  }
+}
+
+interface MemoFile {
+  name: string;
+  path: string;
+  info: Stats;
+}
+
+/** The regular files of `dir` (none when it is missing); a file removed meanwhile is skipped. */
+async function filesIn(dir: string): Promise<MemoFile[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+  const files = await Promise.all(
+    names.map(async (name): Promise<MemoFile | null> => {
+      const path = join(dir, name);
+      try {
+        const info = await lstat(path);
+        return info.isFile() ? { name, path, info } : null;
+      } catch (error) {
+        if (isNotFound(error)) return null;
+        throw error;
+      }
+    }),
+  );
+  return files.filter((f): f is MemoFile => f !== null);
+}
+
+/** Whether a process with this pid runs on this machine (one of another user's counts). */
+function isRunning(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ESRCH") return false;
+    if (code === "EPERM") return true;
+    throw error;
+  }
+}
