@@ -28,7 +28,10 @@ export const MEMO_STORES: readonly MemoStore[] = [
   { dir: "compiled" },
 ];
 
-/** Records of packages edited in place: state, not memo (losing one could hide an edit). */
+/**
+ * Records of packages edited in place: state, not memo (losing one could hide an edit), so they
+ * go only once their project is gone (see isOrphanedTreeRecord).
+ */
 export const PACKAGE_TREES_DIR = "package-trees";
 
 /**
@@ -57,12 +60,13 @@ export async function memoUsage(cacheDir: string): Promise<MemoBytes> {
 /**
  * Removes memo entries last used before `horizon` (Unix ms; a file's last use is its access or
  * modification time, whichever is later, plus a day for `relatime`), entries in a retired format,
- * and temps whose writer is gone (package-trees/ keeps its records). Nothing a
+ * temps whose writer is gone, and package-trees/ records that may go (`isOrphaned`). Nothing a
  * running build needs to stay correct: it finds an entry whole or not at all.
  */
 export async function pruneMemo(
   cacheDir: string,
   horizon: number,
+  isOrphaned: (record: string) => Promise<boolean>,
 ): Promise<MemoBytes> {
   const removed: MemoBytes = { files: 0, bytes: 0 };
   const remove = async (file: MemoFile) => {
@@ -85,7 +89,8 @@ export async function pruneMemo(
     }
   for (const file of await filesIn(join(cacheDir, PACKAGE_TREES_DIR))) {
     const pid = tempWriterPid(file.name);
-    if (pid !== undefined && !isRunning(pid)) await remove(file);
+    if (pid !== undefined ? !isRunning(pid) : await isOrphaned(file.path))
+      await remove(file);
   }
   return removed;
 }

@@ -179,7 +179,7 @@ export async function cacheRemove(
  * lists, until the cache's blobs total at most `maxBytes`, each blob counted once. A layer a
  * kept bundle lists is never removed. The memo stores do not count against `maxBytes`: an entry
  * goes once it was last used before the least recently used blob kept (every entry when none
- * is), with entries of retired formats.
+ * is), with entries of retired formats and package-trees records of projects that are gone.
  * Also removes what killed unpacks and writers left (never what a live process is writing).
  * @returns the bundles and layers removed, blob bytes freed and kept, memo files and bytes removed
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a negative or non-finite size
@@ -245,10 +245,15 @@ export async function cacheGc(
   const keptUse = [...listing.bundles, ...listing.layers]
     .filter((b) => !removed.includes(b.digest) && !layers.includes(b.digest))
     .map((b) => b.usedAt);
-  const { pruneMemo, removeDeadTemps } = await import("./cache-memo.js");
+  const [{ pruneMemo, removeDeadTemps }, { isOrphanedTreeRecord }] =
+    await Promise.all([
+      import("./cache-memo.js"),
+      import("./package-edits.js"),
+    ]);
   const memo = await pruneMemo(
     cacheDir,
     keptUse.length === 0 ? Infinity : Math.min(...keptUse),
+    isOrphanedTreeRecord,
   );
   await removeDeadTemps(join(cacheDir, "tmp"));
   // The packer (tar, zstd) loads only here: a cache hit that finds a damaged blob needs it.

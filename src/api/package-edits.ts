@@ -20,6 +20,8 @@ import {
 
 /** What the cache remembers of one installed package directory. */
 interface TreeState {
+  /** The project's root (older records lack it): `cache gc` drops a record once it is gone. */
+  root?: string;
   /** The lockfile integrity the package had when `pristine` was taken. */
   integrity: string;
   /** {@link installMark} when `pristine` was taken: a reinstall starts again from "as installed". */
@@ -61,8 +63,7 @@ export async function markEditedPackages(
       const tree = await editedTree(
         dir,
         stamp,
-        pkg.integrity,
-        install,
+        { root: manifest.root, integrity: pkg.integrity, install },
         cacheDir,
       );
       if (tree === null) return pkg;
@@ -79,8 +80,7 @@ export async function markEditedPackages(
 async function editedTree(
   dir: string,
   stamp: string,
-  integrity: string,
-  install: string,
+  as: { root: string; integrity: string; install: string },
   cacheDir: string,
 ): Promise<string | null> {
   const path = join(
@@ -91,25 +91,22 @@ async function editedTree(
   const known = await readState(path);
   if (
     known === null ||
-    known.integrity !== integrity ||
-    known.install !== install
+    known.integrity !== as.integrity ||
+    known.install !== as.install
   ) {
     // First sight since this install with this integrity (an install, an upgrade): as installed.
-    const state: TreeState = { integrity, install, pristine: stamp };
+    const state: TreeState = { ...as, pristine: stamp };
     await writeFileAtomic(path, JSON.stringify(state));
     return null;
   }
   if (stamp === known.pristine) {
     if (known.edited !== undefined)
-      await writeFileAtomic(
-        path,
-        JSON.stringify({ integrity, install, pristine: stamp }),
-      );
+      await writeFileAtomic(path, JSON.stringify({ ...as, pristine: stamp }));
     return null;
   }
   if (known.edited?.stamp === stamp) return known.edited.tree;
   const tree = await packageTreeDigest(dir);
-  const state: TreeState = { ...known, edited: { stamp, tree } };
+  const state: TreeState = { ...known, ...as, edited: { stamp, tree } };
   await writeFileAtomic(path, JSON.stringify(state));
   return tree;
 }
@@ -126,6 +123,26 @@ async function readState(path: string): Promise<TreeState | null> {
       : null;
   } catch (error) {
     if (isNotFound(error) || error instanceof SyntaxError) return null;
+    throw error;
+  }
+}
+
+/**
+ * Whether the record at `path` (in `<cacheDir>/package-trees/`) can go without hiding an edit: a
+ * build reads it as absent (it does not parse), or the project it was taken in no longer exists
+ * (a project made again there is a new install, first seen afresh). A record naming no project
+ * (from an older envpack) is kept.
+ * @throws file-system errors other than a missing file or project
+ */
+export async function isOrphanedTreeRecord(path: string): Promise<boolean> {
+  const state = await readState(path);
+  if (state === null) return true;
+  if (typeof state.root !== "string") return false;
+  try {
+    await stat(state.root);
+    return false;
+  } catch (error) {
+    if (isNotFound(error)) return true;
     throw error;
   }
 }

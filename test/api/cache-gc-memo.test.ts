@@ -219,6 +219,33 @@ describe("cache gc and the memo stores", () => {
     expect(digestsOf(rebuilt)).toEqual(digestsOf(before));
   });
 
+  it("a package edited in place is still seen after gc; records of a project that is gone are removed", async () => {
+    const cacheDir = join(await tempDir(), "cache");
+    const gone = await appCopy("hello");
+    await buildHello(gone, cacheDir);
+    const goneRecords = (
+      await readdir(join(cacheDir, PACKAGE_TREES_DIR))
+    ).sort();
+    await rm(gone, { recursive: true });
+
+    const app = await appCopy("hello");
+    const pristine = await buildHello(app, cacheDir);
+    await appendFile(
+      join(app, "node_modules", "ms", "index.js"),
+      "\n// local fix\n",
+    );
+    const edited = await buildHello(app, cacheDir);
+    expect(edited.inputDigest).not.toBe(pristine.inputDigest);
+
+    await cacheGc(cacheDir, 0);
+    const records = await readdir(join(cacheDir, PACKAGE_TREES_DIR));
+    expect(records).toHaveLength(goneRecords.length);
+    expect(records.some((r) => goneRecords.includes(r))).toBe(false);
+    const rebuilt = await buildHello(app, cacheDir);
+    expect(rebuilt.source).toBe("built");
+    expect(digestsOf(rebuilt)).toEqual(digestsOf(edited));
+  });
+
   it("builds running while gc prunes every memo entry give the bundles they gave before", async () => {
     const app = await appCopy("hello");
     const cacheDir = join(await tempDir(), "cache");
