@@ -16,8 +16,8 @@ interface MemoStore {
 }
 
 /**
- * Every memo store (a test builds and scans real apps and fails on a cache file outside them and
- * the blob store). `fingerprints/*.json` is the fingerprint format before `.fp`.
+ * Every memo store (a test builds and scans real Node and Conda apps and fails on a cache file
+ * outside them and the blob store). `fingerprints/*.json` is the fingerprint format before `.fp`.
  */
 export const MEMO_STORES: readonly MemoStore[] = [
   { dir: "fingerprints", retired: [".json"] },
@@ -26,6 +26,7 @@ export const MEMO_STORES: readonly MemoStore[] = [
   { dir: "scan/npm-traversals" },
   { dir: "scan/app" },
   { dir: "compiled" },
+  { dir: "conda/builtins" },
 ];
 
 /**

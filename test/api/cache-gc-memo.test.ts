@@ -16,7 +16,7 @@ import {
 } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import {
   build,
   cacheGc,
@@ -28,6 +28,7 @@ import { MEMO_STORES, PACKAGE_TREES_DIR } from "../../src/api/cache-memo.js";
 import { tempPathFor } from "../../src/core/index.js";
 import { appCopy } from "../helpers/app-copy.js";
 import { BIN, envpack } from "../helpers/cli.js";
+import { writeCondaProbe } from "../helpers/layered-app.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -60,6 +61,13 @@ async function memoFiles(cacheDir: string): Promise<string[]> {
     )
     .filter((p) => !BLOB_DIRS.includes(p.split("/")[0] as string))
     .sort();
+}
+
+/** Every file builds and scans write outside the blob store is in a store gc knows. */
+function expectKnown(files: string[]): void {
+  const known = [...MEMO_STORES.map((s) => s.dir), PACKAGE_TREES_DIR];
+  for (const file of files)
+    expect(known, file).toContain(file.slice(0, file.lastIndexOf("/")));
 }
 
 /** Sets access and modification times of these cache files `days` back. */
@@ -137,13 +145,11 @@ describe("cache gc and the memo stores", () => {
     expect(unused).not.toContain(traversal[0]);
     expect(unused).not.toContain(v1Greet[0]);
 
-    // Every file builds and scans write outside the blob store is in a store gc knows.
-    const known = [...MEMO_STORES.map((s) => s.dir), PACKAGE_TREES_DIR];
-    for (const file of afterV2)
-      expect(known, file).toContain(file.slice(0, file.lastIndexOf("/")));
-    for (const dir of known)
+    expectKnown(afterV2);
+    for (const dir of [...MEMO_STORES.map((s) => s.dir), PACKAGE_TREES_DIR])
       expect(
-        afterV2.some((f) => f.startsWith(`${dir}/`)),
+        dir.startsWith("conda/") ||
+          afterV2.some((f) => f.startsWith(`${dir}/`)),
         dir,
       ).toBe(true);
 
@@ -244,6 +250,25 @@ describe("cache gc and the memo stores", () => {
     const rebuilt = await buildHello(app, cacheDir);
     expect(rebuilt.source).toBe("built");
     expect(digestsOf(rebuilt)).toEqual(digestsOf(edited));
+  });
+
+  it("a Conda build's memo files are in stores gc knows; after gc empties them the rebuild gives the same digests", async () => {
+    const conda = inject("fixtures").conda;
+    if (!conda) throw new Error("the Conda fixture was not built");
+    const app = await writeCondaProbe();
+    const cacheDir = join(await tempDir(), "cache");
+    const buildProbe = () =>
+      build({ entries: ["main.py"], cwd: app, env: conda.prefix, cacheDir });
+    const before = await buildProbe();
+    const files = await memoFiles(cacheDir);
+    expect(files.some((f) => f.startsWith("conda/builtins/"))).toBe(true);
+    expectKnown(files);
+
+    await cacheGc(cacheDir, 0);
+    expect(await memoFiles(cacheDir)).toEqual([]);
+    const rebuilt = await buildProbe();
+    expect(rebuilt.source).toBe("built");
+    expect(digestsOf(rebuilt)).toEqual(digestsOf(before));
   });
 
   it("builds running while gc prunes every memo entry give the bundles they gave before", async () => {
