@@ -193,7 +193,9 @@ function walkOf(dir: string, trees: PackageTrees): PackageTreeWalk | null {
 
 function stampOf(path: string): string {
   try {
-    const info = statSync(path, { bigint: true });
+    // A missing path (most lookup places) is answered without an exception and its stack.
+    const info = statSync(path, { bigint: true, throwIfNoEntry: false });
+    if (info === undefined) return "missing";
     return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
   } catch (error) {
     if (isNotFound(error)) return "missing";

@@ -1,7 +1,7 @@
 // Where Node looks for packages from a set of directories: a package installed into one of these
 // changes their stats, whatever else stays the same.
 
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { isNotFound } from "../../core/light.js";
 
@@ -33,6 +33,8 @@ export function nodeModulesLookups(dirs: Iterable<string>): string[] {
 }
 
 function scopesIn(modules: string): string[] {
+  // Most directories have no node_modules: a miss is answered without an exception and its stack.
+  if (!existsSync(modules)) return [];
   try {
     return readdirSync(modules).filter((name) => name.startsWith("@"));
   } catch (error) {
