@@ -24,6 +24,7 @@ export const MEMO_STORES: readonly MemoStore[] = [
   { dir: "scan/walks" },
   { dir: "scan/npm" },
   { dir: "scan/npm-traversals" },
+  { dir: "scan/npm-closures" },
   { dir: "scan/app" },
   { dir: "compiled" },
   { dir: "conda/builtins" },
