@@ -22,7 +22,7 @@ import {
 import { decodeWalks, encodeWalks, type Walks } from "./stored-walks.js";
 
 /** The stored form's first field; another is read as no fingerprint. */
-const FORMAT = "envpack-fingerprint/2";
+const FORMAT = "envpack-fingerprint/3";
 
 /** The build options that decide which scan a fingerprint stands for. */
 export interface FingerprintKeyOptions {
@@ -42,6 +42,8 @@ export interface FingerprintKeyOptions {
 export interface Fingerprint {
   inputDigest: Digest;
   kind: Manifest["kind"];
+  /** The identity of a Conda prefix packed whole (a bundle key option), when there is one. */
+  environment?: Digest | undefined;
   stats: Array<[path: string, stamp: string]>;
   /**
    * The walk of every npm package directory (`null`: missing when written): a file edited,
@@ -56,6 +58,7 @@ interface StoredHeader {
   format: string;
   inputDigest: Digest;
   kind: Manifest["kind"];
+  environment?: Digest | undefined;
   stats: Array<[path: string, stamp: string]>;
 }
 
@@ -94,14 +97,19 @@ export function fingerprintKey(
 
 /**
  * Remembers `manifest` under `key` with the stats of what it was scanned from (and of `extra`
- * paths, e.g. the manifest file) and its package trees as `trees` walked them (the build's
- * walks, taken before the scan read the files). Cheap to lose: written without fsync.
+ * paths, e.g. the manifest file and a whole prefix's records) and its package trees as `trees`
+ * walked them (the build's walks, taken before the scan read the files), with the `environment`
+ * its bundle is keyed by. Cheap to lose: written without fsync.
  */
 export async function writeFingerprint(
   cacheDir: string,
   key: Digest,
   manifest: Manifest,
-  options: { extra: string[]; trees: PackageTrees },
+  options: {
+    extra: string[];
+    trees: PackageTrees;
+    environment?: Digest | undefined;
+  },
 ): Promise<void> {
   const paths = [...watchedPaths(manifest), ...options.extra];
   const trees = packageDirs(manifest).map(
@@ -111,6 +119,7 @@ export async function writeFingerprint(
     format: FORMAT,
     inputDigest: manifest.inputDigest as Digest,
     kind: manifest.kind,
+    environment: options.environment,
     stats: paths.map((p): [string, string] => [p, stampOf(p)]),
   };
   // A fingerprint that does not read back only means a full scan.
@@ -149,8 +158,8 @@ export async function readFingerprint(
 function parseFingerprint(text: string): Fingerprint | null {
   const stored = decodeWalks<StoredHeader>(text, FORMAT);
   if (stored === null || !Array.isArray(stored.header.stats)) return null;
-  const { inputDigest, kind, stats } = stored.header;
-  return { inputDigest, kind, stats, trees: stored.walks };
+  const { inputDigest, kind, environment, stats } = stored.header;
+  return { inputDigest, kind, environment, stats, trees: stored.walks };
 }
 
 /**

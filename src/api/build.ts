@@ -156,8 +156,8 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   const fingerprint = fingerprintKey(options, cwd);
   const remembered = await readFingerprint(options.cacheDir, fingerprint);
   if (remembered.hit !== null) {
-    const { inputDigest, kind } = remembered.hit;
-    const hit = await cacheHit(store, inputDigest, options);
+    const { inputDigest, kind, environment } = remembered.hit;
+    const hit = await cacheHit(store, inputDigest, { ...options, environment });
     if (hit) return finish({ ...hit, kind, source: "cache" });
   }
 
@@ -169,7 +169,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     { open: openRegistryOf, publish, pullForInput },
     { nodeRuntimeEntries, openBundleWriter, startPackThread },
     { buildLayers },
-    { CondaPrepack, prepacksConda },
+    { CondaPrepack, prepacksConda, wholePrefixIdentity },
   ] = await Promise.all([
     import("../conda/index.js"),
     import("./load-manifest.js"),
@@ -231,22 +231,35 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
   ) {
     quick = await loadManifest(inputs, cwd, false);
     const quickDigest = quick.inputDigest as Digest;
-    const quickKey = bundleKey(quickDigest, options);
-    const cached = await cacheHit(store, quickDigest, options);
+    const whole = await wholePrefixIdentity(
+      quick,
+      options,
+      inputs.readCondaEnv,
+    );
+    const keyed = { ...options, environment: whole.environment };
+    const quickKey = bundleKey(quickDigest, keyed);
+    const cached = await cacheHit(store, quickDigest, keyed);
     const pulled =
       cached ??
-      (await pullBundle({ key: quickKey, inputDigest: quickDigest }, () =>
-        pullForInput(
-          store,
-          registry,
-          { key: quickKey, inputDigest: quickDigest },
-          transfer,
-        ),
+      (await pullBundle(
+        {
+          key: quickKey,
+          inputDigest: quickDigest,
+          environment: keyed.environment,
+        },
+        () =>
+          pullForInput(
+            store,
+            registry,
+            { key: quickKey, inputDigest: quickDigest },
+            transfer,
+          ),
       ));
     if (pulled) {
       await writeFingerprint(options.cacheDir, fingerprint, quick, {
-        extra: [],
+        extra: whole.files,
         trees: packageTrees,
+        environment: whole.environment,
       });
       return finish({
         ...pulled,
@@ -296,17 +309,25 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
         ? quick
         : await loadManifest(inputs, cwd, true);
     const inputDigest = manifest.inputDigest as Digest;
-    const key = bundleKey(inputDigest, options);
+    const whole = await wholePrefixIdentity(
+      manifest,
+      options,
+      inputs.readCondaEnv,
+    );
+    const keyed = { ...options, environment: whole.environment };
+    const key = bundleKey(inputDigest, keyed);
     await writeFingerprint(options.cacheDir, fingerprint, manifest, {
-      extra: manifestFile,
+      extra: [...manifestFile, ...whole.files],
       trees: packageTrees,
+      environment: whole.environment,
     });
-    const hit = await cacheHit(store, inputDigest, options);
+    const hit = await cacheHit(store, inputDigest, keyed);
     if (hit)
       return await finish({ ...hit, kind: manifest.kind, source: "cache" });
     if (registry !== undefined && inputDigest !== quick?.inputDigest) {
-      const pulled = await pullBundle({ key, inputDigest }, () =>
-        pullForInput(store, registry, { key, inputDigest }, transfer),
+      const pulled = await pullBundle(
+        { key, inputDigest, environment: keyed.environment },
+        () => pullForInput(store, registry, { key, inputDigest }, transfer),
       );
       if (pulled)
         return await finish({
@@ -316,7 +337,7 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
         });
     }
 
-    const keys = layerKeys(manifest, builder, options);
+    const keys = layerKeys(manifest, builder, keyed);
     if (
       runtimeWriter !== undefined &&
       (keys.runtime !== hostRuntimeKey ||
@@ -380,11 +401,18 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
    * (read back as a cache hit); null when the registry has none usable.
    */
   async function pullBundle(
-    build: { key: Digest; inputDigest: Digest },
+    build: {
+      key: Digest;
+      inputDigest: Digest;
+      environment?: Digest | undefined;
+    },
     pull: () => Promise<unknown>,
   ): Promise<Omit<BuildResult, "path" | "kind" | "source"> | null> {
     if ((await pull()) === null) return null;
-    const hit = await cacheHit(store, build.inputDigest, options);
+    const hit = await cacheHit(store, build.inputDigest, {
+      ...options,
+      environment: build.environment,
+    });
     return hit === null ? null : { ...hit, key: build.key };
   }
 }

@@ -12,6 +12,11 @@ export interface BundleKeyOptions {
   level?: number | undefined;
   prune?: boolean | undefined;
   engine?: "builtin" | "conda-pack" | undefined;
+  /**
+   * A Conda bundle packing the whole prefix (not pruned): the prefix's identity
+   * (environmentDigest), which its manifest's input digest (what the app imports) does not cover.
+   */
+  environment?: Digest | undefined;
 }
 
 /**
@@ -35,6 +40,8 @@ export function bundleKey(
       level: options.level ?? DEFAULT_LEVEL,
       prune: options.prune === true,
       engine: options.engine ?? "builtin",
+      // Absent unless set, so that other bundles keep their keys.
+      environment: options.environment,
     }),
   );
 }

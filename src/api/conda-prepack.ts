@@ -3,7 +3,7 @@
 // app imports, so they are planned and packed from the model the scan reads meanwhile.
 
 import { extname } from "node:path";
-import type { Digest, EnvpackEvent, OnEvent } from "../core/light.js";
+import type { Digest, EnvpackEvent, Manifest, OnEvent } from "../core/light.js";
 import {
   planCondaBundle,
   type BundleWriter,
@@ -11,6 +11,8 @@ import {
 } from "../../packer/index.js";
 import type { LocalStore } from "../registry/light.js";
 import {
+  environmentDigest,
+  environmentFiles,
   interpreterPackage,
   type CondaEnv,
   type CondaEnvReader,
@@ -192,6 +194,26 @@ export function prefixRuntimeKey(
     builder,
     options,
   );
+}
+
+/**
+ * What a Conda bundle that packs its whole prefix (not pruned) is keyed by beyond its manifest:
+ * the prefix's identity (the bundle key option `environment`), and the files a fingerprint
+ * stats to vouch for it. Nothing for other bundles.
+ */
+export async function wholePrefixIdentity(
+  manifest: Manifest,
+  options: { prune?: boolean | undefined },
+  readEnv: CondaEnvReader,
+): Promise<{ environment?: Digest; files: string[] }> {
+  if (
+    manifest.kind !== "conda" ||
+    options.prune === true ||
+    manifest.env === undefined
+  )
+    return { files: [] };
+  const env = await readEnv(manifest.env.prefix);
+  return { environment: environmentDigest(env), files: environmentFiles(env) };
 }
 
 /** A promise's outcome as data: held until used, never an unhandled rejection. */

@@ -22,7 +22,8 @@ export type LayerKeyOptions = BundleKeyOptions;
  *   Conda's python package as the manifest records it, with the prefix and engine, which decide
  *   its placeholders;
  * - packages: every package (id, version, build, path, integrity, links, dependencies) as the
- *   input digest covers them; for Conda also the prefix, `prune` and the engine;
+ *   input digest covers them; for Conda also the prefix, `prune`, the engine and, packed whole,
+ *   the prefix's identity (`environment`);
  * - app: the bundle key (the whole input digest): the app layer carries the manifest.
  */
 export function layerKeys(
@@ -42,6 +43,7 @@ export function layerKeys(
       packages: keyedPackages(manifest.packages),
       ...(manifest.kind === "conda" ? condaInputs(manifest, options) : {}),
       prune: options.prune === true,
+      environment: options.environment,
     }),
     app: keyOf("app", {
       bundle: bundleKey(manifest.inputDigest as Digest, options),

@@ -10,6 +10,7 @@ export {
   type CondaMetaRecord,
 } from "./conda-env.js";
 export { type DistInfo } from "./dist-info.js";
+export { environmentDigest, environmentFiles } from "./env-identity.js";
 export { readManagedFiles, type ManagedFile } from "./managed-files.js";
 export {
   findEditableInstalls,
