@@ -296,9 +296,12 @@ describe("OCI transfers that break", () => {
           ? { forward: true, stallResponseAfter: 2 * MB }
           : { forward: true },
     });
+    // The stall lasts forever, so the watchdog must end it. One as short as the silent
+    // registry's could also end the retry on a loaded machine, so this one waits longer.
+    const patient = { ...options, idleTimeoutMs: 2000 };
     try {
       const dest = join(await tempDir(), "pulled.tar.zst");
-      await openRegistry(`oci://${stalling.host}/${name}`, quick).pull(
+      await openRegistry(`oci://${stalling.host}/${name}`, patient).pull(
         entry.digest,
         dest,
       );
