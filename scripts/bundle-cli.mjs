@@ -47,6 +47,24 @@ const lazyChildProcess = {
   },
 };
 
+/**
+ * src/core/zod.ts loads zod with `require` (a schema is built synchronously, on first use), which
+ * would bundle zod's CommonJS build; its ES module build is the one an import bundles, smaller.
+ */
+const zodAsModule = {
+  name: "zod-as-module",
+  setup(build) {
+    build.onResolve({ filter: /^zod$/ }, (args) =>
+      args.kind === "require-call"
+        ? build.resolve(args.path, {
+            kind: "import-statement",
+            resolveDir: args.resolveDir,
+          })
+        : undefined,
+    );
+  },
+};
+
 const result = await build({
   entryPoints: [join(root, "src", "cli", "main.ts")],
   absWorkingDir: root,
@@ -59,7 +77,7 @@ const result = await build({
   platform: "node",
   target: "node20",
   external,
-  plugins: [lazyChildProcess],
+  plugins: [lazyChildProcess, zodAsModule],
   // commander and execa's helpers are CommonJS: their require() calls of Node builtins need a
   // require in ES module scope.
   banner: {

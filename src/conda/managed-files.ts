@@ -3,8 +3,8 @@
 
 import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { z } from "zod";
 import { isNotFound } from "../core/light.js";
+import { once, zod } from "../core/index.js";
 import type { CondaMetaRecord } from "./conda-env.js";
 
 /** conda-build's placeholder in packages without `paths.json` whose `has_prefix` line names only the path. */
@@ -79,9 +79,12 @@ function managedFile(
 }
 
 /** Where a record's package was extracted (its `paths_data` is read only without a cache). */
-const recordSourceSchema = z.object({
-  link: z.object({ source: z.string().optional() }).optional(),
-  extracted_package_dir: z.string().optional(),
+const recordSourceSchema = once(() => {
+  const z = zod();
+  return z.object({
+    link: z.object({ source: z.string().optional() }).optional(),
+    extracted_package_dir: z.string().optional(),
+  });
 });
 
 /**
@@ -96,7 +99,7 @@ export async function readManagedFiles(
   sitePackages: string,
 ): Promise<{ files: ManagedFile[]; cached: boolean }> {
   const { record, json } = entry;
-  const source = recordSourceSchema.safeParse(json);
+  const source = recordSourceSchema().safeParse(json);
   const meta = source.success ? source.data : {};
   const cacheDir = meta.link?.source || meta.extracted_package_dir || "";
   const fromCache =

@@ -1,24 +1,28 @@
 // Pure parsing of Conda prefix metadata shared by the scanner and the packer: conda-meta records, match specs and dist-info text.
 
 import { readFileSync } from "node:fs";
-import { z } from "zod";
+import type { z } from "zod";
 import { InputError } from "./errors.js";
+import { once, zod } from "./zod.js";
 
-/** The fields of a `conda-meta/<dist>.json` record envpack relies on; unknown keys are dropped. */
-export const condaRecordSchema = z.object({
-  name: z.string().min(1),
-  version: z.string().min(1),
-  build: z.string().optional(),
-  channel: z.string().optional(),
-  subdir: z.string().optional(),
-  depends: z.array(z.string()).optional(),
-  files: z.array(z.string()).optional(),
-  sha256: z.string().optional(),
-  md5: z.string().optional(),
+/** The fields of a `conda-meta/<dist>.json` record envpack relies on; unknown keys are dropped. Built on first use. */
+const condaRecordSchema = once(() => {
+  const z = zod();
+  return z.object({
+    name: z.string().min(1),
+    version: z.string().min(1),
+    build: z.string().optional(),
+    channel: z.string().optional(),
+    subdir: z.string().optional(),
+    depends: z.array(z.string()).optional(),
+    files: z.array(z.string()).optional(),
+    sha256: z.string().optional(),
+    md5: z.string().optional(),
+  });
 });
 
 /** A parsed conda-meta record (see {@link condaRecordSchema}). */
-export type CondaRecord = z.infer<typeof condaRecordSchema>;
+export type CondaRecord = z.infer<ReturnType<typeof condaRecordSchema>>;
 
 /**
  * Reads and validates one conda-meta record.
@@ -34,7 +38,7 @@ export async function readCondaRecord(
   let problem: string;
   try {
     const json: unknown = JSON.parse(text);
-    const parsed = condaRecordSchema.safeParse(json);
+    const parsed = condaRecordSchema().safeParse(json);
     if (parsed.success)
       return { record: parsed.data, json: json as Record<string, unknown> };
     const issue = parsed.error.issues[0];

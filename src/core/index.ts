@@ -15,3 +15,4 @@ export * from "./redact.js";
 export * from "./atomic-write.js";
 export * from "./own-files.js";
 export * from "./bundle-env.js";
+export * from "./zod.js";

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import {
   canonicalJson,
   computeInputDigest,
+  manifestSchema,
   MANIFEST_SCHEMA_VERSION,
   parseManifest,
   type Manifest,
@@ -116,6 +118,18 @@ describe("parseManifest", () => {
       }),
     );
     expect(() => parseManifest(bad, "m.json")).toThrow(/packages\.0/);
+  });
+
+  it("manifestSchema, built on first use, is the zod schema parseManifest checks with", () => {
+    const m = sample();
+    expect(manifestSchema).toBeInstanceOf(z.ZodObject);
+    expect(Object.keys(manifestSchema.shape)).toContain("inputDigest");
+    expect(manifestSchema.parse(JSON.parse(JSON.stringify(m)))).toEqual(m);
+    expect(manifestSchema.safeParse({ ...m, packages: [{ name: 1 }] })).toEqual(
+      expect.objectContaining({ success: false }),
+    );
+    // It composes like any zod schema.
+    expect(z.array(manifestSchema).safeParse([m]).success).toBe(true);
   });
 
   it("rejects a hand-edited manifest whose digest no longer matches", () => {

@@ -218,7 +218,7 @@ describe("start-up", () => {
       expect(heavy.filter((n) => scan.never.includes(n))).toEqual([]);
     });
 
-  it('`import { Executor } from "envpack"` loads no process library, HTTP client, tar, zstd or compiler', async () => {
+  it('`import { Executor } from "envpack"` loads no process library, HTTP client, tar, zstd, compiler or schema library', async () => {
     const dir = await tempDir();
     const script = join(dir, "import-envpack.mjs");
     const index = join(BIN, "..", "..", "index.js");
@@ -233,7 +233,9 @@ console.log(typeof Executor);
     expect(urls.some((url) => url.endsWith("/api/executor.js"))).toBe(true);
     expect(
       heavyIn(urls).filter((n) =>
-        ["execa", "node-fetch", "tar", "zstd-napi", "esbuild"].includes(n),
+        ["execa", "node-fetch", "tar", "zstd-napi", "esbuild", "zod"].includes(
+          n,
+        ),
       ),
     ).toEqual([]);
   });
