@@ -23,6 +23,7 @@ import {
   readFingerprint,
   writeFingerprint,
 } from "./build-fingerprint.js";
+import { openBuildWrites, type BuildWrites } from "./build-writes.js";
 import { bundleKey } from "./bundle-key.js";
 import {
   builderIdentity,
@@ -109,11 +110,19 @@ export interface BuildResult {
  *   ENVPACK_INPUT_NO_SPACE for `outDir` and `cacheDir`), IntegrityError, ToolError
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
+  // Settled before the build returns or fails: nothing writes into the cache after it.
+  const writes = openBuildWrites(options.onEvent);
+  let built: BuildResult;
   try {
-    return await buildOrHit(options);
+    built = await buildOrHit(options, writes);
   } catch (error) {
+    // The build's own failure is the one reported; a failed record adds nothing to it.
+    await writes.settle();
     throw destinationFailure(error, options);
   }
+  const failed = await writes.settle();
+  if (failed !== undefined) throw destinationFailure(failed.error, options);
+  return built;
 }
 
 /**
@@ -144,7 +153,10 @@ function destinationFailure(error: unknown, options: BuildOptions): unknown {
   return error;
 }
 
-async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
+async function buildOrHit(
+  options: BuildOptions,
+  writes: BuildWrites,
+): Promise<BuildResult> {
   const cwd = options.cwd ?? process.cwd();
   const store = new LocalStore(options.cacheDir);
   const finish = async (
@@ -191,6 +203,9 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
       envpackVersion(),
       packageTrees,
     ),
+    writes,
+    // The side writes start once the layers' entries are with their packers.
+    onPlanned: () => writes.start(),
   };
   // The other layers share one packing worker, booted with the first of them: one boot and
   // one set of zstd threads for the build, not one per layer competing for the same cores.
@@ -256,11 +271,14 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
           ),
       ));
     if (pulled) {
-      await writeFingerprint(options.cacheDir, fingerprint, quick, {
-        extra: whole.files,
-        trees: packageTrees,
-        environment: whole.environment,
-      });
+      const scanned = quick;
+      writes.remember("fingerprint", () =>
+        writeFingerprint(options.cacheDir, fingerprint, scanned, {
+          extra: whole.files,
+          trees: packageTrees,
+          environment: whole.environment,
+        }),
+      );
       return finish({
         ...pulled,
         inputDigest: quickDigest,
@@ -316,11 +334,13 @@ async function buildOrHit(options: BuildOptions): Promise<BuildResult> {
     );
     const keyed = { ...options, environment: whole.environment };
     const key = bundleKey(inputDigest, keyed);
-    await writeFingerprint(options.cacheDir, fingerprint, manifest, {
-      extra: [...manifestFile, ...whole.files],
-      trees: packageTrees,
-      environment: whole.environment,
-    });
+    writes.remember("fingerprint", () =>
+      writeFingerprint(options.cacheDir, fingerprint, manifest, {
+        extra: [...manifestFile, ...whole.files],
+        trees: packageTrees,
+        environment: whole.environment,
+      }),
+    );
     const hit = await cacheHit(store, inputDigest, keyed);
     if (hit)
       return await finish({ ...hit, kind: manifest.kind, source: "cache" });

@@ -13,6 +13,7 @@ import {
 } from "../core/index.js";
 import type { PackageTrees } from "../scan/light.js";
 import { checkNodeTarget } from "../../packer/index.js";
+import type { BuildWrites } from "./build-writes.js";
 import { markEditedPackages } from "./package-edits.js";
 import { retarget } from "./retarget.js";
 import {
@@ -46,6 +47,8 @@ export interface LoadManifestOptions {
  */
 export interface ManifestReaders extends ScanReaders {
   packageTrees?: PackageTrees | undefined;
+  /** The build's side writes: the remembered package scans and the package-edit records. */
+  writes: BuildWrites;
 }
 
 /**
@@ -61,11 +64,11 @@ export async function loadManifest(
   const scanned = await readOrScan(options, cwd, parsePackages);
   const broken = syntaxError(scanned);
   if (broken !== undefined) throw broken;
-  const manifest = await markEditedPackages(
-    scanned,
-    options.cacheDir,
-    options.packageTrees,
-  );
+  const manifest = await markEditedPackages(scanned, {
+    cacheDir: options.cacheDir,
+    trees: options.packageTrees,
+    writes: options.writes,
+  });
   if (options.node === undefined && options.platform === undefined)
     return manifest;
   if (manifest.runtime.name !== "node") {
@@ -135,6 +138,8 @@ async function readOrScan(
     },
     options,
   );
-  await options.packageScans?.save();
+  const { packageScans } = options;
+  if (packageScans !== undefined)
+    options.writes.remember("package scans", () => packageScans.save());
   return manifest;
 }

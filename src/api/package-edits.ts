@@ -17,6 +17,7 @@ import {
   packageTreeStamp,
   type PackageTrees,
 } from "../scan/index.js";
+import type { BuildWrites } from "./build-writes.js";
 
 /** What the cache remembers of one installed package directory. */
 interface TreeState {
@@ -32,6 +33,15 @@ interface TreeState {
   edited?: { stamp: string; tree: string };
 }
 
+/** Options of {@link markEditedPackages}. */
+export interface PackageEditOptions {
+  cacheDir: string;
+  /** The build's package tree walks (default: a walk of each package here). */
+  trees?: PackageTrees | undefined;
+  /** Where the records are written, as required writes of the build (see {@link editedTree}). */
+  writes: BuildWrites;
+}
+
 /**
  * The manifest with every npm package whose files differ from how they were installed given its
  * tree hash as integrity (`integritySource: "tree"`), and its input digest recomputed.
@@ -43,10 +53,10 @@ interface TreeState {
  */
 export async function markEditedPackages(
   manifest: Manifest,
-  cacheDir: string,
-  trees?: PackageTrees,
+  options: PackageEditOptions,
 ): Promise<Manifest> {
   if (manifest.kind !== "node") return manifest;
+  const { trees } = options;
   let edited = false;
   const install = await installMark(manifest.root);
   const packages = await Promise.all(
@@ -60,12 +70,10 @@ export async function markEditedPackages(
       const dir = join(manifest.root, ...pkg.path.split("/"));
       const stamp =
         trees === undefined ? await packageTreeStamp(dir) : trees(dir).stamp;
-      const tree = await editedTree(
-        dir,
-        stamp,
-        { root: manifest.root, integrity: pkg.integrity, install },
-        cacheDir,
-      );
+      const tree = await editedTree(dir, stamp, {
+        ...options,
+        as: { root: manifest.root, integrity: pkg.integrity, install },
+      });
       if (tree === null) return pkg;
       edited = true;
       return { ...pkg, integrity: tree, integritySource: "tree" };
@@ -76,18 +84,27 @@ export async function markEditedPackages(
   return { ...rest, inputDigest: computeInputDigest(rest) };
 }
 
-/** The package's tree hash when its files differ from how they were installed; else null. */
+/**
+ * The package's tree hash when its files differ from how they were installed; else null. The
+ * record is fsynced: lost in a crash, the next build would take an edit made meanwhile for the
+ * package as installed. The answer never depends on the write, which `writes` runs beside the
+ * packing; the build returns only once it is on disk.
+ */
 async function editedTree(
   dir: string,
   stamp: string,
-  as: { root: string; integrity: string; install: string },
-  cacheDir: string,
+  options: PackageEditOptions & {
+    as: { root: string; integrity: string; install: string };
+  },
 ): Promise<string | null> {
+  const { as, writes } = options;
   const path = join(
-    cacheDir,
+    options.cacheDir,
     "package-trees",
     `${createHash("sha256").update(dir).digest("hex")}.json`,
   );
+  const record = (state: TreeState): void =>
+    writes.require(() => writeFileAtomic(path, JSON.stringify(state)));
   const known = await readState(path);
   if (
     known === null ||
@@ -95,19 +112,16 @@ async function editedTree(
     known.install !== as.install
   ) {
     // First sight since this install with this integrity (an install, an upgrade): as installed.
-    const state: TreeState = { ...as, pristine: stamp };
-    await writeFileAtomic(path, JSON.stringify(state));
+    record({ ...as, pristine: stamp });
     return null;
   }
   if (stamp === known.pristine) {
-    if (known.edited !== undefined)
-      await writeFileAtomic(path, JSON.stringify({ ...as, pristine: stamp }));
+    if (known.edited !== undefined) record({ ...as, pristine: stamp });
     return null;
   }
   if (known.edited?.stamp === stamp) return known.edited.tree;
   const tree = await packageTreeDigest(dir);
-  const state: TreeState = { ...known, ...as, edited: { stamp, tree } };
-  await writeFileAtomic(path, JSON.stringify(state));
+  record({ ...known, ...as, edited: { stamp, tree } });
   return tree;
 }
 

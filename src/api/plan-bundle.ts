@@ -25,6 +25,8 @@ export interface PlanBundleOptions {
   readCondaEnv?: CondaEnvReader | undefined;
   /** The layers to plan (default: all); the others' work is skipped (a build has them cached). */
   roles?: ReadonlySet<LayerRole> | undefined;
+  /** Called once the entries are planned, before they are returned. */
+  onPlanned?: (() => void) | undefined;
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -79,7 +81,17 @@ export async function planBundle(
   manifest: Manifest,
   options: PlanBundleOptions,
 ): Promise<PlannedBundle> {
-  if (manifest.kind === "node") return planNode(manifest, options);
+  const planned = await (manifest.kind === "node"
+    ? planNode(manifest, options)
+    : planConda(manifest, options));
+  options.onPlanned?.();
+  return planned;
+}
+
+async function planConda(
+  manifest: Manifest,
+  options: PlanBundleOptions,
+): Promise<PlannedBundle> {
   if (manifest.env === undefined) {
     throw new InputError(
       "ENVPACK_INPUT_MANIFEST_INVALID",
