@@ -28,6 +28,7 @@ export {
 } from "./bundle-meta.js";
 export {
   planNodeBundle,
+  nodeLauncherEntries,
   nodeRuntimeEntries,
   APP_DIR,
   type NodeBundlePlan,

@@ -98,7 +98,10 @@ export interface BundleWriter {
    *   changed size), the signal's reason on abort
    */
   finish(): Promise<WrittenBundle>;
-  /** Stops packing and resolves once nothing of the bundle is left; harmless after `finish`. */
+  /**
+   * Stops packing and resolves once nothing of the bundle is left but what a `finish` already
+   * under way committed (it settles first); harmless after `finish`.
+   */
   abort(): Promise<void>;
 }
 
@@ -138,6 +141,7 @@ export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
   });
   const packed = new Map<string, BundleEntry>();
   let state: "open" | "finishing" | "closed" = "open";
+  let finishing: Promise<WrittenBundle> | undefined;
   const close = async (): Promise<void> => {
     state = "closed";
     // The worker has closed the temp before it is renamed or removed.
@@ -151,23 +155,32 @@ export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
       for (const entry of batch) packed.set(entry.path, entry);
       post({ type: "entries", entries: batch, last: false });
     },
-    async finish() {
-      if (state !== "open") throw new Error("the bundle writer is closed");
+    finish() {
+      if (state !== "open")
+        return Promise.reject(new Error("the bundle writer is closed"));
       state = "finishing";
       post({ type: "entries", entries: [], last: true });
-      try {
-        const done = await worker.done;
-        const path = join(
-          options.outDir,
-          `${done.digest.slice("sha256:".length)}.tar.zst`,
-        );
-        await commitAtomic(temp, path);
-        return { ...done, path, entries: packed.size };
-      } finally {
-        await close();
-      }
+      finishing = (async () => {
+        try {
+          const done = await worker.done;
+          const path = join(
+            options.outDir,
+            `${done.digest.slice("sha256:".length)}.tar.zst`,
+          );
+          await commitAtomic(temp, path);
+          return { ...done, path, entries: packed.size };
+        } finally {
+          await close();
+        }
+      })();
+      return finishing;
     },
-    abort: close,
+    async abort() {
+      await close();
+      // A finish under way has settled too (its bundle, if it got that far, stands): nothing of
+      // the writer touches `outDir` once abort resolves.
+      await Promise.allSettled([finishing]);
+    },
   };
 }
 

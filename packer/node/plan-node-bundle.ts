@@ -53,6 +53,23 @@ export function nodeRuntimeEntries(nodeBinary: string): BundleEntry[] {
 }
 
 /**
+ * The rest of a Node bundle's runtime layer, after its leading entries: the launcher (the same
+ * for every node binary, so a build for this machine's node packs the whole layer before its scan
+ * is done).
+ */
+export function nodeLauncherEntries(): BundleEntry[] {
+  return [
+    {
+      path: "bin/envpack-node",
+      type: "file",
+      data: Buffer.from(NODE_LAUNCHER),
+      executable: true,
+      layer: "runtime",
+    },
+  ];
+}
+
+/**
  * Lists a Node bundle's entries: `leading` (the node binary, packed first) and the rest. Layout: `bin/node`, `bin/envpack-node` (runs the bundled node
  * with NODE_PATH and NODE_OPTIONS cleared), `bin/envpack-app` (runs the first entry),
  * `app/<root-relative paths>` for the app's files and each package directory (nested
@@ -80,15 +97,7 @@ export async function planNodeBundle(
     wants("runtime") && plan.nodeBinary !== undefined
       ? nodeRuntimeEntries(plan.nodeBinary)
       : [];
-  const entries: BundleEntry[] = [];
-  if (wants("runtime"))
-    entries.push({
-      path: "bin/envpack-node",
-      type: "file",
-      data: Buffer.from(NODE_LAUNCHER),
-      executable: true,
-      layer: "runtime",
-    });
+  const entries: BundleEntry[] = wants("runtime") ? nodeLauncherEntries() : [];
   for (const pkg of wants("packages") ? manifest.packages : []) {
     const dir = join(manifest.root, ...pkg.path.split("/"));
     entries.push(

@@ -179,7 +179,12 @@ async function buildOrHit(
     { loadManifest },
     { hostNodeBinary, scansHostNode },
     { open: openRegistryOf, publish, pullForInput },
-    { nodeRuntimeEntries, openBundleWriter, startPackThread },
+    {
+      nodeLauncherEntries,
+      nodeRuntimeEntries,
+      openBundleWriter,
+      startPackThread,
+    },
     { buildLayers },
     { CondaPrepack, prepacksConda, wholePrefixIdentity },
   ] = await Promise.all([
@@ -295,8 +300,9 @@ async function buildOrHit(
     `build-${process.pid}-${randomBytes(6).toString("hex")}`,
   );
   const builder = builderIdentity();
-  // A Node app scanned for this machine's node whose runtime layer is not cached: that layer is
-  // the node binary, the bulk of the bytes and known before the scan, so it is packed meanwhile.
+  // A Node app scanned for this machine's node whose runtime layer is not cached: that layer (the
+  // node binary, the bulk of the bytes, and its launcher) is known before the scan, so it is
+  // packed whole meanwhile, a prepacked layer that ends its frame before the packages start.
   let runtimeWriter: BundleWriter | undefined;
   const hostRuntimeKey = scansHostNode(options)
     ? hostNodeRuntimeKey(builder, options)
@@ -307,6 +313,7 @@ async function buildOrHit(
   ) {
     runtimeWriter = openWriter(tmp, "runtime");
     runtimeWriter.add(nodeRuntimeEntries(process.execPath));
+    runtimeWriter.add(nodeLauncherEntries());
   }
   // A Conda prefix whose layers are not cached is packed while the app is scanned.
   const prepack = prepacksConda(options)
@@ -373,8 +380,10 @@ async function buildOrHit(
       bundleKey: key,
       plan: inputs,
       openWriter: (role) => openWriter(tmp, role),
-      runtimeWriter,
-      prepacked: await prepack?.writers(),
+      prepacked:
+        runtimeWriter === undefined
+          ? await prepack?.writers()
+          : new Map([["runtime", runtimeWriter]]),
       tmp,
     });
     runtimeWriter = undefined;

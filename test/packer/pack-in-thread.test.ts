@@ -81,4 +81,37 @@ describe("openBundleWriter inThread", () => {
     await expect(writer.finish()).rejects.toThrow("stop");
     expect(await readdir(outDir)).toEqual([]);
   });
+
+  it("abort during a finish resolves once that finish has settled: nothing is written after it", async () => {
+    const outDir = await tempDir();
+    let settled = false;
+    let aborted!: (abort: Promise<void>) => void;
+    // Resolves when the abort does (a promise resolved with a promise follows it).
+    const aborting = new Promise<void>((resolve) => (aborted = resolve));
+    const writer = openBundleWriter({
+      outDir,
+      inThread: true,
+      // The last progress event comes as the packer ends the frame, before the temp is committed.
+      onEvent: (e) => {
+        if (e.type === "build:progress" && e.total > 0) aborted(writer.abort());
+      },
+    });
+    writer.add([{ path: "a", type: "file", data: Buffer.alloc(1 << 16, 1) }]);
+    const finishing = writer
+      .finish()
+      .then(
+        (written) => ({ written }),
+        (error: unknown) => ({ error }),
+      )
+      .finally(() => (settled = true));
+    await aborting;
+    expect(settled).toBe(true);
+    const outcome = await finishing;
+    // Committed before the abort reached it, or removed: never a temp.
+    expect(await readdir(outDir)).toEqual(
+      "written" in outcome
+        ? [outcome.written.path.slice(outDir.length + 1)]
+        : [],
+    );
+  });
 });
