@@ -3,28 +3,22 @@
 // is now. Pruned, that package is not in the bundle, so the cached one is still right.
 
 import { execFileSync } from "node:child_process";
-import {
-  cp,
-  readFile,
-  rename,
-  stat,
-  utimes,
-  writeFile,
-} from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { build } from "../../src/api/index.js";
+import {
+  copyCondaFixture,
+  editKeepingStat,
+  replaceFile,
+} from "../helpers/conda-copy.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const RECORD = "conda-meta/fixturepkg-1.0.0-py311hfx0002_0.json";
 
 /** A copy of the Conda fixture (this test changes it), an app importing only six, a cache. */
 async function setUp(prune: boolean) {
-  const conda = inject("fixtures").conda;
-  if (!conda) throw new Error("the Conda fixture was not built");
-  const root = join(await tempDir("envpack-conda-records-"), "root");
-  await cp(conda.root, root, { recursive: true, verbatimSymlinks: true });
-  const prefix = join(root, "envs", "demo");
+  const prefix = await copyCondaFixture("conda-records");
   const app = await tempDir("envpack-conda-records-app-");
   await writeFile(join(app, "app.py"), "import six\n");
   const cacheDir = join(await tempDir(), "cache");
@@ -71,10 +65,7 @@ function layerFiles(
 describe("a Conda app built without --prune", () => {
   it("is built again, with the new record packed, after a record of a package it does not import is replaced", async () => {
     const { prefix, cacheDir, buildApp, first } = await setUp(false);
-    const record = join(prefix, RECORD);
-    const text = await readFile(record, "utf8");
-    await writeFile(`${record}.new`, text.replace('"1.0.0"', '"1.0.1"'));
-    await rename(`${record}.new`, record);
+    await replaceFile(join(prefix, RECORD), '"1.0.0"', '"1.0.1"');
 
     const again = await buildApp();
     expect(again.source).toBe("built");
@@ -89,13 +80,7 @@ describe("a Conda app built without --prune", () => {
 
   it("is built again after that record is edited in place with its size and mtime kept", async () => {
     const { prefix, cacheDir, buildApp, first } = await setUp(false);
-    const record = join(prefix, RECORD);
-    const before = await stat(record);
-    const text = await readFile(record, "utf8");
-    const edited = text.replace('"1.0.0"', '"1.0.9"');
-    expect(edited.length).toBe(text.length);
-    await writeFile(record, edited);
-    await utimes(record, before.atime, before.mtime);
+    await editKeepingStat(join(prefix, RECORD), '"1.0.0"', '"1.0.9"');
 
     const again = await buildApp();
     expect(again.source).toBe("built");
@@ -113,10 +98,7 @@ describe("a Conda app built with --prune", () => {
         p.includes("fixturepkg"),
       ),
     ).toBe(false);
-    const record = join(prefix, RECORD);
-    const text = await readFile(record, "utf8");
-    await writeFile(`${record}.new`, text.replace('"1.0.0"', '"1.0.1"'));
-    await rename(`${record}.new`, record);
+    await replaceFile(join(prefix, RECORD), '"1.0.0"', '"1.0.1"');
 
     const again = await buildApp();
     expect(again.source).toBe("cache");

@@ -2,18 +2,15 @@
 // record replaced or edited in place, a package pip-installed beside the records. None of these
 // may be answered from the cache with the manifest of the environment as it was.
 
-import {
-  cp,
-  mkdir,
-  readFile,
-  rename,
-  stat,
-  utimes,
-  writeFile,
-} from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { build, scan } from "../../src/api/index.js";
+import {
+  copyCondaFixture,
+  editKeepingStat,
+  replaceFile,
+} from "../helpers/conda-copy.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const SIX_RECORD = "conda-meta/six-1.17.0-pyhd8ed1ab_0.json";
@@ -21,11 +18,7 @@ const SITE = "lib/python3.11/site-packages";
 
 /** A copy of the Conda fixture (this test changes it), an app importing six and yaml, a cache. */
 async function setUp() {
-  const conda = inject("fixtures").conda;
-  if (!conda) throw new Error("the Conda fixture was not built");
-  const root = join(await tempDir("envpack-conda-touch-"), "root");
-  await cp(conda.root, root, { recursive: true, verbatimSymlinks: true });
-  const prefix = join(root, "envs", "demo");
+  const prefix = await copyCondaFixture("conda-touch");
   const app = await tempDir("envpack-conda-touch-app-");
   await writeFile(join(app, "app.py"), "import six\nimport yaml\n");
   const cacheDir = join(await tempDir(), "cache");
@@ -42,10 +35,7 @@ async function setUp() {
 describe("a Conda app whose environment changed", () => {
   it("is built again after a record is replaced (a new inode, as conda writes it)", async () => {
     const { prefix, buildApp, scanApp, first } = await setUp();
-    const record = join(prefix, SIX_RECORD);
-    const text = await readFile(record, "utf8");
-    await writeFile(`${record}.new`, text.replace('"1.17.0"', '"1.17.1"'));
-    await rename(`${record}.new`, record);
+    await replaceFile(join(prefix, SIX_RECORD), '"1.17.0"', '"1.17.1"');
 
     const again = await buildApp();
     expect(again.source).toBe("built");
@@ -59,13 +49,7 @@ describe("a Conda app whose environment changed", () => {
 
   it("is built again after a record is edited in place with its size and mtime kept", async () => {
     const { prefix, buildApp, scanApp, first } = await setUp();
-    const record = join(prefix, SIX_RECORD);
-    const before = await stat(record);
-    const text = await readFile(record, "utf8");
-    const edited = text.replace('"1.17.0"', '"1.17.9"');
-    expect(edited.length).toBe(text.length);
-    await writeFile(record, edited);
-    await utimes(record, before.atime, before.mtime);
+    await editKeepingStat(join(prefix, SIX_RECORD), '"1.17.0"', '"1.17.9"');
 
     const again = await buildApp();
     expect(again.source).toBe("built");
