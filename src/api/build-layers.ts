@@ -26,13 +26,9 @@ export interface BuildLayersOptions {
   /** Opens a writer for a layer into the build's temp directory, with its zstd settings. */
   openWriter: (role: LayerRole) => BundleWriter;
   /**
-   * A writer already packing the runtime's leading entries (this machine's node binary, started
-   * before the scan because its layer was missing): finished here as the runtime layer.
-   */
-  runtimeWriter?: BundleWriter | undefined;
-  /**
-   * Writers holding a whole layer each, packing since before the scan (a Conda prefix): finished
-   * as they are unless the layer is cached; their layers are not planned here.
+   * Writers holding a whole layer each, packing since before the scan (a Conda prefix, or this
+   * machine's node runtime): finished as they are unless the layer is cached; their layers are
+   * not planned here.
    */
   prepacked?: ReadonlyMap<LayerRole, BundleWriter> | undefined;
   /** The build's temp directory (the index is written there before it enters the cache). */
@@ -75,16 +71,13 @@ export async function buildLayers(
   const hits = new Map<LayerRole, { digest: Digest; size: number }>();
   await Promise.all(
     roles.map(async (role) => {
-      if (role === "runtime" && options.runtimeWriter !== undefined) return;
       const hit = await layerHit(store, keys[role]);
       if (hit !== null) hits.set(role, hit);
     }),
   );
   const missing = new Set(roles.filter((r) => !hits.has(r)));
   const built = new Map<LayerRole, { digest: Digest; size: number }>();
-  const preStartedOf = (role: LayerRole) =>
-    options.prepacked?.get(role) ??
-    (role === "runtime" ? options.runtimeWriter : undefined);
+  const preStartedOf = (role: LayerRole) => options.prepacked?.get(role);
   // The packing workers boot while the entries are planned.
   const writers = new Map<LayerRole, BundleWriter>(
     [...missing].map((role) => [
@@ -109,15 +102,7 @@ export async function buildLayers(
         : await planBundle(manifest, { ...options.plan, roles: planned });
     const byRole = (list: readonly BundleEntry[], role: LayerRole) =>
       list.filter((e) => (e.layer ?? "app") === role);
-    // Writers share one packing worker, which runs their jobs in the order posted: a runtime
-    // packing since before the scan is finished last, so the other layers' files are read while
-    // zstd ends its frame.
-    const order = [...missing].sort(
-      (a, b) =>
-        Number(a === "runtime" && options.runtimeWriter !== undefined) -
-        Number(b === "runtime" && options.runtimeWriter !== undefined),
-    );
-    const finishing = order.map(async (role) => {
+    const finishing = [...missing].map(async (role) => {
       const leading = byRole(plan?.leading ?? [], role);
       const rest = byRole(plan?.entries ?? [], role);
       const preStarted = preStartedOf(role);
@@ -211,7 +196,6 @@ export async function buildLayers(
     };
   } finally {
     await Promise.all([...writers.values()].map((w) => w.abort()));
-    await options.runtimeWriter?.abort();
     await plan?.dispose();
   }
 }
