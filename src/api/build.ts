@@ -240,6 +240,20 @@ async function buildOrHit(
   const transfer = { onEvent: options.onEvent, signal: options.signal };
   const manifestFile =
     options.manifest === undefined ? [] : [resolve(cwd, options.manifest)];
+  /** A manifest's bundle key, covering the whole Conda prefix its packages layer ships (if so). */
+  const keyOf = async (manifest: Manifest) => {
+    const whole = await wholePrefixIdentity(
+      manifest,
+      options,
+      inputs.readCondaEnv,
+    );
+    const keyed = { ...options, environment: whole.environment };
+    return {
+      whole,
+      keyed,
+      key: bundleKey(manifest.inputDigest as Digest, keyed),
+    };
+  };
   // With a registry, a quick scan (not reading package files) usually gives the input digest
   // already: a hit then reads no package contents. Its digest equals the full scan's unless a
   // package imports what it does not declare; then it misses and the full scan decides.
@@ -251,13 +265,7 @@ async function buildOrHit(
   ) {
     quick = await loadManifest(inputs, cwd, false);
     const quickDigest = quick.inputDigest as Digest;
-    const whole = await wholePrefixIdentity(
-      quick,
-      options,
-      inputs.readCondaEnv,
-    );
-    const keyed = { ...options, environment: whole.environment };
-    const quickKey = bundleKey(quickDigest, keyed);
+    const { whole, keyed, key: quickKey } = await keyOf(quick);
     const cached = await cacheHit(store, quickDigest, keyed);
     const pulled =
       cached ??
@@ -334,13 +342,7 @@ async function buildOrHit(
         ? quick
         : await loadManifest(inputs, cwd, true);
     const inputDigest = manifest.inputDigest as Digest;
-    const whole = await wholePrefixIdentity(
-      manifest,
-      options,
-      inputs.readCondaEnv,
-    );
-    const keyed = { ...options, environment: whole.environment };
-    const key = bundleKey(inputDigest, keyed);
+    const { whole, keyed, key } = await keyOf(manifest);
     writes.remember("fingerprint", () =>
       writeFingerprint(options.cacheDir, fingerprint, manifest, {
         extra: [...manifestFile, ...whole.files],
