@@ -5,7 +5,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { InputError, isNotFound } from "../src/core/light.js";
+import { InputError, isNotFound, processRuns } from "../src/core/light.js";
 
 /** Who holds a lock, as its pid file says. */
 export interface LockHolder {
@@ -121,11 +121,7 @@ async function isAlive(
   pid: number,
   start: string | undefined,
 ): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
-  }
+  if (!processRuns(pid)) return false;
   // A recycled pid names a process that started at another time.
   if (start === undefined || start === "") return true;
   const now = await startTimeOf(pid);

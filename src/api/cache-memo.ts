@@ -5,7 +5,7 @@
 import type { Stats } from "node:fs";
 import { lstat, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { isNotFound, tempWriterPid } from "../core/light.js";
+import { isNotFound, processRuns, tempWriterPid } from "../core/light.js";
 
 /** A memo store: a directory of one file per entry. */
 interface MemoStore {
@@ -83,7 +83,7 @@ export async function pruneMemo(
       const pid = tempWriterPid(file.name);
       if (
         pid !== undefined
-          ? !isRunning(pid)
+          ? !processRuns(pid)
           : lastUse < horizon ||
             (store.retired ?? []).some((end) => file.name.endsWith(end))
       )
@@ -91,7 +91,7 @@ export async function pruneMemo(
     }
   for (const file of await filesIn(join(cacheDir, PACKAGE_TREES_DIR))) {
     const pid = tempWriterPid(file.name);
-    if (pid !== undefined ? !isRunning(pid) : await isOrphaned(file.path))
+    if (pid !== undefined ? !processRuns(pid) : await isOrphaned(file.path))
       await remove(file);
   }
   return removed;
@@ -112,7 +112,7 @@ export async function removeDeadTemps(tmpDir: string): Promise<void> {
   for (const name of names) {
     const pid =
       tempWriterPid(name) ?? /^[a-z]+-(\d+)-[0-9a-f]+$/.exec(name)?.[1];
-    if (pid !== undefined && isRunning(Number(pid))) continue;
+    if (pid !== undefined && processRuns(Number(pid))) continue;
     await rm(join(tmpDir, name), { recursive: true, force: true });
   }
 }
@@ -145,18 +145,4 @@ async function filesIn(dir: string): Promise<MemoFile[]> {
     }),
   );
   return files.filter((f): f is MemoFile => f !== null);
-}
-
-/** Whether a process with this pid runs on this machine (one of another user's counts). */
-function isRunning(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ESRCH") return false;
-    if (code === "EPERM") return true;
-    throw error;
-  }
 }

@@ -7,6 +7,7 @@ export * from "./digest.js";
 export * from "./canonical-json.js";
 export * from "./safe-path.js";
 export * from "./fs-errors.js";
+export * from "./process-runs.js";
 export * from "./resources.js";
 export * from "./resource-spec.js";
 export * from "./task.js";
