@@ -1,5 +1,5 @@
-// Packages' plain JavaScript is read by meriyah, the app's files by babel: both readings must
-// find the same import sites, on real packages and on the shapes the visitor has to get right.
+// Plain JavaScript is read by meriyah, whatever it rejects (and TypeScript) by babel: both readings
+// must find the same import sites, on real packages and on the shapes the visitor has to get right.
 
 import { readFile, readdir } from "node:fs/promises";
 import { extname, join } from "node:path";
@@ -33,6 +33,7 @@ describe("package files read by meriyah", () => {
     let readByMeriyah = 0;
     let sites = 0;
     const differing: string[] = [];
+    const differingAsApp: string[] = [];
     for (const file of files) {
       const text = await readFile(file, "utf8");
       const ext = extname(file);
@@ -40,10 +41,18 @@ describe("package files read by meriyah", () => {
       expect(found.problem).toBeUndefined();
       if (parseWithMeriyah(text, ext) !== null) readByMeriyah++;
       sites += found.sites.length;
-      if (JSON.stringify(found.sites) !== JSON.stringify(babelSites(text, ext)))
+      const babel = findImportsWithBabel(text, ext);
+      if (
+        JSON.stringify(found.sites) !==
+        JSON.stringify(babel.problem ? [] : babel.sites)
+      )
         differing.push(file);
+      // Read as an app file: meriyah without proposals, or babel, and the same answer.
+      if (JSON.stringify(findImports(text, ext)) !== JSON.stringify(babel))
+        differingAsApp.push(file);
     }
     expect(differing).toEqual([]);
+    expect(differingAsApp).toEqual([]);
     // The fast path is really taken, and the files really have imports to agree on.
     expect(readByMeriyah).toBeGreaterThan(files.length * 0.95);
     expect(sites).toBeGreaterThan(2000);
@@ -106,6 +115,27 @@ describe("package files read by meriyah", () => {
     const sites = findImports(text, ext, true).sites;
     expect(sites.length).toBeGreaterThan(0);
     expect(sites).toEqual(babelSites(text, ext));
+  });
+
+  it.each(cases)(
+    "%s, as an app file: the same sites as babel",
+    (_, ext, text) => {
+      expect(parseWithMeriyah(text, ext, false)).not.toBeNull();
+      expect(findImports(text, ext)).toEqual(findImportsWithBabel(text, ext));
+    },
+  );
+
+  it("an app file with a proposal, or with a syntax error, gets babel's answer", () => {
+    const decorated = "@sealed\nclass A {}\nrequire('./decorated');\n";
+    expect(parseWithMeriyah(decorated, ".js", false)).toBeNull();
+    expect(parseWithMeriyah(decorated, ".js")).not.toBeNull();
+    expect(findImports(decorated, ".js")).toEqual(
+      findImportsWithBabel(decorated, ".js"),
+    );
+    const broken = "import x from './x.js';\nconst = 1;\n";
+    const found = findImports(broken, ".js");
+    expect(found.problem).toMatchObject({ reason: "syntax-error", line: 2 });
+    expect(found).toEqual(findImportsWithBabel(broken, ".js"));
   });
 
   it("a file meriyah rejects is read by babel, with babel's recovery", () => {

@@ -1,11 +1,11 @@
 // Finds the import sites of one JS/TS source: static imports, re-exports, import(), require() and friends.
 //
-// Two parsers feed one visitor. The app's own files go through @babel/parser (TypeScript, JSX,
-// error recovery, exact syntax errors). Packages' plain JavaScript goes through meriyah first:
-// a build scans hundreds of package files in a process whose JIT is still cold, where meriyah's
-// much smaller parser is about twice as fast; whatever meriyah does not accept is read by babel,
-// so the sites found never depend on which parser succeeded (a differential test holds the two
-// to the same answer).
+// Two parsers feed one visitor. Plain JavaScript goes through meriyah first: a build scans
+// hundreds of package files in a process whose JIT is still cold, where meriyah's much smaller
+// parser is about twice as fast, and a JavaScript app whose files it reads never loads babel.
+// Whatever meriyah does not accept (TypeScript, syntax errors, and in the app's files any
+// proposal) is read by @babel/parser (error recovery, exact syntax errors), so the sites found
+// never depend on which parser succeeded (a differential test holds the two to the same answer).
 
 import { createRequire } from "node:module";
 import type { ParserPlugin } from "@babel/parser";
@@ -116,8 +116,9 @@ const ESTREE_SOURCE_TYPES: Record<string, EstreeOptions["sourceType"][]> = {
 /**
  * Parses `text` (a file with extension `ext`) and lists its import sites.
  * A syntax error is returned as a `problem` with line and column, never thrown.
- * With `inPackage` (a package's file, whose syntax errors are not the app's to report), a file
- * with no module syntax at all is not parsed, and plain JavaScript is read by meriyah when it can.
+ * Plain JavaScript is read by meriyah when it can, else by babel. With `inPackage` (a package's
+ * file, whose syntax errors are not the app's to report), a file with no module syntax at all is
+ * not parsed, and meriyah also reads stage-3 proposals.
  */
 export function findImports(
   text: string,
@@ -125,18 +126,16 @@ export function findImports(
   inPackage = false,
 ): FoundImports {
   if (inPackage && !MAY_IMPORT.test(text)) return { sites: [] };
-  if (inPackage) {
-    const program = parseWithMeriyah(text, ext);
-    if (program !== null) {
-      const finder = new SiteFinder(text, true);
-      finder.visit(program, false);
-      return { sites: finder.sites };
-    }
+  const program = parseWithMeriyah(text, ext, inPackage);
+  if (program !== null) {
+    const finder = new SiteFinder(text, true);
+    finder.visit(program, false);
+    return { sites: finder.sites };
   }
   return findImportsWithBabel(text, ext);
 }
 
-/** The import sites babel finds (the reference reading, and the only one for app files). */
+/** The import sites babel finds (the reference reading, and the only one for TypeScript). */
 export function findImportsWithBabel(text: string, ext: string): FoundImports {
   const { parse } = loadBabel();
   let ast: Node;
@@ -171,11 +170,17 @@ export function findImportsWithBabel(text: string, ext: string): FoundImports {
 }
 
 /**
- * A package's plain JavaScript as an ESTree program, or null when meriyah does not read it in any
- * of the file's source types (babel then decides: it recovers from errors meriyah rejects).
+ * Plain JavaScript as an ESTree program, or null when meriyah does not read it in any of the
+ * file's source types (babel then decides: it recovers from errors meriyah rejects).
+ * `proposals` (a package's file) also accepts stage-3 syntax (decorators, import phases); an app
+ * file using any goes to babel, whose plugins decide what the app may use, as before.
  * Without `loc`: positions come from the `start` offsets, only for the nodes that are sites.
  */
-export function parseWithMeriyah(text: string, ext: string): Node | null {
+export function parseWithMeriyah(
+  text: string,
+  ext: string,
+  proposals = true,
+): Node | null {
   const types = ESTREE_SOURCE_TYPES[ext];
   if (types === undefined) return null;
   const order =
@@ -184,7 +189,7 @@ export function parseWithMeriyah(text: string, ext: string): Node | null {
     try {
       return parseEstree(text, {
         sourceType,
-        next: true,
+        next: proposals,
         jsx: true,
         webcompat: true,
         // start and end only: a [start, end] array on every node is garbage the scan pays for.
