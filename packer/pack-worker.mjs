@@ -1,6 +1,6 @@
 // @ts-check
 // The packing loop of writeBundle, run in a worker thread: stat, read, tar framing (node-tar's
-// Header and Pax), zstd (zstd-napi's streaming context, with its own compression threads),
+// encoding, through tar-header.mjs), zstd (zstd-napi's streaming context, with its own compression threads),
 // sha256 and the file write. Synchronous on purpose: per-entry promise and stream machinery cost
 // more than the bytes for bundles of many small files, and in a worker it blocks nobody. Files are
 // read straight into the stage buffer the compressor consumes, so each byte is copied once.
@@ -8,10 +8,8 @@
 import { createHash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
-// The two modules alone, not the package's index: the worker boots about 40 ms sooner.
-import { Header } from "tar/header";
-import { Pax } from "tar/pax";
 import zstd from "zstd-napi/binding.js";
+import { headerEncoder } from "./tar-header.mjs";
 
 /**
  * @typedef {{ path: string, type: "file" | "directory" | "symlink", source?: string,
@@ -61,7 +59,6 @@ export function createPacker(job, onProgress) {
   let written = 0;
   const stage = Buffer.allocUnsafe(STAGE);
   let fill = 0;
-  const headerBlock = Buffer.alloc(BLOCK);
   let bytes = 0;
   let reported = 0;
   /** Files (not directories or links) packed or being packed. */
@@ -140,41 +137,34 @@ export function createPacker(job, onProgress) {
     }
   };
 
+  const encodeHeader = headerEncoder(mtime);
   /** The tar header (and pax record, for long names) of one entry. */
   const putHeader = (
     /** @type {Entry} */ entry,
     /** @type {number} */ size,
     /** @type {boolean} */ executable,
   ) => {
-    const linkpath = entry.type === "symlink" ? entry.linkTarget : undefined;
-    // Directories end in "/", as tar tools write and list them.
-    const path = entry.type === "directory" ? `${entry.path}/` : entry.path;
-    const header = new Header({
-      path,
-      type:
+    put(
+      encodeHeader(
         entry.type === "file"
-          ? "File"
+          ? {
+              path: entry.path,
+              type: "File",
+              mode: executable ? 0o755 : 0o644,
+              size,
+            }
           : entry.type === "directory"
-            ? "Directory"
-            : "SymbolicLink",
-      mode:
-        entry.type === "directory" || executable
-          ? 0o755
-          : entry.type === "symlink"
-            ? 0o777
-            : 0o644,
-      size,
-      mtime,
-      uid: 0,
-      gid: 0,
-      uname: "",
-      gname: "",
-      linkpath,
-    });
-    headerBlock.fill(0);
-    header.encode(headerBlock);
-    if (header.needPax) put(new Pax({ path, linkpath, size, mtime }).encode());
-    put(headerBlock);
+            ? // Directories end in "/", as tar tools write and list them.
+              { path: `${entry.path}/`, type: "Directory", mode: 0o755, size }
+            : {
+                path: entry.path,
+                type: "SymbolicLink",
+                mode: 0o777,
+                size,
+                linkpath: entry.linkTarget,
+              },
+      ),
+    );
   };
 
   return {
