@@ -23,7 +23,7 @@ import {
   planCondaBundle,
   type CondaBundleEntry,
 } from "../../packer/conda/index.js";
-import { rewriteCondaMeta } from "../../packer/conda/plan-conda-bundle.js";
+import { rewriteCondaMeta } from "../../packer/conda/conda-meta-json.js";
 import { unpackBundle, writeBundle } from "../../packer/index.js";
 import type { WarnEvent } from "../../src/core/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
