@@ -17,7 +17,11 @@ import type {
   PackThread,
 } from "../../packer/index.js";
 import { LocalStore } from "../registry/light.js";
-import { PackageScans, packageTrees as scanTrees } from "../scan/light.js";
+import {
+  PackageScans,
+  packageScansFile,
+  packageTrees as scanTrees,
+} from "../scan/light.js";
 import {
   fingerprintKey,
   readFingerprint,
@@ -204,7 +208,10 @@ async function buildOrHit(
     readCondaEnv: sharedCondaEnvReader({ cacheDir: options.cacheDir }),
     packageTrees,
     packageScans: new PackageScans(
-      join(options.cacheDir, "scan", "npm"),
+      packageScansFile(
+        join(options.cacheDir, "scan"),
+        (options.entries ?? []).map((e) => resolve(cwd, e)),
+      ),
       envpackVersion(),
       packageTrees,
     ),

@@ -17,12 +17,13 @@ interface MemoStore {
 
 /**
  * Every memo store (a test builds and scans real Node and Conda apps and fails on a cache file
- * outside them and the blob store). `fingerprints/*.json` is the fingerprint format before `.fp`.
+ * outside them and the blob store). `fingerprints/*.json` is the fingerprint format before `.fp`;
+ * `scan/npm/*.json` held one package each, before one `.scans` file per set of entries.
  */
 export const MEMO_STORES: readonly MemoStore[] = [
   { dir: "fingerprints", retired: [".json"] },
   { dir: "scan/walks" },
-  { dir: "scan/npm" },
+  { dir: "scan/npm", retired: [".json"] },
   { dir: "scan/npm-traversals" },
   { dir: "scan/npm-closures" },
   { dir: "scan/app" },

@@ -70,17 +70,21 @@ export interface ScanOptions {
  */
 export async function scan(options: ScanOptions): Promise<Manifest> {
   if (options.cacheDir === undefined) return scanWith(options, {});
-  const [{ PackageScans }, { rememberedTrees }] = await Promise.all([
-    import("../scan/light.js"),
-    import("./stored-walks.js"),
-  ]);
+  const [{ PackageScans, packageScansFile }, { rememberedTrees }] =
+    await Promise.all([
+      import("../scan/light.js"),
+      import("./stored-walks.js"),
+    ]);
   const cwd = options.cwd ?? process.cwd();
   const { trees, save } = await rememberedTrees(
     options.cacheDir,
     options.entries,
     cwd,
   );
-  const store = join(options.cacheDir, "scan", "npm");
+  const store = packageScansFile(
+    join(options.cacheDir, "scan"),
+    options.entries.map((e) => resolve(cwd, e)),
+  );
   const packageScans = new PackageScans(store, envpackVersion(), trees);
   const manifest = await scanWith(options, { packageScans });
   try {

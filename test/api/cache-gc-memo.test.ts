@@ -165,6 +165,9 @@ describe("cache gc and the memo stores", () => {
         trees: [],
       }),
     );
+    // A package's scan in the format before one `.scans` file per set of entries.
+    const retiredScan = `scan/npm/${"0".repeat(64)}.json`;
+    await writeFile(join(cacheDir, retiredScan), "{}");
     const deadTemp = await deadWritersTemp(
       join(cacheDir, "scan", "npm", "x.json"),
     );
@@ -183,10 +186,16 @@ describe("cache gc and the memo stores", () => {
     const gone = [
       ...afterV2,
       retired,
+      retiredScan,
       relative(cacheDir, deadTemp.path),
     ].filter((f) => !left.includes(f));
     expect(gone.sort()).toEqual(
-      [...unused, retired, relative(cacheDir, deadTemp.path)].sort(),
+      [
+        ...unused,
+        retired,
+        retiredScan,
+        relative(cacheDir, deadTemp.path),
+      ].sort(),
     );
     expect(left).toContain(relative(cacheDir, liveTemp));
     expect(gc.memo.files).toBe(gone.length);

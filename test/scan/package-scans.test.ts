@@ -2,9 +2,10 @@
 // package's files are read again once anything in it changed (an import added inside it).
 
 import { mkdir, readdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PackageScans, packageTrees, scan } from "../../src/scan/index.js";
+import { packageScansFile } from "../../src/scan/light.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /** An app importing `a`, where a requires ./lib (which requires nothing yet); `b` is installed. */
@@ -38,7 +39,11 @@ describe("package scans", () => {
         cwd: dir,
         generatorVersion: "test",
         packageScans: remembered
-          ? new PackageScans(store, "test", packageTrees())
+          ? new PackageScans(
+              packageScansFile(store, [join(dir, "main.js")]),
+              "test",
+              packageTrees(),
+            )
           : undefined,
       });
     const plain = await scanOf(false);
@@ -47,7 +52,8 @@ describe("package scans", () => {
     // Nothing was saved by the scan itself: the build saves. Save one and read it back (in a
     // store of its own: the first scans' remembered traversal would read no package file).
     const saved = join(await tempDir(), "scan");
-    const saving = new PackageScans(saved, "test", packageTrees());
+    const file = packageScansFile(saved, [join(dir, "main.js")]);
+    const saving = new PackageScans(file, "test", packageTrees());
     await scan({
       entries: ["main.js"],
       cwd: dir,
@@ -55,9 +61,9 @@ describe("package scans", () => {
       packageScans: saving,
     });
     await saving.save();
-    expect((await readdir(saved)).length).toBe(1);
+    expect(await readdir(join(saved, "npm"))).toEqual([basename(file)]);
     const parsed: string[] = [];
-    const reading = new PackageScans(saved, "test", packageTrees());
+    const reading = new PackageScans(file, "test", packageTrees());
     const found = await reading.imports(
       join(dir, "node_modules", "a"),
       join(dir, "node_modules", "a", "lib.js"),
@@ -74,7 +80,7 @@ describe("package scans", () => {
       join(dir, "node_modules", "a", "lib.js"),
       'exports.x = require("b");\n',
     );
-    const after = new PackageScans(saved, "test", packageTrees());
+    const after = new PackageScans(file, "test", packageTrees());
     const edited = await scan({
       entries: ["main.js"],
       cwd: dir,
@@ -85,15 +91,39 @@ describe("package scans", () => {
     expect(plain.packages.map((p) => p.name)).toEqual(["a"]);
   });
 
+  it("keep, in one file per set of entries, the packages a later save did not read", async () => {
+    const dir = await app();
+    const file = packageScansFile(await tempDir(), [join(dir, "main.js")]);
+    const parsed: string[] = [];
+    const read = async (scans: PackageScans, name: string) => {
+      const pkg = join(dir, "node_modules", name);
+      return scans.imports(pkg, join(pkg, "index.js"), async () => {
+        parsed.push(name);
+        return { sites: [] };
+      });
+    };
+    for (const name of ["a", "b"]) {
+      const scans = new PackageScans(file, "test", packageTrees());
+      await read(scans, name);
+      await scans.save();
+    }
+    const again = new PackageScans(file, "test", packageTrees());
+    for (const name of ["a", "b"])
+      expect(await read(again, name)).toEqual({ sites: [] });
+    expect(parsed).toEqual(["a", "b"]);
+    expect(await readdir(dirname(file))).toEqual([basename(file)]);
+  });
+
   it("are not used by another scanner version", async () => {
     const dir = await app();
     const store = join(await tempDir(), "scan");
     const pkg = join(dir, "node_modules", "a");
-    const one = new PackageScans(store, "v1", packageTrees());
+    const file = packageScansFile(store, [join(dir, "main.js")]);
+    const one = new PackageScans(file, "v1", packageTrees());
     await one.imports(pkg, join(pkg, "lib.js"), async () => ({ sites: [] }));
     await one.save();
     const parsed: string[] = [];
-    const two = new PackageScans(store, "v2", packageTrees());
+    const two = new PackageScans(file, "v2", packageTrees());
     await two.imports(pkg, join(pkg, "lib.js"), async () => {
       parsed.push("lib.js");
       return null;

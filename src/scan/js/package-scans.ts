@@ -3,7 +3,6 @@
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { isNotFound, writeFileAtomic } from "../../core/light.js";
 import type { PackageTrees } from "../npm/package-tree.js";
@@ -12,7 +11,7 @@ import { PackageClosures } from "./package-closure.js";
 import { PackageTraversals } from "./package-traversals.js";
 
 /** The stored form; another version is read as empty. */
-const FORMAT = "envpack-package-scan/1";
+const FORMAT = "envpack-package-scans/2";
 
 /** A file's imports, or null when it has no text to parse (binary, too large). */
 type Found = FoundImports | null;
@@ -26,33 +25,52 @@ interface StoredAppImports {
   found: FoundImports;
 }
 
-interface StoredPackage {
+/** What a store file holds: the packages a scan of some entries read. */
+interface StoredScans {
   format: string;
   /** The scanner that found the imports (envpack's version): another one reads files again. */
   scanner: string;
+  packages: StoredPackage[];
+}
+
+interface StoredPackage {
   dir: string;
   /** The package's strict tree stamp when its files were read. */
   stamp: string;
   files: Record<string, Found>;
 }
 
-interface LoadedPackage {
-  stored: StoredPackage;
-  learnt: boolean;
+/**
+ * The store file of the package scans of `entries` (absolute paths) under `scanDir` (e.g.
+ * `<cacheDir>/scan`): one file per set of entries, as the scan's remembered walks.
+ */
+export function packageScansFile(
+  scanDir: string,
+  entries: readonly string[],
+): string {
+  const key = createHash("sha256")
+    .update([...entries].sort().join("\0"))
+    .digest("hex");
+  return join(scanDir, "npm", `${key}.scans`);
 }
 
 /**
- * The import sites of installed packages' files, kept in `dir` (one JSON file per package
- * directory). Safe by construction: a package's entries are used only while its strict tree
- * stamp, taken before any of its files is read, is the one they were found under; any file of
- * it edited, added or removed changes that stamp and its files are read again. A lost or
- * unreadable store costs only parsing.
+ * The import sites of installed packages' files, kept in one file per set of entries (see
+ * {@link packageScansFile}), read once when the scan first reads a package and written once,
+ * whole, when it learnt anything. Safe by construction: a package's entries are used only while
+ * its strict tree stamp, taken before any of its files is read, is the one they were found
+ * under; any file of it edited, added or removed changes that stamp and its files are read
+ * again. A lost or unreadable store costs only parsing.
  */
 export class PackageScans {
-  readonly #dir: string;
+  readonly #file: string;
   readonly #scanner: string;
   readonly #trees: PackageTrees;
-  readonly #packages = new Map<string, Promise<LoadedPackage>>();
+  /** The store file's packages by directory, read on first use. */
+  #stored: Map<string, StoredPackage> | undefined;
+  /** The packages this scan read: remembered entries, or fresh ones it fills in. */
+  readonly #packages = new Map<string, StoredPackage>();
+  #learnt = false;
   /** App files' imports found by this build, by store path, to write on save. */
   readonly #appLearnt = new Map<string, FoundImports>();
   /** The package side of scans, by the package files the app reaches (a sibling store). */
@@ -61,21 +79,22 @@ export class PackageScans {
   readonly closures: PackageClosures;
 
   /**
-   * @param dir where the store lives (e.g. `<cacheDir>/scan/npm`)
+   * @param file the store file (see packageScansFile); sibling stores live in its directory's parent
    * @param scanner the scanner's identity (envpack's version): entries of another are not used
    * @param trees the build's tree walks (see packageTrees), shared with its other stamps
    */
-  constructor(dir: string, scanner: string, trees: PackageTrees) {
-    this.#dir = dir;
+  constructor(file: string, scanner: string, trees: PackageTrees) {
+    this.#file = file;
     this.#scanner = scanner;
     this.#trees = trees;
+    const scanDir = dirname(dirname(file));
     this.traversals = new PackageTraversals(
-      join(dirname(dir), "npm-traversals"),
+      join(scanDir, "npm-traversals"),
       scanner,
       trees,
     );
     this.closures = new PackageClosures(
-      join(dirname(dir), "npm-closures"),
+      join(scanDir, "npm-closures"),
       scanner,
       trees,
     );
@@ -91,7 +110,7 @@ export class PackageScans {
     find: () => FoundImports,
   ): FoundImports {
     const path = join(
-      dirname(this.#dir),
+      dirname(dirname(this.#file)),
       "app",
       `${sha256}${ext.replace(/[^.a-z]/g, "")}.json`,
     );
@@ -125,24 +144,24 @@ export class PackageScans {
     file: string,
     find: () => Promise<Found>,
   ): Promise<Found> {
-    let loading = this.#packages.get(packageDir);
-    if (loading === undefined) {
-      loading = this.#load(packageDir);
-      this.#packages.set(packageDir, loading);
+    let loaded = this.#packages.get(packageDir);
+    if (loaded === undefined) {
+      loaded = this.#load(packageDir);
+      this.#packages.set(packageDir, loaded);
     }
-    const loaded = await loading;
     const rel = relative(packageDir, file).split(sep).join("/");
-    const known = loaded.stored.files[rel];
+    const known = loaded.files[rel];
     if (known !== undefined) return known;
     const found = await find();
-    loaded.stored.files[rel] = found;
-    loaded.learnt = true;
+    loaded.files[rel] = found;
+    this.#learnt = true;
     return found;
   }
 
   /**
-   * Writes what this build learnt (app files' imports, packages that learnt a file, traversals,
-   * closures), each atomically (without fsync: cheap to lose).
+   * Writes what this build learnt (app files' imports, traversals, closures, and the store file
+   * when a package learnt a file: this scan's packages and the ones it did not read, as they
+   * were), each atomically (without fsync: cheap to lose).
    */
   async save(): Promise<void> {
     for (const [path, found] of this.#appLearnt) {
@@ -156,49 +175,57 @@ export class PackageScans {
     this.#appLearnt.clear();
     await this.traversals.save();
     await this.closures.save();
-    for (const loading of this.#packages.values()) {
-      const { stored, learnt } = await loading;
-      if (!learnt) continue;
-      await writeFileAtomic(this.#pathOf(stored.dir), JSON.stringify(stored), {
-        fsync: false,
-      });
-    }
-  }
-
-  async #load(dir: string): Promise<LoadedPackage> {
-    // Stamped before any file of the package is read: an edit after this is seen next time.
-    const stamp = this.#trees(dir).strict;
-    const fresh: StoredPackage = {
+    if (!this.#learnt) return;
+    const packages = new Map(this.#stored);
+    for (const [dir, stored] of this.#packages) packages.set(dir, stored);
+    const stored: StoredScans = {
       format: FORMAT,
       scanner: this.#scanner,
-      dir,
-      stamp,
-      files: {},
+      packages: [...packages.values()],
     };
-    let stored: StoredPackage;
-    try {
-      stored = JSON.parse(
-        await readFile(this.#pathOf(dir), "utf8"),
-      ) as StoredPackage;
-    } catch (error) {
-      if (isNotFound(error) || error instanceof SyntaxError)
-        return { stored: fresh, learnt: false };
-      throw error;
-    }
-    const usable =
-      stored.format === FORMAT &&
-      stored.scanner === this.#scanner &&
-      stored.dir === dir &&
-      stored.stamp === stamp &&
-      typeof stored.files === "object" &&
-      stored.files !== null;
-    return { stored: usable ? stored : fresh, learnt: false };
+    await writeFileAtomic(this.#file, JSON.stringify(stored), {
+      fsync: false,
+    });
+    this.#learnt = false;
   }
 
-  #pathOf(dir: string): string {
-    return join(
-      this.#dir,
-      `${createHash("sha256").update(dir).digest("hex")}.json`,
-    );
+  #load(dir: string): StoredPackage {
+    // Stamped before any file of the package is read: an edit after this is seen next time.
+    const stamp = this.#trees(dir).strict;
+    this.#stored ??= this.#read();
+    const stored = this.#stored.get(dir);
+    return stored?.stamp === stamp ? stored : { dir, stamp, files: {} };
+  }
+
+  /** The store file's usable packages; none when it is absent, damaged or of another scanner. */
+  #read(): Map<string, StoredPackage> {
+    const packages = new Map<string, StoredPackage>();
+    let stored: Partial<StoredScans> | null;
+    try {
+      // Synchronous: one file, read once, when the scan first reads a package.
+      stored = JSON.parse(readFileSync(this.#file, "utf8")) as typeof stored;
+    } catch (error) {
+      if (isNotFound(error) || error instanceof SyntaxError) return packages;
+      throw error;
+    }
+    if (
+      stored === null ||
+      typeof stored !== "object" ||
+      stored.format !== FORMAT ||
+      stored.scanner !== this.#scanner ||
+      !Array.isArray(stored.packages)
+    )
+      return packages;
+    for (const entry of stored.packages as unknown[]) {
+      const pkg = entry as Partial<StoredPackage> | null;
+      if (
+        typeof pkg?.dir === "string" &&
+        typeof pkg.stamp === "string" &&
+        typeof pkg.files === "object" &&
+        pkg.files !== null
+      )
+        packages.set(pkg.dir, pkg as StoredPackage);
+    }
+    return packages;
   }
 }
