@@ -43,13 +43,26 @@ class ChangedWhilePacking extends Error {}
  * own thread for small bundles (pack-in-thread.ts), so both give the same bytes.
  * @param {Start} job
  * @param {(progress: Progress) => void} onProgress
+ * @param {Map<string, InstanceType<typeof zstd.CCtx>[]>} [contexts] idle compression contexts by
+ *   level and threads: one is taken if there is one, and given back once the frame is ended
  */
-export function createPacker(job, onProgress) {
+export function createPacker(job, onProgress, contexts) {
   const mtime = new Date(job.mtimeMs);
-  const cctx = new zstd.CCtx();
-  cctx.setParameter(zstd.CParameter.compressionLevel, job.level);
-  cctx.setParameter(zstd.CParameter.nbWorkers, job.threads);
-  cctx.setParameter(zstd.CParameter.jobSize, JOB_SIZE);
+  const settings = `${job.level}/${job.threads}`;
+  // Taken at the first bytes, not at the start: a bundle started while another is still packing
+  // on this thread then reuses that one's context once it is finished.
+  /** @type {InstanceType<typeof zstd.CCtx> | undefined} */
+  let cctx;
+  const context = () => {
+    if (cctx !== undefined) return cctx;
+    cctx = contexts?.get(settings)?.pop();
+    if (cctx !== undefined) return cctx;
+    cctx = new zstd.CCtx();
+    cctx.setParameter(zstd.CParameter.compressionLevel, job.level);
+    cctx.setParameter(zstd.CParameter.nbWorkers, job.threads);
+    cctx.setParameter(zstd.CParameter.jobSize, JOB_SIZE);
+    return cctx;
+  };
   const hash = createHash("sha256");
   const out = Buffer.allocUnsafe(zstd.cStreamOutSize());
   // Atomics.wait needs a shared cell; it only ever times out (a short nap while the compression
@@ -67,7 +80,7 @@ export function createPacker(job, onProgress) {
   /** @param {Buffer} input @param {number} op */
   const compress = (input, op) => {
     for (;;) {
-      const [remaining, produced, consumed] = cctx.compressStream2(
+      const [remaining, produced, consumed] = context().compressStream2(
         out,
         input,
         op,
@@ -210,6 +223,14 @@ export function createPacker(job, onProgress) {
       flushStage();
       compress(Buffer.alloc(0), zstd.EndDirective.end);
       report(true);
+      // A context whose frame ended, reset, compresses the next frame to the bytes a new one
+      // would: without a new set of job buffers to fault in and compression threads to start.
+      if (contexts !== undefined && cctx !== undefined) {
+        cctx.reset(zstd.ResetDirective.sessionOnly);
+        const idle = contexts.get(settings) ?? [];
+        idle.push(cctx);
+        contexts.set(settings, idle);
+      }
       return { digest: `sha256:${hash.digest("hex")}`, size: written };
     },
     close() {
@@ -244,14 +265,19 @@ export function errorReport(error) {
 // bundle's bytes as if it were alone.
 /** @type {Map<number, ReturnType<typeof createPacker>>} */
 const packers = new Map();
+/** The compression contexts of bundles packed here, for the next ones. */
+/** @type {Map<string, InstanceType<typeof zstd.CCtx>[]>} */
+const contexts = new Map();
 parentPort?.on("message", (/** @type {Job} */ job) => {
   const { id } = job;
   try {
     if (job.type === "start") {
       packers.set(
         id,
-        createPacker(job, (progress) =>
-          parentPort?.postMessage({ ...progress, id }),
+        createPacker(
+          job,
+          (progress) => parentPort?.postMessage({ ...progress, id }),
+          contexts,
         ),
       );
       return;

@@ -71,6 +71,40 @@ describe("writers sharing a pack thread", () => {
     expect(await readdir(outA)).toEqual([`${digests[0]!.slice(7)}.tar.zst`]);
   });
 
+  it("one after another, each taking the last one's compression context, give the bytes each gives alone", async () => {
+    const a = await batchesIn(await tempDir(), "a");
+    const b = await batchesIn(await tempDir(), "b");
+    const outs = [await tempDir(), await tempDir(), await tempDir()];
+    const digests = await withThread(async (thread) => {
+      // Stopped mid-frame (past its first progress report): its context is not taken again.
+      let packing!: () => void;
+      const packed = new Promise<void>((resolve) => (packing = resolve));
+      const dropped = openBundleWriter({
+        outDir: outs[0]!,
+        thread,
+        onEvent: () => packing(),
+      });
+      dropped.add(a[0]!);
+      await packed;
+      await dropped.abort();
+      const first = openBundleWriter({ outDir: outs[1]!, thread });
+      // Started while the first packs: it takes the first's context once that one is done.
+      const second = openBundleWriter({ outDir: outs[2]!, thread });
+      for (const batch of a) first.add(batch);
+      const firstDone = first.finish();
+      for (const batch of b) second.add(batch);
+      const digests = [
+        (await firstDone).digest,
+        (await second.finish()).digest,
+      ];
+      const third = openBundleWriter({ outDir: outs[0]!, thread, threads: 1 });
+      for (const batch of a) third.add(batch);
+      return [...digests, (await third.finish()).digest];
+    });
+    const [aloneA, aloneB] = [await aloneDigest(a), await aloneDigest(b)];
+    expect(digests).toEqual([aloneA, aloneB, aloneA]);
+  });
+
   it("fail alone: a missing source fails its writer, the other finishes, nothing of the failed one is left", async () => {
     const good = await batchesIn(await tempDir(), "good");
     const src = await tempDir();
