@@ -33,6 +33,18 @@ export interface NodeBundlePlan {
    * (walking the package directories, awaiting `compiled`).
    */
   roles?: ReadonlySet<LayerRole> | undefined;
+  /**
+   * A package directory's entries as the caller walked them already (nested `node_modules`
+   * excluded), instead of listing the directory again; a package it has no walk of is listed.
+   */
+  listPackage?:
+    ((dir: string) => readonly ListedEntry[] | undefined) | undefined;
+}
+
+/** An entry of a package directory, relative to it (`/`-separated), by its kind (lstat's). */
+export interface ListedEntry {
+  path: string;
+  type: "file" | "directory" | "symlink" | "other";
 }
 
 /**
@@ -100,8 +112,12 @@ export async function planNodeBundle(
   const entries: BundleEntry[] = wants("runtime") ? nodeLauncherEntries() : [];
   for (const pkg of wants("packages") ? manifest.packages : []) {
     const dir = join(manifest.root, ...pkg.path.split("/"));
+    const bundleDir = posix.join(APP_DIR, pkg.path);
+    const listed = plan.listPackage?.(dir);
     entries.push(
-      ...packageEntries(dir, posix.join(APP_DIR, pkg.path), plan.onWarn),
+      ...(listed === undefined
+        ? packageEntries(dir, bundleDir, plan.onWarn)
+        : listedEntries(dir, bundleDir, listed, plan.onWarn)),
     );
     for (const link of pkg.links ?? []) {
       const target = posix.relative(posix.dirname(link), pkg.path);
@@ -171,30 +187,74 @@ function packageEntries(
           layer: "packages",
         });
       } else if (entry.isSymbolicLink()) {
-        const target = readlinkSync(path);
-        const resolved = resolve(dirname(path), target);
-        if (
-          !target.startsWith("/") &&
-          (resolved === dir || resolved.startsWith(dir + sep))
-        ) {
-          out.push({
-            path: bundlePath,
-            type: "symlink",
-            linkTarget: target,
-            layer: "packages",
-          });
-        } else {
-          onWarn?.({
-            type: "warn",
-            code: "ENVPACK_WARN_LINK_SKIPPED",
-            message: `${relative(dir, path)} in ${bundleDir} links outside its package (${target}); not bundled`,
-          });
-        }
+        const link = linkEntry(path, bundlePath, { dir, bundleDir, onWarn });
+        if (link !== undefined) out.push(link);
       }
     }
   };
   walk(dir, "");
   return out;
+}
+
+/** {@link packageEntries} of a package directory from a listing of it (no directory read). */
+function listedEntries(
+  dir: string,
+  bundleDir: string,
+  listed: readonly ListedEntry[],
+  onWarn: ((warning: WarnEvent) => void) | undefined,
+): BundleEntry[] {
+  const out: BundleEntry[] = [
+    { path: bundleDir, type: "directory", layer: "packages" },
+  ];
+  for (const entry of listed) {
+    const path = join(dir, entry.path);
+    const bundlePath = `${bundleDir}/${entry.path}`;
+    if (entry.type === "directory")
+      out.push({ path: bundlePath, type: "directory", layer: "packages" });
+    else if (entry.type === "file")
+      out.push({
+        path: bundlePath,
+        type: "file",
+        source: path,
+        layer: "packages",
+      });
+    else if (entry.type === "symlink") {
+      const link = linkEntry(path, bundlePath, { dir, bundleDir, onWarn });
+      if (link !== undefined) out.push(link);
+    }
+  }
+  return out;
+}
+
+/** A symlink inside a package as an entry; one leading outside it is skipped with a warning. */
+function linkEntry(
+  path: string,
+  bundlePath: string,
+  pkg: {
+    dir: string;
+    bundleDir: string;
+    onWarn: ((warning: WarnEvent) => void) | undefined;
+  },
+): BundleEntry | undefined {
+  const { dir, bundleDir, onWarn } = pkg;
+  const target = readlinkSync(path);
+  const resolved = resolve(dirname(path), target);
+  if (
+    !target.startsWith("/") &&
+    (resolved === dir || resolved.startsWith(dir + sep))
+  )
+    return {
+      path: bundlePath,
+      type: "symlink",
+      linkTarget: target,
+      layer: "packages",
+    };
+  onWarn?.({
+    type: "warn",
+    code: "ENVPACK_WARN_LINK_SKIPPED",
+    message: `${relative(dir, path)} in ${bundleDir} links outside its package (${target}); not bundled`,
+  });
+  return undefined;
 }
 
 const NODE_LAUNCHER = `#!/bin/sh

@@ -2,7 +2,12 @@
 // node binary a build for this machine can start packing before the scan is done.
 
 import { join, posix } from "node:path";
-import { InputError, type Manifest, type OnEvent } from "../core/light.js";
+import {
+  InputError,
+  isNotFound,
+  type Manifest,
+  type OnEvent,
+} from "../core/light.js";
 import {
   APP_DIR,
   appLauncherEntry,
@@ -15,6 +20,11 @@ import {
   type LayerRole,
 } from "../../packer/index.js";
 import type { CondaEnvReader } from "../conda/index.js";
+import {
+  treeEntries,
+  type PackageTrees,
+  type TreeEntry,
+} from "../scan/light.js";
 
 /** Options of {@link planBundle}: the build options planning reads. */
 export interface PlanBundleOptions {
@@ -25,6 +35,11 @@ export interface PlanBundleOptions {
   readCondaEnv?: CondaEnvReader | undefined;
   /** The layers to plan (default: all); the others' work is skipped (a build has them cached). */
   roles?: ReadonlySet<LayerRole> | undefined;
+  /**
+   * The package tree walks the build's scan took: a Node bundle lists its packages from them
+   * rather than reading each package directory again.
+   */
+  packageTrees?: PackageTrees | undefined;
   /** Called once the entries are planned, before they are returned. */
   onPlanned?: (() => void) | undefined;
   onEvent?: OnEvent | undefined;
@@ -180,9 +195,30 @@ async function planNode(
         compiled: compiling,
         onWarn: options.onEvent,
         roles: options.roles,
+        ...(options.packageTrees === undefined
+          ? {}
+          : { listPackage: listingOf(options.packageTrees) }),
       }),
     ),
     compiling,
   ]);
   return { ...plan, dispose: async () => {} };
+}
+
+/**
+ * A package directory's entries from its walk. The walk leaves out every entry named
+ * `node_modules` (the fingerprint covers no such entry either); a missing directory is listed
+ * by the planner, which reports it.
+ */
+function listingOf(
+  trees: PackageTrees,
+): (dir: string) => TreeEntry[] | undefined {
+  return (dir) => {
+    try {
+      return treeEntries(trees(dir));
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  };
 }

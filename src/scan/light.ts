@@ -7,7 +7,9 @@ export {
   packageTreeStamp,
   packageTrees,
   isTreeUnchanged,
+  treeEntries,
   walkPackageTree,
   type PackageTreeWalk,
+  type TreeEntry,
   type PackageTrees,
 } from "./npm/package-tree.js";

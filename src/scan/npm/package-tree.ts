@@ -1,7 +1,13 @@
 // Stat stamps of an installed package's files: change when any file is added, removed or edited.
 
 import { createHash } from "node:crypto";
-import { lstatSync, readdirSync, statSync, type Stats } from "node:fs";
+import {
+  constants,
+  lstatSync,
+  readdirSync,
+  statSync,
+  type Stats,
+} from "node:fs";
 import { sep } from "node:path";
 import { isNotFound } from "../../core/light.js";
 
@@ -101,6 +107,42 @@ export function isTreeUnchanged(dir: string, lines: string): boolean {
     at = fieldsAt + fields.length;
   }
   return true;
+}
+
+/** What a package directory holds, as {@link treeEntries} lists it. */
+export interface TreeEntry {
+  /** Relative to the package directory, `/`-separated. */
+  path: string;
+  type: "file" | "directory" | "symlink" | "other";
+}
+
+/**
+ * The entries of a walk (the directory itself left out), in walk order, with their kind from the
+ * mode recorded: what the package directory held, without listing it again.
+ */
+export function treeEntries(walk: PackageTreeWalk): TreeEntry[] {
+  const { lines } = walk;
+  const entries: TreeEntry[] = [];
+  // The first line is the directory itself (`.`).
+  let at = lines.indexOf("\n") + 1;
+  while (at > 0 && at < lines.length) {
+    const pathEnd = lines.indexOf("\0", at);
+    const modeEnd = lines.indexOf("\0", pathEnd + 1);
+    const kind = Number(lines.slice(pathEnd + 1, modeEnd)) & constants.S_IFMT;
+    entries.push({
+      path: lines.slice(at, pathEnd),
+      type:
+        kind === constants.S_IFREG
+          ? "file"
+          : kind === constants.S_IFDIR
+            ? "directory"
+            : kind === constants.S_IFLNK
+              ? "symlink"
+              : "other",
+    });
+    at = lines.indexOf("\n", modeEnd) + 1;
+  }
+  return entries;
 }
 
 /** Reads a package directory's walk at most once (a build's scan, edit check and fingerprint share it). */
