@@ -55,8 +55,10 @@ export async function writeAtomic<T>(
     const value = await fill(temp);
     await commitAtomic(temp, path, options);
     return value;
-  } finally {
+  } catch (error) {
+    // Renamed, the temp is gone: only a failure leaves one to remove.
     await rm(temp, { force: true });
+    throw error;
   }
 }
 
@@ -75,8 +77,9 @@ export async function writeAtomicNamed<T extends { path: string }>(
     const value = await fill(temp);
     await commitAtomic(temp, value.path, options);
     return value;
-  } finally {
+  } catch (error) {
     await rm(temp, { force: true });
+    throw error;
   }
 }
 
