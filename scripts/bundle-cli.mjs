@@ -1,9 +1,15 @@
-// `npm run build`, after tsc: bundles the CLI (src/cli/main.ts and all of envpack's own modules it
-// reaches) into dist/src/cli/main.js, so that a command resolves and loads a few files rather than
-// dozens. The pure JavaScript packages that read no file of their own (BUNDLED) are bundled too;
-// every other package stays external (native addons, wasm and esbuild's binary find their files
-// as installed). Dynamic imports stay chunks beside main.js, loaded when a command runs; esbuild's
-// metafile goes to dist/cli-bundle.json for the start-up test.
+// `npm run build`, after tsc: bundles the CLI into dist/src/cli/, so that a command resolves and
+// loads a few files rather than dozens, and `--help` loads no ES module at all:
+// - main.js: the command line (src/cli/ and commander) as one CommonJS file (dist/src/cli/ is a
+//   CommonJS scope): Node's ES module loader, its thread pool and its per-module linking were half
+//   of what `--help` cost above `node -e 0`. A command's action imports the api from:
+// - api-light.mjs, api-index.mjs and their chunk-*.mjs: everything else envpack runs, ES modules
+//   split into chunks that load when a command needs them;
+// - errors.js: src/core/errors.ts, the one copy of the error classes both sides use (CommonJS, which
+//   the chunks import by name), so that `instanceof` holds across them.
+// The pure JavaScript packages that read no file of their own (BUNDLED) are bundled; every other
+// package stays external (native addons, wasm and esbuild's binary find their files as installed).
+// esbuild's metafiles go to dist/cli-bundle.json for the start-up test.
 //
 // Every output file lives in dist/src/cli/, two levels below dist/ like the compiled modules, so
 // code that finds envpack's files from its own URL (src/core/own-files.ts) works the same in the
@@ -11,6 +17,7 @@
 
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 const root = join(import.meta.dirname, "..");
@@ -24,7 +31,7 @@ const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
 
 // Chunk names change with their contents: drop the previous build's.
 for (const file of await readdir(outdir))
-  if (/^chunk-.*\.js(\.map)?$/.test(file)) await rm(join(outdir, file));
+  if (/^chunk-.*\.m?js(\.map)?$/.test(file)) await rm(join(outdir, file));
 
 /**
  * commander requires node:child_process at load for executable subcommands, which envpack has
@@ -65,29 +72,126 @@ const zodAsModule = {
   },
 };
 
-const result = await build({
-  entryPoints: [join(root, "src", "cli", "main.ts")],
+/** The api barrels the command line imports: built once, loaded by its commands' actions. */
+const API = new Map([
+  [join(root, "src", "api", "light.ts"), "./api-light.mjs"],
+  [join(root, "src", "api", "index.ts"), "./api-index.mjs"],
+]);
+const ERRORS = join(root, "src", "core", "errors.ts");
+/** What errors.ts exports at run time, read from its compiled module (tsc ran first). */
+const errorNames = Object.keys(
+  await import(
+    pathToFileURL(join(root, "dist", "src", "core", "errors.js")).href
+  ),
+);
+
+/**
+ * Imports of the api barrels become imports of their built files (but in the build that makes
+ * them), and errors.ts becomes a re-export of errors.js by name: a module esbuild can see
+ * through, so that a barrel re-exporting it still bundles only what its importer uses.
+ */
+function sharedModules({ ownApi }) {
+  return {
+    name: "shared-modules",
+    setup(build) {
+      build.onResolve({ filter: /^\.\.?\// }, (args) => {
+        const path = join(args.resolveDir, args.path).replace(/\.js$/, ".ts");
+        const file = API.get(path);
+        return file === undefined || ownApi
+          ? undefined
+          : { path: file, external: true };
+      });
+      build.onResolve({ filter: /^envpack-errors$/ }, () => ({
+        path: "./errors.js",
+        external: true,
+      }));
+      build.onLoad({ filter: /[\\/]src[\\/]core[\\/]errors\.ts$/ }, () => ({
+        contents: `export { ${errorNames.join(", ")} } from "envpack-errors";`,
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/**
+ * envpack's modules have no side effects at import (STYLE §11): the command line bundles only the
+ * ones it uses of the barrels it imports, not every module they list (and the builtins those load).
+ */
+const ownModulesPure = {
+  name: "own-modules-pure",
+  setup(build) {
+    build.onResolve({ filter: /^\.\.?\// }, async (args) => {
+      if (args.pluginData === "pure" || args.importer.includes("node_modules"))
+        return undefined;
+      const result = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: "pure",
+      });
+      return result.errors.length > 0 || result.external
+        ? result
+        : { ...result, sideEffects: false };
+    });
+  },
+};
+
+const common = {
   absWorkingDir: root,
   outdir,
-  entryNames: "[name]",
-  chunkNames: "chunk-[hash]",
   bundle: true,
-  splitting: true,
-  format: "esm",
   platform: "node",
   target: "node20",
   external,
-  plugins: [lazyChildProcess, zodAsModule],
-  // commander and execa's helpers are CommonJS: their require() calls of Node builtins need a
-  // require in ES module scope.
-  banner: {
-    js: 'import { createRequire as __envpackCreateRequire } from "node:module"; const require = __envpackCreateRequire(import.meta.url);',
-  },
   sourcemap: true,
   metafile: true,
   logLevel: "warning",
+};
+const api = await build({
+  ...common,
+  entryPoints: {
+    "api-light": join(root, "src", "api", "light.ts"),
+    "api-index": join(root, "src", "api", "index.ts"),
+  },
+  outExtension: { ".js": ".mjs" },
+  chunkNames: "chunk-[hash]",
+  splitting: true,
+  format: "esm",
+  plugins: [zodAsModule, sharedModules({ ownApi: true })],
+  // execa's helpers are CommonJS: their require() calls of Node builtins need a require in ES
+  // module scope.
+  banner: {
+    js: 'import { createRequire as __envpackCreateRequire } from "node:module"; const require = __envpackCreateRequire(import.meta.url);',
+  },
 });
+const commandLine = await build({
+  ...common,
+  entryPoints: { main: join(root, "src", "cli", "main.ts") },
+  format: "cjs",
+  plugins: [lazyChildProcess, sharedModules({ ownApi: false }), ownModulesPure],
+  // src/core/own-files.ts finds envpack's files from its module's URL.
+  define: { "import.meta.url": "__envpackModuleUrl" },
+  banner: {
+    js: 'const __envpackModuleUrl = require("node:url").pathToFileURL(__filename).href;',
+  },
+});
+const errors = await build({
+  ...common,
+  entryPoints: { errors: ERRORS },
+  format: "cjs",
+});
+// main.js and errors.js are CommonJS: the rest of dist/ stays ES modules (package.json `type`).
+await writeFile(
+  join(outdir, "package.json"),
+  `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`,
+);
+const outputs = {};
+const inputs = {};
+for (const { metafile } of [api, commandLine, errors]) {
+  Object.assign(outputs, metafile.outputs);
+  Object.assign(inputs, metafile.inputs);
+}
 await writeFile(
   join(root, "dist", "cli-bundle.json"),
-  JSON.stringify(result.metafile),
+  JSON.stringify({ inputs, outputs }),
 );

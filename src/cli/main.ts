@@ -37,11 +37,6 @@ async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   // The command whose arguments failed to parse, for the hint.
   let failed = "";
-  const controller = new AbortController();
-  process.once("SIGINT", () => {
-    controller.abort(new Error("interrupted"));
-    exitCode = 130;
-  });
   const program = new Command("envpack")
     .description("make a workflow's environment travel with its tasks")
     .version(envpackPackageJson().version)
@@ -57,6 +52,12 @@ async function main(argv: string[]): Promise<number> {
 
   const context: CommandContext = {
     async run(body) {
+      // Set up when a command runs: `--help` installs no signal handler.
+      const controller = new AbortController();
+      process.once("SIGINT", () => {
+        controller.abort(new Error("interrupted"));
+        exitCode = 130;
+      });
       const mode = outputMode(program.opts<GlobalFlags>());
       const progress = progressRenderer(mode);
       try {

@@ -5,7 +5,7 @@
 // modules they hold through the build's metafile.
 
 import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
@@ -141,6 +141,13 @@ describe("start-up", () => {
     const { urls } = await loadedModules(["--help"]);
     // The hook saw the CLI itself: the listing is real.
     expect(urls.some((url) => url.endsWith("/cli/main.js"))).toBe(true);
+    // The command line and the error classes, both CommonJS: no chunk, no ES module loader (the
+    // listing's hook sees main.js too, as a module the hooked loader runs).
+    const outputs = await bundleOutputs();
+    const files = new Set(
+      urls.filter((url) => outputs.has(url)).map((url) => basename(url)),
+    );
+    expect([...files].sort()).toEqual(["errors.js", "main.js"]);
     const sources = await loadedSources(urls);
     expect(sources).toContain("node_modules/commander/lib/command.js");
     expect(sources).toContain("src/cli/main.ts");
