@@ -6,7 +6,15 @@
 // read straight into the stage buffer the compressor consumes, so each byte is copied once.
 
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  writeSync,
+} from "node:fs";
+import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
 import zstd from "zstd-napi/binding.js";
 import { headerEncoder } from "./tar-header.mjs";
@@ -68,6 +76,9 @@ export function createPacker(job, onProgress, contexts) {
   // Atomics.wait needs a shared cell; it only ever times out (a short nap while the compression
   // threads catch up, instead of spinning on a core they need).
   const nap = new Int32Array(new SharedArrayBuffer(4));
+  // The directory is made here, not by the host: the host then posts every job at once, with
+  // no wait for an event-loop turn between a batch and the worker.
+  mkdirSync(dirname(job.temp), { recursive: true });
   const fd = openSync(job.temp, "wx");
   let written = 0;
   const stage = Buffer.allocUnsafe(STAGE);

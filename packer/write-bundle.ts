@@ -1,7 +1,6 @@
 // Writes a deterministic `.tar.zst` bundle from a list of entries: sorted, fixed mtime and
 // owners, normalised modes, streamed through zstd and sha256 into a file named by its digest.
 
-import { mkdir } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { availableParallelism } from "node:os";
 import {
@@ -122,16 +121,9 @@ export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
   const worker = options.inThread
     ? startPackInThread(options)
     : (options.thread?.host(options) ?? startPackWorker(options));
-  // Messages wait for the directory, in the order they were posted; a failure to make it is
-  // the bundle's failure, reported by finish.
-  const ready = mkdir(options.outDir, { recursive: true }).then(
-    () => true as const,
-    (error: unknown) => ({ error }),
-  );
-  const post = (job: PackJob): void =>
-    void ready.then((made) =>
-      made === true ? worker.post(job) : worker.fail(made.error),
-    );
+  // Posted at once: the packer makes the directory (a failure to is the bundle's, reported by
+  // finish), so a batch reaches a worker thread while this thread goes on planning.
+  const post = (job: PackJob): void => worker.post(job);
   post({
     type: "start",
     temp,

@@ -12,9 +12,8 @@ import {
   type WarnEvent,
   type WarningCode,
 } from "../../src/core/index.js";
-import { rewriteCondaMeta } from "./conda-meta-json.js";
 import {
-  addManaged,
+  addPackage,
   addUnmanaged,
   UNMANAGED_PLACEHOLDER,
   type CondaBundleEntry,
@@ -74,6 +73,12 @@ export interface PlanCondaBundleOptions {
    * both decide from one read of the environment.
    */
   readEnv?: CondaEnvReader;
+  /**
+   * Given the runtime layer's entries (sorted, as `entries` holds them) once they are final: before
+   * the rest of the prefix is decided when no other package lists a file of python's, else with the
+   * plan. A build packs that layer meanwhile.
+   */
+  onRuntime?: (entries: CondaBundleEntry[]) => void;
   /**
    * For repacking another tool's output: the prefix path the files embed, when it is not the
    * directory read (default: `prefix`).
@@ -157,19 +162,47 @@ export async function planCondaBundle(
         }
       : warn,
   };
+  // The python package (its files and record) is the runtime layer, shared by every environment
+  // with that interpreter build; the prefix is relocated as a whole once assembled.
+  const python = keptConda.find((p) => p.metaPath === env.python.metaPath);
+  const runtime = new Set<string>();
+  if (python !== undefined) {
+    runtime.add(python.metaPath);
+    for (const file of python.files) runtime.add(file.target);
+  }
+  const layered = (entries: Iterable<CondaBundleEntry>) =>
+    [...entries]
+      .map((e): CondaBundleEntry => ({
+        ...e,
+        layer: runtime.has(e.path) ? "runtime" : "packages",
+      }))
+      .sort((a, b) => compare(a.path, b.path));
+  // The runtime layer decided first and handed over, when its entries are final then: no other
+  // package lists a file of python's (a later one's decision would replace python's). Its
+  // warnings wait for python's turn, so they come in the order they always came.
+  const early =
+    options.onRuntime !== undefined &&
+    python !== undefined &&
+    !keptConda.some(
+      (p) => p !== python && p.files.some((f) => runtime.has(f.target)),
+    )
+      ? python
+      : undefined;
+  const held: (() => void)[] = [];
+  if (early !== undefined) {
+    addPackage(
+      { ...ctx, warn: (...w) => held.push(() => ctx.warn(...w)) },
+      early,
+    );
+    signal?.throwIfAborted();
+    options.onRuntime?.(layered(out.values()));
+  }
   // Each file's decision, in one synchronous pass: most only record where the bytes are, the
   // rest read one small file (a placeholder or unmanaged file).
   for (const pkg of keptConda) {
     signal?.throwIfAborted();
-    for (const file of pkg.files) {
-      if (file.pathType === "pyc" && !items.has(file.target)) continue;
-      addManaged(ctx, pkg, file);
-    }
-    out.set(pkg.metaPath, {
-      path: pkg.metaPath,
-      type: "file",
-      data: Buffer.from(rewriteCondaMeta(pkg.json)),
-    });
+    if (pkg === early) for (const give of held) give();
+    else addPackage(ctx, pkg);
   }
   signal?.throwIfAborted();
   const pipOwner = new Map<string, DistInfo>();
@@ -216,21 +249,9 @@ export async function planCondaBundle(
     type: "file",
     data: relocate,
   });
-  // The python package (its files and record) is the runtime layer, shared by every environment
-  // with that interpreter build; the prefix is relocated as a whole once assembled.
-  const runtime = new Set<string>();
-  for (const pkg of keptConda.filter(
-    (p) => p.metaPath === env.python.metaPath,
-  )) {
-    runtime.add(pkg.metaPath);
-    for (const file of pkg.files) runtime.add(file.target);
-  }
-  const entries = [...out.values()]
-    .map((e): CondaBundleEntry => ({
-      ...e,
-      layer: runtime.has(e.path) ? "runtime" : "packages",
-    }))
-    .sort((a, b) => compare(a.path, b.path));
+  const entries = layered(out.values());
+  if (early === undefined)
+    options.onRuntime?.(entries.filter((e) => e.layer === "runtime"));
   return { entries, relocation: record };
 }
 

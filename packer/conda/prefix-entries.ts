@@ -12,6 +12,7 @@ import {
   restoreBinaryPlaceholder,
 } from "./prefix-bytes.js";
 import type { PrefixItemKind } from "./prefix-walk.js";
+import { rewriteCondaMeta } from "./conda-meta-json.js";
 
 /**
  * The placeholder envpack puts in unmanaged text files (pip-installed scripts, `conda-meta/history`)
@@ -68,6 +69,19 @@ export interface Context {
     message: string,
     data: Record<string, unknown>,
   ) => void;
+}
+
+/** The entries of a conda package's files and of its record, as conda-pack packs it. */
+export function addPackage(ctx: Context, pkg: CondaPackage): void {
+  for (const file of pkg.files) {
+    if (file.pathType === "pyc" && !ctx.items.has(file.target)) continue;
+    addManaged(ctx, pkg, file);
+  }
+  ctx.out.set(pkg.metaPath, {
+    path: pkg.metaPath,
+    type: "file",
+    data: Buffer.from(rewriteCondaMeta(pkg.json)),
+  });
 }
 
 export function addManaged(

@@ -6,6 +6,7 @@ import { extname } from "node:path";
 import type { Digest, EnvpackEvent, Manifest, OnEvent } from "../core/light.js";
 import {
   planCondaBundle,
+  type BundleEntry,
   type BundleWriter,
   type LayerRole,
 } from "../../packer/index.js";
@@ -125,21 +126,25 @@ export class CondaPrepack {
     const inner = new Map(
       ROLES.map((role) => [role, this.#options.openWriter(role)]),
     );
+    const add = (role: (typeof ROLES)[number], entries: BundleEntry[]) =>
+      inner.get(role)?.add(entries);
+    // The runtime layer packs as soon as it is planned, while the rest of the prefix is.
     const planned = settled(
       planCondaBundle({
         prefix: env.prefix,
         readEnv,
         onWarn: (warning) => this.#held.push(warning),
+        onRuntime: (entries) => add("runtime", entries),
         signal:
           signal === undefined
             ? this.#stop.signal
             : AbortSignal.any([signal, this.#stop.signal]),
-      }).then((plan) => {
-        for (const [role, writer] of inner)
-          writer.add(
-            plan.entries.filter((e) => (e.layer ?? "packages") === role),
-          );
-      }),
+      }).then((plan) =>
+        add(
+          "packages",
+          plan.entries.filter((e) => (e.layer ?? "packages") === "packages"),
+        ),
+      ),
     );
     return new Map(
       [...inner].map(([role, writer]) => [

@@ -68,6 +68,24 @@ describe("openBundleWriter inThread", () => {
     expect(await readdir(outDir)).toEqual([]);
   });
 
+  it("fails with the file system's code when its output directory cannot be made, in thread or not", async () => {
+    const base = await tempDir();
+    await writeFile(join(base, "file"), "not a directory");
+    for (const inThread of [true, false]) {
+      const writer = openBundleWriter({
+        outDir: join(base, "file", "out"),
+        inThread,
+      });
+      writer.add([{ path: "a", type: "file", data: Buffer.from("a") }]);
+      await expect(writer.finish()).rejects.toMatchObject({
+        code: "ENOTDIR",
+        syscall: "mkdir",
+      });
+      await writer.abort();
+    }
+    expect(await readdir(base)).toEqual(["file"]);
+  });
+
   it("refuses an aborted signal between batches, and leaves nothing", async () => {
     const outDir = await tempDir();
     const controller = new AbortController();

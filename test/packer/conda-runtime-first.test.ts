@@ -1,0 +1,76 @@
+// planCondaBundle hands over the runtime layer (python's package) as soon as its entries are
+// final, before the rest of the prefix is decided, so a build packs it meanwhile; when another
+// package lists a file of python's, the entries are final only with the plan.
+
+import { readFile, readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, inject, it } from "vitest";
+import {
+  planCondaBundle,
+  type CondaBundleEntry,
+} from "../../packer/conda/index.js";
+import { copyCondaFixture } from "../helpers/conda-copy.js";
+
+function fixture() {
+  const conda = inject("fixtures").conda;
+  if (!conda) throw new Error("the Conda fixture was not built");
+  return conda;
+}
+
+const runtimeOf = (entries: CondaBundleEntry[]) =>
+  entries.filter((e) => e.layer === "runtime");
+
+/**
+ * Plans `prefix` with an abort in `onRuntime`: the runtime entries given, and whether the plan
+ * went on to the end (it stops at its next check when the rest was still to decide).
+ */
+async function abortedAtRuntime(prefix: string) {
+  const given: CondaBundleEntry[][] = [];
+  const stop = new AbortController();
+  const outcome = await planCondaBundle({
+    prefix,
+    signal: stop.signal,
+    onRuntime: (entries) => {
+      given.push(entries);
+      stop.abort(new Error("stopped at the runtime layer"));
+    },
+  }).then(
+    () => "planned",
+    (error: unknown) => (error as Error).message,
+  );
+  return { given, outcome };
+}
+
+describe("planCondaBundle's runtime layer", () => {
+  it("is handed over before the rest of the prefix is planned, as the plan lists it", async () => {
+    const { prefix } = fixture();
+    const { given, outcome } = await abortedAtRuntime(prefix);
+    expect(outcome).toBe("stopped at the runtime layer");
+    const plan = await planCondaBundle({ prefix });
+    expect(given).toEqual([runtimeOf(plan.entries)]);
+    expect(given[0]?.some((e) => e.path === "bin/python3.11")).toBe(true);
+  });
+
+  it("is handed over with the plan when another package lists a file of python's", async () => {
+    const prefix = await copyCondaFixture("runtime-shared");
+    const meta = join(prefix, "conda-meta");
+    const six = (await readdir(meta)).find((f) => f.startsWith("six-"));
+    if (six === undefined) throw new Error("no six record in the fixture");
+    const record = JSON.parse(await readFile(join(meta, six), "utf8")) as {
+      files: string[];
+    };
+    record.files.push("bin/python3.11");
+    await writeFile(join(meta, six), JSON.stringify(record));
+
+    const { given, outcome } = await abortedAtRuntime(prefix);
+    expect(outcome).toBe("planned");
+    const given2: CondaBundleEntry[][] = [];
+    const plan = await planCondaBundle({
+      prefix,
+      onRuntime: (entries) => given2.push(entries),
+    });
+    expect(given).toEqual(given2);
+    expect(given2).toEqual([runtimeOf(plan.entries)]);
+    expect(given2[0]?.some((e) => e.path === "bin/python3.11")).toBe(true);
+  });
+});
