@@ -4,7 +4,6 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { isNotFound } from "../core/light.js";
-import { once, zod } from "../core/index.js";
 import type { CondaMetaRecord } from "./conda-env.js";
 
 /** conda-build's placeholder in packages without `paths.json` whose `has_prefix` line names only the path. */
@@ -78,14 +77,21 @@ function managedFile(
   return file;
 }
 
-/** Where a record's package was extracted (its `paths_data` is read only without a cache). */
-const recordSourceSchema = once(() => {
-  const z = zod();
-  return z.object({
-    link: z.object({ source: z.string().optional() }).optional(),
-    extracted_package_dir: z.string().optional(),
-  });
-});
+/**
+ * Where a record's package was extracted (`link.source`, else `extracted_package_dir`; its
+ * `paths_data` is read only without one): "" when neither is given, or when either field (or
+ * `link`) has the wrong type.
+ */
+function extractedDirOf(json: Record<string, unknown>): string {
+  const { link, extracted_package_dir: extracted } = json;
+  if (extracted !== undefined && typeof extracted !== "string") return "";
+  if (link === undefined) return extracted ?? "";
+  if (link === null || typeof link !== "object" || Array.isArray(link))
+    return "";
+  const source = (link as { source?: unknown }).source;
+  if (source !== undefined && typeof source !== "string") return "";
+  return source || extracted || "";
+}
 
 /**
  * A record's files: from the package cache (`link.source`, else `extracted_package_dir`) as
@@ -99,9 +105,7 @@ export async function readManagedFiles(
   sitePackages: string,
 ): Promise<{ files: ManagedFile[]; cached: boolean }> {
   const { record, json } = entry;
-  const source = recordSourceSchema().safeParse(json);
-  const meta = source.success ? source.data : {};
-  const cacheDir = meta.link?.source || meta.extracted_package_dir || "";
+  const cacheDir = extractedDirOf(json);
   const fromCache =
     cacheDir !== "" && isAbsolute(cacheDir)
       ? await readCacheFiles(cacheDir, sitePackages)

@@ -38,6 +38,9 @@ export async function readCondaRecord(
   let problem: string;
   try {
     const json: unknown = JSON.parse(text);
+    const record = wellFormedRecord(json);
+    if (record !== undefined)
+      return { record, json: json as Record<string, unknown> };
     const parsed = condaRecordSchema().safeParse(json);
     if (parsed.success)
       return { record: parsed.data, json: json as Record<string, unknown> };
@@ -57,6 +60,47 @@ export async function readCondaRecord(
       details: { file },
     },
   );
+}
+
+/** The optional string fields of a record, in the schema's order. */
+const RECORD_STRINGS = ["build", "channel", "subdir"] as const;
+const RECORD_HASHES = ["sha256", "md5"] as const;
+const RECORD_LISTS = ["depends", "files"] as const;
+
+/**
+ * What {@link condaRecordSchema} makes of `json` when it is a plain well-formed record (the
+ * schema's fields in its order, arrays copied); undefined for anything else, which the schema
+ * then decides and words. Checked by hand: loading zod and building the schema cost a cold
+ * Conda build tens of milliseconds before its first byte was packed.
+ */
+function wellFormedRecord(json: unknown): CondaRecord | undefined {
+  if (json === null || typeof json !== "object" || Array.isArray(json))
+    return undefined;
+  const fields = json as Record<string, unknown>;
+  const { name, version } = fields;
+  if (typeof name !== "string" || name.length === 0) return undefined;
+  if (typeof version !== "string" || version.length === 0) return undefined;
+  const record: Record<string, unknown> = { name, version };
+  for (const key of RECORD_STRINGS) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    if (typeof value !== "string") return undefined;
+    record[key] = value;
+  }
+  for (const key of RECORD_LISTS) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    if (!Array.isArray(value) || !value.every((v) => typeof v === "string"))
+      return undefined;
+    record[key] = [...(value as string[])];
+  }
+  for (const key of RECORD_HASHES) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    if (typeof value !== "string") return undefined;
+    record[key] = value;
+  }
+  return record as CondaRecord;
 }
 
 /** The package name of a match spec: its first token (`python >=3.9` → `python`, `six` → `six`). */
