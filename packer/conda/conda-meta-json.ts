@@ -16,11 +16,41 @@ export function rewriteCondaMeta(json: Record<string, unknown>): string {
 
 /**
  * `JSON.stringify(value, null, indent)` with every object's keys in sorted order, as a sorted
- * copy would give, without making the copy: a replacer array (every key of the value) orders
- * the keys of each object as it lists them. Integer-like keys first, ascending, as an object
- * built in sorted order enumerates them; records hold thousands of objects, so this matters.
+ * copy would give, without making the copy. Integer-like keys come first, ascending, as an
+ * object built in sorted order enumerates them. conda writes its records with sorted keys, so
+ * most are stringified as they are; otherwise a replacer array (every key of the value) orders
+ * the keys of each object as it lists them. Records hold thousands of objects, so this matters.
  */
 function sortedJson(value: unknown, indent: number): string {
+  return JSON.stringify(
+    value,
+    hasSortedKeys(value) ? null : sortedKeysOf(value),
+    indent,
+  );
+}
+
+/**
+ * Whether every object in `node` lists its keys in sorted order already: the integer-like ones
+ * (which JavaScript always enumerates first, ascending), then the rest by code unit. No
+ * `__proto__` key: a replacer array would read the prototype for the objects lacking one.
+ */
+function hasSortedKeys(node: unknown): boolean {
+  if (node === null || typeof node !== "object") return true;
+  if (Array.isArray(node)) return node.every(hasSortedKeys);
+  let last: string | undefined;
+  for (const [key, child] of Object.entries(node)) {
+    if (key === "__proto__") return false;
+    if (!isIndex(key)) {
+      if (last !== undefined && !(last < key)) return false;
+      last = key;
+    }
+    if (!hasSortedKeys(child)) return false;
+  }
+  return true;
+}
+
+/** Every key of every object in `value`: the integer-like ones ascending, then the rest sorted. */
+function sortedKeysOf(value: unknown): string[] {
   const keys = new Set<string>();
   const collect = (node: unknown): void => {
     if (Array.isArray(node)) {
@@ -34,11 +64,13 @@ function sortedJson(value: unknown, indent: number): string {
     }
   };
   collect(value);
-  const isIndex = (key: string) =>
-    /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 2 ** 32 - 1;
   const indices = [...keys]
     .filter(isIndex)
     .sort((a, b) => Number(a) - Number(b));
   const names = [...keys].filter((k) => !isIndex(k)).sort(compare);
-  return JSON.stringify(value, [...indices, ...names], indent);
+  return [...indices, ...names];
+}
+
+function isIndex(key: string): boolean {
+  return /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 2 ** 32 - 1;
 }

@@ -596,6 +596,36 @@ describe("rewriteCondaMeta", () => {
     expect(rewriteCondaMeta(record)).toBe(JSON.stringify(expected, null, 1));
     expect(JSON.stringify(record)).toBe(before);
   });
+
+  it("writes the same for a record whose keys are sorted already, and for one unsorted deep inside", () => {
+    const sorted = sortedCopy({
+      "2": "two",
+      "10": "ten",
+      build: "0",
+      depends: ["six"],
+      link: { source: "/opt/pkgs/pkg-1.0", type: 1 },
+      name: "pkg",
+      paths_data: {
+        paths: [
+          { _path: "bin/x", path_type: "hardlink", size_in_bytes: 3 },
+          { _path: "lib/y", nested: { a: [1, { c: 2, d: 1 }], z: null } },
+        ],
+        paths_version: 1,
+      },
+    }) as Record<string, unknown>;
+    const expected = (value: Record<string, unknown>) =>
+      JSON.stringify(
+        sortedCopy({ ...value, link: { source: "", type: 1 } }),
+        null,
+        1,
+      );
+    expect(rewriteCondaMeta(sorted)).toBe(expected(sorted));
+    const deep = structuredClone(sorted);
+    const paths = (deep["paths_data"] as { paths: Record<string, unknown>[] })
+      .paths;
+    paths[1] = { nested: { z: null, a: [1, { d: 1, c: 2 }] }, _path: "lib/y" };
+    expect(rewriteCondaMeta(deep)).toBe(expected(sorted));
+  });
 });
 
 describe("packCondaWithCondaPack", () => {
