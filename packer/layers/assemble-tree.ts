@@ -13,7 +13,11 @@ import {
 } from "node:fs/promises";
 import { dirname, join, posix, relative } from "node:path";
 import type { Dirent } from "node:fs";
-import { IntegrityError, resolveLinkTarget } from "../../src/core/light.js";
+import {
+  IntegrityError,
+  resolveLinkTarget,
+  settleAll,
+} from "../../src/core/light.js";
 
 /** Options of {@link assembleTree}. */
 export interface AssembleTreeOptions {
@@ -217,13 +221,6 @@ function kindOf(entry: Dirent): Kind | undefined {
   if (entry.isSymbolicLink()) return "symlink";
   if (entry.isFile()) return "file";
   return undefined;
-}
-
-/** Waits for every promise; the first failure (in order) is thrown once none is still running. */
-async function settleAll(pending: Array<Promise<void>>): Promise<void> {
-  const results = await Promise.allSettled(pending);
-  for (const result of results)
-    if (result.status === "rejected") throw result.reason;
 }
 
 async function linkOrCopyFile(source: string, target: string): Promise<void> {

@@ -3,6 +3,7 @@
 import { join, resolve } from "node:path";
 import {
   InputError,
+  settleAll,
   writeFailure,
   writeFileAtomic,
   type Manifest,
@@ -88,8 +89,7 @@ export async function scan(options: ScanOptions): Promise<Manifest> {
   const packageScans = new PackageScans(store, envpackVersion(), trees);
   const manifest = await scanWith(options, { packageScans });
   try {
-    await packageScans.save();
-    await save();
+    await settleAll([packageScans.save(), save()]);
   } catch (error) {
     // The scan's result stands without its store: a read-only or full cache costs parsing.
     if (!(writeFailure(error, store) instanceof InputError)) throw error;

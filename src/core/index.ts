@@ -14,6 +14,7 @@ export * from "./resource-spec.js";
 export * from "./task.js";
 export * from "./redact.js";
 export * from "./atomic-write.js";
+export * from "./settle-all.js";
 export * from "./own-files.js";
 export * from "./bundle-env.js";
 export * from "./zod.js";

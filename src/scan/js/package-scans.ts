@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
-import { isNotFound, writeFileAtomic } from "../../core/light.js";
+import { isNotFound, settleAll, writeFileAtomic } from "../../core/light.js";
 import type { PackageTrees } from "../npm/package-tree.js";
 import type { FoundImports } from "./find-imports.js";
 import { PackageClosures } from "./package-closure.js";
@@ -161,32 +161,34 @@ export class PackageScans {
   /**
    * Writes what this build learnt (app files' imports, traversals, closures, and the store file
    * when a package learnt a file: this scan's packages and the ones it did not read, as they
-   * were), each atomically (without fsync: cheap to lose).
+   * were), each atomically (without fsync: cheap to lose), all at once: every write has ended
+   * when this returns or throws.
    */
   async save(): Promise<void> {
-    for (const [path, found] of this.#appLearnt) {
+    const writes = [...this.#appLearnt].map(([path, found]) => {
       const stored: StoredAppImports = {
         format: APP_FORMAT,
         scanner: this.#scanner,
         found,
       };
-      await writeFileAtomic(path, JSON.stringify(stored), { fsync: false });
-    }
-    this.#appLearnt.clear();
-    await this.traversals.save();
-    await this.closures.save();
-    if (!this.#learnt) return;
-    const packages = new Map(this.#stored);
-    for (const [dir, stored] of this.#packages) packages.set(dir, stored);
-    const stored: StoredScans = {
-      format: FORMAT,
-      scanner: this.#scanner,
-      packages: [...packages.values()],
-    };
-    await writeFileAtomic(this.#file, JSON.stringify(stored), {
-      fsync: false,
+      return writeFileAtomic(path, JSON.stringify(stored), { fsync: false });
     });
-    this.#learnt = false;
+    this.#appLearnt.clear();
+    writes.push(this.traversals.save(), this.closures.save());
+    if (this.#learnt) {
+      const packages = new Map(this.#stored);
+      for (const [dir, stored] of this.#packages) packages.set(dir, stored);
+      const stored: StoredScans = {
+        format: FORMAT,
+        scanner: this.#scanner,
+        packages: [...packages.values()],
+      };
+      writes.push(
+        writeFileAtomic(this.#file, JSON.stringify(stored), { fsync: false }),
+      );
+      this.#learnt = false;
+    }
+    await settleAll(writes);
   }
 
   #load(dir: string): StoredPackage {
