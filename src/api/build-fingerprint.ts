@@ -67,6 +67,15 @@ export interface RememberedFingerprint {
   hit: Fingerprint | null;
   /** The package tree walks it recorded (to seed packageTrees), whether or not it hit. */
   walks: Map<string, PackageTreeWalk>;
+  /** What {@link writeFingerprint} copies instead of encoding the same walks again. */
+  stored?: StoredWalks | undefined;
+}
+
+/** The walks of a fingerprint as read: in their order, with the bytes that encode them. */
+export interface StoredWalks {
+  trees: Walks;
+  /** The stored form after its header line: the walks' lines, exactly as read. */
+  body: Buffer;
 }
 
 /** What a build's fingerprint is stored under: its entries, manifest file and options, resolved against `cwd`. */
@@ -99,7 +108,9 @@ export function fingerprintKey(
  * Remembers `manifest` under `key` with the stats of what it was scanned from (and of `extra`
  * paths, e.g. the manifest file and a whole prefix's records) and its package trees as `trees`
  * walked them (the build's walks, taken before the scan read the files), with the `environment`
- * its bundle is keyed by. Cheap to lose: written without fsync.
+ * its bundle is keyed by. Cheap to lose: written without fsync. When the walks are the very ones
+ * `stored` (the fingerprint read by this build) holds, its bytes are copied rather than encoded
+ * again: after an app edit only the header changes.
  */
 export async function writeFingerprint(
   cacheDir: string,
@@ -109,6 +120,7 @@ export async function writeFingerprint(
     extra: string[];
     trees: PackageTrees;
     environment?: Digest | undefined;
+    stored?: StoredWalks | undefined;
   },
 ): Promise<void> {
   const paths = [...watchedPaths(manifest), ...options.extra];
@@ -122,11 +134,25 @@ export async function writeFingerprint(
     environment: options.environment,
     stats: paths.map((p): [string, string] => [p, stampOf(p)]),
   };
+  const { stored } = options;
   // A fingerprint that does not read back only means a full scan.
   await writeFileAtomic(
     fingerprintPath(cacheDir, key),
-    encodeWalks(header, trees),
+    stored !== undefined && isSameWalks(trees, stored.trees)
+      ? Buffer.concat([
+          Buffer.from(encodeWalks(header, trees, false)),
+          stored.body,
+        ])
+      : encodeWalks(header, trees),
     { fsync: false },
+  );
+}
+
+/** Whether two walk lists name the same directories in order, each with the same walk object. */
+function isSameWalks(a: Walks, b: Walks): boolean {
+  return (
+    a.length === b.length &&
+    a.every(([dir, walk], i) => b[i]?.[0] === dir && b[i]?.[1] === walk)
   );
 }
 
@@ -139,19 +165,25 @@ export async function readFingerprint(
   key: Digest,
 ): Promise<RememberedFingerprint> {
   const none = { hit: null, walks: new Map() };
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(fingerprintPath(cacheDir, key), "utf8");
+    bytes = await readFile(fingerprintPath(cacheDir, key));
   } catch (error) {
     if (isNotFound(error)) return none;
     throw error;
   }
-  const fingerprint = parseFingerprint(text);
+  const fingerprint = parseFingerprint(bytes.toString("utf8"));
   if (fingerprint === null) return none;
   const walks = new Map<string, PackageTreeWalk>();
   for (const [dir, walk] of fingerprint.trees)
     if (walk !== null) walks.set(dir, walk);
-  return { hit: isUnchanged(fingerprint) ? fingerprint : null, walks };
+  // The header is one line: JSON escapes every newline inside it.
+  const body = bytes.subarray(bytes.indexOf(0x0a) + 1);
+  return {
+    hit: isUnchanged(fingerprint) ? fingerprint : null,
+    walks,
+    stored: { trees: fingerprint.trees, body },
+  };
 }
 
 /** A stored fingerprint, or null when it is not one of this format or was cut short. */

@@ -296,6 +296,7 @@ async function buildOrHit(
         writeFingerprint(options.cacheDir, fingerprint, scanned, {
           extra: whole.files,
           trees: packageTrees,
+          stored: remembered.stored,
           environment: whole.environment,
         }),
       );
@@ -354,6 +355,7 @@ async function buildOrHit(
       writeFingerprint(options.cacheDir, fingerprint, manifest, {
         extra: [...manifestFile, ...whole.files],
         trees: packageTrees,
+        stored: remembered.stored,
         environment: whole.environment,
       }),
     );

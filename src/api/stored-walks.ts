@@ -23,13 +23,22 @@ export type WalkHeaders = Array<
   [dir: string, strict: string, stamp: string, length: number] | [dir: string]
 >;
 
-/** Writes `header` (plus `walks`' headers under `trees`) and the walks' lines as one text. */
-export function encodeWalks(header: object, walks: Walks): string {
+/**
+ * Writes `header` (plus `walks`' headers under `trees`) and the walks' lines as one text; without
+ * `withBody`, the header line alone (its newline included), for a caller that holds the lines.
+ */
+export function encodeWalks(
+  header: object,
+  walks: Walks,
+  withBody = true,
+): string {
   const trees: WalkHeaders = walks.map(([dir, walk]) =>
     walk === null ? [dir] : [dir, walk.strict, walk.stamp, walk.lines.length],
   );
-  const body = walks.map(([, walk]) => walk?.lines ?? "").join("");
-  return `${JSON.stringify({ ...header, trees })}\n${body}`;
+  const line = `${JSON.stringify({ ...header, trees })}\n`;
+  return withBody
+    ? line + walks.map(([, walk]) => walk?.lines ?? "").join("")
+    : line;
 }
 
 /**
