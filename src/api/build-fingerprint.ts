@@ -67,15 +67,18 @@ export interface RememberedFingerprint {
   hit: Fingerprint | null;
   /** The package tree walks it recorded (to seed packageTrees), whether or not it hit. */
   walks: Map<string, PackageTreeWalk>;
-  /** What {@link writeFingerprint} copies instead of encoding the same walks again. */
-  stored?: StoredWalks | undefined;
+  /** What {@link writeFingerprint} takes from it rather than stat or encode again (on a miss). */
+  stored?: StoredFingerprint | undefined;
 }
 
-/** The walks of a fingerprint as read: in their order, with the bytes that encode them. */
-export interface StoredWalks {
+/** What a build's {@link writeFingerprint} reuses of the fingerprint it read. */
+export interface StoredFingerprint {
+  /** The walks in their order, with the bytes that encode them. */
   trees: Walks;
   /** The stored form after its header line: the walks' lines, exactly as read. */
   body: Buffer;
+  /** The stats of every watched path as read, before the scan read any file. */
+  stamps: ReadonlyMap<string, string>;
 }
 
 /** What a build's fingerprint is stored under: its entries, manifest file and options, resolved against `cwd`. */
@@ -108,9 +111,10 @@ export function fingerprintKey(
  * Remembers `manifest` under `key` with the stats of what it was scanned from (and of `extra`
  * paths, e.g. the manifest file and a whole prefix's records) and its package trees as `trees`
  * walked them (the build's walks, taken before the scan read the files), with the `environment`
- * its bundle is keyed by. Cheap to lose: written without fsync. When the walks are the very ones
- * `stored` (the fingerprint read by this build) holds, its bytes are copied rather than encoded
- * again: after an app edit only the header changes.
+ * its bundle is keyed by. Cheap to lose: written without fsync. From `stored` (the fingerprint this
+ * build read) it takes the stats of the paths both watch, taken before the scan (a file changed
+ * while the scan read it then misses next time), and, when the walks are the very ones it holds,
+ * their bytes: after an app edit only the header is encoded.
  */
 export async function writeFingerprint(
   cacheDir: string,
@@ -120,9 +124,10 @@ export async function writeFingerprint(
     extra: string[];
     trees: PackageTrees;
     environment?: Digest | undefined;
-    stored?: StoredWalks | undefined;
+    stored?: StoredFingerprint | undefined;
   },
 ): Promise<void> {
+  const { stored } = options;
   const paths = [...watchedPaths(manifest), ...options.extra];
   const trees = packageDirs(manifest).map(
     (dir): Fingerprint["trees"][number] => [dir, walkOf(dir, options.trees)],
@@ -132,9 +137,11 @@ export async function writeFingerprint(
     inputDigest: manifest.inputDigest as Digest,
     kind: manifest.kind,
     environment: options.environment,
-    stats: paths.map((p): [string, string] => [p, stampOf(p)]),
+    stats: paths.map((p): [string, string] => [
+      p,
+      stored?.stamps.get(p) ?? stampOf(p),
+    ]),
   };
-  const { stored } = options;
   // A fingerprint that does not read back only means a full scan.
   await writeFileAtomic(
     fingerprintPath(cacheDir, key),
@@ -177,12 +184,19 @@ export async function readFingerprint(
   const walks = new Map<string, PackageTreeWalk>();
   for (const [dir, walk] of fingerprint.trees)
     if (walk !== null) walks.set(dir, walk);
+  const changed = changedStamps(fingerprint.stats);
+  if (changed === null && areTreesUnchanged(fingerprint.trees))
+    return { hit: fingerprint, walks };
   // The header is one line: JSON escapes every newline inside it.
   const body = bytes.subarray(bytes.indexOf(0x0a) + 1);
   return {
-    hit: isUnchanged(fingerprint) ? fingerprint : null,
+    hit: null,
     walks,
-    stored: { trees: fingerprint.trees, body },
+    stored: {
+      trees: fingerprint.trees,
+      body,
+      stamps: changed ?? new Map(fingerprint.stats),
+    },
   };
 }
 
@@ -195,14 +209,31 @@ function parseFingerprint(text: string): Fingerprint | null {
 }
 
 /**
- * Whether every watched path and package tree has the stats the fingerprint recorded.
- * Synchronous: a few hundred stats and thousands of lstats from the inode cache cost less in one
- * loop than as thread-pool round trips, and the first change ends the check.
+ * The watched paths' stats now, when one differs from what the fingerprint recorded (a miss):
+ * every path's, for the fingerprint this build writes; null when all are the same. Synchronous:
+ * a few hundred stats from the inode cache cost less in one loop than as thread-pool round trips.
  */
-function isUnchanged(fingerprint: Fingerprint): boolean {
-  for (const [path, stamp] of fingerprint.stats)
-    if (stampOf(path) !== stamp) return false;
-  for (const [dir, walk] of fingerprint.trees)
+function changedStamps(
+  stats: Fingerprint["stats"],
+): Map<string, string> | null {
+  for (const [at, [path, stamp]] of stats.entries()) {
+    const now = stampOf(path);
+    if (now === stamp) continue;
+    const stamps = new Map(stats.slice(0, at));
+    stamps.set(path, now);
+    for (const [later] of stats.slice(at + 1))
+      stamps.set(later, stampOf(later));
+    return stamps;
+  }
+  return null;
+}
+
+/**
+ * Whether every package tree has the entries and stats the fingerprint recorded (thousands of
+ * lstats in one loop, as {@link changedStamps}); the first change ends the check.
+ */
+function areTreesUnchanged(trees: Fingerprint["trees"]): boolean {
+  for (const [dir, walk] of trees)
     if (
       walk === null
         ? stampOf(dir) !== "missing"
