@@ -1,7 +1,7 @@
 // A rebuild reuses what did not change (package tree walks, package scans) and sees everything
 // that did: a dependency's file edited or added; a damaged scan store costs only a parse.
 
-import { appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { build } from "../../src/api/index.js";
@@ -40,6 +40,34 @@ describe("rebuilds", () => {
     expect(await rebuild()).toMatchObject({
       source: "cache",
       digest: edited.digest,
+    });
+  });
+
+  it("see a dependency's file edited in place beside an app edit, whose walks they took on trust", async () => {
+    const app = await appCopy("hello");
+    const { build: rebuild } = await builder(app);
+    // A second cache of the same builds whose rebuild walks every package afresh (no fingerprint).
+    const { build: reference, cacheDir: referenceCache } = await builder(app);
+    const first = await rebuild();
+    expect((await reference()).digest).toBe(first.digest);
+    // The app file misses the fingerprint first: the package walks are taken unchecked, then
+    // checked, and the one that changed sends the build round again with checked walks.
+    await appendFile(join(app, "src", "main.ts"), "// edit\n");
+    await appendFile(
+      join(app, "node_modules", "ms", "index.js"),
+      "\nmodule.exports.patched = true;\n",
+    );
+    const both = await rebuild();
+    expect(both.source).toBe("built");
+    expect(both.layers.find((l) => l.role === "packages")?.cached).toBe(false);
+    await rm(join(referenceCache, "fingerprints"), { recursive: true });
+    const walked = await reference();
+    expect(both.inputDigest).toBe(walked.inputDigest);
+    expect(both.digest).toBe(walked.digest);
+    // What it recorded rests on the checked walks: the next build is a hit on the same bundle.
+    expect(await rebuild()).toMatchObject({
+      source: "cache",
+      digest: both.digest,
     });
   });
 
