@@ -6,7 +6,7 @@
 // - api-light.mjs, api-index.mjs and their chunk-*.mjs: everything else envpack runs, ES modules
 //   split into chunks that load when a command needs them;
 // - errors.js: src/core/errors.ts, the one copy of the error classes both sides use (CommonJS, which
-//   the chunks import by name), so that `instanceof` holds across them.
+//   the chunks require too), so that `instanceof` holds across them.
 // The pure JavaScript packages that read no file of their own (BUNDLED) are bundled; every other
 // package stays external (native addons, wasm and esbuild's binary find their files as installed).
 // esbuild's metafiles go to dist/cli-bundle.json for the start-up test.
@@ -87,7 +87,7 @@ const errorNames = Object.keys(
 
 /**
  * Imports of the api barrels become imports of their built files (but in the build that makes
- * them), and errors.ts becomes a re-export of errors.js by name: a module esbuild can see
+ * them), and errors.ts becomes errors.js required, its names listed: a module esbuild can see
  * through, so that a barrel re-exporting it still bundles only what its importer uses.
  */
 function sharedModules({ ownApi }) {
@@ -105,8 +105,10 @@ function sharedModules({ ownApi }) {
         path: "./errors.js",
         external: true,
       }));
+      // Required, not imported: an ES module importing CommonJS runs Node's cjs-module-lexer over
+      // it, which a cache hit then loads and initialises for this one file.
       build.onLoad({ filter: /[\\/]src[\\/]core[\\/]errors\.ts$/ }, () => ({
-        contents: `export { ${errorNames.join(", ")} } from "envpack-errors";`,
+        contents: `export const { ${errorNames.join(", ")} } = require("envpack-errors");`,
         loader: "js",
       }));
     },
