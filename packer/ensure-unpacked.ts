@@ -6,6 +6,7 @@ import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
   pathExists,
+  settleAll,
   writeFailure,
   isNotFound,
   type Digest,
@@ -142,11 +143,8 @@ async function assembleLayers(
     }
     return dir;
   });
-  const settled = await Promise.allSettled(unpacking);
-  const layerDirs = settled.map((result) => {
-    if (result.status === "rejected") throw result.reason;
-    return result.value;
-  });
+  await settleAll(unpacking);
+  const layerDirs = await Promise.all(unpacking);
   const lower = index.layers.flatMap((l, i) => (l.role === "app" ? [] : [i]));
   const lowerDirs = lower.map((i) => layerDirs[i] as string);
   const base = (await needsRelocation(lowerDirs))

@@ -101,7 +101,8 @@ export async function assembleTree(
       a < b ? -1 : a > b ? 1 : 0,
     );
     // Decided in order (so the entry refused is always the same one); a directory's links and
-    // symlinks are then made together, its subdirectories after them.
+    // symlinks are then made together, its subdirectories after them, side by side (a failure
+    // is the first subdirectory's in order, as if walked one after another).
     const made: Array<Promise<void>> = [];
     const subdirs: Array<[string, number[]]> = [];
     for (const name of names) {
@@ -171,7 +172,7 @@ export async function assembleTree(
       }
     }
     await settleAll(made);
-    for (const [path, holders] of subdirs) await walk(path, holders);
+    await settleAll(subdirs.map(([path, holders]) => walk(path, holders)));
   };
   await walk(
     "",
@@ -180,7 +181,10 @@ export async function assembleTree(
   // An entry under a symlink was refused above (its parent would be a symlink, not a directory);
   // a link's `..` after another layer's link is caught here. Links inside a directory linked
   // whole resolve inside that one layer (checked alone when it was unpacked).
-  for (const [path, target] of links) {
+  // Checked in path order: the link refused is the same one however the walks interleaved.
+  for (const [path, target] of [...links].sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  )) {
     if (resolveLinkTarget(path, target, (p) => links.get(p)) === null)
       throw refuse(path, `links outside the bundle (${target})`);
     // Inside a linked directory `..` is the layer's parent, and that layer's own links are not

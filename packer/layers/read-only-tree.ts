@@ -3,24 +3,33 @@
 
 import { chmod, lstat, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { settleAll } from "../../src/core/light.js";
 
 /**
  * Clears the write bits of `dir` and of every file and directory under it (symlinks are left
  * alone: their modes mean nothing and chmod would follow them), except the top-level entry
- * named `except` and what it holds.
+ * named `except` and what it holds. A directory's entries are handled together, and a file
+ * already without write bits (a layer's, hard-linked) is left as it is.
  */
 export async function makeReadOnly(
   dir: string,
   options: { except?: string } = {},
 ): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (entry.name === options.except) continue;
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await makeReadOnly(path);
-    else if (entry.isFile())
-      await chmod(path, (await lstat(path)).mode & 0o7555);
-  }
-  await chmod(dir, (await lstat(dir)).mode & 0o7555);
+  const entries = await readdir(dir, { withFileTypes: true });
+  await settleAll(
+    entries.map((entry) => {
+      if (entry.name === options.except) return Promise.resolve();
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) return makeReadOnly(path);
+      return entry.isFile() ? clearWriteBits(path) : Promise.resolve();
+    }),
+  );
+  await clearWriteBits(dir);
+}
+
+async function clearWriteBits(path: string): Promise<void> {
+  const { mode } = await lstat(path);
+  if ((mode & 0o222) !== 0) await chmod(path, mode & 0o7555);
 }
 
 /**
