@@ -3,7 +3,7 @@
 
 import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { basename, dirname, join, posix, resolve, sep } from "node:path";
+import { dirname, join, posix, resolve } from "node:path";
 import {
   canonicalJson,
   digestOf,
@@ -23,9 +23,6 @@ import { decodeWalks, encodeWalks, type Walks } from "./stored-walks.js";
 
 /** The stored form's first field; another is read as no fingerprint. */
 const FORMAT = "envpack-fingerprint/3";
-
-/** The lockfiles an npm install rewrites at the project's root (the hidden one is in node_modules). */
-const INSTALL_FILES = ["package-lock.json", "npm-shrinkwrap.json"];
 
 /** The build options that decide which scan a fingerprint stands for. */
 export interface FingerprintKeyOptions {
@@ -82,12 +79,6 @@ export interface StoredFingerprint {
   body: Buffer;
   /** The stats of every watched path as read, before the scan read any file. */
   stamps: ReadonlyMap<string, string>;
-  /**
-   * The miss came from app files alone (no lockfile, nothing under a node_modules changed), so the
-   * walks were not checked and most likely hold: a rebuild may take them on trust (see
-   * trustedTrees). False after an install, or when a package tree is known to have changed.
-   */
-  trustWalks: boolean;
 }
 
 /** What a build's fingerprint is stored under: its entries, manifest file and options, resolved against `cwd`. */
@@ -205,11 +196,6 @@ export async function readFingerprint(
       trees: fingerprint.trees,
       body,
       stamps: changed ?? new Map(fingerprint.stats),
-      trustWalks:
-        changed !== null &&
-        !fingerprint.stats.some(
-          ([path, stamp]) => changed.get(path) !== stamp && isInstallPath(path),
-        ),
     },
   };
 }
@@ -255,14 +241,6 @@ function areTreesUnchanged(trees: Fingerprint["trees"]): boolean {
     )
       return false;
   return true;
-}
-
-/** Whether a watched path is what an install changes: a lockfile, or anything in a node_modules. */
-function isInstallPath(path: string): boolean {
-  return (
-    INSTALL_FILES.includes(basename(path)) ||
-    path.split(sep).includes("node_modules")
-  );
 }
 
 function fingerprintPath(cacheDir: string, key: Digest): string {

@@ -33,11 +33,6 @@ export interface BuildLayersOptions {
   prepacked?: ReadonlyMap<LayerRole, BundleWriter> | undefined;
   /** The build's temp directory (the index is written there before it enters the cache). */
   tmp: string;
-  /**
-   * Awaited before any key is recorded (a blob is only stored); throwing stops the build there,
-   * recording nothing (a rebuild's walks taken on trust that changed).
-   */
-  beforeRecord?: (() => Promise<void>) | undefined;
 }
 
 /** The bundle {@link buildLayers} put in the cache. */
@@ -132,7 +127,6 @@ export async function buildLayers(
       const put = await store.putFile(written.path, written.digest, {
         hashedByWriter: true,
       });
-      await options.beforeRecord?.();
       await store.record({
         key: keys[role],
         inputDigest: manifest.inputDigest as Digest,
@@ -185,7 +179,6 @@ export async function buildLayers(
     ]);
     if (failure !== undefined || indexed === undefined) throw failure?.error;
     const { put, layers } = indexed;
-    await options.beforeRecord?.();
     // Recorded last: a bundle key names an index whose layers are all in the store.
     await store.record({
       key: options.bundleKey,

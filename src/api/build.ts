@@ -38,7 +38,6 @@ import {
   type BuiltLayer,
 } from "./bundle-cache.js";
 import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
-import { StaleTreesError, trustedTrees } from "./trusted-trees.js";
 import type { RegistryOptions } from "./registry.js";
 import { envpackVersion } from "./version.js";
 
@@ -116,15 +115,10 @@ export interface BuildResult {
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
   // Settled before the build returns or fails: nothing writes into the cache after it.
-  let writes = openBuildWrites(options.onEvent);
+  const writes = openBuildWrites(options.onEvent);
   let built: BuildResult;
   try {
-    built = await buildOrHit(options, writes, true).catch((error: unknown) => {
-      if (!(error instanceof StaleTreesError)) throw error;
-      // Its writes may rest on the walk that changed, and none has started: they go with it.
-      writes = openBuildWrites(options.onEvent);
-      return buildOrHit(options, writes, false);
-    });
+    built = await buildOrHit(options, writes);
   } catch (error) {
     // The build's own failure is the one reported; a failed record adds nothing to it.
     await writes.settle();
@@ -163,15 +157,9 @@ function destinationFailure(error: unknown, options: BuildOptions): unknown {
   return error;
 }
 
-/**
- * {@link build}'s work. With `mayTrust`, a rebuild after an app edit takes the package walks of
- * its fingerprint on trust and checks them while it builds (see trustedTrees); it throws
- * StaleTreesError, having recorded nothing, when one changed.
- */
 async function buildOrHit(
   options: BuildOptions,
   writes: BuildWrites,
-  mayTrust: boolean,
 ): Promise<BuildResult> {
   const cwd = options.cwd ?? process.cwd();
   const store = new LocalStore(options.cacheDir);
@@ -213,24 +201,8 @@ async function buildOrHit(
     import("./conda-prepack.js"),
   ]);
   // The scan and the packer read a Conda prefix once, together; the scan, the edited-package
-  // check and the fingerprint walk each package directory once, before the scan reads it (or,
-  // taken on trust, check it after).
-  // Walks on trust only on the plain path: a registry, a manifest file or a trace take paths
-  // that wait for no check.
-  const trusted =
-    mayTrust &&
-    remembered.stored?.trustWalks === true &&
-    options.registry === undefined &&
-    options.manifest === undefined &&
-    options.trace === undefined
-      ? trustedTrees(remembered.walks)
-      : undefined;
-  const packageTrees = trusted?.trees ?? scanTrees(remembered.walks);
-  /** Before the build records what rests on its walks: throws when one taken on trust changed. */
-  const treesHold = async (): Promise<void> => {
-    if (trusted !== undefined && !(await trusted.hold()))
-      throw new StaleTreesError();
-  };
+  // check and the fingerprint walk each package directory once, before the scan reads it.
+  const packageTrees = scanTrees(remembered.walks);
   const inputs = {
     ...options,
     readCondaEnv: sharedCondaEnvReader({ cacheDir: options.cacheDir }),
@@ -244,15 +216,8 @@ async function buildOrHit(
       packageTrees,
     ),
     writes,
-    // The side writes start once the layers' entries are with their packers (and the walks
-    // taken on trust are checked: they record them).
-    onPlanned: () => {
-      if (trusted === undefined) writes.start();
-      else
-        void trusted.close().then((holds) => {
-          if (holds) writes.start();
-        });
-    },
+    // The side writes start once the layers' entries are with their packers.
+    onPlanned: () => writes.start(),
   };
   // The other layers share one packing worker, booted with the first of them: one boot and
   // one set of zstd threads for the build, not one per layer competing for the same cores.
@@ -395,10 +360,8 @@ async function buildOrHit(
       }),
     );
     const hit = await cacheHit(store, inputDigest, keyed);
-    if (hit) {
-      await treesHold();
+    if (hit)
       return await finish({ ...hit, kind: manifest.kind, source: "cache" });
-    }
     if (registry !== undefined && inputDigest !== quick?.inputDigest) {
       const pulled = await pullBundle(
         { key, inputDigest, environment: keyed.environment },
@@ -433,7 +396,6 @@ async function buildOrHit(
           ? await prepack?.writers()
           : new Map([["runtime", runtimeWriter]]),
       tmp,
-      beforeRecord: treesHold,
     });
     runtimeWriter = undefined;
     const size =
@@ -463,14 +425,8 @@ async function buildOrHit(
       layers: built.layers,
       ...published,
     });
-  } catch (error) {
-    // A failure before the check may come of a walk that changed: then build again, checked.
-    if (trusted !== undefined && !(await trusted.hold()))
-      throw new StaleTreesError({ cause: error });
-    throw error;
   } finally {
     try {
-      trusted?.dispose();
       await Promise.all([runtimeWriter?.abort(), prepack?.dispose()]);
     } finally {
       // Every writer on it is finished or aborted by now; a failed abort must not leave the
