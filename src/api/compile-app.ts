@@ -15,6 +15,7 @@ import {
   canonicalJson,
   compare,
   digestOf,
+  settleAll,
   type Manifest,
 } from "../core/light.js";
 import { rewriteSpecifiers } from "../scan/index.js";
@@ -177,11 +178,8 @@ function compileAll(
   }
   // All settle before the first failure (in the manifest's order) is reported: the same error
   // whichever compiles first.
-  return Promise.allSettled(pending).then((results) => {
-    for (const result of results) {
-      if (result.status === "rejected") throw result.reason;
-      out.set(...result.value);
-    }
+  return settleAll(pending).then((results) => {
+    for (const [path, compiled] of results) out.set(path, compiled);
     return out;
   });
 }
