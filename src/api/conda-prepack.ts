@@ -9,6 +9,7 @@ import {
   type BundleEntry,
   type BundleWriter,
   type LayerRole,
+  type WrittenBundle,
 } from "../../packer/index.js";
 import type { LocalStore } from "../registry/light.js";
 import {
@@ -126,8 +127,15 @@ export class CondaPrepack {
     const inner = new Map(
       ROLES.map((role) => [role, this.#options.openWriter(role)]),
     );
-    const add = (role: (typeof ROLES)[number], entries: BundleEntry[]) =>
-      inner.get(role)?.add(entries);
+    // Each layer's frame ends as soon as its entries are handed over: the packages layer then
+    // compresses with the runtime layer's zstd context (and threads) rather than a second set
+    // beside it. Held as data until the build uses the layer.
+    const written = new Map<LayerRole, Promise<Outcome<WrittenBundle>>>();
+    const add = (role: (typeof ROLES)[number], entries: BundleEntry[]) => {
+      const writer = inner.get(role) as BundleWriter;
+      writer.add(entries);
+      written.set(role, settled(writer.finish()));
+    };
     // The runtime layer packs as soon as it is planned, while the rest of the prefix is.
     const planned = settled(
       planCondaBundle({
@@ -157,7 +165,10 @@ export class CondaPrepack {
             const plan = await planned;
             this.#give();
             if ("error" in plan) throw plan.error;
-            return writer.finish();
+            const done = await written.get(role);
+            if (done === undefined) return writer.finish();
+            if ("error" in done) throw done.error;
+            return done.value;
           },
           abort: async () => {
             this.#stop.abort();

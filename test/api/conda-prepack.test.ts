@@ -6,10 +6,12 @@ import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { build, scan } from "../../src/api/index.js";
 import { builderIdentity } from "../../src/api/bundle-cache.js";
-import { prefixRuntimeKey } from "../../src/api/conda-prepack.js";
+import { CondaPrepack, prefixRuntimeKey } from "../../src/api/conda-prepack.js";
 import { layerKeys } from "../../src/api/layer-keys.js";
 import { readCondaEnv } from "../../src/conda/index.js";
 import type { EnvpackEvent } from "../../src/core/index.js";
+import { openBundleWriter, startPackThread } from "../../packer/index.js";
+import { LocalStore } from "../../src/registry/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 function fixture() {
@@ -84,5 +86,51 @@ describe("a Conda build's prepacked prefix", () => {
     expect(prepacked.layers).toEqual(fromFile.layers);
     expect(warnings(scanned)).toEqual(["ENVPACK_WARN_CONDA_UNRELOCATABLE"]);
     expect(warnings(planned)).toEqual(warnings(scanned));
+  });
+
+  it("ends the runtime layer's frame before the packages layer packs, on one pack thread", async () => {
+    const { prefix } = fixture();
+    const work = await tempDir("envpack-prepack-order-");
+    const thread = startPackThread();
+    const calls: string[] = [];
+    const prepack = new CondaPrepack({
+      store: new LocalStore(join(work, "cache")),
+      prefix,
+      builder: builderIdentity(),
+      keyOptions: {},
+      readEnv: readCondaEnv,
+      openWriter: (role) => {
+        const writer = openBundleWriter({ outDir: join(work, "tmp"), thread });
+        return {
+          add: (entries) => {
+            calls.push(`${role} add`);
+            writer.add(entries);
+          },
+          finish: () => {
+            calls.push(`${role} finish`);
+            return writer.finish();
+          },
+          abort: () => writer.abort(),
+        };
+      },
+    });
+    try {
+      const writers = await prepack.writers();
+      const runtime = await writers.get("runtime")?.finish();
+      const packages = await writers.get("packages")?.finish();
+      // The worker packs jobs in the order posted: the runtime frame ends (and its zstd context is
+      // free again) before the first packages batch, whenever the build gets to the layers.
+      expect(calls).toEqual([
+        "runtime add",
+        "runtime finish",
+        "packages add",
+        "packages finish",
+      ]);
+      expect(runtime?.digest).toMatch(/^sha256:/);
+      expect(packages?.digest).not.toBe(runtime?.digest);
+    } finally {
+      await prepack.dispose();
+      await thread.close(true);
+    }
   });
 });
