@@ -2,11 +2,17 @@
 // loads a few files rather than dozens, and `--help` loads no ES module at all:
 // - main.js: the command line (src/cli/ and commander) as one CommonJS file (dist/src/cli/ is a
 //   CommonJS scope): Node's ES module loader, its thread pool and its per-module linking were half
-//   of what `--help` cost above `node -e 0`. A command's action imports the api from:
-// - api-light.mjs, api-index.mjs and their chunk-*.mjs: everything else envpack runs, ES modules
+//   of what `--help` cost above `node -e 0`. A command's action requires or imports the api from:
+// - api-light.js: src/api/light.ts (build, scan, run, report, config) as one CommonJS file, which
+//   main.js requires when a command runs: a cache hit, a ready `run` and a scan's start load no
+//   ES module. What it imports dynamically (the scanner, the packer, the registry client, execa...)
+//   it imports from lazy-*.mjs, entries of:
+// - api-index.mjs, lazy-*.mjs and their chunk-*.mjs: everything else envpack runs, ES modules
 //   split into chunks that load when a command needs them;
-// - errors.js: src/core/errors.ts, the one copy of the error classes both sides use (CommonJS, which
-//   the chunks require too), so that `instanceof` holds across them.
+// - errors.js: src/core/errors.ts, the one copy of the error classes every file uses (CommonJS,
+//   which the chunks require too), so that `instanceof` holds across them.
+// api-light.js and the chunks each hold their own copy of the small modules both use (core, the
+// local store, the fingerprint): stateless but for memo caches, whose copies only memoise apart.
 // The pure JavaScript packages that read no file of their own (BUNDLED) are bundled; every other
 // package stays external (native addons, wasm and esbuild's binary find their files as installed).
 // esbuild's metafiles go to dist/cli-bundle.json for the start-up test.
@@ -16,7 +22,7 @@
 // bundle. Worker threads (packer/*.mjs), runtime/ and the trace hooks stay files of their own.
 
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
@@ -31,7 +37,8 @@ const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
 
 // Chunk names change with their contents: drop the previous build's.
 for (const file of await readdir(outdir))
-  if (/^chunk-.*\.m?js(\.map)?$/.test(file)) await rm(join(outdir, file));
+  if (/^((chunk|lazy)-.*\.m?js|api-light\.mjs)(\.map)?$/.test(file))
+    await rm(join(outdir, file));
 
 /**
  * commander requires node:child_process at load for executable subcommands, which envpack has
@@ -73,8 +80,9 @@ const zodAsModule = {
 };
 
 /** The api barrels the command line imports: built once, loaded by its commands' actions. */
+const LIGHT = join(root, "src", "api", "light.ts");
 const API = new Map([
-  [join(root, "src", "api", "light.ts"), "./api-light.mjs"],
+  [LIGHT, "./api-light.js"],
   [join(root, "src", "api", "index.ts"), "./api-index.mjs"],
 ]);
 const ERRORS = join(root, "src", "core", "errors.ts");
@@ -138,6 +146,73 @@ const ownModulesPure = {
   },
 };
 
+/**
+ * In main.js, the command line's `import()` of the light api becomes a `require` of api-light.js
+ * on first use: a CommonJS file that an `import()` would hand to the ES module loader.
+ */
+const requireLight = {
+  name: "require-light",
+  setup(build) {
+    build.onResolve({ filter: /light\.js$/ }, (args) =>
+      join(args.resolveDir, args.path).replace(/\.js$/, ".ts") === LIGHT
+        ? { path: "api-light", namespace: "light-api" }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "light-api" }, () => ({
+      contents: 'module.exports = require("./api-light.js");',
+      loader: "js",
+    }));
+    build.onResolve({ filter: /^\.\/api-light\.js$/ }, (args) =>
+      args.namespace === "light-api"
+        ? { path: args.path, external: true }
+        : undefined,
+    );
+  },
+};
+
+/** The ES module entries api-light.js imports dynamically: output name → source file or package. */
+const lazyEntries = new Map();
+
+/**
+ * In api-light.js, a dynamic `import()` of one of envpack's modules or of a bundled package stays
+ * an `import()`, of an ES module entry (lazy-<path>.mjs) of the chunked build: what it loads is
+ * loaded only when used, and the light file holds none of it.
+ */
+const lazyImports = {
+  name: "lazy-imports",
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, (args) => {
+      if (args.kind !== "dynamic-import") return undefined;
+      const own = /^\.\.?\//.test(args.path);
+      if (!own && !BUNDLED.includes(args.path)) return undefined;
+      const source = own
+        ? join(args.resolveDir, args.path).replace(/\.js$/, ".ts")
+        : args.path;
+      const name = `lazy-${(own ? relative(root, source) : `package-${source}`)
+        .replace(/\.ts$/, "")
+        .replace(/[^A-Za-z0-9]+/g, "-")}`;
+      lazyEntries.set(name, source);
+      return { path: `./${name}.mjs`, external: true };
+    });
+  },
+};
+
+/** A bundled package as an entry of the chunked build: a module re-exporting it. */
+const packageEntries = {
+  name: "package-entries",
+  setup(build) {
+    build.onResolve({ filter: /^package:/ }, (args) => ({
+      path: args.path.slice("package:".length),
+      namespace: "package-entry",
+    }));
+    build.onLoad({ filter: /.*/, namespace: "package-entry" }, (args) => ({
+      contents: `export * from ${JSON.stringify(args.path)};`,
+      resolveDir: root,
+      loader: "js",
+    }));
+  },
+};
+
 const REQUIRE_BANNER =
   'import { createRequire as __envpackCreateRequire } from "node:module"; const require = __envpackCreateRequire(import.meta.url);';
 
@@ -152,17 +227,39 @@ const common = {
   metafile: true,
   logLevel: "warning",
 };
+// The light api first: it names the lazy entries of the chunked build.
+const light = await build({
+  ...common,
+  entryPoints: { "api-light": LIGHT },
+  format: "cjs",
+  plugins: [
+    zodAsModule,
+    lazyImports,
+    sharedModules({ ownApi: true }),
+    ownModulesPure,
+  ],
+  // src/core/own-files.ts finds envpack's files from its module's URL.
+  define: { "import.meta.url": "__envpackModuleUrl" },
+  banner: {
+    js: 'const __envpackModuleUrl = require("node:url").pathToFileURL(__filename).href;',
+  },
+});
 const api = await build({
   ...common,
   entryPoints: {
-    "api-light": join(root, "src", "api", "light.ts"),
     "api-index": join(root, "src", "api", "index.ts"),
+    ...Object.fromEntries(
+      [...lazyEntries].map(([name, source]) => [
+        name,
+        source.startsWith("/") ? source : `package:${source}`,
+      ]),
+    ),
   },
   outExtension: { ".js": ".mjs" },
   chunkNames: "chunk-[hash]",
   splitting: true,
   format: "esm",
-  plugins: [zodAsModule, sharedModules({ ownApi: true })],
+  plugins: [zodAsModule, packageEntries, sharedModules({ ownApi: true })],
   // execa's helpers are CommonJS: their require() calls of Node builtins need a require in ES
   // module scope (kept below only where one is used).
   banner: { js: REQUIRE_BANNER },
@@ -182,7 +279,12 @@ const commandLine = await build({
   ...common,
   entryPoints: { main: join(root, "src", "cli", "main.ts") },
   format: "cjs",
-  plugins: [lazyChildProcess, sharedModules({ ownApi: false }), ownModulesPure],
+  plugins: [
+    lazyChildProcess,
+    requireLight,
+    sharedModules({ ownApi: false }),
+    ownModulesPure,
+  ],
   // src/core/own-files.ts finds envpack's files from its module's URL.
   define: { "import.meta.url": "__envpackModuleUrl" },
   banner: {
@@ -201,7 +303,7 @@ await writeFile(
 );
 const outputs = {};
 const inputs = {};
-for (const { metafile } of [api, commandLine, errors]) {
+for (const { metafile } of [light, api, commandLine, errors]) {
   Object.assign(outputs, metafile.outputs);
   Object.assign(inputs, metafile.inputs);
 }

@@ -176,6 +176,12 @@ describe("start-up", () => {
       env,
     });
     expect(JSON.parse(hit.stdout)).toMatchObject({ source: "cache" });
+    // Three CommonJS files: the command line, the light api and the error classes; no ES chunk.
+    const outputs = await bundleOutputs();
+    const files = new Set(
+      hit.urls.filter((url) => outputs.has(url)).map((url) => basename(url)),
+    );
+    expect([...files].sort()).toEqual(["api-light.js", "errors.js", "main.js"]);
     const sources = await loadedSources(hit.urls);
     expect(sources).toContain("src/api/build.ts");
     expect(heavyIn(sources)).toEqual([]);
