@@ -1,13 +1,13 @@
 // The fingerprint cache of builds: the stats of everything a scan read, so an unchanged rebuild
 // is answered without scanning.
 
-import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join, posix, resolve } from "node:path";
 import {
   canonicalJson,
   digestOf,
   isNotFound,
+  pathStamps,
   writeFileAtomic,
   type Digest,
   type Manifest,
@@ -129,6 +129,10 @@ export async function writeFingerprint(
 ): Promise<void> {
   const { stored } = options;
   const paths = [...watchedPaths(manifest), ...options.extra];
+  const unknown = paths.filter((p) => stored?.stamps.has(p) !== true);
+  const fresh = new Map(
+    pathStamps(unknown).map((stamp, i) => [unknown[i] as string, stamp]),
+  );
   const trees = packageDirs(manifest).map(
     (dir): Fingerprint["trees"][number] => [dir, walkOf(dir, options.trees)],
   );
@@ -139,7 +143,7 @@ export async function writeFingerprint(
     environment: options.environment,
     stats: paths.map((p): [string, string] => [
       p,
-      stored?.stamps.get(p) ?? stampOf(p),
+      (stored?.stamps.get(p) ?? fresh.get(p)) as string,
     ]),
   };
   // A fingerprint that does not read back only means a full scan.
@@ -216,16 +220,10 @@ function parseFingerprint(text: string): Fingerprint | null {
 function changedStamps(
   stats: Fingerprint["stats"],
 ): Map<string, string> | null {
-  for (const [at, [path, stamp]] of stats.entries()) {
-    const now = stampOf(path);
-    if (now === stamp) continue;
-    const stamps = new Map(stats.slice(0, at));
-    stamps.set(path, now);
-    for (const [later] of stats.slice(at + 1))
-      stamps.set(later, stampOf(later));
-    return stamps;
-  }
-  return null;
+  const paths = stats.map(([path]) => path);
+  const now = pathStamps(paths);
+  if (stats.every(([, stamp], i) => now[i] === stamp)) return null;
+  return new Map(now.map((stamp, i) => [paths[i] as string, stamp]));
 }
 
 /**
@@ -236,7 +234,7 @@ function areTreesUnchanged(trees: Fingerprint["trees"]): boolean {
   for (const [dir, walk] of trees)
     if (
       walk === null
-        ? stampOf(dir) !== "missing"
+        ? pathStamps([dir])[0] !== "missing"
         : !isTreeUnchanged(dir, walk.lines)
     )
       return false;
@@ -259,20 +257,6 @@ function walkOf(dir: string, trees: PackageTrees): PackageTreeWalk | null {
     return trees(dir);
   } catch (error) {
     if (isNotFound(error)) return null;
-    throw error;
-  }
-}
-
-function stampOf(path: string): string {
-  try {
-    // A missing path (most lookup places) is answered without an exception and its stack.
-    const info = statSync(path, { bigint: true, throwIfNoEntry: false });
-    if (info === undefined) return "missing";
-    return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
-  } catch (error) {
-    if (isNotFound(error)) return "missing";
-    // A directory above the project this user may not search (a lookup place).
-    if ((error as NodeJS.ErrnoException).code === "EACCES") return "denied";
     throw error;
   }
 }

@@ -15,6 +15,8 @@ export * from "./redact.js";
 export * from "./atomic-write.js";
 export * from "./settle-all.js";
 export * from "./own-files.js";
+export * from "./native-stat.js";
+export * from "./path-stamps.js";
 export * from "./bundle-env.js";
 export * from "./input-digest.js";
 export type {

@@ -182,6 +182,11 @@ describe("start-up", () => {
       hit.urls.filter((url) => outputs.has(url)).map((url) => basename(url)),
     );
     expect([...files].sort()).toEqual(["api-light.js", "errors.js", "main.js"]);
+    // The native batch stats, loaded from where npm install built them (beside dist/).
+    const addon = join(BIN, "..", "..", "..", "..", "build", "Release");
+    expect(hit.urls).toContain(
+      pathToFileURL(join(addon, "tree_stat.node")).href,
+    );
     const sources = await loadedSources(hit.urls);
     expect(sources).toContain("src/api/build.ts");
     expect(heavyIn(sources)).toEqual([]);

@@ -9,7 +9,7 @@ import {
   type Stats,
 } from "node:fs";
 import { sep } from "node:path";
-import { isNotFound } from "../../core/light.js";
+import { isNotFound, nativeStat, type NativeStat } from "../../core/light.js";
 
 /** One walk of a package directory (nested `node_modules` excluded); reads no file contents. */
 export interface PackageTreeWalk {
@@ -32,10 +32,23 @@ export interface PackageTreeWalk {
 
 /**
  * Walks a package directory once for both stamps. Synchronous on purpose: thousands of small
- * stats from the inode cache cost less in one loop than as thread-pool round trips.
+ * stats from the inode cache cost less in one loop than as thread-pool round trips. By `native`
+ * (see nativeStat) when it can, else (or with `native` null) in JavaScript: the same walk.
  * @throws ENOENT when `dir` is missing; other file-system errors as they are
  */
-export function walkPackageTree(dir: string): PackageTreeWalk {
+export function walkPackageTree(
+  dir: string,
+  native: NativeStat | null = nativeStat(),
+): PackageTreeWalk {
+  const walked = native?.walkTree(dir);
+  if (walked !== undefined) {
+    const [lines, stampText] = walked;
+    return {
+      stamp: `sha256:${createHash("sha256").update(stampText).digest("hex")}`,
+      strict: strictStamp(lines),
+      lines,
+    };
+  }
   const hash = createHash("sha256");
   // Lines are hashed in batches and paths joined by hand: per entry, path.join and a hash
   // update cost as much as the lstat itself (thousands of entries on every build).
@@ -87,9 +100,15 @@ export async function packageTreeStamp(dir: string): Promise<string> {
  * Whether `dir` still has the entries {@link PackageTreeWalk.lines} records, with the same
  * stats: one stat per line, no directory listed and nothing hashed (an entry added, removed or
  * renamed changes its directory's mtime, an edit its file's). The first difference ends the
- * check; a missing path is a difference.
+ * check; a missing path is a difference. By `native` when it can, as {@link walkPackageTree}.
  */
-export function isTreeUnchanged(dir: string, lines: string): boolean {
+export function isTreeUnchanged(
+  dir: string,
+  lines: string,
+  native: NativeStat | null = nativeStat(),
+): boolean {
+  const unchanged = native?.checkTree(dir, lines);
+  if (unchanged !== undefined) return unchanged;
   let at = 0;
   while (at < lines.length) {
     const fieldsAt = lines.indexOf("\0", at);

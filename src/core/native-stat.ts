@@ -1,0 +1,52 @@
+// envpack's native batch stats (native/tree-stat.c, built by `npm install` into build/Release/):
+// thousands of stats per call with no Stats object each. Optional: without it every caller
+// computes the same answer in JavaScript.
+
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { envpackPackageDir } from "./own-files.js";
+
+/** The addon's API version this code was written for (`TREE_STAT_VERSION` in tree-stat.c). */
+const VERSION = 1;
+
+/**
+ * The native functions. Each answers `undefined` (or, in `stamps`, leaves a hole) where it cannot
+ * give exactly what the JavaScript code gives (an error other than a missing path, a name that is
+ * not ASCII, a number past 2^53): the caller then computes it in JavaScript, errors included.
+ */
+export interface NativeStat {
+  /** {@link isTreeUnchanged}'s answer for `dir` and a walk's lines. */
+  checkTree(dir: string, lines: string): boolean | undefined;
+  /** A walk of `dir`: its lines and the text its coarse stamp hashes. */
+  walkTree(dir: string): [lines: string, stampText: string] | undefined;
+  /** A stamp per path: `ino:size:mtimeNs:ctimeNs` (through links), `missing` or `denied`. */
+  stamps(paths: readonly string[]): Array<string | undefined>;
+}
+
+let loaded: NativeStat | null | undefined;
+
+/** The native batch stats of this install, loaded once; null when the addon is absent or does not load. */
+export function nativeStat(): NativeStat | null {
+  if (loaded === undefined)
+    loaded = loadNativeStat(
+      join(envpackPackageDir(), "build", "Release", "tree_stat.node"),
+    );
+  return loaded;
+}
+
+/** The addon at `file`; null when it is missing, does not load here, or has another API version. */
+export function loadNativeStat(file: string): NativeStat | null {
+  let addon: (NativeStat & { version?: unknown }) | undefined;
+  try {
+    addon = createRequire(import.meta.url)(file) as NativeStat & {
+      version?: unknown;
+    };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Not built (no compiler at install), or built for another Node or machine.
+    if (code === "MODULE_NOT_FOUND" || code === "ERR_DLOPEN_FAILED")
+      return null;
+    throw error;
+  }
+  return addon.version === VERSION ? addon : null;
+}

@@ -1,0 +1,219 @@
+// The native batch stats against their JavaScript twins on real trees: the same walks, the same
+// verdicts after every kind of change, the same path stamps, the same errors; and a missing or
+// broken addon is no addon.
+
+import {
+  mkdir,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+  readdir,
+} from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, inject, it } from "vitest";
+import {
+  loadNativeStat,
+  nativeStat,
+  pathStamps,
+  type NativeStat,
+} from "../../src/core/index.js";
+import {
+  isTreeUnchanged,
+  walkPackageTree,
+  type PackageTreeWalk,
+} from "../../src/scan/light.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const INSTALLED = new Date("1985-10-26T08:15:00Z");
+const LATER = new Date("1985-10-26T08:16:00Z");
+const seconds = (date: Date) => date.getTime() / 1000;
+
+function addon(): NativeStat {
+  const native = nativeStat();
+  // npm install builds it (scripts/build-native.mjs); without it this file tests nothing native.
+  if (native === null) throw new Error("the native addon is not built");
+  return native;
+}
+
+/** A package reached through a link, with links of every kind, a nested node_modules and an empty directory. */
+async function pkg(): Promise<{ dir: string; real: string }> {
+  const root = await tempDir();
+  const real = join(root, "store", "pkg");
+  await mkdir(join(real, "lib", "empty"), { recursive: true });
+  await mkdir(join(real, "node_modules", "dep"), { recursive: true });
+  await writeFile(join(real, "package.json"), '{"name":"pkg"}\n');
+  await writeFile(join(real, "lib", "index.js"), "module.exports = 1;\n");
+  await writeFile(join(real, "lib", "odd\nname.js"), "exports.x = 2;\n");
+  await writeFile(join(real, "node_modules", "dep", "index.js"), "1;\n");
+  await symlink("index.js", join(real, "lib", "alias.js"));
+  await symlink("gone.js", join(real, "lib", "dangling.js"));
+  await symlink("lib", join(real, "linked-dir"));
+  await utimes(join(real, "lib", "index.js"), INSTALLED, INSTALLED);
+  // Past a half millisecond: rounded up to the next one, as JavaScript's Math.round does.
+  await utimes(
+    join(real, "package.json"),
+    INSTALLED,
+    seconds(INSTALLED) + 6e-4,
+  );
+  const dir = join(root, "node_modules", "pkg");
+  await mkdir(join(root, "node_modules"));
+  await symlink(real, dir);
+  return { dir, real };
+}
+
+/** Walks `dir` both ways, requires the same walk, and that the native one was not handed back. */
+function walkBoth(dir: string): PackageTreeWalk {
+  expect(addon().walkTree(dir)).toBeDefined();
+  const walk = walkPackageTree(dir, addon());
+  expect(walk).toEqual(walkPackageTree(dir, null));
+  return walk;
+}
+
+/** The verdict both ways, required to be the same. */
+function unchangedBoth(dir: string, walk: PackageTreeWalk): boolean {
+  const native = addon().checkTree(dir, walk.lines);
+  expect(native).toBeDefined();
+  expect(isTreeUnchanged(dir, walk.lines, null)).toBe(native);
+  return native as boolean;
+}
+
+describe("native batch stats", () => {
+  it("walk a tree of links, nested node_modules and odd names as JavaScript does", async () => {
+    const { dir } = await pkg();
+    const walk = walkBoth(dir);
+    expect(walk.lines).toContain("lib/dangling.js\0");
+    expect(walk.lines).not.toContain("node_modules");
+    expect(walk.lines).not.toContain("linked-dir/");
+    expect(unchangedBoth(dir, walk)).toBe(true);
+  });
+
+  it("see every change JavaScript sees, and no other", async () => {
+    const file = (real: string) => join(real, "lib", "index.js");
+    const changes: Array<[string, boolean, (real: string) => Promise<void>]> = [
+      ["nothing", true, async () => {}],
+      [
+        "an edit keeping size and times",
+        true,
+        async (real) => {
+          await writeFile(file(real), "module.exports = 2;\n");
+          await utimes(file(real), INSTALLED, INSTALLED);
+        },
+      ],
+      [
+        "mtime moved below the millisecond",
+        true,
+        (real) =>
+          utimes(file(real), INSTALLED, INSTALLED.getTime() / 1000 + 0.0004),
+      ],
+      [
+        "mtime moved past a half millisecond",
+        false,
+        (real) => utimes(file(real), INSTALLED, seconds(INSTALLED) + 6e-4),
+      ],
+      ["mtime only", false, (real) => utimes(file(real), INSTALLED, LATER)],
+      [
+        "an edit keeping the size",
+        false,
+        (real) => writeFile(file(real), "module.exports = 3;\n"),
+      ],
+      [
+        "a link pointed elsewhere",
+        false,
+        async (real) => {
+          await rm(join(real, "lib", "alias.js"));
+          await symlink("odd\nname.js", join(real, "lib", "alias.js"));
+        },
+      ],
+      ["a file removed", false, (real) => rm(join(real, "package.json"))],
+      [
+        "an empty directory removed",
+        false,
+        (real) => rm(join(real, "lib", "empty"), { recursive: true }),
+      ],
+      ["the package removed", false, (real) => rm(real, { recursive: true })],
+    ];
+    for (const [what, unchanged, change] of changes) {
+      const { dir, real } = await pkg();
+      const walk = walkBoth(dir);
+      await change(real);
+      expect(unchangedBoth(dir, walk), what).toBe(unchanged);
+    }
+  });
+
+  it("hand back names JavaScript sorts otherwise and errors JavaScript throws", async () => {
+    const { dir, real } = await pkg();
+    await writeFile(join(real, "lib", "é.js"), "");
+    expect(addon().walkTree(dir)).toBeUndefined();
+    expect(walkPackageTree(dir, addon())).toEqual(walkPackageTree(dir, null));
+    // A path through a link to itself: ELOOP, which neither side takes for a missing path.
+    await symlink("loop", join(real, "loop"));
+    expect(addon().checkTree(dir, "loop/x\0\n")).toBeUndefined();
+    expect(() => isTreeUnchanged(dir, "loop/x\0\n", addon())).toThrow(
+      expect.objectContaining({ code: "ELOOP" }),
+    );
+    expect(() => walkPackageTree(join(real, "missing"), addon())).toThrow(
+      expect.objectContaining({ code: "ENOENT" }),
+    );
+  });
+
+  it("stamp watched paths as JavaScript does: files, directories, links, missing paths", async () => {
+    const { dir, real } = await pkg();
+    const paths = [
+      dir,
+      join(real, "package.json"),
+      join(real, "lib", "alias.js"),
+      join(real, "lib", "dangling.js"),
+      join(real, "missing"),
+      join(real, "package.json", "under-a-file"),
+      join(real, "loop"),
+    ];
+    await symlink("loop", join(real, "loop"));
+    const native = addon().stamps(paths);
+    expect(native.slice(0, 6).every((s) => s !== undefined)).toBe(true);
+    // ELOOP: left for JavaScript, which throws it.
+    expect(native[6]).toBeUndefined();
+    const some = paths.slice(0, 6);
+    expect(pathStamps(some, addon())).toEqual(pathStamps(some, null));
+    expect(pathStamps(some, null).slice(3)).toEqual([
+      "missing",
+      "missing",
+      "missing",
+    ]);
+    const info = await stat(join(real, "package.json"), { bigint: true });
+    expect(pathStamps(some, addon())[1]).toBe(
+      `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`,
+    );
+    expect(() => pathStamps(paths, addon())).toThrow(
+      expect.objectContaining({ code: "ELOOP" }),
+    );
+  });
+
+  it("agree on every package of the realworld fixture", async () => {
+    const modules = join(
+      inject("fixtures").apps["realworld"] as string,
+      "node_modules",
+    );
+    const dirs: string[] = [];
+    for (const name of await readdir(modules)) {
+      if (name.startsWith(".")) continue;
+      if (!name.startsWith("@")) dirs.push(join(modules, name));
+      else
+        for (const inner of await readdir(join(modules, name)))
+          dirs.push(join(modules, name, inner));
+    }
+    expect(dirs.length).toBeGreaterThan(50);
+    for (const dir of dirs)
+      expect(unchangedBoth(dir, walkBoth(dir))).toBe(true);
+  });
+});
+
+describe("loadNativeStat", () => {
+  it("is null for a missing addon and for a file that is no addon", async () => {
+    const dir = await tempDir();
+    expect(loadNativeStat(join(dir, "missing.node"))).toBeNull();
+    await writeFile(join(dir, "broken.node"), "not an ELF file\n");
+    expect(loadNativeStat(join(dir, "broken.node"))).toBeNull();
+  });
+});
