@@ -10,7 +10,8 @@
 // - api-index.mjs, lazy-*.mjs and their chunk-*.mjs: everything else envpack runs, ES modules
 //   split into chunks that load when a command needs them;
 // - errors.js: src/core/errors.ts, the one copy of the error classes every file uses (CommonJS,
-//   which the chunks require too), so that `instanceof` holds across them.
+//   which the chunks require too), so that `instanceof` holds across them;
+// - zod.js: zod, CommonJS, required when a schema is first built (see zodApart).
 // api-light.js and the chunks each hold their own copy of the small modules both use (core, the
 // local store, the fingerprint): stateless but for memo caches, whose copies only memoise apart.
 // The pure JavaScript packages that read no file of their own (BUNDLED) are bundled; every other
@@ -62,18 +63,17 @@ const lazyChildProcess = {
 };
 
 /**
- * src/core/zod.ts loads zod with `require` (a schema is built synchronously, on first use), which
- * would bundle zod's CommonJS build; its ES module build is the one an import bundles, smaller.
+ * src/core/zod.ts loads zod with `require`, on first use (a schema is built synchronously): the
+ * bundles require zod.js, zod's ES module build (smaller than its CommonJS one) bundled as a
+ * CommonJS file of its own, so that a command building no schema (a cold Conda build reads its
+ * records without one) does not parse zod's 800 KB as part of a file it loads for other code.
  */
-const zodAsModule = {
-  name: "zod-as-module",
+const zodApart = {
+  name: "zod-apart",
   setup(build) {
     build.onResolve({ filter: /^zod$/ }, (args) =>
       args.kind === "require-call"
-        ? build.resolve(args.path, {
-            kind: "import-statement",
-            resolveDir: args.resolveDir,
-          })
+        ? { path: "./zod.js", external: true }
         : undefined,
     );
   },
@@ -233,7 +233,7 @@ const light = await build({
   entryPoints: { "api-light": LIGHT },
   format: "cjs",
   plugins: [
-    zodAsModule,
+    zodApart,
     lazyImports,
     sharedModules({ ownApi: true }),
     ownModulesPure,
@@ -259,7 +259,7 @@ const api = await build({
   chunkNames: "chunk-[hash]",
   splitting: true,
   format: "esm",
-  plugins: [zodAsModule, packageEntries, sharedModules({ ownApi: true })],
+  plugins: [zodApart, packageEntries, sharedModules({ ownApi: true })],
   // execa's helpers are CommonJS: their require() calls of Node builtins need a require in ES
   // module scope (kept below only where one is used).
   banner: { js: REQUIRE_BANNER },
@@ -296,14 +296,22 @@ const errors = await build({
   entryPoints: { errors: ERRORS },
   format: "cjs",
 });
-// main.js and errors.js are CommonJS: the rest of dist/ stays ES modules (package.json `type`).
+const zod = await build({
+  ...common,
+  stdin: { contents: 'export * from "zod";', resolveDir: root },
+  outfile: join(outdir, "zod.js"),
+  outdir: undefined,
+  format: "cjs",
+  mainFields: ["module", "main"],
+});
+// main.js, errors.js and zod.js are CommonJS: the rest of dist/ stays ES modules (package.json `type`).
 await writeFile(
   join(outdir, "package.json"),
   `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`,
 );
 const outputs = {};
 const inputs = {};
-for (const { metafile } of [light, api, commandLine, errors]) {
+for (const { metafile } of [light, api, commandLine, errors, zod]) {
   Object.assign(outputs, metafile.outputs);
   Object.assign(inputs, metafile.inputs);
 }

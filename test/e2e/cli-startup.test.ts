@@ -192,6 +192,27 @@ describe("start-up", () => {
     expect(heavyIn(sources)).toEqual([]);
   });
 
+  it("a cold `envpack build` of a Python app loads no schema library or JavaScript parser", async () => {
+    const conda = inject("fixtures").conda;
+    if (!conda) throw new Error("the Conda fixture was not built");
+    const cwd = await tempDir("envpack-pyapp-");
+    await writeFile(join(cwd, "app.py"), "import json\nimport six\n");
+    const { urls, stdout } = await loadedModules(
+      ["build", "--json", "app.py", "--env", conda.prefix],
+      { cwd, env: { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") } },
+    );
+    expect(JSON.parse(stdout)).toMatchObject({ source: "built" });
+    // The pack worker's modules are files of their own (dist/packer/), by design.
+    const heavy = heavyIn(
+      await loadedSources(urls.filter((url) => !url.includes("/packer/"))),
+    );
+    // It packs: the listing is real.
+    expect(heavy).toEqual(expect.arrayContaining(["zstd-napi", "tar"]));
+    expect(heavy.filter((n) => [...FOR_JAVASCRIPT, "zod"].includes(n))).toEqual(
+      [],
+    );
+  });
+
   /** Per language: an app to scan, the parsers its scan must load and what it must not. */
   const scans = [
     {
