@@ -126,6 +126,25 @@ export async function readSource(
   return { sha256, size: bytes.length, text: bytes.toString("utf8") };
 }
 
+/**
+ * The text of a package's source file: what {@link readSource} without `hash` gives as `text`
+ * (undefined for a binary file or one over the source limit), decoded by Node as it reads, with
+ * no Buffer in between and no hashing of a file too large to parse.
+ */
+export async function readSourceText(
+  path: string,
+): Promise<string | undefined> {
+  const fd = openSync(path, "r");
+  try {
+    if (fstatSync(fd).size > MAX_SOURCE_BYTES) return undefined;
+    const text = readFileSync(fd, "utf8");
+    // UTF-8 decodes a NUL byte, and nothing else, to U+0000.
+    return text.includes("\0") ? undefined : text;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A file over the source limit: hashed as a stream, not read whole. */
 async function tooLarge(path: string, size: number): Promise<ReadSource> {
   const hash = createHash("sha256");

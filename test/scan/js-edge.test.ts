@@ -3,7 +3,11 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { MAX_SOURCE_BYTES } from "../../src/scan/scan-result.js";
+import {
+  MAX_SOURCE_BYTES,
+  readSource,
+  readSourceText,
+} from "../../src/scan/scan-result.js";
 import { scan } from "../../src/scan/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -23,6 +27,30 @@ describe("JS scanner edge cases", () => {
     expect(huge?.problem?.reason).toBe("too-large");
     expect(huge?.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(manifest.unresolved).toEqual([]);
+  });
+
+  it("reads a package file's text as readSource does: decoded alike, none for binary or huge files", async () => {
+    const dir = await tempDir();
+    const files: Array<[string, Buffer]> = [
+      ["bom-and-accents.js", Buffer.from("\ufeffrequire('./é');\n// ✓\n")],
+      // A lone continuation byte and a cut-off sequence: both decoders put U+FFFD there.
+      ["invalid-utf8.js", Buffer.from([0x72, 0x80, 0x0a, 0xe2, 0x82])],
+      ["empty.js", Buffer.alloc(0)],
+      ["nul.js", Buffer.from("require('./x');\0\n")],
+      ["huge.js", Buffer.alloc(MAX_SOURCE_BYTES + 1, 0x20)],
+    ];
+    for (const [name, bytes] of files) {
+      const path = join(dir, name);
+      await writeFile(path, bytes);
+      const expected = (await readSource(path, false)).text;
+      expect(await readSourceText(path)).toBe(expected);
+      expect(expected === undefined).toBe(
+        name === "nul.js" || name === "huge.js",
+      );
+    }
+    await expect(readSourceText(join(dir, "missing.js"))).rejects.toMatchObject(
+      { code: "ENOENT" },
+    );
   });
 
   it("an entry with a syntax error is listed with its position and other entries are still scanned", async () => {

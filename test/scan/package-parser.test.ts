@@ -105,6 +105,15 @@ describe("package files read by meriyah", () => {
       "// one\r\n// two\rconst s = '\u2028';\u2028require('./after-breaks');\n",
     ],
     [
+      "site words run together inside one identifier or string",
+      ".mjs",
+      [
+        "const requirexport = 'requirequire' + dirnamexport;",
+        "export * from './after-overlaps.js';",
+        "const { URLimport } = await import('./dynamic.js');",
+      ].join("\n"),
+    ],
+    [
       "a .js file that opens with import but is CommonJS further down",
       ".js",
       "import('./dyn.js');\nmodule.exports = require('./cjs');\n",

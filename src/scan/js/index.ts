@@ -24,6 +24,7 @@ import {
   appFile,
   commonDirectory,
   readSource,
+  readSourceText,
   toPosixRelative,
   type ScanResult,
   type ScannerOptions,
@@ -505,10 +506,8 @@ class JsScanner {
     ext: string,
   ): Promise<FoundImports | null> {
     const read = async (): Promise<FoundImports | null> => {
-      const source = await readSource(path, false);
-      return source.text === undefined
-        ? null
-        : findImports(source.text, ext, true);
+      const text = await readSourceText(path);
+      return text === undefined ? null : findImports(text, ext, true);
     };
     const scans = this.#options.packageScans;
     return scans === undefined ? read() : scans.imports(packageDir, path, read);
