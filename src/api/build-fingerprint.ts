@@ -1,14 +1,14 @@
 // The fingerprint cache of builds: the stats of everything a scan read, so an unchanged rebuild
 // is answered without scanning.
 
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join, posix, resolve } from "node:path";
 import {
   canonicalJson,
   digestOf,
   isNotFound,
   pathStamps,
-  writeFileAtomic,
+  writeAtomic,
   type Digest,
   type Manifest,
 } from "../core/light.js";
@@ -45,6 +45,8 @@ export interface Fingerprint {
   /** The identity of a Conda prefix packed whole (a bundle key option), when there is one. */
   environment?: Digest | undefined;
   stats: Array<[path: string, stamp: string]>;
+  /** {@link watchedInputs} of the manifest `stats` lists the paths of. */
+  watched?: Digest | undefined;
   /**
    * The walk of every npm package directory (`null`: missing when written): a file edited,
    * added or removed inside one is seen by a stat of each path its lines name, without listing a
@@ -60,6 +62,8 @@ interface StoredHeader {
   kind: Manifest["kind"];
   environment?: Digest | undefined;
   stats: Array<[path: string, stamp: string]>;
+  /** {@link watchedInputs} of the manifest `stats` lists the paths of (absent in older ones). */
+  watched?: Digest | undefined;
 }
 
 /** A fingerprint read back: the hit, if every watched path is unchanged, and its package walks. */
@@ -79,6 +83,11 @@ export interface StoredFingerprint {
   body: Buffer;
   /** The stats of every watched path as read, before the scan read any file. */
   stamps: ReadonlyMap<string, string>;
+  /** The watched paths in their stored order, with {@link watchedInputs} of what listed them. */
+  paths: string[];
+  watched?: Digest | undefined;
+  /** The watched paths whose stats differ from the stored ones. */
+  changed: ReadonlySet<string>;
 }
 
 /** What a build's fingerprint is stored under: its entries, manifest file and options, resolved against `cwd`. */
@@ -128,7 +137,10 @@ export async function writeFingerprint(
   },
 ): Promise<void> {
   const { stored } = options;
-  const paths = [...watchedPaths(manifest), ...options.extra];
+  const watched = watchedInputs(manifest, options.extra);
+  const paths = isSameWatched(manifest, watched, stored)
+    ? stored.paths
+    : [...watchedPaths(manifest), ...options.extra];
   const unknown = paths.filter((p) => stored?.stamps.has(p) !== true);
   const fresh = new Map(
     pathStamps(unknown).map((stamp, i) => [unknown[i] as string, stamp]),
@@ -145,17 +157,49 @@ export async function writeFingerprint(
       p,
       (stored?.stamps.get(p) ?? fresh.get(p)) as string,
     ]),
+    watched,
   };
+  const sameWalks = stored !== undefined && isSameWalks(trees, stored.trees);
+  const text = encodeWalks(header, trees, !sameWalks);
   // A fingerprint that does not read back only means a full scan.
-  await writeFileAtomic(
+  await writeAtomic(
     fingerprintPath(cacheDir, key),
-    stored !== undefined && isSameWalks(trees, stored.trees)
-      ? Buffer.concat([
-          Buffer.from(encodeWalks(header, trees, false)),
-          stored.body,
-        ])
-      : encodeWalks(header, trees),
+    (temp) =>
+      writeFile(temp, sameWalks ? [Buffer.from(text), stored.body] : text),
     { fsync: false },
+  );
+}
+
+/**
+ * Whether `stored` lists the watched paths of this manifest: the same files, packages and extra
+ * paths listed them, and only app files changed since (a directory whose listing decides a
+ * watched path changes its own stats when that listing changes).
+ */
+function isSameWatched(
+  manifest: Manifest,
+  watched: Digest,
+  stored: StoredFingerprint | undefined,
+): stored is StoredFingerprint {
+  if (stored?.watched !== watched) return false;
+  const files = new Set(
+    manifest.files.map((f) => join(manifest.root, ...f.path.split("/"))),
+  );
+  for (const path of stored.changed) if (!files.has(path)) return false;
+  return true;
+}
+
+/** What {@link watchedPaths} lists paths from, besides the file system: one digest. */
+function watchedInputs(manifest: Manifest, extra: string[]): Digest {
+  return digestOf(
+    JSON.stringify([
+      manifest.kind,
+      manifest.root,
+      manifest.env?.prefix ?? null,
+      manifest.env?.sitePackages ?? null,
+      manifest.files.map((f) => [f.path, f.reason !== undefined]),
+      manifest.packages.map((p) => p.path),
+      extra,
+    ]),
   );
 }
 
@@ -193,13 +237,21 @@ export async function readFingerprint(
     return { hit: fingerprint, walks };
   // The header is one line: JSON escapes every newline inside it.
   const body = bytes.subarray(bytes.indexOf(0x0a) + 1);
+  const stamps = changed ?? new Map(fingerprint.stats);
   return {
     hit: null,
     walks,
     stored: {
       trees: fingerprint.trees,
       body,
-      stamps: changed ?? new Map(fingerprint.stats),
+      stamps,
+      paths: fingerprint.stats.map(([path]) => path),
+      watched: fingerprint.watched,
+      changed: new Set(
+        fingerprint.stats
+          .filter(([path, stamp]) => stamps.get(path) !== stamp)
+          .map(([path]) => path),
+      ),
     },
   };
 }
@@ -208,8 +260,15 @@ export async function readFingerprint(
 function parseFingerprint(text: string): Fingerprint | null {
   const stored = decodeWalks<StoredHeader>(text, FORMAT);
   if (stored === null || !Array.isArray(stored.header.stats)) return null;
-  const { inputDigest, kind, environment, stats } = stored.header;
-  return { inputDigest, kind, environment, stats, trees: stored.walks };
+  const { inputDigest, kind, environment, stats, watched } = stored.header;
+  return {
+    inputDigest,
+    kind,
+    environment,
+    stats,
+    watched,
+    trees: stored.walks,
+  };
 }
 
 /**

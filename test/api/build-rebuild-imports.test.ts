@@ -123,6 +123,26 @@ describe("rebuilds after app edits", () => {
     expect(new Set(digests).size).toBe(3);
   });
 
+  it("see a package installed into a scope made beside an app edit", async () => {
+    const app = await appCopy("hello");
+    const extra = join(app, "node_modules", "extra");
+    await writePackage(extra, "extra", "1.0.0", ["@y/a"]);
+    await writePackage(join(extra, "node_modules", "other"), "other", "1", []);
+    const main = join(app, "src", "main.ts");
+    await appendFile(main, 'import "extra";\n');
+    const { rebuild } = await rebuilder(app);
+    const digests = [(await rebuild()).inputDigest];
+    // A scope made in extra's node_modules beside an app edit: the rebuild's fingerprint must
+    // watch it, though the app edit alone would let it keep the watched paths it read.
+    await writePackage(join(extra, "node_modules", "@y", "b"), "@y/b", "1", []);
+    await appendFile(main, "// edit\n");
+    digests.push((await rebuild()).inputDigest);
+    // Installed into that scope, without an app edit.
+    await writePackage(join(extra, "node_modules", "@y", "a"), "@y/a", "1", []);
+    digests.push((await rebuild()).inputDigest);
+    expect(new Set(digests).size).toBe(3);
+  });
+
   it("see a dependency added to, or installed for, a package no file imports", async () => {
     const app = await appCopy("hello");
     const modules = join(app, "node_modules");
