@@ -123,9 +123,11 @@ export async function buildLayers(
       const done = await finished;
       if (done === undefined) return;
       const { role, written } = done;
-      // The writer hashed the very bytes it wrote: the store moves them in without reading them again.
+      // The writer hashed and flushed the very bytes it wrote: the store links them in without
+      // reading or flushing them again.
       const put = await store.putFile(written.path, written.digest, {
         hashedByWriter: true,
+        synced: true,
       });
       await store.record({
         key: keys[role],
@@ -160,6 +162,7 @@ export async function buildLayers(
       );
       const put = await store.putFile(written.path, written.digest, {
         hashedByWriter: true,
+        synced: true,
       });
       return { put, layers };
     });

@@ -103,14 +103,17 @@ export async function commitAtomic(
   path: string,
   options: Omit<AtomicWriteOptions, "tempDir"> = {},
 ): Promise<void> {
-  if (options.fsync ?? true) {
-    // Whoever filled it (a worker, copyFile, link) closed it: flush through a handle of our own.
-    const handle = await open(temp, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
+  // Whoever filled it (a worker, copyFile, link) closed it.
+  if (options.fsync ?? true) await syncFile(temp);
   await rename(temp, path);
+}
+
+/** Flushes a closed file to disk through a handle of its own. */
+export async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -19,6 +19,7 @@ import {
   hashFile,
   isDigest,
   UsageError,
+  syncFile,
   writeAtomic,
   type Digest,
 } from "../core/light.js";
@@ -103,12 +104,13 @@ export class LocalStore {
    * ENVPACK_INTEGRITY_DIGEST_MISMATCH), then links or copies it into place atomically. Two
    * writers of the same blob both succeed and leave one blob. `hashedByWriter`: `expected` was
    * computed from the very bytes written to `file` by this process (writeBundle's own hash), so
-   * the file is not read again.
+   * the file is not read again. `synced`: the writer flushed `file` to disk (an atomic write
+   * did), so a link to it is not flushed again; a copy still is.
    */
   async putFile(
     file: string,
     expected?: Digest,
-    options: { hashedByWriter?: boolean } = {},
+    options: { hashedByWriter?: boolean; synced?: boolean } = {},
   ): Promise<{ digest: Digest; size: number; path: string }> {
     const actual =
       options.hashedByWriter === true && expected !== undefined
@@ -128,9 +130,15 @@ export class LocalStore {
     // A blob already there is replaced by these verified bytes (it may be damaged), unless these
     // are its own.
     if (resolve(file) === target) return { ...actual, path: target };
-    await writeAtomic(target, (temp) => linkOrCopy(file, temp), {
-      tempDir: await this.#tempDir(),
-    });
+    // Bytes the writer flushed are on disk through a link to them too; a copy is flushed here.
+    const synced = options.synced === true;
+    await writeAtomic(
+      target,
+      async (temp) => {
+        if (!(await linkOrCopy(file, temp)) && synced) await syncFile(temp);
+      },
+      { tempDir: await this.#tempDir(), fsync: !synced },
+    );
     return { ...actual, path: target };
   }
 
@@ -305,13 +313,16 @@ async function listDir(dir: string): Promise<string[]> {
 /**
  * A hard link to `from` at a new path `to` when both are on one file system (blobs are never
  * written in place: a link is as good as a copy and takes no time), else a copy.
+ * @returns whether it linked
  */
-export async function linkOrCopy(from: string, to: string): Promise<void> {
+export async function linkOrCopy(from: string, to: string): Promise<boolean> {
   try {
     await link(from, to);
+    return true;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "";
     if (!["EXDEV", "EPERM", "EMLINK", "ENOTSUP"].includes(code)) throw error;
     await copyFile(from, to, constants.COPYFILE_EXCL);
+    return false;
   }
 }
