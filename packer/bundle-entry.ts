@@ -13,6 +13,12 @@ export interface BundleEntry {
   data?: Uint8Array | undefined;
   /** Files: written 0755 instead of 0644; left undefined, the source file's execute bit decides. */
   executable?: boolean | undefined;
+  /**
+   * Files: `source` is a timestamp .pyc packed as an unchecked hash-based .pyc of the source file
+   * `source`, whose mtime (seconds) its header holds (packer/conda/hash-based-pyc.mjs); the
+   * packing fails as for a changed file if it no longer does.
+   */
+  hashPyc?: { source: string; mtime: number } | undefined;
   /** Symlinks: the link's target, as stored. */
   linkTarget?: string | undefined;
   /**

@@ -18,10 +18,12 @@ import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
 import zstd from "zstd-napi/binding.js";
 import { headerEncoder } from "./tar-header.mjs";
+import { hashPycHeader } from "./conda/hash-based-pyc.mjs";
 
 /**
  * @typedef {{ path: string, type: "file" | "directory" | "symlink", source?: string,
- *   data?: Uint8Array, executable?: boolean, linkTarget?: string }} Entry
+ *   data?: Uint8Array, executable?: boolean, linkTarget?: string,
+ *   hashPyc?: { source: string, mtime: number } }} Entry
  * @typedef {{ type: "start", temp: string, level: number, threads: number,
  *   mtimeMs: number }} Start
  * @typedef {{ type: "entries", entries: Entry[], last: boolean }} Batch
@@ -219,7 +221,15 @@ export function createPacker(job, onProgress, contexts) {
               size,
               entry.executable ?? (info.mode & 0o111) !== 0,
             );
-            readInto(file, source, size);
+            let left = size;
+            if (entry.hashPyc !== undefined) {
+              const head = hashPycHeader(file, size, entry.hashPyc);
+              if (head === undefined) throw new ChangedWhilePacking(source);
+              put(head);
+              advance(head.length);
+              left -= head.length;
+            }
+            readInto(file, source, left);
           } finally {
             closeSync(file);
           }

@@ -22,6 +22,7 @@ import {
   type RelocationFile,
 } from "./prefix-entries.js";
 import { pySourceOf, walkPrefix, type PrefixItemKind } from "./prefix-walk.js";
+import { settleByteCode } from "./settle-byte-code.js";
 import {
   findEditableInstalls,
   readCondaEnv,
@@ -107,7 +108,8 @@ export interface CondaBundlePlan {
  * whose source a package manages. Unmanaged UTF-8 files that contain the prefix get
  * {@link UNMANAGED_PLACEHOLDER} instead. No byte code is compiled, and `.pyc` files that embed the
  * prefix (their source's path) are left out so the bundle does not depend on where the environment
- * was built; Python recompiles them from source. Adds `.envpack/relocate.json`
+ * was built; Python recompiles them from source. Up-to-date timestamp `.pyc` files are packed as
+ * hash-based ones and stale ones left out (settle-byte-code.ts). Adds `.envpack/relocate.json`
  * and `.envpack/relocate.py`. Warnings: `ENVPACK_WARN_CONDA_UNCACHED`, `…_UNRELOCATABLE`,
  * `…_MODIFIED_FILE`, `…_LINK_OUTSIDE`, `…_PRUNE_UNKNOWN`, `…_SPECIAL_FILE`.
  * @throws InputError ENVPACK_INPUT_ENV_NOT_FOUND, ENVPACK_INPUT_ENV_NOT_CONDA, ENVPACK_INPUT_ENV_NO_PYTHON,
@@ -195,6 +197,7 @@ export async function planCondaBundle(
       early,
     );
     signal?.throwIfAborted();
+    settleByteCode(out, prefix);
     options.onRuntime?.(layered(out.values()));
   }
   // Each file's decision, in one synchronous pass: most only record where the bytes are, the
@@ -249,6 +252,7 @@ export async function planCondaBundle(
     type: "file",
     data: relocate,
   });
+  settleByteCode(out, prefix, early === undefined ? undefined : runtime);
   const entries = layered(out.values());
   if (early === undefined)
     options.onRuntime?.(entries.filter((e) => e.layer === "runtime"));

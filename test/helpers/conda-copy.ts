@@ -19,7 +19,12 @@ export async function copyCondaFixture(label: string): Promise<string> {
   const conda = inject("fixtures").conda;
   if (!conda) throw new Error("the Conda fixture was not built");
   const root = join(await tempDir(`envpack-${label}-`), "root");
-  await cp(conda.root, root, { recursive: true, verbatimSymlinks: true });
+  // Times kept: the byte code stays up to date with its sources, as in the fixture.
+  await cp(conda.root, root, {
+    recursive: true,
+    verbatimSymlinks: true,
+    preserveTimestamps: true,
+  });
   return join(root, "envs", "demo");
 }
 

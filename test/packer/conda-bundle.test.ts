@@ -24,6 +24,7 @@ import {
   type CondaBundleEntry,
 } from "../../packer/conda/index.js";
 import { rewriteCondaMeta } from "../../packer/conda/conda-meta-json.js";
+import { toHashBasedPyc } from "../../packer/conda/hash-based-pyc.mjs";
 import { unpackBundle, writeBundle } from "../../packer/index.js";
 import type { WarnEvent } from "../../src/core/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -120,10 +121,20 @@ async function planDigest(
     hash.update(
       `${e.path}\0${e.type}\0${(e.executable ?? (e.source !== undefined && ((await stat(e.source)).mode & 0o111) !== 0)) ? 1 : 0}\0${e.linkTarget ?? ""}\0`,
     );
-    if (e.type === "file")
-      hash.update(
-        e.data ? Buffer.from(e.data) : await readFile(e.source as string),
-      );
+    if (e.type !== "file") continue;
+    const bytes = e.data
+      ? Buffer.from(e.data)
+      : await readFile(e.source as string);
+    // As the pack worker writes it: byte code made hash-based against its source.
+    if (e.hashPyc !== undefined)
+      expect(
+        toHashBasedPyc(
+          bytes,
+          await readFile(e.hashPyc.source),
+          e.hashPyc.mtime,
+        ),
+      ).toBe(true);
+    hash.update(bytes);
   }
   return hash.digest("hex");
 }
@@ -138,9 +149,11 @@ async function copyRelinkingFixturepkg(
 ): Promise<string> {
   const base = await tempDir("envpack-conda-");
   const copyRoot = join(base, "conda-copy");
+  // Times kept: the byte code stays up to date with its sources, as in the original.
   await cp(fixture().root, copyRoot, {
     recursive: true,
     verbatimSymlinks: true,
+    preserveTimestamps: true,
   });
   const copyPrefix = join(copyRoot, "envs", "demo");
   const metaDir = join(copyPrefix, "conda-meta");
@@ -406,7 +419,8 @@ describe("planCondaBundle", () => {
     await cp(root, copyRoot, { recursive: true, verbatimSymlinks: true });
     const copyPrefix = join(copyRoot, "envs", "demo");
     // Make the copy what conda and pip would have installed there: text files name the copy's
-    // paths (records point at the copy's package cache), byte code embeds the copy's path.
+    // paths (records point at the copy's package cache), byte code embeds the copy's path and
+    // the mtime its source has there.
     const old = new Date("2001-02-03T04:05:06Z");
     for (const [path] of await snapshot(copyPrefix)) {
       const file = join(copyPrefix, path);
@@ -419,6 +433,10 @@ describe("planCondaBundle", () => {
         text.includes(root)
       )
         await writeFile(file, text.split(root).join(copyRoot));
+      if (path.endsWith(".pyc") && bytes.readUInt32LE(4) === 0) {
+        bytes.writeUInt32LE(old.getTime() / 1000, 8);
+        await writeFile(file, bytes);
+      }
       await utimes(file, old, old);
     }
     await run(join(copyPrefix, "bin", "python3.11"), [

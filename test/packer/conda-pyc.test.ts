@@ -1,0 +1,147 @@
+// Byte code in Conda bundles: up-to-date .pyc files ship as hash-based ones that the bundle's own
+// python loads after either unpacker (no recompiling), stale ones are left out.
+
+import { randomBytes } from "node:crypto";
+import { cp, open, readFile, utimes } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, inject, it } from "vitest";
+import {
+  readPycHeader,
+  sourceHash,
+} from "../../packer/conda/hash-based-pyc.mjs";
+import { ensureUnpacked, planCondaBundle } from "../../packer/index.js";
+import { condaProbeBundle } from "../helpers/layered-app.js";
+import { workerPath } from "../helpers/min-path.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const RUNNER = join(import.meta.dirname, "..", "..", "runtime", "envpack-run");
+const SITE = "lib/python3.11/site-packages";
+const JSONPOINTER_PYC = `${SITE}/__pycache__/jsonpointer.cpython-311.pyc`;
+
+function fixture() {
+  const conda = inject("fixtures").conda;
+  if (!conda) throw new Error("the Conda fixture was not built");
+  return conda;
+}
+
+/**
+ * What the `-v` lines of `python -c "import <module>"` say about the module: loaded from its
+ * byte code ("<pyc> matches <py>") or compiled from source ("code object from <py>").
+ */
+async function importVerbose(python: string, module: string) {
+  const { stderr } = await execa(python, ["-v", "-c", `import ${module}`], {
+    env: { PATH: await workerPath() },
+    extendEnv: false,
+  });
+  const lines = stderr.split("\n").filter((l) => l.endsWith(`/${module}.py`));
+  return {
+    fromPyc: lines.some((l) => l.includes(".pyc matches ")),
+    compiled: lines.some((l) => l.startsWith("# code object from")),
+  };
+}
+
+/** A copy of the fixture root at another path with every mtime kept; returns its prefix. */
+async function fixtureCopy(): Promise<string> {
+  const root = join(await tempDir("envpack-conda-pyc-"), "root");
+  await cp(fixture().root, root, {
+    recursive: true,
+    verbatimSymlinks: true,
+    preserveTimestamps: true,
+  });
+  return join(root, "envs", "demo");
+}
+
+describe("byte code in Conda bundles", () => {
+  it("hashes sources as importlib.util.source_hash of the fixture's python does", async () => {
+    const inputs = [
+      ...Array.from({ length: 80 }, (_, n) => randomBytes(n + 1)),
+      ...[255, 256, 257, 4095, 70_001].map((n) => randomBytes(n)),
+      Buffer.from("print('hello')\n"),
+    ];
+    const { stdout } = await execa(
+      fixture().python,
+      [
+        "-c",
+        "import sys, importlib.util as u\nprint(int.from_bytes(u.MAGIC_NUMBER, 'little'))\nprint(u.source_hash(b'').hex())\nfor l in sys.stdin.read().split():\n    print(u.source_hash(bytes.fromhex(l)).hex())",
+      ],
+      { input: inputs.map((b) => b.toString("hex")).join("\n") },
+    );
+    const [magic, ...hashes] = stdout.split("\n");
+    expect(
+      [Buffer.alloc(0), ...inputs].map((b) =>
+        Buffer.from(sourceHash(b, Number(magic))).toString("hex"),
+      ),
+    ).toEqual(hashes);
+  });
+
+  it("marks up-to-date byte code for hashing, leaves stale byte code out and hash-based byte code as it is", async () => {
+    const plan = await planCondaBundle({ prefix: fixture().prefix });
+    const pyc = plan.entries.find((e) => e.path === JSONPOINTER_PYC);
+    expect(pyc?.hashPyc?.source).toBe(
+      join(fixture().prefix, SITE, "jsonpointer.py"),
+    );
+
+    // Its source edited (a new mtime, the same bytes): the byte code is stale and left out.
+    const stale = await fixtureCopy();
+    const later = new Date("2031-01-02T03:04:05Z");
+    await utimes(join(stale, SITE, "jsonpointer.py"), later, later);
+    const stalePlan = await planCondaBundle({ prefix: stale });
+    const paths = new Set(stalePlan.entries.map((e) => e.path));
+    expect(paths.has(JSONPOINTER_PYC)).toBe(false);
+    expect(paths.has(`${SITE}/jsonpointer.py`)).toBe(true);
+
+    // Compiled hash-based (named by a relative file name so it embeds no prefix): packed as it is.
+    const hashed = await fixtureCopy();
+    await execa(join(hashed, "bin", "python3.11"), [
+      "-c",
+      "import py_compile, sys\npy_compile.compile(sys.argv[1], cfile=sys.argv[2], dfile='jsonpointer.py', doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)",
+      join(hashed, SITE, "jsonpointer.py"),
+      join(hashed, JSONPOINTER_PYC),
+    ]);
+    const hashedPlan = await planCondaBundle({ prefix: hashed });
+    const kept = hashedPlan.entries.find((e) => e.path === JSONPOINTER_PYC);
+    expect(kept?.source).toBe(join(hashed, JSONPOINTER_PYC));
+    expect(kept?.hashPyc).toBeUndefined();
+  });
+
+  it("ships byte code that python loads without compiling after either unpacker", async () => {
+    const work = await tempDir("envpack-conda-pyc-");
+    const bundle = await condaProbeBundle(
+      1,
+      join(work, "out"),
+      join(work, "build-cache"),
+    );
+    const hex = bundle.digest.slice("sha256:".length);
+    const path = await workerPath();
+    const ran = await execa(join(path, "sh"), [RUNNER, bundle.path], {
+      env: { PATH: path, ENVPACK_WORKER_CACHE: join(work, "worker") },
+      extendEnv: false,
+      reject: false,
+      stdin: "ignore",
+    });
+    expect(ran.exitCode, ran.stderr).toBe(0);
+    const packed = await ensureUnpacked({
+      file: bundle.path,
+      digest: bundle.digest,
+      envsDir: join(work, "packer", "envs"),
+    });
+    for (const tree of [join(work, "worker", "envs", hex), packed.dir]) {
+      expect(
+        await importVerbose(join(tree, "bin", "python3"), "jsonpointer"),
+        tree,
+      ).toEqual({ fromPyc: true, compiled: false });
+      const handle = await open(join(tree, JSONPOINTER_PYC));
+      const header = Buffer.alloc(16);
+      await handle.read(header, 0, 16, 0);
+      await handle.close();
+      expect(readPycHeader(header)?.hashBased, tree).toBe(true);
+      const source = await readFile(join(tree, SITE, "jsonpointer.py"));
+      expect(
+        Buffer.from(sourceHash(source, header.readUInt32LE(0))).equals(
+          header.subarray(8),
+        ),
+      ).toBe(true);
+    }
+  });
+});
