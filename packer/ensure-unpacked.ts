@@ -14,6 +14,7 @@ import {
 } from "../src/core/light.js";
 import { readLockHolder, withDirLock } from "./dir-lock.js";
 import { unpackBundle } from "./unpack-bundle.js";
+import { openWriterThread } from "./unpack-thread.js";
 import { assembleTree } from "./layers/assemble-tree.js";
 import type { BundleIndex } from "./layers/bundle-index.js";
 import { ensureLayer } from "./layers/ensure-layer.js";
@@ -122,9 +123,11 @@ async function assembleLayers(
   index: BundleIndex,
   dir: string,
 ): Promise<void> {
-  // Layers are unpacked side by side (one decompresses while another's files are written); a
-  // digest listed twice is unpacked once. The first failure in index order is the one thrown.
+  // Layers are unpacked side by side (one decompresses while another's files are written, all
+  // on one writing thread); a digest listed twice is unpacked once. The first failure in index
+  // order is the one thrown.
   const inFlight = new Map<Digest, Promise<string>>();
+  const thread = openWriterThread();
   const unpacking = index.layers.map((layer) => {
     let dir = inFlight.get(layer.digest);
     if (dir === undefined) {
@@ -136,6 +139,7 @@ async function assembleLayers(
           onEvent: options.onEvent,
           signal: options.signal,
           lockTimeoutMs: options.lockTimeoutMs,
+          thread,
         });
         return unpacked.dir;
       });
@@ -143,7 +147,11 @@ async function assembleLayers(
     }
     return dir;
   });
-  await settleAll(unpacking);
+  try {
+    await settleAll(unpacking);
+  } finally {
+    await thread.close();
+  }
   const layerDirs = await Promise.all(unpacking);
   const lower = index.layers.flatMap((l, i) => (l.role === "app" ? [] : [i]));
   const lowerDirs = lower.map((i) => layerDirs[i] as string);

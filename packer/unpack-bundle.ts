@@ -4,23 +4,23 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, rename, stat } from "node:fs/promises";
-import { basename, dirname, join, posix } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadEntry } from "tar";
 import {
   IntegrityError,
   hashFile,
-  isLinkInside,
   normaliseRelativePath,
   pathExists,
-  resolveInside,
-  resolveLinkTarget,
   type Digest,
   type OnEvent,
   writeFailure,
 } from "../src/core/light.js";
+import { EntryGuard } from "./entry-guard.js";
 import { removeTree } from "./layers/read-only-tree.js";
+import type { ZstdDecoder } from "./decompress-zstd.js";
+import { openWriterThread, type WriterThread } from "./unpack-thread.js";
 import { openEntryWriter, type EntryWriter } from "./unpack-writer.js";
 
 /** Options of {@link unpackBundle}. */
@@ -36,20 +36,12 @@ export interface UnpackBundleOptions {
   signal?: AbortSignal | undefined;
   /** Leave `dest` read-only (a shared layer): files made so, directories sealed before it appears. */
   readOnly?: boolean | undefined;
+  /**
+   * The writing thread to use (shared by the layers of one bundle, unpacked side by side); by
+   * default one of its own, started only for a large archive and stopped before returning.
+   */
+  thread?: WriterThread | undefined;
 }
-
-/**
- * Tar entry types a bundle may hold; everything else (devices, fifos, GNU sparse files, unknown
- * types) is refused. runtime/envpack-run allows the same (its listing shows them as `-dlh`).
- */
-const ALLOWED_TYPES = new Set([
-  "File",
-  "OldFile",
-  "ContiguousFile",
-  "Directory",
-  "SymbolicLink",
-  "Link",
-]);
 
 /**
  * File-system failures that come from the machine (limits, I/O), passed through as they are;
@@ -71,9 +63,6 @@ const ENVIRONMENT_ERRORS = new Set([
 
 /** A pax record naming GNU sparse data (formats 0.0, 0.1 and 1.0 all use `GNU.sparse.*` keys). */
 const GNU_SPARSE_RECORD = /(?:^|\n)\d+ GNU\.sparse\./;
-
-/** Setuid and setgid bits: refused, never restored or silently dropped. */
-const SET_ID_BITS = 0o6000;
 
 /** Progress is reported at most once per this many compressed bytes. */
 const PROGRESS_STEP = 8 * 1024 * 1024;
@@ -178,20 +167,25 @@ export async function unpackBundle(
     files: 0,
   });
   let writer: EntryWriter | undefined;
+  const thread = options.thread ?? openWriterThread();
   try {
     await writing(mkdir(temp));
-    writer = openEntryWriter(temp, total, options.readOnly === true);
+    writer = openEntryWriter(temp, total, options.readOnly === true, thread);
     // Loaded on the first unpack: importing envpack loads no native addon.
-    const { decompressZstd } = await import("./decompress-zstd.js");
-    const sink = await extractInto(writer, guard, (path, reason) => {
-      violation = refuse(path, reason);
-      return violation;
-    });
+    const { openZstdDecoder } = await import("./decompress-zstd.js");
+    const sink = await extractInto(
+      openZstdDecoder(),
+      writer,
+      guard,
+      (path, reason) => {
+        violation = refuse(path, reason);
+        return violation;
+      },
+    );
     try {
       await pipeline(
         createReadStream(options.file, { highWaterMark: READ_CHUNK }),
         counter,
-        decompressZstd,
         sink,
         { signal: options.signal },
       );
@@ -225,18 +219,21 @@ export async function unpackBundle(
     return { entries: guard.entries };
   } finally {
     await writer?.close();
+    if (thread !== options.thread) await thread.close();
     await removeTree(temp); // sealed read-only when a rename failed after the seal
   }
 }
 
 /**
- * The last stage of the unpack pipeline: parses the tar stream (node-tar's Parser, strict: a
- * bad checksum or a truncated archive is an error), checks each entry with `guard` before
- * anything of it is written, and hands what passes to `writer`. The first unsafe entry stops
- * the stream with the error `refuse` makes. Finishes once the writer has written everything.
- * node-tar is loaded here, on the first unpack: importing envpack loads none of it.
+ * The last stage of the unpack pipeline: decompresses with `decoder` one output buffer at a
+ * time, parses the tar stream (node-tar's Parser, strict: a bad checksum or a truncated archive
+ * is an error), checks each entry with `guard` before anything of it is written, and hands what
+ * passes to `writer`. The first unsafe entry stops the stream with the error `refuse` makes.
+ * Finishes once the writer has written everything. node-tar is loaded here, on the first
+ * unpack: importing envpack loads none of it.
  */
 async function extractInto(
+  decoder: ZstdDecoder,
   writer: EntryWriter,
   guard: EntryGuard,
   refuse: (path: string, reason: string) => Error,
@@ -307,12 +304,36 @@ async function extractInto(
   const failed = () => failure ?? writer.error;
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      if (failed()) return callback(failed());
-      parser.write(chunk);
-      if (failed()) return callback(failed());
-      writer.whenRoom(() => callback(failed()));
+      let input = chunk;
+      // The decoder's two output buffers are safe to reuse: node-tar's Parser handles a chunk
+      // before write() returns, keeping at most a view of its last partial block, which it
+      // copies (Buffer.concat) on the next write; an entry's data reaches `writer` at once
+      // (each entry flows: data listener or resume()), and the writer copies or writes it.
+      const pump = (): void => {
+        for (;;) {
+          if (failed()) return callback(failed());
+          let drained: boolean;
+          try {
+            const step = decoder.step(input);
+            input = step.rest;
+            drained = step.drained;
+            if (step.output.length > 0) parser.write(step.output);
+          } catch (error) {
+            return callback(failure ?? (error as Error));
+          }
+          if (failed()) return callback(failed());
+          if (drained) return writer.whenRoom(() => callback(failed()));
+          if (!writer.hasRoom()) return writer.whenRoom(pump);
+        }
+      };
+      pump();
     },
     final(callback) {
+      try {
+        decoder.end();
+      } catch (error) {
+        return callback(error as Error);
+      }
       const parsed = new Promise<void>((resolve) => {
         parser.on("end", resolve);
         parser.on("error", () => resolve());
@@ -329,77 +350,4 @@ async function extractInto(
         );
     },
   });
-}
-
-/** What a checked path holds, as far as the archive has said so far. */
-type Kind = "file" | "directory" | "symlink";
-
-/**
- * Decides, entry by entry and before node-tar touches the disk, whether an entry is safe; keeps
- * what the archive has created so far (by canonical path) so that links can be judged.
- */
-class EntryGuard {
-  readonly #root: string;
-  readonly #kinds = new Map<string, Kind>();
-  readonly #symlinks = new Map<string, string>();
-  entries = 0;
-
-  constructor(root: string) {
-    this.#root = root;
-  }
-
-  /** Undefined when the entry may be unpacked, else why not. */
-  check(rawPath: string, entry: ReadEntry): string | undefined {
-    if (!ALLOWED_TYPES.has(entry.type))
-      return `${entry.type} entries are not allowed`;
-    if (((entry.mode ?? 0) & SET_ID_BITS) !== 0)
-      return "setuid and setgid bits are not allowed";
-    const path = normaliseRelativePath(rawPath);
-    if (path === null || resolveInside(this.#root, path) === null)
-      return "absolute path or .. component";
-    if (path === "." && entry.type !== "Directory")
-      return "replaces the bundle root";
-    for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
-      if (this.#symlinks.has(dir)) return `written through the symlink ${dir}`;
-    }
-    if (this.#symlinks.has(path)) return "replaces a symlink";
-    let kind: Kind;
-    if (entry.type === "SymbolicLink") {
-      const target = entry.linkpath ?? "";
-      if (!isLinkInside(path, target))
-        return `symlink to ${JSON.stringify(target)} leaves the bundle`;
-      this.#symlinks.set(path, target);
-      kind = "symlink";
-    } else if (entry.type === "Link") {
-      const target = normaliseRelativePath(entry.linkpath ?? "");
-      if (target === null || resolveInside(this.#root, target) === null)
-        return `hardlink to ${JSON.stringify(entry.linkpath)} leaves the bundle`;
-      if (this.#kinds.get(target) !== "file")
-        return `hardlink to ${JSON.stringify(entry.linkpath)}, which is not a file unpacked before it`;
-      kind = "file";
-    } else {
-      kind = entry.type === "Directory" ? "directory" : "file";
-    }
-    this.#kinds.set(path, kind);
-    this.entries++;
-    return undefined;
-  }
-
-  /**
-   * Once every entry is known: the first symlink that, followed through the bundle's other
-   * symlinks, ends outside the root (`s -> .` then `l -> s/..` is lexically inside, really not).
-   */
-  escapingLink(): { path: string; reason: string } | undefined {
-    const readLink = (path: string) => this.#symlinks.get(path);
-    for (const [path, target] of this.#symlinks) {
-      const resolved = resolveLinkTarget(path, target, readLink);
-      if (resolved === null || resolveInside(this.#root, resolved) === null) {
-        return {
-          path,
-          reason: `symlink to ${JSON.stringify(target)} leaves the bundle through another symlink, or loops`,
-        };
-      }
-    }
-    return undefined;
-  }
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { pathExists, type Digest, type OnEvent } from "../../src/core/light.js";
 import { withDirLock } from "../dir-lock.js";
 import { unpackBundle } from "../unpack-bundle.js";
+import type { WriterThread } from "../unpack-thread.js";
 import { removeTree } from "./read-only-tree.js";
 
 /** Options of {@link ensureLayer}. */
@@ -20,6 +21,8 @@ export interface EnsureLayerOptions {
   onEvent?: OnEvent | undefined;
   signal?: AbortSignal | undefined;
   lockTimeoutMs?: number | undefined;
+  /** The writing thread shared with the bundle's other layers (see unpackBundle). */
+  thread?: WriterThread | undefined;
 }
 
 /** Temps of layer unpacks: `.<hex>.<random>.tmp` (unpackBundle's own temps share the prefix). */
@@ -59,6 +62,7 @@ export async function ensureLayer(
           onEvent: options.onEvent,
           signal: options.signal,
           readOnly: true,
+          thread: options.thread,
         });
         await rename(stage, dir);
       } finally {
