@@ -150,9 +150,13 @@ function compileAll(
             { path: target, data: known },
           ])
         : transform(
-            rewriteSpecifiers(source, ext, (specifier) =>
-              targets.get(specifier),
-            ),
+            // Each target spelt as the file imports it (`./x.js` for x.ts) leaves the source as
+            // it is: it is not parsed again to find them.
+            [...targets].every(([specifier, spec]) => specifier === spec)
+              ? source
+              : rewriteSpecifiers(source, ext, (specifier) =>
+                  targets.get(specifier),
+                ),
             settings,
           ).then(
             async (
