@@ -30,9 +30,9 @@ type FromWorker =
     };
 
 /** Bytes of file data per batch; batches are sent when full (or at 1024 operations). */
-const BATCH_BYTES = 4 << 20;
+const BATCH_BYTES = 1 << 20;
 const BATCH_OPS = 1024;
-/** Batches of one session in flight before its reader waits: about 16 MB whatever the bundle. */
+/** Batches of one session in flight before its reader waits: about 4 MB whatever the bundle. */
 const IN_FLIGHT = 4;
 
 /**
