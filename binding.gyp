@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tree_stat",
-      "sources": ["native/tree-stat.c"],
+      "sources": ["native/tree-stat.c", "native/source-hash.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

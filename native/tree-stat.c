@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 /** The API's version: the JavaScript side loads only the one it was written for. */
-#define TREE_STAT_VERSION 1
+#define TREE_STAT_VERSION 2
 
 /** Integers a JavaScript number prints digit for digit (below 2^53). */
 #define EXACT_LIMIT 9007199254740992.0
@@ -383,6 +383,9 @@ static napi_value stamp_paths(napi_env env, napi_callback_info callback) {
   return result;
 }
 
+/** native/source-hash.c: a Python source read and hashed for a hash-based .pyc. */
+napi_value source_hash(napi_env env, napi_callback_info callback);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value version;
   napi_create_uint32(env, TREE_STAT_VERSION, &version);
@@ -391,6 +394,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"checkTree", NULL, check_tree, NULL, NULL, NULL, napi_enumerable, NULL},
       {"walkTree", NULL, walk_tree, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stamps", NULL, stamp_paths, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sourceHash", NULL, source_hash, NULL, NULL, NULL, napi_enumerable,
+       NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof *properties,
                          properties);

@@ -9,7 +9,11 @@ import { dirname, join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
 const addon = join(root, "build", "Release", "tree_stat.node");
-const sources = [join(root, "binding.gyp"), join(root, "native", "tree-stat.c")];
+const sources = [
+  join(root, "binding.gyp"),
+  join(root, "native", "tree-stat.c"),
+  join(root, "native", "source-hash.c"),
+];
 
 const mtime = (path) => statSync(path).mtimeMs;
 const isUpToDate =

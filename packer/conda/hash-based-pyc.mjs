@@ -21,6 +21,8 @@ const ROUNDS = new Map([
 ]);
 
 import { closeSync, openSync, readSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 
 /** Size of the header every .pyc since Python 3.7 starts with. */
 export const PYC_HEADER_SIZE = 16;
@@ -61,8 +63,58 @@ export function hashPycHeader(fd, size, hashPyc) {
     if (got === 0) return undefined;
     at += got;
   }
+  const magic = new DataView(head.buffer, head.byteOffset).getUint32(0, true);
+  const rounds = ROUNDS.get(magic & 0xffff);
+  const hashed =
+    rounds === undefined
+      ? undefined
+      : nativeAddon()?.sourceHash(hashPyc.source, magic, rounds[0], rounds[1]);
+  if (hashed !== undefined) {
+    const length = new DataView(hashed.buffer, hashed.byteOffset, 16);
+    return setHashBased(head, length.getUint32(8, true), hashPyc.mtime, () =>
+      hashed.subarray(0, 8),
+    )
+      ? head
+      : undefined;
+  }
   const source = readWhole(hashPyc.source);
   return toHashBasedPyc(head, source, hashPyc.mtime) ? head : undefined;
+}
+
+/**
+ * @typedef {{ version: number, sourceHash(path: string, key: number, c: number, d: number):
+ *   Buffer | undefined }} SourceHashAddon
+ */
+/** @type {SourceHashAddon | null | undefined} */
+let addon;
+
+/**
+ * envpack's native addon (native/source-hash.c reads and hashes a source ten times faster than
+ * the JavaScript below), when built: `build/Release/tree_stat.node` at the package's root, two
+ * levels up in the source tree and three in `dist/`. The worker loads it itself, as
+ * src/core/native-stat.ts does for the main thread (same API version); null without it.
+ * @returns {SourceHashAddon | null}
+ */
+function nativeAddon() {
+  if (addon === undefined) {
+    const up = fileURLToPath(import.meta.url).includes("/dist/packer/")
+      ? "../../../"
+      : "../../";
+    const file = fileURLToPath(
+      new URL(`${up}build/Release/tree_stat.node`, import.meta.url),
+    );
+    try {
+      /** @type {SourceHashAddon} */
+      const loaded = createRequire(import.meta.url)(file);
+      addon = loaded.version === 2 ? loaded : null;
+    } catch (error) {
+      const code = /** @type {NodeJS.ErrnoException} */ (error).code;
+      if (code !== "MODULE_NOT_FOUND" && code !== "ERR_DLOPEN_FAILED")
+        throw error;
+      addon = null;
+    }
+  }
+  return addon;
 }
 
 /** Sources are read into one buffer that grows as needed: a new one per file cost more than the hashing. */
@@ -100,17 +152,31 @@ function readWhole(path) {
  * @param {number} mtime the mtime (seconds, as the header holds it) the planner validated
  */
 export function toHashBasedPyc(pyc, source, mtime) {
+  return setHashBased(pyc, source.length, mtime, (magic) =>
+    sourceHash(source, magic),
+  );
+}
+
+/**
+ * {@link toHashBasedPyc} for a source of `length` bytes whose hash `hashOf` gives (by magic
+ * number), computed only once the header checks out.
+ * @param {Uint8Array} pyc
+ * @param {number} length
+ * @param {number} mtime
+ * @param {(magic: number) => Uint8Array} hashOf
+ */
+function setHashBased(pyc, length, mtime, hashOf) {
   const header = readPycHeader(pyc);
   if (
     header === undefined ||
     header.hashBased ||
     header.mtime !== mtime ||
-    header.size !== source.length % 2 ** 32
+    header.size !== length % 2 ** 32
   )
     return false;
   const view = new DataView(pyc.buffer, pyc.byteOffset, PYC_HEADER_SIZE);
   view.setUint32(4, 0b01, true);
-  pyc.set(sourceHash(source, view.getUint32(0, true)), 8);
+  pyc.set(hashOf(view.getUint32(0, true)), 8);
   return true;
 }
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { envpackPackageDir } from "./own-files.js";
 
 /** The addon's API version this code was written for (`TREE_STAT_VERSION` in tree-stat.c). */
-const VERSION = 1;
+const VERSION = 2;
 
 /**
  * The native functions. Each answers `undefined` (or, in `stamps`, leaves a hole) where it cannot
@@ -21,6 +21,17 @@ export interface NativeStat {
   walkTree(dir: string): [lines: string, stampText: string] | undefined;
   /** A stamp per path: `ino:size:mtimeNs:ctimeNs` (through links), `missing` or `denied`. */
   stamps(paths: readonly string[]): Array<string | undefined>;
+  /**
+   * The file at `path` hashed as `importlib.util.source_hash` does (SipHash-c-d keyed by `key`):
+   * 16 bytes, the hash and the file's length (both little-endian); undefined on any error. The
+   * pack worker loads the addon itself (packer/conda/hash-based-pyc.mjs).
+   */
+  sourceHash(
+    path: string,
+    key: number,
+    c: number,
+    d: number,
+  ): Buffer | undefined;
 }
 
 let loaded: NativeStat | null | undefined;

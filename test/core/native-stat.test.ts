@@ -1,6 +1,6 @@
 // The native batch stats against their JavaScript twins on real trees: the same walks, the same
-// verdicts after every kind of change, the same path stamps, the same errors; and a missing or
-// broken addon is no addon.
+// verdicts after every kind of change, the same path stamps, the same errors; the native source
+// hash against the JavaScript SipHash; and a missing or broken addon is no addon.
 
 import {
   mkdir,
@@ -11,8 +11,10 @@ import {
   writeFile,
   readdir,
 } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
+import { sipHash } from "../../packer/conda/hash-based-pyc.mjs";
 import {
   loadNativeStat,
   nativeStat,
@@ -206,6 +208,36 @@ describe("native batch stats", () => {
     expect(dirs.length).toBeGreaterThan(50);
     for (const dir of dirs)
       expect(unchangedBoth(dir, walkBoth(dir))).toBe(true);
+  });
+});
+
+describe("sourceHash", () => {
+  it("gives the JavaScript SipHash of every file and its length; undefined where it cannot read", async () => {
+    const dir = await tempDir();
+    const lengths = [...Array(41).keys(), 63, 64, 65, 4095, 100_003];
+    // Python 3.11's magic number with its \r\n (1-3 rounds), and 3.10's (2-4).
+    const keys = [
+      [0x0a0d0da7, 1, 3],
+      [0x0a0d0d6f, 2, 4],
+    ] as const;
+    for (const length of lengths) {
+      const bytes = randomBytes(length);
+      const file = join(dir, `source-${length}.py`);
+      await writeFile(file, bytes);
+      for (const [key, c, d] of keys) {
+        const out = addon().sourceHash(file, key, c, d);
+        expect(out, `${length} bytes`).toBeDefined();
+        expect([...(out as Buffer).subarray(0, 8)]).toEqual([
+          ...sipHash(bytes, key, 0, c, d),
+        ]);
+        expect((out as Buffer).readBigUInt64LE(8)).toBe(BigInt(length));
+      }
+    }
+    expect(
+      addon().sourceHash(join(dir, "missing.py"), 1, 1, 3),
+    ).toBeUndefined();
+    expect(addon().sourceHash(dir, 1, 1, 3)).toBeUndefined();
+    expect(addon().sourceHash(`${dir}\0x`, 1, 1, 3)).toBeUndefined();
   });
 });
 
