@@ -227,22 +227,28 @@ const common = {
   metafile: true,
   logLevel: "warning",
 };
+/**
+ * The command line and the light api as CommonJS files whose modules still find envpack's files
+ * from their URL (src/core/own-files.ts): `import.meta.url` becomes the file's own.
+ */
+const commonJsWithOwnUrl = {
+  format: "cjs",
+  define: { "import.meta.url": "__envpackModuleUrl" },
+  banner: {
+    js: 'const __envpackModuleUrl = require("node:url").pathToFileURL(__filename).href;',
+  },
+};
 // The light api first: it names the lazy entries of the chunked build.
 const light = await build({
   ...common,
   entryPoints: { "api-light": LIGHT },
-  format: "cjs",
+  ...commonJsWithOwnUrl,
   plugins: [
     zodApart,
     lazyImports,
     sharedModules({ ownApi: true }),
     ownModulesPure,
   ],
-  // src/core/own-files.ts finds envpack's files from its module's URL.
-  define: { "import.meta.url": "__envpackModuleUrl" },
-  banner: {
-    js: 'const __envpackModuleUrl = require("node:url").pathToFileURL(__filename).href;',
-  },
 });
 const api = await build({
   ...common,
@@ -278,18 +284,13 @@ for (const file of Object.keys(api.metafile.outputs)) {
 const commandLine = await build({
   ...common,
   entryPoints: { main: join(root, "src", "cli", "main.ts") },
-  format: "cjs",
+  ...commonJsWithOwnUrl,
   plugins: [
     lazyChildProcess,
     requireLight,
     sharedModules({ ownApi: false }),
     ownModulesPure,
   ],
-  // src/core/own-files.ts finds envpack's files from its module's URL.
-  define: { "import.meta.url": "__envpackModuleUrl" },
-  banner: {
-    js: 'const __envpackModuleUrl = require("node:url").pathToFileURL(__filename).href;',
-  },
 });
 const errors = await build({
   ...common,
@@ -304,7 +305,8 @@ const zod = await build({
   format: "cjs",
   mainFields: ["module", "main"],
 });
-// main.js, errors.js and zod.js are CommonJS: the rest of dist/ stays ES modules (package.json `type`).
+// main.js, api-light.js, errors.js and zod.js are CommonJS: the rest of dist/ stays ES modules
+// (package.json `type`).
 await writeFile(
   join(outdir, "package.json"),
   `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`,
