@@ -1,8 +1,9 @@
 // sourceHash(path, key, c, d): a Python source file read and hashed as importlib.util.source_hash
 // does (SipHash-c-d keyed by (key, 0)), for the pack worker's hash-based .pyc
 // (packer/conda/hash-based-pyc.mjs, whose JavaScript SipHash is the fallback and the reference).
-// Answers 16 bytes: the hash (8, little-endian) and the file's length (8, little-endian); or
-// undefined on any error, for JavaScript to read the file and throw.
+// Answers 24 bytes, all little-endian: the hash (8), the file's length (8) and its mtime as a
+// timestamp .pyc's header holds it (4: int(st_mtime) modulo 2**32) then 4 zero bytes; or
+// undefined on any error or a size that changed while it was read, for JavaScript to do it.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint64_t rotl(uint64_t x, int bits) {
@@ -59,10 +61,17 @@ static uint64_t sip_hash(const uint8_t *bytes, size_t length, uint64_t k0,
   return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
-/** The whole file at `path` in a malloc'd buffer (its length in *length), or NULL. */
-static uint8_t *read_whole(const char *path, size_t *length) {
+/**
+ * The whole file at `path` in a malloc'd buffer (its length in *length, its stat before the read
+ * in *st), or NULL.
+ */
+static uint8_t *read_whole(const char *path, size_t *length, struct stat *st) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
+  if (fstat(fd, st) != 0) {
+    close(fd);
+    return NULL;
+  }
   size_t capacity = 1 << 16, used = 0;
   uint8_t *data = malloc(capacity);
   while (data != NULL) {
@@ -105,15 +114,26 @@ napi_value source_hash(napi_env env, napi_callback_info callback) {
       napi_get_value_uint32(env, argv[3], &d) != napi_ok || c > 8 || d > 8)
     return result;
   size_t length;
-  uint8_t *bytes = read_whole(path, &length);
+  struct stat st;
+  uint8_t *bytes = read_whole(path, &length, &st);
   if (bytes == NULL) return result;
+  if ((uint64_t)st.st_size != (uint64_t)length) {
+    free(bytes);
+    return result;
+  }
   uint64_t hash = sip_hash(bytes, length, key, 0, (int)c, (int)d);
   free(bytes);
-  uint8_t out[16];
+  // importlib's int(st_mtime): os.stat's double of seconds and nanoseconds, truncated; the header
+  // keeps its low 32 bits (two's complement for times before 1970, as `& 0xFFFFFFFF` does).
+  double seconds =
+      (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec * 1e-9;
+  uint32_t mtime = (uint32_t)(uint64_t)(int64_t)seconds;
+  uint8_t out[24] = {0};
   for (int i = 0; i < 8; i++) {
     out[i] = (uint8_t)(hash >> (8 * i));
     out[8 + i] = (uint8_t)((uint64_t)length >> (8 * i));
   }
+  for (int i = 0; i < 4; i++) out[16 + i] = (uint8_t)(mtime >> (8 * i));
   napi_create_buffer_copy(env, sizeof out, out, NULL, &result);
   return result;
 }

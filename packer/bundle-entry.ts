@@ -14,11 +14,12 @@ export interface BundleEntry {
   /** Files: written 0755 instead of 0644; left undefined, the source file's execute bit decides. */
   executable?: boolean | undefined;
   /**
-   * Files: `source` is a timestamp .pyc packed as an unchecked hash-based .pyc of the source file
-   * `source`, whose mtime (seconds) its header holds (packer/conda/hash-based-pyc.mjs); the
-   * packing fails as for a changed file if it no longer does.
+   * Files: `source` is Python byte code of the source file `pyc.source`, settled as it is packed
+   * (packer/conda/hash-based-pyc.mjs `settlePyc`): a timestamp .pyc up to date with that source
+   * is packed as an unchecked hash-based .pyc, another timestamp .pyc (stale, or its source
+   * `rewritten` after unpacking) is left out, any other byte code is packed as it is.
    */
-  hashPyc?: { source: string; mtime: number } | undefined;
+  pyc?: { source: string; rewritten?: boolean | undefined } | undefined;
   /** Symlinks: the link's target, as stored. */
   linkTarget?: string | undefined;
   /**

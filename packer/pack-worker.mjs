@@ -18,12 +18,12 @@ import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
 import zstd from "zstd-napi/binding.js";
 import { headerEncoder } from "./tar-header.mjs";
-import { hashPycHeader } from "./conda/hash-based-pyc.mjs";
+import { CHANGED, OMIT, settlePyc } from "./conda/hash-based-pyc.mjs";
 
 /**
  * @typedef {{ path: string, type: "file" | "directory" | "symlink", source?: string,
  *   data?: Uint8Array, executable?: boolean, linkTarget?: string,
- *   hashPyc?: { source: string, mtime: number } }} Entry
+ *   pyc?: { source: string, rewritten?: boolean } }} Entry
  * @typedef {{ type: "start", temp: string, level: number, threads: number,
  *   mtimeMs: number }} Start
  * @typedef {{ type: "entries", entries: Entry[], last: boolean }} Batch
@@ -140,19 +140,22 @@ export function createPacker(job, onProgress, contexts) {
   };
 
   /**
-   * Reads exactly `size` bytes of the open `file` into the stage; a file that changed size is an
-   * error. Each read asks for one byte more than is left where the stage has room: a read that
-   * stops at the size is the end of the file, so most files take one read and no probe.
+   * Reads exactly `size` bytes of the open `file`, from byte `from` to its end, into the stage; a
+   * file that changed size is an error. Each read asks for one byte more than is left where the
+   * stage has room: a read that stops at the size is the end of the file, so most files take one
+   * read and no probe.
    */
   const readInto = (
     /** @type {number} */ file,
     /** @type {string} */ source,
     /** @type {number} */ size,
+    /** @type {number} */ from,
   ) => {
-    for (let left = size; ; ) {
+    for (let left = size, at = from; ;) {
       if (fill === STAGE) flushStage();
       const want = Math.min(left + 1, STAGE - fill);
-      const got = readSync(file, stage, fill, want, null);
+      const got = readSync(file, stage, fill, want, at);
+      at += got;
       // A byte past the size, or the end before it: the size the header holds is wrong.
       if (got > left || (got === 0 && left > 0))
         throw new ChangedWhilePacking(source);
@@ -201,9 +204,9 @@ export function createPacker(job, onProgress, contexts) {
           putHeader(entry, 0, false);
           continue;
         }
-        files++;
         let size;
         if (entry.data) {
+          files++;
           size = entry.data.length;
           putHeader(entry, size, entry.executable === true);
           put(entry.data);
@@ -216,20 +219,28 @@ export function createPacker(job, onProgress, contexts) {
           try {
             const info = fstatSync(file);
             size = info.size;
+            // Byte code is decided here, where the file is open anyway: packed hash-based, as
+            // it is, or not at all (before its tar header).
+            const head =
+              entry.pyc === undefined
+                ? undefined
+                : settlePyc(file, size, entry.pyc);
+            if (head === CHANGED)
+              throw new ChangedWhilePacking(entry.pyc?.source ?? source);
+            if (head === OMIT) continue;
+            files++;
             putHeader(
               entry,
               size,
               entry.executable ?? (info.mode & 0o111) !== 0,
             );
-            let left = size;
-            if (entry.hashPyc !== undefined) {
-              const head = hashPycHeader(file, size, entry.hashPyc);
-              if (head === undefined) throw new ChangedWhilePacking(source);
+            // A hash-based header replaces the file's first bytes.
+            const from = head === undefined ? 0 : head.length;
+            if (head !== undefined) {
               put(head);
               advance(head.length);
-              left -= head.length;
             }
-            readInto(file, source, left);
+            readInto(file, source, size - from, from);
           } finally {
             closeSync(file);
           }

@@ -20,7 +20,7 @@ const ROUNDS = new Map([
   [3571, [1, 3]], // 3.13
 ]);
 
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
@@ -46,39 +46,84 @@ export function readPycHeader(header) {
   };
 }
 
+/** {@link settlePyc}'s verdict for byte code that cannot be used once unpacked: leave it out. */
+export const OMIT = "omit";
+/** {@link settlePyc}'s verdict when the source changed while it was read: the packing fails. */
+export const CHANGED = "changed";
+
 /**
- * The header of the open timestamp .pyc `fd` (of `size` bytes, read from its current position)
- * as an unchecked hash-based .pyc of `hashPyc.source`; undefined when it is no longer the
- * up-to-date byte code of that source the planner found (see {@link toHashBasedPyc}).
+ * How the byte code open as `fd` (of `size` bytes, read from position 0 later) is packed, given
+ * the mark the planner put on it by path alone (see settle-byte-code.ts): the 16-byte header of
+ * an unchecked hash-based .pyc (PEP 552) to pack in place of its own, for a timestamp .pyc of a
+ * known magic whose header names `pyc.source`'s mtime and size as importlib checks them; `OMIT`
+ * for any other timestamp .pyc of a known magic (stale, or its source `rewritten` on unpack);
+ * undefined (packed as it is) for hash-based byte code, an unknown magic or a short file;
+ * `CHANGED` when the source changed size while it was read. Reads the header with a positioned
+ * read, so `fd`'s position stays 0.
  * @param {number} fd
  * @param {number} size
- * @param {{ source: string, mtime: number }} hashPyc
- * @returns {Uint8Array | undefined}
+ * @param {{ source: string, rewritten?: boolean | undefined }} pyc
+ * @returns {Uint8Array | typeof OMIT | typeof CHANGED | undefined}
  */
-export function hashPycHeader(fd, size, hashPyc) {
+export function settlePyc(fd, size, pyc) {
   if (size < PYC_HEADER_SIZE) return undefined;
   const head = Buffer.alloc(PYC_HEADER_SIZE);
   for (let at = 0; at < PYC_HEADER_SIZE;) {
-    const got = readSync(fd, head, at, PYC_HEADER_SIZE - at, null);
+    const got = readSync(fd, head, at, PYC_HEADER_SIZE - at, at);
+    // Shorter than its size: the packing that follows finds the change.
     if (got === 0) return undefined;
     at += got;
   }
-  const magic = new DataView(head.buffer, head.byteOffset).getUint32(0, true);
+  const header = readPycHeader(head);
+  if (header === undefined || header.hashBased) return undefined;
+  if (pyc.rewritten === true) return OMIT;
+  const stamp = sourceStamp(pyc.source, head.readUInt32LE(0));
+  if (stamp === undefined) return CHANGED;
+  if (stamp.mtime !== header.mtime || stamp.length % 2 ** 32 !== header.size)
+    return OMIT;
+  head.writeUInt32LE(0b01, 4);
+  head.set(stamp.hash, 8);
+  return head;
+}
+
+/**
+ * What importlib compares and hashes of the source file `path` for byte code of `magic`: its
+ * mtime as the header holds it (`int(st_mtime)`, st_mtime a double made from seconds and
+ * nanoseconds as os.stat makes it, modulo 2**32), its length and `source_hash` of its bytes;
+ * undefined when its size changed while it was read.
+ * @param {string} path
+ * @param {number} magic
+ * @returns {{ mtime: number, length: number, hash: Uint8Array } | undefined}
+ */
+function sourceStamp(path, magic) {
   const rounds = ROUNDS.get(magic & 0xffff);
-  const hashed =
-    rounds === undefined
-      ? undefined
-      : nativeAddon()?.sourceHash(hashPyc.source, magic, rounds[0], rounds[1]);
-  if (hashed !== undefined) {
-    const length = new DataView(hashed.buffer, hashed.byteOffset, 16);
-    return setHashBased(head, length.getUint32(8, true), hashPyc.mtime, () =>
-      hashed.subarray(0, 8),
-    )
-      ? head
-      : undefined;
+  if (rounds === undefined)
+    throw new Error(`no source hash known for magic ${magic & 0xffff}`);
+  const native = nativeAddon()?.sourceHash(path, magic, rounds[0], rounds[1]);
+  // An addon older than its answer's third field answers 16 bytes: JavaScript then.
+  if (native !== undefined && native.length >= 24)
+    return {
+      hash: native.subarray(0, 8),
+      length: Number(native.readBigUInt64LE(8)),
+      mtime: native.readUInt32LE(16),
+    };
+  const fd = openSync(path, "r");
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    const bytes = readWhole(fd);
+    if (BigInt(bytes.length) !== st.size) return undefined;
+    const seconds = Math.trunc(
+      Number(st.mtimeNs / 1_000_000_000n) +
+        Number(st.mtimeNs % 1_000_000_000n) * 1e-9,
+    );
+    return {
+      hash: sourceHash(bytes, magic),
+      length: bytes.length,
+      mtime: ((seconds % 2 ** 32) + 2 ** 32) % 2 ** 32,
+    };
+  } finally {
+    closeSync(fd);
   }
-  const source = readWhole(hashPyc.source);
-  return toHashBasedPyc(head, source, hashPyc.mtime) ? head : undefined;
 }
 
 /**
@@ -121,63 +166,21 @@ function nativeAddon() {
 let scratch = Buffer.alloc(0);
 
 /**
- * The bytes of `path`, in {@link scratch} (valid until the next call).
- * @param {string} path
+ * The bytes of the open file `fd` from its position on, in {@link scratch} (valid until the next
+ * call).
+ * @param {number} fd
  */
-function readWhole(path) {
-  const fd = openSync(path, "r");
-  try {
-    for (let n = 0; ;) {
-      if (n === scratch.length) {
-        const grown = Buffer.allocUnsafe(Math.max(1 << 16, 2 * n));
-        scratch.copy(grown, 0, 0, n);
-        scratch = grown;
-      }
-      const got = readSync(fd, scratch, n, scratch.length - n, null);
-      if (got === 0) return scratch.subarray(0, n);
-      n += got;
+function readWhole(fd) {
+  for (let n = 0; ;) {
+    if (n === scratch.length) {
+      const grown = Buffer.allocUnsafe(Math.max(1 << 16, 2 * n));
+      scratch.copy(grown, 0, 0, n);
+      scratch = grown;
     }
-  } finally {
-    closeSync(fd);
+    const got = readSync(fd, scratch, n, scratch.length - n, null);
+    if (got === 0) return scratch.subarray(0, n);
+    n += got;
   }
-}
-
-/**
- * Turns the timestamp .pyc `pyc` into an unchecked hash-based one for `source`, in place: flags
- * 0b01 and `importlib.util.source_hash(source)` replace the mtime and size. Returns false (and
- * leaves `pyc` alone) unless `pyc` is a timestamp .pyc of a known magic whose header names
- * `source`'s size and the given mtime, i.e. the byte code the planner found up to date.
- * @param {Uint8Array} pyc the file, or at least its first 16 bytes
- * @param {Uint8Array} source the source file's bytes
- * @param {number} mtime the mtime (seconds, as the header holds it) the planner validated
- */
-export function toHashBasedPyc(pyc, source, mtime) {
-  return setHashBased(pyc, source.length, mtime, (magic) =>
-    sourceHash(source, magic),
-  );
-}
-
-/**
- * {@link toHashBasedPyc} for a source of `length` bytes whose hash `hashOf` gives (by magic
- * number), computed only once the header checks out.
- * @param {Uint8Array} pyc
- * @param {number} length
- * @param {number} mtime
- * @param {(magic: number) => Uint8Array} hashOf
- */
-function setHashBased(pyc, length, mtime, hashOf) {
-  const header = readPycHeader(pyc);
-  if (
-    header === undefined ||
-    header.hashBased ||
-    header.mtime !== mtime ||
-    header.size !== length % 2 ** 32
-  )
-    return false;
-  const view = new DataView(pyc.buffer, pyc.byteOffset, PYC_HEADER_SIZE);
-  view.setUint32(4, 0b01, true);
-  pyc.set(hashOf(view.getUint32(0, true)), 8);
-  return true;
 }
 
 /**

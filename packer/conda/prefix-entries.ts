@@ -33,8 +33,8 @@ export interface CondaBundleEntry {
   linkTarget?: string;
   /** The interpreter's package is the runtime layer; the rest of the prefix the packages layer. */
   layer?: "runtime" | "packages";
-  /** Timestamp byte code packed as hash-based byte code of this source (settle-byte-code.ts). */
-  hashPyc?: { source: string; mtime: number };
+  /** Byte code the packer settles against its source (settle-byte-code.ts). */
+  pyc?: { source: string; rewritten?: boolean };
 }
 
 /** One file the relocation script rewrites. */

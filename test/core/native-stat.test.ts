@@ -11,8 +11,10 @@ import {
   writeFile,
   readdir,
 } from "node:fs/promises";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, inject, it } from "vitest";
 import { sipHash } from "../../packer/conda/hash-based-pyc.mjs";
 import {
@@ -28,6 +30,7 @@ import {
 } from "../../src/scan/light.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
+const execFileAsync = promisify(execFile);
 const INSTALLED = new Date("1985-10-26T08:15:00Z");
 const LATER = new Date("1985-10-26T08:16:00Z");
 const seconds = (date: Date) => date.getTime() / 1000;
@@ -212,9 +215,16 @@ describe("native batch stats", () => {
 });
 
 describe("sourceHash", () => {
-  it("gives the JavaScript SipHash of every file and its length; undefined where it cannot read", async () => {
+  it("gives the JavaScript SipHash of every file, its length and its mtime as a .pyc holds it; undefined where it cannot read", async () => {
     const dir = await tempDir();
     const lengths = [...Array(41).keys(), 63, 64, 65, 4095, 100_003];
+    // importlib's int(st_mtime) & 0xFFFFFFFF, st_mtime a double (rounded up past .9999999),
+    // truncated towards zero before 1970; touch sets the nanoseconds exactly.
+    const mtimes = [
+      ["@1700000000.999999999", 1_700_000_001],
+      ["@1700000000.9999998", 1_700_000_000],
+      ["@-5.25", 2 ** 32 - 5],
+    ] as const;
     // Python 3.11's magic number with its \r\n (1-3 rounds), and 3.10's (2-4).
     const keys = [
       [0x0a0d0da7, 1, 3],
@@ -224,6 +234,11 @@ describe("sourceHash", () => {
       const bytes = randomBytes(length);
       const file = join(dir, `source-${length}.py`);
       await writeFile(file, bytes);
+      const [mtime, header] = mtimes[length % mtimes.length] as readonly [
+        string,
+        number,
+      ];
+      await execFileAsync("touch", ["-d", mtime, file]);
       for (const [key, c, d] of keys) {
         const out = addon().sourceHash(file, key, c, d);
         expect(out, `${length} bytes`).toBeDefined();
@@ -231,6 +246,7 @@ describe("sourceHash", () => {
           ...sipHash(bytes, key, 0, c, d),
         ]);
         expect((out as Buffer).readBigUInt64LE(8)).toBe(BigInt(length));
+        expect((out as Buffer).readUInt32LE(16), `mtime ${mtime}`).toBe(header);
       }
     }
     expect(

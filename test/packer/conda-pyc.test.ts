@@ -2,7 +2,7 @@
 // python loads after either unpacker (no recompiling), stale ones are left out.
 
 import { randomBytes } from "node:crypto";
-import { cp, open, readFile, utimes } from "node:fs/promises";
+import { cp, open, readFile, readdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
@@ -10,7 +10,13 @@ import {
   readPycHeader,
   sourceHash,
 } from "../../packer/conda/hash-based-pyc.mjs";
-import { ensureUnpacked, planCondaBundle } from "../../packer/index.js";
+import type { CondaBundleEntry } from "../../packer/conda/index.js";
+import {
+  ensureUnpacked,
+  planCondaBundle,
+  unpackBundle,
+  writeBundle,
+} from "../../packer/index.js";
 import { condaProbeBundle } from "../helpers/layered-app.js";
 import { workerPath } from "../helpers/min-path.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -52,6 +58,34 @@ async function fixtureCopy(): Promise<string> {
   return join(root, "envs", "demo");
 }
 
+/**
+ * The byte code and Python sources of a plan's site-packages as packed: written by writeBundle
+ * (the pack worker settles the byte code) and unpacked; their bytes by path.
+ */
+async function packed(plan: {
+  entries: CondaBundleEntry[];
+}): Promise<Map<string, Buffer>> {
+  const work = await tempDir("envpack-conda-pyc-");
+  const bundle = await writeBundle({
+    entries: plan.entries.filter(
+      (e) => e.type === "file" && e.path.startsWith(`${SITE}/`),
+    ),
+    outDir: join(work, "out"),
+  });
+  const dest = join(work, "tree");
+  await unpackBundle({
+    file: bundle.path,
+    dest,
+    expectedDigest: bundle.digest,
+  });
+  const files = new Map<string, Buffer>();
+  for (const name of await readdir(join(dest, SITE), { recursive: true })) {
+    const path = `${SITE}/${name}`;
+    if (/\.pyc?$/.test(path)) files.set(path, await readFile(join(dest, path)));
+  }
+  return files;
+}
+
 describe("byte code in Conda bundles", () => {
   it("hashes sources as importlib.util.source_hash of the fixture's python does", async () => {
     const inputs = [
@@ -75,21 +109,31 @@ describe("byte code in Conda bundles", () => {
     ).toEqual(hashes);
   });
 
-  it("marks up-to-date byte code for hashing, leaves stale byte code out and hash-based byte code as it is", async () => {
+  it("marks byte code by path; the packer leaves stale byte code out and hash-based byte code as it is", async () => {
     const plan = await planCondaBundle({ prefix: fixture().prefix });
     const pyc = plan.entries.find((e) => e.path === JSONPOINTER_PYC);
-    expect(pyc?.hashPyc?.source).toBe(
-      join(fixture().prefix, SITE, "jsonpointer.py"),
-    );
+    expect(pyc?.pyc).toEqual({
+      source: join(fixture().prefix, SITE, "jsonpointer.py"),
+    });
 
     // Its source edited (a new mtime, the same bytes): the byte code is stale and left out.
     const stale = await fixtureCopy();
     const later = new Date("2031-01-02T03:04:05Z");
     await utimes(join(stale, SITE, "jsonpointer.py"), later, later);
-    const stalePlan = await planCondaBundle({ prefix: stale });
-    const paths = new Set(stalePlan.entries.map((e) => e.path));
-    expect(paths.has(JSONPOINTER_PYC)).toBe(false);
-    expect(paths.has(`${SITE}/jsonpointer.py`)).toBe(true);
+    const staleTree = await packed(await planCondaBundle({ prefix: stale }));
+    expect(staleTree.has(`${SITE}/jsonpointer.py`)).toBe(true);
+    expect(staleTree.has(JSONPOINTER_PYC)).toBe(false);
+
+    // Its source packed with placeholders (relocation rewrites it): left out as well.
+    const rewritten = await packed({
+      entries: plan.entries.map((e) =>
+        e.path === JSONPOINTER_PYC && e.pyc !== undefined
+          ? { ...e, pyc: { ...e.pyc, rewritten: true } }
+          : e,
+      ),
+    });
+    expect(rewritten.has(`${SITE}/jsonpointer.py`)).toBe(true);
+    expect(rewritten.has(JSONPOINTER_PYC)).toBe(false);
 
     // Compiled hash-based (named by a relative file name so it embeds no prefix): packed as it is.
     const hashed = await fixtureCopy();
@@ -99,10 +143,10 @@ describe("byte code in Conda bundles", () => {
       join(hashed, SITE, "jsonpointer.py"),
       join(hashed, JSONPOINTER_PYC),
     ]);
-    const hashedPlan = await planCondaBundle({ prefix: hashed });
-    const kept = hashedPlan.entries.find((e) => e.path === JSONPOINTER_PYC);
-    expect(kept?.source).toBe(join(hashed, JSONPOINTER_PYC));
-    expect(kept?.hashPyc).toBeUndefined();
+    const hashedTree = await packed(await planCondaBundle({ prefix: hashed }));
+    expect(hashedTree.get(JSONPOINTER_PYC)).toEqual(
+      await readFile(join(hashed, JSONPOINTER_PYC)),
+    );
   });
 
   it("ships byte code that python loads without compiling after either unpacker", async () => {
