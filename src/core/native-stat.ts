@@ -23,8 +23,9 @@ export interface NativeStat {
   stamps(paths: readonly string[]): Array<string | undefined>;
   /**
    * The file at `path` hashed as `importlib.util.source_hash` does (SipHash-c-d keyed by `key`):
-   * 16 bytes, the hash and the file's length (both little-endian); undefined on any error. The
-   * pack worker loads the addon itself (packer/conda/hash-based-pyc.mjs).
+   * 24 bytes, little-endian: the hash (8), the file's length (8) and its mtime as a timestamp
+   * .pyc's header holds it (4: `int(st_mtime)` modulo 2**32, then 4 zero bytes); undefined on any
+   * error. The pack worker loads the addon itself (packer/conda/hash-based-pyc.mjs).
    */
   sourceHash(
     path: string,
