@@ -26,8 +26,11 @@ import {
 } from "./lib/targets.js";
 
 const RUNS = 3;
-/** Unpacks are short: more pairs for a steadier median. */
-const UNPACK_PAIRS = 5;
+/**
+ * Unpacks are short and the peer's time on this file system swings 2–5× from run to run: more
+ * pairs for a steadier median.
+ */
+const UNPACK_PAIRS = 7;
 const ZSTD_LEVEL = 3;
 const ZSTD_THREADS = 2;
 
@@ -84,9 +87,15 @@ async function treeSize(
   return { entries, bytes };
 }
 
+/**
+ * Benches one target. The unpacked trees are pushed onto `unpacked` and left for the caller to
+ * remove once every target is done: removing thousands of files slows the file creation that
+ * follows (see below), which would load the next target's unpacks.
+ */
 async function benchTarget(
   target: BenchTarget,
   work: string,
+  unpacked: string[],
 ): Promise<TargetResult> {
   const base = join(work, target.name);
   await mkdir(base, { recursive: true });
@@ -152,11 +161,11 @@ async function benchTarget(
   // removed cost far more CPU (its inode allocator skips recently freed inodes), which
   // loaded whichever side ran next. `sync` (untimed) before each run leaves neither side the
   // other's writeback; the two sides alternate, pair by pair.
-  const dests: string[] = [];
   let dest = "";
+  let made = 0;
   const nextDest = async () => {
-    dest = join(base, `unpacked-${dests.length}`);
-    dests.push(dest);
+    dest = join(base, `unpacked-${made++}`);
+    unpacked.push(dest);
     await runPipeline("sync");
   };
   log(
@@ -177,7 +186,6 @@ async function benchTarget(
       ),
     nextDest,
   );
-  for (const done of dests) await removeTree(done); // layers are read-only
   const { first: unpack, second: peerUnpack } = unpacks;
 
   return {
@@ -285,8 +293,11 @@ async function main(): Promise<void> {
     const { work, appDir } = fixtures;
     const targets = [fixtures.condaLarge, fixtures.nodeRealworld];
     const results: TargetResult[] = [];
-    for (const target of targets) results.push(await benchTarget(target, work));
+    const unpacked: string[] = [];
+    for (const target of targets)
+      results.push(await benchTarget(target, work, unpacked));
     const declared = await declaredSizeChange(appDir, work);
+    for (const done of unpacked) await removeTree(done); // layers are read-only
 
     if (json) {
       process.stdout.write(
