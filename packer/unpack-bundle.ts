@@ -21,7 +21,11 @@ import { EntryGuard } from "./entry-guard.js";
 import { removeTree } from "./layers/read-only-tree.js";
 import type { ZstdDecoder } from "./decompress-zstd.js";
 import { openWriterThread, type WriterThread } from "./unpack-thread.js";
-import { openEntryWriter, type EntryWriter } from "./unpack-writer.js";
+import {
+  openEntryWriter,
+  writesInline,
+  type EntryWriter,
+} from "./unpack-writer.js";
 
 /** Options of {@link unpackBundle}. */
 export interface UnpackBundleOptions {
@@ -101,6 +105,23 @@ export async function unpackBundle(
   options: UnpackBundleOptions,
 ): Promise<{ entries: number }> {
   const name = basename(options.file);
+  const total = (await stat(options.file)).size;
+  const thread = options.thread ?? openWriterThread();
+  // The writing thread's start-up (on its own core) overlaps the hashing below.
+  if (!writesInline(total)) thread.start();
+  try {
+    return await unpackInto(options, name, total, thread);
+  } finally {
+    if (thread !== options.thread) await thread.close();
+  }
+}
+
+async function unpackInto(
+  options: UnpackBundleOptions,
+  name: string,
+  total: number,
+  thread: WriterThread,
+): Promise<{ entries: number }> {
   if (options.expectedDigest !== undefined) {
     const { digest } = await hashFile(options.file);
     if (digest !== options.expectedDigest) {
@@ -119,7 +140,6 @@ export async function unpackBundle(
       `unpackBundle: ${options.dest} already exists; unpack into a path that does not`,
     );
   }
-  const total = (await stat(options.file)).size;
   // A target that cannot be written is the machine's state, not a bug: a coded error.
   const writing = <T>(step: Promise<T>): Promise<T> =>
     step.catch((error: unknown) => {
@@ -167,7 +187,6 @@ export async function unpackBundle(
     files: 0,
   });
   let writer: EntryWriter | undefined;
-  const thread = options.thread ?? openWriterThread();
   try {
     await writing(mkdir(temp));
     writer = openEntryWriter(temp, total, options.readOnly === true, thread);
@@ -219,7 +238,6 @@ export async function unpackBundle(
     return { entries: guard.entries };
   } finally {
     await writer?.close();
-    if (thread !== options.thread) await thread.close();
     await removeTree(temp); // sealed read-only when a rename failed after the seal
   }
 }

@@ -10,6 +10,11 @@ import type { EntryWriter, UnpackOp } from "./entry-writer.js";
 export interface WriterThread {
   /** A writer of one archive's entries under `root` (an empty directory), on this thread. */
   open(root: string, readOnly: boolean): EntryWriter;
+  /**
+   * Starts the thread now, if it is not running yet: its start-up (tens of ms, on its own core)
+   * then overlaps what the caller does before its first session opens.
+   */
+  start(): void;
   /** Stops the thread (at once); every session still open fails. */
   close(): Promise<void>;
 }
@@ -75,6 +80,9 @@ export function openWriterThread(): WriterThread {
   };
 
   return {
+    start() {
+      worker ??= start();
+    },
     open(root, readOnly) {
       worker ??= start();
       const id = nextId++;

@@ -20,9 +20,14 @@ export function openEntryWriter(
   readOnly: boolean,
   thread: WriterThread,
 ): EntryWriter {
-  return bytes < INLINE_BYTES
+  return writesInline(bytes)
     ? new InlineWriter(root, readOnly)
     : thread.open(root, readOnly);
+}
+
+/** Whether {@link openEntryWriter} writes an archive of `bytes` compressed bytes inline. */
+export function writesInline(bytes: number): boolean {
+  return bytes < INLINE_BYTES;
 }
 
 /** Archives smaller than this (compressed) are written on the reading thread: an app layer. */
