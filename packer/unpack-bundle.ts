@@ -278,22 +278,21 @@ async function extractInto(
       const mode = entry.mode ?? 0o644;
       switch (entry.type) {
         case "Directory":
-          if (path !== ".") writer.op({ k: "d", p: path, m: mode });
+          if (path !== ".") writer.dir(path, mode);
           break;
         case "SymbolicLink":
-          writer.op({ k: "s", p: path, t: entry.linkpath ?? "" });
+          writer.symlink(path, entry.linkpath ?? "");
           break;
         case "Link":
-          writer.op({
-            k: "l",
-            p: path,
-            t: normaliseRelativePath(entry.linkpath ?? "") as string,
-          });
+          writer.link(
+            path,
+            normaliseRelativePath(entry.linkpath ?? "") as string,
+          );
           break;
         default:
-          writer.op({ k: "f", p: path, m: mode });
+          writer.file(path, mode);
           entry.on("data", (chunk: Buffer) => writer.write(chunk));
-          entry.on("end", () => writer.op({ k: "e" }));
+          entry.on("end", () => writer.end());
           return;
       }
       entry.resume();

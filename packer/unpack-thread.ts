@@ -4,7 +4,8 @@
 
 import { Worker } from "node:worker_threads";
 import { envpackCodeFile } from "../src/core/light.js";
-import type { EntryWriter, UnpackOp } from "./entry-writer.js";
+import type { EntryWriter } from "./entry-writer.js";
+import { DIR, END, FILE, LINK, SYMLINK, WRITE } from "./unpack-ops.mjs";
 
 /** A writing thread, started when its first session opens; see {@link openWriterThread}. */
 export interface WriterThread {
@@ -110,7 +111,11 @@ class Session implements EntryWriter {
   readonly #worker: Worker;
   readonly #free: Buffer[];
   readonly #forget: () => void;
-  #ops: UnpackOp[] = [];
+  /** The batch being filled: pairs of an operation code and its number (unpack-ops.mjs). */
+  #codes = new Int32Array(2 * BATCH_OPS);
+  #count = 0;
+  /** Its paths, each ended by a NUL. */
+  #text = "";
   #data: Buffer | undefined;
   #fill = 0;
   #inFlight = 0;
@@ -157,9 +162,14 @@ class Session implements EntryWriter {
     answer?.();
   }
 
-  op(op: UnpackOp): void {
-    this.#ops.push(op);
-    if (this.#ops.length >= BATCH_OPS) this.#flush();
+  dir(path: string, mode: number): void {
+    this.#text += `${path}\0`;
+    this.#push(DIR, mode);
+  }
+
+  file(path: string, mode: number): void {
+    this.#text += `${path}\0`;
+    this.#push(FILE, mode);
   }
 
   write(chunk: Uint8Array): void {
@@ -168,11 +178,26 @@ class Session implements EntryWriter {
         this.#data = this.#free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
       const n = Math.min(chunk.length - at, BATCH_BYTES - this.#fill);
       this.#data.set(chunk.subarray(at, at + n), this.#fill);
-      this.#ops.push({ k: "w", n });
       this.#fill += n;
       at += n;
+      this.#push(WRITE, n);
+      // A full data buffer ends its batch.
       if (this.#fill === BATCH_BYTES) this.#flush();
     }
+  }
+
+  end(): void {
+    this.#push(END, 0);
+  }
+
+  symlink(path: string, target: string): void {
+    this.#text += `${path}\0${target}\0`;
+    this.#push(SYMLINK, 0);
+  }
+
+  link(path: string, target: string): void {
+    this.#text += `${path}\0${target}\0`;
+    this.#push(LINK, 0);
   }
 
   /** Whether fewer than IN_FLIGHT batches wait for the worker (or it failed). */
@@ -221,16 +246,34 @@ class Session implements EntryWriter {
     waiting?.();
   }
 
+  /** Queues one operation; a batch whose operations are full is sent. */
+  #push(code: number, n: number): void {
+    if (this.#error !== undefined) return; // nothing more is sent (see #flush)
+    this.#codes[2 * this.#count] = code;
+    this.#codes[2 * this.#count + 1] = n;
+    if (++this.#count === BATCH_OPS) this.#flush();
+  }
+
   #flush(): void {
-    if (this.#ops.length === 0 || this.#error !== undefined) return;
-    const data = this.#data ?? Buffer.allocUnsafeSlow(0);
-    const buffer = data.buffer as ArrayBuffer;
+    if (this.#count === 0 || this.#error !== undefined) return;
+    const data = (this.#data ?? Buffer.allocUnsafeSlow(0))
+      .buffer as ArrayBuffer;
+    const codes = this.#codes.buffer as ArrayBuffer;
     this.#worker.postMessage(
-      { type: "batch", id: this.#id, ops: this.#ops, data: buffer },
-      [buffer],
+      {
+        type: "batch",
+        id: this.#id,
+        codes,
+        count: this.#count,
+        text: this.#text,
+        data,
+      },
+      [codes, data],
     );
     this.#inFlight++;
-    this.#ops = [];
+    this.#codes = new Int32Array(2 * BATCH_OPS);
+    this.#count = 0;
+    this.#text = "";
     this.#data = undefined;
     this.#fill = 0;
   }

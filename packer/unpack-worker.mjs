@@ -1,6 +1,6 @@
 // @ts-check
 // The writing half of unpackBundle for large archives, run in a worker thread: it applies the
-// operations of unpack-ops.mjs while the host reads and decompresses what comes next. Creating
+// batches of unpack-ops.mjs while the host reads and decompresses what comes next. Creating
 // thousands of files is the slow part of an unpack (each open that creates a file costs the
 // kernel far more than its bytes); on its own thread it overlaps the decompression, as
 // `zstd -dc | tar -x` overlaps its two processes. One thread serves every archive of a bundle
@@ -10,9 +10,9 @@ import { parentPort } from "node:worker_threads";
 import { createOpApplier } from "./unpack-ops.mjs";
 
 /**
- * @typedef {import("./unpack-ops.mjs").Op} Op
  * @typedef {{ type: "start", id: number, root: string, readOnly: boolean }} Start
- * @typedef {{ type: "batch", id: number, ops: Op[], data: ArrayBuffer }} Batch
+ * @typedef {{ type: "batch", id: number, codes: ArrayBuffer, count: number, text: string,
+ *   data: ArrayBuffer }} Batch  in the encoding of unpack-ops.mjs
  * @typedef {{ type: "end" | "seal" | "drop", id: number }} Control
  */
 
@@ -47,7 +47,12 @@ parentPort?.on(
     if (applier === undefined) return;
     try {
       if (message.type === "batch") {
-        applier.apply(message.ops, Buffer.from(message.data));
+        applier.applyBatch(
+          new Int32Array(message.codes),
+          message.count,
+          message.text,
+          Buffer.from(message.data),
+        );
         // The buffer goes back to the host for the next batch.
         parentPort?.postMessage({ type: "ack", id, data: message.data }, [
           message.data,

@@ -2,11 +2,11 @@
 // (unpack-thread.ts: queued into batches, the reader held back while too much is in flight), on
 // the reading thread for a small one, which does not pay a thread's start.
 
-import type { EntryWriter, UnpackOp } from "./entry-writer.js";
-import { createOpApplier } from "./unpack-ops.mjs";
+import type { EntryWriter } from "./entry-writer.js";
+import { createOpApplier, type OpApplier } from "./unpack-ops.mjs";
 import type { WriterThread } from "./unpack-thread.js";
 
-export type { EntryWriter, UnpackOp };
+export type { EntryWriter };
 
 /**
  * A writer for an archive of `bytes` compressed bytes under `root` (an empty directory): inline
@@ -35,7 +35,7 @@ const INLINE_BYTES = 256 * 1024;
 
 /** Writes each operation as it comes, on the calling thread. */
 class InlineWriter implements EntryWriter {
-  readonly #applier: ReturnType<typeof createOpApplier>;
+  readonly #applier: OpApplier;
   #error: Error | undefined;
   readonly failed: Promise<never>;
   #reject: (error: Error) => void = () => {};
@@ -51,12 +51,28 @@ class InlineWriter implements EntryWriter {
     return this.#error;
   }
 
-  op(op: UnpackOp): void {
-    this.#apply([op], EMPTY);
+  dir(path: string, mode: number): void {
+    this.#apply((a) => a.dir(path, mode));
+  }
+
+  file(path: string, mode: number): void {
+    this.#apply((a) => a.file(path, mode));
   }
 
   write(chunk: Uint8Array): void {
-    this.#apply([{ k: "w", n: chunk.length }], chunk);
+    this.#apply((a) => a.write(chunk, 0, chunk.length));
+  }
+
+  end(): void {
+    this.#apply((a) => a.end());
+  }
+
+  symlink(path: string, target: string): void {
+    this.#apply((a) => a.symlink(path, target));
+  }
+
+  link(path: string, target: string): void {
+    this.#apply((a) => a.link(path, target));
   }
 
   hasRoom(): boolean {
@@ -68,8 +84,7 @@ class InlineWriter implements EntryWriter {
   }
 
   async finish(): Promise<void> {
-    this.#apply([], EMPTY);
-    this.#applier.close();
+    this.#apply((a) => a.close());
     if (this.#error !== undefined) throw this.#error;
   }
 
@@ -86,15 +101,14 @@ class InlineWriter implements EntryWriter {
     }
   }
 
-  #apply(ops: UnpackOp[], data: Uint8Array): void {
+  /** Applies one operation unless an earlier one failed; records the first failure. */
+  #apply(step: (applier: OpApplier) => void): void {
     if (this.#error !== undefined) return;
     try {
-      this.#applier.apply(ops, data);
+      step(this.#applier);
     } catch (error) {
       this.#error = error as Error;
       this.#reject(this.#error);
     }
   }
 }
-
-const EMPTY = new Uint8Array(0);
