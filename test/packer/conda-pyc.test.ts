@@ -2,12 +2,22 @@
 // python loads after either unpacker (no recompiling), stale ones are left out.
 
 import { randomBytes } from "node:crypto";
-import { cp, open, readFile, readdir, utimes } from "node:fs/promises";
+import {
+  copyFile,
+  cp,
+  open,
+  readFile,
+  readdir,
+  utimes,
+} from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import {
+  OMIT,
   readPycHeader,
+  settlePyc,
   sourceHash,
 } from "../../packer/conda/hash-based-pyc.mjs";
 import type { CondaBundleEntry } from "../../packer/conda/index.js";
@@ -147,6 +157,48 @@ describe("byte code in Conda bundles", () => {
     expect(hashedTree.get(JSONPOINTER_PYC)).toEqual(
       await readFile(join(hashed, JSONPOINTER_PYC)),
     );
+  });
+
+  it("settles byte code alike with the native source hash and without it", async () => {
+    // A copy of the module where no addon is found beside it: its JavaScript fallback.
+    const alone = join(
+      await tempDir("envpack-conda-pyc-"),
+      "hash-based-pyc.mjs",
+    );
+    await copyFile(
+      join(
+        import.meta.dirname,
+        "..",
+        "..",
+        "packer",
+        "conda",
+        "hash-based-pyc.mjs",
+      ),
+      alone,
+    );
+    const fallback = (await import(pathToFileURL(alone).href)) as {
+      settlePyc: typeof settlePyc;
+    };
+    // One source edited, so both verdicts are compared: hash-based and left out.
+    const prefix = await fixtureCopy();
+    const later = new Date("2031-01-02T03:04:05Z");
+    await utimes(join(prefix, SITE, "jsonpointer.py"), later, later);
+    const marked = (await planCondaBundle({ prefix })).entries.filter(
+      (e) => e.pyc !== undefined,
+    );
+    expect(marked.length).toBeGreaterThan(1);
+    const verdicts = new Set<string>();
+    for (const entry of marked) {
+      const handle = await open(entry.source as string);
+      const { size } = await handle.stat();
+      const pyc = entry.pyc as { source: string };
+      const native = settlePyc(handle.fd, size, pyc);
+      const js = fallback.settlePyc(handle.fd, size, pyc);
+      await handle.close();
+      expect(js, entry.path).toEqual(native);
+      verdicts.add(typeof native === "string" ? native : String(native?.[4]));
+    }
+    expect([...verdicts].sort()).toEqual(["1", OMIT].sort());
   });
 
   it("ships byte code that python loads without compiling after either unpacker", async () => {
