@@ -100,4 +100,40 @@ describe("the interpreter's built-in modules", () => {
     expect(await fake.ask()).toEqual(["builtins", "sys"]);
     expect(await fake.runs()).toBe(2);
   });
+
+  it("are read from libpython's PyInit_ symbols when the interpreter fails", async () => {
+    const fake = await fakePrefix([]);
+    await writeFile(
+      join(fake.prefix, "bin", "python3.11"),
+      "#!/bin/sh\nexit 3\n",
+    );
+    await writeFile(
+      join(fake.prefix, "lib", "libpython3.11.so.1.0"),
+      "\0PyInit_posix\0xPyInit__io\0PyInit_\0",
+    );
+    expect(await fake.ask()).toEqual(["_io", "posix"]);
+  });
+
+  it("stop asking when the signal aborts, with its reason", async () => {
+    const fake = await fakePrefix([]);
+    // An interpreter that would answer only after the test's timeout.
+    await writeFile(
+      join(fake.prefix, "bin", "python3.11"),
+      "#!/bin/sh\nexec sleep 600\n",
+    );
+    const { builtinModules } = (await import(MODULE)) as {
+      builtinModules: (
+        prefix: string,
+        majorMinor: string,
+        options: { signal?: AbortSignal },
+      ) => Promise<ReadonlySet<string>>;
+    };
+    const controller = new AbortController();
+    const asked = builtinModules(fake.prefix, "3.11", {
+      signal: controller.signal,
+    });
+    const reason = new Error("stopped by the test");
+    controller.abort(reason);
+    await expect(asked).rejects.toBe(reason);
+  });
 });
