@@ -177,12 +177,13 @@ async function buildOrHit(
     if (hit) return finish({ ...hit, kind, source: "cache" });
   }
 
-  // Past the fingerprint hit: the scanner, the packer and the registry client load only now.
+  // Past the fingerprint hit: the scanner and the packer load only now, the registry client
+  // only for a build given a registry.
   const [
     { sharedCondaEnvReader },
     { loadManifest },
     { hostNodeBinary, scansHostNode },
-    { open: openRegistryOf, publish, pullForInput },
+    registryApi,
     {
       nodeLauncherEntries,
       nodeRuntimeEntries,
@@ -195,7 +196,7 @@ async function buildOrHit(
     import("../conda/index.js"),
     import("./load-manifest.js"),
     import("./plan-bundle.js"),
-    import("./registry.js"),
+    options.registry === undefined ? undefined : import("./registry.js"),
     import("../../packer/index.js"),
     import("./build-layers.js"),
     import("./conda-prepack.js"),
@@ -240,10 +241,10 @@ async function buildOrHit(
       signal: options.signal,
     });
 
-  const registry =
-    options.registry === undefined
+  const remote =
+    registryApi === undefined || options.registry === undefined
       ? undefined
-      : openRegistryOf(options.registry);
+      : { ...registryApi, registry: registryApi.open(options.registry) };
   const transfer = { onEvent: options.onEvent, signal: options.signal };
   const manifestFile =
     options.manifest === undefined ? [] : [resolve(cwd, options.manifest)];
@@ -266,7 +267,7 @@ async function buildOrHit(
   // package imports what it does not declare; then it misses and the full scan decides.
   let quick: Manifest | undefined;
   if (
-    registry !== undefined &&
+    remote !== undefined &&
     options.manifest === undefined &&
     options.trace === undefined
   ) {
@@ -283,9 +284,9 @@ async function buildOrHit(
           environment: keyed.environment,
         },
         () =>
-          pullForInput(
+          remote.pullForInput(
             store,
-            registry,
+            remote.registry,
             { key: quickKey, inputDigest: quickDigest },
             transfer,
           ),
@@ -362,10 +363,16 @@ async function buildOrHit(
     const hit = await cacheHit(store, inputDigest, keyed);
     if (hit)
       return await finish({ ...hit, kind: manifest.kind, source: "cache" });
-    if (registry !== undefined && inputDigest !== quick?.inputDigest) {
+    if (remote !== undefined && inputDigest !== quick?.inputDigest) {
       const pulled = await pullBundle(
         { key, inputDigest, environment: keyed.environment },
-        () => pullForInput(store, registry, { key, inputDigest }, transfer),
+        () =>
+          remote.pullForInput(
+            store,
+            remote.registry,
+            { key, inputDigest },
+            transfer,
+          ),
       );
       if (pulled)
         return await finish({
@@ -401,10 +408,10 @@ async function buildOrHit(
     const size =
       built.indexSize + built.layers.reduce((sum, l) => sum + l.size, 0);
     const published =
-      registry === undefined
+      remote === undefined
         ? {}
-        : await publish(
-            registry,
+        : await remote.publish(
+            remote.registry,
             built.path,
             {
               digest: built.digest,
