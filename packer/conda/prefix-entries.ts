@@ -1,7 +1,15 @@
 // The bundle entry of each file of a Conda prefix, as conda-pack decides it: where its bytes come
 // from, placeholders put back into prefix copies, and what the relocation record lists.
 
-import { lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import {
+  closeSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readlinkSync,
+  statSync,
+} from "node:fs";
 import { isAbsolute, join, posix, relative } from "node:path";
 import { sha256Hex, type WarningCode } from "../../src/core/index.js";
 import type { CondaMetaRecord, ManagedFile } from "../../src/conda/index.js";
@@ -172,14 +180,15 @@ export function addUnmanaged(
     return;
   }
   const source = join(prefix, target);
-  const data = readFileSync(source);
   const prefixBytes = Buffer.from(ctx.embedded);
+  // Byte code embeds its source's absolute path: packing it would tie the bundle to the build
+  // path (and it cannot be rewritten in place); Python recompiles it from the packed source.
+  if (target.endsWith(".pyc") && headHolds(source, prefixBytes)) return;
+  const data = readFileSync(source);
   if (!data.includes(prefixBytes)) {
     out.set(target, { path: target, type: "file", source });
     return;
   }
-  // Byte code embeds its source's absolute path: packing it would tie the bundle to the build
-  // path (and it cannot be rewritten in place); Python recompiles it from the packed source.
   if (target.endsWith(".pyc")) return;
   if (!isUtf8(data)) {
     ctx.warn(
@@ -206,6 +215,25 @@ export function addUnmanaged(
     UNMANAGED_PLACEHOLDER,
     normalised,
   );
+}
+
+/** How much of a `.pyc` is read first: its source path is usually within its first few KB. */
+const HEAD_SIZE = 8 << 10;
+const head = Buffer.allocUnsafe(HEAD_SIZE);
+
+/**
+ * Whether the start of a file holds `needle`: most byte code names its source (the prefix) in its
+ * first code object, so a `.pyc` left out is decided without reading the whole file; a miss here
+ * is decided by reading the whole file. Synchronous, as the rest of the plan's decisions.
+ */
+function headHolds(path: string, needle: Buffer): boolean {
+  const file = openSync(path, "r");
+  try {
+    const got = readSync(file, head, 0, HEAD_SIZE, 0);
+    return head.subarray(0, got).includes(needle);
+  } finally {
+    closeSync(file);
+  }
 }
 
 function pushRelocation(
