@@ -346,6 +346,10 @@ async function buildOrHit(
       })
     : undefined;
   try {
+    // The scan starts once the prefix's runtime layer is packing: its module loading and its
+    // interpreter probe then share the cores with the packing, not with the plan's way to the
+    // first packed byte.
+    await prepack?.runtimeHandedOver();
     const manifest =
       quick !== undefined && quick.kind !== "node"
         ? quick

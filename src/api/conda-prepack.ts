@@ -90,10 +90,29 @@ export class CondaPrepack {
   readonly #held: EnvpackEvent[] = [];
   #given = false;
   readonly #started: Promise<Outcome<Map<LayerRole, BundleWriter>>>;
+  /** Settles once the runtime layer's entries are handed over, or none will be. */
+  readonly #runtimeHandedOver: Promise<void>;
+  #handOver!: () => void;
 
   constructor(options: CondaPrepackOptions) {
     this.#options = options;
+    this.#runtimeHandedOver = new Promise((resolve) => {
+      this.#handOver = resolve;
+    });
     this.#started = settled(this.#start());
+    void this.#started.then((started) => {
+      if ("error" in started) this.#handOver();
+    });
+  }
+
+  /**
+   * Resolves once the runtime layer's entries are with its pack thread, or once none will be (the
+   * cache holds the prefix's layers, or reading or planning it failed: that failure is the
+   * build's when it uses a layer). Never rejects. A build scans after it: the scan's module loading
+   * and interpreter probe then run while the runtime layer packs, not before its first byte.
+   */
+  runtimeHandedOver(): Promise<void> {
+    return this.#runtimeHandedOver;
   }
 
   /**
@@ -123,7 +142,10 @@ export class CondaPrepack {
       this.#options.builder,
       this.#options.keyOptions,
     );
-    if ((await layerHit(this.#options.store, key)) !== null) return new Map();
+    if ((await layerHit(this.#options.store, key)) !== null) {
+      this.#handOver();
+      return new Map();
+    }
     const inner = new Map(
       ROLES.map((role) => [role, this.#options.openWriter(role)]),
     );
@@ -135,6 +157,7 @@ export class CondaPrepack {
       const writer = inner.get(role) as BundleWriter;
       writer.add(entries);
       written.set(role, settled(writer.finish()));
+      if (role === "runtime") this.#handOver();
     };
     // The runtime layer packs as soon as it is planned, while the rest of the prefix is.
     const planned = settled(
@@ -154,6 +177,8 @@ export class CondaPrepack {
         ),
       ),
     );
+    // A plan that failed (or gave the runtime layer with the rest) has handed over all it will.
+    void planned.then(() => this.#handOver());
     return new Map(
       [...inner].map(([role, writer]) => [
         role,
