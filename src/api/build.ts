@@ -38,6 +38,7 @@ import {
   type BuiltLayer,
 } from "./bundle-cache.js";
 import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
+import type { loadManifest as LoadManifest } from "./load-manifest.js";
 import type { RegistryOptions } from "./registry.js";
 import { envpackVersion } from "./version.js";
 
@@ -177,11 +178,11 @@ async function buildOrHit(
     if (hit) return finish({ ...hit, kind, source: "cache" });
   }
 
-  // Past the fingerprint hit: the scanner and the packer load only now, the registry client
-  // only for a build given a registry.
+  // Past the fingerprint hit: the packer loads only now, the registry client only for a build
+  // given a registry; the scanner (through loadManifest) and the layer builder when first used,
+  // after a prepacked prefix's plan has handed its runtime layer over.
   const [
     { sharedCondaEnvReader },
-    { loadManifest },
     { hostNodeBinary, scansHostNode },
     registryApi,
     {
@@ -190,17 +191,16 @@ async function buildOrHit(
       openBundleWriter,
       startPackThread,
     },
-    { buildLayers },
     { CondaPrepack, prepacksConda, wholePrefixIdentity },
   ] = await Promise.all([
     import("../conda/index.js"),
-    import("./load-manifest.js"),
     import("./plan-bundle.js"),
     options.registry === undefined ? undefined : import("./registry.js"),
     import("../../packer/index.js"),
-    import("./build-layers.js"),
     import("./conda-prepack.js"),
   ]);
+  const loadManifest: typeof LoadManifest = async (...args) =>
+    (await import("./load-manifest.js")).loadManifest(...args);
   // The scan and the packer read a Conda prefix once, together; the scan, the edited-package
   // check and the fingerprint walk each package directory once, before the scan reads it.
   const packageTrees = scanTrees(remembered.walks);
@@ -395,6 +395,7 @@ async function buildOrHit(
       await runtimeWriter.abort();
       runtimeWriter = undefined;
     }
+    const { buildLayers } = await import("./build-layers.js");
     const built = await buildLayers({
       store,
       manifest,
