@@ -125,6 +125,14 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
+// A reader that goes away (`envpack build --help | head -1`) is not envpack's error: end as a tool
+// killed by SIGPIPE would (128 + 13), without a stack trace. Results are printed after the work is
+// done, so nothing is left half-written.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(141);
+});
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;

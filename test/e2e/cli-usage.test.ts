@@ -1,8 +1,10 @@
 // Usage errors found by the argument parser print like every other coded error: `envpack:`,
 // `hint:` and `code:` lines in text mode, one JSON document under --json, exit 2.
 
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { describe, expect, it } from "vitest";
-import { envpack } from "../helpers/cli.js";
+import { BIN, envpack } from "../helpers/cli.js";
 
 describe("usage errors", () => {
   it.each([
@@ -40,5 +42,21 @@ describe("usage errors", () => {
       },
     });
     expect(run.stderr).toBe("");
+  });
+});
+
+describe("a reader that goes away", () => {
+  it("ends with 141 and no stack trace when stdout's pipe is closed", async () => {
+    // The read end is closed before the process starts: every write to stdout fails with EPIPE.
+    const child = spawn(process.execPath, [BIN, "build", "--help"], {
+      env: { ...process.env, CI: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, "close")) as [number | null];
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(code).toBe(141);
   });
 });
