@@ -171,9 +171,12 @@ export type PackageTrees = (dir: string) => PackageTreeWalk;
  * A {@link PackageTrees} for one build: each directory walked once, when first asked for. A walk
  * `remembered` from an earlier build is taken instead when its lines still hold (a stat of each
  * of its paths, no directory listed): they cover every entry the walk's own stamp covers.
+ * `isUnchanged` answers that as {@link isTreeUnchanged} does (e.g. from checks started earlier).
  */
 export function packageTrees(
   remembered?: ReadonlyMap<string, PackageTreeWalk>,
+  isUnchanged: (dir: string, walk: PackageTreeWalk) => boolean = (dir, walk) =>
+    isTreeUnchanged(dir, walk.lines),
 ): PackageTrees {
   const walks = new Map<string, PackageTreeWalk>();
   return (dir) => {
@@ -181,7 +184,7 @@ export function packageTrees(
     if (walk === undefined) {
       const earlier = remembered?.get(dir);
       walk =
-        earlier !== undefined && isTreeUnchanged(dir, earlier.lines)
+        earlier !== undefined && isUnchanged(dir, earlier)
           ? earlier
           : walkPackageTree(dir);
       walks.set(dir, walk);
