@@ -2,7 +2,11 @@
   "targets": [
     {
       "target_name": "tree_stat",
-      "sources": ["native/tree-stat.c", "native/source-hash.c"],
+      "sources": [
+        "native/tree-stat.c",
+        "native/tree-check.c",
+        "native/source-hash.c"
+      ],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -1,9 +1,9 @@
-// envpack's batch stats (Node-API): checks a package tree's recorded walk, walks a package tree and
-// stamps watched paths, thousands of stats per call with no JavaScript object per entry. Each
-// function gives exactly what src/scan/npm/package-tree.ts and src/api/build-fingerprint.ts compute
-// in JavaScript, or `undefined` when it cannot be sure to (an error other than a missing path, a
-// name that is not ASCII, a number JavaScript would print otherwise): the caller then computes it
-// in JavaScript, which also throws the error as Node would.
+// envpack's batch stats (Node-API): walks a package tree and stamps watched paths (a recorded
+// walk is checked in tree-check.c), thousands of stats per call with no JavaScript object per
+// entry. Each function gives exactly what src/scan/npm/package-tree.ts and
+// src/api/build-fingerprint.ts compute in JavaScript, or `undefined` when it cannot be sure to (an
+// error other than a missing path, a name that is not ASCII, a number JavaScript would print
+// otherwise): the caller then computes it in JavaScript, which also throws the error as Node would.
 
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "tree-stat.h"
 
 /** The API's version: the JavaScript side loads only the one it was written for. */
 #define TREE_STAT_VERSION 2
@@ -68,7 +70,7 @@ static int is_exact(double x) { return x > -EXACT_LIMIT && x < EXACT_LIMIT; }
  * `\0mode\0size\0ino\0round(mtimeMs)\n`. Returns the length, or -1 when JavaScript would print a
  * number differently (beyond 2^53).
  */
-static int strict_fields(const struct stat *info, char *out, size_t size) {
+int strict_fields(const struct stat *info, char *out, size_t size) {
   double ms = js_round(mtime_ms(info));
   if (!is_exact((double)info->st_size) || !is_exact((double)info->st_ino) ||
       !is_exact(ms))
@@ -78,7 +80,7 @@ static int strict_fields(const struct stat *info, char *out, size_t size) {
                   (unsigned long long)info->st_ino, 0, (long long)ms);
 }
 
-static char *string_arg(napi_env env, napi_value value, size_t *length) {
+char *string_arg(napi_env env, napi_value value, size_t *length) {
   size_t size;
   if (napi_get_value_string_utf8(env, value, NULL, 0, &size) != napi_ok)
     return NULL;
@@ -89,86 +91,16 @@ static char *string_arg(napi_env env, napi_value value, size_t *length) {
   return bytes;
 }
 
-static napi_value undefined_value(napi_env env) {
+napi_value undefined_value(napi_env env) {
   napi_value result;
   napi_get_undefined(env, &result);
   return result;
 }
 
-static napi_value boolean_value(napi_env env, int value) {
+napi_value boolean_value(napi_env env, int value) {
   napi_value result;
   napi_get_boolean(env, value, &result);
   return result;
-}
-
-/**
- * checkTree(dir, lines): package-tree.ts's isTreeUnchanged. Each line is a path relative to
- * `dir` (`.`: `dir` itself, followed through a link), NUL, and the fields strict_fields writes;
- * true when every path still has them, false at the first that does not or is missing.
- */
-static napi_value check_tree(napi_env env, napi_callback_info callback) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, callback, &argc, argv, NULL, NULL);
-  if (argc < 2) return undefined_value(env);
-  size_t dir_length = 0, lines_length = 0;
-  char *dir = string_arg(env, argv[0], &dir_length);
-  char *lines = string_arg(env, argv[1], &lines_length);
-  char *path = NULL;
-  size_t path_capacity = 0;
-  int verdict = 1; /* 1 unchanged, 0 changed, -1 undecided */
-  /* A path with a NUL in it is Node's error to give (ERR_INVALID_ARG_VALUE). */
-  if (dir == NULL || lines == NULL || strlen(dir) != dir_length) verdict = -1;
-  size_t at = 0;
-  while (verdict == 1 && at < lines_length) {
-    const char *nul = memchr(lines + at, 0, lines_length - at);
-    if (nul == NULL) {
-      verdict = 0;
-      break;
-    }
-    size_t rel_length = (size_t)(nul - (lines + at));
-    size_t need = dir_length + 1 + rel_length + 1;
-    if (need > path_capacity) {
-      path_capacity = need * 2 + 256;
-      char *grown = realloc(path, path_capacity);
-      if (grown == NULL) {
-        verdict = -1;
-        break;
-      }
-      path = grown;
-    }
-    int is_self = rel_length == 1 && lines[at] == '.';
-    memcpy(path, dir, dir_length);
-    size_t path_length = dir_length;
-    if (!is_self) {
-      path[path_length++] = '/';
-      memcpy(path + path_length, lines + at, rel_length);
-      path_length += rel_length;
-    }
-    path[path_length] = 0;
-    struct stat info;
-    if ((is_self ? stat(path, &info) : lstat(path, &info)) != 0) {
-      verdict = errno == ENOENT || errno == ENOTDIR ? 0 : -1;
-      break;
-    }
-    char fields[128];
-    int length = strict_fields(&info, fields, sizeof fields);
-    if (length < 0) {
-      verdict = -1;
-      break;
-    }
-    size_t fields_at = at + rel_length;
-    if (lines_length - fields_at < (size_t)length ||
-        memcmp(lines + fields_at, fields, (size_t)length) != 0) {
-      verdict = 0;
-      break;
-    }
-    at = fields_at + (size_t)length;
-  }
-  free(path);
-  free(dir);
-  free(lines);
-  return verdict < 0 ? undefined_value(env) : boolean_value(env, verdict);
 }
 
 typedef struct {
@@ -383,6 +315,10 @@ static napi_value stamp_paths(napi_env env, napi_callback_info callback) {
   return result;
 }
 
+/** native/tree-check.c: recorded walks checked again, one at a time or on threads. */
+napi_value check_tree(napi_env env, napi_callback_info callback);
+napi_value check_trees(napi_env env, napi_callback_info callback);
+
 /** native/source-hash.c: a Python source read and hashed for a hash-based .pyc. */
 napi_value source_hash(napi_env env, napi_callback_info callback);
 
@@ -392,6 +328,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"version", NULL, NULL, NULL, NULL, version, napi_enumerable, NULL},
       {"checkTree", NULL, check_tree, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkTrees", NULL, check_trees, NULL, NULL, NULL, napi_enumerable,
+       NULL},
       {"walkTree", NULL, walk_tree, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stamps", NULL, stamp_paths, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sourceHash", NULL, source_hash, NULL, NULL, NULL, napi_enumerable,

@@ -11,7 +11,9 @@ const root = join(import.meta.dirname, "..");
 const addon = join(root, "build", "Release", "tree_stat.node");
 const sources = [
   join(root, "binding.gyp"),
+  join(root, "native", "tree-stat.h"),
   join(root, "native", "tree-stat.c"),
+  join(root, "native", "tree-check.c"),
   join(root, "native", "source-hash.c"),
 ];
 

@@ -20,6 +20,7 @@ import {
   type PackageTreeWalk,
 } from "../scan/light.js";
 import { decodeWalks, encodeWalks, type Walks } from "./stored-walks.js";
+import { checkTreesAhead } from "./tree-checks.js";
 
 /** The stored form's first field; another is read as no fingerprint. */
 const FORMAT = "envpack-fingerprint/3";
@@ -71,6 +72,8 @@ export interface RememberedFingerprint {
   hit: Fingerprint | null;
   /** The package tree walks it recorded (to seed packageTrees), whether or not it hit. */
   walks: Map<string, PackageTreeWalk>;
+  /** Whether one of `walks` still holds, as isTreeUnchanged answers (checked ahead on threads). */
+  isUnchanged: (dir: string, walk: PackageTreeWalk) => boolean;
   /** What {@link writeFingerprint} takes from it rather than stat or encode again (on a miss). */
   stored?: StoredFingerprint | undefined;
 }
@@ -219,7 +222,12 @@ export async function readFingerprint(
   cacheDir: string,
   key: Digest,
 ): Promise<RememberedFingerprint> {
-  const none = { hit: null, walks: new Map() };
+  const none = {
+    hit: null,
+    walks: new Map(),
+    isUnchanged: (dir: string, walk: PackageTreeWalk) =>
+      isTreeUnchanged(dir, walk.lines),
+  };
   let bytes: Buffer;
   try {
     bytes = await readFile(fingerprintPath(cacheDir, key));
@@ -229,18 +237,21 @@ export async function readFingerprint(
   }
   const fingerprint = parseFingerprint(bytes.toString("utf8"));
   if (fingerprint === null) return none;
+  // The trees are checked meanwhile: a hit needs them all, and so does a rebuild's scan.
+  const { isUnchanged, areAllUnchanged } = checkTreesAhead(fingerprint.trees);
   const walks = new Map<string, PackageTreeWalk>();
   for (const [dir, walk] of fingerprint.trees)
     if (walk !== null) walks.set(dir, walk);
   const changed = changedStamps(fingerprint.stats);
-  if (changed === null && areTreesUnchanged(fingerprint.trees))
-    return { hit: fingerprint, walks };
+  if (changed === null && areAllUnchanged())
+    return { hit: fingerprint, walks, isUnchanged };
   // The header is one line: JSON escapes every newline inside it.
   const body = bytes.subarray(bytes.indexOf(0x0a) + 1);
   const stamps = changed ?? new Map(fingerprint.stats);
   return {
     hit: null,
     walks,
+    isUnchanged,
     stored: {
       trees: fingerprint.trees,
       body,
@@ -283,21 +294,6 @@ function changedStamps(
   const now = pathStamps(paths);
   if (stats.every(([, stamp], i) => now[i] === stamp)) return null;
   return new Map(now.map((stamp, i) => [paths[i] as string, stamp]));
-}
-
-/**
- * Whether every package tree has the entries and stats the fingerprint recorded (thousands of
- * lstats in one loop, as {@link changedStamps}); the first change ends the check.
- */
-function areTreesUnchanged(trees: Fingerprint["trees"]): boolean {
-  for (const [dir, walk] of trees)
-    if (
-      walk === null
-        ? pathStamps([dir])[0] !== "missing"
-        : !isTreeUnchanged(dir, walk.lines)
-    )
-      return false;
-  return true;
 }
 
 function fingerprintPath(cacheDir: string, key: Digest): string {

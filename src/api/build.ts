@@ -203,7 +203,7 @@ async function buildOrHit(
     (await import("./load-manifest.js")).loadManifest(...args);
   // The scan and the packer read a Conda prefix once, together; the scan, the edited-package
   // check and the fingerprint walk each package directory once, before the scan reads it.
-  const packageTrees = scanTrees(remembered.walks);
+  const packageTrees = scanTrees(remembered.walks, remembered.isUnchanged);
   const inputs = {
     ...options,
     readCondaEnv: sharedCondaEnvReader({ cacheDir: options.cacheDir }),

@@ -14,6 +14,7 @@ import {
   type PackageTrees,
   type PackageTreeWalk,
 } from "../scan/light.js";
+import { checkTreesAhead } from "./tree-checks.js";
 
 /** Package directories with their walks (`null`: the directory was missing). */
 export type Walks = Array<[dir: string, walk: PackageTreeWalk | null]>;
@@ -103,14 +104,15 @@ export async function rememberedTrees(
     `${key.slice("sha256:".length)}.fp`,
   );
   const remembered = new Map<string, PackageTreeWalk>();
+  let walks: Walks = [];
   try {
-    const stored = decodeWalks(await readFile(path, "utf8"), SCAN_FORMAT);
-    for (const [dir, walk] of stored?.walks ?? [])
-      if (walk !== null) remembered.set(dir, walk);
+    walks = decodeWalks(await readFile(path, "utf8"), SCAN_FORMAT)?.walks ?? [];
   } catch (error) {
     if (!isNotFound(error)) throw error;
   }
-  const inner = packageTrees(remembered);
+  for (const [dir, walk] of walks) if (walk !== null) remembered.set(dir, walk);
+  // Checked on threads while the scan reads the app's own files.
+  const inner = packageTrees(remembered, checkTreesAhead(walks).isUnchanged);
   const used = new Map<string, PackageTreeWalk>();
   const trees: PackageTrees = (dir) => {
     const walk = inner(dir);

@@ -17,6 +17,16 @@ const VERSION = 2;
 export interface NativeStat {
   /** {@link isTreeUnchanged}'s answer for `dir` and a walk's lines. */
   checkTree(dir: string, lines: string): boolean | undefined;
+  /**
+   * Starts {@link checkTree} of each walk (`dirs[i]` with `lines[i]`) on threads of its own and
+   * returns the verdict of walk `index`: its thread's (waited for while it checks), or checked on
+   * the calling thread when no thread has begun it. Undefined when the arrays differ in length.
+   * Absent from an addon built before it.
+   */
+  checkTrees?(
+    dirs: readonly string[],
+    lines: readonly string[],
+  ): ((index: number) => boolean | undefined) | undefined;
   /** A walk of `dir`: its lines and the text its coarse stamp hashes. */
   walkTree(dir: string): [lines: string, stampText: string] | undefined;
   /** A stamp per path: `ino:size:mtimeNs:ctimeNs` (through links), `missing` or `denied`. */

@@ -3,6 +3,7 @@
 // hash against the JavaScript SipHash; and a missing or broken addon is no addon.
 
 import {
+  cp,
   mkdir,
   rm,
   stat,
@@ -76,11 +77,22 @@ function walkBoth(dir: string): PackageTreeWalk {
   return walk;
 }
 
-/** The verdict both ways, required to be the same. */
+/** The batch check of `dirs` with `lines` on threads; required to be there. */
+function checkTrees(
+  dirs: string[],
+  lines: string[],
+): (index: number) => boolean | undefined {
+  const verdict = addon().checkTrees?.(dirs, lines);
+  if (verdict === undefined) throw new Error("the addon has no checkTrees");
+  return verdict;
+}
+
+/** The verdict both ways (natively alone and on threads), required to be the same. */
 function unchangedBoth(dir: string, walk: PackageTreeWalk): boolean {
   const native = addon().checkTree(dir, walk.lines);
   expect(native).toBeDefined();
   expect(isTreeUnchanged(dir, walk.lines, null)).toBe(native);
+  expect(checkTrees([dir], [walk.lines])(0)).toBe(native);
   return native as boolean;
 }
 
@@ -138,6 +150,18 @@ describe("native batch stats", () => {
         (real) => rm(join(real, "lib", "empty"), { recursive: true }),
       ],
       ["the package removed", false, (real) => rm(real, { recursive: true })],
+      [
+        "a directory replaced by a link to its copy",
+        false,
+        async (real) => {
+          await cp(join(real, "lib"), join(real, "lib-copy"), {
+            recursive: true,
+            preserveTimestamps: true,
+          });
+          await rm(join(real, "lib"), { recursive: true });
+          await symlink("lib-copy", join(real, "lib"));
+        },
+      ],
     ];
     for (const [what, unchanged, change] of changes) {
       const { dir, real } = await pkg();
@@ -145,6 +169,41 @@ describe("native batch stats", () => {
       await change(real);
       expect(unchangedBoth(dir, walk), what).toBe(unchanged);
     }
+  });
+
+  it("check many walks on threads as one at a time, whatever order they are asked in", async () => {
+    const made = await Promise.all([...Array(12).keys()].map(() => pkg()));
+    const walks = made.map(({ dir }) => walkBoth(dir));
+    const edited = new Set([0, 5, 11]);
+    for (const i of edited)
+      await writeFile(
+        join((made[i] as { real: string }).real, "lib", "index.js"),
+        "module.exports = 'edited';\n",
+      );
+    const dirs = made.map(({ dir }) => dir);
+    const lines = walks.map((w) => w.lines);
+    // A walk through a link to itself (ELOOP): undecided, left for JavaScript.
+    const looped = await pkg();
+    await symlink("loop", join(looped.real, "loop"));
+    dirs.push(looped.dir);
+    lines.push("loop/x\0\n");
+    const expected = dirs.map((dir, i) =>
+      i === 12 ? undefined : addon().checkTree(dir, lines[i] as string),
+    );
+    expect(expected.filter((v) => v === false)).toHaveLength(edited.size);
+    for (const order of [
+      [...dirs.keys()],
+      [...dirs.keys()].reverse(),
+      [6, 12, 0, 11, 1, 10, 2, 9, 3, 8, 4, 7, 5],
+    ]) {
+      const verdict = checkTrees(dirs, lines);
+      for (const i of order) expect(verdict(i), `walk ${i}`).toBe(expected[i]);
+      // Asked again: the same answer, checked once.
+      for (const i of order) expect(verdict(i)).toBe(expected[i]);
+      expect(verdict(dirs.length)).toBeUndefined();
+    }
+    expect(addon().checkTrees?.(dirs, lines.slice(1))).toBeUndefined();
+    expect(checkTrees([], [])(0)).toBeUndefined();
   });
 
   it("hand back names JavaScript sorts otherwise and errors JavaScript throws", async () => {

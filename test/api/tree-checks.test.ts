@@ -1,0 +1,58 @@
+// Remembered package walks checked ahead on the addon's threads answer as isTreeUnchanged does:
+// an edit in one of many walks, a directory recorded missing that now exists, a walk the checks
+// were not started for; with the addon and without it.
+
+import { mkdir, utimes, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkTreesAhead } from "../../src/api/tree-checks.js";
+import { nativeStat } from "../../src/core/index.js";
+import { walkPackageTree, type PackageTreeWalk } from "../../src/scan/light.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const INSTALLED = new Date("1985-10-26T08:15:00Z");
+
+/** `count` package directories of two files each, their times set back, with their walks. */
+async function packages(
+  count: number,
+): Promise<Array<[dir: string, walk: PackageTreeWalk]>> {
+  const root = await tempDir();
+  const made: Array<[string, PackageTreeWalk]> = [];
+  for (let i = 0; i < count; i++) {
+    const dir = join(root, "node_modules", `pkg-${i}`);
+    await mkdir(join(dir, "lib"), { recursive: true });
+    await writeFile(join(dir, "package.json"), `{"name":"pkg-${i}"}\n`);
+    await writeFile(join(dir, "lib", "index.js"), `module.exports = ${i};\n`);
+    for (const path of [join(dir, "lib", "index.js"), join(dir, "lib"), dir])
+      await utimes(path, INSTALLED, INSTALLED);
+    made.push([dir, walkPackageTree(dir)]);
+  }
+  return made;
+}
+
+describe("checkTreesAhead", () => {
+  for (const native of [nativeStat(), null])
+    it(`answers as isTreeUnchanged does (${native === null ? "JavaScript" : "native threads"})`, async () => {
+      const walks = await packages(9);
+      const [editedDir] = walks[4] as [string, PackageTreeWalk];
+      await writeFile(join(editedDir, "lib", "index.js"), "edited;\n");
+      const missing = join(editedDir, "..", "not-yet");
+      const checks = checkTreesAhead([...walks, [missing, null]], native);
+      expect(checks.areAllUnchanged()).toBe(false);
+      walks.forEach(([dir, walk], i) =>
+        expect(checks.isUnchanged(dir, walk), `pkg-${i}`).toBe(i !== 4),
+      );
+      // A walk of its own (not one the checks began with) is checked when asked.
+      const [dir0] = walks[0] as [string, PackageTreeWalk];
+      expect(checks.isUnchanged(dir0, walkPackageTree(dir0))).toBe(true);
+
+      const held = walks.filter((_, i) => i !== 4);
+      expect(
+        checkTreesAhead([...held, [missing, null]], native).areAllUnchanged(),
+      ).toBe(true);
+      await mkdir(missing);
+      expect(
+        checkTreesAhead([...held, [missing, null]], native).areAllUnchanged(),
+      ).toBe(false);
+    });
+});
