@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <node_api.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -299,9 +300,14 @@ napi_value check_trees(napi_env env, napi_callback_info callback) {
     return undefined_value(env);
   }
   int threads = thread_count_for(count);
+  // The threads take no signal: Node's own threads handle them, as before they existed.
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before);
   for (int i = 0; i < threads; i++)
     if (pthread_create(&checks->threads[checks->thread_count], NULL,
                        check_thread, checks) == 0)
       checks->thread_count++;
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
   return verdict;
 }
