@@ -10,7 +10,6 @@ import {
   compare,
   type AppFile,
   type ImportRecord,
-  type NodeRuntime,
   type PackageEntry,
   type UnresolvedEntry,
 } from "../../core/light.js";
@@ -36,6 +35,7 @@ import {
   type FoundImports,
   type ImportSite,
 } from "./find-imports.js";
+import { hostRuntime } from "./host-runtime.js";
 import { closeOverDependencies, type ClosureEntry } from "./package-closure.js";
 import type { PackageScans } from "./package-scans.js";
 import type { PackageTraversal } from "./package-traversals.js";
@@ -994,33 +994,6 @@ function roleOf(ext: string): AppFile["role"] {
   if (ext === ".json") return "json";
   if (ext === ".node") return "native";
   return PARSED.has(ext) ? "module" : "asset";
-}
-
-/** The node runtime of this host, which a default Node bundle carries. */
-export function hostRuntime(): NodeRuntime {
-  const platform = `${process.platform}-${process.arch}`;
-  if (process.platform !== "linux")
-    return { name: "node", version: process.versions.node, platform };
-  return {
-    name: "node",
-    version: process.versions.node,
-    platform,
-    libc: hostLibc(),
-  };
-}
-
-let libc: "glibc" | "musl" | undefined;
-
-/** glibc or musl, from Node's diagnostic report (about 20 ms to make, so asked once). */
-function hostLibc(): "glibc" | "musl" {
-  if (libc === undefined) {
-    const header = (
-      process.report?.getReport() as
-        { header?: { glibcVersionRuntime?: string } } | undefined
-    )?.header;
-    libc = header?.glibcVersionRuntime ? "glibc" : "musl";
-  }
-  return libc;
 }
 
 /** Walks up from `file` to the directory whose package.json is named `name`. */
