@@ -58,6 +58,10 @@ export class PackageCatalog {
   readonly #packages = new Map<string, Promise<InstalledPackage | null>>();
   readonly #lockfiles = new Map<string, Promise<Map<string, string>>>();
   readonly #links = new Map<string, string>();
+  /** node_modules directories probed by findInstalled → whether they exist. */
+  readonly #modulesDirs = new Map<string, boolean>();
+  /** Candidate package directories probed by findInstalled → their real directory, or null. */
+  readonly #installed = new Map<string, string | null>();
 
   /**
    * The package directory a file under `node_modules` belongs to (`…/node_modules/@s/n` for
@@ -93,17 +97,39 @@ export class PackageCatalog {
    * each ancestor. Returns the real directory, or null when it is not installed.
    */
   async findInstalled(fromDir: string, name: string): Promise<string | null> {
-    // Synchronous probes: most candidates up the ancestors are misses, and a miss is an answer
-    // here, not an exception with a stack, nor a thread-pool round trip.
     for (const dir of nodeModulesDirs(fromDir)) {
-      const candidate = join(dir, name);
-      if (!statSync(join(candidate, "package.json"), { throwIfNoEntry: false }))
-        continue;
-      const real = realpathSync.native(candidate);
-      if (real !== candidate) this.#links.set(candidate, real);
-      return real;
+      const real = this.#installedIn(dir, name);
+      if (real !== null) return real;
     }
     return null;
+  }
+
+  /**
+   * The real directory of `name` installed in the node_modules directory `modules`, or null.
+   * Probed once per scan (a scan asks for the same packages from hundreds of files, each probe
+   * walking up the ancestors), synchronously: most candidates are misses, and a miss is an
+   * answer here, not an exception with a stack, nor a thread-pool round trip. A node_modules
+   * directory that does not exist answers every name without a probe of its own.
+   */
+  #installedIn(modules: string, name: string): string | null {
+    let exists = this.#modulesDirs.get(modules);
+    if (exists === undefined) {
+      exists = statSync(modules, { throwIfNoEntry: false }) !== undefined;
+      this.#modulesDirs.set(modules, exists);
+    }
+    if (!exists) return null;
+    const candidate = join(modules, name);
+    let real = this.#installed.get(candidate);
+    if (real === undefined) {
+      real = statSync(join(candidate, "package.json"), {
+        throwIfNoEntry: false,
+      })
+        ? realpathSync.native(candidate)
+        : null;
+      this.#installed.set(candidate, real);
+      if (real !== null && real !== candidate) this.#links.set(candidate, real);
+    }
+    return real;
   }
 
   /**
