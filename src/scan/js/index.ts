@@ -39,7 +39,11 @@ import { hostRuntime } from "./host-runtime.js";
 import { closeOverDependencies, type ClosureEntry } from "./package-closure.js";
 import type { PackageScans } from "./package-scans.js";
 import type { PackageTraversal } from "./package-traversals.js";
-import { SpecifierResolver, packageNameOf } from "./resolve-specifier.js";
+import {
+  SpecifierResolver,
+  packageNameOf,
+  type Resolution,
+} from "./resolve-specifier.js";
 
 const PARSED = new Set(JS_EXTENSIONS);
 /** Bounded fan-out for file reads. */
@@ -70,6 +74,8 @@ export async function scanJs(options: JsScannerOptions): Promise<ScanResult> {
 class JsScanner {
   readonly #options: JsScannerOptions;
   readonly #resolver = new SpecifierResolver();
+  /** Relative specifiers this scan resolved to a file, by importer directory (see #resolve). */
+  readonly #resolvedRelative = new Map<string, Resolution>();
   readonly #catalog = new PackageCatalog();
   /** Real path → owner, for every file queued so far. */
   readonly #seen = new Map<string, Owner>();
@@ -575,7 +581,7 @@ class JsScanner {
         await this.#addAssetDirectory(real, from, site.line);
       return;
     }
-    const resolution = this.#resolver.resolve(
+    const resolution = this.#resolve(
       from,
       target.specifier,
       site.kind === "require" || site.kind === "require-resolve",
@@ -591,6 +597,23 @@ class JsScanner {
       site.optional,
     );
     record(reached);
+  }
+
+  /**
+   * Resolves a specifier of a site; a relative one once per importer directory: it names the
+   * same file from every file there (tsconfig paths and package exports apply to bare
+   * specifiers only), and the files of a package's directory import the same siblings (a first
+   * scan of the realworld app: 1,642 resolutions, 885 distinct). Misses are not remembered.
+   */
+  #resolve(from: string, specifier: string, require: boolean): Resolution {
+    if (!specifier.startsWith("./") && !specifier.startsWith("../"))
+      return this.#resolver.resolve(from, specifier, require);
+    const key = `${dirname(from)}\0${specifier}\0${require}`;
+    const known = this.#resolvedRelative.get(key);
+    if (known !== undefined) return known;
+    const resolution = this.#resolver.resolve(from, specifier, require);
+    if (resolution.type === "file") this.#resolvedRelative.set(key, resolution);
+    return resolution;
   }
 
   /**
