@@ -1,12 +1,16 @@
 // The bundle cache of builds: which builder made a cached bundle or layer, hits that are intact
 // (the index and every layer), and copies exported to `--out`.
 
+import { readFileSync } from "node:fs";
 import { copyFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import {
   IntegrityError,
+  envpackPackageDir,
   hashFile,
+  isDigest,
+  isNotFound,
   writeAtomic,
   type Digest,
   type Manifest,
@@ -53,14 +57,44 @@ export interface CacheHitOptions extends BundleKeyOptions {
   onEvent?: OnEvent | undefined;
 }
 
+/** Where `npm run build` writes the digest of the packer's code (scripts/packer-digest.mjs). */
+const PACKER_DIGEST_FILE = join("dist", "packer", "code-digest.json");
+
+let identity: string | undefined;
+
 /**
- * What else decides a bundle's bytes besides its inputs: envpack's version and the zstd library
- * (STYLE §8). A cached bundle or layer from another builder is rebuilt, not reused.
+ * What else decides a bundle's bytes besides its inputs: envpack's version, the bundle format,
+ * the digest of the code that packs (the packer, the planning and compiling api modules,
+ * runtime/, the native .pyc hash: `npm run build` computes it) and the zstd and esbuild
+ * libraries (STYLE §8). A cached bundle or layer from another builder is rebuilt, not reused.
+ * Read once per process.
  */
 export function builderIdentity(): string {
-  const zstd = (require("zstd-napi/package.json") as { version: string })
-    .version;
-  return `envpack@${envpackVersion()} bundle-format@${BUNDLE_FORMAT} zstd-napi@${zstd}`;
+  if (identity !== undefined) return identity;
+  const versionOf = (name: string) =>
+    (require(`${name}/package.json`) as { version: string }).version;
+  return (identity =
+    `envpack@${envpackVersion()} bundle-format@${BUNDLE_FORMAT} ` +
+    `packer@${packerDigest()} zstd-napi@${versionOf("zstd-napi")} esbuild@${versionOf("esbuild")}`);
+}
+
+/** The digest of the packer's code, as the build recorded it. */
+function packerDigest(): string {
+  const file = join(envpackPackageDir(), PACKER_DIGEST_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    // A source tree that was never built: no cache can tell its builds apart (a broken install).
+    throw new Error(`${file} is missing: run \`npm run build\``, {
+      cause: error,
+    });
+  }
+  const { digest } = JSON.parse(text) as { digest: unknown };
+  if (typeof digest !== "string" || !isDigest(digest))
+    throw new Error(`${file} holds no digest`);
+  return digest.slice("sha256:".length, "sha256:".length + 16);
 }
 
 /** The metadata a bundle (or, with `layer`, one of its layers) built here is recorded with. */
