@@ -43,6 +43,14 @@ export const PACKAGE_TREES_DIR = "package-trees";
  */
 const ACCESS_TIME_SLACK_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * When a file was last used, at the latest: its access or modification time, whichever is later,
+ * plus a day for `relatime` (Unix ms).
+ */
+export function lastUseOf(info: Stats): number {
+  return Math.max(info.atimeMs, info.mtimeMs) + ACCESS_TIME_SLACK_MS;
+}
+
 /** Files and bytes of memo entries. */
 export interface MemoBytes {
   files: number;
@@ -79,8 +87,7 @@ export async function pruneMemo(
   };
   for (const store of MEMO_STORES)
     for (const file of await filesIn(join(cacheDir, store.dir))) {
-      const lastUse =
-        Math.max(file.info.atimeMs, file.info.mtimeMs) + ACCESS_TIME_SLACK_MS;
+      const lastUse = lastUseOf(file.info);
       const pid = tempWriterPid(file.name);
       if (
         pid !== undefined
