@@ -10,7 +10,7 @@ import {
   type BundleWriter,
   type LayerRole,
 } from "../../packer/index.js";
-import type { LocalStore } from "../registry/light.js";
+import { isMissingBlob, type LocalStore } from "../registry/light.js";
 import { builtMeta, layerHit, type BuiltLayer } from "./bundle-cache.js";
 import { planBundle, type PlanBundleOptions } from "./plan-bundle.js";
 
@@ -56,14 +56,57 @@ export function rolesOf(engine: PlanBundleOptions["engine"]): LayerRole[] {
 }
 
 /**
+ * How many times a build writes its bundle when a concurrent `cache gc` removes blobs it wrote
+ * or reused before the bundle key's record names them all.
+ */
+const ATTEMPTS = 3;
+
+/**
  * Writes the bundle of a manifest into the cache: layers found under their keys are reused;
  * the others are planned (their work alone), packed at once and recorded under their keys; then
  * the index is written and recorded under the bundle key. Every layer has the same bytes
  * whether it was packed alone or in a cold build (the runtime always as two batches: its leading
- * entries, then the rest).
+ * entries, then the rest). A blob that a concurrent `cache gc` removed meanwhile (the store then
+ * refuses to record it, or the finished bundle lacks it) is packed again, the whole bundle
+ * written again (prepacked writers are not reused), up to {@link ATTEMPTS} times.
  * @throws as planBundle and the writers; nothing of a failed build is recorded
  */
 export async function buildLayers(
+  options: BuildLayersOptions,
+): Promise<LayeredBuild> {
+  for (let attempt = 1; ; attempt++) {
+    const last = attempt === ATTEMPTS;
+    const prepacked = attempt === 1 ? options.prepacked : undefined;
+    let built: LayeredBuild;
+    try {
+      built = await buildLayersOnce({ ...options, prepacked });
+    } catch (error) {
+      if (last || !isMissingBlob(error)) throw error;
+      continue;
+    }
+    const missing = await missingBlobs(options.store, built);
+    if (missing.length === 0) return built;
+    if (last)
+      throw new Error(
+        `the cache lost ${missing.join(", ")} while the bundle ${built.digest} was written, ${ATTEMPTS} times: is a \`cache gc\` running in a loop?`,
+      );
+  }
+}
+
+/** The blobs of a bundle built into the store that are not there (whole) any more. */
+async function missingBlobs(
+  store: LocalStore,
+  built: LayeredBuild,
+): Promise<Digest[]> {
+  const blobs = [
+    { digest: built.digest, size: built.indexSize },
+    ...built.layers,
+  ];
+  const sizes = await Promise.all(blobs.map((b) => store.sizeOf(b.digest)));
+  return blobs.filter((b, i) => sizes[i] !== b.size).map((b) => b.digest);
+}
+
+async function buildLayersOnce(
   options: BuildLayersOptions,
 ): Promise<LayeredBuild> {
   const { store, manifest, keys } = options;

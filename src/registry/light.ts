@@ -1,4 +1,9 @@
 // The registry layer's light barrel for start-up paths: the local store and credentials, no HTTP client.
 
-export { LocalStore, type IndexRecord, type BlobInfo } from "./local-store.js";
+export {
+  LocalStore,
+  isMissingBlob,
+  type IndexRecord,
+  type BlobInfo,
+} from "./local-store.js";
 export { credentialsFrom, type RegistryCredentials } from "./credentials.js";

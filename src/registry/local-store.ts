@@ -46,6 +46,17 @@ export interface IndexRecord {
   layers?: Array<{ digest: Digest; size: number; role: string }>;
 }
 
+/** Registered: the CLI bundle's chunks each hold a copy of this module (scripts/bundle-cli.mjs). */
+const MISSING_BLOB = Symbol.for("envpack.missingBlob");
+
+/**
+ * Whether `error` is {@link LocalStore.record}'s refusal to index a blob the store lacks: a
+ * writer's blob that a concurrent `cache gc` removed before its record was written.
+ */
+export function isMissingBlob(error: unknown): boolean {
+  return typeof error === "object" && error !== null && MISSING_BLOB in error;
+}
+
 /** Uses of a record closer together than this are one use to gc (see LocalStore.markUsed). */
 export const USE_RESOLUTION_MS = 60_000;
 
@@ -164,14 +175,20 @@ export class LocalStore {
     }
   }
 
-  /** Writes the index record (atomically) once its blob is in the store. */
+  /**
+   * Writes the index record (atomically) once its blob is in the store.
+   * @throws Error (see {@link isMissingBlob}) when the blob or a listed layer is not in the store
+   */
   async record(record: IndexRecord): Promise<void> {
     for (const digest of [
       record.digest,
       ...(record.layers ?? []).map((l) => l.digest),
     ])
       if (!(await this.has(digest)))
-        throw new Error(`refusing to index missing blob ${digest}`);
+        throw Object.assign(
+          new Error(`refusing to index missing blob ${digest}`),
+          { [MISSING_BLOB]: digest },
+        );
     await this.#write(record, true);
   }
 
