@@ -40,9 +40,10 @@ export async function fetchNodeRuntime(options: {
     if (!isNotFound(error)) throw error;
   }
   const spec = `node-${options.platform}@${version}`;
+  // Named as an atomic write's temp (tempWriterPid): `cache gc` removes it once its process is gone.
   const work = join(
     options.runtimesDir,
-    `.fetch-${randomBytes(6).toString("hex")}`,
+    `.fetch.${process.pid}-${randomBytes(6).toString("hex")}.tmp`,
   );
   await mkdir(work, { recursive: true });
   try {

@@ -1,13 +1,17 @@
 // The cache commands: list, remove and garbage-collect bundles and their layers (and their
 // unpacked environments). A layer is one blob however many bundles list it.
 
+import type { Stats } from "node:fs";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { rm } from "node:fs/promises";
 import {
   IntegrityError,
   UsageError,
   hashFile,
   isDigest,
+  isNotFound,
+  processRuns,
+  tempWriterPid,
   type Digest,
 } from "../core/light.js";
 import {
@@ -245,16 +249,15 @@ export async function cacheGc(
   const keptUse = [...listing.bundles, ...listing.layers]
     .filter((b) => !removed.includes(b.digest) && !layers.includes(b.digest))
     .map((b) => b.usedAt);
-  const [{ pruneMemo, removeDeadTemps }, { isOrphanedTreeRecord }] =
+  const [{ lastUseOf, pruneMemo, removeDeadTemps }, { isOrphanedTreeRecord }] =
     await Promise.all([
       import("./cache-memo.js"),
       import("./package-edits.js"),
     ]);
-  const memo = await pruneMemo(
-    cacheDir,
-    keptUse.length === 0 ? Infinity : Math.min(...keptUse),
-    isOrphanedTreeRecord,
-  );
+  const horizon = keptUse.length === 0 ? Infinity : Math.min(...keptUse);
+  const memo = await pruneMemo(cacheDir, horizon, isOrphanedTreeRecord);
+  await pruneRuntimes(join(cacheDir, RUNTIMES_DIR), horizon, lastUseOf);
+  await store.pruneRecords();
   await removeDeadTemps(join(cacheDir, "tmp"));
   // The packer (tar, zstd) loads only here: a cache hit that finds a damaged blob needs it.
   const { removeStaleUnpacks, BASES_DIR } =
@@ -271,6 +274,52 @@ export async function cacheGc(
   };
 }
 
+/** The Node runtimes `--node`/`--platform` builds fetched: `node-<version>-<platform>/` each. */
+const RUNTIMES_DIR = "runtimes";
+
+/**
+ * Removes the fetched Node runtimes last used before `horizon` (Unix ms; a runtime's last use is
+ * its node binary's, which packing it reads: see lastUseOf), any without a binary (a runtime
+ * found there is used as it is, so a broken one would never be fetched again), and fetches whose
+ * process is gone. A build that needs a removed runtime fetches it again: the same binary.
+ */
+async function pruneRuntimes(
+  dir: string,
+  horizon: number,
+  lastUseOf: (info: Stats) => number,
+): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return;
+    throw error;
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    const pid = tempWriterPid(name);
+    if (pid !== undefined) {
+      if (!processRuns(pid)) await rm(path, { recursive: true, force: true });
+      continue;
+    }
+    if (!name.startsWith("node-")) continue;
+    const binary = await statIfPresent(
+      join(path, name.includes("-win-") ? "node.exe" : join("bin", "node")),
+    );
+    if (binary === null || lastUseOf(binary) < horizon)
+      await rm(path, { recursive: true, force: true });
+  }
+}
+
+async function statIfPresent(path: string): Promise<Stats | null> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+}
+
 /**
  * A layer's blob, its records and its unpacked copy (read-only), with the relocated bases that
  * link to that copy.
@@ -283,12 +332,15 @@ async function removeLayer(store: LocalStore, digest: Digest): Promise<void> {
   await removeTree(join(envs, LAYERS_DIR, digest.slice(7)));
 }
 
-/** The index a blob holds, when it is one (verified against its name); else undefined. */
+/**
+ * The index a blob holds, when it is one (verified against its name); else undefined, as for a
+ * blob removed since it was listed (by another gc or `cache rm`).
+ */
 async function readIndexBlob(blob: BlobInfo): Promise<BundleIndex | undefined> {
   try {
     return await readLayeredIndex(blob.path, blob.digest);
   } catch (error) {
-    if (error instanceof IntegrityError) return undefined;
+    if (error instanceof IntegrityError || isNotFound(error)) return undefined;
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 // A content-addressed directory of bundles: blobs by digest plus an index bundle key → bundle
 // digest. The build cache and the local registry share this layout.
 
-import { constants } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import {
   copyFile,
   link,
@@ -207,15 +207,24 @@ export class LocalStore {
     await this.#write({ ...record, usedAt }, false);
   }
 
-  /** Every blob with the inputs that point at it, newest use first. */
+  /**
+   * Every blob with the inputs that point at it, newest use first; one removed meanwhile (another
+   * gc or `cache rm`) is left out.
+   */
   async list(): Promise<BlobInfo[]> {
     const records = await this.#records();
     const blobs = await listDir(join(this.root, "blobs", "sha256"));
     const out = await Promise.all(
-      blobs.map(async (hex): Promise<BlobInfo> => {
+      blobs.map(async (hex): Promise<BlobInfo | null> => {
         const digest = `sha256:${hex}` as Digest;
         const path = this.blobPath(digest);
-        const info = await stat(path);
+        let info: Stats;
+        try {
+          info = await stat(path);
+        } catch (error) {
+          if (isNotFound(error)) return null;
+          throw error;
+        }
         const pointing = records.filter((r) => r.digest === digest);
         return {
           digest,
@@ -227,7 +236,9 @@ export class LocalStore {
         };
       }),
     );
-    return out.sort((a, b) => b.usedAt - a.usedAt);
+    return out
+      .filter((b): b is BlobInfo => b !== null)
+      .sort((a, b) => b.usedAt - a.usedAt);
   }
 
   /**
@@ -252,6 +263,27 @@ export class LocalStore {
     const existed = await this.has(digest);
     await rm(this.blobPath(digest), { force: true });
     return existed;
+  }
+
+  /**
+   * Removes the index records no lookup finds or can use: unreadable ones, ones written before
+   * keys (no key, or not the key their file is named after) and ones whose blob is gone. A
+   * writer records a blob only once it is in the store, so none is a record being written; a
+   * record rewritten meanwhile may go too (its key then misses once, never names other bytes).
+   * @returns how many it removed
+   */
+  async pruneRecords(): Promise<number> {
+    const dir = join(this.root, "index", "sha256");
+    let removed = 0;
+    for (const name of await listDir(dir)) {
+      if (!name.endsWith(".json")) continue;
+      const key = `sha256:${name.slice(0, -".json".length)}`;
+      const record = isDigest(key) ? await this.lookup(key) : null;
+      if (record !== null && (await this.has(record.digest))) continue;
+      await rm(join(dir, name), { force: true });
+      removed += 1;
+    }
+    return removed;
   }
 
   /** Removes least recently used blobs until the store's blobs total at most `maxBytes`. */

@@ -1,7 +1,9 @@
-// `cache gc` against a build running meanwhile: a build that loses a blob to gc packs it again;
-// gc never leaves a build with a wrong bundle.
+// `cache gc` against a build running meanwhile, and what gc prunes besides blobs: index records
+// no lookup can use, and the Node runtimes `--node` builds fetch. A build that loses a blob to gc
+// packs it again; gc never leaves a build with a wrong bundle.
 
-import { writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, readdir, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
@@ -19,7 +21,11 @@ import type { Digest, Manifest } from "../../src/core/index.js";
 import { openBundleWriter } from "../../packer/index.js";
 import { LocalStore, type IndexRecord } from "../../src/registry/index.js";
 import { appCopy } from "../helpers/app-copy.js";
+import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const BIG = 10 * 1024 ** 3;
 
 /**
  * A store that runs `act` (once) at the first step of a build `when` picks, before that step goes
@@ -157,5 +163,88 @@ describe("cache gc racing a build", () => {
         .slice(0, 2)
         .map(([, d]) => d),
     ).toEqual(built.layers.slice(0, 2).map(([, d]) => d));
+  });
+});
+
+describe("cache gc prunes", () => {
+  it("index records no lookup can use: written before keys, unreadable, or of a blob that is gone", async () => {
+    const app = await appCopy("hello");
+    const cacheDir = join(await tempDir(), "cache");
+    const built = await build({ entries: ["src/main.ts"], cwd: app, cacheDir });
+    const dir = join(cacheDir, "index", "sha256");
+    const live = (await readdir(dir)).sort();
+    const hex = (n: number) => n.toString(16).padStart(64, "0");
+    // Keyed by the bare input digest, as before bundle keys, pointing at a kept blob.
+    await writeFile(
+      join(dir, `${hex(1)}.json`),
+      JSON.stringify({
+        inputDigest: built.inputDigest,
+        digest: built.digest,
+        size: 1,
+        usedAt: Date.now(),
+      }),
+    );
+    await writeFile(join(dir, `${hex(2)}.json`), "{ truncated");
+    await writeFile(
+      join(dir, `${hex(3)}.json`),
+      JSON.stringify({
+        key: `sha256:${hex(3)}`,
+        inputDigest: built.inputDigest,
+        digest: `sha256:${hex(4)}`,
+        size: 1,
+        usedAt: Date.now(),
+      }),
+    );
+    const result = await cacheGc(cacheDir, BIG);
+    expect(result.removed).toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual(live);
+    const hit = await build({ entries: ["src/main.ts"], cwd: app, cacheDir });
+    expect(hit.cached).toBe(true);
+  });
+
+  it("Node runtimes unused since the oldest kept bundle, all of them when none is kept, and dead fetches", async () => {
+    const app = await appCopy("hello");
+    const cacheDir = join(await tempDir(), "cache");
+    const env = { ENVPACK_CACHE_DIR: cacheDir, npm_config_offline: "true" };
+    const args = ["build", "--json", "src/main.ts", "--node", "20.18.0"];
+    const first = await envpack(args, { cwd: app, env });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const { digest } = JSON.parse(first.stdout) as { digest: Digest };
+    const runtimes = join(cacheDir, "runtimes");
+    const runtime = join(runtimes, "node-20.18.0-linux-x64");
+    const binary = join(runtime, "bin", "node");
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid as number;
+    await mkdir(join(runtimes, `.fetch.${dead}-0a1b2c.tmp`));
+    await mkdir(join(runtimes, `.fetch.${process.pid}-0a1b2c.tmp`));
+    // A runtime that lost its binary is never used again: it goes.
+    await mkdir(join(runtimes, "node-20.17.0-linux-x64", "bin"), {
+      recursive: true,
+    });
+
+    await cacheGc(cacheDir, BIG);
+    expect((await readdir(runtimes)).sort()).toEqual([
+      `.fetch.${process.pid}-0a1b2c.tmp`,
+      "node-20.18.0-linux-x64",
+    ]);
+
+    const then = new Date(Date.now() - 3 * DAY_MS);
+    await utimes(binary, then, then);
+    const kept = await cacheGc(cacheDir, BIG);
+    expect(kept.removed).toEqual([]);
+    expect(await readdir(runtimes)).toEqual([
+      `.fetch.${process.pid}-0a1b2c.tmp`,
+    ]);
+
+    // Gone with the bundle it built: the next build fetches it again and makes the same bytes.
+    await cacheRemove(cacheDir, [digest]);
+    const again = await envpack(args, { cwd: app, env });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ digest, cached: false });
+    expect((await stat(binary)).isFile()).toBe(true);
+    const none = await cacheGc(cacheDir, 0);
+    expect(none.removed).toEqual([digest]);
+    expect(await readdir(runtimes)).toEqual([
+      `.fetch.${process.pid}-0a1b2c.tmp`,
+    ]);
   });
 });
