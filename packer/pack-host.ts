@@ -20,6 +20,8 @@ export type PackJob =
       level: number;
       threads: number;
       mtimeMs: number;
+      /** The native addon the .pyc source hash may use (nativeStatFile), or null. */
+      nativeAddon: string | null;
     }
   | { type: "entries"; entries: BundleEntry[]; last: boolean };
 

@@ -18,14 +18,19 @@ import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
 import zstd from "zstd-napi/binding.js";
 import { headerEncoder } from "./tar-header.mjs";
-import { CHANGED, OMIT, settlePyc } from "./conda/hash-based-pyc.mjs";
+import {
+  CHANGED,
+  OMIT,
+  settlePyc,
+  useNativeAddon,
+} from "./conda/hash-based-pyc.mjs";
 
 /**
  * @typedef {{ path: string, type: "file" | "directory" | "symlink", source?: string,
  *   data?: Uint8Array, executable?: boolean, linkTarget?: string,
  *   pyc?: { source: string, rewritten?: boolean } }} Entry
  * @typedef {{ type: "start", temp: string, level: number, threads: number,
- *   mtimeMs: number }} Start
+ *   mtimeMs: number, nativeAddon: string | null }} Start
  * @typedef {{ type: "entries", entries: Entry[], last: boolean }} Batch
  * @typedef {{ type: "drop" }} Drop
  * @typedef {(Start | Batch | Drop) & { id: number }} Job
@@ -57,6 +62,7 @@ class ChangedWhilePacking extends Error {}
  *   level and threads: one is taken if there is one, and given back once the frame is ended
  */
 export function createPacker(job, onProgress, contexts) {
+  useNativeAddon(job.nativeAddon);
   const mtime = new Date(job.mtimeMs);
   const settings = `${job.level}/${job.threads}`;
   // Taken at the first bytes, not at the start: a bundle started while another is still packing

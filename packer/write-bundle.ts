@@ -8,6 +8,7 @@ import {
   commitAtomic,
   removeIfPresent,
   isSafeRelativePath,
+  nativeStatFile,
   tempPathFor,
   type Digest,
   type OnEvent,
@@ -130,6 +131,7 @@ export function openBundleWriter(options: BundleWriterOptions): BundleWriter {
     level: options.level ?? 3,
     threads: Math.max(1, options.threads ?? availableParallelism()),
     mtimeMs: BUNDLE_MTIME.getTime(),
+    nativeAddon: nativeStatFile(),
   });
   const packed = new Map<string, BundleEntry>();
   let state: "open" | "finishing" | "closed" = "open";

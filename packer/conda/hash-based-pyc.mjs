@@ -22,7 +22,6 @@ const ROUNDS = new Map([
 
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
 
 /** Size of the header every .pyc since Python 3.7 starts with. */
 export const PYC_HEADER_SIZE = 16;
@@ -127,38 +126,34 @@ function sourceStamp(path, magic) {
 }
 
 /**
- * @typedef {{ version: number, sourceHash(path: string, key: number, c: number, d: number):
+ * @typedef {{ sourceHash(path: string, key: number, c: number, d: number):
  *   Buffer | undefined }} SourceHashAddon
  */
+/** The addon file {@link useNativeAddon} named, and the addon once loaded (null: none). */
+/** @type {string | null} */
+let addonFile = null;
 /** @type {SourceHashAddon | null | undefined} */
-let addon;
+let addon = null;
 
 /**
- * envpack's native addon (native/source-hash.c reads and hashes a source ten times faster than
- * the JavaScript below), when built: `build/Release/tree_stat.node` at the package's root, two
- * levels up in the source tree and three in `dist/`. The worker loads it itself, as
- * src/core/native-stat.ts does for the main thread (same API version); null without it.
- * @returns {SourceHashAddon | null}
+ * Names envpack's native addon (native/source-hash.c reads and hashes a source ten times faster
+ * than the JavaScript below) for this thread's source hashes: the file src/core/native-stat.ts
+ * loaded and checked on the main thread (`nativeStatFile()`, posted with each bundle), or null
+ * to hash in JavaScript. Loaded on first use.
+ * @param {string | null} file
  */
+export function useNativeAddon(file) {
+  if (file === addonFile) return;
+  addonFile = file;
+  addon = file === null ? null : undefined;
+}
+
+/** @returns {SourceHashAddon | null} */
 function nativeAddon() {
-  if (addon === undefined) {
-    const up = fileURLToPath(import.meta.url).includes("/dist/packer/")
-      ? "../../../"
-      : "../../";
-    const file = fileURLToPath(
-      new URL(`${up}build/Release/tree_stat.node`, import.meta.url),
+  if (addon === undefined)
+    addon = /** @type {SourceHashAddon} */ (
+      createRequire(import.meta.url)(/** @type {string} */ (addonFile))
     );
-    try {
-      /** @type {SourceHashAddon} */
-      const loaded = createRequire(import.meta.url)(file);
-      addon = loaded.version === 2 ? loaded : null;
-    } catch (error) {
-      const code = /** @type {NodeJS.ErrnoException} */ (error).code;
-      if (code !== "MODULE_NOT_FOUND" && code !== "ERR_DLOPEN_FAILED")
-        throw error;
-      addon = null;
-    }
-  }
   return addon;
 }
 

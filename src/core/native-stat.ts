@@ -35,7 +35,7 @@ export interface NativeStat {
    * The file at `path` hashed as `importlib.util.source_hash` does (SipHash-c-d keyed by `key`):
    * 24 bytes, little-endian: the hash (8), the file's length (8) and its mtime as a timestamp
    * .pyc's header holds it (4: `int(st_mtime)` modulo 2**32, then 4 zero bytes); undefined on any
-   * error. The pack worker loads the addon itself (packer/conda/hash-based-pyc.mjs).
+   * error. The pack worker loads the file {@link nativeStatFile} names (hash-based-pyc.mjs).
    */
   sourceHash(
     path: string,
@@ -46,14 +46,30 @@ export interface NativeStat {
 }
 
 let loaded: NativeStat | null | undefined;
+let loadedFile: string | null = null;
 
 /** The native batch stats of this install, loaded once; null when the addon is absent or does not load. */
 export function nativeStat(): NativeStat | null {
-  if (loaded === undefined)
-    loaded = loadNativeStat(
-      join(envpackPackageDir(), "build", "Release", "tree_stat.node"),
+  if (loaded === undefined) {
+    const file = join(
+      envpackPackageDir(),
+      "build",
+      "Release",
+      "tree_stat.node",
     );
+    loaded = loadNativeStat(file);
+    loadedFile = loaded === null ? null : file;
+  }
   return loaded;
+}
+
+/**
+ * The file of {@link nativeStat}'s addon, for a worker thread to require as it is (its version
+ * and loading were checked here, once for every thread); null when there is none to use.
+ */
+export function nativeStatFile(): string | null {
+  nativeStat();
+  return loadedFile;
 }
 
 /** The addon at `file`; null when it is missing, does not load here, or has another API version. */

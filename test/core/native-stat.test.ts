@@ -14,6 +14,7 @@ import {
 } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, inject, it } from "vitest";
@@ -21,6 +22,7 @@ import { sipHash } from "../../packer/conda/hash-based-pyc.mjs";
 import {
   loadNativeStat,
   nativeStat,
+  nativeStatFile,
   pathStamps,
   type NativeStat,
 } from "../../src/core/index.js";
@@ -322,5 +324,13 @@ describe("loadNativeStat", () => {
     expect(loadNativeStat(join(dir, "missing.node"))).toBeNull();
     await writeFile(join(dir, "broken.node"), "not an ELF file\n");
     expect(loadNativeStat(join(dir, "broken.node"))).toBeNull();
+  });
+});
+
+describe("nativeStatFile", () => {
+  it("names the addon nativeStat loaded and checked: a worker thread requires that very module", () => {
+    const file = nativeStatFile();
+    expect(file).not.toBeNull();
+    expect(createRequire(import.meta.url)(file as string)).toBe(nativeStat());
   });
 });

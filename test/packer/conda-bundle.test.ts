@@ -29,9 +29,10 @@ import {
   CHANGED,
   OMIT,
   settlePyc,
+  useNativeAddon,
 } from "../../packer/conda/hash-based-pyc.mjs";
 import { unpackBundle, writeBundle } from "../../packer/index.js";
-import type { WarnEvent } from "../../src/core/index.js";
+import { nativeStatFile, type WarnEvent } from "../../src/core/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const run = promisify(execFile);
@@ -131,6 +132,7 @@ async function planDigest(
           : await readFile(e.source as string);
     // As the pack worker packs it: byte code settled against its source (hash-based or left out).
     if (bytes !== undefined && e.pyc !== undefined) {
+      useNativeAddon(nativeStatFile());
       const fd = openSync(e.source as string, "r");
       let settled;
       try {

@@ -2,16 +2,8 @@
 // python loads after either unpacker (no recompiling), stale ones are left out.
 
 import { randomBytes } from "node:crypto";
-import {
-  copyFile,
-  cp,
-  open,
-  readFile,
-  readdir,
-  utimes,
-} from "node:fs/promises";
+import { cp, open, readFile, readdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import {
@@ -19,6 +11,7 @@ import {
   readPycHeader,
   settlePyc,
   sourceHash,
+  useNativeAddon,
 } from "../../packer/conda/hash-based-pyc.mjs";
 import type { CondaBundleEntry } from "../../packer/conda/index.js";
 import {
@@ -27,6 +20,7 @@ import {
   unpackBundle,
   writeBundle,
 } from "../../packer/index.js";
+import { nativeStatFile } from "../../src/core/index.js";
 import { condaProbeBundle } from "../helpers/layered-app.js";
 import { workerPath } from "../helpers/min-path.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -160,24 +154,16 @@ describe("byte code in Conda bundles", () => {
   });
 
   it("settles byte code alike with the native source hash and without it", async () => {
-    // A copy of the module where no addon is found beside it: its JavaScript fallback.
-    const alone = join(
-      await tempDir("envpack-conda-pyc-"),
-      "hash-based-pyc.mjs",
-    );
-    await copyFile(
-      join(
-        import.meta.dirname,
-        "..",
-        "..",
-        "packer",
-        "conda",
-        "hash-based-pyc.mjs",
-      ),
-      alone,
-    );
-    const fallback = (await import(pathToFileURL(alone).href)) as {
-      settlePyc: typeof settlePyc;
+    // The addon the main thread loaded (as each bundle's start job names it), or none: the
+    // JavaScript fallback.
+    const addon = nativeStatFile();
+    expect(addon).not.toBeNull();
+    const settleWith = (
+      file: string | null,
+      ...args: Parameters<typeof settlePyc>
+    ) => {
+      useNativeAddon(file);
+      return settlePyc(...args);
     };
     // One source edited, so both verdicts are compared: hash-based and left out.
     const prefix = await fixtureCopy();
@@ -192,9 +178,14 @@ describe("byte code in Conda bundles", () => {
       const handle = await open(entry.source as string);
       const { size } = await handle.stat();
       const pyc = entry.pyc as { source: string };
-      const native = settlePyc(handle.fd, size, pyc);
-      const js = fallback.settlePyc(handle.fd, size, pyc);
-      await handle.close();
+      let native, js;
+      try {
+        native = settleWith(addon, handle.fd, size, pyc);
+        js = settleWith(null, handle.fd, size, pyc);
+      } finally {
+        useNativeAddon(addon);
+        await handle.close();
+      }
       expect(js, entry.path).toEqual(native);
       verdicts.add(typeof native === "string" ? native : String(native?.[4]));
     }
