@@ -236,10 +236,12 @@ describe("OCI transfers that break", () => {
           code: "ENVPACK_REMOTE_UNREACHABLE",
           details: { deadlineMs: stubborn.deadlineMs },
         });
-        // Every attempt but the first was announced, and said why.
+        // Every attempt but the first was announced, and said why. The registry saw each attempt
+        // but perhaps the last, which the deadline can cut before the server accepts it.
         expect(sockets.size).toBeGreaterThan(1);
         expect(sockets.size).toBeLessThan(stubborn.retries);
-        expect(events).toHaveLength(sockets.size - 1);
+        expect(events.length).toBeGreaterThanOrEqual(sockets.size - 1);
+        expect(events.length).toBeLessThanOrEqual(sockets.size);
         for (const event of events)
           expect(event).toMatchObject({
             type: "warn",
