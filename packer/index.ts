@@ -1,5 +1,11 @@
 // The packer's public surface: deterministic bundles, safe unpacking, Node and Conda planners.
 
+import type {
+  ensureUnpacked as EnsureUnpacked,
+  removeStaleUnpacks as RemoveStaleUnpacks,
+} from "./ensure-unpacked.js";
+import type { unpackBundle as UnpackBundle } from "./unpack-bundle.js";
+
 export {
   writeBundle,
   openBundleWriter,
@@ -11,13 +17,8 @@ export {
   type WrittenBundle,
 } from "./write-bundle.js";
 export { startPackThread, type PackThread } from "./pack-host.js";
-export { unpackBundle, type UnpackBundleOptions } from "./unpack-bundle.js";
-export {
-  ensureUnpacked,
-  removeStaleUnpacks,
-  COMPLETE_MARKER,
-  type EnsureUnpackedOptions,
-} from "./ensure-unpacked.js";
+export type { UnpackBundleOptions } from "./unpack-bundle.js";
+export { COMPLETE_MARKER, type EnsureUnpackedOptions } from "./env-dir.js";
 export {
   BUNDLE_FORMAT,
   appLauncherEntry,
@@ -56,3 +57,16 @@ export {
 export { readLayeredIndex, layerBeside } from "./layers/read-layered.js";
 export { BASES_DIR, baseName, removeBasesOf } from "./layers/relocated-base.js";
 export { removeTree } from "./layers/read-only-tree.js";
+
+// The unpacker (its writing thread, entry guard, layer assembly) loads on first use: a
+// build, which never unpacks, then does not load it with the packer.
+
+/** {@link UnpackBundle}, loaded on first use. */
+export const unpackBundle: typeof UnpackBundle = async (...args) =>
+  (await import("./unpack-bundle.js")).unpackBundle(...args);
+/** {@link EnsureUnpacked}, loaded on first use. */
+export const ensureUnpacked: typeof EnsureUnpacked = async (...args) =>
+  (await import("./ensure-unpacked.js")).ensureUnpacked(...args);
+/** {@link RemoveStaleUnpacks}, loaded on first use. */
+export const removeStaleUnpacks: typeof RemoveStaleUnpacks = async (...args) =>
+  (await import("./ensure-unpacked.js")).removeStaleUnpacks(...args);

@@ -203,14 +203,24 @@ describe("start-up", () => {
     );
     expect(JSON.parse(stdout)).toMatchObject({ source: "built" });
     // The pack worker's modules are files of their own (dist/packer/), by design.
-    const heavy = heavyIn(
-      await loadedSources(urls.filter((url) => !url.includes("/packer/"))),
+    const sources = await loadedSources(
+      urls.filter((url) => !url.includes("/packer/")),
     );
+    const heavy = heavyIn(sources);
     // It packs: the listing is real.
     expect(heavy).toEqual(expect.arrayContaining(["zstd-napi", "tar"]));
+    expect(sources).toContain("packer/write-bundle.ts");
     expect(heavy.filter((n) => [...FOR_JAVASCRIPT, "zod"].includes(n))).toEqual(
       [],
     );
+    // A build never unpacks: the packer's barrel loads the unpacker on first use.
+    expect(
+      sources.filter((path) =>
+        /^packer\/(unpack-|ensure-unpacked|entry-guard|layers\/ensure-layer)/.test(
+          path,
+        ),
+      ),
+    ).toEqual([]);
   });
 
   /** Per language: an app to scan, the parsers its scan must load and what it must not. */
