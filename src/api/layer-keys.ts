@@ -16,8 +16,8 @@ import { bundleKey, type BundleKeyOptions } from "./bundle-key.js";
 export type LayerKeyOptions = BundleKeyOptions;
 
 /**
- * sha256 over the layer's role, the builder (envpack, bundle format, zstd: `builder`), the zstd
- * level and the inputs of that layer alone:
+ * sha256 over the layer's role, the builder (`builderIdentity()`: envpack, bundle format, the packer's
+ * code digest, zstd, esbuild), the zstd level and the inputs of that layer alone:
  * - runtime: Node's version and platform (the binary a build picks for them, see planBundle);
  *   Conda's python package as the manifest records it, with the prefix and engine, which decide
  *   its placeholders;
