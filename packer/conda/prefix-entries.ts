@@ -116,7 +116,12 @@ export function addManaged(
       return;
     }
   }
-  const inPrefix = join(prefix, target);
+  // A walked path (`kind` known) is made of readdir names under the resolved prefix: concatenated,
+  // as path.join would give it, without its normalising, which cost a planner thousands of calls.
+  const inPrefix =
+    kind !== undefined && !prefix.endsWith("/")
+      ? `${prefix}/${target}`
+      : join(prefix, target);
   // Without a placeholder the prefix's copy is what conda linked (usually a hardlink to the
   // cache's): packed as it is, as conda-pack does.
   if (file.placeholder === undefined) {
