@@ -9,6 +9,7 @@ import {
   settleAll,
   writeFailure,
   isNotFound,
+  namesIfPresent,
   type Digest,
   type OnEvent,
 } from "../src/core/light.js";
@@ -206,13 +207,7 @@ const LOCK_NAME = /^([0-9a-f]{64})\.lock$/;
  * and so is the temp of a lock that has no pid yet). Returns the names removed.
  */
 export async function removeStaleUnpacks(envsDir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(envsDir);
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw error;
-  }
+  const names = await namesIfPresent(envsDir);
   const removed: string[] = [];
   const held = new Set<string>();
   for (const name of names) {

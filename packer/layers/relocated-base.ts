@@ -9,6 +9,7 @@ import {
   IntegrityError,
   ToolError,
   isNotFound,
+  namesIfPresent,
   pathExists,
   type OnEvent,
 } from "../../src/core/light.js";
@@ -207,13 +208,7 @@ export async function removeBasesOf(
   layers: ReadonlySet<string>,
 ): Promise<string[]> {
   const basesDir = join(envsDir, BASES_DIR);
-  let names: string[];
-  try {
-    names = await readdir(basesDir);
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw error;
-  }
+  const names = await namesIfPresent(basesDir);
   const removed: string[] = [];
   for (const name of names) {
     if (!/^[0-9a-f]{64}$/.test(name)) continue;

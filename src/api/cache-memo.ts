@@ -3,9 +3,14 @@
 // unlink is atomic) makes the next build redo that work, never read a part of it.
 
 import type { Stats } from "node:fs";
-import { lstat, readdir, rm } from "node:fs/promises";
+import { lstat, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { isNotFound, processRuns, tempWriterPid } from "../core/light.js";
+import {
+  isNotFound,
+  namesIfPresent,
+  processRuns,
+  tempWriterPid,
+} from "../core/light.js";
 
 /** A memo store: a directory of one file per entry. */
 interface MemoStore {
@@ -110,13 +115,7 @@ export async function pruneMemo(
  * file) unless the process named in it still runs.
  */
 export async function removeDeadTemps(tmpDir: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(tmpDir);
-  } catch (error) {
-    if (isNotFound(error)) return;
-    throw error;
-  }
+  const names = await namesIfPresent(tmpDir);
   for (const name of names) {
     const pid =
       tempWriterPid(name) ?? /^[a-z]+-(\d+)-[0-9a-f]+$/.exec(name)?.[1];
@@ -133,13 +132,7 @@ interface MemoFile {
 
 /** The regular files of `dir` (none when it is missing); a file removed meanwhile is skipped. */
 async function filesIn(dir: string): Promise<MemoFile[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw error;
-  }
+  const names = await namesIfPresent(dir);
   const files = await Promise.all(
     names.map(async (name): Promise<MemoFile | null> => {
       const path = join(dir, name);

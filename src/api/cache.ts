@@ -2,7 +2,7 @@
 // unpacked environments). A layer is one blob however many bundles list it.
 
 import type { Stats } from "node:fs";
-import { readdir, rm, stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   IntegrityError,
@@ -10,6 +10,7 @@ import {
   hashFile,
   isDigest,
   isNotFound,
+  namesIfPresent,
   processRuns,
   tempWriterPid,
   type Digest,
@@ -288,13 +289,7 @@ async function pruneRuntimes(
   horizon: number,
   lastUseOf: (info: Stats) => number,
 ): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if (isNotFound(error)) return;
-    throw error;
-  }
+  const names = await namesIfPresent(dir);
   for (const name of names) {
     const path = join(dir, name);
     const pid = tempWriterPid(name);

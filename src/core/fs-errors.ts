@@ -1,7 +1,7 @@
 // Telling "not there" apart from real file-system failures, and naming the failures a user can fix
 // (an unwritable or full destination) with coded errors instead of internal ones.
 
-import { access, rm } from "node:fs/promises";
+import { access, readdir, rm } from "node:fs/promises";
 import { InputError } from "./errors.js";
 
 /** True for ENOENT and ENOTDIR: the path (or a parent of it) does not exist as needed. */
@@ -22,6 +22,16 @@ export async function removeIfPresent(
     await rm(path, { ...options, force: true });
   } catch (error) {
     if (!isNotFound(error)) throw error;
+  }
+}
+
+/** The names in directory `dir`, none when it (or a parent of it) is missing; other errors thrown. */
+export async function namesIfPresent(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
   }
 }
 

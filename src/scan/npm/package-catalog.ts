@@ -4,7 +4,7 @@ import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { createHash } from "node:crypto";
-import { isNotFound, sha256File } from "../../core/light.js";
+import { isNotFound, namesIfPresent, sha256File } from "../../core/light.js";
 
 /** One installed package, keyed by its real directory. */
 export interface InstalledPackage {
@@ -161,13 +161,7 @@ export class PackageCatalog {
       : "";
     if (prefix.startsWith("@") && scope === "") return [];
     for (const dir of nodeModulesDirs(fromDir)) {
-      let names: string[];
-      try {
-        names = await readdir(scope ? join(dir, scope) : dir);
-      } catch (error) {
-        if (isNotFound(error)) continue;
-        throw error;
-      }
+      const names = await namesIfPresent(scope ? join(dir, scope) : dir);
       for (const name of names) {
         const full = scope + name;
         if (
