@@ -18,6 +18,9 @@ import {
   IntegrityError,
   hashFile,
   isDigest,
+  namesIfPresent,
+  processRuns,
+  tempWriterPid,
   UsageError,
   syncFile,
   writeAtomic,
@@ -286,7 +289,12 @@ export class LocalStore {
     return removed;
   }
 
-  /** Removes least recently used blobs until the store's blobs total at most `maxBytes`. */
+  /**
+   * Removes least recently used bundles until the store's blobs total at most `maxBytes`, each
+   * blob counted once. A layered bundle's layers (its record's `layers`) go with the last bundle
+   * that lists them, never while a kept bundle does. Then removes the index records no lookup can use ({@link pruneRecords})
+   * and the temps of writers that are gone (never a live writer's).
+   */
   async gc(
     maxBytes: number,
   ): Promise<{ removed: Digest[]; freed: number; kept: number }> {
@@ -296,19 +304,69 @@ export class LocalStore {
         `--max-size must be a non-negative size, got ${maxBytes}`,
       );
     }
-    const blobs = await this.list();
+    const [blobs, records] = await Promise.all([this.list(), this.#records()]);
+    const sizeOf = new Map(blobs.map((b) => [b.digest, b.size]));
+    /** The bundles (blobs records point at) that list each layer. */
+    const listers = new Map<Digest, Set<Digest>>();
+    for (const record of records)
+      for (const layer of record.layers ?? []) {
+        const set = listers.get(layer.digest) ?? new Set<Digest>();
+        set.add(record.digest);
+        listers.set(layer.digest, set);
+      }
+    const layersOf = new Map<Digest, Digest[]>();
+    for (const record of records)
+      if (record.layers !== undefined)
+        layersOf.set(
+          record.digest,
+          record.layers.map((l) => l.digest),
+        );
+    // Units in least recently used order: bundles, and blobs no bundle lists any more.
+    const units = blobs.filter(
+      (b) => !listers.has(b.digest) || layersOf.has(b.digest),
+    );
+    units.sort((a, b) => a.usedAt - b.usedAt);
     let total = blobs.reduce((sum, b) => sum + b.size, 0);
     const removed: Digest[] = [];
-    let freed = 0;
-    for (const blob of [...blobs].reverse()) {
+    const gone = new Set<Digest>();
+    const drop = async (digest: Digest) => {
+      await this.remove(digest);
+      gone.add(digest);
+      removed.push(digest);
+      total -= sizeOf.get(digest) ?? 0;
+    };
+    for (const unit of units) {
       if (total <= maxBytes) break;
-      await this.remove(blob.digest);
-      total -= blob.size;
-      freed += blob.size;
-      removed.push(blob.digest);
+      if (gone.has(unit.digest)) continue;
+      await drop(unit.digest);
+      for (const layer of layersOf.get(unit.digest) ?? []) {
+        if (gone.has(layer) || !sizeOf.has(layer)) continue;
+        const users = listers.get(layer) ?? new Set<Digest>();
+        if ([...users].every((user) => gone.has(user) || !sizeOf.has(user)))
+          await drop(layer);
+      }
     }
-    await rm(join(this.root, "tmp"), { recursive: true, force: true });
-    return { removed, freed, kept: total };
+    await this.pruneRecords();
+    await this.#removeDeadTemps();
+    return {
+      removed,
+      freed: blobs.reduce((sum, b) => sum + b.size, 0) - total,
+      kept: total,
+    };
+  }
+
+  /**
+   * The temps in tmp/ whose writer is gone: atomic writes' (see tempWriterPid) and, where a build
+   * cache serves as the store, builds' `<what>-<pid>-<hex>` directories.
+   */
+  async #removeDeadTemps(): Promise<void> {
+    const dir = join(this.root, "tmp");
+    for (const name of await namesIfPresent(dir)) {
+      const pid =
+        tempWriterPid(name) ?? /^[a-z]+-(\d+)-[0-9a-f]+$/.exec(name)?.[1];
+      if (pid !== undefined && processRuns(Number(pid))) continue;
+      await rm(join(dir, name), { recursive: true, force: true });
+    }
   }
 
   async #records(): Promise<IndexRecord[]> {

@@ -1,6 +1,7 @@
 // The content-addressed store on a real temp directory.
 
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { digestOf, type Digest } from "../../src/core/index.js";
@@ -174,5 +175,69 @@ describe("LocalStore", () => {
     await expect(store.gc(-1)).rejects.toMatchObject({
       code: "ENVPACK_USAGE_BAD_ARGUMENT",
     });
+  });
+
+  it("gc keeps a layer while a kept bundle lists it and removes it with the last one", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    const put = async (name: string) =>
+      store.putFile(await blobFile(dir, name.padEnd(100, "x")));
+    const shared = await put("layer-shared");
+    const own = await put("layer-own");
+    const bundle = async (
+      n: number,
+      layer: { digest: Digest; size: number },
+    ) => {
+      const index = await put(`index-${n}`);
+      await store.record({
+        key: input(n),
+        inputDigest: input(n),
+        digest: index.digest,
+        size: index.size,
+        usedAt: Date.now() + n * 1000_000,
+        layers: [{ ...layer, role: "packages" }],
+      });
+      return index.digest;
+    };
+    const a = await bundle(1, shared);
+    const b = await bundle(2, shared);
+    const c = await bundle(3, own);
+    // The layers' blobs are older than every bundle: they still go only with their bundles.
+    const first = await store.gc(400);
+    expect(first.removed).toEqual([a]);
+    expect(await store.has(shared.digest)).toBe(true);
+    const second = await store.gc(200);
+    expect(second.removed).toEqual([b, shared.digest]);
+    expect((await store.list()).map((blob) => blob.digest).sort()).toEqual(
+      [c, own.digest].sort(),
+    );
+    expect(await store.lookup(input(3))).toMatchObject({ digest: c });
+  });
+
+  it("gc prunes records whose blob is gone and temps of writers that are gone", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    const kept = await store.putFile(await blobFile(dir, "kept"));
+    const lost = await store.putFile(await blobFile(dir, "lost"));
+    for (const [n, blob] of [kept, lost].entries())
+      await store.record({
+        key: input(n),
+        inputDigest: input(n),
+        digest: blob.digest,
+        size: blob.size,
+        usedAt: Date.now(),
+      });
+    await rm(store.blobPath(lost.digest));
+    const tmp = join(dir, "store", "tmp");
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid as number;
+    await writeFile(join(tmp, `.blob.${dead}-0a1b2c.tmp`), "partial");
+    await writeFile(join(tmp, `.blob.${process.pid}-0a1b2c.tmp`), "writing");
+    const result = await store.gc(1024);
+    expect(result.removed).toEqual([]);
+    expect((await readdir(join(dir, "store", "index", "sha256"))).length).toBe(
+      1,
+    );
+    expect(await store.lookup(input(0))).toMatchObject({ digest: kept.digest });
+    expect(await readdir(tmp)).toEqual([`.blob.${process.pid}-0a1b2c.tmp`]);
   });
 });
