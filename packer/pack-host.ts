@@ -192,6 +192,15 @@ export function startPackWorker(options: PackHostOptions): PackHost {
 }
 
 /**
+ * The zstd contexts of the bundles packed on this thread, kept for the next ones as a packing
+ * worker keeps its own: a new multi-threaded context (its compression threads and job buffers)
+ * costs more than packing a whole app layer, and one reset after its frame gives the same bytes.
+ */
+const inThreadContexts: NonNullable<
+  Parameters<(typeof import("./pack-worker.mjs"))["createPacker"]>[2]
+> = new Map();
+
+/**
  * Packs on the calling thread: each job runs in turn, synchronously, once the packer module is
  * loaded (the thread is busy while a batch packs). The signal is checked between jobs.
  */
@@ -228,8 +237,10 @@ export function startPackInThread(options: PackHostOptions): PackHost {
         try {
           options.signal?.throwIfAborted();
           if (job.type === "start") {
-            packer = createPacker(job, (progress) =>
-              relayProgress(options, progress),
+            packer = createPacker(
+              job,
+              (progress) => relayProgress(options, progress),
+              inThreadContexts,
             );
             return module;
           }

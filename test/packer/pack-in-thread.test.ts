@@ -60,6 +60,20 @@ describe("openBundleWriter inThread", () => {
     });
   });
 
+  it("writes the same bytes again with the zstd context an earlier bundle here used", async () => {
+    const batches = await entriesIn(await tempDir());
+    const other: BundleEntry[][] = [
+      [{ path: "other.txt", type: "file", data: Buffer.alloc(5000, 3) }],
+    ];
+    const first = await write(batches, true);
+    const between = await write(other, true);
+    const again = await write(batches, true);
+    expect(again.written.digest).toBe(first.written.digest);
+    expect((await write(other, false)).written.digest).toBe(
+      between.written.digest,
+    );
+  });
+
   it("fails on a missing source with its code, and leaves nothing", async () => {
     const outDir = await tempDir();
     const writer = openBundleWriter({ outDir, inThread: true });
