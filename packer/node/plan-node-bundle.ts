@@ -206,8 +206,11 @@ function listedEntries(
   const out: BundleEntry[] = [
     { path: bundleDir, type: "directory", layer: "packages" },
   ];
+  // Concatenated, not path.join: `dir` is absolute and normalised, a listed path is relative with
+  // no `.`, `..` or empty segment, and joining thousands of them cost more than the rest of the plan.
+  const base = dir.endsWith(sep) ? dir : `${dir}${sep}`;
   for (const entry of listed) {
-    const path = join(dir, entry.path);
+    const path = `${base}${entry.path}`;
     const bundlePath = `${bundleDir}/${entry.path}`;
     if (entry.type === "directory")
       out.push({ path: bundlePath, type: "directory", layer: "packages" });
