@@ -48,6 +48,8 @@ const PROGRESS_EVERY = 8 << 20;
 const JOB_SIZE = 4 << 20;
 const BLOCK = 512;
 const ZEROS = Buffer.alloc(2 * BLOCK);
+/** Bytes of sources held at most at once for packing later (see `kept` in createPacker). */
+const KEEP_LIMIT = 32 << 20;
 
 /** A failure the host turns into InputError ENVPACK_INPUT_MANIFEST_INVALID. */
 class ChangedWhilePacking extends Error {}
@@ -95,6 +97,19 @@ export function createPacker(job, onProgress, contexts) {
   let reported = 0;
   /** Files (not directories or links) packed or being packed. */
   let files = 0;
+  // Byte code sorts before its source (`__pycache__/` before lowercase names), and settling it
+  // reads the source whole to hash it: those bytes are held here by source file and packed when
+  // the source's entry comes, so each source is read once. Bounded by KEEP_LIMIT.
+  /** @type {Map<string, import("./conda/hash-based-pyc.mjs").ReadSource>} */
+  const kept = new Map();
+  let keptBytes = 0;
+  const keep = (
+    /** @type {string} */ source,
+    /** @type {import("./conda/hash-based-pyc.mjs").ReadSource} */ read,
+  ) => {
+    kept.set(source, read);
+    keptBytes += read.bytes.length;
+  };
 
   /** @param {Buffer} input @param {number} op */
   const compress = (input, op) => {
@@ -217,6 +232,23 @@ export function createPacker(job, onProgress, contexts) {
           putHeader(entry, size, entry.executable === true);
           put(entry.data);
           advance(size);
+        } else if (
+          entry.pyc === undefined &&
+          kept.has(/** @type {string} */ (entry.source))
+        ) {
+          // Read whole (through links) when its byte code was settled: those bytes, that mode.
+          const source = /** @type {string} */ (entry.source);
+          const read =
+            /** @type {import("./conda/hash-based-pyc.mjs").ReadSource} */ (
+              kept.get(source)
+            );
+          kept.delete(source);
+          keptBytes -= read.bytes.length;
+          files++;
+          size = read.bytes.length;
+          putHeader(entry, size, entry.executable ?? (read.mode & 0o111) !== 0);
+          put(read.bytes);
+          advance(size);
         } else {
           // The size and execute bit of what is opened (through links): the header holds the
           // size the bytes are then held to.
@@ -226,11 +258,19 @@ export function createPacker(job, onProgress, contexts) {
             const info = fstatSync(file);
             size = info.size;
             // Byte code is decided here, where the file is open anyway: packed hash-based, as
-            // it is, or not at all (before its tar header).
+            // it is, or not at all (before its tar header). Its source's bytes are kept when the
+            // source is packed after it (and within bounds).
             const head =
               entry.pyc === undefined
                 ? undefined
-                : settlePyc(file, size, entry.pyc);
+                : settlePyc(
+                    file,
+                    size,
+                    entry.pyc,
+                    entry.pyc.source > source && keptBytes < KEEP_LIMIT
+                      ? keep
+                      : undefined,
+                  );
             if (head === CHANGED)
               throw new ChangedWhilePacking(entry.pyc?.source ?? source);
             if (head === OMIT) continue;
@@ -257,6 +297,7 @@ export function createPacker(job, onProgress, contexts) {
     },
     /** Ends the archive and the frame; the digest and size of what was written. */
     finish() {
+      kept.clear();
       put(ZEROS);
       flushStage();
       compress(Buffer.alloc(0), zstd.EndDirective.end);

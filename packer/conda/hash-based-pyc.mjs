@@ -51,6 +51,12 @@ export const OMIT = "omit";
 export const CHANGED = "changed";
 
 /**
+ * A source read whole to settle byte code, handed to the packer so it packs these bytes rather
+ * than read the file again: the bytes hashed and the file's `st_mode`.
+ * @typedef {{ bytes: Uint8Array, mode: number }} ReadSource
+ */
+
+/**
  * How the byte code open as `fd` (of `size` bytes, read from position 0 later) is packed, given
  * the mark the planner put on it by path alone (see settle-byte-code.ts): the 16-byte header of
  * an unchecked hash-based .pyc (PEP 552) to pack in place of its own, for a timestamp .pyc of a
@@ -58,13 +64,14 @@ export const CHANGED = "changed";
  * for any other timestamp .pyc of a known magic (stale, or its source `rewritten` on unpack);
  * undefined (packed as it is) for hash-based byte code, an unknown magic or a short file;
  * `CHANGED` when the source changed size while it was read. Reads the header with a positioned
- * read, so `fd`'s position stays 0.
+ * read, so `fd`'s position stays 0. With `keep`, a source read whole is given to it.
  * @param {number} fd
  * @param {number} size
  * @param {{ source: string, rewritten?: boolean | undefined }} pyc
+ * @param {((source: string, read: ReadSource) => void) | undefined} [keep]
  * @returns {Uint8Array | typeof OMIT | typeof CHANGED | undefined}
  */
-export function settlePyc(fd, size, pyc) {
+export function settlePyc(fd, size, pyc, keep) {
   if (size < PYC_HEADER_SIZE) return undefined;
   const head = Buffer.alloc(PYC_HEADER_SIZE);
   for (let at = 0; at < PYC_HEADER_SIZE;) {
@@ -76,8 +83,14 @@ export function settlePyc(fd, size, pyc) {
   const header = readPycHeader(head);
   if (header === undefined || header.hashBased) return undefined;
   if (pyc.rewritten === true) return OMIT;
-  const stamp = sourceStamp(pyc.source, head.readUInt32LE(0));
+  const stamp = sourceStamp(
+    pyc.source,
+    head.readUInt32LE(0),
+    keep !== undefined,
+  );
   if (stamp === undefined) return CHANGED;
+  if (keep !== undefined && stamp.read !== undefined)
+    keep(pyc.source, stamp.read);
   if (stamp.mtime !== header.mtime || stamp.length % 2 ** 32 !== header.size)
     return OMIT;
   head.writeUInt32LE(0b01, 4);
@@ -88,24 +101,41 @@ export function settlePyc(fd, size, pyc) {
 /**
  * What importlib compares and hashes of the source file `path` for byte code of `magic`: its
  * mtime as the header holds it (`int(st_mtime)`, st_mtime a double made from seconds and
- * nanoseconds as os.stat makes it, modulo 2**32), its length and `source_hash` of its bytes;
- * undefined when its size changed while it was read.
+ * nanoseconds as os.stat makes it, modulo 2**32), its length and `source_hash` of its bytes, and
+ * with `withBytes` the bytes hashed and the file's mode; undefined when its size changed while it
+ * was read.
  * @param {string} path
  * @param {number} magic
- * @returns {{ mtime: number, length: number, hash: Uint8Array } | undefined}
+ * @param {boolean} withBytes
+ * @returns {{ mtime: number, length: number, hash: Uint8Array, read?: ReadSource } | undefined}
  */
-function sourceStamp(path, magic) {
+function sourceStamp(path, magic, withBytes) {
   const rounds = ROUNDS.get(magic & 0xffff);
   if (rounds === undefined)
     throw new Error(`no source hash known for magic ${magic & 0xffff}`);
-  const native = nativeAddon()?.sourceHash(path, magic, rounds[0], rounds[1]);
-  // An addon older than its answer's third field answers 16 bytes: JavaScript then.
-  if (native !== undefined && native.length >= 24)
-    return {
+  const native = nativeAddon()?.sourceHash(
+    path,
+    magic,
+    rounds[0],
+    rounds[1],
+    withBytes,
+  );
+  // An addon older than its answer's third field answers 16 bytes: JavaScript then. One older
+  // than the bytes answers 24 bytes when asked for them: the stamp without them.
+  if (native !== undefined && native.length >= 24) {
+    const length = Number(native.readBigUInt64LE(8));
+    const stamp = {
       hash: native.subarray(0, 8),
-      length: Number(native.readBigUInt64LE(8)),
+      length,
       mtime: native.readUInt32LE(16),
     };
+    return withBytes && native.length === 32 + length
+      ? {
+          ...stamp,
+          read: { bytes: native.subarray(32), mode: native.readUInt32LE(24) },
+        }
+      : stamp;
+  }
   const fd = openSync(path, "r");
   try {
     const st = fstatSync(fd, { bigint: true });
@@ -119,6 +149,10 @@ function sourceStamp(path, magic) {
       hash: sourceHash(bytes, magic),
       length: bytes.length,
       mtime: ((seconds % 2 ** 32) + 2 ** 32) % 2 ** 32,
+      // A copy: `bytes` is the scratch buffer the next read reuses.
+      ...(withBytes
+        ? { read: { bytes: Buffer.from(bytes), mode: Number(st.mode) } }
+        : {}),
     };
   } finally {
     closeSync(fd);
@@ -126,8 +160,8 @@ function sourceStamp(path, magic) {
 }
 
 /**
- * @typedef {{ sourceHash(path: string, key: number, c: number, d: number):
- *   Buffer | undefined }} SourceHashAddon
+ * @typedef {{ sourceHash(path: string, key: number, c: number, d: number,
+ *   withBytes?: boolean): Buffer | undefined }} SourceHashAddon
  */
 /** The addon file {@link useNativeAddon} named, and the addon once loaded (null: none). */
 /** @type {string | null} */

@@ -2,7 +2,7 @@
 // python loads after either unpacker (no recompiling), stale ones are left out.
 
 import { randomBytes } from "node:crypto";
-import { cp, open, readFile, readdir, utimes } from "node:fs/promises";
+import { cp, open, readFile, readdir, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
@@ -190,6 +190,37 @@ describe("byte code in Conda bundles", () => {
       verdicts.add(typeof native === "string" ? native : String(native?.[4]));
     }
     expect([...verdicts].sort()).toEqual(["1", OMIT].sort());
+  });
+
+  it("gives the source it read whole to keep, its bytes and mode, with the native source hash and without it", async () => {
+    const addon = nativeStatFile();
+    expect(addon).not.toBeNull();
+    const prefix = await fixtureCopy();
+    const entry = (await planCondaBundle({ prefix })).entries.find(
+      (e) => e.path === JSONPOINTER_PYC,
+    );
+    const pyc = entry?.pyc as { source: string };
+    expect(pyc?.source).toBe(join(prefix, SITE, "jsonpointer.py"));
+    const source = await readFile(pyc.source);
+    const { mode } = await stat(pyc.source);
+    const handle = await open(entry?.source as string);
+    try {
+      const { size } = await handle.stat();
+      for (const file of [addon, null]) {
+        useNativeAddon(file);
+        const kept: [string, Uint8Array, number][] = [];
+        const verdict = settlePyc(handle.fd, size, pyc, (path, read) =>
+          kept.push([path, read.bytes, read.mode]),
+        );
+        expect(verdict, String(file)).toEqual(settlePyc(handle.fd, size, pyc));
+        expect(kept.map(([path]) => path)).toEqual([pyc.source]);
+        expect(Buffer.from(kept[0]?.[1] ?? []).equals(source)).toBe(true);
+        expect(kept[0]?.[2]).toBe(mode);
+      }
+    } finally {
+      useNativeAddon(addon);
+      await handle.close();
+    }
   });
 
   it("ships byte code that python loads without compiling after either unpacker", async () => {
