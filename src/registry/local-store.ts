@@ -179,10 +179,16 @@ export class LocalStore {
   }
 
   /**
-   * Writes the index record (atomically) once its blob is in the store.
+   * Writes the index record (atomically) once its blob is in the store, flushed to disk unless
+   * `fsync: false`: for a cache, whose records a crash may lose as {@link markUsed}'s (no record,
+   * the old one, or one that reads as absent: a rebuild), never pointing a key at other bytes,
+   * since the blobs it names were flushed before they were named.
    * @throws Error (see {@link isMissingBlob}) when the blob or a listed layer is not in the store
    */
-  async record(record: IndexRecord): Promise<void> {
+  async record(
+    record: IndexRecord,
+    options: { fsync?: boolean } = {},
+  ): Promise<void> {
     for (const digest of [
       record.digest,
       ...(record.layers ?? []).map((l) => l.digest),
@@ -192,7 +198,7 @@ export class LocalStore {
           new Error(`refusing to index missing blob ${digest}`),
           { [MISSING_BLOB]: digest },
         );
-    await this.#write(record, true);
+    await this.#write(record, options.fsync ?? true);
   }
 
   /**
