@@ -89,7 +89,7 @@ export async function withDirLock<T>(
     await sleep(POLL_MS, undefined, { signal });
   }
   try {
-    const start = (await startTimeOf(process.pid)) ?? "";
+    const start = (await processStartTime(process.pid)) ?? "";
     await writeFile(join(path, "pid"), `${process.pid} ${start}\n`);
     return await body();
   } finally {
@@ -114,17 +114,21 @@ export async function readLockHolder(
   const [pidText, start] = text.trim().split(/\s+/);
   const pid = Number(pidText);
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
-  return { pid, isAlive: await isAlive(pid, start) };
+  return { pid, isAlive: await isProcessAlive(pid, start) };
 }
 
-async function isAlive(
+/**
+ * Whether the process `pid` runs and, when `start` is given (its {@link processStartTime}), is
+ * the one that started then rather than a process that got its pid later.
+ */
+export async function isProcessAlive(
   pid: number,
   start: string | undefined,
 ): Promise<boolean> {
   if (!processRuns(pid)) return false;
   // A recycled pid names a process that started at another time.
   if (start === undefined || start === "") return true;
-  const now = await startTimeOf(pid);
+  const now = await processStartTime(pid);
   return now === undefined || now === start;
 }
 
@@ -133,7 +137,9 @@ async function isAlive(
  * is no /proc. The command name (field 2) may hold spaces and parentheses: fields are counted
  * after its last `)`.
  */
-async function startTimeOf(pid: number): Promise<string | undefined> {
+export async function processStartTime(
+  pid: number,
+): Promise<string | undefined> {
   let stat: string;
   try {
     stat = await readFile(`/proc/${pid}/stat`, "utf8");

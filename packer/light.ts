@@ -17,3 +17,9 @@ export {
 } from "./layers/read-layered.js";
 export { COMPLETE_MARKER, unpackedDir } from "./env-dir.js";
 export { openUnpacked } from "./unpacked-env.js";
+export {
+  isProcessAlive,
+  processStartTime,
+  readLockHolder,
+  withDirLock,
+} from "./dir-lock.js";

@@ -29,6 +29,7 @@ import {
 } from "./build-fingerprint.js";
 import { openBuildWrites, type BuildWrites } from "./build-writes.js";
 import { bundleKey } from "./bundle-key.js";
+import { holdCache } from "./cache-hold.js";
 import {
   builderIdentity,
   builtMeta,
@@ -115,6 +116,16 @@ export interface BuildResult {
  *   ENVPACK_INPUT_NO_SPACE for `outDir` and `cacheDir`), IntegrityError, ToolError
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
+  // A `cache gc` waits until the build returns; a build waits for a gc running (cache-hold.ts).
+  const hold = await holdCache(options.cacheDir, options.signal);
+  try {
+    return await buildHeld(options);
+  } finally {
+    await hold.release();
+  }
+}
+
+async function buildHeld(options: BuildOptions): Promise<BuildResult> {
   // Settled before the build returns or fails: nothing writes into the cache after it.
   const writes = openBuildWrites(options.onEvent);
   let built: BuildResult;

@@ -24,6 +24,7 @@ import {
   type LayerRole,
 } from "../../packer/light.js";
 import { LocalStore, type BlobInfo } from "../registry/light.js";
+import { withCacheExclusive } from "./cache-hold.js";
 import type { MemoBytes } from "./cache-memo.js";
 
 /** A bundle in the cache: a format-3 index with its layers, or a format-2 single blob. */
@@ -123,8 +124,10 @@ async function listBlobs(
 /**
  * Removes bundles and their unpacked environments, with each of their layers no other cached
  * bundle lists (and its unpacked copy).
+ * Waits for the builds using the cache directory to return, as {@link cacheGc} does.
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a malformed digest, or a layer that a cached
  *   bundle lists (remove the bundle instead)
+ * @throws InputError ENVPACK_INPUT_CACHE_LOCKED when a build holds the cache for 10 minutes
  */
 export async function cacheRemove(
   cacheDir: string,
@@ -141,6 +144,14 @@ export async function cacheRemove(
       );
     }
   }
+  // A build running meanwhile keeps what it checked until it returns: rm waits for it.
+  return withCacheExclusive(cacheDir, () => removeBundles(cacheDir, digests));
+}
+
+async function removeBundles(
+  cacheDir: string,
+  digests: string[],
+): Promise<{ removed: Digest[]; missing: string[]; layers: Digest[] }> {
   const listing = await listBlobs(cacheDir);
   for (const digest of digests) {
     const layer = listing.layers.find((l) => l.digest === digest);
@@ -186,8 +197,11 @@ export async function cacheRemove(
  * goes once it was last used before the least recently used blob kept (every entry when none
  * is), with entries of retired formats and package-trees records of projects that are gone.
  * Also removes what killed unpacks and writers left (never what a live process is writing).
+ * Waits for the builds using the cache directory to return, and builds starting meanwhile wait
+ * for gc (see holdCache).
  * @returns the bundles and layers removed, blob bytes freed and kept, memo files and bytes removed
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a negative or non-finite size
+ * @throws InputError ENVPACK_INPUT_CACHE_LOCKED when a build holds the cache for 10 minutes
  */
 export async function cacheGc(
   cacheDir: string,
@@ -205,6 +219,20 @@ export async function cacheGc(
       `--max-size must be a non-negative size, got ${maxBytes}`,
     );
   }
+  // A build running meanwhile keeps what it checked until it returns: gc waits for it.
+  return withCacheExclusive(cacheDir, () => collect(cacheDir, maxBytes));
+}
+
+async function collect(
+  cacheDir: string,
+  maxBytes: number,
+): Promise<{
+  removed: Digest[];
+  layers: Digest[];
+  freed: number;
+  kept: number;
+  memo: MemoBytes;
+}> {
   const store = new LocalStore(cacheDir);
   const listing = await listBlobs(cacheDir);
   let total = listing.bytes;

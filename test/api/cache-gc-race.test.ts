@@ -29,7 +29,7 @@ const BIG = 10 * 1024 ** 3;
 
 /**
  * A store that runs `act` (once) at the first step of a build `when` picks, before that step goes
- * on, as a gc in another process could.
+ * on, as a gc in another process could; the build's other store steps wait until `act` is done.
  */
 class RacedStore extends LocalStore {
   #race: (step: "put" | "record", key?: Digest) => Promise<void>;
@@ -40,20 +40,18 @@ class RacedStore extends LocalStore {
     act: () => Promise<unknown>,
   ) {
     super(root);
-    let acted = false;
+    let acting: Promise<unknown> | undefined;
     this.#race = async (step, key) => {
-      if (acted || !when(step, key)) return;
-      acted = true;
-      await act();
+      if (acting === undefined && when(step, key)) acting = act();
+      await acting;
     };
   }
 
   override async putFile(
     ...args: Parameters<LocalStore["putFile"]>
   ): ReturnType<LocalStore["putFile"]> {
-    const put = await super.putFile(...args);
     await this.#race("put");
-    return put;
+    return super.putFile(...args);
   }
 
   override async record(record: IndexRecord): Promise<void> {

@@ -1,0 +1,92 @@
+// The cache hold: builds share the cache directory, gc and `cache rm` take it alone; each side
+// waits for the other, and the marks of processes that are gone keep nobody waiting.
+
+import { spawnSync } from "node:child_process";
+import { watch } from "node:fs";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cacheGc } from "../../src/api/index.js";
+import {
+  HOLDS_DIR,
+  holdCache,
+  withCacheExclusive,
+} from "../../src/api/cache-hold.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/** Resolves once a name `matches` is in `dir` (watched, then listed, so none is missed). */
+function appears(dir: string, matches: (name: string) => boolean) {
+  let close = () => {};
+  const seen = new Promise<void>((resolve, reject) => {
+    const watcher = watch(dir, (_event, file) => {
+      if (file !== null && matches(file)) resolve();
+    });
+    watcher.on("error", reject);
+    close = () => watcher.close();
+    readdir(dir).then((names) => {
+      if (names.some(matches)) resolve();
+    }, reject);
+  });
+  return seen.finally(() => close());
+}
+
+const deadPid = () => spawnSync(process.execPath, ["-e", "0"]).pid as number;
+
+describe("the cache hold", () => {
+  it("a build that starts while gc runs goes on once gc is done", async () => {
+    const cacheDir = join(await tempDir(), "cache");
+    const holds = join(cacheDir, HOLDS_DIR);
+    const order: string[] = [];
+    let holding: Promise<unknown> | undefined;
+    await withCacheExclusive(cacheDir, async () => {
+      const tried = appears(holds, (n) => n.endsWith(".build"));
+      holding = holdCache(cacheDir).then(async (hold) => {
+        order.push("build holds");
+        await hold.release();
+      });
+      // The build wrote its mark, so it has seen the gc's lock (or will, and back off).
+      await tried;
+      order.push("gc done");
+    });
+    await holding;
+    expect(order).toEqual(["gc done", "build holds"]);
+    expect(await readdir(holds)).toEqual([]);
+  });
+
+  it("gc that starts while a build holds the cache waits for its release", async () => {
+    const cacheDir = join(await tempDir(), "cache");
+    const holds = join(cacheDir, HOLDS_DIR);
+    const order: string[] = [];
+    const hold = await holdCache(cacheDir);
+    const locked = appears(holds, (n) => n === "gc.lock");
+    const collecting = withCacheExclusive(cacheDir, async () => {
+      order.push("gc runs");
+    });
+    await locked;
+    order.push("build releases");
+    await hold.release();
+    await collecting;
+    expect(order).toEqual(["build releases", "gc runs"]);
+  });
+
+  it("marks and locks of processes that are gone keep nobody waiting", async () => {
+    const cacheDir = join(await tempDir(), "cache");
+    const holds = join(cacheDir, HOLDS_DIR);
+    await mkdir(holds, { recursive: true });
+    const mark = `${deadPid()}-1-0a1b2c.build`;
+    await writeFile(join(holds, mark), "");
+    await cacheGc(cacheDir, 0);
+    expect(await readdir(holds)).toEqual([]);
+
+    await mkdir(join(holds, "gc.lock"));
+    await writeFile(join(holds, "gc.lock", "pid"), `${deadPid()}\n`);
+    const hold = await holdCache(cacheDir);
+    await hold.release();
+    expect(await readdir(holds)).toEqual(["gc.lock"]);
+    // The next gc takes the dead one's lock over.
+    await cacheGc(cacheDir, 0);
+    await expect(stat(join(holds, "gc.lock"))).rejects.toMatchObject({
+      code: "ENOENT",
+    });
+  });
+});

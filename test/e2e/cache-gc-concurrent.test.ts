@@ -1,0 +1,97 @@
+// `envpack cache gc` and `envpack build` as two processes on one cache: a gc started while a build
+// runs waits for it, so the build keeps the layers it found cached and gc sees the bundle it made.
+// The processes are synchronised on FIFOs and the lock's directory, never on time.
+
+import { spawnSync } from "node:child_process";
+import { watch } from "node:fs";
+import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { appCopy } from "../helpers/app-copy.js";
+import { envpack } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+interface Built {
+  digest: string;
+  layers: Array<{ role: string; cached: boolean }>;
+}
+
+/** Resolves once `name` exists in `dir` (watched, then checked, so no creation is missed). */
+function appears(dir: string, name: string): Promise<void> & { close(): void } {
+  let close = () => {};
+  const seen = new Promise<void>((resolve, reject) => {
+    const watcher = watch(dir, (_event, file) => {
+      if (file === name) resolve();
+    });
+    watcher.on("error", reject);
+    close = () => watcher.close();
+    stat(join(dir, name)).then(
+      () => resolve(),
+      () => {},
+    );
+  });
+  return Object.assign(
+    seen.finally(() => close()),
+    { close: () => close() },
+  );
+}
+
+describe("cache gc beside a running build", () => {
+  it("waits for the build: it reuses its cached layers, and gc then removes both bundles", async () => {
+    const app = await appCopy("hello");
+    const dir = await tempDir();
+    const cacheDir = join(dir, "cache");
+    const env = { ENVPACK_CACHE_DIR: cacheDir };
+    const v1 = await envpack(["build", "--json", "src/main.ts"], {
+      cwd: app,
+      env,
+    });
+    expect(v1.exitCode, v1.stderr).toBe(0);
+    await appendFile(join(app, "src", "main.ts"), 'console.log("v2");\n');
+    const ready = join(dir, "ready");
+    const go = join(dir, "go");
+    expect(spawnSync("mkfifo", [ready, go]).status).toBe(0);
+    // The build's traced run (during its scan, after its cache checks began) says it is under
+    // way, then waits for the test's word.
+    const building = envpack(
+      [
+        "build",
+        "--json",
+        "--trace",
+        "src/main.ts",
+        "--",
+        "sh",
+        "-c",
+        'echo ready > "$1"; cat "$2" > /dev/null',
+        "sh",
+        ready,
+        go,
+      ],
+      { cwd: app, env },
+    );
+    await readFile(ready);
+    const holds = join(cacheDir, "holds");
+    await mkdir(holds, { recursive: true });
+    const locked = appears(holds, "gc.lock");
+    const collecting = envpack(["cache", "gc", "--json", "--max-size", "0"], {
+      env,
+    });
+    // gc holds its lock and waits for the build (or, were there no lock, it is over).
+    await Promise.race([locked, collecting]);
+    locked.close();
+    await writeFile(go, "go\n");
+    const [v2, gc] = await Promise.all([building, collecting]);
+    expect(v2.exitCode, v2.stderr).toBe(0);
+    expect(gc.exitCode, gc.stderr).toBe(0);
+    const built = JSON.parse(v2.stdout) as Built;
+    expect(built.layers.map((l) => [l.role, l.cached])).toEqual([
+      ["runtime", true],
+      ["packages", true],
+      ["app", false],
+    ]);
+    const removed = (JSON.parse(gc.stdout) as { removed: string[] }).removed;
+    expect(removed.sort()).toEqual(
+      [built.digest, (JSON.parse(v1.stdout) as Built).digest].sort(),
+    );
+  });
+});
