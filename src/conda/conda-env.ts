@@ -102,14 +102,18 @@ export async function readCondaEnv(
     .slice(0, 2)
     .join(".");
   const sitePackages = `lib/python${pythonMajorMinor}/site-packages`;
-  // A dist-info any record lists a file of is conda's; the rest are pip's.
+  // A dist-info any record lists a file of is conda's; the rest are pip's. Thousands of paths
+  // are looked at: only a dist-info's name is cut out of one.
   const owned = new Set<string>();
+  const site = `${sitePackages}/`;
   for (const { record } of records)
-    for (const file of record.files ?? [])
-      if (file.startsWith(`${sitePackages}/`)) {
-        const top = file.slice(sitePackages.length + 1).split("/")[0] ?? "";
-        if (top.endsWith(".dist-info")) owned.add(top);
-      }
+    for (const file of record.files ?? []) {
+      if (!file.startsWith(site)) continue;
+      const slash = file.indexOf("/", site.length);
+      const end = slash < 0 ? file.length : slash;
+      if (file.endsWith(".dist-info", end))
+        owned.add(file.slice(site.length, end));
+    }
   const distInfos = await readDistInfos(absolute, sitePackages, owned);
   signal?.throwIfAborted();
   return {
