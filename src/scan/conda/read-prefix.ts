@@ -64,6 +64,10 @@ export async function readCondaPrefix(
   const modules = new Map<string, ModuleOwner>();
   const packages = new Map<string, InstalledPythonPackage>();
   const condaNames = new Set(records.map((r) => r.record.name));
+  const site = `${sitePackages}/`;
+  const dynload = `${libDir}lib-dynload/`;
+  // A module directory names its module by its first file: the thousands after it are skipped.
+  const seenDirs = new Set<string>();
   for (const entry of records) {
     const { record } = entry;
     const id = `conda:${record.name}`;
@@ -71,18 +75,27 @@ export async function readCondaPrefix(
     packages.set(id, recordPackage(record, entry.metaPath, condaNames));
     const isPython = entry === env.python;
     for (const file of record.files ?? []) {
-      if (file.startsWith(`${sitePackages}/`)) {
-        const name = moduleNameOf(file.slice(sitePackages.length + 1));
-        if (name !== undefined && !modules.has(name))
-          modules.set(name, { type: "package", id });
-      } else if (isPython && file.startsWith(libDir)) {
-        const rest = file.slice(libDir.length);
-        const name = rest.startsWith("lib-dynload/")
-          ? moduleNameOf(rest.slice("lib-dynload/".length))
-          : moduleNameOf(rest);
-        if (name !== undefined && !modules.has(name))
-          modules.set(name, { type: "stdlib" });
+      const isPackage = file.startsWith(site);
+      const root = isPackage
+        ? site.length
+        : !isPython || !file.startsWith(libDir)
+          ? -1
+          : file.startsWith(dynload)
+            ? dynload.length
+            : libDir.length;
+      if (root < 0) continue;
+      const slash = file.indexOf("/", root);
+      if (slash >= 0) {
+        const dir = file.slice(0, slash);
+        if (seenDirs.has(dir)) continue;
+        seenDirs.add(dir);
       }
+      const name = moduleNameOf(file.slice(root));
+      if (name !== undefined && !modules.has(name))
+        modules.set(
+          name,
+          isPackage ? { type: "package", id } : { type: "stdlib" },
+        );
     }
   }
 
