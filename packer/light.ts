@@ -23,3 +23,4 @@ export {
   readLockHolder,
   withDirLock,
 } from "./dir-lock.js";
+export { packerCodeDigest } from "./code-digest.js";

@@ -18,6 +18,7 @@ import {
 } from "../core/light.js";
 import {
   BUNDLE_FORMAT,
+  packerCodeDigest,
   readLayeredIndex,
   type BundleIndex,
   type LayerRole,
@@ -81,17 +82,16 @@ export function builderIdentity(): string {
 /** The digest of the packer's code, as the build recorded it. */
 function packerDigest(): string {
   const file = join(envpackPackageDir(), PACKER_DIGEST_FILE);
-  let text: string;
+  let digest: unknown;
   try {
-    text = readFileSync(file, "utf8");
+    ({ digest } = JSON.parse(readFileSync(file, "utf8")) as {
+      digest: unknown;
+    });
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    // A source tree that was never built: no cache can tell its builds apart (a broken install).
-    throw new Error(`${file} is missing: run \`npm run build\``, {
-      cause: error,
-    });
+    // A tree compiled by plain `tsc`, without `npm run build`: the same digest, computed.
+    digest = packerCodeDigest(envpackPackageDir());
   }
-  const { digest } = JSON.parse(text) as { digest: unknown };
   if (typeof digest !== "string" || !isDigest(digest))
     throw new Error(`${file} holds no digest`);
   return digest.slice("sha256:".length, "sha256:".length + 16);

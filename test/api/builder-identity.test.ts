@@ -8,6 +8,7 @@ import {
   mkdir,
   readFile,
   readdir,
+  rm,
   writeFile,
 } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -16,6 +17,7 @@ import { describe, expect, it } from "vitest";
 import { build } from "../../src/api/index.js";
 import { builderIdentity } from "../../src/api/bundle-cache.js";
 import { envpackPackageDir } from "../../src/core/index.js";
+import { packerCodeDigest } from "../../packer/code-digest.js";
 import { appCopy } from "../helpers/app-copy.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -89,5 +91,15 @@ describe("the builder identity", () => {
     expect(again.layers).toEqual(
       first.layers.map((l) => ({ ...l, cached: false })),
     );
+  });
+
+  it("a tree compiled by plain tsc, without the recorded digest, computes the same one", async () => {
+    const copy = await tempDir();
+    await copyPackerCode(copy);
+    const digest = await digestOf(copy);
+    await rm(join(copy, DIGEST_FILE));
+    expect(packerCodeDigest(copy)).toBe(digest);
+    await appendFile(join(copy, "runtime", "envpack-run"), "\n");
+    expect(packerCodeDigest(copy)).not.toBe(digest);
   });
 });
