@@ -220,7 +220,9 @@ function normaliseBatch(
 ): BundleEntry[] {
   const byPath = new Map<string, BundleEntry>();
   for (const entry of input) {
-    const path = entry.path.replace(/\/+$/, "");
+    const path = entry.path.endsWith("/")
+      ? entry.path.replace(/\/+$/, "")
+      : entry.path;
     if (!isSafeRelativePath(path)) {
       throw new InputError(
         "ENVPACK_INPUT_MANIFEST_INVALID",
@@ -244,10 +246,16 @@ function normaliseBatch(
     byPath.set(path, path === entry.path ? entry : { ...entry, path });
   }
   // A directory once climbed through has had all its ancestors added: the climb stops there.
+  // Entries come mostly grouped by directory: a path in the directory the previous one was in
+  // needs no look-up at all.
   const climbed = new Set<string>();
+  let previous = ".";
   for (const path of [...byPath.keys()]) {
+    const parent = posix.dirname(path);
+    if (parent === previous) continue;
+    previous = parent;
     for (
-      let dir = posix.dirname(path);
+      let dir = parent;
       dir !== "." && !climbed.has(dir);
       dir = posix.dirname(dir)
     ) {
@@ -266,7 +274,8 @@ function normaliseBatch(
       }
     }
   }
-  return [...byPath.values()].sort((a, b) =>
-    a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
-  );
+  // The default sort compares strings by code unit, with no call into JavaScript per comparison.
+  return [...byPath.keys()]
+    .sort()
+    .map((path) => byPath.get(path) as BundleEntry);
 }
