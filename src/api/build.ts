@@ -236,17 +236,18 @@ async function buildOrHit(
   let packThread: PackThread | undefined;
   /**
    * A bundle writer into the build's temp directory, with the build's zstd settings. The app
-   * layer is small: it packs on this thread rather than wait for a worker to boot.
+   * layer is small: it packs on this thread rather than wait for a worker to boot, unless the
+   * build's worker is up already (a cold build), whose loaded packer and zstd context it reuses.
    */
   const openWriter = (outDir: string, role: LayerRole): BundleWriter =>
     openBundleWriter({
       outDir,
       level: options.level,
       threads: options.threads,
-      inThread: role === "app",
+      inThread: role === "app" && packThread === undefined,
       thread:
         role === "app"
-          ? undefined
+          ? packThread
           : (packThread ??= startPackThread(options.signal)),
       onEvent: options.onEvent,
       signal: options.signal,
