@@ -24,23 +24,39 @@ export function checkTreesAhead(
   walks: ReadonlyArray<readonly [dir: string, walk: PackageTreeWalk | null]>,
   native: NativeStat | null = nativeStat(),
 ): TreeChecks {
-  const held: Array<readonly [string, PackageTreeWalk]> = [];
-  for (const [dir, walk] of walks) if (walk !== null) held.push([dir, walk]);
-  const verdict = native?.checkTrees?.(
-    held.map(([dir]) => dir),
-    held.map(([, walk]) => walk.lines),
-  );
-  const indexes = new Map(held.map(([, walk], i) => [walk, i]));
+  // Each walk is checked in parts of its lines: a big package (one holds most of the files of
+  // an app's packages) is then shared by the threads and the caller rather than left to one.
+  const dirs: string[] = [];
+  const parts: string[] = [];
+  const partsOf = new Map<
+    PackageTreeWalk,
+    { dir: string; first: number; end: number }
+  >();
+  for (const [dir, walk] of walks) {
+    if (walk === null || partsOf.has(walk)) continue;
+    const first = parts.length;
+    for (const part of linesInParts(walk.lines)) {
+      dirs.push(dir);
+      parts.push(part);
+    }
+    partsOf.set(walk, { dir, first, end: parts.length });
+  }
+  const verdict = native?.checkTrees?.(dirs, parts);
   const isUnchanged = (dir: string, walk: PackageTreeWalk): boolean => {
-    const index = indexes.get(walk);
-    if (
-      verdict === undefined ||
-      index === undefined ||
-      held[index]?.[0] !== dir
-    )
+    const held = partsOf.get(walk);
+    if (verdict === undefined || held === undefined || held.dir !== dir)
       return isTreeUnchanged(dir, walk.lines, native);
-    // Undecided natively: JavaScript answers, or throws the error Node gives.
-    return verdict(index) ?? isTreeUnchanged(dir, walk.lines, null);
+    for (let i = held.first; i < held.end; i++) {
+      const unchanged = verdict(i);
+      if (unchanged === true) continue;
+      // A change, or undecided natively: the whole walk answers as isTreeUnchanged does (the
+      // error Node gives included), so a part cut inside a name (one holding a newline) can
+      // only cost this check.
+      return unchanged === undefined
+        ? isTreeUnchanged(dir, walk.lines, null)
+        : isTreeUnchanged(dir, walk.lines, native);
+    }
+    return true;
   };
   return {
     isUnchanged,
@@ -55,4 +71,21 @@ export function checkTreesAhead(
       return true;
     },
   };
+}
+
+/** Characters of a walk's lines checked as one part (a few hundred paths). */
+const PART = 16 * 1024;
+
+/** A walk's lines in parts of about {@link PART} characters, each cut after a line's newline. */
+function linesInParts(lines: string): string[] {
+  const parts: string[] = [];
+  let from = 0;
+  while (lines.length - from > PART) {
+    const cut = lines.indexOf("\n", from + PART);
+    if (cut === -1) break;
+    parts.push(lines.slice(from, cut + 1));
+    from = cut + 1;
+  }
+  if (from < lines.length || parts.length === 0) parts.push(lines.slice(from));
+  return parts;
 }

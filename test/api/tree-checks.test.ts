@@ -7,7 +7,11 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkTreesAhead } from "../../src/api/tree-checks.js";
 import { nativeStat } from "../../src/core/index.js";
-import { walkPackageTree, type PackageTreeWalk } from "../../src/scan/light.js";
+import {
+  isTreeUnchanged,
+  walkPackageTree,
+  type PackageTreeWalk,
+} from "../../src/scan/light.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const INSTALLED = new Date("1985-10-26T08:15:00Z");
@@ -54,5 +58,40 @@ describe("checkTreesAhead", () => {
       expect(
         checkTreesAhead([...held, [missing, null]], native).areAllUnchanged(),
       ).toBe(false);
+    });
+
+  for (const native of [nativeStat(), null])
+    it(`checks a big walk in parts, each part's change seen, a name with a newline too (${native === null ? "JavaScript" : "native threads"})`, async () => {
+      const dir = join(await tempDir(), "node_modules", "big");
+      await mkdir(join(dir, "lib"), { recursive: true });
+      // Enough paths for many parts of a walk's lines, one with a newline in its name.
+      const names = Array.from(
+        { length: 1500 },
+        (_, i) => `file-${String(i).padStart(4, "0")}.js`,
+      );
+      names.push("new\nline.js");
+      for (const name of names)
+        await writeFile(join(dir, "lib", name), `${name};\n`);
+      const walk = walkPackageTree(dir);
+      expect(walk.lines.length).toBeGreaterThan(64 * 1024);
+      const check = () => checkTreesAhead([[dir, walk]], native);
+      expect(check().isUnchanged(dir, walk)).toBe(true);
+      expect(check().areAllUnchanged()).toBe(true);
+      for (const name of [
+        "file-0000.js",
+        "file-0777.js",
+        "new\nline.js",
+        "file-1499.js",
+      ]) {
+        const file = join(dir, "lib", name);
+        await writeFile(file, "edited, longer than before;\n");
+        expect(check().isUnchanged(dir, walk), name).toBe(false);
+        expect(check().areAllUnchanged(), name).toBe(false);
+        await writeFile(file, `${name};\n`);
+        // Same size, yet a new mtime: still a change.
+        expect(check().isUnchanged(dir, walk), name).toBe(
+          isTreeUnchanged(dir, walk.lines),
+        );
+      }
     });
 });
