@@ -190,6 +190,15 @@ async function removeBundles(
   return { removed, missing, layers };
 }
 
+/** What {@link cacheGc} removed and kept. */
+export interface GcResult {
+  removed: Digest[];
+  layers: Digest[];
+  freed: number;
+  kept: number;
+  memo: MemoBytes;
+}
+
 /**
  * Removes least recently used bundles (with the layers only they list) and layers no bundle
  * lists, until the cache's blobs total at most `maxBytes`, each blob counted once. A layer a
@@ -206,13 +215,7 @@ async function removeBundles(
 export async function cacheGc(
   cacheDir: string,
   maxBytes: number,
-): Promise<{
-  removed: Digest[];
-  layers: Digest[];
-  freed: number;
-  kept: number;
-  memo: MemoBytes;
-}> {
+): Promise<GcResult> {
   if (!Number.isFinite(maxBytes) || maxBytes < 0) {
     throw new UsageError(
       "ENVPACK_USAGE_BAD_ARGUMENT",
@@ -223,16 +226,7 @@ export async function cacheGc(
   return withCacheExclusive(cacheDir, () => collect(cacheDir, maxBytes));
 }
 
-async function collect(
-  cacheDir: string,
-  maxBytes: number,
-): Promise<{
-  removed: Digest[];
-  layers: Digest[];
-  freed: number;
-  kept: number;
-  memo: MemoBytes;
-}> {
+async function collect(cacheDir: string, maxBytes: number): Promise<GcResult> {
   const store = new LocalStore(cacheDir);
   const listing = await listBlobs(cacheDir);
   let total = listing.bytes;
