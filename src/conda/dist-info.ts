@@ -1,13 +1,14 @@
 // Reads pip's *.dist-info directories: name, version, RECORD integrity and files, top-level modules,
 // requirements and editable installs.
 
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   InputError,
   compare,
   isNotFound,
+  namesIfPresent,
   parseDistInfoMetadata,
   recordLinePath,
   sha256Hex,
@@ -50,14 +51,7 @@ export async function readDistInfos(
   owned: ReadonlySet<string>,
 ): Promise<DistInfo[]> {
   const site = join(prefix, sitePackages);
-  let entries: string[];
-  try {
-    entries = await readdir(site);
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw error;
-  }
-  const distInfos = entries
+  const distInfos = (await namesIfPresent(site))
     .filter((e) => e.endsWith(".dist-info") && !owned.has(e))
     .sort(compare);
   return mapLimit(distInfos, (dir) => readDistInfo(site, sitePackages, dir));
@@ -93,7 +87,7 @@ async function readDistInfo(
     const module = moduleNameOf(path);
     if (module !== undefined) modules.add(module);
   }
-  for (const file of await readdirOptional(base))
+  for (const file of await namesIfPresent(base))
     files.add(`${sitePackages}/${dir}/${file}`);
   for (const line of (topLevel?.toString("utf8") ?? "").split("\n")) {
     const top = line.trim().split("/")[0] ?? "";
@@ -172,14 +166,7 @@ async function editableSource(
       )
         continue;
       source ??= line;
-      let children: string[];
-      try {
-        children = await readdir(line);
-      } catch (error) {
-        if (isNotFound(error)) continue;
-        throw error;
-      }
-      for (const child of children) {
+      for (const child of await namesIfPresent(line)) {
         const module = child.endsWith(".py")
           ? moduleNameOf(child)
           : (await isDirectory(join(line, child)))
@@ -197,19 +184,6 @@ async function readOptional(path: string): Promise<Buffer | undefined> {
     return await readFile(path);
   } catch (error) {
     if (isNotFound(error)) return undefined;
-    throw error;
-  }
-}
-
-async function readdirOptional(path: string): Promise<string[]> {
-  try {
-    return await readdir(path);
-  } catch (error) {
-    if (
-      isNotFound(error) ||
-      (error as NodeJS.ErrnoException).code === "ENOTDIR"
-    )
-      return [];
     throw error;
   }
 }

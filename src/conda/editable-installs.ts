@@ -2,10 +2,9 @@
 // the prefix, and dist-infos whose `direct_url.json` says `editable: true`.
 
 import { readFileSync } from "node:fs";
-import { readdir } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compare, isNotFound } from "../core/light.js";
+import { compare, isNotFound, namesIfPresent } from "../core/light.js";
 import type { CondaEnv } from "./conda-env.js";
 
 /** One editable install: the package (or the `.pth` line when no dist-info owns it) and its source. */
@@ -25,7 +24,7 @@ export async function findEditableInstalls(
   const { prefix, sitePackages } = env;
   const site = join(prefix, sitePackages);
   const found = new Map<string, string>();
-  for (const pth of (await readdirOptional(site))
+  for (const pth of (await namesIfPresent(site))
     .filter((f) => f.endsWith(".pth"))
     .sort(compare)) {
     for (const raw of (readOptional(join(site, pth)) ?? "").split("\n")) {
@@ -75,19 +74,6 @@ function readOptional(path: string): string | undefined {
     return readFileSync(path, "utf8");
   } catch (error) {
     if (isNotFound(error)) return undefined;
-    throw error;
-  }
-}
-
-async function readdirOptional(path: string): Promise<string[]> {
-  try {
-    return await readdir(path);
-  } catch (error) {
-    if (
-      isNotFound(error) ||
-      (error as NodeJS.ErrnoException).code === "ENOTDIR"
-    )
-      return [];
     throw error;
   }
 }
