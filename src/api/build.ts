@@ -29,7 +29,7 @@ import {
 } from "./build-fingerprint.js";
 import { openBuildWrites, type BuildWrites } from "./build-writes.js";
 import { bundleKey } from "./bundle-key.js";
-import { holdCache } from "./cache-hold.js";
+import { withCacheHold } from "./cache-hold.js";
 import {
   builderIdentity,
   builtMeta,
@@ -117,12 +117,9 @@ export interface BuildResult {
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
   // A `cache gc` waits until the build returns; a build waits for a gc running (cache-hold.ts).
-  const hold = await holdCache(options.cacheDir, options.signal);
-  try {
-    return await buildHeld(options);
-  } finally {
-    await hold.release();
-  }
+  return withCacheHold(options.cacheDir, options.signal, () =>
+    buildHeld(options),
+  );
 }
 
 async function buildHeld(options: BuildOptions): Promise<BuildResult> {

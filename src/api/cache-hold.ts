@@ -1,7 +1,8 @@
 // Builds and `cache gc` sharing one cache directory: a build holds the cache (shared) from its
 // first look to its return, gc and `cache rm` take it (exclusive) while they remove. No gc then
 // removes a blob, layer or fetched Node runtime between a build's check and its use, or before the
-// build has handed its bundle out.
+// build has handed its bundle out. A run (to its command's end), push, pull and a `pack: true`
+// Executor (to its shutdown) hold it the same way.
 //
 // Under `<cache>/holds/`: a build creates `<pid>-<start>-<hex>.build` (its process's start time,
 // as dir-lock records it, so a recycled pid is not taken for it), then looks for `gc.lock` (a
@@ -45,6 +46,23 @@ const UNWRITABLE = new Set([
 export interface CacheHold {
   /** Ends the hold; a gc waiting for it goes on. */
   release(): Promise<void>;
+}
+
+/**
+ * Runs `body` holding the cache directory (see {@link holdCache}): what it reads, writes or runs
+ * from the cache stays there until it returns.
+ */
+export async function withCacheHold<T>(
+  cacheDir: string,
+  signal: AbortSignal | undefined,
+  body: () => Promise<T>,
+): Promise<T> {
+  const hold = await holdCache(cacheDir, signal);
+  try {
+    return await body();
+  } finally {
+    await hold.release();
+  }
 }
 
 let ownStart: string | undefined;
@@ -145,7 +163,11 @@ async function waitForBuilds(dir: string): Promise<void> {
     }
     if (live === undefined) return;
     if (Date.now() >= deadline)
-      throw lockedError(join(dir, `${live}-*.build`), live, "a build");
+      throw lockedError(
+        join(dir, `${live}-*.build`),
+        live,
+        "a build, run or pull",
+      );
     await sleep(POLL_MS);
   }
 }

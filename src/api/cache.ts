@@ -124,10 +124,12 @@ async function listBlobs(
 /**
  * Removes bundles and their unpacked environments, with each of their layers no other cached
  * bundle lists (and its unpacked copy).
- * Waits for the builds using the cache directory to return, as {@link cacheGc} does.
+ * Waits for the builds, runs, pushes and pulls using the cache directory to return, as
+ * {@link cacheGc} does.
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a malformed digest, or a layer that a cached
  *   bundle lists (remove the bundle instead)
- * @throws InputError ENVPACK_INPUT_CACHE_LOCKED when a build holds the cache for 10 minutes
+ * @throws InputError ENVPACK_INPUT_CACHE_LOCKED when a build, run, push or pull holds the cache
+ *   for 10 minutes
  */
 export async function cacheRemove(
   cacheDir: string,
@@ -206,11 +208,12 @@ export interface GcResult {
  * goes once it was last used before the least recently used blob kept (every entry when none
  * is), with entries of retired formats and package-trees records of projects that are gone.
  * Also removes what killed unpacks and writers left (never what a live process is writing).
- * Waits for the builds using the cache directory to return, and builds starting meanwhile wait
- * for gc (see holdCache).
+ * Waits for the builds, runs, pushes and pulls using the cache directory to return, and those
+ * starting meanwhile wait for gc (see holdCache).
  * @returns the bundles and layers removed, blob bytes freed and kept, memo files and bytes removed
  * @throws UsageError ENVPACK_USAGE_BAD_ARGUMENT for a negative or non-finite size
- * @throws InputError ENVPACK_INPUT_CACHE_LOCKED when a build holds the cache for 10 minutes
+ * @throws InputError ENVPACK_INPUT_CACHE_LOCKED when a build, run, push or pull holds the cache
+ *   for 10 minutes
  */
 export async function cacheGc(
   cacheDir: string,

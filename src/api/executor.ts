@@ -26,7 +26,8 @@ import {
   type ExecBackend,
   type WorkerSpec,
 } from "../exec/index.js";
-import { build } from "./build.js";
+import { build, type BuildOptions } from "./build.js";
+import { holdCache, type CacheHold } from "./cache-hold.js";
 import {
   checkJson,
   checkWorker,
@@ -222,6 +223,8 @@ export class Executor {
   readonly #onEvent: OnEvent | undefined;
   #closed = false;
   #canceled = false;
+  /** With pack: held from the first build to shutdown, so no `cache gc` removes a bundle it ships. */
+  #cacheHold: Promise<CacheHold> | undefined;
 
   constructor(options: ExecutorOptions = {}) {
     const given = options as AnyExecutorOptions;
@@ -449,6 +452,11 @@ export class Executor {
     // Calls still compiling or building become tasks (or, canceled, errors) before the backend stops.
     while (this.#calls.size > 0) await Promise.allSettled([...this.#calls]);
     await this.#engine.close();
+    const hold = await this.#cacheHold?.then(
+      (held) => held,
+      () => undefined,
+    );
+    await hold?.release();
     // A work directory the executor chose is its own to remove.
     if (this.#options.workDir === undefined)
       await rm(this.#workDir, { recursive: true, force: true });
@@ -600,6 +608,13 @@ export class Executor {
     return pending;
   }
 
+  /** A build inside the executor's hold on the cache (taken by the first). */
+  async #build(options: BuildOptions) {
+    this.#cacheHold ??= holdCache(options.cacheDir, options.signal);
+    await this.#cacheHold;
+    return build(options);
+  }
+
   /** Scans and builds an app's bundle once (a cache hit after the first time). */
   #bundleOf(def: AppDef): Promise<{ bundle: TaskBundle }> {
     // Apps of one file with other includes have other bundles.
@@ -611,7 +626,7 @@ export class Executor {
         env: def.env,
       });
       const began = performance.now();
-      pending = build({
+      pending = this.#build({
         entries: [def.file as string],
         env: def.kind === "python" ? config.env : undefined,
         cwd: process.cwd(),

@@ -18,6 +18,7 @@ import {
   type Transfer,
 } from "./bundle-transfer.js";
 import { verifyCachedBlob } from "./cache.js";
+import { withCacheHold } from "./cache-hold.js";
 import {
   LocalStore,
   openRegistry,
@@ -75,6 +76,16 @@ export interface PushResult {
  */
 export async function push(options: PushOptions): Promise<PushResult> {
   const digest = checkDigest(options.digest, "DIGEST");
+  // A `cache gc` waits: it would remove blobs while they are read.
+  return withCacheHold(options.cacheDir, options.signal, () =>
+    pushHeld(digest, options),
+  );
+}
+
+async function pushHeld(
+  digest: Digest,
+  options: PushOptions,
+): Promise<PushResult> {
   const store = new LocalStore(options.cacheDir);
   const blob = (await store.list()).find((b) => b.digest === digest);
   if (blob === undefined || blob.inputs.length === 0) {
@@ -164,6 +175,13 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       "give a bundle DIGEST or --input INPUT_DIGEST, not both or neither",
       { hint: "e.g. `envpack pull --input sha256:… --registry oci://…`." },
     );
+  // A `cache gc` waits: it would remove layers between their check and the record naming them.
+  return withCacheHold(options.cacheDir, options.signal, () =>
+    pullHeld(options),
+  );
+}
+
+async function pullHeld(options: PullOptions): Promise<PullResult> {
   const registry = open(options.registry);
   const store = new LocalStore(options.cacheDir);
   const transfer = { onEvent: options.onEvent, signal: options.signal };

@@ -16,6 +16,7 @@ import {
 import { openUnpacked } from "../../packer/light.js";
 import { LocalStore } from "../registry/light.js";
 import { dropDamagedBlob } from "./cache.js";
+import { withCacheHold } from "./cache-hold.js";
 
 /** Options of {@link run}. */
 export interface RunOptions {
@@ -45,6 +46,13 @@ export interface RunResult {
  * @throws InputError ENVPACK_INPUT_ENTRY_NOT_FOUND when the bundle is neither a file nor cached
  */
 export async function run(options: RunOptions): Promise<RunResult> {
+  // A `cache gc` waits until the command ends: it would remove the tree it runs in.
+  return withCacheHold(options.cacheDir, options.signal, () =>
+    runHeld(options),
+  );
+}
+
+async function runHeld(options: RunOptions): Promise<RunResult> {
   const { file, digest } = await locateBundle(
     options.bundle,
     options.cacheDir,

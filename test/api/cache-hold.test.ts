@@ -6,7 +6,7 @@ import { watch } from "node:fs";
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cacheGc } from "../../src/api/index.js";
+import { cacheGc, pull, push, run } from "../../src/api/index.js";
 import {
   HOLDS_DIR,
   holdCache,
@@ -67,6 +67,43 @@ describe("the cache hold", () => {
     await hold.release();
     await collecting;
     expect(order).toEqual(["build releases", "gc runs"]);
+  });
+
+  it("run, push and pull wait for a running gc, holding the cache as a build does", async () => {
+    const cacheDir = join(await tempDir(), "cache");
+    const holds = join(cacheDir, HOLDS_DIR);
+    const registry = { url: join(await tempDir(), "registry") };
+    const absent = `sha256:${"a".repeat(64)}`;
+    const order: string[] = [];
+    const users: Record<string, () => Promise<unknown>> = {
+      run: () => run({ bundle: absent, command: ["true"], cacheDir }),
+      push: () => push({ digest: absent, registry, cacheDir }),
+      pull: () => pull({ digest: absent, registry, cacheDir }),
+    };
+    for (const [name, use] of Object.entries(users)) {
+      let using: Promise<unknown> | undefined;
+      await withCacheExclusive(cacheDir, async () => {
+        const tried = appears(holds, (n) => n.endsWith(".build"));
+        // Each looks for a bundle the cache and registry lack: it fails, once it holds the cache.
+        using = use().then(
+          () => order.push(`${name} ended`),
+          (error: { code?: string }) => order.push(`${name} ${error.code}`),
+        );
+        // (Were it not held, it would end first.)
+        await Promise.race([tried, using]);
+        order.push(`gc done before ${name}`);
+      });
+      await using;
+    }
+    expect(order).toEqual([
+      "gc done before run",
+      "run ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      "gc done before push",
+      "push ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      "gc done before pull",
+      "pull ENVPACK_INPUT_ENTRY_NOT_FOUND",
+    ]);
+    expect(await readdir(holds)).toEqual([]);
   });
 
   it("marks and locks of processes that are gone keep nobody waiting", async () => {

@@ -1,5 +1,6 @@
-// `envpack cache gc` and `envpack build` as two processes on one cache: a gc started while a build
-// runs waits for it, so the build keeps the layers it found cached and gc sees the bundle it made.
+// `envpack cache gc` beside `envpack build` or `envpack run` on one cache, as processes: a gc started
+// while a build runs waits for it, so the build keeps the layers it found cached and gc sees the
+// bundle it made; one started while a run's command runs waits for it, so its tree stays.
 // The processes are synchronised on FIFOs and the lock's directory, never on time.
 
 import { spawnSync } from "node:child_process";
@@ -93,5 +94,56 @@ describe("cache gc beside a running build", () => {
     expect(removed.sort()).toEqual(
       [built.digest, (JSON.parse(v1.stdout) as Built).digest].sort(),
     );
+  });
+
+  it("waits for a run: the command's tree is there until it ends, then gc removes it", async () => {
+    const app = await appCopy("hello");
+    const dir = await tempDir();
+    const cacheDir = join(dir, "cache");
+    const env = { ENVPACK_CACHE_DIR: cacheDir };
+    const built = await envpack(["build", "--json", "src/main.ts"], {
+      cwd: app,
+      env,
+    });
+    expect(built.exitCode, built.stderr).toBe(0);
+    const { digest } = JSON.parse(built.stdout) as Built;
+    const ready = join(dir, "ready");
+    const go = join(dir, "go");
+    expect(spawnSync("mkfifo", [ready, go]).status).toBe(0);
+    // The command says it runs, waits for the test's word, then needs its bundle's tree.
+    const running = envpack(
+      [
+        "run",
+        digest,
+        "--",
+        "sh",
+        "-c",
+        'echo ready > "$1"; cat "$2" > /dev/null; test -x "$ENVPACK_ENV/bin/node"',
+        "sh",
+        ready,
+        go,
+      ],
+      { env },
+    );
+    await readFile(ready);
+    const holds = join(cacheDir, "holds");
+    const locked = appears(holds, "gc.lock");
+    const collecting = envpack(["cache", "gc", "--json", "--max-size", "0"], {
+      env,
+    });
+    await Promise.race([locked, collecting]);
+    locked.close();
+    await writeFile(go, "go\n");
+    const [ran, gc] = await Promise.all([running, collecting]);
+    expect(ran.exitCode, ran.stderr).toBe(0);
+    expect(gc.exitCode, gc.stderr).toBe(0);
+    expect((JSON.parse(gc.stdout) as { removed: string[] }).removed).toEqual([
+      digest,
+    ]);
+    await expect(
+      stat(join(cacheDir, "envs", digest.slice(7))),
+    ).rejects.toMatchObject({
+      code: "ENOENT",
+    });
   });
 });

@@ -1,7 +1,7 @@
 // pack: true end to end with the real LocalBackend: the exec-tasks fixture app (which imports the
 // npm package ms) is scanned, built, unpacked once per worker and run with the bundle's node, and
-// keeps running from the bundle once the host's node_modules are gone; a Python app runs with the
-// Conda bundle's interpreter.
+// keeps running from the bundle once the host's node_modules are gone, the cache held until
+// shutdown; a Python app runs with the Conda bundle's interpreter.
 
 import { readdir, realpath, rename } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
@@ -133,11 +133,18 @@ describe("Executor pack: true (local backend)", () => {
       workDir: await tempDir("envpack-exec-work-"),
       onEvent: (event) => firstEvents.push(event),
     });
+    const marks = async () =>
+      (await readdir(join(cacheDir, "holds"))).filter((name) =>
+        name.startsWith(`${process.pid}-`),
+      );
     try {
       expect(await first.app(entry, "usesDep")("1s")).toBe(1000);
+      // Held until shutdown (a cache gc waits), as the bundle may still be shipped to workers.
+      expect(await marks()).toHaveLength(1);
     } finally {
       await first.shutdown();
     }
+    expect(await marks()).toEqual([]);
     expect(packs(firstEvents)).toBeGreaterThan(0);
     const bundles = await bundlesIn(cacheDir);
     expect(bundles).toHaveLength(1);
