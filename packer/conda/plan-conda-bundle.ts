@@ -1,5 +1,6 @@
 // Turns a Conda prefix into the entries of a Conda bundle with conda-pack's file selection, plus the relocation record and script.
 
+import type { Dirent } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
@@ -81,6 +82,15 @@ export interface PlanCondaBundleOptions {
    */
   onRuntime?: (entries: CondaBundleEntry[]) => void;
   /**
+   * With `onRuntime` and without `keep`: given python's entries as soon as they are decided from
+   * its own record and the directories its files are in, before the other records are read and
+   * the rest of the prefix walked (a build starts packing them). `onRuntime` follows as it
+   * would without: given this very array when the draft holds, else the runtime layer's entries
+   * (another package lists a file of python's). Not given when python's files are not all there:
+   * the plan fails as it would without.
+   */
+  onRuntimeDraft?: (entries: CondaBundleEntry[]) => void;
+  /**
    * For repacking another tool's output: the prefix path the files embed, when it is not the
    * directory read (default: `prefix`).
    */
@@ -126,8 +136,26 @@ export async function planCondaBundle(
     data: Record<string, unknown>,
   ) => options.onWarn?.({ type: "warn", code, message, data });
   const env = await (options.readEnv ?? readCondaEnv)(prefix, signal);
-  const packages = await packagesOf(env);
-  const items = walkPrefix(prefix, options.onWarn, signal);
+  // The draft's listings are the walk's: both see python's directories as one read gives them.
+  const listed = new Map<string, Dirent[]>();
+  const draft =
+    options.onRuntimeDraft !== undefined &&
+    options.onRuntime !== undefined &&
+    options.keep === undefined
+      ? await draftRuntime(
+          env,
+          {
+            prefix,
+            embedded: options.embeddedPrefix ?? prefix,
+            warn: contextWarn(warn, options.trustContents),
+          },
+          listed,
+          signal,
+        )
+      : undefined;
+  if (draft !== undefined) options.onRuntimeDraft?.(draft.entries);
+  const packages = await packagesOf(env, draft?.python);
+  const items = walkPrefix(prefix, { onWarn: options.onWarn, signal, listed });
   const managed = new Set<string>(["conda-meta/history"]);
   for (const pkg of packages) {
     managed.add(pkg.metaPath);
@@ -149,36 +177,11 @@ export async function planCondaBundle(
       { package: pkg.record.name, url: pkg.json["url"] },
     );
 
-  const out = new Map<string, CondaBundleEntry>();
-  const relocation: RelocationFile[] = [];
-  const ctx: Context = {
-    prefix,
-    embedded: options.embeddedPrefix ?? prefix,
-    items,
-    out,
-    relocation,
-    warn: options.trustContents
-      ? (code, message, data) => {
-          if (code !== "ENVPACK_WARN_CONDA_MODIFIED_FILE")
-            warn(code, message, data);
-        }
-      : warn,
-  };
   // The python package (its files and record) is the runtime layer, shared by every environment
   // with that interpreter build; the prefix is relocated as a whole once assembled.
   const python = keptConda.find((p) => p.metaPath === env.python.metaPath);
-  const runtime = new Set<string>();
-  if (python !== undefined) {
-    runtime.add(python.metaPath);
-    for (const file of python.files) runtime.add(file.target);
-  }
-  const layered = (entries: Iterable<CondaBundleEntry>) =>
-    [...entries]
-      .map((e): CondaBundleEntry => ({
-        ...e,
-        layer: runtime.has(e.path) ? "runtime" : "packages",
-      }))
-      .sort((a, b) => compare(a.path, b.path));
+  const runtime =
+    python === undefined ? new Set<string>() : runtimePaths(python);
   // The runtime layer decided first and handed over, when its entries are final then: no other
   // package lists a file of python's (a later one's decision would replace python's). Its
   // warnings wait for python's turn, so they come in the order they always came.
@@ -190,15 +193,32 @@ export async function planCondaBundle(
     )
       ? python
       : undefined;
-  const held: (() => void)[] = [];
-  if (early !== undefined) {
+  // A draft of that same package holds: its decisions (made from the same listings of python's
+  // directories) are the plan's.
+  const drafted =
+    early !== undefined && early === draft?.python ? draft : undefined;
+  const out = drafted?.out ?? new Map<string, CondaBundleEntry>();
+  const relocation = drafted?.relocation ?? [];
+  const ctx: Context = {
+    prefix,
+    embedded: options.embeddedPrefix ?? prefix,
+    items,
+    out,
+    relocation,
+    warn: contextWarn(warn, options.trustContents),
+  };
+  const held: (() => void)[] = drafted?.held ?? [];
+  if (drafted !== undefined) {
+    signal?.throwIfAborted();
+    options.onRuntime?.(drafted.entries);
+  } else if (early !== undefined) {
     addPackage(
       { ...ctx, warn: (...w) => held.push(() => ctx.warn(...w)) },
       early,
     );
     signal?.throwIfAborted();
     settleByteCode(out, prefix);
-    options.onRuntime?.(layered(out.values()));
+    options.onRuntime?.(layered(out.values(), runtime));
   }
   // Each file's decision, in one synchronous pass: most only record where the bytes are, the
   // rest read one small file (a placeholder or unmanaged file).
@@ -253,7 +273,7 @@ export async function planCondaBundle(
     data: relocate,
   });
   settleByteCode(out, prefix, early === undefined ? undefined : runtime);
-  const entries = layered(out.values());
+  const entries = layered(out.values(), runtime);
   if (early === undefined)
     options.onRuntime?.(entries.filter((e) => e.layer === "runtime"));
   return { entries, relocation: record };
@@ -370,16 +390,116 @@ async function refuseMissing(
   );
 }
 
-/** The records of an environment with their files, as conda-pack reads them. */
-async function packagesOf(env: CondaEnv): Promise<CondaPackage[]> {
+/** The records of an environment with their files, as conda-pack reads them; `read` is one read already. */
+async function packagesOf(
+  env: CondaEnv,
+  read?: CondaPackage,
+): Promise<CondaPackage[]> {
   const packages: CondaPackage[] = [];
   // One after another: the reads are small synchronous files (see readCondaRecord).
   for (const record of env.records)
-    packages.push({
-      ...record,
-      ...(await readManagedFiles(record, env.sitePackages)),
-    });
+    packages.push(
+      read?.metaPath === record.metaPath
+        ? read
+        : { ...record, ...(await readManagedFiles(record, env.sitePackages)) },
+    );
   return packages;
+}
+
+/** The python package's entries, decided ahead of the rest of the prefix. */
+interface RuntimeDraft {
+  python: CondaPackage;
+  entries: CondaBundleEntry[];
+  out: Map<string, CondaBundleEntry>;
+  relocation: RelocationFile[];
+  /** Its warnings, given in python's turn. */
+  held: (() => void)[];
+}
+
+/**
+ * python's entries decided from its record and a walk of the directories its files are in
+ * (listed into `listed` for the whole walk), before any other record is read; undefined when a
+ * file of python's is not there, or deciding one failed: the plan then decides python in its
+ * turn, after the checks that come first, and fails there as it would have.
+ */
+async function draftRuntime(
+  env: CondaEnv,
+  base: Pick<Context, "prefix" | "embedded" | "warn">,
+  listed: Map<string, Dirent[]>,
+  signal: AbortSignal | undefined,
+): Promise<RuntimeDraft | undefined> {
+  const python: CondaPackage = {
+    ...env.python,
+    ...(await readManagedFiles(env.python, env.sitePackages)),
+  };
+  // Each file's path and its ancestors: the directories a whole walk descends to reach it.
+  const within = new Set<string>();
+  for (const { target } of python.files)
+    for (
+      let end = target.length;
+      end > 0 && !within.has(target.slice(0, end));
+      end = target.lastIndexOf("/", end - 1)
+    )
+      within.add(target.slice(0, end));
+  const items = walkPrefix(base.prefix, { signal, within, listed });
+  if (python.files.some((f) => f.pathType !== "pyc" && !items.has(f.target)))
+    return undefined;
+  const held: (() => void)[] = [];
+  const ctx: Context = {
+    ...base,
+    items,
+    out: new Map(),
+    relocation: [],
+    warn: (...w) => held.push(() => base.warn(...w)),
+  };
+  try {
+    addPackage(ctx, python);
+  } catch {
+    // Not the draft's to throw: python's turn meets the same failure again, after the checks
+    // that come before it (a missing file, an editable install), so the plan fails as it would.
+    return undefined;
+  }
+  settleByteCode(ctx.out, base.prefix);
+  return {
+    python,
+    entries: layered(ctx.out.values(), runtimePaths(python)),
+    out: ctx.out,
+    relocation: ctx.relocation,
+    held,
+  };
+}
+
+/** The paths of the runtime layer: the python package's files and its record. */
+function runtimePaths(python: CondaPackage): Set<string> {
+  const runtime = new Set<string>([python.metaPath]);
+  for (const file of python.files) runtime.add(file.target);
+  return runtime;
+}
+
+/** Entries sorted by path, each in the runtime layer or the packages layer. */
+function layered(
+  entries: Iterable<CondaBundleEntry>,
+  runtime: ReadonlySet<string>,
+): CondaBundleEntry[] {
+  return [...entries]
+    .map((e): CondaBundleEntry => ({
+      ...e,
+      layer: runtime.has(e.path) ? "runtime" : "packages",
+    }))
+    .sort((a, b) => compare(a.path, b.path));
+}
+
+/** A plan's warn: for another tool's output (`trustContents`), without modified-file warnings. */
+function contextWarn(
+  warn: Context["warn"],
+  trustContents: boolean | undefined,
+): Context["warn"] {
+  return trustContents
+    ? (code, message, data) => {
+        if (code !== "ENVPACK_WARN_CONDA_MODIFIED_FILE")
+          warn(code, message, data);
+      }
+    : warn;
 }
 
 /**

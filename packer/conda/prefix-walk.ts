@@ -1,6 +1,6 @@
 // Lists what a Conda prefix holds, as conda-pack sees it: files, symlinks (directory links unfollowed) and empty directories.
 
-import { readdirSync } from "node:fs";
+import { readdirSync, type Dirent } from "node:fs";
 import type { WarnEvent } from "../../src/core/light.js";
 
 /** What a prefix-relative path is. */
@@ -25,6 +25,22 @@ const IGNORED_TOP_LEVEL = new Set([
   ".envpack",
 ]);
 
+/** Options of {@link walkPrefix}. */
+export interface WalkPrefixOptions {
+  onWarn?: ((warning: WarnEvent) => void) | undefined;
+  signal?: AbortSignal | undefined;
+  /**
+   * Only these prefix-relative directories are descended (the others are not listed): the items
+   * in them are the ones a whole walk gives, as long as every ancestor of each is named too.
+   */
+  within?: ReadonlySet<string> | undefined;
+  /**
+   * Listings by prefix-relative directory (`""` for the prefix) from an earlier walk of the same
+   * prefix, used rather than read again; the directories this walk reads are added.
+   */
+  listed?: Map<string, Dirent[]> | undefined;
+}
+
 /**
  * Every regular file, symlink (a symlinked directory is one entry, not descended) and empty
  * directory under `prefix`, by POSIX path relative to it. Sockets, FIFOs and devices are skipped
@@ -33,18 +49,22 @@ const IGNORED_TOP_LEVEL = new Set([
  */
 export function walkPrefix(
   prefix: string,
-  onWarn?: (warning: WarnEvent) => void,
-  signal?: AbortSignal,
+  options: WalkPrefixOptions = {},
 ): Map<string, PrefixItemKind> {
+  const { onWarn, signal, within, listed } = options;
   const items = new Map<string, PrefixItemKind>();
   const visit = (rel: string, isTop: boolean): void => {
     signal?.throwIfAborted();
-    // Concatenated, not joined: `prefix` is absolute and resolved, `rel` is made of readdir names
-    // (never `.` or `..`), so there is nothing to normalise; path.join per directory cost a
-    // fifth of the walk.
-    const dirents = readdirSync(rel === "" ? prefix : `${prefix}/${rel}`, {
-      withFileTypes: true,
-    });
+    let dirents = listed?.get(rel);
+    if (dirents === undefined) {
+      // Concatenated, not joined: `prefix` is absolute and resolved, `rel` is made of readdir
+      // names (never `.` or `..`), so there is nothing to normalise; path.join per directory
+      // cost a fifth of the walk.
+      dirents = readdirSync(rel === "" ? prefix : `${prefix}/${rel}`, {
+        withFileTypes: true,
+      });
+      listed?.set(rel, dirents);
+    }
     let kept = 0;
     for (const dirent of dirents) {
       const name = dirent.name;
@@ -59,8 +79,9 @@ export function walkPrefix(
       kept++;
       if (dirent.isSymbolicLink()) items.set(child, "symlink");
       else if (dirent.isFile()) items.set(child, "file");
-      else if (dirent.isDirectory()) visit(child, false);
-      else {
+      else if (dirent.isDirectory()) {
+        if (within === undefined || within.has(child)) visit(child, false);
+      } else {
         kept--;
         onWarn?.({
           type: "warn",

@@ -149,15 +149,32 @@ export class CondaPrepack {
     const inner = new Map(
       ROLES.map((role) => [role, this.#options.openWriter(role)]),
     );
+    const writerOf = (role: (typeof ROLES)[number]) =>
+      inner.get(role) as BundleWriter;
+    /** Writers given up (a runtime draft that did not hold): each settles before the build ends. */
+    const retired: Promise<void>[] = [];
     // Each layer's frame ends as soon as its entries are handed over: the packages layer then
     // compresses with the runtime layer's zstd context (and threads) rather than a second set
     // beside it. Held as data until the build uses the layer.
     const written = new Map<LayerRole, Promise<Outcome<WrittenBundle>>>();
-    const add = (role: (typeof ROLES)[number], entries: BundleEntry[]) => {
-      const writer = inner.get(role) as BundleWriter;
-      writer.add(entries);
-      written.set(role, settled(writer.finish()));
+    const finish = (role: (typeof ROLES)[number]) => {
+      written.set(role, settled(writerOf(role).finish()));
       if (role === "runtime") this.#handOver();
+    };
+    // python's entries pack from the plan's draft of them; the plan then gives that draft back
+    // (it holds: the frame ends) or the runtime layer's entries (packed afresh).
+    let draft: BundleEntry[] | undefined;
+    const add = (role: (typeof ROLES)[number], entries: BundleEntry[]) => {
+      if (role === "runtime" && draft !== undefined) {
+        if (entries === draft) {
+          finish(role);
+          return;
+        }
+        retired.push(writerOf(role).abort());
+        inner.set(role, this.#options.openWriter(role));
+      }
+      writerOf(role).add(entries);
+      finish(role);
     };
     // The runtime layer packs as soon as it is planned, while the rest of the prefix is.
     const planned = settled(
@@ -165,6 +182,11 @@ export class CondaPrepack {
         prefix: env.prefix,
         readEnv,
         onWarn: (warning) => this.#held.push(warning),
+        onRuntimeDraft: (entries) => {
+          draft = entries;
+          writerOf("runtime").add(entries);
+          this.#handOver();
+        },
         onRuntime: (entries) => add("runtime", entries),
         signal:
           signal === undefined
@@ -180,7 +202,7 @@ export class CondaPrepack {
     // A plan that failed (or gave the runtime layer with the rest) has handed over all it will.
     void planned.then(() => this.#handOver());
     return new Map(
-      [...inner].map(([role, writer]) => [
+      ROLES.map((role) => [
         role,
         {
           add: () => {
@@ -189,16 +211,17 @@ export class CondaPrepack {
           finish: async () => {
             const plan = await planned;
             this.#give();
+            await Promise.all(retired);
             if ("error" in plan) throw plan.error;
             const done = await written.get(role);
-            if (done === undefined) return writer.finish();
+            if (done === undefined) return writerOf(role).finish();
             if ("error" in done) throw done.error;
             return done.value;
           },
           abort: async () => {
             this.#stop.abort();
             await planned;
-            await writer.abort();
+            await Promise.all([...retired, writerOf(role).abort()]);
           },
         },
       ]),

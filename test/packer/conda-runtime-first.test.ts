@@ -1,6 +1,7 @@
 // planCondaBundle hands over the runtime layer (python's package) as soon as its entries are
 // final, before the rest of the prefix is decided, so a build packs it meanwhile; when another
-// package lists a file of python's, the entries are final only with the plan.
+// package lists a file of python's, the entries are final only with the plan. A draft of them
+// comes before any other record is read, and the plan says whether it held.
 
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -41,6 +42,43 @@ async function abortedAtRuntime(prefix: string) {
   return { given, outcome };
 }
 
+/** Lists python's files in six's record too: the runtime layer is final only with the plan. */
+async function runtimeShared(): Promise<string> {
+  const prefix = await copyCondaFixture("runtime-shared");
+  const meta = join(prefix, "conda-meta");
+  const six = (await readdir(meta)).find((f) => f.startsWith("six-"));
+  if (six === undefined) throw new Error("no six record in the fixture");
+  const record = JSON.parse(await readFile(join(meta, six), "utf8")) as {
+    files: string[];
+  };
+  record.files.push("bin/python3.11");
+  await writeFile(join(meta, six), JSON.stringify(record));
+  return prefix;
+}
+
+/**
+ * Plans `prefix` with a runtime draft: the calls in order, and whether the plan went on to the
+ * end when stopped at the draft (`stopAtDraft`).
+ */
+async function drafted(prefix: string, stopAtDraft = false) {
+  const calls: { draft?: CondaBundleEntry[]; runtime?: CondaBundleEntry[] }[] =
+    [];
+  const stop = new AbortController();
+  const outcome = await planCondaBundle({
+    prefix,
+    signal: stop.signal,
+    onRuntimeDraft: (entries) => {
+      calls.push({ draft: entries });
+      if (stopAtDraft) stop.abort(new Error("stopped at the draft"));
+    },
+    onRuntime: (entries) => calls.push({ runtime: entries }),
+  }).then(
+    (plan) => plan,
+    (error: unknown) => (error as Error).message,
+  );
+  return { calls, outcome };
+}
+
 describe("planCondaBundle's runtime layer", () => {
   it("is handed over before the rest of the prefix is planned, as the plan lists it", async () => {
     const { prefix } = fixture();
@@ -52,15 +90,7 @@ describe("planCondaBundle's runtime layer", () => {
   });
 
   it("is handed over with the plan when another package lists a file of python's", async () => {
-    const prefix = await copyCondaFixture("runtime-shared");
-    const meta = join(prefix, "conda-meta");
-    const six = (await readdir(meta)).find((f) => f.startsWith("six-"));
-    if (six === undefined) throw new Error("no six record in the fixture");
-    const record = JSON.parse(await readFile(join(meta, six), "utf8")) as {
-      files: string[];
-    };
-    record.files.push("bin/python3.11");
-    await writeFile(join(meta, six), JSON.stringify(record));
+    const prefix = await runtimeShared();
 
     const { given, outcome } = await abortedAtRuntime(prefix);
     expect(outcome).toBe("planned");
@@ -72,5 +102,36 @@ describe("planCondaBundle's runtime layer", () => {
     expect(given).toEqual(given2);
     expect(given2).toEqual([runtimeOf(plan.entries)]);
     expect(given2[0]?.some((e) => e.path === "bin/python3.11")).toBe(true);
+  });
+
+  it("is drafted before the rest of the prefix is read, and the plan gives the draft back when it holds", async () => {
+    const { prefix } = fixture();
+    const stopped = await drafted(prefix, true);
+    expect(stopped.outcome).toBe("stopped at the draft");
+    expect(stopped.calls.map((c) => Object.keys(c))).toEqual([["draft"]]);
+
+    const { calls, outcome } = await drafted(prefix);
+    const plan = await planCondaBundle({ prefix });
+    expect(typeof outcome === "string" ? outcome : outcome.entries).toEqual(
+      plan.entries,
+    );
+    const [first, second] = calls;
+    expect(calls).toHaveLength(2);
+    expect(first?.draft).toEqual(runtimeOf(plan.entries));
+    expect(second?.runtime).toBe(first?.draft);
+  });
+
+  it("is drafted, then handed over with the plan when another package lists a file of python's", async () => {
+    const prefix = await runtimeShared();
+    const { calls, outcome } = await drafted(prefix);
+    const plan = await planCondaBundle({ prefix });
+    expect(typeof outcome === "string" ? outcome : outcome.entries).toEqual(
+      plan.entries,
+    );
+    const [first, second] = calls;
+    expect(calls).toHaveLength(2);
+    expect(first?.draft).toBeDefined();
+    expect(second?.runtime).not.toBe(first?.draft);
+    expect(second?.runtime).toEqual(runtimeOf(plan.entries));
   });
 });
