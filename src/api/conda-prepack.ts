@@ -135,20 +135,35 @@ export class CondaPrepack {
   }
 
   async #start(): Promise<Map<LayerRole, BundleWriter>> {
-    const { readEnv, prefix, signal } = this.#options;
-    const env = await readEnv(prefix, signal);
-    const key = prefixRuntimeKey(
-      env,
-      this.#options.builder,
-      this.#options.keyOptions,
-    );
-    if ((await layerHit(this.#options.store, key)) !== null) {
+    const { readEnv, prefix, signal, store } = this.#options;
+    const open = () =>
+      new Map(ROLES.map((role) => [role, this.#options.openWriter(role)]));
+    // An empty cache holds no layer: the writers (and the build's pack thread, whose boot is the
+    // longer wait) start beside the read of the prefix rather than after it.
+    const opened = (await isEmpty(store)) ? open() : undefined;
+    const abortOpened = () =>
+      Promise.all([...(opened?.values() ?? [])].map((w) => w.abort()));
+    let hit: Awaited<ReturnType<typeof layerHit>>;
+    let env: CondaEnv;
+    try {
+      env = await readEnv(prefix, signal);
+      const key = prefixRuntimeKey(
+        env,
+        this.#options.builder,
+        this.#options.keyOptions,
+      );
+      hit = await layerHit(store, key);
+    } catch (error) {
+      await abortOpened();
+      throw error;
+    }
+    if (hit !== null) {
+      // Another build cached it meanwhile.
+      await abortOpened();
       this.#handOver();
       return new Map();
     }
-    const inner = new Map(
-      ROLES.map((role) => [role, this.#options.openWriter(role)]),
-    );
+    const inner = opened ?? open();
     const writerOf = (role: (typeof ROLES)[number]) =>
       inner.get(role) as BundleWriter;
     /** Writers given up (a runtime draft that did not hold): each settles before the build ends. */
@@ -278,6 +293,19 @@ export async function wholePrefixIdentity(
     return { files: [] };
   const env = await readEnv(manifest.env.prefix);
   return { environment: environmentDigest(env), files: environmentFiles(env) };
+}
+
+/**
+ * Whether the store is known to hold no record. One that cannot be listed is not known empty: the
+ * lookup after it meets (and reports) what is wrong.
+ */
+async function isEmpty(store: LocalStore): Promise<boolean> {
+  try {
+    return await store.holdsNoRecords();
+  } catch (error) {
+    if (error instanceof Error && "code" in error) return false;
+    throw error;
+  }
 }
 
 /** A promise's outcome as data: held until used, never an unhandled rejection. */

@@ -6,6 +6,7 @@ import {
   copyFile,
   link,
   mkdir,
+  opendir,
   readFile,
   readdir,
   rm,
@@ -175,6 +176,22 @@ export class LocalStore {
     } catch (error) {
       if (error instanceof SyntaxError) return null;
       throw error;
+    }
+  }
+
+  /** Whether the index holds no record at all (no {@link lookup} can find one): reads one name. */
+  async holdsNoRecords(): Promise<boolean> {
+    let dir;
+    try {
+      dir = await opendir(join(this.root, "index", "sha256"));
+    } catch (error) {
+      if (isNotFound(error)) return true;
+      throw error;
+    }
+    try {
+      return (await dir.read()) === null;
+    } finally {
+      await dir.close();
     }
   }
 

@@ -35,6 +35,22 @@ describe("LocalStore", () => {
     expect(await store.lookup(input(2))).toBeNull();
   });
 
+  it("holds no records until one is recorded, whether or not its directory exists", async () => {
+    const dir = await tempDir();
+    const store = new LocalStore(join(dir, "store"));
+    expect(await store.holdsNoRecords()).toBe(true);
+    const put = await store.putFile(await blobFile(dir, "hello"));
+    expect(await store.holdsNoRecords()).toBe(true);
+    await store.record({
+      key: input(1),
+      inputDigest: input(1),
+      digest: put.digest,
+      size: put.size,
+      usedAt: 1,
+    });
+    expect(await store.holdsNoRecords()).toBe(false);
+  });
+
   it("rejects bytes that do not match the expected digest and keeps nothing", async () => {
     const dir = await tempDir();
     const store = new LocalStore(join(dir, "store"));
