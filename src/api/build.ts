@@ -26,6 +26,7 @@ import {
   fingerprintKey,
   readFingerprint,
   writeFingerprint,
+  type RememberedFingerprint,
 } from "./build-fingerprint.js";
 import { openBuildWrites, type BuildWrites } from "./build-writes.js";
 import { bundleKey } from "./bundle-key.js";
@@ -39,6 +40,7 @@ import {
   type BuiltLayer,
 } from "./bundle-cache.js";
 import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
+import { speculateTrees } from "./tree-speculation.js";
 import type { loadManifest as LoadManifest } from "./load-manifest.js";
 import type { RegistryOptions } from "./registry.js";
 import { envpackVersion } from "./version.js";
@@ -209,24 +211,65 @@ async function buildOrHit(
   ]);
   const loadManifest: typeof LoadManifest = async (...args) =>
     (await import("./load-manifest.js")).loadManifest(...args);
+  const remote =
+    registryApi === undefined || options.registry === undefined
+      ? undefined
+      : { ...registryApi, registry: registryApi.open(options.registry) };
   // The scan and the packer read a Conda prefix once, together; the scan, the edited-package
   // check and the fingerprint walk each package directory once, before the scan reads it.
-  const packageTrees = scanTrees(remembered.walks, remembered.isUnchanged);
-  const inputs = {
-    ...options,
-    readCondaEnv: sharedCondaEnvReader({ cacheDir: options.cacheDir }),
-    packageTrees,
-    packageScans: new PackageScans(
-      packageScansFile(
-        join(options.cacheDir, "scan"),
-        (options.entries ?? []).map((e) => resolve(cwd, e)),
-      ),
-      envpackVersion(),
+  const readCondaEnv = sharedCondaEnvReader({ cacheDir: options.cacheDir });
+  const inputsOf = (
+    isUnchanged: RememberedFingerprint["isUnchanged"],
+    sideWrites: BuildWrites,
+    onEvent: OnEvent | undefined,
+  ) => {
+    const packageTrees = scanTrees(remembered.walks, isUnchanged);
+    return {
+      ...options,
+      onEvent,
+      readCondaEnv,
       packageTrees,
-    ),
-    writes,
-    // The side writes start once the layers' entries are with their packers.
-    onPlanned: () => writes.start(),
+      packageScans: new PackageScans(
+        packageScansFile(
+          join(options.cacheDir, "scan"),
+          (options.entries ?? []).map((e) => resolve(cwd, e)),
+        ),
+        envpackVersion(),
+        packageTrees,
+      ),
+      writes: sideWrites,
+      // The side writes start once the layers' entries are with their packers.
+      onPlanned: () => writes.start(),
+    };
+  };
+  // A rebuild's scan takes its remembered walks as holding while the threads check them, and
+  // is confirmed once it ends; not with a registry, whose quick scan decides a pull on its own.
+  const speculation =
+    remote === undefined && remembered.walks.size > 0
+      ? speculateTrees(remembered.isUnchanged, writes, options.onEvent)
+      : undefined;
+  let inputs =
+    speculation === undefined
+      ? inputsOf(remembered.isUnchanged, writes, options.onEvent)
+      : inputsOf(
+          speculation.isUnchanged,
+          speculation.writes,
+          options.onEvent && speculation.onEvent,
+        );
+  /** The full scan's manifest, on walks that hold (a refuted speculation scans again). */
+  const fullManifest = async (): Promise<Manifest> => {
+    if (speculation === undefined) return loadManifest(inputs, cwd, true);
+    let manifest: Manifest;
+    try {
+      manifest = await loadManifest(inputs, cwd, true);
+    } catch (error) {
+      if (speculation.confirm()) throw error;
+      inputs = inputsOf(remembered.isUnchanged, writes, options.onEvent);
+      return loadManifest(inputs, cwd, true);
+    }
+    if (speculation.confirm()) return manifest;
+    inputs = inputsOf(remembered.isUnchanged, writes, options.onEvent);
+    return loadManifest(inputs, cwd, true);
   };
   // The other layers share one packing worker, booted with the first of them: one boot and
   // one set of zstd threads for the build, not one per layer competing for the same cores.
@@ -250,10 +293,6 @@ async function buildOrHit(
       signal: options.signal,
     });
 
-  const remote =
-    registryApi === undefined || options.registry === undefined
-      ? undefined
-      : { ...registryApi, registry: registryApi.open(options.registry) };
   const transfer = { onEvent: options.onEvent, signal: options.signal };
   const manifestFile =
     options.manifest === undefined ? [] : [resolve(cwd, options.manifest)];
@@ -305,7 +344,7 @@ async function buildOrHit(
       writes.remember("fingerprint", () =>
         writeFingerprint(options.cacheDir, fingerprint, scanned, {
           extra: whole.files,
-          trees: packageTrees,
+          trees: inputs.packageTrees,
           stored: remembered.stored,
           environment: whole.environment,
         }),
@@ -362,13 +401,13 @@ async function buildOrHit(
     const manifest =
       quick !== undefined && quick.kind !== "node"
         ? quick
-        : await loadManifest(inputs, cwd, true);
+        : await fullManifest();
     const inputDigest = manifest.inputDigest as Digest;
     const { whole, keyed, key } = await keyOf(manifest);
     writes.remember("fingerprint", () =>
       writeFingerprint(options.cacheDir, fingerprint, manifest, {
         extra: [...manifestFile, ...whole.files],
-        trees: packageTrees,
+        trees: inputs.packageTrees,
         stored: remembered.stored,
         environment: whole.environment,
       }),
