@@ -1,5 +1,6 @@
-// Plain JavaScript is read by meriyah, whatever it rejects (and TypeScript) by babel: both readings
-// must find the same import sites, on real packages and on the shapes the visitor has to get right.
+// Plain JavaScript is read by meriyah, whatever it rejects (and TypeScript) by babel, and a
+// package's module holding only static imports by es-module-lexer: every reading must find the
+// same import sites, on real packages and on the shapes the visitor has to get right.
 
 import { readFile, readdir } from "node:fs/promises";
 import { extname, join } from "node:path";
@@ -7,10 +8,13 @@ import { describe, expect, inject, it } from "vitest";
 import {
   findImports,
   findImportsWithBabel,
+  lexStaticImports,
   parseWithMeriyah,
 } from "../../src/scan/js/find-imports.js";
 
 const SOURCE = new Set([".js", ".cjs", ".mjs"]);
+/** The scan's test for a file worth reading at all (find-imports.ts). */
+const MAY_IMPORT = /\b(?:import|require|export|createRequire)\b/;
 
 /** What the scanner takes from a package file's babel reading: its sites, none if it fails. */
 function babelSites(text: string, ext: string) {
@@ -31,6 +35,7 @@ describe("package files read by meriyah", () => {
       .map((e) => join(e.parentPath, e.name));
     expect(files.length).toBeGreaterThan(1000);
     let readByMeriyah = 0;
+    let lexed = 0;
     let sites = 0;
     const differing: string[] = [];
     const differingAsApp: string[] = [];
@@ -40,6 +45,8 @@ describe("package files read by meriyah", () => {
       const found = findImports(text, ext, true);
       expect(found.problem).toBeUndefined();
       if (parseWithMeriyah(text, ext) !== null) readByMeriyah++;
+      if (MAY_IMPORT.test(text) && lexStaticImports(text, ext) !== null)
+        lexed++;
       sites += found.sites.length;
       const babel = findImportsWithBabel(text, ext);
       if (
@@ -55,6 +62,7 @@ describe("package files read by meriyah", () => {
     expect(differingAsApp).toEqual([]);
     // The fast path is really taken, and the files really have imports to agree on.
     expect(readByMeriyah).toBeGreaterThan(files.length * 0.95);
+    expect(lexed).toBeGreaterThan(files.length * 0.2);
     expect(sites).toBeGreaterThan(2000);
   }, 300_000);
 
@@ -145,6 +153,42 @@ describe("package files read by meriyah", () => {
     const found = findImports(broken, ".js");
     expect(found.problem).toMatchObject({ reason: "syntax-error", line: 2 });
     expect(found).toEqual(findImportsWithBabel(broken, ".js"));
+  });
+
+  it("a package's module of static imports only is lexed, with the parsers' sites", () => {
+    const text = [
+      "// import fake from './in-comment.js'",
+      "import{a}from'./packed.js';export*from\"./star.js\"",
+      "const s = \"import no from './in-string.js'\";",
+      "export {",
+      "  b as c,",
+      "} from './multi-line.js';",
+      "import json from './data.json' with { type: 'json' };",
+      "import '\\u0061bc';",
+      "const t = `export * from './in-template.js'`;\r\nexport * as ns from './after-crlf.js';",
+      "export const d = 1;",
+    ].join("\n");
+    const lexed = lexStaticImports(text, ".mjs");
+    expect(lexed?.map((s) => s.target)).toEqual(
+      [
+        "./packed.js",
+        "./star.js",
+        "./multi-line.js",
+        "./data.json",
+        "abc",
+        "./after-crlf.js",
+      ].map((specifier) => ({ type: "literal", specifier })),
+    );
+    expect(lexed).toEqual(babelSites(text, ".mjs"));
+    expect(findImports(text, ".js", true).sites).toEqual(lexed);
+    // A dynamic import, import.meta or a require word anywhere: the parsers read the whole file.
+    for (const more of [
+      "await import('./d.js');",
+      "import.meta.url;",
+      "// require",
+    ])
+      expect(lexStaticImports(`${text}\n${more}`, ".mjs")).toBeNull();
+    expect(lexStaticImports(text, ".cjs")).toBeNull();
   });
 
   it("a file meriyah rejects is read by babel, with babel's recovery", () => {
