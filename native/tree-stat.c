@@ -322,6 +322,9 @@ napi_value check_trees(napi_env env, napi_callback_info callback);
 /** native/source-hash.c: a Python source read and hashed for a hash-based .pyc. */
 napi_value source_hash(napi_env env, napi_callback_info callback);
 
+/** native/pack-read.c: a small file opened, stated and read for the pack worker. */
+napi_value read_file(napi_env env, napi_callback_info callback);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value version;
   napi_create_uint32(env, TREE_STAT_VERSION, &version);
@@ -334,6 +337,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stamps", NULL, stamp_paths, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sourceHash", NULL, source_hash, NULL, NULL, NULL, napi_enumerable,
        NULL},
+      {"readFile", NULL, read_file, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof *properties,
                          properties);

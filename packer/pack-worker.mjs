@@ -14,10 +14,11 @@ import {
   readSync,
   writeSync,
 } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
 import zstd from "zstd-napi/binding.js";
-import { headerEncoder } from "./tar-header.mjs";
+import { headerEncoder, isOneBlock } from "./tar-header.mjs";
 import {
   CHANGED,
   OMIT,
@@ -51,6 +52,33 @@ const ZEROS = Buffer.alloc(2 * BLOCK);
 /** Bytes of sources held at most at once for packing later (see `kept` in createPacker). */
 const KEEP_LIMIT = 32 << 20;
 
+/** native/pack-read.c's readFile answers for a file too large for the room, or not its size. */
+const READ_TOO_LARGE = -2;
+const READ_CHANGED = -3;
+
+/**
+ * @typedef {(path: string, buffer: Buffer, offset: number, room: number) => number} NativeRead
+ * @type {Map<string, NativeRead | undefined>} native/pack-read.c's readFile by addon file
+ */
+const nativeReads = new Map();
+
+/**
+ * The readFile of the native addon at `file` (checked on the main thread, see Start), once
+ * loaded; undefined without one, or one that lacks it.
+ * @param {string | null} file
+ * @returns {NativeRead | undefined}
+ */
+function nativeReadOf(file) {
+  if (file === null) return undefined;
+  if (!nativeReads.has(file)) {
+    const addon = /** @type {{ readFile?: NativeRead }} */ (
+      createRequire(import.meta.url)(file)
+    );
+    nativeReads.set(file, addon.readFile);
+  }
+  return nativeReads.get(file);
+}
+
 /** A failure the host turns into InputError ENVPACK_INPUT_MANIFEST_INVALID. */
 class ChangedWhilePacking extends Error {}
 
@@ -65,6 +93,7 @@ class ChangedWhilePacking extends Error {}
  */
 export function createPacker(job, onProgress, contexts) {
   useNativeAddon(job.nativeAddon);
+  const nativeRead = nativeReadOf(job.nativeAddon);
   const mtime = new Date(job.mtimeMs);
   const settings = `${job.level}/${job.threads}`;
   // Taken at the first bytes, not at the start: a bundle started while another is still packing
@@ -217,6 +246,34 @@ export function createPacker(job, onProgress, contexts) {
     );
   };
 
+  /**
+   * Packs a file of fewer bytes than the stage holds through the native addon: opened, stated
+   * and read (through links) straight into the stage behind the room its one-block header takes,
+   * as readInto would read it. Its size; -1 when it is read in JavaScript instead (no addon, a
+   * larger file or header, any failure, which JavaScript then meets and throws as Node does).
+   */
+  const packNatively = (
+    /** @type {Entry} */ entry,
+    /** @type {string} */ source,
+  ) => {
+    if (nativeRead === undefined || !isOneBlock(entry.path)) return -1;
+    if (STAGE - fill <= BLOCK) flushStage();
+    let read = nativeRead(source, stage, fill + BLOCK, STAGE - fill - BLOCK);
+    if (read === READ_TOO_LARGE && fill > 0) {
+      flushStage();
+      read = nativeRead(source, stage, BLOCK, STAGE - BLOCK);
+    }
+    if (read === READ_CHANGED) throw new ChangedWhilePacking(source);
+    if (read < 0) return -1;
+    const size = Math.floor(read / 2);
+    files++;
+    // One block, into the room left before the bytes (isOneBlock: no pax record).
+    putHeader(entry, size, entry.executable ?? read % 2 === 1);
+    fill += size;
+    advance(size);
+    return size;
+  };
+
   return {
     /** Packs a batch of entries, in the order given. */
     add(/** @type {Entry[]} */ entries) {
@@ -249,7 +306,11 @@ export function createPacker(job, onProgress, contexts) {
           putHeader(entry, size, entry.executable ?? (read.mode & 0o111) !== 0);
           put(read.bytes);
           advance(size);
-        } else {
+        } else if (
+          entry.pyc !== undefined ||
+          (size = packNatively(entry, /** @type {string} */ (entry.source))) < 0
+        ) {
+          // Byte code, and files the native addon did not read (packNatively), are read here.
           // The size and execute bit of what is opened (through links): the header holds the
           // size the bytes are then held to.
           const source = /** @type {string} */ (entry.source);

@@ -42,6 +42,15 @@ function byteSum(text) {
 }
 
 /**
+ * Whether an entry at `path` (a file or directory, no link name) has a header of one 512-byte
+ * block, with no pax record before it, whatever its size up to 8 GiB.
+ * @param {string} path
+ */
+export function isOneBlock(path) {
+  return path.length < NAME_SIZE && !NOT_ASCII.test(path);
+}
+
+/**
  * A header encoder for the entries of one archive: every entry with mtime `mtime`, uid and gid 0
  * and empty user and group names, as pack-worker.mjs writes them. `encode(fields)` gives the
  * bytes that go before the entry's data (a pax record first, when node-tar needs one); the

@@ -15,6 +15,7 @@ const sources = [
   join(root, "native", "tree-stat.c"),
   join(root, "native", "tree-check.c"),
   join(root, "native", "source-hash.c"),
+  join(root, "native", "pack-read.c"),
 ];
 
 const mtime = (path) => statSync(path).mtimeMs;
