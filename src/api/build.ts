@@ -18,15 +18,9 @@ import type {
 } from "../../packer/index.js";
 import { LocalStore } from "../registry/light.js";
 import {
-  PackageScans,
-  packageScansFile,
-  packageTrees as scanTrees,
-} from "../scan/light.js";
-import {
   fingerprintKey,
   readFingerprint,
   writeFingerprint,
-  type RememberedFingerprint,
 } from "./build-fingerprint.js";
 import { openBuildWrites, type BuildWrites } from "./build-writes.js";
 import { bundleKey } from "./bundle-key.js";
@@ -40,10 +34,7 @@ import {
   type BuiltLayer,
 } from "./bundle-cache.js";
 import { hostNodeRuntimeKey, layerKeys } from "./layer-keys.js";
-import { speculateTrees } from "./tree-speculation.js";
-import type { loadManifest as LoadManifest } from "./load-manifest.js";
 import type { RegistryOptions } from "./registry.js";
-import { envpackVersion } from "./version.js";
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -189,10 +180,10 @@ async function buildOrHit(
   }
 
   // Past the fingerprint hit: the packer loads only now, the registry client only for a build
-  // given a registry; the scanner (through loadManifest) and the layer builder when first used,
+  // given a registry; the scanner (through build-scan.ts) and the layer builder when first used,
   // after a prepacked prefix's plan has handed its runtime layer over.
   const [
-    { sharedCondaEnvReader },
+    { openBuildScan },
     { hostNodeBinary, scansHostNode },
     registryApi,
     {
@@ -203,74 +194,22 @@ async function buildOrHit(
     },
     { CondaPrepack, prepacksConda, wholePrefixIdentity },
   ] = await Promise.all([
-    import("../conda/index.js"),
+    import("./build-scan.js"),
     import("./plan-bundle.js"),
     options.registry === undefined ? undefined : import("./registry.js"),
     import("../../packer/index.js"),
     import("./conda-prepack.js"),
   ]);
-  const loadManifest: typeof LoadManifest = async (...args) =>
-    (await import("./load-manifest.js")).loadManifest(...args);
   const remote =
     registryApi === undefined || options.registry === undefined
       ? undefined
       : { ...registryApi, registry: registryApi.open(options.registry) };
-  // The scan and the packer read a Conda prefix once, together; the scan, the edited-package
-  // check and the fingerprint walk each package directory once, before the scan reads it.
-  const readCondaEnv = sharedCondaEnvReader({ cacheDir: options.cacheDir });
-  const inputsOf = (
-    isUnchanged: RememberedFingerprint["isUnchanged"],
-    sideWrites: BuildWrites,
-    onEvent: OnEvent | undefined,
-  ) => {
-    const packageTrees = scanTrees(remembered.walks, isUnchanged);
-    return {
-      ...options,
-      onEvent,
-      readCondaEnv,
-      packageTrees,
-      packageScans: new PackageScans(
-        packageScansFile(
-          join(options.cacheDir, "scan"),
-          (options.entries ?? []).map((e) => resolve(cwd, e)),
-        ),
-        envpackVersion(),
-        packageTrees,
-      ),
-      writes: sideWrites,
-      // The side writes start once the layers' entries are with their packers.
-      onPlanned: () => writes.start(),
-    };
-  };
-  // A rebuild's scan takes its remembered walks as holding while the threads check them, and
-  // is confirmed once it ends; not with a registry, whose quick scan decides a pull on its own.
-  const speculation =
-    remote === undefined && remembered.walks.size > 0
-      ? speculateTrees(remembered.isUnchanged, writes, options.onEvent)
-      : undefined;
-  let inputs =
-    speculation === undefined
-      ? inputsOf(remembered.isUnchanged, writes, options.onEvent)
-      : inputsOf(
-          speculation.isUnchanged,
-          speculation.writes,
-          options.onEvent && speculation.onEvent,
-        );
-  /** The full scan's manifest, on walks that hold (a refuted speculation scans again). */
-  const fullManifest = async (): Promise<Manifest> => {
-    if (speculation === undefined) return loadManifest(inputs, cwd, true);
-    let manifest: Manifest;
-    try {
-      manifest = await loadManifest(inputs, cwd, true);
-    } catch (error) {
-      if (speculation.confirm()) throw error;
-      inputs = inputsOf(remembered.isUnchanged, writes, options.onEvent);
-      return loadManifest(inputs, cwd, true);
-    }
-    if (speculation.confirm()) return manifest;
-    inputs = inputsOf(remembered.isUnchanged, writes, options.onEvent);
-    return loadManifest(inputs, cwd, true);
-  };
+  const scan = openBuildScan(options, {
+    cwd,
+    remembered,
+    writes,
+    speculate: remote === undefined,
+  });
   // The other layers share one packing worker, booted with the first of them: one boot and
   // one set of zstd threads for the build, not one per layer competing for the same cores.
   let packThread: PackThread | undefined;
@@ -301,7 +240,7 @@ async function buildOrHit(
     const whole = await wholePrefixIdentity(
       manifest,
       options,
-      inputs.readCondaEnv,
+      scan.inputs.readCondaEnv,
     );
     const keyed = { ...options, environment: whole.environment };
     return {
@@ -319,7 +258,7 @@ async function buildOrHit(
     options.manifest === undefined &&
     options.trace === undefined
   ) {
-    quick = await loadManifest(inputs, cwd, false);
+    quick = await scan.quick();
     const quickDigest = quick.inputDigest as Digest;
     const { whole, keyed, key: quickKey } = await keyOf(quick);
     const cached = await cacheHit(store, quickDigest, keyed);
@@ -344,7 +283,7 @@ async function buildOrHit(
       writes.remember("fingerprint", () =>
         writeFingerprint(options.cacheDir, fingerprint, scanned, {
           extra: whole.files,
-          trees: inputs.packageTrees,
+          trees: scan.inputs.packageTrees,
           stored: remembered.stored,
           environment: whole.environment,
         }),
@@ -387,7 +326,7 @@ async function buildOrHit(
         prefix: resolve(cwd, options.env as string),
         builder,
         keyOptions: options,
-        readEnv: inputs.readCondaEnv,
+        readEnv: scan.inputs.readCondaEnv,
         openWriter: (role) => openWriter(tmp, role),
         onEvent: options.onEvent,
         signal: options.signal,
@@ -399,15 +338,13 @@ async function buildOrHit(
     // first packed byte.
     await prepack?.runtimeHandedOver();
     const manifest =
-      quick !== undefined && quick.kind !== "node"
-        ? quick
-        : await fullManifest();
+      quick !== undefined && quick.kind !== "node" ? quick : await scan.full();
     const inputDigest = manifest.inputDigest as Digest;
     const { whole, keyed, key } = await keyOf(manifest);
     writes.remember("fingerprint", () =>
       writeFingerprint(options.cacheDir, fingerprint, manifest, {
         extra: [...manifestFile, ...whole.files],
-        trees: inputs.packageTrees,
+        trees: scan.inputs.packageTrees,
         stored: remembered.stored,
         environment: whole.environment,
       }),
@@ -449,7 +386,7 @@ async function buildOrHit(
       manifest,
       keys,
       bundleKey: key,
-      plan: inputs,
+      plan: scan.inputs,
       openWriter: (role) => openWriter(tmp, role),
       prepacked:
         runtimeWriter === undefined
