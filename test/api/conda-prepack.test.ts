@@ -1,7 +1,7 @@
 // A cold Conda build packs the prefix while it scans: the runtime key it checks first is the one
 // the scan's manifest gives, and the bytes and warnings are those of a build planning after it.
 
-import { cp, readFile, readdir, writeFile } from "node:fs/promises";
+import { cp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { build, scan } from "../../src/api/index.js";
@@ -12,7 +12,7 @@ import { readCondaEnv } from "../../src/conda/index.js";
 import type { EnvpackEvent } from "../../src/core/index.js";
 import { openBundleWriter, startPackThread } from "../../packer/index.js";
 import { LocalStore } from "../../src/registry/index.js";
-import { copyCondaFixture } from "../helpers/conda-copy.js";
+import { copyWithPythonFileShared } from "../helpers/conda-copy.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 function fixture() {
@@ -91,15 +91,7 @@ describe("a Conda build's prepacked prefix", () => {
 
   it("packs the runtime layer afresh when the plan's draft of it does not hold", async () => {
     // six lists a file of python's: the runtime layer is final only with the plan.
-    const prefix = await copyCondaFixture("prepack-shared");
-    const meta = join(prefix, "conda-meta");
-    const six = (await readdir(meta)).find((f) => f.startsWith("six-"));
-    if (six === undefined) throw new Error("no six record in the fixture");
-    const record = JSON.parse(await readFile(join(meta, six), "utf8")) as {
-      files: string[];
-    };
-    record.files.push("bin/python3.11");
-    await writeFile(join(meta, six), JSON.stringify(record));
+    const prefix = await copyWithPythonFileShared("prepack-shared");
     const app = await pythonApp();
     const prepacked = await build({
       entries: ["app.py"],

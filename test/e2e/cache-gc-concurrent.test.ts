@@ -37,21 +37,42 @@ function appears(dir: string, name: string): Promise<void> & { close(): void } {
   );
 }
 
+/** The hello app built into a fresh cache, and two FIFOs (ready, go) beside the cache. */
+async function builtHello() {
+  const app = await appCopy("hello");
+  const dir = await tempDir();
+  const cacheDir = join(dir, "cache");
+  const env = { ENVPACK_CACHE_DIR: cacheDir };
+  const v1 = await envpack(["build", "--json", "src/main.ts"], {
+    cwd: app,
+    env,
+  });
+  expect(v1.exitCode, v1.stderr).toBe(0);
+  const fifos = { ready: join(dir, "ready"), go: join(dir, "go") };
+  expect(spawnSync("mkfifo", [fifos.ready, fifos.go]).status).toBe(0);
+  return { app, cacheDir, env, v1: JSON.parse(v1.stdout) as Built, ...fifos };
+}
+
+/**
+ * `envpack cache gc --max-size 0` started on the cache, once it holds its lock and waits for the
+ * process holding the cache (or, were there no hold, once it is over).
+ */
+async function startGc(cacheDir: string, env: Record<string, string>) {
+  const holds = join(cacheDir, "holds");
+  await mkdir(holds, { recursive: true });
+  const locked = appears(holds, "gc.lock");
+  const collecting = envpack(["cache", "gc", "--json", "--max-size", "0"], {
+    env,
+  });
+  await Promise.race([locked, collecting]);
+  locked.close();
+  return { collecting };
+}
+
 describe("cache gc beside a running build", () => {
   it("waits for the build: it reuses its cached layers, and gc then removes both bundles", async () => {
-    const app = await appCopy("hello");
-    const dir = await tempDir();
-    const cacheDir = join(dir, "cache");
-    const env = { ENVPACK_CACHE_DIR: cacheDir };
-    const v1 = await envpack(["build", "--json", "src/main.ts"], {
-      cwd: app,
-      env,
-    });
-    expect(v1.exitCode, v1.stderr).toBe(0);
+    const { app, cacheDir, env, v1, ready, go } = await builtHello();
     await appendFile(join(app, "src", "main.ts"), 'console.log("v2");\n');
-    const ready = join(dir, "ready");
-    const go = join(dir, "go");
-    expect(spawnSync("mkfifo", [ready, go]).status).toBe(0);
     // The build's traced run (during its scan, after its cache checks began) says it is under
     // way, then waits for the test's word.
     const building = envpack(
@@ -71,15 +92,7 @@ describe("cache gc beside a running build", () => {
       { cwd: app, env },
     );
     await readFile(ready);
-    const holds = join(cacheDir, "holds");
-    await mkdir(holds, { recursive: true });
-    const locked = appears(holds, "gc.lock");
-    const collecting = envpack(["cache", "gc", "--json", "--max-size", "0"], {
-      env,
-    });
-    // gc holds its lock and waits for the build (or, were there no lock, it is over).
-    await Promise.race([locked, collecting]);
-    locked.close();
+    const { collecting } = await startGc(cacheDir, env);
     await writeFile(go, "go\n");
     const [v2, gc] = await Promise.all([building, collecting]);
     expect(v2.exitCode, v2.stderr).toBe(0);
@@ -91,30 +104,16 @@ describe("cache gc beside a running build", () => {
       ["app", false],
     ]);
     const removed = (JSON.parse(gc.stdout) as { removed: string[] }).removed;
-    expect(removed.sort()).toEqual(
-      [built.digest, (JSON.parse(v1.stdout) as Built).digest].sort(),
-    );
+    expect(removed.sort()).toEqual([built.digest, v1.digest].sort());
   });
 
   it("waits for a run: the command's tree is there until it ends, then gc removes it", async () => {
-    const app = await appCopy("hello");
-    const dir = await tempDir();
-    const cacheDir = join(dir, "cache");
-    const env = { ENVPACK_CACHE_DIR: cacheDir };
-    const built = await envpack(["build", "--json", "src/main.ts"], {
-      cwd: app,
-      env,
-    });
-    expect(built.exitCode, built.stderr).toBe(0);
-    const { digest } = JSON.parse(built.stdout) as Built;
-    const ready = join(dir, "ready");
-    const go = join(dir, "go");
-    expect(spawnSync("mkfifo", [ready, go]).status).toBe(0);
+    const { cacheDir, env, v1, ready, go } = await builtHello();
     // The command says it runs, waits for the test's word, then needs its bundle's tree.
     const running = envpack(
       [
         "run",
-        digest,
+        v1.digest,
         "--",
         "sh",
         "-c",
@@ -126,24 +125,16 @@ describe("cache gc beside a running build", () => {
       { env },
     );
     await readFile(ready);
-    const holds = join(cacheDir, "holds");
-    const locked = appears(holds, "gc.lock");
-    const collecting = envpack(["cache", "gc", "--json", "--max-size", "0"], {
-      env,
-    });
-    await Promise.race([locked, collecting]);
-    locked.close();
+    const { collecting } = await startGc(cacheDir, env);
     await writeFile(go, "go\n");
     const [ran, gc] = await Promise.all([running, collecting]);
     expect(ran.exitCode, ran.stderr).toBe(0);
     expect(gc.exitCode, gc.stderr).toBe(0);
     expect((JSON.parse(gc.stdout) as { removed: string[] }).removed).toEqual([
-      digest,
+      v1.digest,
     ]);
     await expect(
-      stat(join(cacheDir, "envs", digest.slice(7))),
-    ).rejects.toMatchObject({
-      code: "ENOENT",
-    });
+      stat(join(cacheDir, "envs", v1.digest.slice(7))),
+    ).rejects.toMatchObject({ code: "ENOENT" });
   });
 });

@@ -1,10 +1,11 @@
-// A writable copy of the Conda fixture, and the two ways a record changes under a build: replaced
-// by a rename (a new inode, as conda writes it) or edited in place with its size and times kept
-// (only its content tells).
+// A writable copy of the Conda fixture (one where another package lists a file of python's too),
+// and the two ways a record changes under a build: replaced by a rename (a new inode, as conda
+// writes it) or edited in place with its size and times kept (only its content tells).
 
 import {
   cp,
   readFile,
+  readdir,
   rename,
   stat,
   utimes,
@@ -26,6 +27,23 @@ export async function copyCondaFixture(label: string): Promise<string> {
     preserveTimestamps: true,
   });
   return join(root, "envs", "demo");
+}
+
+/**
+ * A copy of the Conda fixture whose six record lists python's `bin/python3.11` too: python's
+ * entries (the runtime layer) are then final only once every record is decided.
+ */
+export async function copyWithPythonFileShared(label: string): Promise<string> {
+  const prefix = await copyCondaFixture(label);
+  const meta = join(prefix, "conda-meta");
+  const six = (await readdir(meta)).find((f) => f.startsWith("six-"));
+  if (six === undefined) throw new Error("no six record in the fixture");
+  const record = JSON.parse(await readFile(join(meta, six), "utf8")) as {
+    files: string[];
+  };
+  record.files.push("bin/python3.11");
+  await writeFile(join(meta, six), JSON.stringify(record));
+  return prefix;
 }
 
 /** Writes `path` anew with `from` replaced by `to`, and renames it over the old file. */

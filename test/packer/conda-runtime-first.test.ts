@@ -3,14 +3,12 @@
 // package lists a file of python's, the entries are final only with the plan. A draft of them
 // comes before any other record is read, and the plan says whether it held.
 
-import { readFile, readdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import {
   planCondaBundle,
   type CondaBundleEntry,
 } from "../../packer/conda/index.js";
-import { copyCondaFixture } from "../helpers/conda-copy.js";
+import { copyWithPythonFileShared } from "../helpers/conda-copy.js";
 
 function fixture() {
   const conda = inject("fixtures").conda;
@@ -40,20 +38,6 @@ async function abortedAtRuntime(prefix: string) {
     (error: unknown) => (error as Error).message,
   );
   return { given, outcome };
-}
-
-/** Lists python's files in six's record too: the runtime layer is final only with the plan. */
-async function runtimeShared(): Promise<string> {
-  const prefix = await copyCondaFixture("runtime-shared");
-  const meta = join(prefix, "conda-meta");
-  const six = (await readdir(meta)).find((f) => f.startsWith("six-"));
-  if (six === undefined) throw new Error("no six record in the fixture");
-  const record = JSON.parse(await readFile(join(meta, six), "utf8")) as {
-    files: string[];
-  };
-  record.files.push("bin/python3.11");
-  await writeFile(join(meta, six), JSON.stringify(record));
-  return prefix;
 }
 
 /**
@@ -90,7 +74,7 @@ describe("planCondaBundle's runtime layer", () => {
   });
 
   it("is handed over with the plan when another package lists a file of python's", async () => {
-    const prefix = await runtimeShared();
+    const prefix = await copyWithPythonFileShared("runtime-shared");
 
     const { given, outcome } = await abortedAtRuntime(prefix);
     expect(outcome).toBe("planned");
@@ -122,7 +106,7 @@ describe("planCondaBundle's runtime layer", () => {
   });
 
   it("is drafted, then handed over with the plan when another package lists a file of python's", async () => {
-    const prefix = await runtimeShared();
+    const prefix = await copyWithPythonFileShared("runtime-shared");
     const { calls, outcome } = await drafted(prefix);
     const plan = await planCondaBundle({ prefix });
     expect(typeof outcome === "string" ? outcome : outcome.entries).toEqual(
