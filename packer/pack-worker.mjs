@@ -14,7 +14,6 @@ import {
   readSync,
   writeSync,
 } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
 import zstd from "zstd-napi/binding.js";
@@ -23,6 +22,7 @@ import {
   CHANGED,
   OMIT,
   settlePyc,
+  nativeAddon,
   useNativeAddon,
 } from "./conda/hash-based-pyc.mjs";
 
@@ -56,29 +56,6 @@ const KEEP_LIMIT = 32 << 20;
 const READ_TOO_LARGE = -2;
 const READ_CHANGED = -3;
 
-/**
- * @typedef {(path: string, buffer: Buffer, offset: number, room: number) => number} NativeRead
- * @type {Map<string, NativeRead | undefined>} native/pack-read.c's readFile by addon file
- */
-const nativeReads = new Map();
-
-/**
- * The readFile of the native addon at `file` (checked on the main thread, see Start), once
- * loaded; undefined without one, or one that lacks it.
- * @param {string | null} file
- * @returns {NativeRead | undefined}
- */
-function nativeReadOf(file) {
-  if (file === null) return undefined;
-  if (!nativeReads.has(file)) {
-    const addon = /** @type {{ readFile?: NativeRead }} */ (
-      createRequire(import.meta.url)(file)
-    );
-    nativeReads.set(file, addon.readFile);
-  }
-  return nativeReads.get(file);
-}
-
 /** A failure the host turns into InputError ENVPACK_INPUT_MANIFEST_INVALID. */
 class ChangedWhilePacking extends Error {}
 
@@ -93,7 +70,7 @@ class ChangedWhilePacking extends Error {}
  */
 export function createPacker(job, onProgress, contexts) {
   useNativeAddon(job.nativeAddon);
-  const nativeRead = nativeReadOf(job.nativeAddon);
+  const nativeRead = nativeAddon()?.readFile;
   const mtime = new Date(job.mtimeMs);
   const settings = `${job.level}/${job.threads}`;
   // Taken at the first bytes, not at the start: a bundle started while another is still packing

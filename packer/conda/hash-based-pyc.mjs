@@ -160,18 +160,22 @@ function sourceStamp(path, magic, withBytes) {
 }
 
 /**
+ * The pack thread's part of the addon: native/source-hash.c's sourceHash, and native/pack-read.c's
+ * readFile (absent from an older addon).
  * @typedef {{ sourceHash(path: string, key: number, c: number, d: number,
- *   withBytes?: boolean): Buffer | undefined }} SourceHashAddon
+ *   withBytes?: boolean): Buffer | undefined,
+ *   readFile?: (path: string, buffer: Buffer, offset: number, room: number) => number
+ * }} PackAddon
  */
 /** The addon file {@link useNativeAddon} named, and the addon once loaded (null: none). */
 /** @type {string | null} */
 let addonFile = null;
-/** @type {SourceHashAddon | null | undefined} */
+/** @type {PackAddon | null | undefined} */
 let addon = null;
 
 /**
  * Names envpack's native addon (native/source-hash.c reads and hashes a source ten times faster
- * than the JavaScript below) for this thread's source hashes: the file src/core/native-stat.ts
+ * than the JavaScript below) for this thread's source hashes and reads: the file src/core/native-stat.ts
  * loaded and checked on the main thread (`nativeStatFile()`, posted with each bundle), or null
  * to hash in JavaScript. Loaded on first use.
  * @param {string | null} file
@@ -182,10 +186,13 @@ export function useNativeAddon(file) {
   addon = file === null ? null : undefined;
 }
 
-/** @returns {SourceHashAddon | null} */
-function nativeAddon() {
+/**
+ * The addon {@link useNativeAddon} named, loaded once; null without one.
+ * @returns {PackAddon | null}
+ */
+export function nativeAddon() {
   if (addon === undefined)
-    addon = /** @type {SourceHashAddon} */ (
+    addon = /** @type {PackAddon} */ (
       createRequire(import.meta.url)(/** @type {string} */ (addonFile))
     );
   return addon;
