@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execa } from "execa";
 import { prepareApp, prepareConda, repoRoot } from "./lib/fixtures.js";
-import { requireTools, shellQuote } from "./lib/shell.js";
+import { requireTools, runPipeline, shellQuote } from "./lib/shell.js";
 import { median, ratio } from "./lib/stats.js";
 import { formatTable, ratioText, secs, wantsJson } from "./lib/table.js";
 import { transpileTree } from "./lib/transpile.js";
@@ -152,10 +152,16 @@ await nodeFileTrace([${JSON.stringify(join(app, "build", "main.js"))}], { base: 
           argv: [node, bin, "build", "app.py", "--env", conda.prefix],
           cwd: condaApp,
           env: { ENVPACK_CACHE_DIR: coldCache },
-          setup: () => rm(coldCache, { recursive: true, force: true }),
+          // Each side runs after a `sync`: neither pays for the other's writeback (the peer
+          // leaves its archive to be written; envpack flushes its blobs inside its own time).
+          setup: async () => {
+            await rm(coldCache, { recursive: true, force: true });
+            await runPipeline("sync");
+          },
         },
         peerName: "tar -cf - | zstd -3 -T2",
         peer: {
+          setup: () => runPipeline("sync"),
           argv: [
             "bash",
             "-c",
