@@ -63,6 +63,21 @@ async function drafted(prefix: string, stopAtDraft = false) {
   return { calls, outcome };
 }
 
+/**
+ * {@link drafted} run to its end: its entries are the plan's made without callbacks, and it
+ * called twice (the draft, then the runtime layer), which are returned with that plan.
+ */
+async function draftedToTheEnd(prefix: string) {
+  const { calls, outcome } = await drafted(prefix);
+  const plan = await planCondaBundle({ prefix });
+  expect(typeof outcome === "string" ? outcome : outcome.entries).toEqual(
+    plan.entries,
+  );
+  expect(calls).toHaveLength(2);
+  const [first, second] = calls;
+  return { first, second, plan };
+}
+
 describe("planCondaBundle's runtime layer", () => {
   it("is handed over before the rest of the prefix is planned, as the plan lists it", async () => {
     const { prefix } = fixture();
@@ -94,26 +109,14 @@ describe("planCondaBundle's runtime layer", () => {
     expect(stopped.outcome).toBe("stopped at the draft");
     expect(stopped.calls.map((c) => Object.keys(c))).toEqual([["draft"]]);
 
-    const { calls, outcome } = await drafted(prefix);
-    const plan = await planCondaBundle({ prefix });
-    expect(typeof outcome === "string" ? outcome : outcome.entries).toEqual(
-      plan.entries,
-    );
-    const [first, second] = calls;
-    expect(calls).toHaveLength(2);
+    const { first, second, plan } = await draftedToTheEnd(prefix);
     expect(first?.draft).toEqual(runtimeOf(plan.entries));
     expect(second?.runtime).toBe(first?.draft);
   });
 
   it("is drafted, then handed over with the plan when another package lists a file of python's", async () => {
     const prefix = await copyWithPythonFileShared("runtime-shared");
-    const { calls, outcome } = await drafted(prefix);
-    const plan = await planCondaBundle({ prefix });
-    expect(typeof outcome === "string" ? outcome : outcome.entries).toEqual(
-      plan.entries,
-    );
-    const [first, second] = calls;
-    expect(calls).toHaveLength(2);
+    const { first, second, plan } = await draftedToTheEnd(prefix);
     expect(first?.draft).toBeDefined();
     expect(second?.runtime).not.toBe(first?.draft);
     expect(second?.runtime).toEqual(runtimeOf(plan.entries));

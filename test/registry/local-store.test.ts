@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { digestOf, type Digest } from "../../src/core/index.js";
-import { LocalStore } from "../../src/registry/index.js";
+import { LocalStore, type IndexRecord } from "../../src/registry/index.js";
 import { USE_RESOLUTION_MS } from "../../src/registry/local-store.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -17,6 +17,20 @@ async function blobFile(dir: string, content: string): Promise<string> {
 
 const input = (n: number) => digestOf(`input-${n}`);
 
+/** The index record of input `n` (its key too) naming `blob`, used at 1 unless `fields` say. */
+const recordOf = (
+  n: number,
+  blob: { digest: Digest; size: number },
+  fields: Partial<IndexRecord> = {},
+): IndexRecord => ({
+  key: input(n),
+  inputDigest: input(n),
+  digest: blob.digest,
+  size: blob.size,
+  usedAt: 1,
+  ...fields,
+});
+
 describe("LocalStore", () => {
   it("stores a file under its digest and indexes an input digest to it", async () => {
     const dir = await tempDir();
@@ -24,13 +38,7 @@ describe("LocalStore", () => {
     const put = await store.putFile(await blobFile(dir, "hello"));
     expect(put.digest).toBe(digestOf("hello"));
     expect(await readFile(store.blobPath(put.digest), "utf8")).toBe("hello");
-    await store.record({
-      key: input(1),
-      inputDigest: input(1),
-      digest: put.digest,
-      size: put.size,
-      usedAt: 1,
-    });
+    await store.record(recordOf(1, put));
     expect(await store.lookup(input(1))).toMatchObject({ digest: put.digest });
     expect(await store.lookup(input(2))).toBeNull();
   });
@@ -41,13 +49,7 @@ describe("LocalStore", () => {
     expect(await store.holdsNoRecords()).toBe(true);
     const put = await store.putFile(await blobFile(dir, "hello"));
     expect(await store.holdsNoRecords()).toBe(true);
-    await store.record({
-      key: input(1),
-      inputDigest: input(1),
-      digest: put.digest,
-      size: put.size,
-      usedAt: 1,
-    });
+    await store.record(recordOf(1, put));
     expect(await store.holdsNoRecords()).toBe(false);
   });
 
@@ -79,13 +81,7 @@ describe("LocalStore", () => {
   it("refuses to index a blob it does not hold", async () => {
     const store = new LocalStore(join(await tempDir(), "store"));
     await expect(
-      store.record({
-        key: input(1),
-        inputDigest: input(1),
-        digest: digestOf("x"),
-        size: 1,
-        usedAt: 1,
-      }),
+      store.record(recordOf(1, { digest: digestOf("x"), size: 1 })),
     ).rejects.toThrow();
     expect(await store.lookup(input(1))).toBeNull();
   });
@@ -94,13 +90,7 @@ describe("LocalStore", () => {
     const dir = await tempDir();
     const store = new LocalStore(join(dir, "store"));
     const put = await store.putFile(await blobFile(dir, "x"));
-    await store.record({
-      key: input(1),
-      inputDigest: input(1),
-      digest: put.digest,
-      size: 1,
-      usedAt: 1,
-    });
+    await store.record(recordOf(1, put, { size: 1 }));
     const indexDir = join(dir, "store", "index", "sha256");
     const [name] = await readdir(indexDir);
     await writeFile(join(indexDir, name!), "{ truncated");
@@ -141,14 +131,10 @@ describe("LocalStore", () => {
       const put = await store.putFile(
         await blobFile(dir, `blob-${i}-`.padEnd(100, "x")),
       );
-      const record = {
-        key: input(i),
-        inputDigest: input(i),
-        digest: put.digest,
-        size: put.size,
+      const record = recordOf(i, put, {
         usedAt: later + i,
         meta: { builder: "test" },
-      };
+      });
       await store.record(record);
       records.push(record);
     }
@@ -175,13 +161,9 @@ describe("LocalStore", () => {
       const put = await store.putFile(
         await blobFile(dir, `blob-${i}-`.padEnd(100, "x")),
       );
-      await store.record({
-        key: input(i),
-        inputDigest: input(i),
-        digest: put.digest,
-        size: put.size,
-        usedAt: Date.now() + i * 1000_000,
-      });
+      await store.record(
+        recordOf(i, put, { usedAt: Date.now() + i * 1000_000 }),
+      );
       digests.push(put.digest);
     }
     const result = await store.gc(150);
@@ -205,14 +187,12 @@ describe("LocalStore", () => {
       layer: { digest: Digest; size: number },
     ) => {
       const index = await put(`index-${n}`);
-      await store.record({
-        key: input(n),
-        inputDigest: input(n),
-        digest: index.digest,
-        size: index.size,
-        usedAt: Date.now() + n * 1000_000,
-        layers: [{ ...layer, role: "packages" }],
-      });
+      await store.record(
+        recordOf(n, index, {
+          usedAt: Date.now() + n * 1000_000,
+          layers: [{ ...layer, role: "packages" }],
+        }),
+      );
       return index.digest;
     };
     const a = await bundle(1, shared);
@@ -236,13 +216,7 @@ describe("LocalStore", () => {
     const kept = await store.putFile(await blobFile(dir, "kept"));
     const lost = await store.putFile(await blobFile(dir, "lost"));
     for (const [n, blob] of [kept, lost].entries())
-      await store.record({
-        key: input(n),
-        inputDigest: input(n),
-        digest: blob.digest,
-        size: blob.size,
-        usedAt: Date.now(),
-      });
+      await store.record(recordOf(n, blob, { usedAt: Date.now() }));
     await rm(store.blobPath(lost.digest));
     const tmp = join(dir, "store", "tmp");
     const dead = spawnSync(process.execPath, ["-e", "0"]).pid as number;
