@@ -1,10 +1,10 @@
 // Turns a Conda prefix into the entries of a Conda bundle with conda-pack's file selection, plus the relocation record and script.
 
 import type { Dirent } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
-  isNotFound,
+  isDirectory,
   InputError,
   compare,
   envpackFile,
@@ -526,13 +526,4 @@ let relocateScript: Promise<Buffer> | undefined;
 function readRelocateScript(): Promise<Buffer> {
   relocateScript ??= readFile(envpackFile("runtime/relocate-conda.py"));
   return relocateScript;
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (error) {
-    if (isNotFound(error)) return false;
-    throw error;
-  }
 }

@@ -1,12 +1,13 @@
 // Reads pip's *.dist-info directories: name, version, RECORD integrity and files, top-level modules,
 // requirements and editable installs.
 
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   InputError,
   compare,
+  isDirectory,
   isNotFound,
   namesIfPresent,
   parseDistInfoMetadata,
@@ -184,15 +185,6 @@ async function readOptional(path: string): Promise<Buffer | undefined> {
     return await readFile(path);
   } catch (error) {
     if (isNotFound(error)) return undefined;
-    throw error;
-  }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (error) {
-    if (isNotFound(error)) return false;
     throw error;
   }
 }

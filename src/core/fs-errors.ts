@@ -1,7 +1,7 @@
 // Telling "not there" apart from real file-system failures, and naming the failures a user can fix
 // (an unwritable or full destination) with coded errors instead of internal ones.
 
-import { access, readdir, rm } from "node:fs/promises";
+import { access, readdir, rm, stat } from "node:fs/promises";
 import { InputError } from "./errors.js";
 
 /** True for ENOENT and ENOTDIR: the path (or a parent of it) does not exist as needed. */
@@ -40,6 +40,16 @@ export async function pathExists(path: string): Promise<boolean> {
   try {
     await access(path);
     return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+}
+
+/** Whether `path` is a directory (through links); missing is false, other errors are thrown. */
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
   } catch (error) {
     if (isNotFound(error)) return false;
     throw error;

@@ -1,9 +1,9 @@
 // Write failures a user can fix are named with codes; everything else passes through.
 
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { InputError, writeFailure } from "../../src/core/index.js";
+import { InputError, isDirectory, writeFailure } from "../../src/core/index.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 async function failureOf(write: () => Promise<unknown>): Promise<unknown> {
@@ -45,5 +45,23 @@ describe("writeFailure", () => {
     expect(writeFailure(error, "/x")).toBe(error);
     const plain = new Error("a bug");
     expect(writeFailure(plain, "/x")).toBe(plain);
+  });
+});
+
+describe("isDirectory", () => {
+  it("answers through links, takes missing for false and throws anything else", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "sub"));
+    await writeFile(join(dir, "file"), "");
+    await symlink("sub", join(dir, "link"));
+    expect(await isDirectory(join(dir, "sub"))).toBe(true);
+    expect(await isDirectory(join(dir, "link"))).toBe(true);
+    expect(await isDirectory(join(dir, "file"))).toBe(false);
+    expect(await isDirectory(join(dir, "missing"))).toBe(false);
+    expect(await isDirectory(join(dir, "file", "below"))).toBe(false);
+    await symlink("loop", join(dir, "loop"));
+    await expect(isDirectory(join(dir, "loop"))).rejects.toMatchObject({
+      code: "ELOOP",
+    });
   });
 });
