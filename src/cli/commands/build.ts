@@ -3,7 +3,7 @@
 import { Option, type Command } from "commander";
 import { UsageError } from "../../core/light.js";
 import type { CommandContext } from "../context.js";
-import { collect, intOption, splitAtDashes } from "./options.js";
+import { intOption, splitAtDashes, withScanScope } from "./options.js";
 
 interface BuildFlags {
   manifest?: string;
@@ -24,54 +24,43 @@ interface BuildFlags {
 
 /** Registers `envpack build`. */
 export function registerBuild(program: Command, context: CommandContext): void {
-  program
-    .command("build")
-    .description(
-      "build (or find in the cache) the reproducible bundle of an app",
-    )
-    .argument("[entry...]", "entry files to scan (or give --manifest)")
-    .option(
-      "--manifest <file>",
-      "build from a manifest written by `envpack scan -o`",
-    )
-    .option(
-      "--env <prefix>",
-      "Conda prefix for Python entries (default: $CONDA_PREFIX)",
-    )
-    .option(
-      "--out <dir>",
-      "also copy the bundle to DIR: its index as <sha256>.json, each layer beside it",
-    )
-    .option(
-      "--node <version>",
-      "Node: bundle this Node version (from the npm registry) instead of this machine's",
-    )
-    .option(
-      "--platform <os-arch>",
-      "Node: target platform, e.g. linux-arm64 or darwin-arm64",
-    )
-    .option(
-      "--prune",
-      "Conda: keep only the scanned packages, their depends closure and python",
-    )
-    .addOption(
-      new Option("--engine <engine>", "Conda: who packs the environment")
-        .choices(["builtin", "conda-pack"])
-        .default("builtin"),
-    )
-    .option(
-      "--only-imported",
-      "leave out declared dependencies no import reaches (the smallest bundle)",
-    )
-    .option(
-      "--include <pkg|glob>",
-      "ship this installed package or these app files too (repeatable)",
-      collect,
-    )
-    .option(
-      "--trace",
-      "run the app once here (the command after --; default: node ENTRY, or the env's python ENTRY) and add what it loaded",
-    )
+  withScanScope(
+    program
+      .command("build")
+      .description(
+        "build (or find in the cache) the reproducible bundle of an app",
+      )
+      .argument("[entry...]", "entry files to scan (or give --manifest)")
+      .option(
+        "--manifest <file>",
+        "build from a manifest written by `envpack scan -o`",
+      )
+      .option(
+        "--env <prefix>",
+        "Conda prefix for Python entries (default: $CONDA_PREFIX)",
+      )
+      .option(
+        "--out <dir>",
+        "also copy the bundle to DIR: its index as <sha256>.json, each layer beside it",
+      )
+      .option(
+        "--node <version>",
+        "Node: bundle this Node version (from the npm registry) instead of this machine's",
+      )
+      .option(
+        "--platform <os-arch>",
+        "Node: target platform, e.g. linux-arm64 or darwin-arm64",
+      )
+      .option(
+        "--prune",
+        "Conda: keep only the scanned packages, their depends closure and python",
+      )
+      .addOption(
+        new Option("--engine <engine>", "Conda: who packs the environment")
+          .choices(["builtin", "conda-pack"])
+          .default("builtin"),
+      ),
+  )
     .option("--level <n>", "zstd compression level, 1-19", intOption(1, 19), 3)
     .option(
       "--threads <n>",

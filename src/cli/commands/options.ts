@@ -37,3 +37,24 @@ export function intOption(min: number, max: number): (value: string) => number {
     return n;
   };
 }
+
+/**
+ * Adds the options that decide what a scan ships beyond the imports (`scan` and `build` take the
+ * same ones, with the same help).
+ */
+export function withScanScope(command: Command): Command {
+  return command
+    .option(
+      "--only-imported",
+      "leave out declared dependencies no import reaches (the smallest bundle)",
+    )
+    .option(
+      "--include <pkg|glob>",
+      "ship this installed package or these app files too (repeatable)",
+      collect,
+    )
+    .option(
+      "--trace",
+      "run the app once here (the command after --; default: node ENTRY, or the env's python ENTRY) and add what it loaded",
+    );
+}

@@ -2,7 +2,7 @@
 
 import type { Command } from "commander";
 import { UsageError, type Manifest } from "../../core/light.js";
-import { collect, splitAtDashes } from "./options.js";
+import { splitAtDashes, withScanScope } from "./options.js";
 import type { CommandContext } from "../context.js";
 
 interface ScanFlags {
@@ -16,37 +16,26 @@ interface ScanFlags {
 
 /** Registers `envpack scan`. */
 export function registerScan(program: Command, context: CommandContext): void {
-  program
-    .command("scan")
-    .description(
-      "statically analyse an app's imports and write its dependency manifest",
-    )
-    .argument(
-      "<entry...>",
-      "entry files: .ts .tsx .mts .cts .js .mjs .cjs .jsx, or .py with --env",
-    )
-    .option(
-      "--env <prefix>",
-      "Conda prefix for Python entries (default: $CONDA_PREFIX)",
-    )
-    .option("-o, --output <file>", "write the manifest to FILE (atomically)")
-    .option(
-      "--strict",
-      "exit 2 when the app has unresolved imports that are not optional",
-    )
-    .option(
-      "--only-imported",
-      "leave out declared dependencies no import reaches (the smallest bundle)",
-    )
-    .option(
-      "--include <pkg|glob>",
-      "ship this installed package or these app files too (repeatable)",
-      collect,
-    )
-    .option(
-      "--trace",
-      "run the app once here (the command after --; default: node ENTRY, or the env's python ENTRY) and add what it loaded",
-    )
+  withScanScope(
+    program
+      .command("scan")
+      .description(
+        "statically analyse an app's imports and write its dependency manifest",
+      )
+      .argument(
+        "<entry...>",
+        "entry files: .ts .tsx .mts .cts .js .mjs .cjs .jsx, or .py with --env",
+      )
+      .option(
+        "--env <prefix>",
+        "Conda prefix for Python entries (default: $CONDA_PREFIX)",
+      )
+      .option("-o, --output <file>", "write the manifest to FILE (atomically)")
+      .option(
+        "--strict",
+        "exit 2 when the app has unresolved imports that are not optional",
+      ),
+  )
     .addHelpText(
       "after",
       [
