@@ -55,6 +55,7 @@ const PACKAGES: Record<string, string[]> = {
     "@babel/parser",
     "@babel/types",
     "meriyah",
+    "oxc-parser",
     "oxc-resolver",
     "web-tree-sitter",
     // Asks the environment's interpreter for its builtin modules.

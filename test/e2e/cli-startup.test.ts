@@ -18,6 +18,7 @@ const FOR_JAVASCRIPT = [
   "@babel/parser",
   "@babel/types",
   "meriyah",
+  "oxc-parser",
   "oxc-resolver",
 ];
 
@@ -235,9 +236,14 @@ describe("start-up", () => {
         // A fresh cache: a warm one could answer the scan without parsing.
         env: { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
       }),
-      // The listing sees the parsers this scan needs, CommonJS ones included.
-      loads: ["@babel/parser", "oxc-resolver"],
-      never: HEAVY.filter((name) => !FOR_JAVASCRIPT.includes(name)),
+      // The listing sees the parsers this scan needs, CommonJS ones included: TypeScript that
+      // parses is oxc-parser's, and babel (its fallback) stays unloaded.
+      loads: ["oxc-parser", "oxc-resolver"],
+      never: [
+        ...HEAVY.filter((name) => !FOR_JAVASCRIPT.includes(name)),
+        "@babel/parser",
+        "@babel/types",
+      ],
     },
     {
       title:

@@ -1,6 +1,6 @@
-// Plain JavaScript is read by meriyah, whatever it rejects (and TypeScript) by babel, and a
-// package's module holding only static imports by es-module-lexer: every reading must find the
-// same import sites, on real packages and on the shapes the visitor has to get right.
+// Plain JavaScript is read by meriyah, TypeScript by oxc-parser, whatever they reject by babel,
+// and a package's module holding only static imports by es-module-lexer: every reading must find
+// the same import sites, on real packages and on the shapes the visitor has to get right.
 
 import { readFile, readdir } from "node:fs/promises";
 import { extname, join } from "node:path";
@@ -9,6 +9,7 @@ import {
   findImports,
   findImportsWithBabel,
   lexStaticImports,
+  parseTypeScript,
   parseWithMeriyah,
 } from "../../src/scan/js/find-imports.js";
 
@@ -200,5 +201,159 @@ describe("package files read by meriyah", () => {
     expect(found.sites.map((s) => s.target)).toEqual([
       { type: "literal", specifier: "./still-found" },
     ]);
+  });
+});
+
+describe("TypeScript read by oxc-parser", () => {
+  const TYPESCRIPT = new Set([".ts", ".tsx", ".mts", ".cts"]);
+
+  /** The TypeScript files under `dir`, recursively. */
+  async function typeScriptFiles(dir: string): Promise<string[]> {
+    return (await readdir(dir, { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isFile() && TYPESCRIPT.has(extname(e.name)))
+      .map((e) => join(e.parentPath, e.name));
+  }
+
+  it("finds babel's answer in every TypeScript file of envpack and of the realworld app's node_modules", async () => {
+    const app = inject("fixtures").apps["realworld"];
+    if (app === undefined)
+      throw new Error("the realworld fixture app was not installed");
+    const root = join(import.meta.dirname, "..", "..");
+    const files = [
+      ...(
+        await Promise.all(
+          ["src", "packer", "test", "bench", "scripts"].map((d) =>
+            typeScriptFiles(join(root, d)),
+          ),
+        )
+      ).flat(),
+      ...(await typeScriptFiles(join(app, "node_modules"))),
+    ];
+    expect(files.length).toBeGreaterThan(1000);
+    let readByOxc = 0;
+    let sites = 0;
+    const differing: string[] = [];
+    for (const file of files) {
+      const text = await readFile(file, "utf8");
+      const ext = extname(file);
+      if (parseTypeScript(text, ext) !== null) readByOxc++;
+      const found = findImports(text, ext);
+      sites += found.sites.length;
+      if (
+        JSON.stringify(found) !==
+        JSON.stringify(findImportsWithBabel(text, ext))
+      )
+        differing.push(file);
+    }
+    expect(differing).toEqual([]);
+    // The native path is really taken, and the files really have imports to agree on.
+    expect(readByOxc).toBeGreaterThan(files.length * 0.95);
+    expect(sites).toBeGreaterThan(3000);
+  }, 300_000);
+
+  const cases: Array<[string, string, string]> = [
+    [
+      "type-only imports and exports beside value ones",
+      ".ts",
+      [
+        "import type { A } from './types-only';",
+        "import { type B, c } from './mixed';",
+        "import { type D } from './all-types-named';",
+        "export type { E } from './export-type';",
+        "export type * from './export-type-star';",
+        "export * as ns from './namespace';",
+        "const v: import('./type-query').T = c;",
+        "let w: typeof import('./typeof-import');",
+        "interface I { x: import('./in-interface').X }",
+      ].join("\n"),
+    ],
+    [
+      "import = require, export =, createRequire and wrapped requires",
+      ".cts",
+      [
+        "import fs = require('node:fs');",
+        "import type Only = require('./type-equals');",
+        "const r = require('module').createRequire(__filename);",
+        "r('./via-create-require');",
+        "const x = require('./as-cast') as unknown as number;",
+        "const y = require('./non-null')!;",
+        "try { require('./optional'); } catch {}",
+        "if (x) return;",
+        "export = x;",
+      ].join("\n"),
+    ],
+    [
+      "an ES module with decorators, dynamic imports and files beside it",
+      ".mts",
+      [
+        "import { dec } from './decorators.js';",
+        "@dec class K { @dec m(): void {} }",
+        "const lang = 'en';",
+        "const m = await import(`./locale/${lang}.js`);",
+        "const u = new URL('./asset.wasm', import.meta.url);",
+        "import.meta.resolve('./other.js');",
+        "const p = (await import('./parenthesised.js')) satisfies object;",
+      ].join("\n"),
+    ],
+    [
+      "JSX and text outside ASCII before the sites",
+      ".tsx",
+      [
+        "const s = 'é😀\u2028';",
+        "import Button from './button';",
+        'export const view = <Button label="ü" />;',
+        "const lazy = () => import('./lazy-view');",
+      ].join("\n"),
+    ],
+  ];
+  /** The specifiers each case's runtime sites name, type-only ones left out. */
+  const expected: Record<string, string[]> = {
+    "type-only imports and exports beside value ones": [
+      "./mixed",
+      "./namespace",
+    ],
+    "import = require, export =, createRequire and wrapped requires": [
+      "node:fs",
+      "module",
+      "./via-create-require",
+      "./as-cast",
+      "./non-null",
+      "./optional",
+    ],
+    "an ES module with decorators, dynamic imports and files beside it": [
+      "./decorators.js",
+      "./locale/",
+      "./asset.wasm",
+      "./other.js",
+      "./parenthesised.js",
+    ],
+    "JSX and text outside ASCII before the sites": ["./button", "./lazy-view"],
+  };
+  it.each(cases)("%s: read natively, with babel's sites", (name, ext, text) => {
+    expect(parseTypeScript(text, ext)).not.toBeNull();
+    const found = findImports(text, ext);
+    expect(
+      found.sites.map((s) =>
+        s.target.type === "literal"
+          ? s.target.specifier
+          : s.target.type === "pattern"
+            ? s.target.prefix
+            : s.target.text,
+      ),
+    ).toEqual(expected[name]);
+    expect(found).toEqual(findImportsWithBabel(text, ext));
+  });
+
+  it("a TypeScript file with a syntax error gets babel's answer", () => {
+    const broken = "import x from './x';\nconst : number = 1;\n";
+    expect(parseTypeScript(broken, ".ts")).toBeNull();
+    const found = findImports(broken, ".ts");
+    expect(found.problem).toMatchObject({ reason: "syntax-error", line: 2 });
+    expect(found).toEqual(findImportsWithBabel(broken, ".ts"));
+  });
+
+  it("JavaScript is not oxc-parser's to read", () => {
+    expect(parseTypeScript("require('./x');", ".js")).toBeNull();
+    expect(parseTypeScript("require('./x');", ".jsx")).toBeNull();
   });
 });
