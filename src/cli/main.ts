@@ -2,7 +2,11 @@
 // The envpack command line: parses arguments, runs one command, renders its result, sets the exit code.
 
 import { Command, CommanderError } from "commander";
-import { UsageError, envpackPackageJson } from "../core/light.js";
+import {
+  UsageError,
+  envpackPackageJson,
+  markOneShotProcess,
+} from "../core/light.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCache } from "./commands/cache.js";
 import { registerRegistry } from "./commands/registry.js";
@@ -34,6 +38,8 @@ const output = {
 };
 
 async function main(argv: string[]): Promise<number> {
+  // One command, then exit: native parsers before JIT-compiled ones (see core/one-shot.ts).
+  markOneShotProcess();
   let exitCode = 0;
   // The command whose arguments failed to parse, for the hint.
   let failed = "";

@@ -9,6 +9,7 @@ export * from "./conda-meta.js";
 export * from "./safe-path.js";
 export * from "./fs-errors.js";
 export * from "./process-runs.js";
+export * from "./one-shot.js";
 export * from "./resources.js";
 export * from "./resource-spec.js";
 export * from "./task.js";

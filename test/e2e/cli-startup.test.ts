@@ -247,6 +247,30 @@ describe("start-up", () => {
     },
     {
       title:
+        "`envpack scan` of a JavaScript app reads its packages' files with oxc-parser, not babel",
+      kind: "node",
+      app: async () => {
+        const cwd = inject("fixtures").apps["realworld"];
+        if (cwd === undefined)
+          throw new Error("the realworld fixture app was not installed");
+        // The app transpiled to JavaScript: its packages' files (express, debug...) have sites.
+        return {
+          cwd,
+          args: ["build/main.js"],
+          env: { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
+        };
+      },
+      // No TypeScript here: oxc-parser is loaded for the package's file, as the CLI is a
+      // one-shot process; the app's own file is meriyah's.
+      loads: ["oxc-parser", "meriyah", "oxc-resolver"],
+      never: [
+        ...HEAVY.filter((name) => !FOR_JAVASCRIPT.includes(name)),
+        "@babel/parser",
+        "@babel/types",
+      ],
+    },
+    {
+      title:
         "`envpack scan` of a Python app loads no JavaScript parser, resolver or compiler",
       kind: "conda",
       app: async () => {

@@ -1,6 +1,7 @@
-// Plain JavaScript is read by meriyah, TypeScript by oxc-parser, whatever they reject by babel,
-// and a package's module holding only static imports by es-module-lexer: every reading must find
-// the same import sites, on real packages and on the shapes the visitor has to get right.
+// Plain JavaScript is read by meriyah (a package's, in the CLI, by oxc-parser), TypeScript by
+// oxc-parser, whatever they reject by babel, and a package's module holding only static imports
+// by es-module-lexer: every reading must find the same import sites, on real packages and on the
+// shapes the visitor has to get right.
 
 import { readFile, readdir } from "node:fs/promises";
 import { extname, join } from "node:path";
@@ -8,8 +9,9 @@ import { describe, expect, inject, it } from "vitest";
 import {
   findImports,
   findImportsWithBabel,
+  findImportsWithOxc,
   lexStaticImports,
-  parseTypeScript,
+  parseWithOxc,
   parseWithMeriyah,
 } from "../../src/scan/js/find-imports.js";
 
@@ -36,10 +38,12 @@ describe("package files read by meriyah", () => {
       .map((e) => join(e.parentPath, e.name));
     expect(files.length).toBeGreaterThan(1000);
     let readByMeriyah = 0;
+    let readByOxc = 0;
     let lexed = 0;
     let sites = 0;
     const differing: string[] = [];
     const differingAsApp: string[] = [];
+    const differingByOxc: string[] = [];
     for (const file of files) {
       const text = await readFile(file, "utf8");
       const ext = extname(file);
@@ -55,14 +59,26 @@ describe("package files read by meriyah", () => {
         JSON.stringify(babel.problem ? [] : babel.sites)
       )
         differing.push(file);
+      // Read by oxc-parser, as the CLI reads a package's files.
+      const oxc = findImportsWithOxc(text, ext);
+      if (oxc !== null) {
+        readByOxc++;
+        if (
+          JSON.stringify(oxc.sites) !==
+          JSON.stringify(babel.problem ? [] : babel.sites)
+        )
+          differingByOxc.push(file);
+      }
       // Read as an app file: meriyah without proposals, or babel, and the same answer.
       if (JSON.stringify(findImports(text, ext)) !== JSON.stringify(babel))
         differingAsApp.push(file);
     }
     expect(differing).toEqual([]);
     expect(differingAsApp).toEqual([]);
-    // The fast path is really taken, and the files really have imports to agree on.
+    expect(differingByOxc).toEqual([]);
+    // The fast paths are really taken, and the files really have imports to agree on.
     expect(readByMeriyah).toBeGreaterThan(files.length * 0.95);
+    expect(readByOxc).toBeGreaterThan(files.length * 0.9);
     expect(lexed).toBeGreaterThan(files.length * 0.2);
     expect(sites).toBeGreaterThan(2000);
   }, 300_000);
@@ -236,7 +252,7 @@ describe("TypeScript read by oxc-parser", () => {
     for (const file of files) {
       const text = await readFile(file, "utf8");
       const ext = extname(file);
-      if (parseTypeScript(text, ext) !== null) readByOxc++;
+      if (parseWithOxc(text, ext) !== null) readByOxc++;
       const found = findImports(text, ext);
       sites += found.sites.length;
       if (
@@ -330,7 +346,7 @@ describe("TypeScript read by oxc-parser", () => {
     "JSX and text outside ASCII before the sites": ["./button", "./lazy-view"],
   };
   it.each(cases)("%s: read natively, with babel's sites", (name, ext, text) => {
-    expect(parseTypeScript(text, ext)).not.toBeNull();
+    expect(parseWithOxc(text, ext)).not.toBeNull();
     const found = findImports(text, ext);
     expect(
       found.sites.map((s) =>
@@ -346,14 +362,20 @@ describe("TypeScript read by oxc-parser", () => {
 
   it("a TypeScript file with a syntax error gets babel's answer", () => {
     const broken = "import x from './x';\nconst : number = 1;\n";
-    expect(parseTypeScript(broken, ".ts")).toBeNull();
+    expect(parseWithOxc(broken, ".ts")).toBeNull();
     const found = findImports(broken, ".ts");
     expect(found.problem).toMatchObject({ reason: "syntax-error", line: 2 });
     expect(found).toEqual(findImportsWithBabel(broken, ".ts"));
   });
 
-  it("JavaScript is not oxc-parser's to read", () => {
-    expect(parseTypeScript("require('./x');", ".js")).toBeNull();
-    expect(parseTypeScript("require('./x');", ".jsx")).toBeNull();
+  it("JSX files and CommonJS that returns at top level are not oxc-parser's to read", () => {
+    expect(parseWithOxc("require('./x');", ".js")).not.toBeNull();
+    expect(parseWithOxc("require('./x');", ".jsx")).toBeNull();
+    // Script and module alike refuse it: meriyah (as CommonJS) reads it instead.
+    const returns = "if (!process.env.X) return;\nrequire('./after-return');\n";
+    expect(parseWithOxc(returns, ".js")).toBeNull();
+    expect(findImports(returns, ".js", true).sites).toEqual(
+      babelSites(returns, ".js"),
+    );
   });
 });

@@ -4,16 +4,21 @@
 // hundreds of package files in a process whose JIT is still cold, where meriyah's much smaller
 // parser is about twice as fast, and a JavaScript app whose files it reads never loads babel.
 // TypeScript goes through oxc-parser (native: no JIT to warm, and a fresh process loads it in a
-// fraction of babel's time). Whatever neither accepts (syntax errors, and in the app's files any
-// JavaScript proposal) is read by @babel/parser (error recovery, exact syntax errors), so the
-// sites found never depend on which parser succeeded (differential tests hold each to babel's
-// answer).
+// fraction of babel's time), and so do packages' JavaScript files in a one-shot process (the
+// CLI), whose JIT never warms up enough for meriyah to beat it. Whatever neither accepts (syntax
+// errors, and in the app's files any JavaScript proposal) is read by @babel/parser (error
+// recovery, exact syntax errors), so the sites found never depend on which parser succeeded
+// (differential tests hold each to babel's answer).
 
 import { createRequire } from "node:module";
 import type { ParserPlugin } from "@babel/parser";
 import type { Node } from "@babel/types";
 import type { Options as EstreeOptions } from "meriyah";
-import type { FileProblem, ImportKind } from "../../core/light.js";
+import {
+  isOneShotProcess,
+  type FileProblem,
+  type ImportKind,
+} from "../../core/light.js";
 
 /** A specifier the code names statically, or the static parts of a computed one. */
 export type ImportTarget =
@@ -130,14 +135,33 @@ export function findImports(
   if (inPackage && !MAY_IMPORT.test(text)) return { sites: [] };
   const lexed = inPackage ? lexStaticImports(text, ext) : null;
   if (lexed !== null) return { sites: lexed };
-  const program =
-    parseWithMeriyah(text, ext, inPackage) ?? parseTypeScript(text, ext);
-  if (program !== null) {
-    const finder = new SiteFinder(text, true);
-    finder.visit(program, false);
-    return { sites: finder.sites };
+  // TypeScript, and in a one-shot process (the CLI) a package's JavaScript too: oxc-parser's.
+  if (TYPESCRIPT.has(ext) || (inPackage && isOneShotProcess())) {
+    const found = findImportsWithOxc(text, ext);
+    if (found !== null) return found;
   }
+  const program = parseWithMeriyah(text, ext, inPackage);
+  if (program !== null) return sitesIn(text, program);
   return findImportsWithBabel(text, ext);
+}
+
+/** The sites of an ESTree program (meriyah's or oxc-parser's) of `text`. */
+function sitesIn(text: string, program: Node): FoundImports {
+  const finder = new SiteFinder(text, true);
+  finder.visit(program, false);
+  return { sites: finder.sites };
+}
+
+/**
+ * The import sites oxc-parser's reading of `text` gives, or null when it does not read the file
+ * (see {@link parseWithOxc}).
+ */
+export function findImportsWithOxc(
+  text: string,
+  ext: string,
+): FoundImports | null {
+  const program = parseWithOxc(text, ext);
+  return program === null ? null : sitesIn(text, program);
 }
 
 /** Words of every site that is not a static import or export-from (see SITE_WORDS). */
@@ -258,21 +282,29 @@ export function parseWithMeriyah(
 /** oxc-parser's parseSync, loaded on first use; null when it cannot load here (babel reads then). */
 let oxcParse: typeof import("oxc-parser").parseSync | null | undefined;
 
-/** How oxc reads each TypeScript extension, as babel does (see findImportsWithBabel). */
-const TYPESCRIPT_SOURCE_TYPES: Record<string, "commonjs" | "unambiguous"> = {
-  ".ts": "unambiguous",
-  ".tsx": "unambiguous",
-  ".mts": "unambiguous",
-  ".cts": "commonjs",
-};
+/** The TypeScript extensions: oxc-parser's to read in every process (babel's when it errs). */
+const TYPESCRIPT = new Set([".ts", ".tsx", ".mts", ".cts"]);
+
+/** How oxc-parser reads each extension: as babel does TypeScript, as meriyah does JavaScript. */
+const OXC_SOURCE_TYPES: Record<string, "commonjs" | "module" | "unambiguous"> =
+  {
+    ".ts": "unambiguous",
+    ".tsx": "unambiguous",
+    ".mts": "unambiguous",
+    ".cts": "commonjs",
+    ".js": "unambiguous",
+    ".cjs": "commonjs",
+    ".mjs": "module",
+  };
 
 /**
- * A TypeScript file as an ESTree program (TS-ESTree: type-only imports and exports keep their
- * `importKind`/`exportKind`, as babel's do), or null when oxc-parser finds any error or is not
- * available on this platform: babel then decides, with its error recovery and messages.
+ * A TypeScript or plain JavaScript file as an ESTree program (TS-ESTree: type-only imports and
+ * exports keep their `importKind`/`exportKind`, as babel's do), or null when oxc-parser finds any
+ * error (a CommonJS `.js` file that returns at top level, too), does not read the extension, or
+ * is not available on this platform: meriyah or babel then decides.
  */
-export function parseTypeScript(text: string, ext: string): Node | null {
-  const sourceType = TYPESCRIPT_SOURCE_TYPES[ext];
+export function parseWithOxc(text: string, ext: string): Node | null {
+  const sourceType = OXC_SOURCE_TYPES[ext];
   if (sourceType === undefined) return null;
   if (oxcParse === undefined) {
     try {
