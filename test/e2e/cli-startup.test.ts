@@ -4,7 +4,7 @@
 // with chunks (scripts/bundle-cli.mjs): the chunks a command loads are mapped back to the source
 // modules they hold through the build's metafile.
 
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, symlink, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
@@ -250,13 +250,23 @@ describe("start-up", () => {
         "`envpack scan` of a JavaScript app reads its packages' files with oxc-parser, not babel",
       kind: "node",
       app: async () => {
-        const cwd = inject("fixtures").apps["realworld"];
-        if (cwd === undefined)
+        const realworld = inject("fixtures").apps["realworld"];
+        if (realworld === undefined)
           throw new Error("the realworld fixture app was not installed");
-        // The app transpiled to JavaScript: its packages' files (express, debug...) have sites.
+        // JavaScript only, beside the fixture's packages (linked, not copied): express's own
+        // files (CommonJS) have sites to parse.
+        const cwd = await tempDir("envpack-jsapp-");
+        await symlink(
+          join(realworld, "node_modules"),
+          join(cwd, "node_modules"),
+        );
+        await writeFile(
+          join(cwd, "main.js"),
+          'const express = require("express");\nconsole.log(typeof express);\n',
+        );
         return {
           cwd,
-          args: ["build/main.js"],
+          args: ["main.js"],
           env: { ENVPACK_CACHE_DIR: join(await tempDir(), "cache") },
         };
       },
