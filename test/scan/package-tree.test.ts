@@ -73,7 +73,10 @@ describe("isTreeUnchanged", () => {
     ];
     for (const change of changes) {
       const dir = await pkg();
+      // Times from before the walk, as an install leaves them: a file added within the same
+      // clock tick as the fixture's own writes would leave lib/'s mtime as it was.
       await utimes(file(dir), INSTALLED, INSTALLED);
+      await utimes(join(dir, "lib"), INSTALLED, INSTALLED);
       const walk = walkPackageTree(dir);
       await change(dir);
       expect(holds(dir, walk), String(change)).toBe(false);
