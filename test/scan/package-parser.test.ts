@@ -25,17 +25,27 @@ function babelSites(text: string, ext: string) {
   return found.problem ? [] : found.sites;
 }
 
+/** The realworld fixture app's directory. */
+function realworld(): string {
+  const dir = inject("fixtures").apps["realworld"];
+  if (dir === undefined)
+    throw new Error("the realworld fixture app was not installed");
+  return dir;
+}
+
+/** The files under `dir`, recursively, whose extension is one of `extensions`. */
+async function filesUnder(
+  dir: string,
+  extensions: ReadonlySet<string>,
+): Promise<string[]> {
+  return (await readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile() && extensions.has(extname(e.name)))
+    .map((e) => join(e.parentPath, e.name));
+}
+
 describe("package files read by meriyah", () => {
   it("find the same sites as babel in every JavaScript file of the realworld app's node_modules", async () => {
-    const dir = inject("fixtures").apps["realworld"];
-    if (dir === undefined)
-      throw new Error("the realworld fixture app was not installed");
-    const root = join(dir, "node_modules");
-    const files = (
-      await readdir(root, { recursive: true, withFileTypes: true })
-    )
-      .filter((e) => e.isFile() && SOURCE.has(extname(e.name)))
-      .map((e) => join(e.parentPath, e.name));
+    const files = await filesUnder(join(realworld(), "node_modules"), SOURCE);
     expect(files.length).toBeGreaterThan(1000);
     let readByMeriyah = 0;
     let readByOxc = 0;
@@ -223,27 +233,17 @@ describe("package files read by meriyah", () => {
 describe("TypeScript read by oxc-parser", () => {
   const TYPESCRIPT = new Set([".ts", ".tsx", ".mts", ".cts"]);
 
-  /** The TypeScript files under `dir`, recursively. */
-  async function typeScriptFiles(dir: string): Promise<string[]> {
-    return (await readdir(dir, { recursive: true, withFileTypes: true }))
-      .filter((e) => e.isFile() && TYPESCRIPT.has(extname(e.name)))
-      .map((e) => join(e.parentPath, e.name));
-  }
-
   it("finds babel's answer in every TypeScript file of envpack and of the realworld app's node_modules", async () => {
-    const app = inject("fixtures").apps["realworld"];
-    if (app === undefined)
-      throw new Error("the realworld fixture app was not installed");
     const root = join(import.meta.dirname, "..", "..");
     const files = [
       ...(
         await Promise.all(
           ["src", "packer", "test", "bench", "scripts"].map((d) =>
-            typeScriptFiles(join(root, d)),
+            filesUnder(join(root, d), TYPESCRIPT),
           ),
         )
       ).flat(),
-      ...(await typeScriptFiles(join(app, "node_modules"))),
+      ...(await filesUnder(join(realworld(), "node_modules"), TYPESCRIPT)),
     ];
     expect(files.length).toBeGreaterThan(1000);
     let readByOxc = 0;
