@@ -145,9 +145,9 @@ export function findImports(
   return findImportsWithBabel(text, ext);
 }
 
-/** The sites of an ESTree program (meriyah's or oxc-parser's) of `text`. */
-function sitesIn(text: string, program: Node): FoundImports {
-  const finder = new SiteFinder(text, true);
+/** The sites of a program of `text`: an ESTree (meriyah's or oxc-parser's), else babel's AST. */
+function sitesIn(text: string, program: Node, estree = true): FoundImports {
+  const finder = new SiteFinder(text, estree);
   finder.visit(program, false);
   return { sites: finder.sites };
 }
@@ -240,9 +240,7 @@ export function findImportsWithBabel(text: string, ext: string): FoundImports {
       },
     };
   }
-  const finder = new SiteFinder(text, false);
-  finder.visit(ast, false);
-  return { sites: finder.sites };
+  return sitesIn(text, ast, false);
 }
 
 /**
