@@ -216,6 +216,15 @@ export function workerTask(
     // resource_monitor makes its child a group leader on both sides of the fork (no race). The
     // inner shell reads nothing byte by byte: under the monitor's helper library every read is
     // a message to the monitor.
+    //
+    // The monitor runs until every process it tracks has ended. It learns of the watcher from a
+    // message the watcher's fork sends, and when the program dies at once (kill -SEGV $$) that
+    // message can arrive after the monitor has untracked everything on its child's exit: the
+    // watcher is tracked anew, and the monitor, this shell and the watcher wait on each other
+    // (about 1 run in 15, seen with ps and strace). A monitor still alive after the pokes with
+    // no child of its own waits for nothing but such leftovers: a line in the watcher's FIFO
+    // (opened read-write, so it cannot block) makes the watcher end its group, as it would have
+    // when this shell exits.
     const inner = `/bin/sh -c '(read _ <&9; kill -9 0) & exec "$@" 9<&- 7<>${EXITED}' envpack-task`;
     lines.push(
       `mkfifo ${ALIVE} ${EXITED} && exec 8<>${ALIVE} 9<${ALIVE} || exit 70`,
@@ -224,7 +233,8 @@ export function workerTask(
         : `m=; if command -v resource_monitor >/dev/null 2>&1; then set -- resource_monitor ${monitorArgs} ${inner} "$@"; m=1; else : >${OUT_DIR}/${OUT.unmonitored}; fi`,
       `"$@"${io} 8>&- & p=$!`,
       // At most 40 pokes 5 ms apart: a program that closed fd 7 early costs nothing more.
-      `[ -z "$m" ] || { (exec 8>&- 9<&- 2>/dev/null; read _ <${EXITED}; n=0; while [ $n -lt 40 ] && kill -CHLD $p; do n=$((n+1)); sleep 0.005; done) & }`,
+      `[ -z "$m" ] || { (exec 8>&- 9<&- 2>/dev/null; read _ <${EXITED}; poke() { n=0; while [ $n -lt 40 ] && kill -CHLD $p; do n=$((n+1)); sleep 0.005; done; }; poke; ` +
+        `c=/proc/$p/task/$p/children; kill -0 $p && [ -r $c ] && [ -z "$(cat $c)" ] && { echo 1<>${ALIVE}; poke; }) & }`,
       canceller,
       // Opening the FIFO once more frees a poker whose program ended before it looked.
       `wait $p; s=$?; exec 6<>${EXITED} 6>&- 8>&- 9<&-; exit $s`,

@@ -65,4 +65,33 @@ describe("WorkQueueBackend with a real worker", () => {
         value: { stdout: "a b|it's|$HOME|" },
       });
     });
+
+  // A program that dies at once could leave resource_monitor tracking the task's watcher, and the
+  // task then never ended (about 1 task in 15): this test timed out 3 runs in 3 before the fix.
+  it("ends every monitored task whose program dies at once", async () => {
+    const h = await harness({ monitor: true });
+    await startWorker({ port: h.port, cores: 2 });
+    const worker = await h.nextWorker();
+    const results = await Promise.all(
+      Array.from({ length: 24 }, () =>
+        h.run({ kind: "command", shell: "kill -SEGV $$" }, worker),
+      ),
+    );
+    expect(results.map((r) => r.signal)).toEqual(
+      Array.from({ length: 24 }, () => "SIGSEGV"),
+    );
+  });
+
+  it("lets a monitored program that closed its exit pipe run to its end", async () => {
+    const h = await harness({ monitor: true });
+    await startWorker({ port: h.port, cores: 1 });
+    const worker = await h.nextWorker();
+    // fd 7 tells the task's poker that the program ended; past the pokes it must not be taken
+    // for a leftover.
+    const result = await h.run(
+      { kind: "command", shell: "exec 7>&-; sleep 0.6; echo done" },
+      worker,
+    );
+    expect(result).toMatchObject({ ok: true, value: { stdout: "done\n" } });
+  });
 });
