@@ -51,6 +51,8 @@ export const OUT = {
   summary: "monitor.summary",
   unmonitored: "unmonitored",
   missing: "missing",
+  /** The signal number + 128 resource_monitor itself ended by (not the program it ran). */
+  monitorDied: "monitor-died",
 } as const;
 
 /** The files a task needs shipped (each once per connection), by role. */
@@ -236,8 +238,12 @@ export function workerTask(
       `[ -z "$m" ] || { (exec 8>&- 9<&- 2>/dev/null; read _ <${EXITED}; poke() { n=0; while [ $n -lt 40 ] && kill -CHLD $p; do n=$((n+1)); sleep 0.005; done; }; poke; ` +
         `c=/proc/$p/task/$p/children; kill -0 $p && [ -r $c ] && [ -z "$(cat $c)" ] && { echo 1<>${ALIVE}; poke; }) & }`,
       canceller,
-      // Opening the FIFO once more frees a poker whose program ended before it looked.
-      `wait $p; s=$?; exec 6<>${EXITED} 6>&- 8>&- 9<&-; exit $s`,
+      // Opening the FIFO once more frees a poker whose program ended before it looked. The
+      // monitor ends by a signal only when it fails (the program's own signal is in its
+      // summary): its SIGCHLD handler calls malloc, and a program that dies at once can meet
+      // the main loop inside malloc (glibc aborts it, about 1 task in 1000).
+      `wait $p; s=$?; [ -z "$m" ] || [ $s -le 128 ] || echo $s >${OUT_DIR}/${OUT.monitorDied}`,
+      `exec 6<>${EXITED} 6>&- 8>&- 9<&-; exit $s`,
     );
   }
   return {
@@ -308,6 +314,16 @@ export function decodeReport(
   const decoded = (outcome: Outcome) => ({ outcome, unmonitored });
   if (report.status === FORSAKEN)
     return decoded(lostOutcome("the worker forsook the task", usage));
+  // A monitor that failed under the task says nothing of the program (killed with it): as a
+  // lost worker, the task runs again. A summary written before the failure still tells.
+  const monitorDied = Number(text(OUT.monitorDied));
+  if (monitorDied > 128 && summary === undefined)
+    return decoded(
+      lostOutcome(
+        `resource_monitor died of ${signalName(monitorDied - 128)} on the worker before it wrote its summary`,
+        usage,
+      ),
+    );
   if (report.status !== 0)
     return decoded({
       ok: false,

@@ -75,6 +75,29 @@ describe("WorkQueueBackend failures", () => {
     expect(within).toMatchObject({ ok: true, reason: "ok" });
   });
 
+  it("resolves a task whose resource_monitor dies under it as worker-lost (it runs again), not as the program's signal", async () => {
+    const h = await harness();
+    await startWorker({ port: h.port, cores: 1 });
+    const worker = await h.nextWorker();
+    // The program's parent is the monitor, which does not catch SIGSEGV; the monitor's death
+    // kills the program (its parent-death signal).
+    const lost = await h.run(
+      { kind: "command", shell: "kill -SEGV $PPID; exec sleep 30" },
+      worker,
+    );
+    expect(lost).toMatchObject({
+      ok: false,
+      reason: "worker-lost",
+      error: {
+        message:
+          "resource_monitor died of SIGSEGV on the worker before it wrote its summary",
+      },
+    });
+    expect(lost.signal).toBeUndefined();
+    const again = await h.run({ kind: "command", shell: "echo again" }, worker);
+    expect(again).toMatchObject({ ok: true, value: { stdout: "again\n" } });
+  });
+
   it("runs anyway without any resource_monitor, and says once that limits are not enforced", async () => {
     // This manager ships none, and the worker's PATH has none.
     const h = await harness({ resourceMonitor: null });

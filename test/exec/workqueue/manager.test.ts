@@ -77,9 +77,12 @@ describe("WorkQueueBackend with a real worker", () => {
         h.run({ kind: "command", shell: "kill -SEGV $$" }, worker),
       ),
     );
-    expect(results.map((r) => r.signal)).toEqual(
-      Array.from({ length: 24 }, () => "SIGSEGV"),
-    );
+    // resource_monitor itself dies now and then of such a task (failures.test.ts): that attempt
+    // is lost, never the program's outcome.
+    for (const r of results)
+      if (r.reason !== "worker-lost")
+        expect(r).toMatchObject({ reason: "signal", signal: "SIGSEGV" });
+      else expect(r.error?.message).toMatch(/^resource_monitor died of /);
   });
 
   it("lets a monitored program that closed its exit pipe run to its end", async () => {
