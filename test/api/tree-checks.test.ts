@@ -2,7 +2,7 @@
 // an edit in one of many walks, a directory recorded missing that now exists, a walk the checks
 // were not started for; with the addon and without it.
 
-import { mkdir, utimes, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkTreesAhead } from "../../src/api/tree-checks.js";
@@ -12,9 +12,8 @@ import {
   walkPackageTree,
   type PackageTreeWalk,
 } from "../../src/scan/light.js";
+import { dateAsInstalled } from "../helpers/installed.js";
 import { tempDir } from "../helpers/temp-dir.js";
-
-const INSTALLED = new Date("1985-10-26T08:15:00Z");
 
 /** `count` package directories of two files each, their times set back, with their walks. */
 async function packages(
@@ -27,8 +26,7 @@ async function packages(
     await mkdir(join(dir, "lib"), { recursive: true });
     await writeFile(join(dir, "package.json"), `{"name":"pkg-${i}"}\n`);
     await writeFile(join(dir, "lib", "index.js"), `module.exports = ${i};\n`);
-    for (const path of [join(dir, "lib", "index.js"), join(dir, "lib"), dir])
-      await utimes(path, INSTALLED, INSTALLED);
+    await dateAsInstalled(dir);
     made.push([dir, walkPackageTree(dir)]);
   }
   return made;
@@ -72,6 +70,7 @@ describe("checkTreesAhead", () => {
       names.push("new\nline.js");
       for (const name of names)
         await writeFile(join(dir, "lib", name), `${name};\n`);
+      await dateAsInstalled(dir);
       const walk = walkPackageTree(dir);
       expect(walk.lines.length).toBeGreaterThan(64 * 1024);
       const check = () => checkTreesAhead([[dir, walk]], native);

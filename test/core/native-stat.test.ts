@@ -31,10 +31,10 @@ import {
   walkPackageTree,
   type PackageTreeWalk,
 } from "../../src/scan/light.js";
+import { dateAsInstalled, INSTALLED } from "../helpers/installed.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const execFileAsync = promisify(execFile);
-const INSTALLED = new Date("1985-10-26T08:15:00Z");
 const LATER = new Date("1985-10-26T08:16:00Z");
 const seconds = (date: Date) => date.getTime() / 1000;
 
@@ -58,16 +58,16 @@ async function pkg(): Promise<{ dir: string; real: string }> {
   await symlink("index.js", join(real, "lib", "alias.js"));
   await symlink("gone.js", join(real, "lib", "dangling.js"));
   await symlink("lib", join(real, "linked-dir"));
-  await utimes(join(real, "lib", "index.js"), INSTALLED, INSTALLED);
+  const dir = join(root, "node_modules", "pkg");
+  await mkdir(join(root, "node_modules"));
+  await symlink(real, dir);
+  await dateAsInstalled(root);
   // Past a half millisecond: rounded up to the next one, as JavaScript's Math.round does.
   await utimes(
     join(real, "package.json"),
     INSTALLED,
     seconds(INSTALLED) + 6e-4,
   );
-  const dir = join(root, "node_modules", "pkg");
-  await mkdir(join(root, "node_modules"));
-  await symlink(real, dir);
   return { dir, real };
 }
 

@@ -15,6 +15,7 @@ import { describe, expect, it } from "vitest";
 import { appCopy } from "../helpers/app-copy.js";
 import { envpack } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { INSTALLED } from "../helpers/installed.js";
 
 interface Built {
   digest: string;
@@ -41,8 +42,7 @@ describe("a package edited in node_modules", () => {
     const build = await builder(app);
     const file = join(app, "node_modules", "ms", "index.js");
     // Whole seconds, which utimes can set back exactly.
-    const installed = new Date("1985-10-26T08:15:00Z");
-    await utimes(file, installed, installed);
+    await utimes(file, INSTALLED, INSTALLED);
     const original = await readFile(file);
     const first = await build();
     await appendFile(file, "\nmodule.exports.patched = true;\n");
@@ -58,7 +58,7 @@ describe("a package edited in node_modules", () => {
 
     // Undone in place, times included (as a backup restore would): the package is as installed.
     await writeFile(file, original);
-    await utimes(file, installed, installed);
+    await utimes(file, INSTALLED, INSTALLED);
     expect(await build()).toMatchObject({
       source: "cache",
       inputDigest: first.inputDigest,

@@ -17,9 +17,10 @@ import {
   walkPackageTree,
   type PackageTreeWalk,
 } from "../../src/scan/light.js";
+import { nativeStat } from "../../src/core/light.js";
+import { dateAsInstalled, INSTALLED } from "../helpers/installed.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
-const INSTALLED = new Date("1985-10-26T08:15:00Z");
 const LATER = new Date("1985-10-26T08:16:00Z");
 
 /** A package with a nested directory, a file whose name holds a newline, and a nested node_modules. */
@@ -31,6 +32,9 @@ async function pkg(): Promise<string> {
   await writeFile(join(dir, "lib", "index.js"), "module.exports = 1;\n");
   await writeFile(join(dir, "lib", "odd\nname.js"), "exports.x = 2;\n");
   await writeFile(join(dir, "node_modules", "dep", "index.js"), "1;\n");
+  // As an install leaves it: a walk does not vouch for entries changed within its own clock
+  // tick (see the last describe).
+  await dateAsInstalled(dir);
   return dir;
 }
 
@@ -73,10 +77,6 @@ describe("isTreeUnchanged", () => {
     ];
     for (const change of changes) {
       const dir = await pkg();
-      // Times from before the walk, as an install leaves them: a file added within the same
-      // clock tick as the fixture's own writes would leave lib/'s mtime as it was.
-      await utimes(file(dir), INSTALLED, INSTALLED);
-      await utimes(join(dir, "lib"), INSTALLED, INSTALLED);
       const walk = walkPackageTree(dir);
       await change(dir);
       expect(holds(dir, walk), String(change)).toBe(false);
@@ -86,7 +86,6 @@ describe("isTreeUnchanged", () => {
   it("fails when the directory is gone, and holds once bytes and times are put back in place", async () => {
     const dir = await pkg();
     const file = join(dir, "lib", "index.js");
-    await utimes(file, INSTALLED, INSTALLED);
     const walk = walkPackageTree(dir);
     await writeFile(file, "module.exports = 3;\n");
     expect(isTreeUnchanged(dir, walk.lines)).toBe(false);
@@ -96,4 +95,32 @@ describe("isTreeUnchanged", () => {
     await rm(dir, { recursive: true });
     expect(isTreeUnchanged(dir, walk.lines)).toBe(false);
   });
+});
+
+describe("a walk within the clock tick of a change", () => {
+  for (const native of [nativeStat(), null])
+    it(`does not vouch for what changed in its tick (${native === null ? "JavaScript" : "native"} walk)`, async () => {
+      const dir = await pkg();
+      const lib = join(dir, "lib");
+      await writeFile(join(lib, "early.js"), "");
+      const walk = walkPackageTree(dir, native);
+      // A file added in the same tick of the file-system clock: lib/ keeps the mtime walked.
+      const walked = await stat(lib);
+      await writeFile(join(lib, "late.js"), "");
+      await utimes(lib, walked.atime, walked.mtime);
+      expect(isTreeUnchanged(dir, walk.lines, native)).toBe(false);
+      expect(isTreeUnchanged(dir, walk.lines, null)).toBe(false);
+      // Only lib/ and early.js changed lately: the entries installed before keep their times.
+      expect(
+        walk.lines.split("\n").filter((line) => line.endsWith("\0racy")),
+      ).toEqual([
+        expect.stringMatching(/^lib\0/),
+        expect.stringMatching(/^lib\/early\.js\0/),
+      ]);
+      // Dated as an install leaves it, the tree walks again to a walk that holds.
+      await dateAsInstalled(lib);
+      const again = walkPackageTree(dir, native);
+      expect(again.lines).not.toContain("racy");
+      expect(holds(dir, again)).toBe(true);
+    });
 });

@@ -40,11 +40,12 @@ export function walkPackageTree(
   dir: string,
   native: NativeStat | null = nativeStat(),
 ): PackageTreeWalk {
+  const racyFrom = Date.now() - RACY_MS;
   const walked = native?.walkTree(dir);
   if (walked !== undefined) {
-    const [lines, stampText] = walked;
+    const lines = voidRacyTimes(walked[0], racyFrom);
     return {
-      stamp: `sha256:${createHash("sha256").update(stampText).digest("hex")}`,
+      stamp: `sha256:${createHash("sha256").update(walked[1]).digest("hex")}`,
       strict: strictStamp(lines),
       lines,
     };
@@ -73,11 +74,50 @@ export function walkPackageTree(
   };
   walk(dir, "");
   hash.update(pending);
+  lines = voidRacyTimes(lines, racyFrom);
   return {
     stamp: `sha256:${hash.digest("hex")}`,
     strict: strictStamp(lines),
     lines,
   };
+}
+
+/**
+ * How close to a walk an entry's change may be and still share the file-system clock tick of
+ * something the walk did not see: file times come from the kernel's coarse clock (one jiffy,
+ * 1–10 ms, behind the clock Date.now() reads), so an entry added or rewritten just after the
+ * walk looked can leave the very mtime it recorded.
+ */
+const RACY_MS = 50;
+
+/**
+ * `lines` with the mtime of every entry changed since `from` (ms) replaced by `racy`, which no
+ * stat formats: {@link isTreeUnchanged} then reads the walk as changed, and the next build walks
+ * again instead of trusting stats that cannot vouch for what followed (git's racily clean
+ * entries). Nothing is copied when no entry is that recent.
+ */
+function voidRacyTimes(lines: string, from: number): string {
+  let out: string[] | undefined;
+  let kept = 0;
+  for (
+    let end = lines.indexOf("\n");
+    end !== -1;
+    end = lines.indexOf("\n", end + 1)
+  ) {
+    // The last field, read backwards digit by digit (a slice and Number per line cost 1 µs).
+    let time = 0;
+    let at = end - 1;
+    for (let unit = 1; ; at--, unit *= 10) {
+      const digit = lines.charCodeAt(at) - 48;
+      if (!(digit >= 0 && digit <= 9)) break;
+      time += digit * unit;
+    }
+    // A negative time (before 1970) stops at its sign: small, so never racy.
+    if (time < from) continue;
+    (out ??= []).push(lines.slice(kept, at + 1), "racy");
+    kept = end;
+  }
+  return out === undefined ? lines : out.join("") + lines.slice(kept);
 }
 
 /** {@link PackageTreeWalk.strict} of a walk's lines. */
