@@ -3,6 +3,7 @@
 
 import {
   chmod,
+  lutimes,
   mkdir,
   rename,
   rm,
@@ -14,6 +15,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   isTreeUnchanged,
+  treeEntries,
   walkPackageTree,
   type PackageTreeWalk,
 } from "../../src/scan/light.js";
@@ -103,7 +105,12 @@ describe("a walk within the clock tick of a change", () => {
       const dir = await pkg();
       const lib = join(dir, "lib");
       await writeFile(join(lib, "early.js"), "");
+      // A name whose digits before a newline read as a recent time: a path, not an mtime.
+      const odd = `${Date.now() + 60_000}\nx.js`;
+      await writeFile(join(lib, odd), "");
+      await lutimes(join(lib, odd), INSTALLED, INSTALLED);
       const walk = walkPackageTree(dir, native);
+      expect(treeEntries(walk).map((e) => e.path)).toContain(`lib/${odd}`);
       // A file added in the same tick of the file-system clock: lib/ keeps the mtime walked.
       const walked = await stat(lib);
       await writeFile(join(lib, "late.js"), "");

@@ -112,8 +112,9 @@ function voidRacyTimes(lines: string, from: number): string {
       if (!(digit >= 0 && digit <= 9)) break;
       time += digit * unit;
     }
-    // A negative time (before 1970) stops at its sign: small, so never racy.
-    if (time < from) continue;
+    // The field follows a NUL, which no path holds: a newline inside a name is no line's end.
+    // A negative time (before 1970) stops at its sign, and is never racy either.
+    if (time < from || lines.charCodeAt(at) !== 0) continue;
     (out ??= []).push(lines.slice(kept, at + 1), "racy");
     kept = end;
   }
