@@ -20,6 +20,7 @@ import {
 import { verifyCachedBlob } from "./cache.js";
 import { withCacheHold } from "./cache-hold.js";
 import {
+  LocalRegistry,
   LocalStore,
   openRegistry,
   type Registry,
@@ -76,14 +77,18 @@ export interface PushResult {
  */
 export async function push(options: PushOptions): Promise<PushResult> {
   const digest = checkDigest(options.digest, "DIGEST");
+  const registry = open(options.registry);
   // A `cache gc` waits: it would remove blobs while they are read.
   return withCacheHold(options.cacheDir, options.signal, () =>
-    pushHeld(digest, options),
+    withRegistryHold(registry, options.signal, () =>
+      pushHeld(digest, registry, options),
+    ),
   );
 }
 
 async function pushHeld(
   digest: Digest,
+  registry: Registry,
   options: PushOptions,
 ): Promise<PushResult> {
   const store = new LocalStore(options.cacheDir);
@@ -101,7 +106,6 @@ async function pushHeld(
   }
   // Only verified bytes leave the cache; a damaged blob is dropped here, not sent.
   await verifyCachedBlob(options.cacheDir, digest);
-  const registry = open(options.registry);
   const inputDigests = new Set<Digest>();
   let sentBytes = 0;
   let layers: RegistryLayer[] | undefined;
@@ -175,14 +179,19 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       "give a bundle DIGEST or --input INPUT_DIGEST, not both or neither",
       { hint: "e.g. `envpack pull --input sha256:… --registry oci://…`." },
     );
+  const registry = open(options.registry);
   // A `cache gc` waits: it would remove layers between their check and the record naming them.
   return withCacheHold(options.cacheDir, options.signal, () =>
-    pullHeld(options),
+    withRegistryHold(registry, options.signal, () =>
+      pullHeld(registry, options),
+    ),
   );
 }
 
-async function pullHeld(options: PullOptions): Promise<PullResult> {
-  const registry = open(options.registry);
+async function pullHeld(
+  registry: Registry,
+  options: PullOptions,
+): Promise<PullResult> {
   const store = new LocalStore(options.cacheDir);
   const transfer = { onEvent: options.onEvent, signal: options.signal };
   if (options.inputDigest !== undefined) {
@@ -215,17 +224,19 @@ export async function pullForInput(
   build: { key: Digest; inputDigest: Digest },
   transfer: Transfer,
 ): Promise<{ digest: Digest; size: number } | null> {
-  const entry = await registry.lookup(build.key, transfer);
-  if (entry === null || entry.meta["format"] !== String(BUNDLE_FORMAT))
-    return null;
-  const { digest, size } = await pullEntry(
-    store,
-    registry,
-    entry,
-    build.inputDigest,
-    transfer,
-  );
-  return { digest, size };
+  return withRegistryHold(registry, transfer.signal, async () => {
+    const entry = await registry.lookup(build.key, transfer);
+    if (entry === null || entry.meta["format"] !== String(BUNDLE_FORMAT))
+      return null;
+    const { digest, size } = await pullEntry(
+      store,
+      registry,
+      entry,
+      build.inputDigest,
+      transfer,
+    );
+    return { digest, size };
+  });
 }
 
 /**
@@ -242,7 +253,10 @@ export async function publish(
   { pushed: true } | { pushed: false; pushError: Record<string, unknown> }
 > {
   try {
-    await registry.push(file, await pushEntryFor(file, entry), transfer);
+    const pushed = await pushEntryFor(file, entry);
+    await withRegistryHold(registry, transfer.signal, () =>
+      registry.push(file, pushed, transfer),
+    );
     return { pushed: true };
   } catch (error) {
     transfer.signal?.throwIfAborted();
@@ -255,6 +269,21 @@ export async function publish(
     });
     return { pushed: false, pushError: error.toJSON() };
   }
+}
+
+/**
+ * Runs `body` holding a directory registry as a build holds the cache (cache-hold.ts): a `cache
+ * gc` of that directory then removes no blob between a push's blobs and the record naming them,
+ * nor between a lookup and the pulls that follow it. An OCI registry is used as it is.
+ */
+function withRegistryHold<T>(
+  registry: Registry,
+  signal: AbortSignal | undefined,
+  body: () => Promise<T>,
+): Promise<T> {
+  return registry instanceof LocalRegistry
+    ? withCacheHold(registry.root, signal, body)
+    : body();
 }
 
 /** Opens the registry of the options. */

@@ -9,6 +9,7 @@ export type {
   RegistryLayer,
   TransferOptions,
 } from "./registry.js";
+export { LocalRegistry } from "./local-registry.js";
 export { openRegistry, type OpenRegistryOptions } from "./open-registry.js";
 export { credentialsFrom, type RegistryCredentials } from "./credentials.js";
 export { inputTag } from "./oci-registry.js";

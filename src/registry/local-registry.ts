@@ -21,11 +21,14 @@ import type {
 /** A {@link LocalStore} seen as a registry. */
 export class LocalRegistry implements Registry {
   readonly displayUrl: string;
+  /** The directory: a store that a `cache gc --cache-dir` of it may collect. */
+  readonly root: string;
   readonly #store: LocalStore;
 
   constructor(root: string) {
     this.#store = new LocalStore(root);
     this.displayUrl = root;
+    this.root = root;
   }
 
   async lookup(inputDigest: Digest): Promise<RegistryEntry | null> {

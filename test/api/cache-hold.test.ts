@@ -106,6 +106,40 @@ describe("the cache hold", () => {
     expect(await readdir(holds)).toEqual([]);
   });
 
+  it("push and pull into a directory registry wait for a gc of that directory, holding it", async () => {
+    const cacheDir = join(await tempDir(), "cache");
+    const registryDir = join(await tempDir(), "registry");
+    const holds = join(registryDir, HOLDS_DIR);
+    const registry = { url: registryDir };
+    const absent = `sha256:${"a".repeat(64)}`;
+    const order: string[] = [];
+    const users: Record<string, () => Promise<unknown>> = {
+      push: () => push({ digest: absent, registry, cacheDir }),
+      pull: () => pull({ digest: absent, registry, cacheDir }),
+    };
+    for (const [name, use] of Object.entries(users)) {
+      let using: Promise<unknown> | undefined;
+      // `cache gc --cache-dir REGISTRY_DIR`: it would remove a pushed blob before its record.
+      await withCacheExclusive(registryDir, async () => {
+        const tried = appears(holds, (n) => n.endsWith(".build"));
+        using = use().then(
+          () => order.push(`${name} ended`),
+          (error: { code?: string }) => order.push(`${name} ${error.code}`),
+        );
+        await Promise.race([tried, using]);
+        order.push(`gc done before ${name}`);
+      });
+      await using;
+    }
+    expect(order).toEqual([
+      "gc done before push",
+      "push ENVPACK_INPUT_ENTRY_NOT_FOUND",
+      "gc done before pull",
+      "pull ENVPACK_INPUT_ENTRY_NOT_FOUND",
+    ]);
+    expect(await readdir(holds)).toEqual([]);
+  });
+
   it("marks and locks of processes that are gone keep nobody waiting", async () => {
     const cacheDir = join(await tempDir(), "cache");
     const holds = join(cacheDir, HOLDS_DIR);
