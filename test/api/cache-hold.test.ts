@@ -30,6 +30,36 @@ function appears(dir: string, matches: (name: string) => boolean) {
   return seen.finally(() => close());
 }
 
+const ABSENT = `sha256:${"a".repeat(64)}`;
+
+/**
+ * Starts each use while a gc holds `dir`, and lists in order when the gc ended and how each use
+ * did. Each looks for a bundle the cache and registry lack: it fails, once it holds `dir` (were it
+ * not held, it would end first). No mark is left under `dir` afterwards.
+ */
+async function duringGc(
+  dir: string,
+  uses: Record<string, () => Promise<unknown>>,
+): Promise<string[]> {
+  const holds = join(dir, HOLDS_DIR);
+  const order: string[] = [];
+  for (const [name, use] of Object.entries(uses)) {
+    let using: Promise<unknown> | undefined;
+    await withCacheExclusive(dir, async () => {
+      const tried = appears(holds, (n) => n.endsWith(".build"));
+      using = use().then(
+        () => order.push(`${name} ended`),
+        (error: { code?: string }) => order.push(`${name} ${error.code}`),
+      );
+      await Promise.race([tried, using]);
+      order.push(`gc done before ${name}`);
+    });
+    await using;
+  }
+  expect(await readdir(holds)).toEqual([]);
+  return order;
+}
+
 const deadPid = () => spawnSync(process.execPath, ["-e", "0"]).pid as number;
 
 describe("the cache hold", () => {
@@ -71,31 +101,14 @@ describe("the cache hold", () => {
 
   it("run, push and pull wait for a running gc, holding the cache as a build does", async () => {
     const cacheDir = join(await tempDir(), "cache");
-    const holds = join(cacheDir, HOLDS_DIR);
     const registry = { url: join(await tempDir(), "registry") };
-    const absent = `sha256:${"a".repeat(64)}`;
-    const order: string[] = [];
-    const users: Record<string, () => Promise<unknown>> = {
-      run: () => run({ bundle: absent, command: ["true"], cacheDir }),
-      push: () => push({ digest: absent, registry, cacheDir }),
-      pull: () => pull({ digest: absent, registry, cacheDir }),
-    };
-    for (const [name, use] of Object.entries(users)) {
-      let using: Promise<unknown> | undefined;
-      await withCacheExclusive(cacheDir, async () => {
-        const tried = appears(holds, (n) => n.endsWith(".build"));
-        // Each looks for a bundle the cache and registry lack: it fails, once it holds the cache.
-        using = use().then(
-          () => order.push(`${name} ended`),
-          (error: { code?: string }) => order.push(`${name} ${error.code}`),
-        );
-        // (Were it not held, it would end first.)
-        await Promise.race([tried, using]);
-        order.push(`gc done before ${name}`);
-      });
-      await using;
-    }
-    expect(order).toEqual([
+    expect(
+      await duringGc(cacheDir, {
+        run: () => run({ bundle: ABSENT, command: ["true"], cacheDir }),
+        push: () => push({ digest: ABSENT, registry, cacheDir }),
+        pull: () => pull({ digest: ABSENT, registry, cacheDir }),
+      }),
+    ).toEqual([
       "gc done before run",
       "run ENVPACK_INPUT_ENTRY_NOT_FOUND",
       "gc done before push",
@@ -103,41 +116,24 @@ describe("the cache hold", () => {
       "gc done before pull",
       "pull ENVPACK_INPUT_ENTRY_NOT_FOUND",
     ]);
-    expect(await readdir(holds)).toEqual([]);
   });
 
   it("push and pull into a directory registry wait for a gc of that directory, holding it", async () => {
     const cacheDir = join(await tempDir(), "cache");
     const registryDir = join(await tempDir(), "registry");
-    const holds = join(registryDir, HOLDS_DIR);
     const registry = { url: registryDir };
-    const absent = `sha256:${"a".repeat(64)}`;
-    const order: string[] = [];
-    const users: Record<string, () => Promise<unknown>> = {
-      push: () => push({ digest: absent, registry, cacheDir }),
-      pull: () => pull({ digest: absent, registry, cacheDir }),
-    };
-    for (const [name, use] of Object.entries(users)) {
-      let using: Promise<unknown> | undefined;
-      // `cache gc --cache-dir REGISTRY_DIR`: it would remove a pushed blob before its record.
-      await withCacheExclusive(registryDir, async () => {
-        const tried = appears(holds, (n) => n.endsWith(".build"));
-        using = use().then(
-          () => order.push(`${name} ended`),
-          (error: { code?: string }) => order.push(`${name} ${error.code}`),
-        );
-        await Promise.race([tried, using]);
-        order.push(`gc done before ${name}`);
-      });
-      await using;
-    }
-    expect(order).toEqual([
+    // `cache gc --cache-dir REGISTRY_DIR`: it would remove a pushed blob before its record.
+    expect(
+      await duringGc(registryDir, {
+        push: () => push({ digest: ABSENT, registry, cacheDir }),
+        pull: () => pull({ digest: ABSENT, registry, cacheDir }),
+      }),
+    ).toEqual([
       "gc done before push",
       "push ENVPACK_INPUT_ENTRY_NOT_FOUND",
       "gc done before pull",
       "pull ENVPACK_INPUT_ENTRY_NOT_FOUND",
     ]);
-    expect(await readdir(holds)).toEqual([]);
   });
 
   it("marks and locks of processes that are gone keep nobody waiting", async () => {
