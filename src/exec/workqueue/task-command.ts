@@ -283,6 +283,9 @@ export interface WorkerReport {
   files: Map<string, Buffer>;
 }
 
+/** Attempts a task gets when its resource_monitor dies under it (see decodeReport). */
+const MONITOR_ATTEMPTS = 3;
+
 /** The worker forsook the task (it could not run it there): as a lost worker, it runs elsewhere. */
 const FORSAKEN = 40;
 
@@ -315,15 +318,27 @@ export function decodeReport(
   if (report.status === FORSAKEN)
     return decoded(lostOutcome("the worker forsook the task", usage));
   // A monitor that failed under the task says nothing of the program (killed with it): as a
-  // lost worker, the task runs again. A summary written before the failure still tells.
+  // lost worker, the task runs again. A summary written before the failure still tells. From
+  // the third attempt on it fails instead (every run again counts one): a program that kills
+  // its monitor would otherwise run forever.
   const monitorDied = Number(text(OUT.monitorDied));
-  if (monitorDied > 128 && summary === undefined)
+  if (monitorDied > 128 && summary === undefined) {
+    const message = `resource_monitor died of ${signalName(monitorDied - 128)} on the worker before it wrote its summary`;
     return decoded(
-      lostOutcome(
-        `resource_monitor died of ${signalName(monitorDied - 128)} on the worker before it wrote its summary`,
-        usage,
-      ),
+      task.attempt < MONITOR_ATTEMPTS - 1
+        ? lostOutcome(message, usage)
+        : {
+            ok: false,
+            reason: "exit",
+            error: {
+              name: "MonitorFailed",
+              message: `${message}, attempt ${task.attempt + 1} of ${MONITOR_ATTEMPTS}`,
+            },
+            ...(tail === "" ? {} : { stderrTail: tail }),
+            usage,
+          },
     );
+  }
   if (report.status !== 0)
     return decoded({
       ok: false,

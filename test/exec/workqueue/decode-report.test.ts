@@ -44,6 +44,22 @@ describe("decodeReport when resource_monitor died", () => {
     });
   });
 
+  it("fails the third attempt that loses its monitor, so a program that kills it ends", () => {
+    const { outcome } = decodeReport(
+      { ...task, attempt: 2 },
+      report({ [OUT.monitorDied]: "139\n" }),
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      reason: "exit",
+      error: {
+        name: "MonitorFailed",
+        message:
+          "resource_monitor died of SIGSEGV on the worker before it wrote its summary, attempt 3 of 3",
+      },
+    });
+  });
+
   it("takes the program's end from a summary written before the monitor died", () => {
     const summary = JSON.stringify({
       exit_type: "signal",

@@ -134,6 +134,39 @@ describe("Executor on Work Queue workers", () => {
     expect(lost.length).toBeGreaterThan(0);
   });
 
+  it("runs a task whose resource_monitor dies under it again, and fails it at the third such death", async () => {
+    const dir = await tempDir("envpack-wq-monitor-");
+    const m = await manager();
+    try {
+      await startWorker({ port: m.port, cores: 1 });
+      await m.workers(1);
+      // The program's parent is the monitor, which does not catch SIGSEGV.
+      const killMonitor = "kill -SEGV $PPID; exec sleep 30";
+      const once = m.executor.command(
+        `if [ -e ${dir}/ran ]; then echo again; else : >${dir}/ran; ${killMonitor}; fi`,
+      );
+      expect(await once()).toEqual({ exitCode: 0, stdout: "again\n" });
+      const always = m.executor.command(killMonitor);
+      await expect(always()).rejects.toMatchObject({
+        code: "ENVPACK_TASK_FAILED",
+        message: expect.stringContaining(
+          "MonitorFailed: resource_monitor died of SIGSEGV on the worker before it wrote its summary, attempt 3 of 3",
+        ),
+      });
+    } finally {
+      await m.executor.shutdown();
+    }
+    expect(m.results().map((e) => [e.result.reason, e.result.attempt])).toEqual(
+      [
+        ["worker-lost", 0],
+        ["ok", 1],
+        ["worker-lost", 0],
+        ["worker-lost", 1],
+        ["exit", 2],
+      ],
+    );
+  });
+
   it("queues a task on a busy worker, and runs it elsewhere (not a failed attempt) when that worker dies", async () => {
     const dir = await tempDir("envpack-wq-queued-");
     const flag = join(dir, "flag");
