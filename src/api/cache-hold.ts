@@ -11,9 +11,16 @@
 // other: the build backs off (removes its file, waits for the gc, tries again), or the gc waits.
 
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  realpathSync,
+  statSync,
+  unlinkSync,
+} from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { InputError, isNotFound, namesIfPresent } from "../core/light.js";
 import {
@@ -68,6 +75,20 @@ export async function withCacheHold<T>(
 let ownStart: string | undefined;
 
 /**
+ * The directories this process holds, each with its mark and how many holds share it. A hold
+ * taken inside another (a build inside a `pack: true` Executor's, a registry that is the cache
+ * directory) shares the mark and never waits for a gc: the gc waits for that mark, so waiting for
+ * it would wait forever (until the 10-minute timeout).
+ */
+const ownHolds = new Map<string, OwnHold>();
+
+interface OwnHold {
+  key: string;
+  mark: string;
+  count: number;
+}
+
+/**
  * Holds the cache directory for a build: waits while a `cache gc` or `cache rm` runs (at most 10
  * minutes), then keeps them waiting until {@link CacheHold.release}. A cache directory this
  * process cannot write is held by nobody: no hold is taken.
@@ -79,6 +100,8 @@ export async function holdCache(
   signal?: AbortSignal,
 ): Promise<CacheHold> {
   const dir = join(cacheDir, HOLDS_DIR);
+  const held = ownHolds.get(heldKey(dir));
+  if (held !== undefined) return shared(held);
   ownStart ??= (await processStartTime(process.pid)) ?? "";
   const mark = join(
     dir,
@@ -106,12 +129,48 @@ export async function holdCache(
       throw error;
     }
     const gc = await gcHolder(lock);
-    if (gc === null) return { release: async () => removeMark(mark) };
+    if (gc === null) {
+      // Another hold of this process may have taken the directory meanwhile: one mark serves.
+      const key = heldKey(dir);
+      const meanwhile = ownHolds.get(key);
+      if (meanwhile !== undefined) {
+        removeMark(mark);
+        return shared(meanwhile);
+      }
+      const own = { key, mark, count: 0 };
+      ownHolds.set(key, own);
+      return shared(own);
+    }
     removeMark(mark);
     if (Date.now() >= deadline)
       throw lockedError(lock, gc, "a cache gc or cache rm");
     await sleep(POLL_MS, undefined, { signal });
   }
+}
+
+/** The holds directory as {@link ownHolds} knows it: through links, as the file system does. */
+function heldKey(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch (error) {
+    if (isNotFound(error)) return resolve(dir);
+    throw error;
+  }
+}
+
+/** One more hold on `own`'s mark; the last one released removes it. */
+function shared(own: OwnHold): CacheHold {
+  own.count++;
+  let released = false;
+  return {
+    release: async () => {
+      if (released) return;
+      released = true;
+      if (--own.count > 0) return;
+      ownHolds.delete(own.key);
+      removeMark(own.mark);
+    },
+  };
 }
 
 function removeMark(mark: string): void {

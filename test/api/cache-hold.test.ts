@@ -99,6 +99,32 @@ describe("the cache hold", () => {
     expect(order).toEqual(["build releases", "gc runs"]);
   });
 
+  it("a hold taken inside another goes on while a gc waits for the outer one", async () => {
+    // A build inside a `pack: true` Executor's hold, or a registry that is the cache directory:
+    // waiting for the gc, which waits for the outer hold, would wait forever.
+    const cacheDir = join(await tempDir(), "cache");
+    const holds = join(cacheDir, HOLDS_DIR);
+    const order: string[] = [];
+    const outer = await holdCache(cacheDir);
+    const gc = withCacheExclusive(cacheDir, async () => {
+      order.push("gc runs");
+    });
+    await appears(holds, (n) => n === "gc.lock");
+    const inner = await holdCache(cacheDir);
+    order.push("inner holds");
+    await inner.release();
+    await inner.release();
+    order.push("inner released");
+    // One mark for both, kept until the outer hold is released.
+    expect(
+      (await readdir(holds)).filter((n) => n.endsWith(".build")),
+    ).toHaveLength(1);
+    await outer.release();
+    await gc;
+    expect(order).toEqual(["inner holds", "inner released", "gc runs"]);
+    expect(await readdir(holds)).toEqual([]);
+  });
+
   it("run, push and pull wait for a running gc, holding the cache as a build does", async () => {
     const cacheDir = join(await tempDir(), "cache");
     const registry = { url: join(await tempDir(), "registry") };
