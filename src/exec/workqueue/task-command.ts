@@ -315,6 +315,16 @@ export function decodeReport(
   const reply = parseReply(text(OUT.result));
   const usage = usageOf(report, summary, reply);
   const decoded = (outcome: Outcome) => ({ outcome, unmonitored });
+  /** A task that did not end as its program would have (exit code 127 for a missing tool). */
+  const failed = (name: string, message: string, exitCode?: number) =>
+    decoded({
+      ok: false,
+      reason: "exit",
+      ...(exitCode === undefined ? {} : { exitCode }),
+      error: { name, message },
+      ...(tail === "" ? {} : { stderrTail: tail }),
+      usage,
+    });
   if (report.status === FORSAKEN)
     return decoded(lostOutcome("the worker forsook the task", usage));
   // A monitor that failed under the task says nothing of the program (killed with it): as a
@@ -324,32 +334,18 @@ export function decodeReport(
   const monitorDied = Number(text(OUT.monitorDied));
   if (monitorDied > 128 && summary === undefined) {
     const message = `resource_monitor died of ${signalName(monitorDied - 128)} on the worker before it wrote its summary`;
-    return decoded(
-      task.attempt < MONITOR_ATTEMPTS - 1
-        ? lostOutcome(message, usage)
-        : {
-            ok: false,
-            reason: "exit",
-            error: {
-              name: "MonitorFailed",
-              message: `${message}, attempt ${task.attempt + 1} of ${MONITOR_ATTEMPTS}`,
-            },
-            ...(tail === "" ? {} : { stderrTail: tail }),
-            usage,
-          },
-    );
+    return task.attempt < MONITOR_ATTEMPTS - 1
+      ? decoded(lostOutcome(message, usage))
+      : failed(
+          "MonitorFailed",
+          `${message}, attempt ${task.attempt + 1} of ${MONITOR_ATTEMPTS}`,
+        );
   }
   if (report.status !== 0)
-    return decoded({
-      ok: false,
-      reason: "exit",
-      error: {
-        name: "WorkerError",
-        message: `work_queue_worker ended the task with result status ${report.status}`,
-      },
-      ...(tail === "" ? {} : { stderrTail: tail }),
-      usage,
-    });
+    return failed(
+      "WorkerError",
+      `work_queue_worker ended the task with result status ${report.status}`,
+    );
   if (summary !== undefined && summary.exceeded.length > 0)
     return decoded(
       overResourcesOutcome(
@@ -364,17 +360,11 @@ export function decodeReport(
     );
   const missing = text(OUT.missing)?.trim();
   if (missing !== undefined)
-    return decoded({
-      ok: false,
-      reason: "exit",
-      exitCode: 127,
-      error: {
-        name: "ToolMissing",
-        message: `${missing} is not installed on the worker: ${task.payload.kind} apps without pack: true run the worker's own ${missing}`,
-      },
-      ...(tail === "" ? {} : { stderrTail: tail }),
-      usage,
-    });
+    return failed(
+      "ToolMissing",
+      `${missing} is not installed on the worker: ${task.payload.kind} apps without pack: true run the worker's own ${missing}`,
+      127,
+    );
   // How the program ended: resource_monitor knows a signal from an exit; the shell says 128+N.
   let exitCode: number | undefined;
   let signal: string | undefined;
