@@ -43,9 +43,10 @@ export function walkPackageTree(
   const racyFrom = Date.now() - RACY_MS;
   const walked = native?.walkTree(dir);
   if (walked !== undefined) {
-    const lines = voidRacyTimes(walked[0], racyFrom);
+    const [walkedLines, stampText] = walked;
+    const lines = voidRacyTimes(walkedLines, racyFrom);
     return {
-      stamp: `sha256:${createHash("sha256").update(walked[1]).digest("hex")}`,
+      stamp: `sha256:${createHash("sha256").update(stampText).digest("hex")}`,
       strict: strictStamp(lines),
       lines,
     };
