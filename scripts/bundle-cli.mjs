@@ -1,10 +1,13 @@
 // `npm run build`, after tsc: bundles the CLI into dist/src/cli/, so that a command resolves and
 // loads a few files rather than dozens, and `--help` loads no ES module at all:
-// - main.js: the command line (src/cli/ and commander) as one CommonJS file (dist/src/cli/ is a
+// - main.js: the executable (src/cli/bin.ts), which turns V8's code cache on for the CommonJS
+//   files below (src/cli/code-cache.ts: compiling them was a third of a cache hit above
+//   `node -e 0`) and requires:
+// - cli.js: the command line (src/cli/ and commander) as one CommonJS file (dist/src/cli/ is a
 //   CommonJS scope): Node's ES module loader, its thread pool and its per-module linking were half
 //   of what `--help` cost above `node -e 0`. A command's action requires or imports the api from:
 // - api-light.js: src/api/light.ts (build, scan, run, report, config) as one CommonJS file, which
-//   main.js requires when a command runs: a cache hit, a ready `run` and a scan's start load no
+//   cli.js requires when a command runs: a cache hit, a ready `run` and a scan's start load no
 //   ES module. What it imports dynamically (the scanner, the packer, the registry client, execa...)
 //   it imports from lazy-*.mjs, entries of:
 // - api-index.mjs, lazy-*.mjs and their chunk-*.mjs: everything else envpack runs, ES modules
@@ -147,7 +150,7 @@ const ownModulesPure = {
 };
 
 /**
- * In main.js, the command line's `import()` of the light api becomes a `require` of api-light.js
+ * In cli.js, the command line's `import()` of the light api becomes a `require` of api-light.js
  * on first use: a CommonJS file that an `import()` would hand to the ES module loader.
  */
 const requireLight = {
@@ -238,11 +241,49 @@ const commonJsWithOwnUrl = {
     js: 'const __envpackModuleUrl = require("node:url").pathToFileURL(__filename).href;',
   },
 };
+/**
+ * The files the code cache compiles (cli.js, api-light.js: see src/cli/code-cache.ts) import the
+ * chunked build's files through `__lazy`, the executable's `import()` (require.envpackImport):
+ * Node 20 loses the import callback of a script compiled from cached data. A file Node compiles
+ * itself (the cache turned off) imports as usual.
+ */
+const withLazyImport = {
+  ...commonJsWithOwnUrl,
+  banner: {
+    js: `${commonJsWithOwnUrl.banner.js} const __lazy = require.envpackImport ?? ((specifier) => import(specifier));`,
+  },
+};
+
+/**
+ * Turns each `import("./x.mjs")` of an external file in `result`'s outputs into `__lazy("./x.mjs")`
+ * (`__lazy` is as long as `import`: the source maps still line up), and fails the build on one
+ * it cannot find.
+ */
+async function routeDynamicImports(result) {
+  for (const [file, output] of Object.entries(result.metafile.outputs)) {
+    const specifiers = new Set(
+      output.imports
+        .filter((i) => i.kind === "dynamic-import" && i.external)
+        .map((i) => i.path),
+    );
+    if (specifiers.size === 0) continue;
+    const path = join(root, file);
+    let code = await readFile(path, "utf8");
+    for (const specifier of specifiers) {
+      const call = `import(${JSON.stringify(specifier)})`;
+      if (!code.includes(call))
+        throw new Error(`bundle-cli: ${file} has no ${call} to route`);
+      code = code.replaceAll(call, `__lazy(${JSON.stringify(specifier)})`);
+    }
+    await writeFile(path, code);
+  }
+}
+
 // The light api first: it names the lazy entries of the chunked build.
 const light = await build({
   ...common,
   entryPoints: { "api-light": LIGHT },
-  ...commonJsWithOwnUrl,
+  ...withLazyImport,
   plugins: [
     zodApart,
     lazyImports,
@@ -283,14 +324,26 @@ for (const file of Object.keys(api.metafile.outputs)) {
 }
 const commandLine = await build({
   ...common,
-  entryPoints: { main: join(root, "src", "cli", "main.ts") },
-  ...commonJsWithOwnUrl,
+  entryPoints: { cli: join(root, "src", "cli", "main.ts") },
+  ...withLazyImport,
   plugins: [
     lazyChildProcess,
     requireLight,
     sharedModules({ ownApi: false }),
     ownModulesPure,
   ],
+});
+await routeDynamicImports(light);
+await routeDynamicImports(commandLine);
+// The executable: the code cache (src/cli/code-cache.ts) turned on, then cli.js required.
+const executable = await build({
+  ...common,
+  entryPoints: { main: join(root, "src", "cli", "bin.ts") },
+  ...commonJsWithOwnUrl,
+  define: {
+    ...commonJsWithOwnUrl.define,
+    "import.meta.dirname": "__dirname",
+  },
 });
 const errors = await build({
   ...common,
@@ -305,7 +358,7 @@ const zod = await build({
   format: "cjs",
   mainFields: ["module", "main"],
 });
-// main.js, api-light.js, errors.js and zod.js are CommonJS: the rest of dist/ stays ES modules
+// main.js, cli.js, api-light.js, errors.js and zod.js are CommonJS: the rest of dist/ stays ES modules
 // (package.json `type`).
 await writeFile(
   join(outdir, "package.json"),
@@ -313,7 +366,7 @@ await writeFile(
 );
 const outputs = {};
 const inputs = {};
-for (const { metafile } of [light, api, commandLine, errors, zod]) {
+for (const { metafile } of [light, api, commandLine, executable, errors, zod]) {
   Object.assign(outputs, metafile.outputs);
   Object.assign(inputs, metafile.inputs);
 }

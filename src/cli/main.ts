@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The envpack command line: parses arguments, runs one command, renders its result, sets the exit code.
 
 import { Command, CommanderError } from "commander";

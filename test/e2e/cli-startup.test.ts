@@ -142,13 +142,13 @@ describe("start-up", () => {
     const { urls } = await loadedModules(["--help"]);
     // The hook saw the CLI itself: the listing is real.
     expect(urls.some((url) => url.endsWith("/cli/main.js"))).toBe(true);
-    // The command line and the error classes, both CommonJS: no chunk, no ES module loader (the
-    // listing's hook sees main.js too, as a module the hooked loader runs).
+    // The executable, the command line and the error classes, all CommonJS: no chunk, no ES
+    // module loader (the listing's hook sees main.js too, as a module the hooked loader runs).
     const outputs = await bundleOutputs();
     const files = new Set(
       urls.filter((url) => outputs.has(url)).map((url) => basename(url)),
     );
-    expect([...files].sort()).toEqual(["errors.js", "main.js"]);
+    expect([...files].sort()).toEqual(["cli.js", "errors.js", "main.js"]);
     const sources = await loadedSources(urls);
     expect(sources).toContain("node_modules/commander/lib/command.js");
     expect(sources).toContain("src/cli/main.ts");
@@ -177,12 +177,18 @@ describe("start-up", () => {
       env,
     });
     expect(JSON.parse(hit.stdout)).toMatchObject({ source: "cache" });
-    // Three CommonJS files: the command line, the light api and the error classes; no ES chunk.
+    // Four CommonJS files: the executable, the command line, the light api and the error
+    // classes; no ES chunk.
     const outputs = await bundleOutputs();
     const files = new Set(
       hit.urls.filter((url) => outputs.has(url)).map((url) => basename(url)),
     );
-    expect([...files].sort()).toEqual(["api-light.js", "errors.js", "main.js"]);
+    expect([...files].sort()).toEqual([
+      "api-light.js",
+      "cli.js",
+      "errors.js",
+      "main.js",
+    ]);
     // The native batch stats, loaded from where npm install built them (beside dist/).
     const addon = join(BIN, "..", "..", "..", "..", "build", "Release");
     expect(hit.urls).toContain(
