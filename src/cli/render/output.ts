@@ -19,7 +19,8 @@ export function outputMode(flags: {
   quiet?: boolean;
   verbose?: boolean;
 }): OutputMode {
-  const interactive = Boolean(process.stderr.isTTY) && !process.env.CI;
+  // CI first: reading process.stderr makes its stream (a few ms on a pipe) for nothing then.
+  const interactive = !process.env.CI && Boolean(process.stderr.isTTY);
   return {
     json: Boolean(flags.json),
     quiet: Boolean(flags.quiet),
