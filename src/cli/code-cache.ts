@@ -5,12 +5,12 @@
 // compiled through vm.Script with the cached data. Loaded before anything else: it reads its
 // directory from the environment itself, and uses Node's builtins only.
 
-import { hash as oneShotHash, createHash } from "node:crypto";
 import {
   mkdirSync,
   readFileSync,
   readdirSync,
   renameSync,
+  statSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -82,8 +82,8 @@ export function commandOf(args: readonly string[]): string {
 
 /**
  * Compiles every `.js` file loaded by `require` from `codeDir` through V8's code cache: the data
- * a previous process left for the same file contents, Node version and command is used when V8
- * accepts it. At exit with status 0, the data of each file compiled without usable data (none,
+ * a previous process left for the same file (see {@link fileKey}), Node version and command is
+ * used when V8 accepts it. At exit with status 0, the data of each file compiled without usable data (none,
  * or refused) is written atomically, replacing that file's data of older contents. A cache that
  * cannot be read or written only costs the compile it would have saved.
  */
@@ -104,9 +104,12 @@ export function installCodeCache(options: CodeCacheOptions): void {
   ) {
     if (!filename.startsWith(codeDir) || !filename.endsWith(".js"))
       return compile.call(this, content, filename);
-    // Named by the contents: V8 checks only the source's length.
-    const name = `${basename(filename, ".js")}-${contentKey(content)}-${command}.bin`;
-    const file = join(cacheDir, name);
+    const key = fileKey(filename, content);
+    if (key === undefined) return compile.call(this, content, filename);
+    const file = join(
+      cacheDir,
+      `${basename(filename, ".js")}-${key}-${command}.bin`,
+    );
     const cachedData = readIfPresent(file);
     const script = new Script(loader.wrap(content), { filename, cachedData });
     if (cachedData === undefined || script.cachedDataRejected === true)
@@ -160,26 +163,32 @@ function writeCaches(
       throw error;
     }
     // The same file's data for older contents (a reinstall, an upgrade) is of no further use:
-    // names of this one's length with the same source name, another sha1 and this command.
+    // names of the same source file and command with another key.
     const name = basename(file);
     for (const old of present)
       if (
         old !== name &&
-        old.length === name.length &&
         old.startsWith(stale) &&
         old.endsWith(`-${command}.bin`) &&
-        /^[0-9a-f]{40}$/.test(old.slice(stale.length, stale.length + 40))
+        /^\d+-\d+-\d+-\d+$/.test(
+          old.slice(stale.length, old.length - `-${command}.bin`.length),
+        )
       )
         removeIfPresent(join(cacheDir, old));
   }
 }
 
-/** sha1 of a file's text (hex): which contents a cache file holds the compiled form of. */
-function contentKey(content: string): string {
-  // crypto.hash (Node 20.12) skips the Hash object; createHash before it.
-  return typeof oneShotHash === "function"
-    ? oneShotHash("sha1", content)
-    : createHash("sha1").update(content).digest("hex");
+/**
+ * Which contents of `filename` a cache file holds the compiled form of, as V8 does not tell (it
+ * checks only the source's length): its inode, size, mtime and ctime in nanoseconds, which any
+ * rewrite or reinstall changes. Not a content hash: loading node:crypto cost more than half of
+ * what the cache saves `--help`. Undefined when the file's size is not the text's (it changed
+ * since Node read it): that file is compiled as usual.
+ */
+function fileKey(filename: string, content: string): string | undefined {
+  const st = statSync(filename, { bigint: true });
+  if (st.size !== BigInt(Buffer.byteLength(content))) return undefined;
+  return `${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}`;
 }
 
 function readIfPresent(file: string): Buffer | undefined {

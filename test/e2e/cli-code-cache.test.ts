@@ -2,7 +2,6 @@
 // CLI's CommonJS files, the next run of the same command uses it, and a cache that is missing,
 // damaged, unwritable or turned off changes nothing the user sees. Real processes throughout.
 
-import { createHash } from "node:crypto";
 import { readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -15,10 +14,13 @@ const versionDir = (root: string) =>
 
 /** The cache file of the bundled CLI file `name` (cli, errors...) for `command`. */
 async function cacheFileOf(name: string, command: string): Promise<string> {
-  const source = await readFile(join(BIN, "..", `${name}.js`), "utf8");
-  const sha1 = createHash("sha1").update(source).digest("hex");
-  return `${name}-${sha1}-${command}.bin`;
+  const st = await stat(join(BIN, "..", `${name}.js`), { bigint: true });
+  return `${name}-${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}-${command}.bin`;
 }
+
+/** A cache file name of `name` for other contents of it. */
+const olderOf = (name: string, command: string) =>
+  `${name}-1-2-3-4-${command}.bin`;
 
 describe("code cache", () => {
   it("is written by a successful run and used, not rewritten, by the next", async () => {
@@ -66,8 +68,8 @@ describe("code cache", () => {
       env: { ENVPACK_CODE_CACHE: "off" },
     });
     const cli = join(dir, await cacheFileOf("cli", "none"));
-    const older = join(dir, `cli-${"0".repeat(40)}-none.bin`);
-    const otherCommand = join(dir, `cli-${"0".repeat(40)}-build.bin`);
+    const older = join(dir, olderOf("cli", "none"));
+    const otherCommand = join(dir, olderOf("cli", "build"));
     await envpack(["--help"], { env });
     for (const file of [cli, older, otherCommand])
       await writeFile(file, "not V8's code cache");
@@ -77,9 +79,9 @@ describe("code cache", () => {
     expect(run.stdout).toBe(reference.stdout);
     expect((await readFile(cli)).toString()).not.toBe("not V8's code cache");
     const files = await readdir(dir);
-    expect(files).not.toContain(`cli-${"0".repeat(40)}-none.bin`);
+    expect(files).not.toContain(olderOf("cli", "none"));
     // Another command's data is that command's to replace.
-    expect(files).toContain(`cli-${"0".repeat(40)}-build.bin`);
+    expect(files).toContain(olderOf("cli", "build"));
   });
 
   it("writes nothing for a failed command, or when turned off", async () => {
