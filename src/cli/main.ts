@@ -18,6 +18,8 @@ import {
   printError,
   printResult,
   progressRenderer,
+  whenStdoutClosed,
+  writeStdout,
 } from "./render/output.js";
 
 interface GlobalFlags {
@@ -28,10 +30,12 @@ interface GlobalFlags {
 }
 
 /**
- * Commander's help goes to stderr as it is; its errors are not printed by commander but become
- * UsageErrors printed like every other error (with `code:`, or as the --json document).
+ * Commander's help and version go to stdout as results do; what it writes to stderr goes there
+ * as it is; its errors are not printed by commander but become UsageErrors printed like every
+ * other error (with `code:`, or as the --json document).
  */
 const output = {
+  writeOut: writeStdout,
   writeErr: (text: string) => process.stderr.write(text),
   outputError: () => {},
 };
@@ -133,10 +137,7 @@ async function main(argv: string[]): Promise<number> {
 // A reader that goes away (`envpack build --help | head -1`) is not envpack's error: end as a tool
 // killed by SIGPIPE would (128 + 13), without a stack trace. Results are printed after the work is
 // done, so nothing is left half-written.
-process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code !== "EPIPE") throw error;
-  process.exit(141);
-});
+whenStdoutClosed(() => process.exit(141));
 
 main(process.argv).then(
   (code) => {

@@ -1,7 +1,39 @@
 // How the CLI talks to a person or a script: stdout for results, stderr for progress and errors.
 
+import { writeSync } from "node:fs";
 import type { EnvpackEvent } from "../../core/light.js";
 import { isEnvpackError } from "../../core/light.js";
+
+/** What ends the process when stdout's reader is gone (set by main.ts). */
+let stdoutClosed: () => void = () => {};
+
+/** Sets what {@link writeStdout} does once stdout's reader has gone away (EPIPE). */
+export function whenStdoutClosed(handler: () => void): void {
+  stdoutClosed = handler;
+}
+
+/**
+ * Writes `text` to stdout with write(2): making process.stdout (on a pipe, a socket stream and
+ * the stream modules) cost more than printing a result. On EPIPE the handler given to
+ * {@link whenStdoutClosed} runs. A non-blocking stdout that is full (EAGAIN) hands the rest to
+ * process.stdout, which waits for room and reports EPIPE the same way.
+ */
+export function writeStdout(text: string): void {
+  const bytes = Buffer.from(text);
+  let at = 0;
+  try {
+    while (at < bytes.length) at += writeSync(1, bytes, at, bytes.length - at);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EPIPE") return stdoutClosed();
+    if (code !== "EAGAIN") throw error;
+    process.stdout.on("error", (streamError: NodeJS.ErrnoException) => {
+      if (streamError.code !== "EPIPE") throw streamError;
+      stdoutClosed();
+    });
+    process.stdout.write(bytes.subarray(at));
+  }
+}
 
 /** Output settings fixed by the global flags and the environment. */
 export interface OutputMode {
@@ -138,16 +170,15 @@ export function printResult(
   human: string,
 ): void {
   if (mode.json)
-    process.stdout.write(JSON.stringify({ ok: true, ...json }, null, 2) + "\n");
-  else if (human)
-    process.stdout.write(human.endsWith("\n") ? human : human + "\n");
+    writeStdout(JSON.stringify({ ok: true, ...json }, null, 2) + "\n");
+  else if (human) writeStdout(human.endsWith("\n") ? human : human + "\n");
 }
 
 /** Prints a failure and returns the exit code: coded errors without a stack, bugs with one. */
 export function printError(mode: OutputMode, error: unknown): number {
   if (isEnvpackError(error)) {
     if (mode.json) {
-      process.stdout.write(
+      writeStdout(
         JSON.stringify({ ok: false, error: error.toJSON() }, null, 2) + "\n",
       );
     } else {
@@ -161,7 +192,7 @@ export function printError(mode: OutputMode, error: unknown): number {
   const text =
     error instanceof Error ? (error.stack ?? error.message) : String(error);
   if (mode.json) {
-    process.stdout.write(
+    writeStdout(
       JSON.stringify({
         ok: false,
         error: {
