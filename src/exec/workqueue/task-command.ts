@@ -234,9 +234,12 @@ export function workerTask(
         ? `set -- ${cached(monitor.file)} ${monitorArgs} ${inner} "$@"; m=1`
         : `m=; if command -v resource_monitor >/dev/null 2>&1; then set -- resource_monitor ${monitorArgs} ${inner} "$@"; m=1; else : >${OUT_DIR}/${OUT.unmonitored}; fi`,
       `"$@"${io} 8>&- & p=$!`,
-      // At most 40 pokes 5 ms apart: a program that closed fd 7 early costs nothing more.
+      // At most 40 pokes 5 ms apart: a program that closed fd 7 early costs nothing more. The
+      // monitor is then looked at for up to 5 s, every 0.1 s while it lives: on a loaded machine
+      // it can reach the wait for its leftovers well after the pokes (a hang seen once in a full
+      // test run beside other suites).
       `[ -z "$m" ] || { (exec 8>&- 9<&- 2>/dev/null; read _ <${EXITED}; poke() { n=0; while [ $n -lt 40 ] && kill -CHLD $p; do n=$((n+1)); sleep 0.005; done; }; poke; ` +
-        `c=/proc/$p/task/$p/children; kill -0 $p && [ -r $c ] && [ -z "$(cat $c)" ] && { echo 1<>${ALIVE}; poke; }) & }`,
+        `c=/proc/$p/task/$p/children; i=0; while [ $i -lt 50 ] && kill -0 $p; do [ -r $c ] && [ -z "$(cat $c)" ] && { echo 1<>${ALIVE}; poke; }; i=$((i+1)); sleep 0.1; done) & }`,
       canceller,
       // Opening the FIFO once more frees a poker whose program ended before it looked. The
       // monitor ends by a signal only when it fails (the program's own signal is in its
