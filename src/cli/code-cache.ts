@@ -83,9 +83,9 @@ export function commandOf(args: readonly string[]): string {
 /**
  * Compiles every `.js` file loaded by `require` from `codeDir` through V8's code cache: the data
  * a previous process left for the same file (see {@link fileKey}), Node version and command is
- * used when V8 accepts it. At exit with status 0, the data of each file compiled without usable data (none,
- * or refused) is written atomically, replacing that file's data of older contents. A cache that
- * cannot be read or written only costs the compile it would have saved.
+ * used when V8 accepts it. At exit with status 0, the data of each file compiled without usable
+ * data (none, or refused) is written atomically, replacing that file's data of older contents.
+ * A cache that cannot be read or written only costs the compile it would have saved.
  */
 export function installCodeCache(options: CodeCacheOptions): void {
   const { cacheDir, command } = options;
@@ -186,7 +186,13 @@ function writeCaches(
  * since Node read it): that file is compiled as usual.
  */
 function fileKey(filename: string, content: string): string | undefined {
-  const st = statSync(filename, { bigint: true });
+  let st;
+  try {
+    st = statSync(filename, { bigint: true });
+  } catch (error) {
+    if (isFileSystemError(error)) return undefined;
+    throw error;
+  }
   if (st.size !== BigInt(Buffer.byteLength(content))) return undefined;
   return `${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}`;
 }
