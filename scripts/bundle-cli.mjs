@@ -1,8 +1,8 @@
 // `npm run build`, after tsc: bundles the CLI into dist/src/cli/, so that a command resolves and
 // loads a few files rather than dozens, and `--help` loads no ES module at all:
 // - main.js: the executable (src/cli/bin.ts), which turns V8's code cache on for the CommonJS
-//   files below (src/cli/code-cache.ts: compiling them was a third of a cache hit above
-//   `node -e 0`) and requires:
+//   files below (src/cli/code-cache.ts: compiling them was about a sixth of what a cache hit
+//   cost above `node -e 0`) and requires:
 // - cli.js: the command line (src/cli/ and commander) as one CommonJS file (dist/src/cli/ is a
 //   CommonJS scope): Node's ES module loader, its thread pool and its per-module linking were half
 //   of what `--help` cost above `node -e 0`. A command's action requires or imports the api from:
@@ -358,8 +358,8 @@ const zod = await build({
   format: "cjs",
   mainFields: ["module", "main"],
 });
-// main.js, cli.js, api-light.js, errors.js and zod.js are CommonJS: the rest of dist/ stays ES modules
-// (package.json `type`).
+// main.js, cli.js, api-light.js, errors.js and zod.js are CommonJS: the rest of dist/ stays ES
+// modules (package.json `type`).
 await writeFile(
   join(outdir, "package.json"),
   `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`,
