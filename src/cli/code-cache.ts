@@ -97,6 +97,11 @@ export function installCodeCache(options: CodeCacheOptions): void {
   const compile = loader.prototype._compile;
   /** Scripts compiled without usable data: theirs is written at exit. */
   const fresh: { file: string; stale: string; script: Script }[] = [];
+  /**
+   * Which installation the files are (their directory's inode, taken once): two installs of
+   * envpack on one machine keep their data apart, not replacing each other's at every run.
+   */
+  let install: string | undefined;
   loader.prototype._compile = function (
     this: LoadedModule,
     content: string,
@@ -105,19 +110,15 @@ export function installCodeCache(options: CodeCacheOptions): void {
     if (!filename.startsWith(codeDir) || !filename.endsWith(".js"))
       return compile.call(this, content, filename);
     const key = fileKey(filename, content);
-    if (key === undefined) return compile.call(this, content, filename);
-    const file = join(
-      cacheDir,
-      `${basename(filename, ".js")}-${key}-${command}.bin`,
-    );
+    install ??= statKey(codeDir)?.ino.toString();
+    if (key === undefined || install === undefined)
+      return compile.call(this, content, filename);
+    const stale = `${basename(filename, ".js")}-${install}-`;
+    const file = join(cacheDir, `${stale}${key}-${command}.bin`);
     const cachedData = readIfPresent(file);
     const script = new Script(loader.wrap(content), { filename, cachedData });
     if (cachedData === undefined || script.cachedDataRejected === true)
-      fresh.push({
-        file,
-        stale: `${basename(filename, ".js")}-`,
-        script,
-      });
+      fresh.push({ file, stale, script });
     const module = this;
     const require = Object.assign((id: string) => module.require(id), {
       resolve: (request: string, opts?: { paths?: string[] }) =>
@@ -162,8 +163,8 @@ function writeCaches(
       removeIfPresent(temp);
       throw error;
     }
-    // The same file's data for older contents (a reinstall, an upgrade) is of no further use:
-    // names of the same source file and command with another key.
+    // The same file's data for older contents (a rebuild, an upgrade in place) is of no further
+    // use: names of the same source file, installation and command with another key.
     const name = basename(file);
     for (const old of present)
       if (
@@ -186,15 +187,20 @@ function writeCaches(
  * since Node read it): that file is compiled as usual.
  */
 function fileKey(filename: string, content: string): string | undefined {
-  let st;
+  const st = statKey(filename);
+  if (st === undefined || st.size !== BigInt(Buffer.byteLength(content)))
+    return undefined;
+  return `${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}`;
+}
+
+/** `path`'s stats in nanoseconds, or undefined when it cannot be statted. */
+function statKey(path: string) {
   try {
-    st = statSync(filename, { bigint: true });
+    return statSync(path, { bigint: true });
   } catch (error) {
     if (isFileSystemError(error)) return undefined;
     throw error;
   }
-  if (st.size !== BigInt(Buffer.byteLength(content))) return undefined;
-  return `${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}`;
 }
 
 function readIfPresent(file: string): Buffer | undefined {

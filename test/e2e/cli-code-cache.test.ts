@@ -12,15 +12,19 @@ import { tempDir } from "../helpers/temp-dir.js";
 const versionDir = (root: string) =>
   join(root, `${process.version}-${process.arch}`);
 
+/** Which installation the bundled CLI is: its directory's inode. */
+const installOf = async () =>
+  (await stat(join(BIN, ".."), { bigint: true })).ino;
+
 /** The cache file of the bundled CLI file `name` (cli, errors...) for `command`. */
 async function cacheFileOf(name: string, command: string): Promise<string> {
   const st = await stat(join(BIN, "..", `${name}.js`), { bigint: true });
-  return `${name}-${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}-${command}.bin`;
+  return `${name}-${await installOf()}-${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}-${command}.bin`;
 }
 
-/** A cache file name of `name` for other contents of it. */
-const olderOf = (name: string, command: string) =>
-  `${name}-1-2-3-4-${command}.bin`;
+/** A cache file name of `name` for other contents of it, in this installation or another. */
+const olderOf = async (name: string, command: string, install?: bigint) =>
+  `${name}-${install ?? (await installOf())}-1-2-3-4-${command}.bin`;
 
 describe("code cache", () => {
   it("is written by a successful run and used, not rewritten, by the next", async () => {
@@ -60,7 +64,7 @@ describe("code cache", () => {
     expect(files).toContain(await cacheFileOf("cli", "cache"));
   });
 
-  it("replaces damaged data, and the data of the file's older contents", async () => {
+  it("replaces damaged data, and the data of the file's older contents in this installation", async () => {
     const root = await tempDir();
     const env = { ENVPACK_CODE_CACHE: root };
     const dir = versionDir(root);
@@ -68,10 +72,11 @@ describe("code cache", () => {
       env: { ENVPACK_CODE_CACHE: "off" },
     });
     const cli = join(dir, await cacheFileOf("cli", "none"));
-    const older = join(dir, olderOf("cli", "none"));
-    const otherCommand = join(dir, olderOf("cli", "build"));
+    const older = join(dir, await olderOf("cli", "none"));
+    const otherCommand = join(dir, await olderOf("cli", "build"));
+    const otherInstall = join(dir, await olderOf("cli", "none", 1n));
     await envpack(["--help"], { env });
-    for (const file of [cli, older, otherCommand])
+    for (const file of [cli, older, otherCommand, otherInstall])
       await writeFile(file, "not V8's code cache");
 
     const run = await envpack(["--help"], { env });
@@ -79,9 +84,10 @@ describe("code cache", () => {
     expect(run.stdout).toBe(reference.stdout);
     expect((await readFile(cli)).toString()).not.toBe("not V8's code cache");
     const files = await readdir(dir);
-    expect(files).not.toContain(olderOf("cli", "none"));
-    // Another command's data is that command's to replace.
-    expect(files).toContain(olderOf("cli", "build"));
+    expect(files).not.toContain(await olderOf("cli", "none"));
+    // Another command's data is that command's to replace, another installation's its own.
+    expect(files).toContain(await olderOf("cli", "build"));
+    expect(files).toContain(await olderOf("cli", "none", 1n));
   });
 
   it("writes nothing for a failed command, or when turned off", async () => {
