@@ -12,14 +12,21 @@ export function whenStdoutClosed(handler: () => void): void {
   stdoutClosed = handler;
 }
 
+/** Set once a write went through process.stdout: what follows queues behind it, in order. */
+let throughStream = false;
+
 /**
  * Writes `text` to stdout with write(2): making process.stdout (on a pipe, a socket stream and
  * the stream modules) cost more than printing a result. On EPIPE the handler given to
- * {@link whenStdoutClosed} runs. A non-blocking stdout that is full (EAGAIN) hands the rest to
- * process.stdout, which waits for room and reports EPIPE the same way.
+ * {@link whenStdoutClosed} runs. A non-blocking stdout that is full (EAGAIN) hands the rest, and
+ * every later write, to process.stdout, which waits for room and reports EPIPE the same way.
  */
 export function writeStdout(text: string): void {
   const bytes = Buffer.from(text);
+  if (throughStream) {
+    process.stdout.write(bytes);
+    return;
+  }
   let at = 0;
   try {
     while (at < bytes.length) at += writeSync(1, bytes, at, bytes.length - at);
@@ -27,6 +34,7 @@ export function writeStdout(text: string): void {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EPIPE") return stdoutClosed();
     if (code !== "EAGAIN") throw error;
+    throughStream = true;
     process.stdout.on("error", (streamError: NodeJS.ErrnoException) => {
       if (streamError.code !== "EPIPE") throw streamError;
       stdoutClosed();
